@@ -1,0 +1,194 @@
+//! Deny globs: paths no tool may read or write, matched on the real root-relative path.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::path::RelPath;
+
+/// Secrets nobody may read or write through Bastion, unless the operator's configuration says
+/// otherwise.
+pub const DEFAULT_DENY: &[&str] = &[
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_ed25519*",
+    "id_ecdsa*",
+    "id_dsa*",
+    ".ssh/**",
+    ".aws/**",
+    ".kube/**",
+    ".gnupg/**",
+    ".docker/config.json",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    "*credential*",
+    "*secret*",
+];
+
+/// Paths never written through the filesystem server: git metadata (hooks and config are code
+/// execution for the next `git` run).
+pub const DEFAULT_DENY_WRITE: &[&str] = &[".git/**"];
+
+/// Which access a deny check is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reading contents or listing.
+    Read,
+    /// Creating, changing, moving or deleting.
+    Write,
+}
+
+/// Compiled deny globs.
+///
+/// Globs are matched case-insensitively (a root on a case-folding filesystem treats `.GIT` as
+/// `.git`) against `/`-separated root-relative paths. A glob without a leading `/` matches at any
+/// depth; `dir/**` also matches `dir` itself, so the directory cannot be renamed or deleted
+/// wholesale either.
+#[derive(Clone, Debug)]
+pub struct DenyRules {
+    read: GlobSet,
+    write: GlobSet,
+    read_patterns: Vec<String>,
+    write_patterns: Vec<String>,
+}
+
+impl DenyRules {
+    /// Compiles the read/write lists. `read` globs apply to reads and writes; `write_only` only to
+    /// writes. Errors name the offending glob.
+    pub fn new(read: &[String], write_only: &[String]) -> Result<Self> {
+        let read_set = compile(read)?;
+        let mut all_write: Vec<String> = read.to_vec();
+        all_write.extend(write_only.iter().cloned());
+        let write_set = compile(&all_write)?;
+        Ok(DenyRules { read: read_set, write: write_set, read_patterns: read.to_vec(), write_patterns: all_write })
+    }
+
+    /// The built-in defaults.
+    pub fn defaults() -> Self {
+        let read: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
+        let write: Vec<String> = DEFAULT_DENY_WRITE.iter().map(|s| s.to_string()).collect();
+        // The defaults are constants and compile; an error here is a bug caught by the unit tests.
+        Self::new(&read, &write).unwrap_or_else(|_| DenyRules {
+            read: GlobSet::empty(),
+            write: GlobSet::empty(),
+            read_patterns: Vec::new(),
+            write_patterns: Vec::new(),
+        })
+    }
+
+    /// Whether `rel` is denied for `access`.
+    pub fn is_denied(&self, rel: &Path, access: Access) -> bool {
+        if rel.as_os_str().is_empty() {
+            return false;
+        }
+        match access {
+            Access::Read => self.read.is_match(rel),
+            Access::Write => self.write.is_match(rel),
+        }
+    }
+
+    /// Returns `denied_by_glob` when `rel` is denied for `access`.
+    pub fn check(&self, rel: &RelPath, access: Access) -> Result<()> {
+        if self.is_denied(rel.as_path(), access) {
+            let what = match access {
+                Access::Read => "may not be read or written",
+                Access::Write => "may not be written, moved or deleted",
+            };
+            return Err(Error::new(
+                ErrorCode::DeniedByGlob,
+                format!(
+                    "'{}' {what}: it matches the server's deny list (secrets, or git metadata). This is policy, not an error to work around; ask the user to change the file directly if needed",
+                    rel.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The glob patterns in force for `access`, for `list_roots` and diagnostics.
+    pub fn patterns(&self, access: Access) -> &[String] {
+        match access {
+            Access::Read => &self.read_patterns,
+            Access::Write => &self.write_patterns,
+        }
+    }
+}
+
+fn compile(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let anchored = pattern.strip_prefix('/');
+        let base = anchored.unwrap_or(pattern).trim_end_matches('/');
+        let mut variants = vec![base.to_string()];
+        if let Some(dir) = base.strip_suffix("/**") {
+            variants.push(dir.to_string());
+        }
+        for v in variants {
+            let full = if anchored.is_some() || v.starts_with("**/") { v } else { format!("**/{v}") };
+            let glob = GlobBuilder::new(&full)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny glob '{pattern}' is invalid: {e}")))?;
+            builder.add(glob);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny globs do not compile: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_secrets_anywhere() {
+        let rules = DenyRules::defaults();
+        let denied_read = [
+            ".env",
+            ".ENV",
+            "app/.env",
+            ".env.local",
+            "certs/server.pem",
+            "tls.key",
+            "home/.ssh/id_rsa",
+            ".ssh",
+            ".ssh/config",
+            ".aws/credentials",
+            ".kube/config",
+            ".netrc",
+            "sub/.npmrc",
+            ".pypirc",
+            "my_credentials.json",
+            "client_secret.json",
+            "id_ed25519.pub",
+        ];
+        for p in denied_read {
+            assert!(rules.is_denied(Path::new(p), Access::Read), "{p} should be denied for read");
+            assert!(rules.is_denied(Path::new(p), Access::Write), "{p} should be denied for write");
+        }
+        let allowed = ["src/main.rs", "README.md", "environment.txt", "keys.rs", "docs/pem.md", ".envrc.example/x"];
+        for p in allowed {
+            assert!(!rules.is_denied(Path::new(p), Access::Read), "{p} should be readable");
+        }
+        for p in [".git", ".git/config", ".GIT/hooks/pre-commit", "vendor/lib/.git/HEAD"] {
+            assert!(!rules.is_denied(Path::new(p), Access::Read), "{p} is readable");
+            assert!(rules.is_denied(Path::new(p), Access::Write), "{p} is never written");
+        }
+    }
+
+    #[test]
+    fn bad_glob_names_the_pattern() {
+        let err = DenyRules::new(&["a[".to_string()], &[]).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidConfig);
+        assert!(err.message.contains("a["));
+    }
+}

@@ -1,0 +1,124 @@
+//! `bastion-policy` is the one policy engine every Bastion server and the hub share. It holds no
+//! MCP types: it decides which paths exist for a tool, what may be read or written, how much a
+//! result may say, and what gets journaled.
+//!
+//! The central promise: every path is resolved by the kernel *beneath* a root directory handle
+//! (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`), so `..`, absolute paths, symlinks
+//! leading out and check-then-use races are closed by construction, and the deny globs are matched
+//! on the real path of what was opened.
+//!
+//! ```no_run
+//! use bastion_policy::{Policy, PolicyConfig};
+//!
+//! let config = PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() };
+//! let policy = Policy::new(config).expect("valid policy");
+//! let roots = policy.roots();
+//! let target = roots.target("src/main.rs", None).expect("inside the root");
+//! let file = roots.open_file(&target, &policy.deny).expect("readable");
+//! println!("{} bytes", file.stat.st_size);
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod audit;
+pub mod config;
+pub mod deny;
+pub mod error;
+pub mod limits;
+pub mod path;
+pub mod resolve;
+pub mod roots;
+pub mod tier;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+pub use audit::AuditLog;
+pub use config::{DenyConfig, PolicyConfig};
+pub use deny::{Access, DenyRules};
+pub use error::{Error, ErrorCode, Result};
+pub use limits::Limits;
+pub use path::RelPath;
+pub use resolve::ResolveMode;
+pub use roots::{CreateMode, EntryKind, OpenedDir, OpenedFile, ParentDir, Root, Roots, Target};
+pub use tier::Tier;
+
+/// A server's policy: roots, deny globs, tier cap, limits and audit journal.
+#[derive(Debug)]
+pub struct Policy {
+    configured: Arc<Roots>,
+    effective: RwLock<Arc<Roots>>,
+    /// Deny globs.
+    pub deny: DenyRules,
+    /// Highest tier offered.
+    pub max_tier: Tier,
+    /// Limits.
+    pub limits: Limits,
+    /// The journal.
+    pub audit: AuditLog,
+    /// Warnings produced while building (broad roots), for the binary to print.
+    pub warnings: Vec<String>,
+}
+
+impl Policy {
+    /// Validates the configuration and opens the roots.
+    pub fn new(config: PolicyConfig) -> Result<Self> {
+        let warnings = config.check_roots()?;
+        let deny = DenyRules::new(&config.deny.read_list(), &config.deny.write_list())?;
+        let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);
+        let audit = match &config.audit_log {
+            Some(path) => AuditLog::open(path).map_err(|e| {
+                Error::new(ErrorCode::InvalidConfig, format!("audit_log: cannot open {}: {e}", path.display()))
+            })?,
+            None => AuditLog::disabled(),
+        };
+        Ok(Policy {
+            configured: roots.clone(),
+            effective: RwLock::new(roots),
+            deny,
+            max_tier: config.max_tier,
+            limits: config.limits,
+            audit,
+            warnings,
+        })
+    }
+
+    /// The roots in force now (configured, possibly narrowed by the client).
+    pub fn roots(&self) -> Arc<Roots> {
+        match self.effective.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Narrows the roots to those a client declared (MCP `roots/list`), never widening them.
+    /// An empty declaration changes nothing. Returns notes for the log.
+    pub fn narrow_to_client_roots(&self, client: &[(PathBuf, Option<String>)]) -> Vec<String> {
+        if client.is_empty() {
+            return Vec::new();
+        }
+        let (narrowed, notes) = self.configured.narrow(client);
+        let narrowed = Arc::new(narrowed);
+        match self.effective.write() {
+            Ok(mut r) => *r = narrowed,
+            Err(poisoned) => *poisoned.into_inner() = narrowed,
+        }
+        notes
+    }
+
+    /// Refuses a tool whose tier is above the cap.
+    pub fn check_tier(&self, tool: &str, tier: Tier) -> Result<()> {
+        if tier > self.max_tier {
+            let flag = match tier {
+                Tier::Write => "--allow-write",
+                Tier::Destructive => "--allow-destructive",
+                _ => "a higher max_tier",
+            };
+            return Err(Error::new(
+                ErrorCode::TierNotAllowed,
+                format!("{tool} is a {tier}-tier tool and this server is capped at {}; the operator must start it with {flag} to allow it", self.max_tier),
+            ));
+        }
+        Ok(())
+    }
+}
