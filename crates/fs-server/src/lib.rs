@@ -1,1 +1,298 @@
-//! placeholder
+//! `bastion-fs` is Bastion's filesystem MCP server: read, list, find, search, write, edit and
+//! patch files beneath configured roots, with every path resolved by `bastion-policy`.
+//!
+//! The library exposes [`FsServer`], an rmcp `ServerHandler`; the `bastion-fs` binary (and
+//! `bastion fs`) serve it over stdio.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use bastion_fs::FsServer;
+//! use bastion_policy::{Policy, PolicyConfig};
+//! use rmcp::ServiceExt;
+//!
+//! let policy = Policy::new(PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() })?;
+//! FsServer::new(Arc::new(policy)).serve(rmcp::transport::stdio()).await?.waiting().await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod cli;
+mod result;
+mod text;
+mod tools;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bastion_policy::audit::{AuditRecord, millis, now_rfc3339, redact};
+use bastion_policy::{Error, ErrorCode, Policy, Tier};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::Value;
+
+pub use cli::{FsArgs, init_logging, run_stdio};
+pub use result::{Failure, error_result};
+
+/// Every tool this server offers, with its tier and title. The tier decides whether the tool is
+/// offered, and its MCP annotations.
+pub const TOOLS: &[(&str, Tier, &str)] = &[
+    ("read_file", Tier::Read, "Read file"),
+    ("read_many_files", Tier::Read, "Read several files"),
+    ("list_directory", Tier::Read, "List directory"),
+    ("file_info", Tier::Read, "File information"),
+    ("list_roots", Tier::Read, "List allowed roots"),
+    ("find_files", Tier::Read, "Find files by name"),
+    ("search_text", Tier::Read, "Search file contents"),
+    ("write_file", Tier::Write, "Write file"),
+    ("edit_file", Tier::Write, "Edit file"),
+    ("apply_patch", Tier::Write, "Apply unified diff"),
+    ("create_directory", Tier::Write, "Create directory"),
+    ("move_path", Tier::Write, "Move or rename"),
+    ("delete_path", Tier::Destructive, "Delete file or directory"),
+];
+
+/// Tools whose repetition with the same arguments has no further effect.
+const IDEMPOTENT: &[&str] = &["write_file", "create_directory", "delete_path"];
+
+/// The tier of a tool, `None` for an unknown name.
+pub fn tier_of(tool: &str) -> Option<Tier> {
+    TOOLS.iter().find(|(n, _, _)| *n == tool).map(|(_, t, _)| *t)
+}
+
+fn annotations_for(tool: &str) -> Option<ToolAnnotations> {
+    let (_, tier, title) = TOOLS.iter().find(|(n, _, _)| *n == tool)?;
+    let hints = tier.hints();
+    let idempotent = hints.read_only || IDEMPOTENT.contains(&tool);
+    Some(
+        ToolAnnotations::with_title(*title)
+            .read_only(hints.read_only)
+            .destructive(hints.destructive)
+            .idempotent(idempotent)
+            .open_world(hints.open_world),
+    )
+}
+
+/// The filesystem MCP server.
+#[derive(Clone)]
+pub struct FsServer {
+    policy: Arc<Policy>,
+    tool_router: Arc<ToolRouter<FsServer>>,
+    /// Held while the client's roots are being fetched, so no call runs on wider roots.
+    roots_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl FsServer {
+    /// A server enforcing `policy`.
+    pub fn new(policy: Arc<Policy>) -> Self {
+        let mut router = Self::read_router();
+        router.merge(Self::search_router());
+        router.merge(Self::write_router());
+        FsServer { policy, tool_router: Arc::new(router), roots_gate: Arc::new(tokio::sync::Mutex::new(())) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tools offered under the policy's tier cap, with tier-derived annotations.
+    pub fn offered_tools(&self) -> Vec<Tool> {
+        let mut tools: Vec<Tool> = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| tier_of(&t.name).is_some_and(|tier| tier <= self.policy.max_tier))
+            .map(|mut t| {
+                if let Some(a) = annotations_for(&t.name) {
+                    t.title = a.title.clone();
+                    t.annotations = Some(a);
+                }
+                t
+            })
+            .collect();
+        let order = |name: &str| TOOLS.iter().position(|(n, _, _)| *n == name).unwrap_or(usize::MAX);
+        tools.sort_by_key(|t| order(&t.name));
+        tools
+    }
+
+    #[allow(deprecated)] // roots/list is deprecated (SEP-2577) but legacy clients still offer it.
+    async fn refresh_client_roots(&self, peer: rmcp::Peer<RoleServer>) {
+        let wants = peer.peer_info().is_some_and(|info| info.capabilities.roots.is_some());
+        if !wants {
+            return;
+        }
+        let listed = peer.list_roots().await;
+        match listed {
+            Ok(list) => {
+                let client: Vec<(PathBuf, Option<String>)> = list
+                    .roots
+                    .iter()
+                    .filter_map(|r| file_uri_to_path(&r.uri).map(|p| (p, r.name.clone())))
+                    .collect();
+                for note in self.policy.narrow_to_client_roots(&client) {
+                    tracing::warn!("{note}");
+                }
+                let names: Vec<String> = self.policy.roots().iter().map(|r| r.name().to_string()).collect();
+                tracing::info!(roots = ?names, "roots narrowed to the client's declared roots");
+            }
+            Err(e) => tracing::debug!(error = %e, "client did not answer roots/list; keeping configured roots"),
+        }
+    }
+}
+
+/// Parses a `file://` URI into a path (percent-decoded). Other schemes are ignored.
+fn file_uri_to_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+impl ServerHandler for FsServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bastion-fs", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.offered_tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.offered_tools().into_iter().find(|t| t.name == name)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = Instant::now();
+        let name = request.name.to_string();
+        let audit_args = self.policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
+        let Some(tier) = tier_of(&name) else {
+            return Err(McpError::invalid_params(format!("unknown tool '{name}'; call tools/list for the tools this server offers"), None));
+        };
+        let _gate = self.roots_gate.lock().await;
+        let response = match self.policy.check_tier(&name, tier) {
+            Err(e) => Ok(error_result(&e).into()),
+            Ok(()) => self.tool_router.call(ToolCallContext::new(self, request, context)).await.map(normalise_error),
+        };
+        if let Some(args) = audit_args {
+            let (outcome, bytes) = match &response {
+                Ok(CallToolResponse::Complete(r)) => (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0)),
+                Ok(_) => ("ok".to_string(), 0),
+                Err(e) => (format!("protocol_error_{}", e.code.0), 0),
+            };
+            self.policy.audit.record(&AuditRecord {
+                time: now_rfc3339(),
+                server: "fs",
+                principal: "local",
+                tool: &name,
+                args: redact(&args),
+                outcome: &outcome,
+                duration_ms: millis(started.elapsed()),
+                result_bytes: bytes,
+            });
+        }
+        response
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let guard = self.roots_gate.clone().lock_owned().await;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            // A client that never answers must not hold every call hostage.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
+        });
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _guard = this.roots_gate.clone().lock_owned().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
+        });
+    }
+}
+
+/// Rewrites rmcp's own argument errors ("failed to deserialize parameters") into Bastion's
+/// convention: text starting with the code, structured `{code, message}`.
+fn normalise_error(response: CallToolResponse) -> CallToolResponse {
+    match response {
+        CallToolResponse::Complete(r) if r.is_error == Some(true) && r.structured_content.is_none() => {
+            let text: String = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
+            error_result(&Error::new(ErrorCode::InvalidArgument, format!("{text}; check the tool's input schema"))).into()
+        }
+        other => other,
+    }
+}
+
+fn outcome_code(r: &CallToolResult) -> String {
+    if r.is_error != Some(true) {
+        return "ok".to_string();
+    }
+    r.structured_content
+        .as_ref()
+        .and_then(|v| v.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("error")
+        .to_string()
+}
+
+const INSTRUCTIONS: &str = "Bastion filesystem server. Paths are relative to the first root (see list_roots) or absolute inside a root. \
+Use find_files to locate files by name, search_text to search contents, read_file with offset/limit for large files. \
+Every result says truncated=true when cut; pass the returned next_offset / cursor back to continue. \
+Errors start with a stable code (path_outside_root, denied_by_glob, not_found, edit_mismatch, ...) followed by what to do instead. \
+Secrets (.env, keys, credentials) and .git internals are protected by policy: do not try to work around denied_by_glob.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_uris() {
+        assert_eq!(file_uri_to_path("file:///srv/my%20proj"), Some(PathBuf::from("/srv/my proj")));
+        assert_eq!(file_uri_to_path("file://localhost/srv"), Some(PathBuf::from("/srv")));
+        assert_eq!(file_uri_to_path("https://x/y"), None);
+        assert_eq!(file_uri_to_path("file:///bad%zz"), None);
+    }
+
+    #[test]
+    fn every_tool_has_a_tier_and_valid_name() {
+        for (name, _, _) in TOOLS {
+            assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        }
+    }
+}

@@ -1,1 +1,16 @@
-fn main() {}
+//! `bastion-fs`: Bastion's filesystem MCP server over stdio.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "bastion-fs", version, about = "Bastion filesystem MCP server (stdio). Read-only unless --allow-write.")]
+struct Cli {
+    #[command(flatten)]
+    args: bastion_fs::FsArgs,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    bastion_fs::init_logging();
+    bastion_fs::run_stdio(Cli::parse().args).await
+}

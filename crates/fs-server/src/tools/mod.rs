@@ -1,0 +1,48 @@
+//! The tools, one module per family.
+
+mod read;
+mod search;
+mod write;
+
+use std::io::Read;
+
+use bastion_policy::{Error, ErrorCode, OpenedFile, Result};
+
+use crate::FsServer;
+
+/// Runs blocking filesystem work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorCode::IoError, format!("internal task failed: {e}")))?
+}
+
+impl FsServer {
+    /// The output budget for one result: the caller's request, capped by the policy.
+    pub(crate) fn budget(&self, requested: Option<u64>) -> usize {
+        let cap = self.policy().limits.output_chars;
+        requested.map(|r| (r as usize).clamp(1, cap)).unwrap_or(cap)
+    }
+}
+
+/// Reads a whole opened file, refusing files above `max` bytes.
+pub(crate) fn read_all(opened: &mut OpenedFile, max: u64, shown: &str) -> Result<Vec<u8>> {
+    let size = opened.stat.st_size.max(0) as u64;
+    if size > max {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!("'{shown}' is {size} bytes, above the {max}-byte read limit; use search_text to find the lines you need"),
+        ));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    (&opened.file).take(max + 1).read_to_end(&mut buf).map_err(|e| Error::from_io(&e, shown))?;
+    if buf.len() as u64 > max {
+        return Err(Error::new(ErrorCode::TooLarge, format!("'{shown}' grew above the {max}-byte read limit while being read")));
+    }
+    Ok(buf)
+}
+
+/// Shows a path to the model: root-relative, prefixed with `root:` when several roots exist.
+pub(crate) fn shown_path(server: &FsServer, root_name: &str, rel: &bastion_policy::RelPath) -> String {
+    if server.policy().roots().len() > 1 { format!("{root_name}:{}", rel.display()) } else { rel.display() }
+}

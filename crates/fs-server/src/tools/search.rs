@@ -1,0 +1,489 @@
+//! Finding: find_files (names) and search_text (contents, on the ripgrep engine).
+//!
+//! Both run in two phases. A parallel, `.gitignore`-aware walk (the `ignore` crate, never
+//! following symlinks) collects candidate names; they are sorted so that pages and cursors are
+//! deterministic. `search_text` then searches the sorted files in parallel and stops as soon as
+//! the matches for this page are found, so the cost follows the size of the answer, not of the
+//! tree. Every file searched is reopened beneath the root with symlinks refused, so a directory
+//! swapped for a link mid-walk is never read.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use bastion_policy::{Access, Error, ErrorCode, RelPath, Result, Root};
+use globset::{Glob, GlobMatcher};
+use grep_regex::RegexMatcherBuilder;
+use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch};
+use ignore::{WalkBuilder, WalkState, overrides::OverrideBuilder};
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{blocking, shown_path};
+use crate::text::clip_line;
+use crate::{Failure, FsServer};
+
+/// Longest line shown in a search result; longer lines are clipped with '…'.
+const MAX_LINE_CHARS: usize = 300;
+
+/// Arguments of `find_files`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FindArgs {
+    /// Glob over names, e.g. "*.rs" or "Cargo.toml"; a glob containing '/' matches the path below `path`, e.g. "src/**/*.ts".
+    pub pattern: String,
+    /// Directory to search; default the root.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Root name, when several roots are configured.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// `file` (default), `directory` or `any`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Include hidden names (starting with '.'); default false.
+    #[serde(default)]
+    pub include_hidden: Option<bool>,
+    /// Honour .gitignore/.ignore files; default true.
+    #[serde(default)]
+    pub respect_gitignore: Option<bool>,
+    /// Most paths per page (default 500).
+    #[serde(default)]
+    pub max_results: Option<u64>,
+    /// Continuation cursor from a previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Result of `find_files`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FindOut {
+    /// Matching paths relative to the root, sorted.
+    pub matches: Vec<String>,
+    /// Matches in the whole walk (when complete).
+    pub total: u64,
+    /// True when more matches follow; pass next_cursor as cursor.
+    pub truncated: bool,
+    /// Cursor for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// False when the walk stopped at the server's entry limit; narrow `path` or `pattern`.
+    pub complete: bool,
+}
+
+/// Arguments of `search_text`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// Regular expression (Rust/ripgrep syntax), or a plain string with literal=true.
+    pub pattern: String,
+    /// Directory or file to search; default the root.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Root name, when several roots are configured.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Treat pattern as a plain string, not a regex.
+    #[serde(default)]
+    pub literal: Option<bool>,
+    /// `smart` (default: insensitive unless the pattern has an uppercase letter), `sensitive` or `insensitive`.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// File globs like ripgrep's -g: "*.rs" includes, "!*.min.js" excludes.
+    #[serde(default)]
+    pub globs: Option<Vec<String>>,
+    /// Lines of context before and after each match (0-10, default 0).
+    #[serde(default)]
+    pub context_lines: Option<u32>,
+    /// Include hidden files; default false.
+    #[serde(default)]
+    pub include_hidden: Option<bool>,
+    /// Honour .gitignore/.ignore files; default true.
+    #[serde(default)]
+    pub respect_gitignore: Option<bool>,
+    /// Most matches per page (default 200).
+    #[serde(default)]
+    pub max_results: Option<u64>,
+    /// Continuation cursor from a previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// One match.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MatchOut {
+    /// File path relative to the root.
+    pub path: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// The matching line (clipped to 300 characters).
+    pub text: String,
+    /// Context lines before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<String>,
+    /// Context lines after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+}
+
+/// Result of `search_text`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SearchOut {
+    /// Matches in path order, then line order.
+    pub matches: Vec<MatchOut>,
+    /// Files whose contents were searched for this page.
+    pub files_searched: u64,
+    /// True when more matches may follow; pass next_cursor as cursor.
+    pub truncated: bool,
+    /// Cursor for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// False when the walk stopped at the server's entry limit; narrow `path` or `globs`.
+    pub complete: bool,
+}
+
+#[tool_router(router = search_router, vis = "pub(crate)")]
+impl FsServer {
+    /// Find files (or directories) by name glob, .gitignore-aware, sorted, paged. Use this rather
+    /// than listing directories recursively to locate files.
+    #[tool(name = "find_files")]
+    async fn find_files(&self, Parameters(a): Parameters<FindArgs>) -> Result<Json<FindOut>, Failure> {
+        let this = self.clone();
+        Ok(Json(blocking(move || this.find_impl(a)).await?))
+    }
+
+    /// Search file contents with a regex or literal on the ripgrep engine: .gitignore-aware,
+    /// parallel, with glob filters, context lines, and paging. Binary files are skipped.
+    #[tool(name = "search_text")]
+    async fn search_text(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchOut>, Failure> {
+        let this = self.clone();
+        Ok(Json(blocking(move || this.search_impl(a)).await?))
+    }
+}
+
+/// A cursor is the sort key of the next item plus an index inside it, opaque to the model.
+fn encode_cursor(path: &str, n: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{n}:{path}"))
+}
+
+fn decode_cursor(c: &str) -> Result<(String, usize)> {
+    let bad = || Error::new(ErrorCode::InvalidArgument, "cursor is not one this tool returned; omit it to start over");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (n, path) = raw.split_once(':').ok_or_else(bad)?;
+    Ok((path.to_string(), n.parse().map_err(|_| bad())?))
+}
+
+/// What a walk found: the root, and sorted (relative path, is_dir) pairs.
+struct Walked {
+    root: Arc<Root>,
+    entries: Vec<(RelPath, bool)>,
+    complete: bool,
+}
+
+struct WalkSpec {
+    include_hidden: bool,
+    respect_gitignore: bool,
+    overrides: Vec<String>,
+    max_filesize: Option<u64>,
+}
+
+impl FsServer {
+    /// Walks beneath `dir` in parallel and returns the entries `keep` accepts, sorted.
+    fn walk(&self, path: Option<&str>, root: Option<&str>, spec: &WalkSpec, keep: &(dyn Fn(&Path, bool) -> bool + Sync)) -> Result<Walked> {
+        let policy = self.policy();
+        let roots = policy.roots();
+        let target = roots.target(path.unwrap_or("."), root)?;
+        // Opening the start directory (or file) beneath the root gives its real path, so a start
+        // path through an in-root symlink is walked at its real location.
+        let (_, _, real_rel) = roots.stat(&target, &policy.deny)?;
+        let root_real = target.root.real_path().to_path_buf();
+        let start = root_real.join(real_rel.as_path());
+
+        let mut builder = WalkBuilder::new(&start);
+        builder
+            .hidden(!spec.include_hidden)
+            .git_ignore(spec.respect_gitignore)
+            .git_exclude(spec.respect_gitignore)
+            .git_global(spec.respect_gitignore)
+            .ignore(spec.respect_gitignore)
+            .parents(spec.respect_gitignore)
+            .require_git(false)
+            .follow_links(false)
+            .max_filesize(spec.max_filesize)
+            .threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8))
+            .filter_entry(|e| e.file_name() != ".git");
+        if !spec.overrides.is_empty() {
+            let mut ob = OverrideBuilder::new(&start);
+            for g in &spec.overrides {
+                ob.add(g).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("glob '{g}' is invalid: {e}")))?;
+            }
+            builder.overrides(ob.build().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("globs are invalid: {e}")))?);
+        }
+        let found: Mutex<Vec<(RelPath, bool)>> = Mutex::new(Vec::new());
+        let count = AtomicUsize::new(0);
+        let limit = policy.limits.max_walk_entries;
+        let complete = AtomicBool::new(true);
+        let deny = &policy.deny;
+        builder.build_parallel().run(|| {
+            let mut flush = Flush { shared: &found, local: Vec::new() };
+            let (count, complete, root_real, start) = (&count, &complete, &root_real, &start);
+            Box::new(move |entry| {
+                let Ok(entry) = entry else { return WalkState::Continue };
+                let Some(ft) = entry.file_type() else { return WalkState::Continue };
+                let is_dir = ft.is_dir();
+                if !is_dir && !ft.is_file() {
+                    return WalkState::Continue;
+                }
+                let Ok(rel) = entry.path().strip_prefix(root_real) else { return WalkState::Continue };
+                if deny.is_denied(rel, Access::Read) {
+                    return if is_dir { WalkState::Skip } else { WalkState::Continue };
+                }
+                if entry.depth() == 0 && is_dir {
+                    return WalkState::Continue;
+                }
+                let below = entry.path().strip_prefix(start).unwrap_or(rel);
+                if !keep(below, is_dir) {
+                    return WalkState::Continue;
+                }
+                if count.fetch_add(1, Ordering::Relaxed) >= limit {
+                    complete.store(false, Ordering::Relaxed);
+                    return WalkState::Quit;
+                }
+                if let Ok(rel) = RelPath::from_normalized(rel) {
+                    flush.local.push((rel, is_dir));
+                }
+                WalkState::Continue
+            })
+        });
+        let mut entries = match found.into_inner() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        entries.sort_unstable();
+        Ok(Walked { root: target.root.clone(), entries, complete: complete.into_inner() })
+    }
+
+    fn find_impl(&self, a: FindArgs) -> Result<FindOut> {
+        let glob = build_glob(&a.pattern)?;
+        let by_path = a.pattern.contains('/');
+        let want = match a.kind.as_deref().unwrap_or("file") {
+            "file" => Some(false),
+            "directory" => Some(true),
+            "any" => None,
+            other => return Err(Error::new(ErrorCode::InvalidArgument, format!("kind must be file, directory or any, not '{other}'"))),
+        };
+        let spec = WalkSpec {
+            include_hidden: a.include_hidden.unwrap_or(false),
+            respect_gitignore: a.respect_gitignore.unwrap_or(true),
+            overrides: Vec::new(),
+            max_filesize: None,
+        };
+        let keep = |below: &Path, is_dir: bool| -> bool {
+            if want.is_some_and(|w| w != is_dir) {
+                return false;
+            }
+            if by_path { glob.is_match(below) } else { below.file_name().is_some_and(|n| glob.is_match(n)) }
+        };
+        let walked = self.walk(a.path.as_deref(), a.root.as_deref(), &spec, &keep)?;
+        let max = a.max_results.unwrap_or(500).clamp(1, 10_000) as usize;
+        let start = match &a.cursor {
+            Some(c) => {
+                let (after, _) = decode_cursor(c)?;
+                walked.entries.partition_point(|(p, _)| p.display() < after)
+            }
+            None => 0,
+        };
+        let budget = self.budget(None);
+        let policy = self.policy();
+        let roots = policy.roots();
+        let mut matches = Vec::new();
+        let mut used = 0;
+        let mut next = None;
+        for (rel, _) in walked.entries.iter().skip(start) {
+            let shown = shown_path(self, walked.root.name(), rel);
+            if matches.len() >= max || (used + shown.len() + 4 > budget && !matches.is_empty()) {
+                next = Some(encode_cursor(&rel.display(), 0));
+                break;
+            }
+            // A name from the walk is reported only if it is still beneath the root with no
+            // symlink on the way (a directory swapped for a link mid-walk is dropped).
+            if !roots.confirm_walked(&walked.root, rel) {
+                continue;
+            }
+            used += shown.len() + 4;
+            matches.push(shown);
+        }
+        Ok(FindOut {
+            total: walked.entries.len() as u64,
+            truncated: next.is_some(),
+            next_cursor: next,
+            complete: walked.complete,
+            matches,
+        })
+    }
+
+    fn search_impl(&self, a: SearchArgs) -> Result<SearchOut> {
+        let mut mb = RegexMatcherBuilder::new();
+        match a.case.as_deref().unwrap_or("smart") {
+            "smart" => mb.case_smart(true),
+            "sensitive" => mb.case_insensitive(false),
+            "insensitive" => mb.case_insensitive(true),
+            other => return Err(Error::new(ErrorCode::InvalidArgument, format!("case must be smart, sensitive or insensitive, not '{other}'"))),
+        };
+        mb.fixed_strings(a.literal.unwrap_or(false)).line_terminator(Some(b'\n'));
+        let matcher = mb
+            .build(&a.pattern)
+            .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("the pattern is not a valid regex ({e}); pass literal=true to search for it as plain text")))?;
+        let policy = self.policy();
+        let spec = WalkSpec {
+            include_hidden: a.include_hidden.unwrap_or(false),
+            respect_gitignore: a.respect_gitignore.unwrap_or(true),
+            overrides: a.globs.clone().unwrap_or_default(),
+            max_filesize: Some(policy.limits.max_search_file_bytes),
+        };
+        let walked = self.walk(a.path.as_deref(), a.root.as_deref(), &spec, &|_, is_dir| !is_dir)?;
+        let files: Vec<&RelPath> = walked.entries.iter().map(|(p, _)| p).collect();
+        let max = a.max_results.unwrap_or(200).clamp(1, 10_000) as usize;
+        let context = a.context_lines.unwrap_or(0).min(10) as usize;
+        let (first, skip_in_first) = match &a.cursor {
+            Some(c) => {
+                let (path, n) = decode_cursor(c)?;
+                (files.partition_point(|p| p.display() < path), n)
+            }
+            None => (0, 0),
+        };
+        let need = max + skip_in_first + 1;
+        let files = &files[first..];
+
+        // Phase 2: parallel search in sorted order; workers claim the next index, so the files
+        // searched always form a prefix of the sorted list and the page is deterministic.
+        let next_index = AtomicUsize::new(0);
+        let found = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let slots: Vec<Mutex<Option<Vec<MatchOut>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+        let roots = policy.roots();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut searcher = SearcherBuilder::new()
+                        .line_number(true)
+                        .binary_detection(BinaryDetection::quit(b'\x00'))
+                        .before_context(context)
+                        .after_context(context)
+                        .build();
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let i = next_index.fetch_add(1, Ordering::Relaxed);
+                        let Some(rel) = files.get(i) else { break };
+                        let hits = match roots.open_walked_file(&walked.root, rel, &policy.deny) {
+                            Ok(opened) => {
+                                let mut sink = Collect { path: shown_path(self, walked.root.name(), rel), hits: Vec::new(), before: Vec::new(), max: need };
+                                let _ = searcher.search_file(&matcher, &opened.file, &mut sink);
+                                sink.hits
+                            }
+                            Err(_) => Vec::new(),
+                        };
+                        if found.fetch_add(hits.len(), Ordering::Relaxed) + hits.len() >= need {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(hits);
+                        }
+                    }
+                });
+            }
+        });
+
+        let budget = self.budget(None);
+        let mut matches = Vec::new();
+        let mut used = 0usize;
+        let mut next = None;
+        let mut searched = 0u64;
+        'files: for (i, slot) in slots.into_iter().enumerate() {
+            let hits = match slot.into_inner() {
+                Ok(Some(h)) => h,
+                _ => {
+                    // Not searched: the page filled up before this file.
+                    next = Some(encode_cursor(&files[i].display(), 0));
+                    break;
+                }
+            };
+            searched += 1;
+            let skip = if i == 0 { skip_in_first } else { 0 };
+            for (j, hit) in hits.into_iter().enumerate().skip(skip) {
+                let cost = hit.path.len() + hit.text.len() + hit.before.iter().chain(&hit.after).map(|l| l.len() + 1).sum::<usize>() + 24;
+                if matches.len() >= max || (used + cost > budget && !matches.is_empty()) {
+                    next = Some(encode_cursor(&files[i].display(), j));
+                    break 'files;
+                }
+                used += cost;
+                matches.push(hit);
+            }
+        }
+        Ok(SearchOut { matches, files_searched: searched, truncated: next.is_some(), next_cursor: next, complete: walked.complete })
+    }
+}
+
+fn build_glob(pattern: &str) -> Result<GlobMatcher> {
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("'{pattern}' is not a valid glob: {e}")))
+}
+
+/// Collects matches with their context lines.
+struct Collect {
+    path: String,
+    hits: Vec<MatchOut>,
+    before: Vec<String>,
+    max: usize,
+}
+
+impl Sink for Collect {
+    type Error = std::io::Error;
+
+    fn matched(&mut self, _: &Searcher, m: &SinkMatch<'_>) -> std::result::Result<bool, Self::Error> {
+        let text = String::from_utf8_lossy(m.bytes());
+        self.hits.push(MatchOut {
+            path: self.path.clone(),
+            line: m.line_number().unwrap_or(0),
+            text: clip_line(&text, MAX_LINE_CHARS),
+            before: std::mem::take(&mut self.before),
+            after: Vec::new(),
+        });
+        Ok(self.hits.len() < self.max)
+    }
+
+    fn context(&mut self, _: &Searcher, c: &SinkContext<'_>) -> std::result::Result<bool, Self::Error> {
+        let line = clip_line(&String::from_utf8_lossy(c.bytes()), MAX_LINE_CHARS);
+        match c.kind() {
+            SinkContextKind::Before => self.before.push(line),
+            SinkContextKind::After => {
+                if let Some(last) = self.hits.last_mut() {
+                    last.after.push(line);
+                }
+            }
+            SinkContextKind::Other => {}
+        }
+        Ok(true)
+    }
+}
+
+/// A walk thread's findings, handed to the shared list when the thread's visitor is dropped,
+/// so threads do not contend on a lock per entry.
+struct Flush<'a> {
+    shared: &'a Mutex<Vec<(RelPath, bool)>>,
+    local: Vec<(RelPath, bool)>,
+}
+
+impl Drop for Flush<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.append(&mut self.local);
+        }
+    }
+}
