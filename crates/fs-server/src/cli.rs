@@ -65,7 +65,11 @@ pub async fn run_stdio(args: FsArgs) -> anyhow::Result<()> {
     let roots: Vec<String> = policy.roots().iter().map(|r| r.real_path().display().to_string()).collect();
     let openat2 = bastion_policy::resolve::openat2_available();
     tracing::info!(?roots, max_tier = %policy.max_tier, openat2, "bastion-fs starting");
-    policy.audit.event("fs", "start", serde_json::json!({"roots": roots, "max_tier": policy.max_tier, "openat2": openat2}));
+    policy.audit.event(
+        "fs",
+        "start",
+        serde_json::json!({"roots": roots, "max_tier": policy.max_tier, "openat2": openat2}),
+    );
     let server = FsServer::new(Arc::new(policy));
     let running = server.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
@@ -75,7 +79,8 @@ pub async fn run_stdio(args: FsArgs) -> anyhow::Result<()> {
 /// Sets up `tracing` to stderr (stdout is the protocol). `RUST_LOG` overrides the default `warn`.
 pub fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -86,8 +86,9 @@ fn annotations_for(tool: &str) -> Option<ToolAnnotations> {
 pub struct FsServer {
     policy: Arc<Policy>,
     tool_router: Arc<ToolRouter<FsServer>>,
-    /// Held while the client's roots are being fetched, so no call runs on wider roots.
-    roots_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Held for writing while the client's roots are fetched, so no call runs on wider roots;
+    /// calls hold it for reading and so run concurrently.
+    roots_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl FsServer {
@@ -96,7 +97,7 @@ impl FsServer {
         let mut router = Self::read_router();
         router.merge(Self::search_router());
         router.merge(Self::write_router());
-        FsServer { policy, tool_router: Arc::new(router), roots_gate: Arc::new(tokio::sync::Mutex::new(())) }
+        FsServer { policy, tool_router: Arc::new(router), roots_gate: Arc::new(tokio::sync::RwLock::new(())) }
     }
 
     /// The policy in force.
@@ -133,11 +134,8 @@ impl FsServer {
         let listed = peer.list_roots().await;
         match listed {
             Ok(list) => {
-                let client: Vec<(PathBuf, Option<String>)> = list
-                    .roots
-                    .iter()
-                    .filter_map(|r| file_uri_to_path(&r.uri).map(|p| (p, r.name.clone())))
-                    .collect();
+                let client: Vec<(PathBuf, Option<String>)> =
+                    list.roots.iter().filter_map(|r| file_uri_to_path(&r.uri).map(|p| (p, r.name.clone()))).collect();
                 for note in self.policy.narrow_to_client_roots(&client) {
                     tracing::warn!("{note}");
                 }
@@ -199,18 +197,24 @@ impl ServerHandler for FsServer {
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = request.name.to_string();
-        let audit_args = self.policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
+        let audit_args =
+            self.policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
         let Some(tier) = tier_of(&name) else {
-            return Err(McpError::invalid_params(format!("unknown tool '{name}'; call tools/list for the tools this server offers"), None));
+            return Err(McpError::invalid_params(
+                format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
+                None,
+            ));
         };
-        let _gate = self.roots_gate.lock().await;
+        let _gate = self.roots_gate.read().await;
         let response = match self.policy.check_tier(&name, tier) {
             Err(e) => Ok(error_result(&e).into()),
             Ok(()) => self.tool_router.call(ToolCallContext::new(self, request, context)).await.map(normalise_error),
         };
         if let Some(args) = audit_args {
             let (outcome, bytes) = match &response {
-                Ok(CallToolResponse::Complete(r)) => (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0)),
+                Ok(CallToolResponse::Complete(r)) => {
+                    (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
+                }
                 Ok(_) => ("ok".to_string(), 0),
                 Err(e) => (format!("protocol_error_{}", e.code.0), 0),
             };
@@ -229,20 +233,22 @@ impl ServerHandler for FsServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        let guard = self.roots_gate.clone().lock_owned().await;
+        let guard = self.roots_gate.clone().write_owned().await;
         let this = self.clone();
         tokio::spawn(async move {
             let _guard = guard;
             // A client that never answers must not hold every call hostage.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
         });
     }
 
     async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let _guard = this.roots_gate.clone().lock_owned().await;
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
+            let _guard = this.roots_gate.clone().write_owned().await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), this.refresh_client_roots(context.peer)).await;
         });
     }
 }
@@ -252,8 +258,10 @@ impl ServerHandler for FsServer {
 fn normalise_error(response: CallToolResponse) -> CallToolResponse {
     match response {
         CallToolResponse::Complete(r) if r.is_error == Some(true) && r.structured_content.is_none() => {
-            let text: String = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
-            error_result(&Error::new(ErrorCode::InvalidArgument, format!("{text}; check the tool's input schema"))).into()
+            let text: String =
+                r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
+            error_result(&Error::new(ErrorCode::InvalidArgument, format!("{text}; check the tool's input schema")))
+                .into()
         }
         other => other,
     }
@@ -263,12 +271,7 @@ fn outcome_code(r: &CallToolResult) -> String {
     if r.is_error != Some(true) {
         return "ok".to_string();
     }
-    r.structured_content
-        .as_ref()
-        .and_then(|v| v.get("code"))
-        .and_then(Value::as_str)
-        .unwrap_or("error")
-        .to_string()
+    r.structured_content.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).unwrap_or("error").to_string()
 }
 
 const INSTRUCTIONS: &str = "Bastion filesystem server. Paths are relative to the first root (see list_roots) or absolute inside a root. \

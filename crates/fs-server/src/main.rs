@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "bastion-fs", version, about = "Bastion filesystem MCP server (stdio). Read-only unless --allow-write.")]
+#[command(
+    name = "bastion-fs",
+    version,
+    about = "Bastion filesystem MCP server (stdio). Read-only unless --allow-write."
+)]
 struct Cli {
     #[command(flatten)]
     args: bastion_fs::FsArgs,

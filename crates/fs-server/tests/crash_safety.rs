@@ -17,7 +17,11 @@ fn killed_mid_write_leaves_old_or_new() {
     let old = "old line\n".repeat(200_000);
     std::fs::write(&target, &old).unwrap();
     let new = "NEW LINE\n".repeat(1_500_000); // 13.5 MB: long enough to be killed mid-write
-    let call = rpc(2, "tools/call", serde_json::json!({"name": "write_file", "arguments": {"path": "big.txt", "content": new}}));
+    let call = rpc(
+        2,
+        "tools/call",
+        serde_json::json!({"name": "write_file", "arguments": {"path": "big.txt", "content": new}}),
+    );
     let mut outcomes = (0, 0);
     for delay_ms in [0u64, 5, 10, 20, 30, 45, 60, 80, 100, 130, 160, 200, 260, 330, 400, 500] {
         std::fs::write(&target, &old).unwrap();

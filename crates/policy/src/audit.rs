@@ -15,7 +15,18 @@ use serde_json::{Map, Value};
 /// Argument keys whose values are contents, never journaled verbatim.
 const CONTENT_KEYS: &[&str] = &["content", "old_text", "new_text", "patch", "stdin", "text", "data", "body"];
 /// Substrings of argument keys whose values are secrets.
-const SECRET_KEY_PARTS: &[&str] = &["token", "secret", "password", "passwd", "apikey", "api_key", "authorization", "credential", "private_key", "cookie"];
+const SECRET_KEY_PARTS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "apikey",
+    "api_key",
+    "authorization",
+    "credential",
+    "private_key",
+    "cookie",
+];
 /// String values longer than this are summarised by length.
 const MAX_JOURNALED_STRING: usize = 512;
 
@@ -68,10 +79,10 @@ impl AuditLog {
         let Some(file) = &self.file else { return };
         let Ok(mut line) = serde_json::to_vec(rec) else { return };
         line.push(b'\n');
-        if let Ok(mut f) = file.lock() {
-            if let Err(e) = f.write_all(&line) {
-                tracing::warn!(error = %e, "audit journal write failed");
-            }
+        if let Ok(mut f) = file.lock()
+            && let Err(e) = f.write_all(&line)
+        {
+            tracing::warn!(error = %e, "audit journal write failed");
         }
     }
 
@@ -134,7 +145,25 @@ fn redact_inner(key: Option<&str>, v: &Value) -> Value {
 /// Heuristics for secret-looking strings: well-known token prefixes, JWTs, PEM blocks, and
 /// `Bearer` headers.
 pub fn looks_like_secret(s: &str) -> bool {
-    const PREFIXES: &[&str] = &["sk-", "sk_live_", "rk_live_", "ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "AKIA", "ASIA", "AIza", "eyJ", "npm_", "pypi-"];
+    const PREFIXES: &[&str] = &[
+        "sk-",
+        "sk_live_",
+        "rk_live_",
+        "ghp_",
+        "gho_",
+        "ghs_",
+        "ghu_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "eyJ",
+        "npm_",
+        "pypi-",
+    ];
     let t = s.trim();
     if t.contains("-----BEGIN") || t.to_ascii_lowercase().starts_with("bearer ") {
         return true;

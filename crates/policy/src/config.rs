@@ -113,7 +113,10 @@ impl PolicyConfig {
     pub fn check_roots(&self) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         if self.roots.is_empty() {
-            return Err(Error::new(ErrorCode::InvalidConfig, "roots: at least one root is required (--root DIR or roots = [\"DIR\"])"));
+            return Err(Error::new(
+                ErrorCode::InvalidConfig,
+                "roots: at least one root is required (--root DIR or roots = [\"DIR\"])",
+            ));
         }
         let home = std::env::var_os("HOME").map(PathBuf::from).and_then(|h| std::fs::canonicalize(h).ok());
         for (i, root) in self.roots.iter().enumerate() {
@@ -124,13 +127,16 @@ impl PolicyConfig {
                 return Err(Error::new(ErrorCode::InvalidConfig, format!("{key}: not a directory")));
             }
             if real == Path::new("/") {
-                return Err(Error::new(ErrorCode::InvalidConfig, format!("{key}: the filesystem root '/' can never be a root; name the project directory instead")));
+                return Err(Error::new(
+                    ErrorCode::InvalidConfig,
+                    format!("{key}: the filesystem root '/' can never be a root; name the project directory instead"),
+                ));
             }
             let mut broad = Vec::new();
-            if let Some(h) = &home {
-                if h.starts_with(&real) && h != Path::new("/") {
-                    broad.push("is or contains the home directory");
-                }
+            if let Some(h) = &home
+                && h.starts_with(&real)
+            {
+                broad.push("is or contains the home directory");
             }
             if real.join(".ssh").exists() {
                 broad.push("contains a .ssh directory");
@@ -140,10 +146,14 @@ impl PolicyConfig {
                 if !self.allow_broad_roots {
                     return Err(Error::new(
                         ErrorCode::InvalidConfig,
-                        format!("{key}: {why}; name a project directory instead, or set allow_broad_roots = true (--allow-broad-roots) if you really mean it"),
+                        format!(
+                            "{key}: {why}; name a project directory instead, or set allow_broad_roots = true (--allow-broad-roots) if you really mean it"
+                        ),
                     ));
                 }
-                warnings.push(format!("WARNING: {key} {why}; the deny list is all that stands between the model and your keys"));
+                warnings.push(format!(
+                    "WARNING: {key} {why}; the deny list is all that stands between the model and your keys"
+                ));
             }
         }
         Ok(warnings)

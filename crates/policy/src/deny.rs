@@ -140,9 +140,7 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
             builder.add(glob);
         }
     }
-    builder
-        .build()
-        .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny globs do not compile: {e}")))
+    builder.build().map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny globs do not compile: {e}")))
 }
 
 #[cfg(test)]

@@ -120,48 +120,47 @@ impl Error {
         let (code, message) = match errno {
             Errno::XDEV => (
                 ErrorCode::PathOutsideRoot,
-                format!("'{shown}' leads outside the allowed roots (through '..', an absolute path or a symlink); use a path inside a root (see list_roots)"),
+                format!(
+                    "'{shown}' leads outside the allowed roots (through '..', an absolute path or a symlink); use a path inside a root (see list_roots)"
+                ),
             ),
             Errno::LOOP => (
                 ErrorCode::PathOutsideRoot,
-                format!("'{shown}' goes through a symlink that cannot be followed safely (a link to /proc, a link loop, or a link where one is not allowed); use the link's target path inside the root"),
+                format!(
+                    "'{shown}' goes through a symlink that cannot be followed safely (a link to /proc, a link loop, or a link where one is not allowed); use the link's target path inside the root"
+                ),
             ),
             Errno::NOENT => (
                 ErrorCode::NotFound,
                 format!("'{shown}' does not exist; check the name with list_directory or find_files"),
             ),
-            Errno::NOTDIR => (
-                ErrorCode::NotADirectory,
-                format!("a component of '{shown}' is not a directory"),
-            ),
-            Errno::ISDIR => (
-                ErrorCode::NotARegularFile,
-                format!("'{shown}' is a directory; use list_directory for directories"),
-            ),
-            Errno::EXIST => (
-                ErrorCode::AlreadyExists,
-                format!("'{shown}' already exists"),
-            ),
+            Errno::NOTDIR => (ErrorCode::NotADirectory, format!("a component of '{shown}' is not a directory")),
+            Errno::ISDIR => {
+                (ErrorCode::NotARegularFile, format!("'{shown}' is a directory; use list_directory for directories"))
+            }
+            Errno::EXIST => (ErrorCode::AlreadyExists, format!("'{shown}' already exists")),
             Errno::NOTEMPTY => (
                 ErrorCode::DirectoryNotEmpty,
-                format!("'{shown}' is a directory that is not empty; pass recursive=true to delete it with its contents"),
+                format!(
+                    "'{shown}' is a directory that is not empty; pass recursive=true to delete it with its contents"
+                ),
             ),
             Errno::NAMETOOLONG => (
                 ErrorCode::InvalidPath,
                 format!("'{}' is too long (4095 bytes per path, 255 per name)", truncate_for_message(shown)),
             ),
-            Errno::ACCESS | Errno::PERM | Errno::ROFS => (
-                ErrorCode::PermissionDenied,
-                format!("the operating system refused access to '{shown}'"),
-            ),
+            Errno::ACCESS | Errno::PERM | Errno::ROFS => {
+                (ErrorCode::PermissionDenied, format!("the operating system refused access to '{shown}'"))
+            }
             Errno::AGAIN => (
                 ErrorCode::Busy,
-                format!("'{shown}' could not be resolved because the filesystem changed during resolution; retry the call"),
+                format!(
+                    "'{shown}' could not be resolved because the filesystem changed during resolution; retry the call"
+                ),
             ),
-            Errno::FBIG | Errno::NOSPC | Errno::DQUOT => (
-                ErrorCode::TooLarge,
-                format!("no space or size limit reached while writing '{shown}'"),
-            ),
+            Errno::FBIG | Errno::NOSPC | Errno::DQUOT => {
+                (ErrorCode::TooLarge, format!("no space or size limit reached while writing '{shown}'"))
+            }
             Errno::INVAL => (
                 ErrorCode::InvalidPath,
                 format!("'{}' is not a valid path for this operation", truncate_for_message(shown)),
@@ -170,10 +169,7 @@ impl Error {
                 ErrorCode::NotARegularFile,
                 format!("'{shown}' is a special file (socket, FIFO or device) and cannot be used"),
             ),
-            other => (
-                ErrorCode::IoError,
-                format!("operating-system error on '{shown}': {other}"),
-            ),
+            other => (ErrorCode::IoError, format!("operating-system error on '{shown}': {other}")),
         };
         Error { code, message }
     }

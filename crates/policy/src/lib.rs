@@ -116,7 +116,10 @@ impl Policy {
             };
             return Err(Error::new(
                 ErrorCode::TierNotAllowed,
-                format!("{tool} is a {tier}-tier tool and this server is capped at {}; the operator must start it with {flag} to allow it", self.max_tier),
+                format!(
+                    "{tool} is a {tier}-tier tool and this server is capped at {}; the operator must start it with {flag} to allow it",
+                    self.max_tier
+                ),
             ));
         }
         Ok(())

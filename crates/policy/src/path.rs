@@ -32,10 +32,7 @@ impl RelPath {
         let bytes = raw.as_os_str().as_bytes();
         let shown = raw.to_string_lossy();
         if bytes.contains(&0) {
-            return Err(Error::new(
-                ErrorCode::InvalidPath,
-                "the path contains a NUL byte; paths cannot contain NUL",
-            ));
+            return Err(Error::new(ErrorCode::InvalidPath, "the path contains a NUL byte; paths cannot contain NUL"));
         }
         if bytes.len() > MAX_PATH_BYTES {
             return Err(Error::new(
@@ -136,10 +133,7 @@ impl fmt::Display for RelPath {
 pub fn check_final_name(name: &OsStr, shown: &str) -> Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
-        return Err(Error::new(
-            ErrorCode::InvalidPath,
-            format!("'{shown}' does not end in a file or directory name"),
-        ));
+        return Err(Error::new(ErrorCode::InvalidPath, format!("'{shown}' does not end in a file or directory name")));
     }
     Ok(())
 }

@@ -255,16 +255,12 @@ impl Roots {
     }
 
     fn root_by_name(&self, which: &str) -> Result<Arc<Root>> {
-        self.roots
-            .iter()
-            .find(|r| r.name == which || r.real.as_os_str() == which)
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidArgument,
-                    format!("there is no root named '{}'; roots are: {}", truncate_for_message(which), self.names()),
-                )
-            })
+        self.roots.iter().find(|r| r.name == which || r.real.as_os_str() == which).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("there is no root named '{}'; roots are: {}", truncate_for_message(which), self.names()),
+            )
+        })
     }
 
     fn names(&self) -> String {
@@ -306,7 +302,10 @@ impl Roots {
                 if !Arc::ptr_eq(&named, r) {
                     return Err(Error::new(
                         ErrorCode::InvalidArgument,
-                        format!("the absolute path is inside root '{}', not '{}'; drop the root argument", r.name, named.name),
+                        format!(
+                            "the absolute path is inside root '{}', not '{}'; drop the root argument",
+                            r.name, named.name
+                        ),
                     ));
                 }
             }
@@ -327,7 +326,11 @@ impl Roots {
         let (fd, rel) = self.open_checked(t, flags, Some(deny), Access::Read)?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(e, &shown))?;
         if !is_regular(&stat) {
-            let what = if is_dir(&stat) { "a directory; use list_directory" } else { "a special file (FIFO, socket or device)" };
+            let what = if is_dir(&stat) {
+                "a directory; use list_directory"
+            } else {
+                "a special file (FIFO, socket or device)"
+            };
             return Err(Error::new(ErrorCode::NotARegularFile, format!("'{shown}' is {what}")));
         }
         Ok(OpenedFile { file: File::from(fd), stat, rel })
@@ -372,8 +375,14 @@ impl Roots {
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(e, &shown))?;
         let link = match t.rel.split_last() {
             Some((parent, name)) => {
-                let pfd = open_beneath(t.root.dir(), parent.for_syscall(), OFlags::PATH | OFlags::DIRECTORY, Links::FollowBeneath, self.mode)
-                    .map_err(|e| Error::from_errno(e, &shown))?;
+                let pfd = open_beneath(
+                    t.root.dir(),
+                    parent.for_syscall(),
+                    OFlags::PATH | OFlags::DIRECTORY,
+                    Links::FollowBeneath,
+                    self.mode,
+                )
+                .map_err(|e| Error::from_errno(e, &shown))?;
                 rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW).ok()
             }
             None => None,
@@ -386,7 +395,13 @@ impl Roots {
     /// Fast path: refuse symlinks, in which case the lexical path *is* the real path. Only when
     /// the path goes through an in-root symlink is it reopened following links, and the real path
     /// read back from `/proc/self/fd` so that `notes.txt -> .env` is still denied.
-    fn open_checked(&self, t: &Target, flags: OFlags, deny: Option<&DenyRules>, access: Access) -> Result<(OwnedFd, RelPath)> {
+    fn open_checked(
+        &self,
+        t: &Target,
+        flags: OFlags,
+        deny: Option<&DenyRules>,
+        access: Access,
+    ) -> Result<(OwnedFd, RelPath)> {
         let shown = t.shown();
         if let Some(deny) = deny {
             deny.check(&t.rel, access)?;
@@ -404,7 +419,9 @@ impl Roots {
         if deny.is_some_and(|d| d.is_denied(rel.as_path(), access)) {
             return Err(Error::new(
                 ErrorCode::DeniedByGlob,
-                format!("'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"),
+                format!(
+                    "'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"
+                ),
             ));
         }
         Ok((fd, rel))
@@ -415,12 +432,20 @@ impl Roots {
     pub fn parent(&self, t: &Target, deny: &DenyRules) -> Result<ParentDir> {
         let shown = t.shown();
         let Some((parent, name)) = t.rel.split_last() else {
-            return Err(Error::new(ErrorCode::InvalidPath, "the root itself cannot be created, changed, moved or deleted"));
+            return Err(Error::new(
+                ErrorCode::InvalidPath,
+                "the root itself cannot be created, changed, moved or deleted",
+            ));
         };
         check_final_name(name, &shown)?;
         // The parent is resolved like any path (in-root links allowed); what matters for the deny
         // list is the real path of the parent plus the final name, checked below.
-        let (fd, rel) = self.open_checked(&Target { root: t.root.clone(), rel: parent }, OFlags::RDONLY | OFlags::DIRECTORY, None, Access::Write)?;
+        let (fd, rel) = self.open_checked(
+            &Target { root: t.root.clone(), rel: parent },
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            None,
+            Access::Write,
+        )?;
         let p = ParentDir { fd, rel, name: name.to_os_string(), root: t.root.clone() };
         deny.check(&t.rel, Access::Write)?;
         deny.check(&p.child_rel(), Access::Write)?;
@@ -436,7 +461,13 @@ impl Roots {
         for name in comps {
             so_far = so_far.join_name(&name);
             let step = Target { root: t.root.clone(), rel: so_far.clone() };
-            match open_beneath(t.root.dir(), so_far.for_syscall(), OFlags::PATH | OFlags::DIRECTORY, Links::FollowBeneath, self.mode) {
+            match open_beneath(
+                t.root.dir(),
+                so_far.for_syscall(),
+                OFlags::PATH | OFlags::DIRECTORY,
+                Links::FollowBeneath,
+                self.mode,
+            ) {
                 Ok(_) => {
                     created = false;
                     continue;
@@ -451,7 +482,10 @@ impl Roots {
                 } else {
                     "not a directory"
                 };
-                return Err(Error::new(ErrorCode::NotADirectory, format!("'{}' exists and is {what}", so_far.display())));
+                return Err(Error::new(
+                    ErrorCode::NotADirectory,
+                    format!("'{}' exists and is {what}", so_far.display()),
+                ));
             }
             match rustix::fs::mkdirat(&p.fd, p.name.as_os_str(), Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => created = true,
@@ -473,7 +507,10 @@ impl Roots {
                 return Err(Error::new(ErrorCode::NotFound, format!("'{shown}' does not exist")));
             }
             (Some(_), CreateMode::CreateNew) => {
-                return Err(Error::new(ErrorCode::AlreadyExists, format!("'{shown}' already exists; pass overwrite=true to replace it")));
+                return Err(Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!("'{shown}' already exists; pass overwrite=true to replace it"),
+                ));
             }
             (Some(st), _) => {
                 check_replaceable(st, &shown)?;
@@ -526,16 +563,30 @@ impl Roots {
 
     /// Opens a subdirectory of an open directory without following a symlink.
     pub fn open_subdir(&self, dir: BorrowedFd<'_>, name: &OsStr, shown: &str) -> Result<OwnedFd> {
-        rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::from_errno(e, shown))
+        rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::from_errno(e, shown))
     }
 
     /// Finds the first path beneath `dir` (relative `rel`) that is denied for writing, so that a
     /// directory holding secrets or git metadata is not moved or deleted wholesale.
-    pub fn first_denied_inside(&self, dir: BorrowedFd<'_>, rel: &RelPath, deny: &DenyRules, budget: &mut usize) -> Result<Option<RelPath>> {
+    pub fn first_denied_inside(
+        &self,
+        dir: BorrowedFd<'_>,
+        rel: &RelPath,
+        deny: &DenyRules,
+        budget: &mut usize,
+    ) -> Result<Option<RelPath>> {
         for entry in self.read_dir(dir, &rel.display())? {
             if *budget == 0 {
-                return Err(Error::new(ErrorCode::TooLarge, format!("'{}' holds too many entries to check; delete or move smaller parts", rel.display())));
+                return Err(Error::new(
+                    ErrorCode::TooLarge,
+                    format!("'{}' holds too many entries to check; delete or move smaller parts", rel.display()),
+                ));
             }
             *budget -= 1;
             let child = rel.join_name(&entry.name);
@@ -561,11 +612,13 @@ impl Roots {
         };
         let kind = EntryKind::from_mode(st.st_mode);
         if kind != EntryKind::Directory {
-            rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::empty()).map_err(|e| Error::from_errno(e, &shown))?;
+            rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::empty())
+                .map_err(|e| Error::from_errno(e, &shown))?;
             return Ok(kind);
         }
         if !recursive {
-            rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::REMOVEDIR).map_err(|e| Error::from_errno(e, &shown))?;
+            rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::REMOVEDIR)
+                .map_err(|e| Error::from_errno(e, &shown))?;
             return Ok(kind);
         }
         let dir = self.open_subdir(p.fd.as_fd(), &p.name, &shown)?;
@@ -577,7 +630,8 @@ impl Roots {
             ));
         }
         self.remove_contents(dir.as_fd(), &shown)?;
-        rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::REMOVEDIR).map_err(|e| Error::from_errno(e, &shown))?;
+        rustix::fs::unlinkat(&p.fd, p.name.as_os_str(), AtFlags::REMOVEDIR)
+            .map_err(|e| Error::from_errno(e, &shown))?;
         Ok(kind)
     }
 
@@ -586,9 +640,11 @@ impl Roots {
             if entry.kind == EntryKind::Directory {
                 let sub = self.open_subdir(dir, &entry.name, shown)?;
                 self.remove_contents(sub.as_fd(), shown)?;
-                rustix::fs::unlinkat(dir, entry.name.as_os_str(), AtFlags::REMOVEDIR).map_err(|e| Error::from_errno(e, shown))?;
+                rustix::fs::unlinkat(dir, entry.name.as_os_str(), AtFlags::REMOVEDIR)
+                    .map_err(|e| Error::from_errno(e, shown))?;
             } else {
-                rustix::fs::unlinkat(dir, entry.name.as_os_str(), AtFlags::empty()).map_err(|e| Error::from_errno(e, shown))?;
+                rustix::fs::unlinkat(dir, entry.name.as_os_str(), AtFlags::empty())
+                    .map_err(|e| Error::from_errno(e, shown))?;
             }
         }
         Ok(())
@@ -609,24 +665,38 @@ impl Roots {
             if let Some(found) = self.first_denied_inside(dir.as_fd(), &from.child_rel(), deny, &mut budget)? {
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
-                    format!("'{from_shown}' contains '{}', which is on the deny list; it cannot be moved", found.display()),
+                    format!(
+                        "'{from_shown}' contains '{}', which is on the deny list; it cannot be moved",
+                        found.display()
+                    ),
                 ));
             }
         }
         if let Some(dst) = to.lstat()? {
             if !overwrite {
-                return Err(Error::new(ErrorCode::AlreadyExists, format!("'{to_shown}' already exists; pass overwrite=true to replace it")));
+                return Err(Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!("'{to_shown}' already exists; pass overwrite=true to replace it"),
+                ));
             }
             if is_dir(&dst) {
-                return Err(Error::new(ErrorCode::AlreadyExists, format!("'{to_shown}' is a directory; it is never replaced by a move")));
+                return Err(Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!("'{to_shown}' is a directory; it is never replaced by a move"),
+                ));
             }
         }
         let flags = if overwrite { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
-        rustix::fs::renameat_with(&from.fd, from.name.as_os_str(), &to.fd, to.name.as_os_str(), flags).map_err(|e| match e {
-            Errno::EXIST => Error::new(ErrorCode::AlreadyExists, format!("'{to_shown}' already exists")),
-            Errno::XDEV => Error::new(ErrorCode::InvalidArgument, "source and destination are on different filesystems (or roots); move within one root".to_string()),
-            other => Error::from_errno(other, &from_shown),
-        })?;
+        rustix::fs::renameat_with(&from.fd, from.name.as_os_str(), &to.fd, to.name.as_os_str(), flags).map_err(
+            |e| match e {
+                Errno::EXIST => Error::new(ErrorCode::AlreadyExists, format!("'{to_shown}' already exists")),
+                Errno::XDEV => Error::new(
+                    ErrorCode::InvalidArgument,
+                    "source and destination are on different filesystems (or roots); move within one root".to_string(),
+                ),
+                other => Error::from_errno(other, &from_shown),
+            },
+        )?;
         let _ = rustix::fs::fsync(&from.fd);
         let _ = rustix::fs::fsync(&to.fd);
         Ok(kind)
@@ -650,7 +720,13 @@ impl Roots {
                 }
                 let Ok(rest) = path.strip_prefix(&r.real) else { continue };
                 let Ok(rel) = RelPath::parse(rest) else { continue };
-                match open_beneath(r.dir(), rel.for_syscall(), OFlags::PATH | OFlags::DIRECTORY, Links::Refuse, self.mode) {
+                match open_beneath(
+                    r.dir(),
+                    rel.for_syscall(),
+                    OFlags::PATH | OFlags::DIRECTORY,
+                    Links::Refuse,
+                    self.mode,
+                ) {
                     Ok(dir) => {
                         let base = name.clone().unwrap_or_else(|| {
                             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.name.clone())
@@ -664,11 +740,18 @@ impl Roots {
                         kept.push(Arc::new(Root { name: unique, real: r.real.join(rel.as_path()), dir }));
                         matched = true;
                     }
-                    Err(_) => notes.push(format!("client root {} is not a directory inside root '{}' (ignored)", path.display(), r.name)),
+                    Err(_) => notes.push(format!(
+                        "client root {} is not a directory inside root '{}' (ignored)",
+                        path.display(),
+                        r.name
+                    )),
                 }
             }
             if !matched {
-                notes.push(format!("client root {} is outside the configured roots (ignored: client roots can only narrow)", path.display()));
+                notes.push(format!(
+                    "client root {} is outside the configured roots (ignored: client roots can only narrow)",
+                    path.display()
+                ));
             }
         }
         (Roots { roots: kept, mode: self.mode }, notes)
@@ -688,13 +771,19 @@ fn check_replaceable(st: &Stat, shown: &str) -> Result<()> {
             return Err(Error::new(ErrorCode::NotARegularFile, format!("'{shown}' is a directory")));
         }
         _ => {
-            return Err(Error::new(ErrorCode::NotARegularFile, format!("'{shown}' is a special file (FIFO, socket or device)")));
+            return Err(Error::new(
+                ErrorCode::NotARegularFile,
+                format!("'{shown}' is a special file (FIFO, socket or device)"),
+            ));
         }
     }
     if st.st_nlink > 1 {
         return Err(Error::new(
             ErrorCode::HardlinkedFile,
-            format!("'{shown}' has {} hard links; writing it would also change a file elsewhere, so it is refused", st.st_nlink),
+            format!(
+                "'{shown}' has {} hard links; writing it would also change a file elsewhere, so it is refused",
+                st.st_nlink
+            ),
         ));
     }
     Ok(())
@@ -702,6 +791,7 @@ fn check_replaceable(st: &Stat, shown: &str) -> Result<()> {
 
 fn temp_name() -> OsString {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     OsString::from(format!(".bastion-tmp-{}-{n}-{nanos:x}", std::process::id()))
 }

@@ -40,7 +40,11 @@ impl Tier {
 
     /// The annotation hints for tools of this tier.
     pub fn hints(self) -> Hints {
-        Hints { read_only: self == Tier::Read, destructive: matches!(self, Tier::Destructive | Tier::Exec), open_world: false }
+        Hints {
+            read_only: self == Tier::Read,
+            destructive: matches!(self, Tier::Destructive | Tier::Exec),
+            open_world: false,
+        }
     }
 
     /// The scope a caller needs for this tier on `server` (`fs:read`, `fs:write`, …).

@@ -31,13 +31,18 @@ pub(crate) fn read_all(opened: &mut OpenedFile, max: u64, shown: &str) -> Result
     if size > max {
         return Err(Error::new(
             ErrorCode::TooLarge,
-            format!("'{shown}' is {size} bytes, above the {max}-byte read limit; use search_text to find the lines you need"),
+            format!(
+                "'{shown}' is {size} bytes, above the {max}-byte read limit; use search_text to find the lines you need"
+            ),
         ));
     }
     let mut buf = Vec::with_capacity(size as usize);
     (&opened.file).take(max + 1).read_to_end(&mut buf).map_err(|e| Error::from_io(&e, shown))?;
     if buf.len() as u64 > max {
-        return Err(Error::new(ErrorCode::TooLarge, format!("'{shown}' grew above the {max}-byte read limit while being read")));
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!("'{shown}' grew above the {max}-byte read limit while being read"),
+        ));
     }
     Ok(buf)
 }

@@ -258,7 +258,11 @@ impl FsServer {
     #[tool(name = "read_many_files")]
     async fn read_many_files(&self, Parameters(a): Parameters<ReadManyArgs>) -> Result<Json<ReadManyOut>, Failure> {
         if a.paths.len() > 100 {
-            return Err(Error::new(ErrorCode::InvalidArgument, format!("{} paths given; read at most 100 per call", a.paths.len())).into());
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("{} paths given; read at most 100 per call", a.paths.len()),
+            )
+            .into());
         }
         let mut remaining = self.budget(None);
         let per_file = a.max_chars_per_file.map(|m| m as usize).unwrap_or(usize::MAX);
@@ -277,7 +281,14 @@ impl FsServer {
                 });
                 continue;
             }
-            let args = ReadFileArgs { path: path.clone(), root: a.root.clone(), offset: None, limit: None, char_offset: None, max_chars: None };
+            let args = ReadFileArgs {
+                path: path.clone(),
+                root: a.root.clone(),
+                offset: None,
+                limit: None,
+                char_offset: None,
+                max_chars: None,
+            };
             match self.read_file_impl(&args, remaining.min(per_file)) {
                 Ok((out, None)) => {
                     let content = out.content.unwrap_or_default();
@@ -335,7 +346,11 @@ impl FsServer {
     async fn list_roots(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<ListRootsOut>, Failure> {
         let p = self.policy();
         Ok(Json(ListRootsOut {
-            roots: p.roots().iter().map(|r| RootOut { name: r.name().to_string(), path: r.real_path().display().to_string() }).collect(),
+            roots: p
+                .roots()
+                .iter()
+                .map(|r| RootOut { name: r.name().to_string(), path: r.real_path().display().to_string() })
+                .collect(),
             max_tier: p.max_tier.as_str().to_string(),
             deny_read: p.deny.patterns(Access::Read).to_vec(),
             deny_write: p.deny.patterns(Access::Write).to_vec(),
@@ -366,7 +381,10 @@ impl FsServer {
                 if size > policy.limits.max_image_bytes {
                     return Err(Error::new(
                         ErrorCode::TooLarge,
-                        format!("'{shown}' is a {size}-byte {mime} image, above the {}-byte inline image limit", policy.limits.max_image_bytes),
+                        format!(
+                            "'{shown}' is a {size}-byte {mime} image, above the {}-byte inline image limit",
+                            policy.limits.max_image_bytes
+                        ),
                     ));
                 }
                 let mut again = roots.open_file(&target, &policy.deny)?;
@@ -391,7 +409,9 @@ impl FsServer {
             Content::Binary => {
                 return Err(Error::new(
                     ErrorCode::BinaryFile,
-                    format!("'{shown}' is a binary file ({size} bytes) and cannot be shown as text; use file_info for its metadata"),
+                    format!(
+                        "'{shown}' is a binary file ({size} bytes) and cannot be shown as text; use file_info for its metadata"
+                    ),
                 ));
             }
         };
@@ -415,7 +435,8 @@ impl FsServer {
         for (i, line) in lines[start..end].iter().enumerate() {
             let idx = start + i;
             let skip = if i == 0 { a.char_offset.unwrap_or(0) as usize } else { 0 };
-            let line: &str = if skip > 0 { line.char_indices().nth(skip).map(|(b, _)| &line[b..]).unwrap_or("") } else { line };
+            let line: &str =
+                if skip > 0 { line.char_indices().nth(skip).map(|(b, _)| &line[b..]).unwrap_or("") } else { line };
             let n = line.chars().count();
             if used + n > budget {
                 truncated = true;
@@ -463,7 +484,9 @@ impl FsServer {
         let depth = a.depth.unwrap_or(1).clamp(1, 10);
         let hidden = a.include_hidden.unwrap_or(true);
         let skip: usize = match &a.cursor {
-            Some(c) => c.parse().map_err(|_| Error::new(ErrorCode::InvalidArgument, "cursor is not one this tool returned; omit it to start over"))?,
+            Some(c) => c.parse().map_err(|_| {
+                Error::new(ErrorCode::InvalidArgument, "cursor is not one this tool returned; omit it to start over")
+            })?,
             None => 0,
         };
         let mut all = Vec::new();
@@ -531,10 +554,12 @@ impl FsServer {
                 size: (kind == EntryKind::File).then_some(e.stat.st_size.max(0) as u64),
                 depth: level,
             });
-            if kind == EntryKind::Directory && level < max_depth && e.name != ".git" {
-                if let Ok(sub) = roots.open_subdir(fd, &e.name, &child.display()) {
-                    self.walk_dir(sub.as_fd(), &child, level + 1, max_depth, hidden, out, denied, budget)?;
-                }
+            if kind == EntryKind::Directory
+                && level < max_depth
+                && e.name != ".git"
+                && let Ok(sub) = roots.open_subdir(fd, &e.name, &child.display())
+            {
+                self.walk_dir(sub.as_fd(), &child, level + 1, max_depth, hidden, out, denied, budget)?;
             }
         }
         Ok(())
@@ -547,18 +572,22 @@ impl FsServer {
         let (st, lst, real) = roots.stat(&target, &policy.deny)?;
         let kind = EntryKind::from_mode(st.st_mode);
         let is_symlink = lst.is_some_and(|l| EntryKind::from_mode(l.st_mode) == EntryKind::Symlink);
-        let (line_count, content_type) = if kind == EntryKind::File && (st.st_size as u64) <= policy.limits.max_read_bytes {
-            match roots.open_file(&target, &policy.deny).and_then(|mut f| read_all(&mut f, policy.limits.max_read_bytes, &a.path)) {
-                Ok(bytes) => match decode(bytes) {
-                    Content::Text(t, _) => (Some(line_count(&t) as u64), Some("text".to_string())),
-                    Content::Image(m) => (None, Some(m.to_string())),
-                    Content::Binary => (None, Some("binary".to_string())),
-                },
-                Err(_) => (None, None),
-            }
-        } else {
-            (None, None)
-        };
+        let (line_count, content_type) =
+            if kind == EntryKind::File && (st.st_size as u64) <= policy.limits.max_read_bytes {
+                match roots
+                    .open_file(&target, &policy.deny)
+                    .and_then(|mut f| read_all(&mut f, policy.limits.max_read_bytes, &a.path))
+                {
+                    Ok(bytes) => match decode(bytes) {
+                        Content::Text(t, _) => (Some(line_count(&t) as u64), Some("text".to_string())),
+                        Content::Image(m) => (None, Some(m.to_string())),
+                        Content::Binary => (None, Some("binary".to_string())),
+                    },
+                    Err(_) => (None, None),
+                }
+            } else {
+                (None, None)
+            };
         let mode = st.st_mode & 0o7777;
         Ok(FileInfoOut {
             path: a.path.clone(),

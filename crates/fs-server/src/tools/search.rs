@@ -191,7 +191,13 @@ struct WalkSpec {
 
 impl FsServer {
     /// Walks beneath `dir` in parallel and returns the entries `keep` accepts, sorted.
-    fn walk(&self, path: Option<&str>, root: Option<&str>, spec: &WalkSpec, keep: &(dyn Fn(&Path, bool) -> bool + Sync)) -> Result<Walked> {
+    fn walk(
+        &self,
+        path: Option<&str>,
+        root: Option<&str>,
+        spec: &WalkSpec,
+        keep: &(dyn Fn(&Path, bool) -> bool + Sync),
+    ) -> Result<Walked> {
         let policy = self.policy();
         let roots = policy.roots();
         let target = roots.target(path.unwrap_or("."), root)?;
@@ -219,7 +225,9 @@ impl FsServer {
             for g in &spec.overrides {
                 ob.add(g).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("glob '{g}' is invalid: {e}")))?;
             }
-            builder.overrides(ob.build().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("globs are invalid: {e}")))?);
+            builder.overrides(
+                ob.build().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("globs are invalid: {e}")))?,
+            );
         }
         let found: Mutex<Vec<(RelPath, bool)>> = Mutex::new(Vec::new());
         let count = AtomicUsize::new(0);
@@ -272,7 +280,12 @@ impl FsServer {
             "file" => Some(false),
             "directory" => Some(true),
             "any" => None,
-            other => return Err(Error::new(ErrorCode::InvalidArgument, format!("kind must be file, directory or any, not '{other}'"))),
+            other => {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("kind must be file, directory or any, not '{other}'"),
+                ));
+            }
         };
         let spec = WalkSpec {
             include_hidden: a.include_hidden.unwrap_or(false),
@@ -330,12 +343,20 @@ impl FsServer {
             "smart" => mb.case_smart(true),
             "sensitive" => mb.case_insensitive(false),
             "insensitive" => mb.case_insensitive(true),
-            other => return Err(Error::new(ErrorCode::InvalidArgument, format!("case must be smart, sensitive or insensitive, not '{other}'"))),
+            other => {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("case must be smart, sensitive or insensitive, not '{other}'"),
+                ));
+            }
         };
         mb.fixed_strings(a.literal.unwrap_or(false)).line_terminator(Some(b'\n'));
-        let matcher = mb
-            .build(&a.pattern)
-            .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("the pattern is not a valid regex ({e}); pass literal=true to search for it as plain text")))?;
+        let matcher = mb.build(&a.pattern).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("the pattern is not a valid regex ({e}); pass literal=true to search for it as plain text"),
+            )
+        })?;
         let policy = self.policy();
         let spec = WalkSpec {
             include_hidden: a.include_hidden.unwrap_or(false),
@@ -382,7 +403,12 @@ impl FsServer {
                         let Some(rel) = files.get(i) else { break };
                         let hits = match roots.open_walked_file(&walked.root, rel, &policy.deny) {
                             Ok(opened) => {
-                                let mut sink = Collect { path: shown_path(self, walked.root.name(), rel), hits: Vec::new(), before: Vec::new(), max: need };
+                                let mut sink = Collect {
+                                    path: shown_path(self, walked.root.name(), rel),
+                                    hits: Vec::new(),
+                                    before: Vec::new(),
+                                    max: need,
+                                };
                                 let _ = searcher.search_file(&matcher, &opened.file, &mut sink);
                                 sink.hits
                             }
@@ -416,7 +442,10 @@ impl FsServer {
             searched += 1;
             let skip = if i == 0 { skip_in_first } else { 0 };
             for (j, hit) in hits.into_iter().enumerate().skip(skip) {
-                let cost = hit.path.len() + hit.text.len() + hit.before.iter().chain(&hit.after).map(|l| l.len() + 1).sum::<usize>() + 24;
+                let cost = hit.path.len()
+                    + hit.text.len()
+                    + hit.before.iter().chain(&hit.after).map(|l| l.len() + 1).sum::<usize>()
+                    + 24;
                 if matches.len() >= max || (used + cost > budget && !matches.is_empty()) {
                     next = Some(encode_cursor(&files[i].display(), j));
                     break 'files;
@@ -425,7 +454,13 @@ impl FsServer {
                 matches.push(hit);
             }
         }
-        Ok(SearchOut { matches, files_searched: searched, truncated: next.is_some(), next_cursor: next, complete: walked.complete })
+        Ok(SearchOut {
+            matches,
+            files_searched: searched,
+            truncated: next.is_some(),
+            next_cursor: next,
+            complete: walked.complete,
+        })
     }
 }
 

@@ -258,7 +258,11 @@ impl FsServer {
         let from_t = roots.target(&a.source, a.root.as_deref())?;
         let to_t = roots.target(&a.destination, a.root.as_deref())?;
         if !std::sync::Arc::ptr_eq(&from_t.root, &to_t.root) {
-            return Err(Error::new(ErrorCode::InvalidArgument, "source and destination are in different roots; move within one root").into());
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "source and destination are in different roots; move within one root",
+            )
+            .into());
         }
         let from = roots.parent(&from_t, &policy.deny)?;
         self.ensure_parent_dirs(&to_t)?;
@@ -286,11 +290,11 @@ impl FsServer {
 
 impl FsServer {
     fn ensure_parent_dirs(&self, t: &Target) -> Result<()> {
-        if let Some((parent, _)) = t.rel.split_last() {
-            if !parent.is_root() {
-                let policy = self.policy();
-                policy.roots().create_dir_all(&Target { root: t.root.clone(), rel: parent }, &policy.deny)?;
-            }
+        if let Some((parent, _)) = t.rel.split_last()
+            && !parent.is_root()
+        {
+            let policy = self.policy();
+            policy.roots().create_dir_all(&Target { root: t.root.clone(), rel: parent }, &policy.deny)?;
         }
         Ok(())
     }
@@ -298,7 +302,10 @@ impl FsServer {
     fn check_size(&self, len: usize, shown: &str) -> Result<()> {
         let max = self.policy().limits.max_write_bytes;
         if len as u64 > max {
-            return Err(Error::new(ErrorCode::TooLarge, format!("the new content of '{shown}' is {len} bytes, above the {max}-byte write limit")));
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!("the new content of '{shown}' is {len} bytes, above the {max}-byte write limit"),
+            ));
         }
         Ok(())
     }
@@ -333,7 +340,10 @@ impl FsServer {
             if actual.as_deref() != Some(expected.to_ascii_lowercase().as_str()) {
                 return Err(Error::new(
                     ErrorCode::PreconditionFailed,
-                    format!("'{shown}' changed since you read it (sha256 differs{}); read it again before writing", if actual.is_none() { ", or it does not exist" } else { "" }),
+                    format!(
+                        "'{shown}' changed since you read it (sha256 differs{}); read it again before writing",
+                        if actual.is_none() { ", or it does not exist" } else { "" }
+                    ),
                 ));
             }
         }
@@ -354,9 +364,14 @@ impl FsServer {
     fn edit_impl(&self, a: EditArgs) -> Result<EditOut> {
         let edits: Vec<Edit> = match (a.edits, a.old_text, a.new_text) {
             (Some(e), None, None) if !e.is_empty() => e,
-            (None, Some(old_text), Some(new_text)) => vec![Edit { old_text, new_text, expected_replacements: a.expected_replacements }],
+            (None, Some(old_text), Some(new_text)) => {
+                vec![Edit { old_text, new_text, expected_replacements: a.expected_replacements }]
+            }
             _ => {
-                return Err(Error::new(ErrorCode::InvalidArgument, "pass either old_text and new_text, or a non-empty edits list (not both)"));
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    "pass either old_text and new_text, or a non-empty edits list (not both)",
+                ));
             }
         };
         let policy = self.policy();
@@ -367,18 +382,29 @@ impl FsServer {
         let Some(original) = self.current_bytes(&p)? else {
             return Err(match p.lstat()? {
                 None => Error::new(ErrorCode::NotFound, format!("'{shown}' does not exist; create it with write_file")),
-                Some(_) => Error::new(ErrorCode::NotARegularFile, format!("'{shown}' is not a regular file (a symlink or directory); edit the real file")),
+                Some(_) => Error::new(
+                    ErrorCode::NotARegularFile,
+                    format!("'{shown}' is not a regular file (a symlink or directory); edit the real file"),
+                ),
             });
         };
         let sha_before = sha256_hex(&original);
-        if let Some(expected) = &a.expected_sha256 {
-            if expected.to_ascii_lowercase() != sha_before {
-                return Err(Error::new(ErrorCode::PreconditionFailed, format!("'{shown}' changed since you read it; read it again")));
-            }
+        if let Some(expected) = &a.expected_sha256
+            && expected.to_ascii_lowercase() != sha_before
+        {
+            return Err(Error::new(
+                ErrorCode::PreconditionFailed,
+                format!("'{shown}' changed since you read it; read it again"),
+            ));
         }
         let (text, encoding) = match decode(original) {
             Content::Text(t, e) => (t, e),
-            _ => return Err(Error::new(ErrorCode::BinaryFile, format!("'{shown}' is binary and cannot be edited as text"))),
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::BinaryFile,
+                    format!("'{shown}' is binary and cannot be edited as text"),
+                ));
+            }
         };
         let crlf = uses_crlf(&text);
         let mut new = text.clone();
@@ -386,7 +412,10 @@ impl FsServer {
         for (i, e) in edits.iter().enumerate() {
             let label = if edits.len() > 1 { format!("edit {}: ", i + 1) } else { String::new() };
             if e.old_text.is_empty() {
-                return Err(Error::new(ErrorCode::InvalidArgument, format!("{label}old_text is empty; to write a whole file use write_file")));
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("{label}old_text is empty; to write a whole file use write_file"),
+                ));
             }
             let fix = |s: &str| if crlf && !s.contains('\r') { to_crlf(s) } else { s.to_string() };
             let (old, replacement) = (fix(&e.old_text), fix(&e.new_text));
@@ -396,7 +425,9 @@ impl FsServer {
                 let msg = if found == 0 {
                     format!("{label}old_text was not found in '{shown}'.{}", near_miss(&new, &old))
                 } else {
-                    format!("{label}old_text occurs {found} times in '{shown}', expected {want}; include more surrounding lines to make it unique, or set expected_replacements={found}")
+                    format!(
+                        "{label}old_text occurs {found} times in '{shown}', expected {want}; include more surrounding lines to make it unique, or set expected_replacements={found}"
+                    )
                 };
                 return Err(Error::new(ErrorCode::EditMismatch, msg));
             }
@@ -405,7 +436,10 @@ impl FsServer {
         }
         let diff = unified(&shown, &text, &new);
         let bytes = encoding.encode(&new).ok_or_else(|| {
-            Error::new(ErrorCode::InvalidArgument, format!("'{shown}' is latin-1 encoded and the new text has characters latin-1 cannot hold"))
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("'{shown}' is latin-1 encoded and the new text has characters latin-1 cannot hold"),
+            )
         })?;
         let sha256 = sha256_hex(&bytes);
         let dry_run = a.dry_run.unwrap_or(false);
@@ -413,7 +447,10 @@ impl FsServer {
             self.check_size(bytes.len(), &shown)?;
             // Someone else may have written between our read and now: re-check before replacing.
             if self.current_bytes(&p)?.as_deref().map(sha256_hex).as_deref() != Some(sha_before.as_str()) {
-                return Err(Error::new(ErrorCode::PreconditionFailed, format!("'{shown}' changed while being edited; read it again and retry")));
+                return Err(Error::new(
+                    ErrorCode::PreconditionFailed,
+                    format!("'{shown}' changed while being edited; read it again and retry"),
+                ));
             }
             roots.write_atomic(&p, &bytes, CreateMode::ReplaceExisting)?;
         }
@@ -423,7 +460,11 @@ impl FsServer {
     fn patch_impl(&self, a: PatchArgs) -> Result<PatchOut> {
         let policy = self.policy();
         let roots = policy.roots();
-        let opts = if a.patch.contains("\ndiff --git ") || a.patch.starts_with("diff --git ") { ParseOptions::gitdiff() } else { ParseOptions::unidiff() };
+        let opts = if a.patch.contains("\ndiff --git ") || a.patch.starts_with("diff --git ") {
+            ParseOptions::gitdiff()
+        } else {
+            ParseOptions::unidiff()
+        };
         struct Planned {
             parent: ParentDir,
             shown: String,
@@ -433,17 +474,27 @@ impl FsServer {
         }
         let mut plan: Vec<Planned> = Vec::new();
         for (i, fp) in PatchSet::parse(&a.patch, opts).enumerate() {
-            let fp = fp.map_err(|e| Error::new(ErrorCode::PatchFailed, format!("file {} of the patch does not parse: {e}", i + 1)))?;
+            let fp = fp.map_err(|e| {
+                Error::new(ErrorCode::PatchFailed, format!("file {} of the patch does not parse: {e}", i + 1))
+            })?;
             let (op, path) = match fp.operation() {
                 FileOperation::Create(p) => ("create", strip_ab(p)),
                 FileOperation::Delete(p) => ("delete", strip_ab(p)),
                 FileOperation::Modify { original, modified } => {
                     if strip_ab(original) != strip_ab(modified) {
-                        return Err(Error::new(ErrorCode::PatchFailed, "renames in patches are not supported; use move_path, then patch the file"));
+                        return Err(Error::new(
+                            ErrorCode::PatchFailed,
+                            "renames in patches are not supported; use move_path, then patch the file",
+                        ));
                     }
                     ("modify", strip_ab(modified))
                 }
-                _ => return Err(Error::new(ErrorCode::PatchFailed, "renames and copies in patches are not supported; use move_path")),
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::PatchFailed,
+                        "renames and copies in patches are not supported; use move_path",
+                    ));
+                }
             };
             let Some(patch) = fp.patch().as_text() else {
                 return Err(Error::new(ErrorCode::PatchFailed, format!("'{path}': binary patches are not supported")));
@@ -454,7 +505,10 @@ impl FsServer {
             let t = roots.target(&path, a.root.as_deref())?;
             let shown = shown_path(self, t.root.name(), &t.rel);
             if plan.iter().any(|p| p.shown == shown) {
-                return Err(Error::new(ErrorCode::PatchFailed, format!("'{shown}' appears twice in the patch; merge its hunks into one section")));
+                return Err(Error::new(
+                    ErrorCode::PatchFailed,
+                    format!("'{shown}' appears twice in the patch; merge its hunks into one section"),
+                ));
             }
             let parent = match roots.parent(&t, &policy.deny) {
                 Ok(p) => p,
@@ -466,18 +520,35 @@ impl FsServer {
             };
             let old = self.current_bytes(&parent)?;
             let base = match (&old, op) {
-                (Some(_), "create") => return Err(Error::new(ErrorCode::AlreadyExists, format!("the patch creates '{shown}', which already exists"))),
-                (None, "modify" | "delete") => return Err(Error::new(ErrorCode::NotFound, format!("the patch changes '{shown}', which does not exist"))),
+                (Some(_), "create") => {
+                    return Err(Error::new(
+                        ErrorCode::AlreadyExists,
+                        format!("the patch creates '{shown}', which already exists"),
+                    ));
+                }
+                (None, "modify" | "delete") => {
+                    return Err(Error::new(
+                        ErrorCode::NotFound,
+                        format!("the patch changes '{shown}', which does not exist"),
+                    ));
+                }
                 (None, _) => String::new(),
                 (Some(b), _) => match decode(b.clone()) {
                     Content::Text(t, Encoding::Utf8) => t,
-                    _ => return Err(Error::new(ErrorCode::PatchFailed, format!("'{shown}' is not UTF-8 text; edit it with edit_file"))),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorCode::PatchFailed,
+                            format!("'{shown}' is not UTF-8 text; edit it with edit_file"),
+                        ));
+                    }
                 },
             };
             let applied = match diffy::apply(&base, patch) {
                 Ok(t) => t,
                 // A CRLF file patched with an LF diff (what models usually produce).
-                Err(_) if uses_crlf(&base) => diffy::apply(&base.replace("\r\n", "\n"), patch).map(|t| to_crlf(&t)).map_err(|e| hunk_error(&shown, e))?,
+                Err(_) if uses_crlf(&base) => diffy::apply(&base.replace("\r\n", "\n"), patch)
+                    .map(|t| to_crlf(&t))
+                    .map_err(|e| hunk_error(&shown, e))?,
                 Err(e) => return Err(hunk_error(&shown, e)),
             };
             let new = if op == "delete" { None } else { Some(applied.into_bytes()) };
@@ -487,14 +558,23 @@ impl FsServer {
             plan.push(Planned { parent, shown, op, old, new });
         }
         if plan.is_empty() {
-            return Err(Error::new(ErrorCode::PatchFailed, "no file sections found; the patch needs '--- a/path' and '+++ b/path' headers and @@ hunks"));
+            return Err(Error::new(
+                ErrorCode::PatchFailed,
+                "no file sections found; the patch needs '--- a/path' and '+++ b/path' headers and @@ hunks",
+            ));
         }
         let dry_run = a.dry_run.unwrap_or(false);
         if !dry_run {
             // All hunks applied in memory; now write. If a write fails, put back what was done.
             for (i, step) in plan.iter().enumerate() {
                 let result = match &step.new {
-                    Some(bytes) => roots.write_atomic(&step.parent, bytes, if step.old.is_some() { CreateMode::ReplaceExisting } else { CreateMode::CreateNew }).map(|_| ()),
+                    Some(bytes) => roots
+                        .write_atomic(
+                            &step.parent,
+                            bytes,
+                            if step.old.is_some() { CreateMode::ReplaceExisting } else { CreateMode::CreateNew },
+                        )
+                        .map(|_| ()),
                     None => roots.remove(&step.parent, false, &policy.deny).map(|_| ()),
                 };
                 if let Err(e) = result {
@@ -504,11 +584,17 @@ impl FsServer {
                             None => roots.remove(&done.parent, false, &policy.deny).map(|_| ()),
                         };
                     }
-                    return Err(Error::new(e.code, format!("{} (no file was changed: earlier files were restored)", e.message)));
+                    return Err(Error::new(
+                        e.code,
+                        format!("{} (no file was changed: earlier files were restored)", e.message),
+                    ));
                 }
             }
         }
-        Ok(PatchOut { files: plan.into_iter().map(|p| PatchFileOut { path: p.shown, operation: p.op.into() }).collect(), dry_run })
+        Ok(PatchOut {
+            files: plan.into_iter().map(|p| PatchFileOut { path: p.shown, operation: p.op.into() }).collect(),
+            dry_run,
+        })
     }
 }
 
@@ -520,12 +606,18 @@ fn strip_ab(p: &str) -> String {
 fn hunk_error(shown: &str, e: diffy::ApplyError) -> Error {
     Error::new(
         ErrorCode::PatchFailed,
-        format!("'{shown}': {e}; the context lines must match the file exactly — read the file again and regenerate the diff, or use edit_file"),
+        format!(
+            "'{shown}': {e}; the context lines must match the file exactly — read the file again and regenerate the diff, or use edit_file"
+        ),
     )
 }
 
 fn unified(path: &str, old: &str, new: &str) -> String {
-    TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(&format!("a/{path}"), &format!("b/{path}")).to_string()
+    TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
 }
 
 /// Explains the closest region of `text` to `wanted`, so the model can retry with exact text.
