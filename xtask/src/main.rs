@@ -1,1 +1,70 @@
-fn main() {}
+//! Developer automation for the Bastion workspace, run as `cargo xtask <command>`.
+//!
+//! * `cargo xtask ci` — the whole test suite, exactly as CI runs it: format check, clippy with
+//!   warnings denied, a build of every binary, the Rust tests (nextest, or `cargo test` when
+//!   nextest is missing), then the Python interop tests.
+//! * `cargo xtask interop [PYTEST ARGS...]` — (re)creates the Python virtual environment in
+//!   `.cache/venv` from `tests/python/requirements.txt` and runs `pytest tests/python` against the
+//!   debug binaries.
+//! * `cargo xtask bench fs` — installs the peer servers, generates a large deterministic file tree
+//!   and compares `bastion-fs` with them and with `rg` in one run. Never part of CI.
+//!
+//! Everything this tool downloads or generates lives under `<repo>/.cache/`.
+
+mod bench;
+mod ci;
+mod interop;
+mod tree;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line interface of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", about = "Bastion developer automation", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The tasks `cargo xtask` knows.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the full CI pipeline: fmt, clippy, build, tests, interop.
+    Ci,
+    /// Run the Python interop tests (official MCP SDK) against the debug binaries.
+    Interop {
+        /// Skip `cargo build --workspace --bins` (use the binaries already built).
+        #[arg(long)]
+        no_build: bool,
+        /// Extra arguments passed through to pytest (e.g. `-k read -x`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        pytest_args: Vec<String>,
+    },
+    /// Benchmarks against the peer servers (never run in CI).
+    Bench {
+        #[command(subcommand)]
+        target: bench::Target,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci => ci::run(),
+        Command::Interop { no_build, pytest_args } => {
+            let build = if no_build { interop::Build::AlreadyDone } else { interop::Build::Yes };
+            interop::run(&pytest_args, build)
+        }
+        Command::Bench { target } => bench::run(&target),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
