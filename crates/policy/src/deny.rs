@@ -6,6 +6,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::RelPath;
+use crate::roots::Root;
 
 /// Secrets nobody may read or write through Bastion, unless the operator's configuration says
 /// otherwise.
@@ -93,9 +94,18 @@ impl DenyRules {
         }
     }
 
-    /// Returns `denied_by_glob` when `rel` is denied for `access`.
-    pub fn check(&self, rel: &RelPath, access: Access) -> Result<()> {
-        if self.is_denied(rel.as_path(), access) {
+    /// Whether `rel`, relative to `root`, is denied. Globs are matched on the path relative to
+    /// the *configured* root, so a root narrowed by a client to `.git` still denies writes there.
+    pub fn is_denied_in(&self, root: &Root, rel: &Path, access: Access) -> bool {
+        match root.prefix() {
+            Some(prefix) => self.is_denied(&prefix.join(rel), access),
+            None => self.is_denied(rel, access),
+        }
+    }
+
+    /// Returns `denied_by_glob` when `rel` (relative to `root`) is denied for `access`.
+    pub fn check_in(&self, root: &Root, rel: &RelPath, access: Access) -> Result<()> {
+        if self.is_denied_in(root, rel.as_path(), access) {
             let what = match access {
                 Access::Read => "may not be read or written",
                 Access::Write => "may not be written, moved or deleted",

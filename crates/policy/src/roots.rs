@@ -24,6 +24,9 @@ pub struct Root {
     name: String,
     real: PathBuf,
     dir: OwnedFd,
+    /// Where this root lies inside the configured root it was narrowed from (None for a
+    /// configured root). Deny globs are matched on `prefix/rel`.
+    prefix: Option<PathBuf>,
 }
 
 impl Root {
@@ -33,7 +36,7 @@ impl Root {
         let real = std::fs::canonicalize(path).map_err(|e| Error::from_io(&e, &shown))?;
         let dir = rustix::fs::open(&real, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::from_errno(e, &shown))?;
-        Ok(Root { name, real, dir })
+        Ok(Root { name, real, dir, prefix: None })
     }
 
     /// The root's name (the directory's base name, made unique).
@@ -44,6 +47,11 @@ impl Root {
     /// The root's canonical host path.
     pub fn real_path(&self) -> &Path {
         &self.real
+    }
+
+    /// For a root narrowed from a configured root: its path inside that root.
+    pub fn prefix(&self) -> Option<&Path> {
+        self.prefix.as_deref()
     }
 
     /// The directory handle everything is resolved beneath.
@@ -339,7 +347,7 @@ impl Roots {
     /// Opens a file found by a directory walk: symlinks anywhere in the path are refused by the
     /// kernel, so the walked path is the real path and no `/proc` lookup is needed.
     pub fn open_walked_file(&self, root: &Arc<Root>, rel: &RelPath, deny: &DenyRules) -> Result<OpenedFile> {
-        deny.check(rel, Access::Read)?;
+        deny.check_in(root, rel, Access::Read)?;
         let fd = open_beneath(
             root.dir(),
             rel.for_syscall(),
@@ -404,27 +412,54 @@ impl Roots {
     ) -> Result<(OwnedFd, RelPath)> {
         let shown = t.shown();
         if let Some(deny) = deny {
-            deny.check(&t.rel, access)?;
+            deny.check_in(&t.root, &t.rel, access)?;
         }
         match open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::Refuse, self.mode) {
             Ok(fd) => return Ok((fd, t.rel.clone())),
             Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::XDEV) => {}
             Err(e) => return Err(Error::from_errno(e, &shown)),
         }
-        let fd = open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::FollowBeneath, self.mode)
-            .map_err(|e| Error::from_errno(e, &shown))?;
-        let rel = t.root.relative_of(fd.as_fd()).ok_or_else(|| {
-            Error::new(ErrorCode::PathOutsideRoot, format!("'{shown}' does not resolve to a location inside the root"))
-        })?;
-        if deny.is_some_and(|d| d.is_denied(rel.as_path(), access)) {
-            return Err(Error::new(
-                ErrorCode::DeniedByGlob,
-                format!(
-                    "'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"
-                ),
-            ));
-        }
+        // The name read back from /proc is only trustworthy if it still names the same inode: a
+        // file replaced or unlinked after the open (an editor saving `.env`) reads back as
+        // `.env (deleted)`, which no glob would match. Resolve again until the two agree.
+        let mut tries = 0;
+        let (fd, rel) = loop {
+            let fd = open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::FollowBeneath, self.mode)
+                .map_err(|e| Error::from_errno(e, &shown))?;
+            let rel = t.root.relative_of(fd.as_fd()).ok_or_else(|| {
+                Error::new(ErrorCode::PathOutsideRoot, format!("'{shown}' does not resolve to a location inside the root"))
+            })?;
+            // A deny match on the name, even a stale one, is final: refusing is always safe.
+            let stale = rel.as_path().to_str().and_then(|s| s.strip_suffix(" (deleted)")).map(Path::new);
+            if let Some(d) = deny
+                && (d.is_denied_in(&t.root, rel.as_path(), access) || stale.is_some_and(|p| d.is_denied_in(&t.root, p, access)))
+            {
+                return Err(Error::new(
+                    ErrorCode::DeniedByGlob,
+                    format!("'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"),
+                ));
+            }
+            if self.same_inode(&t.root, &rel, fd.as_fd()) {
+                break (fd, rel);
+            }
+            tries += 1;
+            if tries >= 16 {
+                return Err(Error::new(
+                    ErrorCode::Busy,
+                    format!("'{shown}' keeps changing while it is opened (a link target is being replaced); retry the call"),
+                ));
+            }
+        };
         Ok((fd, rel))
+    }
+
+    fn same_inode(&self, root: &Root, rel: &RelPath, fd: BorrowedFd<'_>) -> bool {
+        let Ok(opened) = rustix::fs::fstat(fd) else { return false };
+        let Ok(again) = open_beneath(root.dir(), rel.for_syscall(), OFlags::PATH | OFlags::NOFOLLOW, Links::Refuse, self.mode)
+        else {
+            return false;
+        };
+        rustix::fs::fstat(&again).is_ok_and(|st| st.st_dev == opened.st_dev && st.st_ino == opened.st_ino)
     }
 
     /// Opens the parent of `t` for a mutation and checks the write deny globs on the real path of
@@ -438,8 +473,10 @@ impl Roots {
             ));
         };
         check_final_name(name, &shown)?;
-        // The parent is resolved like any path (in-root links allowed); what matters for the deny
-        // list is the real path of the parent plus the final name, checked below.
+        // The path as written is checked first, so a refused write never reveals (or asks the
+        // model to create) a missing denied directory. Then the parent is resolved like any path
+        // (in-root links allowed) and the real path of the parent plus the final name is checked.
+        deny.check_in(&t.root, &t.rel, Access::Write)?;
         let (fd, rel) = self.open_checked(
             &Target { root: t.root.clone(), rel: parent },
             OFlags::RDONLY | OFlags::DIRECTORY,
@@ -447,14 +484,15 @@ impl Roots {
             Access::Write,
         )?;
         let p = ParentDir { fd, rel, name: name.to_os_string(), root: t.root.clone() };
-        deny.check(&t.rel, Access::Write)?;
-        deny.check(&p.child_rel(), Access::Write)?;
+        deny.check_in(&t.root, &p.child_rel(), Access::Write)?;
         Ok(p)
     }
 
     /// Creates every missing directory of `t` (like `mkdir -p`), each through its parent handle.
     /// Returns true when the final directory was created.
     pub fn create_dir_all(&self, t: &Target, deny: &DenyRules) -> Result<bool> {
+        // Refuse before creating anything, so a refused call leaves no directories behind.
+        deny.check_in(&t.root, &t.rel, Access::Write)?;
         let mut created = false;
         let mut so_far = RelPath::root();
         let comps: Vec<OsString> = t.rel.as_path().iter().map(OsStr::to_os_string).collect();
@@ -514,7 +552,9 @@ impl Roots {
             }
             (Some(st), _) => {
                 check_replaceable(st, &shown)?;
-                st.st_mode & 0o7777
+                // Like a write(2) by an unprivileged user, replacing content drops set-user-ID and
+                // set-group-ID bits: new content must not inherit privileges.
+                st.st_mode & 0o1777
             }
             (None, _) => 0o644,
         };
@@ -576,6 +616,7 @@ impl Roots {
     /// directory holding secrets or git metadata is not moved or deleted wholesale.
     pub fn first_denied_inside(
         &self,
+        root: &Root,
         dir: BorrowedFd<'_>,
         rel: &RelPath,
         deny: &DenyRules,
@@ -590,12 +631,12 @@ impl Roots {
             }
             *budget -= 1;
             let child = rel.join_name(&entry.name);
-            if deny.is_denied(child.as_path(), Access::Write) {
+            if deny.is_denied_in(root, child.as_path(), Access::Write) {
                 return Ok(Some(child));
             }
             if entry.kind == EntryKind::Directory {
                 let sub = self.open_subdir(dir, &entry.name, &child.display())?;
-                if let Some(found) = self.first_denied_inside(sub.as_fd(), &child, deny, budget)? {
+                if let Some(found) = self.first_denied_inside(root, sub.as_fd(), &child, deny, budget)? {
                     return Ok(Some(found));
                 }
             }
@@ -623,7 +664,7 @@ impl Roots {
         }
         let dir = self.open_subdir(p.fd.as_fd(), &p.name, &shown)?;
         let mut budget = 200_000;
-        if let Some(found) = self.first_denied_inside(dir.as_fd(), &p.child_rel(), deny, &mut budget)? {
+        if let Some(found) = self.first_denied_inside(&p.root, dir.as_fd(), &p.child_rel(), deny, &mut budget)? {
             return Err(Error::new(
                 ErrorCode::DeniedByGlob,
                 format!("'{shown}' contains '{}', which is on the deny list; nothing was deleted", found.display()),
@@ -662,7 +703,7 @@ impl Roots {
         if kind == EntryKind::Directory {
             let dir = self.open_subdir(from.fd.as_fd(), &from.name, &from_shown)?;
             let mut budget = 200_000;
-            if let Some(found) = self.first_denied_inside(dir.as_fd(), &from.child_rel(), deny, &mut budget)? {
+            if let Some(found) = self.first_denied_inside(&from.root, dir.as_fd(), &from.child_rel(), deny, &mut budget)? {
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -737,7 +778,11 @@ impl Roots {
                             unique = format!("{base}-{n}");
                             n += 1;
                         }
-                        kept.push(Arc::new(Root { name: unique, real: r.real.join(rel.as_path()), dir }));
+                        let prefix = match &r.prefix {
+                            Some(p) => p.join(rel.as_path()),
+                            None => rel.as_path().to_path_buf(),
+                        };
+                        kept.push(Arc::new(Root { name: unique, real: r.real.join(rel.as_path()), dir, prefix: Some(prefix) }));
                         matched = true;
                     }
                     Err(_) => notes.push(format!(

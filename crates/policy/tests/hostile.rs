@@ -646,8 +646,8 @@ fn write_deny_is_checked_before_the_parent_is_resolved() {
         let fx = Fx::new();
         let roots = fx.roots(mode);
         let deny = DenyRules::defaults();
-        // BUG: `parent()` opens the parent directory first and checks the deny globs afterwards, so
-        // these answer `NotFound` (parent missing) instead of `DeniedByGlob`.
+        // Regression: the deny globs are checked on the path as written before the parent is
+        // opened, so a missing denied directory answers `DeniedByGlob`, not `NotFound`.
         for input in
             [".GIT/x", ".git/hooks/pre-commit", "sub/.git/config", ".ssh/authorized_keys", "sub/.aws/credentials"]
         {
@@ -1226,10 +1226,9 @@ fn narrowing_into_a_denied_directory_keeps_it_denied() {
             Some(ErrorCode::DeniedByGlob)
         );
 
-        // BUG: after narrowing to <root>/.git, `config` and `hooks/pre-commit` are writable
-        // (code execution on the next git run); after narrowing to <root>/.ssh, `config` is
-        // readable. Correct: the narrowing is refused (nothing reachable → PathOutsideRoot) or the
-        // deny globs keep matching the path relative to the configured root (DeniedByGlob).
+        // Regression: after narrowing to <root>/.git or <root>/.ssh the deny globs keep matching
+        // the path relative to the configured root, so `config` and `hooks/pre-commit` stay
+        // unwritable and `.ssh/config` unreadable (DeniedByGlob).
         let (git, _) = roots.narrow(&client(&[fx.root.join(".git")]));
         let got =
             write(&git, &deny, "config", b"[core]\n\tfsmonitor = touch /tmp/pwned\n", CreateMode::CreateOrReplace);
@@ -1542,8 +1541,8 @@ fn race_deny_glob_survives_replacement_of_the_link_target() {
             assert_eq!(key, "err:denied_by_glob", "{mode:?}: unexpected refusal");
         }
     }
-    // BUG: `Root::relative_of` trusts the `/proc/self/fd` link text, so a target replaced after
-    // the open reads as ".env (deleted)", escapes the `.env` glob, and `notes.txt` (-> .env)
-    // opens and returns the secret. Every attempt must be `denied_by_glob`.
+    // Regression: a target replaced after the open reads back from /proc as ".env (deleted)";
+    // the policy re-checks the inode and treats the stale name as denied, so every attempt
+    // must be `denied_by_glob`.
     report("deny glob vs. replaced link target", failures);
 }
