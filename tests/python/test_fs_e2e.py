@@ -470,11 +470,6 @@ async def test_list_roots_two_roots(tmp_path: Path) -> None:
         await err(s, "move_path", {"source": str(first / "notes.txt"), "destination": str(second / "x.txt")}, "invalid_argument")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with several roots, tools report paths as 'beta:notes.txt' (and list_directory as bare "
-    "'notes.txt'), but path arguments accept neither form for the second root",
-)
 async def test_paths_reported_with_several_roots_can_be_passed_back(tmp_path: Path) -> None:
     first = make_project(tmp_path, "alpha")
     second = tmp_path / "beta"
@@ -562,7 +557,6 @@ async def test_find_files_paging_1200(project: Path) -> None:
 
 # The walk sorts by path components ("a" < "a-b"), the cursor compares whole strings
 # ("a-b/..." < "a/..." since '-' < '/'), so a page boundary inside "a/" restarts the listing.
-@pytest.mark.xfail(strict=True, reason="BUG: find_files cursor compares strings but entries are sorted by path components")
 async def test_find_files_paging_names_sorting_differently_as_strings(project: Path) -> None:
     expected = []
     for d in ("a", "a-b", "a.b", "a0"):
@@ -714,7 +708,6 @@ async def test_search_text_paging(project: Path) -> None:
     assert pages == 6
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: search_text cursor compares strings but files are sorted by path components")
 async def test_search_text_paging_names_sorting_differently_as_strings(project: Path) -> None:
     for d in ("a", "a-b", "a.b", "a0"):
         write(project / "mix" / d / "f.txt", "needle 1\nneedle 2\nneedle 3\n")
@@ -945,7 +938,6 @@ async def test_apply_patch_crlf_file_with_lf_diff(project: Path) -> None:
     assert (project / "win.txt").read_bytes() == b"a\r\nB\r\nc\r\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: apply_patch dry_run creates the missing parent directories of files it would create")
 async def test_apply_patch_dry_run_creates_no_directory(project: Path) -> None:
     before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
     async with fs_session(project, write=True) as s:
@@ -954,11 +946,6 @@ async def test_apply_patch_dry_run_creates_no_directory(project: Path) -> None:
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
 
 
-EAGER_MKDIR = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: missing parent directories are created before the call's remaining checks "
-    "(deny list, precondition, source exists, later patch hunks), so a refused call leaves new directories",
-)
 
 FAILED_CALLS_THAT_MUST_NOT_CREATE_DIRS = [
     pytest.param(
@@ -966,12 +953,11 @@ FAILED_CALLS_THAT_MUST_NOT_CREATE_DIRS = [
         {"patch": "--- /dev/null\n+++ b/newdir/a/x.txt\n@@ -0,0 +1 @@\n+x\n--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-no such line\n+y\n"},
         "patch_failed",
         id="apply_patch-second-file-fails",
-        marks=EAGER_MKDIR,
     ),
-    pytest.param("move_path", {"source": "does-not-exist.txt", "destination": "newdir/a/x.txt"}, "not_found", id="move_path-missing-source", marks=EAGER_MKDIR),
-    pytest.param("write_file", {"path": "newdir/a/x.txt", "content": "x", "expected_sha256": "0" * 64}, "precondition_failed", id="write_file-precondition", marks=EAGER_MKDIR),
-    pytest.param("write_file", {"path": "newdir/.git/x", "content": "x"}, "denied_by_glob", id="write_file-denied", marks=EAGER_MKDIR),
-    pytest.param("create_directory", {"path": "newdir/.git/hooks"}, "denied_by_glob", id="create_directory-denied", marks=EAGER_MKDIR),
+    pytest.param("move_path", {"source": "does-not-exist.txt", "destination": "newdir/a/x.txt"}, "not_found", id="move_path-missing-source"),
+    pytest.param("write_file", {"path": "newdir/a/x.txt", "content": "x", "expected_sha256": "0" * 64}, "precondition_failed", id="write_file-precondition"),
+    pytest.param("write_file", {"path": "newdir/.git/x", "content": "x"}, "denied_by_glob", id="write_file-denied"),
+    pytest.param("create_directory", {"path": "newdir/.git/hooks"}, "denied_by_glob", id="create_directory-denied"),
     pytest.param("write_file", {"path": "README.md/x.txt", "content": "x"}, "not_a_directory", id="write_file-parent-is-file"),
     pytest.param("write_file", {"path": "x.txt", "content": "x", "root": "nope"}, "invalid_argument", id="write_file-bad-root"),
 ]
@@ -1078,7 +1064,6 @@ async def test_audit_log(project: Path, tmp_path: Path) -> None:
     assert "A small example project" not in raw
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a call to an unknown tool returns before the audit record is written")
 async def test_audit_log_records_unknown_tool_calls(project: Path, tmp_path: Path) -> None:
     from mcp import MCPError
 

@@ -443,11 +443,9 @@ SPECIAL_CASES = [
     Case("search-fifo", "search_text", {"pattern": "x", "path": "pipe"}, "ok"),
     Case(
         "patch-fifo", "apply_patch", {"patch": "--- a/pipe\n+++ b/pipe\n@@ -1 +1 @@\n-x\n+y\n"}, "not_a_regular_file",
-        marks=(pytest.mark.xfail(strict=True, reason="BUG: apply_patch on an existing FIFO says not_found ('does not exist')"),),
     ),
     Case(
         "patch-symlink", "apply_patch", {"patch": "--- a/notes_env\n+++ b/notes_env\n@@ -1 +1 @@\n-x\n+y\n"}, "not_a_regular_file",
-        marks=(pytest.mark.xfail(strict=True, reason="BUG: apply_patch on an existing symlink says not_found ('does not exist')"),),
     ),
 ]
 
@@ -697,7 +695,11 @@ async def test_forged_cursors(tree: Tree) -> None:
                 ("find_files", {"pattern": "*", "cursor": cursor}),
             ]:
                 code, r, _ = await run(tree, s, tool, args)
-                assert code is None
+                # A forged cursor is either refused outright or taken as a position in the sorted
+                # listing; it never names a file to open.
+                assert code in (None, "invalid_argument")
+                if code is not None:
+                    continue
                 if tool == "search_text":
                     assert r["matches"] == []
                 else:
@@ -714,11 +716,6 @@ async def test_forged_cursors(tree: Tree) -> None:
     assert_outside_untouched(tree)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_file/edit_file keep setuid/setgid bits when replacing a file's content "
-    "(new content becomes a setuid program; the kernel clears these bits on an ordinary write)",
-)
 @pytest.mark.parametrize("tool", ["write_file", "edit_file"])
 async def test_replacing_content_drops_setuid_and_setgid(tree: Tree, tool: str) -> None:
     prog = tree.root / "tool.sh"

@@ -199,16 +199,20 @@ impl ServerHandler for FsServer {
         let name = request.name.to_string();
         let audit_args =
             self.policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
-        let Some(tier) = tier_of(&name) else {
-            return Err(McpError::invalid_params(
+        let response = match tier_of(&name) {
+            None => Err(McpError::invalid_params(
                 format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
                 None,
-            ));
-        };
-        let _gate = self.roots_gate.read().await;
-        let response = match self.policy.check_tier(&name, tier) {
-            Err(e) => Ok(error_result(&e).into()),
-            Ok(()) => self.tool_router.call(ToolCallContext::new(self, request, context)).await.map(normalise_error),
+            )),
+            Some(tier) => {
+                let _gate = self.roots_gate.read().await;
+                match self.policy.check_tier(&name, tier) {
+                    Err(e) => Ok(error_result(&e).into()),
+                    Ok(()) => {
+                        self.tool_router.call(ToolCallContext::new(self, request, context)).await.map(normalise_error)
+                    }
+                }
+            }
         };
         if let Some(args) = audit_args {
             let (outcome, bytes) = match &response {

@@ -287,6 +287,14 @@ impl Roots {
         if raw.as_bytes().contains(&0) {
             return Err(Error::new(ErrorCode::InvalidPath, "the path contains a NUL byte; paths cannot contain NUL"));
         }
+        // `name:path` addresses a root by name: it is how paths are shown when several roots are
+        // configured, so the model can pass them back unchanged.
+        if root.is_none()
+            && let Some((name, rest)) = raw.split_once(':')
+            && self.roots.iter().any(|r| r.name == name)
+        {
+            return self.target(rest, Some(name));
+        }
         let path = Path::new(raw);
         if path.is_absolute() {
             // Longest matching root wins, so nested roots behave.
@@ -427,16 +435,22 @@ impl Roots {
             let fd = open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::FollowBeneath, self.mode)
                 .map_err(|e| Error::from_errno(e, &shown))?;
             let rel = t.root.relative_of(fd.as_fd()).ok_or_else(|| {
-                Error::new(ErrorCode::PathOutsideRoot, format!("'{shown}' does not resolve to a location inside the root"))
+                Error::new(
+                    ErrorCode::PathOutsideRoot,
+                    format!("'{shown}' does not resolve to a location inside the root"),
+                )
             })?;
             // A deny match on the name, even a stale one, is final: refusing is always safe.
             let stale = rel.as_path().to_str().and_then(|s| s.strip_suffix(" (deleted)")).map(Path::new);
             if let Some(d) = deny
-                && (d.is_denied_in(&t.root, rel.as_path(), access) || stale.is_some_and(|p| d.is_denied_in(&t.root, p, access)))
+                && (d.is_denied_in(&t.root, rel.as_path(), access)
+                    || stale.is_some_and(|p| d.is_denied_in(&t.root, p, access)))
             {
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
-                    format!("'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"),
+                    format!(
+                        "'{shown}' is a link to a path on the server's deny list (secrets or git metadata); it cannot be used"
+                    ),
                 ));
             }
             if self.same_inode(&t.root, &rel, fd.as_fd()) {
@@ -446,7 +460,9 @@ impl Roots {
             if tries >= 16 {
                 return Err(Error::new(
                     ErrorCode::Busy,
-                    format!("'{shown}' keeps changing while it is opened (a link target is being replaced); retry the call"),
+                    format!(
+                        "'{shown}' keeps changing while it is opened (a link target is being replaced); retry the call"
+                    ),
                 ));
             }
         };
@@ -455,7 +471,8 @@ impl Roots {
 
     fn same_inode(&self, root: &Root, rel: &RelPath, fd: BorrowedFd<'_>) -> bool {
         let Ok(opened) = rustix::fs::fstat(fd) else { return false };
-        let Ok(again) = open_beneath(root.dir(), rel.for_syscall(), OFlags::PATH | OFlags::NOFOLLOW, Links::Refuse, self.mode)
+        let Ok(again) =
+            open_beneath(root.dir(), rel.for_syscall(), OFlags::PATH | OFlags::NOFOLLOW, Links::Refuse, self.mode)
         else {
             return false;
         };
@@ -703,7 +720,9 @@ impl Roots {
         if kind == EntryKind::Directory {
             let dir = self.open_subdir(from.fd.as_fd(), &from.name, &from_shown)?;
             let mut budget = 200_000;
-            if let Some(found) = self.first_denied_inside(&from.root, dir.as_fd(), &from.child_rel(), deny, &mut budget)? {
+            if let Some(found) =
+                self.first_denied_inside(&from.root, dir.as_fd(), &from.child_rel(), deny, &mut budget)?
+            {
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -782,7 +801,12 @@ impl Roots {
                             Some(p) => p.join(rel.as_path()),
                             None => rel.as_path().to_path_buf(),
                         };
-                        kept.push(Arc::new(Root { name: unique, real: r.real.join(rel.as_path()), dir, prefix: Some(prefix) }));
+                        kept.push(Arc::new(Root {
+                            name: unique,
+                            real: r.real.join(rel.as_path()),
+                            dir,
+                            prefix: Some(prefix),
+                        }));
                         matched = true;
                     }
                     Err(_) => notes.push(format!(

@@ -365,6 +365,14 @@ fn internal(e: serde_json::Error) -> Failure {
 
 type Image = (String, &'static str);
 
+/// What a recursive listing is walking.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    root: &'a std::sync::Arc<bastion_policy::Root>,
+    max_depth: u32,
+    hidden: bool,
+}
+
 impl FsServer {
     pub(crate) fn read_file_impl(&self, a: &ReadFileArgs, budget: usize) -> Result<(ReadFileOut, Option<Image>)> {
         let policy = self.policy();
@@ -492,7 +500,8 @@ impl FsServer {
         let mut all = Vec::new();
         let mut hidden_denied = 0u64;
         let mut walk_budget = policy.limits.max_walk_entries;
-        self.walk_dir(dir.fd.as_fd(), &dir.rel, 1, depth, hidden, &mut all, &mut hidden_denied, &mut walk_budget)?;
+        let walk = Walk { root: &target.root, max_depth: depth, hidden };
+        self.walk_dir(&walk, dir.fd.as_fd(), &dir.rel, 1, &mut all, &mut hidden_denied, &mut walk_budget)?;
         let mut entries = Vec::new();
         let mut used = 0usize;
         let mut next = None;
@@ -514,18 +523,17 @@ impl FsServer {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn walk_dir(
         &self,
+        walk: &Walk<'_>,
         fd: std::os::fd::BorrowedFd<'_>,
         rel: &RelPath,
         level: u32,
-        max_depth: u32,
-        hidden: bool,
         out: &mut Vec<DirEntryOut>,
         denied: &mut u64,
         budget: &mut usize,
     ) -> Result<()> {
+        let Walk { root, max_depth, hidden } = *walk;
         let policy = self.policy();
         let roots = policy.roots();
         let mut entries = roots.read_dir(fd, &rel.display())?;
@@ -542,14 +550,14 @@ impl FsServer {
             if !hidden && e.name.as_encoded_bytes().starts_with(b".") {
                 continue;
             }
-            if policy.deny.is_denied(child.as_path(), Access::Read) {
+            if policy.deny.is_denied_in(root, child.as_path(), Access::Read) {
                 *denied += 1;
                 continue;
             }
             *budget -= 1;
             let kind = e.kind;
             out.push(DirEntryOut {
-                path: child.display(),
+                path: shown_path(self, root.name(), &child),
                 kind: kind_name(kind).to_string(),
                 size: (kind == EntryKind::File).then_some(e.stat.st_size.max(0) as u64),
                 depth: level,
@@ -559,7 +567,7 @@ impl FsServer {
                 && e.name != ".git"
                 && let Ok(sub) = roots.open_subdir(fd, &e.name, &child.display())
             {
-                self.walk_dir(sub.as_fd(), &child, level + 1, max_depth, hidden, out, denied, budget)?;
+                self.walk_dir(walk, sub.as_fd(), &child, level + 1, out, denied, budget)?;
             }
         }
         Ok(())

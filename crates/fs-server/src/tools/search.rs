@@ -167,12 +167,14 @@ fn encode_cursor(path: &str, n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{n}:{path}"))
 }
 
-fn decode_cursor(c: &str) -> Result<(String, usize)> {
+fn decode_cursor(c: &str) -> Result<(RelPath, usize)> {
     let bad = || Error::new(ErrorCode::InvalidArgument, "cursor is not one this tool returned; omit it to start over");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (n, path) = raw.split_once(':').ok_or_else(bad)?;
-    Ok((path.to_string(), n.parse().map_err(|_| bad())?))
+    // Sorting is by path components, so the cursor is compared as a path, not as a string.
+    let path = RelPath::parse(Path::new(path)).map_err(|_| bad())?;
+    Ok((path, n.parse().map_err(|_| bad())?))
 }
 
 /// What a walk found: the root, and sorted (relative path, is_dir) pairs.
@@ -236,7 +238,7 @@ impl FsServer {
         let deny = &policy.deny;
         builder.build_parallel().run(|| {
             let mut flush = Flush { shared: &found, local: Vec::new() };
-            let (count, complete, root_real, start) = (&count, &complete, &root_real, &start);
+            let (count, complete, root_real, start, walk_root) = (&count, &complete, &root_real, &start, &target.root);
             Box::new(move |entry| {
                 let Ok(entry) = entry else { return WalkState::Continue };
                 let Some(ft) = entry.file_type() else { return WalkState::Continue };
@@ -245,7 +247,7 @@ impl FsServer {
                     return WalkState::Continue;
                 }
                 let Ok(rel) = entry.path().strip_prefix(root_real) else { return WalkState::Continue };
-                if deny.is_denied(rel, Access::Read) {
+                if deny.is_denied_in(walk_root, rel, Access::Read) {
                     return if is_dir { WalkState::Skip } else { WalkState::Continue };
                 }
                 if entry.depth() == 0 && is_dir {
@@ -304,7 +306,7 @@ impl FsServer {
         let start = match &a.cursor {
             Some(c) => {
                 let (after, _) = decode_cursor(c)?;
-                walked.entries.partition_point(|(p, _)| p.display() < after)
+                walked.entries.partition_point(|(p, _)| p < &after)
             }
             None => 0,
         };
@@ -371,7 +373,10 @@ impl FsServer {
         let (first, skip_in_first) = match &a.cursor {
             Some(c) => {
                 let (path, n) = decode_cursor(c)?;
-                (files.partition_point(|p| p.display() < path), n)
+                let first = files.partition_point(|p| *p < &path);
+                // The in-file index only applies if that very file is still there.
+                let skip = if files.get(first).is_some_and(|p| **p == path) { n } else { 0 };
+                (first, skip)
             }
             None => (0, 0),
         };

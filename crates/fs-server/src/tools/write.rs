@@ -265,8 +265,18 @@ impl FsServer {
             .into());
         }
         let from = roots.parent(&from_t, &policy.deny)?;
-        self.ensure_parent_dirs(&to_t)?;
-        let to = roots.parent(&to_t, &policy.deny)?;
+        if from.lstat()?.is_none() {
+            return Err(
+                Error::new(ErrorCode::NotFound, format!("'{}' does not exist", from.child_rel().display())).into()
+            );
+        }
+        let to = match roots.parent(&to_t, &policy.deny) {
+            Err(e) if e.code == ErrorCode::NotFound => {
+                self.ensure_parent_dirs(&to_t)?;
+                roots.parent(&to_t, &policy.deny)?
+            }
+            other => other?,
+        };
         let kind = roots.rename(&from, &to, a.overwrite.unwrap_or(false), &policy.deny)?;
         Ok(Json(MoveOut {
             source: shown_path(self, from_t.root.name(), &from.child_rel()),
@@ -330,10 +340,20 @@ impl FsServer {
         let t = roots.target(&a.path, a.root.as_deref())?;
         let shown = shown_path(self, t.root.name(), &t.rel);
         self.check_size(a.content.len(), &shown)?;
-        if a.create_parents.unwrap_or(true) {
-            self.ensure_parent_dirs(&t)?;
-        }
-        let p = roots.parent(&t, &policy.deny)?;
+        // Every check runs before missing parents are created, so a refused write leaves nothing.
+        let p = match roots.parent(&t, &policy.deny) {
+            Err(e) if e.code == ErrorCode::NotFound && a.create_parents.unwrap_or(true) => {
+                if a.expected_sha256.is_some() {
+                    return Err(Error::new(
+                        ErrorCode::PreconditionFailed,
+                        format!("'{shown}' does not exist, so it cannot match expected_sha256"),
+                    ));
+                }
+                self.ensure_parent_dirs(&t)?;
+                roots.parent(&t, &policy.deny)?
+            }
+            other => other?,
+        };
         let current = self.current_bytes(&p)?;
         if let Some(expected) = &a.expected_sha256 {
             let actual = current.as_deref().map(sha256_hex);
@@ -465,13 +485,6 @@ impl FsServer {
         } else {
             ParseOptions::unidiff()
         };
-        struct Planned {
-            parent: ParentDir,
-            shown: String,
-            op: &'static str,
-            old: Option<Vec<u8>>,
-            new: Option<Vec<u8>>,
-        }
         let mut plan: Vec<Planned> = Vec::new();
         for (i, fp) in PatchSet::parse(&a.patch, opts).enumerate() {
             let fp = fp.map_err(|e| {
@@ -511,14 +524,31 @@ impl FsServer {
                 ));
             }
             let parent = match roots.parent(&t, &policy.deny) {
-                Ok(p) => p,
-                Err(e) if e.code == ErrorCode::NotFound && op == "create" => {
-                    self.ensure_parent_dirs(&t)?;
-                    roots.parent(&t, &policy.deny)?
-                }
+                Ok(p) => Some(p),
+                Err(e) if e.code == ErrorCode::NotFound && op == "create" => None,
                 Err(e) => return Err(e),
             };
-            let old = self.current_bytes(&parent)?;
+            let existing = parent.as_ref().map(ParentDir::lstat).transpose()?.flatten();
+            if op == "create" && existing.is_some() {
+                return Err(Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!("the patch creates '{shown}', which already exists"),
+                ));
+            }
+            if let Some(st) = existing
+                && EntryKind::from_mode(st.st_mode) != EntryKind::File
+            {
+                return Err(Error::new(
+                    ErrorCode::NotARegularFile,
+                    format!(
+                        "'{shown}' is not a regular file (a symlink, directory or special file); patch the real file"
+                    ),
+                ));
+            }
+            let old = match &parent {
+                Some(p) => self.current_bytes(p)?,
+                None => None,
+            };
             let base = match (&old, op) {
                 (Some(_), "create") => {
                     return Err(Error::new(
@@ -555,7 +585,7 @@ impl FsServer {
             if let Some(n) = &new {
                 self.check_size(n.len(), &shown)?;
             }
-            plan.push(Planned { parent, shown, op, old, new });
+            plan.push(Planned { target: t, parent, shown, op, old, new });
         }
         if plan.is_empty() {
             return Err(Error::new(
@@ -566,22 +596,14 @@ impl FsServer {
         let dry_run = a.dry_run.unwrap_or(false);
         if !dry_run {
             // All hunks applied in memory; now write. If a write fails, put back what was done.
-            for (i, step) in plan.iter().enumerate() {
-                let result = match &step.new {
-                    Some(bytes) => roots
-                        .write_atomic(
-                            &step.parent,
-                            bytes,
-                            if step.old.is_some() { CreateMode::ReplaceExisting } else { CreateMode::CreateNew },
-                        )
-                        .map(|_| ()),
-                    None => roots.remove(&step.parent, false, &policy.deny).map(|_| ()),
-                };
+            for i in 0..plan.len() {
+                let result = self.write_planned(&mut plan[i]);
                 if let Err(e) = result {
                     for done in plan[..i].iter().rev() {
+                        let Some(parent) = &done.parent else { continue };
                         let _ = match &done.old {
-                            Some(old) => roots.write_atomic(&done.parent, old, CreateMode::CreateOrReplace).map(|_| ()),
-                            None => roots.remove(&done.parent, false, &policy.deny).map(|_| ()),
+                            Some(old) => roots.write_atomic(parent, old, CreateMode::CreateOrReplace).map(|_| ()),
+                            None => roots.remove(parent, false, &policy.deny).map(|_| ()),
                         };
                     }
                     return Err(Error::new(
@@ -595,6 +617,37 @@ impl FsServer {
             files: plan.into_iter().map(|p| PatchFileOut { path: p.shown, operation: p.op.into() }).collect(),
             dry_run,
         })
+    }
+}
+
+/// One file of a patch, fully computed before anything is written.
+struct Planned {
+    target: Target,
+    /// None when the parent directory does not exist yet (a created file's new directory): it is
+    /// made only when the patch is written, never for a dry run or a failed patch.
+    parent: Option<ParentDir>,
+    shown: String,
+    op: &'static str,
+    old: Option<Vec<u8>>,
+    new: Option<Vec<u8>>,
+}
+
+impl FsServer {
+    fn write_planned(&self, step: &mut Planned) -> Result<()> {
+        let policy = self.policy();
+        let roots = policy.roots();
+        if step.parent.is_none() {
+            self.ensure_parent_dirs(&step.target)?;
+            step.parent = Some(roots.parent(&step.target, &policy.deny)?);
+        }
+        let Some(parent) = &step.parent else { return Ok(()) };
+        match &step.new {
+            Some(bytes) => {
+                let mode = if step.old.is_some() { CreateMode::ReplaceExisting } else { CreateMode::CreateNew };
+                roots.write_atomic(parent, bytes, mode).map(|_| ())
+            }
+            None => roots.remove(parent, false, &policy.deny).map(|_| ()),
+        }
     }
 }
 
