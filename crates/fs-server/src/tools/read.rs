@@ -365,6 +365,14 @@ fn internal(e: serde_json::Error) -> Failure {
 
 type Image = (String, &'static str);
 
+/// What a recursive listing has found so far.
+struct Found {
+    entries: Vec<DirEntryOut>,
+    hidden_denied: u64,
+    /// Entries the walk may still collect.
+    budget: usize,
+}
+
 /// What a recursive listing is walking.
 #[derive(Clone, Copy)]
 struct Walk<'a> {
@@ -497,11 +505,10 @@ impl FsServer {
             })?,
             None => 0,
         };
-        let mut all = Vec::new();
-        let mut hidden_denied = 0u64;
-        let mut walk_budget = policy.limits.max_walk_entries;
         let walk = Walk { root: &target.root, max_depth: depth, hidden };
-        self.walk_dir(&walk, dir.fd.as_fd(), &dir.rel, 1, &mut all, &mut hidden_denied, &mut walk_budget)?;
+        let mut found = Found { entries: Vec::new(), hidden_denied: 0, budget: policy.limits.max_walk_entries };
+        self.walk_dir(&walk, dir.fd.as_fd(), &dir.rel, 1, &mut found)?;
+        let Found { entries: all, hidden_denied, budget: walk_budget } = found;
         let mut entries = Vec::new();
         let mut used = 0usize;
         let mut next = None;
@@ -529,9 +536,7 @@ impl FsServer {
         fd: std::os::fd::BorrowedFd<'_>,
         rel: &RelPath,
         level: u32,
-        out: &mut Vec<DirEntryOut>,
-        denied: &mut u64,
-        budget: &mut usize,
+        found: &mut Found,
     ) -> Result<()> {
         let Walk { root, max_depth, hidden } = *walk;
         let policy = self.policy();
@@ -543,7 +548,7 @@ impl FsServer {
             bd.cmp(&ad).then_with(|| a.name.cmp(&b.name))
         });
         for e in entries {
-            if *budget == 0 {
+            if found.budget == 0 {
                 return Ok(());
             }
             let child = rel.join_name(&e.name);
@@ -551,12 +556,12 @@ impl FsServer {
                 continue;
             }
             if policy.deny.is_denied_in(root, child.as_path(), Access::Read) {
-                *denied += 1;
+                found.hidden_denied += 1;
                 continue;
             }
-            *budget -= 1;
+            found.budget -= 1;
             let kind = e.kind;
-            out.push(DirEntryOut {
+            found.entries.push(DirEntryOut {
                 path: shown_path(self, root.name(), &child),
                 kind: kind_name(kind).to_string(),
                 size: (kind == EntryKind::File).then_some(e.stat.st_size.max(0) as u64),
@@ -567,7 +572,7 @@ impl FsServer {
                 && e.name != ".git"
                 && let Ok(sub) = roots.open_subdir(fd, &e.name, &child.display())
             {
-                self.walk_dir(walk, sub.as_fd(), &child, level + 1, out, denied, budget)?;
+                self.walk_dir(walk, sub.as_fd(), &child, level + 1, found)?;
             }
         }
         Ok(())
