@@ -71,7 +71,7 @@ pub async fn run_stdio(args: FsArgs) -> anyhow::Result<()> {
         serde_json::json!({"roots": roots, "max_tier": policy.max_tier, "openat2": openat2}),
     );
     let server = FsServer::new(Arc::new(policy));
-    let running = server.serve(rmcp::transport::stdio()).await?;
+    let running = server.serve(crate::stdio::stdio()).await?;
     running.waiting().await?;
     Ok(())
 }

@@ -20,6 +20,7 @@
 
 mod cli;
 mod result;
+mod stdio;
 mod text;
 mod tools;
 

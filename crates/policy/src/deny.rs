@@ -1,5 +1,7 @@
 //! Deny globs: paths no tool may read or write, matched on the real root-relative path.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -88,6 +90,12 @@ impl DenyRules {
         if rel.as_os_str().is_empty() {
             return false;
         }
+        // Case-insensitivity is done by lowering ASCII here and in the patterns rather than with
+        // globset's case-insensitive mode, which forces every glob onto the regex engine. With
+        // lowered literals, globset matches `.env` by a hash lookup of the base name and `*.pem`
+        // by extension: this check runs on every entry of every directory walk.
+        let lowered = rel.as_os_str().as_bytes().to_ascii_lowercase();
+        let rel = Path::new(OsStr::from_bytes(&lowered));
         match access {
             Access::Read => self.read.is_match(rel),
             Access::Write => self.write.is_match(rel),
@@ -141,8 +149,7 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
         }
         for v in variants {
             let full = if anchored.is_some() || v.starts_with("**/") { v } else { format!("**/{v}") };
-            let glob = GlobBuilder::new(&full)
-                .case_insensitive(true)
+            let glob = GlobBuilder::new(&full.to_ascii_lowercase())
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()

@@ -47,6 +47,11 @@ pub(crate) fn read_all(opened: &mut OpenedFile, max: u64, shown: &str) -> Result
     Ok(buf)
 }
 
+/// What [`shown_path`] puts before a root-relative path: `name:` when several roots exist.
+pub(crate) fn path_prefix(server: &FsServer, root_name: &str) -> String {
+    if server.policy().roots().len() > 1 { format!("{root_name}:") } else { String::new() }
+}
+
 /// Shows a path to the model: root-relative, prefixed with `root:` when several roots exist.
 pub(crate) fn shown_path(server: &FsServer, root_name: &str, rel: &bastion_policy::RelPath) -> String {
     if server.policy().roots().len() > 1 { format!("{root_name}:{}", rel.display()) } else { rel.display() }

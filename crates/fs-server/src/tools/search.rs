@@ -22,7 +22,7 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, shown_path};
+use super::{blocking, path_prefix};
 use crate::text::clip_line;
 use crate::{Failure, FsServer};
 
@@ -271,7 +271,7 @@ impl FsServer {
             Ok(v) => v,
             Err(p) => p.into_inner(),
         };
-        entries.sort_unstable();
+        entries.sort_unstable_by(|a, b| path_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
         Ok(Walked { root: target.root.clone(), entries, complete: complete.into_inner() })
     }
 
@@ -306,18 +306,19 @@ impl FsServer {
         let start = match &a.cursor {
             Some(c) => {
                 let (after, _) = decode_cursor(c)?;
-                walked.entries.partition_point(|(p, _)| p < &after)
+                walked.entries.partition_point(|(p, _)| path_order(p, &after).is_lt())
             }
             None => 0,
         };
         let budget = self.budget(None);
         let policy = self.policy();
         let roots = policy.roots();
+        let prefix = path_prefix(self, walked.root.name());
         let mut matches = Vec::new();
         let mut used = 0;
         let mut next = None;
         for (rel, _) in walked.entries.iter().skip(start) {
-            let shown = shown_path(self, walked.root.name(), rel);
+            let shown = format!("{prefix}{}", rel.display());
             if matches.len() >= max || (used + shown.len() + 4 > budget && !matches.is_empty()) {
                 next = Some(encode_cursor(&rel.display(), 0));
                 break;
@@ -373,7 +374,7 @@ impl FsServer {
         let (first, skip_in_first) = match &a.cursor {
             Some(c) => {
                 let (path, n) = decode_cursor(c)?;
-                let first = files.partition_point(|p| *p < &path);
+                let first = files.partition_point(|p| path_order(p, &path).is_lt());
                 // The in-file index only applies if that very file is still there.
                 let skip = if files.get(first).is_some_and(|p| **p == path) { n } else { 0 };
                 (first, skip)
@@ -390,6 +391,7 @@ impl FsServer {
         let stop = AtomicBool::new(false);
         let slots: Vec<Mutex<Option<Vec<MatchOut>>>> = files.iter().map(|_| Mutex::new(None)).collect();
         let roots = policy.roots();
+        let prefix = path_prefix(self, walked.root.name());
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
         std::thread::scope(|s| {
             for _ in 0..threads {
@@ -409,7 +411,7 @@ impl FsServer {
                         let hits = match roots.open_walked_file(&walked.root, rel, &policy.deny) {
                             Ok(opened) => {
                                 let mut sink = Collect {
-                                    path: shown_path(self, walked.root.name(), rel),
+                                    path: format!("{prefix}{}", rel.display()),
                                     hits: Vec::new(),
                                     before: Vec::new(),
                                     max: need,
@@ -467,6 +469,16 @@ impl FsServer {
             complete: walked.complete,
         })
     }
+}
+
+/// Path order (component by component) computed on bytes: for normalised relative paths this
+/// equals comparing components, with `/` sorting before every other byte. Far cheaper than
+/// `Path`'s component iterator when sorting tens of thousands of names.
+fn path_order(a: &RelPath, b: &RelPath) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    let (a, b) = (a.as_path().as_os_str().as_bytes(), b.as_path().as_os_str().as_bytes());
+    a.iter().map(|&c| key(c)).cmp(b.iter().map(|&c| key(c)))
 }
 
 fn build_glob(pattern: &str) -> Result<GlobMatcher> {
