@@ -115,6 +115,13 @@ impl RelPath {
         if self.is_root() { ".".to_string() } else { self.0.to_string_lossy().into_owned() }
     }
 
+    /// Builds from a path produced by a directory walk beneath the root (names joined from
+    /// `readdir`, so already normalised) without re-parsing it. The kernel still resolves it
+    /// beneath the root, so a malformed value could only fail to open, never escape.
+    pub fn from_walked(p: &Path) -> Self {
+        RelPath(p.to_path_buf())
+    }
+
     /// Builds from a path already known to be normalised and relative (e.g. from a directory walk
     /// beneath the root). Re-validates cheaply and falls back to parsing.
     pub fn from_normalized(p: &Path) -> Result<Self> {

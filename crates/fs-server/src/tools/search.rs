@@ -185,6 +185,9 @@ struct Walked {
 }
 
 struct WalkSpec {
+    /// Drop denied files from the walk (a search skips this: it opens every file through the
+    /// policy, which refuses denied ones anyway).
+    deny_files: bool,
     include_hidden: bool,
     respect_gitignore: bool,
     overrides: Vec<String>,
@@ -246,24 +249,29 @@ impl FsServer {
                 if !is_dir && !ft.is_file() {
                     return WalkState::Continue;
                 }
-                let Ok(rel) = entry.path().strip_prefix(root_real) else { return WalkState::Continue };
-                if deny.is_denied_in(walk_root, rel, Access::Read) {
-                    return if is_dir { WalkState::Skip } else { WalkState::Continue };
+                // The walker joins names onto `start`, so plain byte slicing finds the relative
+                // path; `Path::strip_prefix` would re-parse components for every entry.
+                let Some(rel) = strip_dir_prefix(entry.path(), root_real) else { return WalkState::Continue };
+                // Denied directories are pruned; denied files are dropped once they match (the
+                // cheap name test first), or left to `open_walked_file`, which checks again.
+                if is_dir && deny.is_denied_in(walk_root, rel, Access::Read) {
+                    return WalkState::Skip;
                 }
                 if entry.depth() == 0 && is_dir {
                     return WalkState::Continue;
                 }
-                let below = entry.path().strip_prefix(start).unwrap_or(rel);
+                let below = strip_dir_prefix(entry.path(), start).unwrap_or(rel);
                 if !keep(below, is_dir) {
+                    return WalkState::Continue;
+                }
+                if !is_dir && spec.deny_files && deny.is_denied_in(walk_root, rel, Access::Read) {
                     return WalkState::Continue;
                 }
                 if count.fetch_add(1, Ordering::Relaxed) >= limit {
                     complete.store(false, Ordering::Relaxed);
                     return WalkState::Quit;
                 }
-                if let Ok(rel) = RelPath::from_normalized(rel) {
-                    flush.local.push((rel, is_dir));
-                }
+                flush.local.push((RelPath::from_walked(rel), is_dir));
                 WalkState::Continue
             })
         });
@@ -290,6 +298,7 @@ impl FsServer {
             }
         };
         let spec = WalkSpec {
+            deny_files: true,
             include_hidden: a.include_hidden.unwrap_or(false),
             respect_gitignore: a.respect_gitignore.unwrap_or(true),
             overrides: Vec::new(),
@@ -299,7 +308,13 @@ impl FsServer {
             if want.is_some_and(|w| w != is_dir) {
                 return false;
             }
-            if by_path { glob.is_match(below) } else { below.file_name().is_some_and(|n| glob.is_match(n)) }
+            if by_path {
+                glob.is_match(below)
+            } else {
+                use std::os::unix::ffi::OsStrExt;
+                let name = below.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+                glob.is_match(std::ffi::OsStr::from_bytes(name))
+            }
         };
         let walked = self.walk(a.path.as_deref(), a.root.as_deref(), &spec, &keep)?;
         let max = a.max_results.unwrap_or(500).clamp(1, 10_000) as usize;
@@ -362,6 +377,7 @@ impl FsServer {
         })?;
         let policy = self.policy();
         let spec = WalkSpec {
+            deny_files: false,
             include_hidden: a.include_hidden.unwrap_or(false),
             respect_gitignore: a.respect_gitignore.unwrap_or(true),
             overrides: a.globs.clone().unwrap_or_default(),
@@ -469,6 +485,18 @@ impl FsServer {
             complete: walked.complete,
         })
     }
+}
+
+/// `path` below `dir`, by bytes (both come from the same walk, so no normalisation is needed).
+fn strip_dir_prefix<'a>(path: &'a Path, dir: &Path) -> Option<&'a Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let rest = path.as_os_str().as_bytes().strip_prefix(dir.as_os_str().as_bytes())?;
+    let rest = match rest {
+        [] => rest,
+        [b'/', tail @ ..] => tail,
+        _ => return None,
+    };
+    Some(Path::new(std::ffi::OsStr::from_bytes(rest)))
 }
 
 /// Path order (component by component) computed on bytes: for normalised relative paths this
