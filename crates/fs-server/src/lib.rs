@@ -108,22 +108,7 @@ impl FsServer {
 
     /// The tools offered under the policy's tier cap, with tier-derived annotations.
     pub fn offered_tools(&self) -> Vec<Tool> {
-        let mut tools: Vec<Tool> = self
-            .tool_router
-            .list_all()
-            .into_iter()
-            .filter(|t| tier_of(&t.name).is_some_and(|tier| tier <= self.policy.max_tier))
-            .map(|mut t| {
-                if let Some(a) = annotations_for(&t.name) {
-                    t.title = a.title.clone();
-                    t.annotations = Some(a);
-                }
-                t
-            })
-            .collect();
-        let order = |name: &str| TOOLS.iter().position(|(n, _, _)| *n == name).unwrap_or(usize::MAX);
-        tools.sort_by_key(|t| order(&t.name));
-        tools
+        TOOLS.iter().filter_map(|(name, _, _)| self.get_tool(name)).collect()
     }
 
     #[allow(deprecated)] // roots/list is deprecated (SEP-2577) but legacy clients still offer it.
@@ -188,7 +173,16 @@ impl ServerHandler for FsServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.offered_tools().into_iter().find(|t| t.name == name)
+        let tier = tier_of(name)?;
+        if tier > self.policy.max_tier {
+            return None;
+        }
+        let mut tool = self.tool_router.get(name)?.clone();
+        if let Some(a) = annotations_for(name) {
+            tool.title = a.title.clone();
+            tool.annotations = Some(a);
+        }
+        Some(tool)
     }
 
     async fn call_tool(

@@ -328,8 +328,13 @@ impl FsServer {
     /// through symlinks, never into .git). Large listings are paged with cursor.
     #[tool(name = "list_directory")]
     async fn list_directory(&self, Parameters(a): Parameters<ListDirArgs>) -> Result<Json<ListDirOut>, Failure> {
-        let this = self.clone();
         let budget = self.budget(None);
+        // One directory is a readdir and a stat per entry: cheaper inline than a hand-off to the
+        // blocking pool. Deeper walks go to the pool so they never stall the transport.
+        if a.depth.unwrap_or(1) <= 1 {
+            return Ok(Json(self.list_impl(a, budget)?));
+        }
+        let this = self.clone();
         Ok(Json(blocking(move || this.list_impl(a, budget)).await?))
     }
 
