@@ -55,8 +55,8 @@ pub enum Access {
 /// wholesale either.
 #[derive(Clone, Debug)]
 pub struct DenyRules {
-    read: GlobSet,
-    write: GlobSet,
+    read: Globs,
+    write: Globs,
     read_patterns: Vec<String>,
     write_patterns: Vec<String>,
 }
@@ -77,9 +77,10 @@ impl DenyRules {
         let read: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
         let write: Vec<String> = DEFAULT_DENY_WRITE.iter().map(|s| s.to_string()).collect();
         // The defaults are constants and compile; an error here is a bug caught by the unit tests.
+        let empty = || Globs { names: GlobSet::empty(), paths: GlobSet::empty() };
         Self::new(&read, &write).unwrap_or_else(|_| DenyRules {
-            read: GlobSet::empty(),
-            write: GlobSet::empty(),
+            read: empty(),
+            write: empty(),
             read_patterns: Vec::new(),
             write_patterns: Vec::new(),
         })
@@ -95,10 +96,9 @@ impl DenyRules {
         // lowered literals, globset matches `.env` by a hash lookup of the base name and `*.pem`
         // by extension: this check runs on every entry of every directory walk.
         let lowered = rel.as_os_str().as_bytes().to_ascii_lowercase();
-        let rel = Path::new(OsStr::from_bytes(&lowered));
         match access {
-            Access::Read => self.read.is_match(rel),
-            Access::Write => self.write.is_match(rel),
+            Access::Read => self.read.is_match(&lowered),
+            Access::Write => self.write.is_match(&lowered),
         }
     }
 
@@ -138,8 +138,26 @@ impl DenyRules {
     }
 }
 
-fn compile(patterns: &[String]) -> Result<GlobSet> {
-    let mut builder = GlobSetBuilder::new();
+/// A compiled list, split for speed: globs without a `/` can only ever match the final name, so
+/// they are matched against the base name alone (a short input for the regex engine); the rest
+/// against the whole path.
+#[derive(Clone, Debug)]
+struct Globs {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Globs {
+    fn is_match(&self, lowered: &[u8]) -> bool {
+        let name = lowered.rsplit(|&b| b == b'/').next().unwrap_or(lowered);
+        self.names.is_match(Path::new(OsStr::from_bytes(name)))
+            || (!self.paths.is_empty() && self.paths.is_match(Path::new(OsStr::from_bytes(lowered))))
+    }
+}
+
+fn compile(patterns: &[String]) -> Result<Globs> {
+    let mut names = GlobSetBuilder::new();
+    let mut paths = GlobSetBuilder::new();
     for pattern in patterns {
         let anchored = pattern.strip_prefix('/');
         let base = anchored.unwrap_or(pattern).trim_end_matches('/');
@@ -148,16 +166,25 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
             variants.push(dir.to_string());
         }
         for v in variants {
-            let full = if anchored.is_some() || v.starts_with("**/") { v } else { format!("**/{v}") };
-            let glob = GlobBuilder::new(&full.to_ascii_lowercase())
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny glob '{pattern}' is invalid: {e}")))?;
-            builder.add(glob);
+            let v = v.to_ascii_lowercase();
+            let bad = |e: globset::Error| {
+                Error::new(ErrorCode::InvalidConfig, format!("deny glob '{pattern}' is invalid: {e}"))
+            };
+            let build =
+                |g: &str| GlobBuilder::new(g).literal_separator(true).backslash_escape(true).build().map_err(bad);
+            if anchored.is_none() && !v.contains('/') {
+                // `**/NAME` on the whole path is exactly NAME on the base name.
+                names.add(build(&v)?);
+            } else {
+                let full = if anchored.is_some() || v.starts_with("**/") { v } else { format!("**/{v}") };
+                paths.add(build(&full)?);
+            }
         }
     }
-    builder.build().map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny globs do not compile: {e}")))
+    let done = |b: GlobSetBuilder| {
+        b.build().map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("deny globs do not compile: {e}")))
+    };
+    Ok(Globs { names: done(names)?, paths: done(paths)? })
 }
 
 #[cfg(test)]
