@@ -675,42 +675,54 @@ fn unified(path: &str, old: &str, new: &str) -> String {
 
 /// Explains the closest region of `text` to `wanted`, so the model can retry with exact text.
 fn near_miss(text: &str, wanted: &str) -> String {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Whitespace-insensitive comparison per line, computed once; windows are compared line by
+    // line with an early exit, so the scan is linear in practice.
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let lines: Vec<&str> = text.lines().collect();
-    let want_lines: Vec<&str> = wanted.lines().collect();
-    let n = want_lines.len().max(1);
-    if lines.len() > 20_000 || n > 400 {
-        return " Read the file again to copy the exact text.".into();
-    }
-    let wanted_norm = norm(wanted);
-    let mut best: Option<(f32, usize)> = None;
-    for start in 0..lines.len().saturating_sub(n - 1).max(1) {
-        let end = (start + n).min(lines.len());
-        let window = lines[start..end].join("\n");
-        if norm(&window) == wanted_norm {
+    let norm: Vec<String> = lines.iter().map(|l| squash(l)).collect();
+    let want: Vec<String> = wanted.lines().map(squash).collect();
+    let n = want.len().max(1);
+    let windows = lines.len().saturating_sub(n - 1).max(1);
+    let show = |start: usize| lines[start..(start + n).min(lines.len())].join("\n");
+    for start in 0..windows {
+        if norm.get(start..start + n).is_some_and(|w| w == want.as_slice()) {
             return format!(
                 " Lines {}-{} match if whitespace is ignored; the file has:\n{}\nRetry with this exact text (indentation and line endings included).",
                 start + 1,
-                end,
-                window
+                start + n,
+                show(start)
             );
         }
-        let ratio = TextDiff::from_chars(window.as_str(), wanted).ratio();
+    }
+    // Similarity scoring is quadratic; only do it when the work is bounded (~200k line pairs).
+    if windows.saturating_mul(n) > 200_000 {
+        return " Read the file again to copy the exact text.".into();
+    }
+    let wanted_joined = want.join("\n");
+    // A shared deadline keeps a pathological file from stalling the reply: past it, diffs fall
+    // back to a fast approximation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    let mut config = TextDiff::configure();
+    config.deadline(deadline);
+    let mut best: Option<(f32, usize)> = None;
+    for start in 0..windows {
+        if start % 64 == 0 && std::time::Instant::now() > deadline {
+            break;
+        }
+        let window = norm[start..(start + n).min(norm.len())].join("\n");
+        let ratio = config.diff_chars(window.as_str(), wanted_joined.as_str()).ratio();
         if best.is_none_or(|(r, _)| ratio > r) {
             best = Some((ratio, start));
         }
     }
     match best {
-        Some((ratio, start)) if ratio >= 0.5 => {
-            let end = (start + n).min(lines.len());
-            format!(
-                " The closest region is lines {}-{} ({:.0}% similar):\n{}\nRetry with the exact current text.",
-                start + 1,
-                end,
-                ratio * 100.0,
-                lines[start..end].join("\n")
-            )
-        }
+        Some((ratio, start)) if ratio >= 0.5 => format!(
+            " The closest region is lines {}-{} ({:.0}% similar):\n{}\nRetry with the exact current text.",
+            start + 1,
+            (start + n).min(lines.len()),
+            ratio * 100.0,
+            show(start)
+        ),
         _ => " Nothing similar was found; read the file again to copy the exact text.".into(),
     }
 }
