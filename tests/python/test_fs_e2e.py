@@ -1143,3 +1143,40 @@ async def test_client_roots_applied_before_first_call(project: Path) -> None:
     for _ in range(10):
         async with fs_session(project, list_roots_callback=roots_callback(project / "src")) as s:
             await err(s, "read_file", {"path": str(project / "README.md")}, "path_outside_root")
+
+
+async def test_read_file_above_the_read_limit_is_streamed(tmp_path: Path) -> None:
+    """Files above max_read_bytes are streamed: tail, windows, budget continuation and a single
+    over-long line all work, with total_lines and without sha256."""
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "log.txt").write_text("".join(f"line {i}\n" for i in range(1, 2001)))
+    (root / "long.txt").write_text("x" * 5000 + "\nend\n")
+    config = tmp_path / "limits.toml"
+    config.write_text("[limits]\nmax_read_bytes = 1000\noutput_chars = 300\n")
+    async with fs_session(root, config=config) as s:
+        r = await ok(s, "read_file", {"path": "log.txt", "offset": -3})
+        assert r["content"] == "line 1998\nline 1999\nline 2000\n"
+        assert (r["start_line"], r["end_line"], r["total_lines"]) == (1998, 2000, 2000)
+        assert r["encoding"] == "utf-8-lossy" and "sha256" not in r
+
+        r = await ok(s, "read_file", {"path": "log.txt", "offset": 1500, "limit": 2})
+        assert r["content"] == "line 1500\nline 1501\n" and r["next_offset"] == 1502
+
+        text, offset = "", 1
+        for _ in range(200):
+            r = await ok(s, "read_file", {"path": "log.txt", "offset": offset})
+            text += r["content"]
+            if "next_offset" not in r:
+                break
+            offset = r["next_offset"]
+        assert text == (root / "log.txt").read_text()
+
+        text, args = "", {"path": "long.txt"}
+        for _ in range(50):
+            r = await ok(s, "read_file", args)
+            text += r["content"]
+            if "next_offset" not in r:
+                break
+            args = {"path": "long.txt", "offset": r["next_offset"], "char_offset": r.get("next_char_offset", 0)}
+        assert text == (root / "long.txt").read_text()

@@ -1,10 +1,11 @@
 //! Reading: read_file, read_many_files, list_directory, file_info, list_roots.
 
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 
 use base64::Engine;
 use bastion_policy::limits::cut_chars;
-use bastion_policy::{Access, EntryKind, Error, ErrorCode, RelPath, Result};
+use bastion_policy::{Access, EntryKind, Error, ErrorCode, OpenedFile, RelPath, Result};
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{tool, tool_router};
@@ -45,7 +46,8 @@ pub struct ReadFileOut {
     /// The text of the requested lines (absent for images).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    /// `utf-8`, or `latin-1` when the file is not UTF-8 (decoded losslessly byte-for-character).
+    /// `utf-8`, `latin-1` when the file is not UTF-8 (decoded losslessly byte-for-character), or
+    /// `utf-8-lossy` for files above the read limit (streamed; invalid bytes replaced).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
     /// MIME type for images (returned as an image content block).
@@ -59,8 +61,10 @@ pub struct ReadFileOut {
     pub total_lines: u64,
     /// File size in bytes.
     pub size: u64,
-    /// SHA-256 of the whole file; pass it as expected_sha256 to write_file to avoid overwriting changes.
-    pub sha256: String,
+    /// SHA-256 of the whole file; pass it as expected_sha256 to write_file to avoid overwriting
+    /// changes. Absent for files above the read limit, which are streamed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// True when the output budget cut the result; continue with next_offset (and next_char_offset).
     pub truncated: bool,
     /// Line to pass as offset to continue reading, when more lines follow.
@@ -370,6 +374,105 @@ fn internal(e: serde_json::Error) -> Failure {
 
 type Image = (String, &'static str);
 
+/// The 0-based line range `[start, end)` a read asks for: `offset` is 1-based, negative counts
+/// from the end; `limit` caps the count.
+fn window(a: &ReadFileArgs, total: usize) -> (usize, usize) {
+    let start = match a.offset {
+        None | Some(0) => 0,
+        Some(n) if n > 0 => (n as usize - 1).min(total),
+        Some(n) => total.saturating_sub(n.unsigned_abs() as usize),
+    };
+    let end = match a.limit {
+        Some(l) => start.saturating_add(l as usize).min(total),
+        None => total,
+    };
+    (start, end)
+}
+
+/// A window of lines cut to the output budget.
+struct Page {
+    content: String,
+    start: usize,
+    last: usize,
+    total: usize,
+    truncated: bool,
+    next_offset: Option<u64>,
+    next_char_offset: Option<u64>,
+}
+
+impl Page {
+    fn into_out(self, path: String, encoding: &str, size: u64, sha256: Option<String>) -> ReadFileOut {
+        ReadFileOut {
+            path,
+            content: Some(self.content),
+            encoding: Some(encoding.to_string()),
+            mime_type: None,
+            start_line: self.start as u64 + 1,
+            end_line: self.last as u64,
+            total_lines: self.total as u64,
+            size,
+            sha256,
+            truncated: self.truncated,
+            next_offset: self.next_offset,
+            next_char_offset: self.next_char_offset,
+        }
+    }
+}
+
+/// Joins `lines` (the window, starting at 0-based line `start`) up to `budget` characters. A line
+/// longer than the whole budget is cut, with `next_char_offset` saying where to resume.
+fn assemble(lines: &[&str], start: usize, total: usize, char_offset: Option<u64>, budget: usize) -> Page {
+    let mut page = Page {
+        content: String::new(),
+        start,
+        last: start,
+        total,
+        truncated: false,
+        next_offset: None,
+        next_char_offset: None,
+    };
+    let mut used = 0usize;
+    for (i, line) in lines.iter().enumerate() {
+        let idx = start + i;
+        let skip = if i == 0 { char_offset.unwrap_or(0) as usize } else { 0 };
+        let line: &str =
+            if skip > 0 { line.char_indices().nth(skip).map(|(b, _)| &line[b..]).unwrap_or("") } else { line };
+        let n = line.chars().count();
+        if used + n > budget {
+            page.truncated = true;
+            page.next_offset = Some(idx as u64 + 1);
+            if page.content.is_empty() {
+                let (kept, _) = cut_chars(line, budget);
+                page.content.push_str(kept);
+                page.next_char_offset = Some((skip + kept.chars().count()) as u64);
+                page.last = idx + 1;
+            }
+            return page;
+        }
+        used += n;
+        page.content.push_str(line);
+        page.last = idx + 1;
+    }
+    if start + lines.len() < total {
+        page.next_offset = Some((start + lines.len()) as u64 + 1);
+    }
+    page
+}
+
+/// Feeds a file to `f` in 64 KiB chunks from the start, without loading it.
+fn stream_chunks(file: &std::fs::File, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = 0u64;
+    loop {
+        let n = file.read_at(&mut buf, pos)?;
+        if n == 0 {
+            return Ok(());
+        }
+        f(&buf[..n]);
+        pos += n as u64;
+    }
+}
+
 /// What a recursive listing has found so far.
 struct Found {
     entries: Vec<DirEntryOut>,
@@ -393,6 +496,9 @@ impl FsServer {
         let target = roots.target(&a.path, a.root.as_deref())?;
         let mut opened = roots.open_file(&target, &policy.deny)?;
         let shown = shown_path(self, target.root.name(), &opened.rel);
+        if opened.stat.st_size.max(0) as u64 > policy.limits.max_read_bytes {
+            return Ok((self.read_large(&opened, a, shown, budget)?, None));
+        }
         let bytes = read_all(&mut opened, policy.limits.max_read_bytes, &shown)?;
         let size = bytes.len() as u64;
         let sha256 = sha256_hex(&bytes);
@@ -420,7 +526,7 @@ impl FsServer {
                     end_line: 0,
                     total_lines: 0,
                     size,
-                    sha256: sha256_hex(&raw),
+                    sha256: Some(sha256_hex(&raw)),
                     truncated: false,
                     next_offset: None,
                     next_char_offset: None,
@@ -438,63 +544,77 @@ impl FsServer {
         };
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let total = lines.len();
-        let start = match a.offset {
-            None | Some(0) => 0,
-            Some(n) if n > 0 => (n as usize - 1).min(total),
-            Some(n) => total.saturating_sub(n.unsigned_abs() as usize),
-        };
-        let end = match a.limit {
-            Some(l) => start.saturating_add(l as usize).min(total),
-            None => total,
-        };
-        let mut content = String::new();
-        let mut used = 0usize;
-        let mut truncated = false;
-        let mut next_offset = None;
-        let mut next_char_offset = None;
-        let mut last = start;
-        for (i, line) in lines[start..end].iter().enumerate() {
-            let idx = start + i;
-            let skip = if i == 0 { a.char_offset.unwrap_or(0) as usize } else { 0 };
-            let line: &str =
-                if skip > 0 { line.char_indices().nth(skip).map(|(b, _)| &line[b..]).unwrap_or("") } else { line };
-            let n = line.chars().count();
-            if used + n > budget {
-                truncated = true;
-                if content.is_empty() {
-                    // A single line longer than the budget: return a slice of it and say where to go on.
-                    let (kept, _) = cut_chars(line, budget);
-                    content.push_str(kept);
-                    next_offset = Some(idx as u64 + 1);
-                    next_char_offset = Some((skip + kept.chars().count()) as u64);
-                    last = idx + 1;
-                } else {
-                    next_offset = Some(idx as u64 + 1);
+        let (start, end) = window(a, total);
+        let page = assemble(&lines[start..end], start, total, a.char_offset, budget);
+        Ok((page.into_out(shown, encoding.as_str(), size, Some(sha256)), None))
+    }
+
+    /// `read_file` on a file above the read limit: streamed in chunks with bounded memory. One
+    /// pass counts the lines (for the tail and `total_lines`), a second collects the window.
+    /// Decoded as UTF-8 with invalid bytes replaced (`utf-8-lossy`); no SHA-256 (it would mean
+    /// hashing the whole file for a window of it).
+    fn read_large(&self, opened: &OpenedFile, a: &ReadFileArgs, shown: String, budget: usize) -> Result<ReadFileOut> {
+        let file = &opened.file;
+        let size = opened.stat.st_size.max(0) as u64;
+        let io = |e: std::io::Error| Error::from_io(&e, &shown);
+        let mut head = vec![0u8; 8192];
+        let n = file.read_at(&mut head, 0).map_err(io)?;
+        if head[..n].contains(&0) {
+            return Err(Error::new(
+                ErrorCode::BinaryFile,
+                format!(
+                    "'{shown}' is a binary file ({size} bytes) and cannot be shown as text; use file_info for its metadata"
+                ),
+            ));
+        }
+        let mut total = 0usize;
+        let mut ends_with_newline = true;
+        stream_chunks(file, |chunk| {
+            total += chunk.iter().filter(|&&b| b == b'\n').count();
+            ends_with_newline = chunk.last() == Some(&b'\n');
+        })
+        .map_err(io)?;
+        if !ends_with_newline {
+            total += 1;
+        }
+        let (start, end) = window(a, total);
+        // Enough bytes of each window line for the budget (4 bytes per char at most).
+        let cap = (budget + a.char_offset.unwrap_or(0) as usize).saturating_mul(4).saturating_add(4);
+        let mut collected: Vec<Vec<u8>> = Vec::new();
+        let mut line = 0usize;
+        let mut kept_bytes = 0usize;
+        stream_chunks(file, |chunk| {
+            for piece in chunk.split_inclusive(|&b| b == b'\n') {
+                if line >= end || kept_bytes > cap {
+                    return;
                 }
-                break;
+                if line >= start {
+                    if collected.len() < line - start + 1 {
+                        collected.push(Vec::new());
+                    }
+                    if let Some(cur) = collected.last_mut() {
+                        let room = cap.saturating_sub(cur.len());
+                        let take = piece.len().min(room);
+                        cur.extend_from_slice(&piece[..take]);
+                        kept_bytes += take;
+                    }
+                }
+                if piece.last() == Some(&b'\n') {
+                    line += 1;
+                }
             }
-            used += n;
-            content.push_str(line);
-            last = idx + 1;
+        })
+        .map_err(io)?;
+        let texts: Vec<String> = collected.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+        let lines: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let page = assemble(&lines, start, total, a.char_offset, budget);
+        let mut out = page.into_out(shown, "utf-8-lossy", size, None);
+        // The window may have ended early because of the byte cap; say where to continue.
+        if out.next_offset.is_none() && start + lines.len() < end {
+            out.next_offset = Some((start + lines.len()) as u64 + 1);
+            out.truncated = true;
         }
-        if next_offset.is_none() && end < total {
-            next_offset = Some(end as u64 + 1);
-        }
-        let out = ReadFileOut {
-            path: shown,
-            content: Some(content),
-            encoding: Some(encoding.as_str().to_string()),
-            mime_type: None,
-            start_line: start as u64 + 1,
-            end_line: last as u64,
-            total_lines: total as u64,
-            size,
-            sha256,
-            truncated,
-            next_offset,
-            next_char_offset,
-        };
-        Ok((out, None))
+        Ok(out)
     }
 
     fn list_impl(&self, a: ListDirArgs, budget: usize) -> Result<ListDirOut> {
