@@ -7,7 +7,7 @@
 //! thread. Anything else (a terminal, a regular file) keeps tokio's portable stdio.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -18,23 +18,46 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// A reader and writer for the MCP transport.
 pub type Stdio = (Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>);
 
-/// stdin and stdout as async streams, on the reactor when they are pipes or sockets.
+/// stdin and stdout as async streams, on the reactor when both are pipes or sockets.
 pub fn stdio() -> Stdio {
-    match (pollable(io::stdin().as_fd()), pollable(io::stdout().as_fd())) {
-        (Some(input), Some(output)) => (Box::new(PipeReader(input)), Box::new(PipeWriter(output))),
-        _ => (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout())),
+    let (input, output) = (io::stdin(), io::stdout());
+    // Decide before touching any flag: a non-blocking stdin behind tokio's blocking stdio would
+    // fail with EAGAIN.
+    if pollable_kind(input.as_fd())
+        && pollable_kind(output.as_fd())
+        && let Some((reader, input_flags)) = make_async(input.as_fd())
+    {
+        match make_async(output.as_fd()) {
+            Some((writer, _)) => return (Box::new(PipeReader(reader)), Box::new(PipeWriter(writer))),
+            None => {
+                let _ = rustix::fs::fcntl_setfl(reader.get_ref(), input_flags);
+            }
+        }
     }
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
 }
 
-fn pollable(fd: std::os::fd::BorrowedFd<'_>) -> Option<AsyncFd<OwnedFd>> {
-    let st = rustix::fs::fstat(fd).ok()?;
-    if !matches!(FileType::from_raw_mode(st.st_mode), FileType::Fifo | FileType::Socket) {
-        return None;
-    }
+fn pollable_kind(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd)
+        .is_ok_and(|st| matches!(FileType::from_raw_mode(st.st_mode), FileType::Fifo | FileType::Socket))
+}
+
+/// A registered non-blocking duplicate of `fd` (the mode is shared with the original), and the
+/// flags it had before, so a failed set-up can put them back.
+fn make_async(fd: BorrowedFd<'_>) -> Option<(AsyncFd<OwnedFd>, OFlags)> {
     let owned = fd.try_clone_to_owned().ok()?;
     let flags = rustix::fs::fcntl_getfl(&owned).ok()?;
     rustix::fs::fcntl_setfl(&owned, flags | OFlags::NONBLOCK).ok()?;
-    register(owned)
+    let restore = owned.try_clone().ok();
+    match register(owned) {
+        Some(registered) => Some((registered, flags)),
+        None => {
+            if let Some(fd) = restore {
+                let _ = rustix::fs::fcntl_setfl(&fd, flags);
+            }
+            None
+        }
+    }
 }
 
 #[allow(unsafe_code)]
