@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
-use bastion_policy::{Access, Error, ErrorCode, RelPath, Result, Root};
+use bastion_policy::{Access, Error, ErrorCode, RelPath, Result, Root, Target};
 use globset::{Glob, GlobMatcher};
 use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch};
@@ -177,11 +177,78 @@ fn decode_cursor(c: &str) -> Result<(RelPath, usize)> {
     Ok((path, n.parse().map_err(|_| bad())?))
 }
 
-/// What a walk found: the root, and sorted (relative path, is_dir) pairs.
+/// One walked entry: relative path, whether it is a directory, and its matches when a search
+/// already looked inside it during the walk.
+type Walk = (RelPath, bool, Option<Vec<MatchOut>>);
+
+/// A file's matches once searched (by the walk or the sorted phase).
+type Slot = Mutex<Option<Vec<MatchOut>>>;
+
+/// What a walk found: the root, and its entries sorted by path.
 struct Walked {
     root: Arc<Root>,
-    entries: Vec<(RelPath, bool)>,
+    entries: Vec<Walk>,
     complete: bool,
+}
+
+/// Searching files for `search_text`, shared by the walk (speculatively, while it still has
+/// budget) and the sorted phase. Both produce identical per-file results, so a file's matches do
+/// not depend on which phase found them and pages stay deterministic.
+struct FileSearch<'a> {
+    matcher: &'a grep_regex::RegexMatcher,
+    roots: &'a bastion_policy::Roots,
+    root: Arc<Root>,
+    deny: &'a bastion_policy::DenyRules,
+    prefix: String,
+    /// Most matches kept per file (the page size plus what the cursor skips, plus one).
+    need: usize,
+    context: usize,
+    /// Matches found by the speculative search so far; it stops once this reaches `need`.
+    speculated: AtomicUsize,
+    /// Speculate only on files at or after the cursor.
+    from: Option<&'a RelPath>,
+}
+
+impl FileSearch<'_> {
+    fn searcher(&self) -> Searcher {
+        SearcherBuilder::new()
+            .line_number(true)
+            .binary_detection(BinaryDetection::quit(b'\x00'))
+            .before_context(self.context)
+            .after_context(self.context)
+            .build()
+    }
+
+    fn search(&self, searcher: &mut Searcher, rel: &RelPath) -> Vec<MatchOut> {
+        match self.roots.open_walked_file(&self.root, rel, self.deny) {
+            Ok(opened) => {
+                let mut sink = Collect {
+                    prefix: &self.prefix,
+                    rel,
+                    path: None,
+                    hits: Vec::new(),
+                    before: Vec::new(),
+                    max: self.need,
+                };
+                let _ = searcher.search_file(self.matcher, &opened.file, &mut sink);
+                sink.hits
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The walk's search: overlaps reading files with walking directories, until enough
+    /// matches for the page have been seen (after that, the sorted phase decides what else to
+    /// read).
+    fn speculate(&self, searcher: &mut Searcher, rel: &RelPath) -> Option<Vec<MatchOut>> {
+        if self.speculated.load(Ordering::Relaxed) >= self.need || self.from.is_some_and(|f| path_order(rel, f).is_lt())
+        {
+            return None;
+        }
+        let hits = self.search(searcher, rel);
+        self.speculated.fetch_add(hits.len(), Ordering::Relaxed);
+        Some(hits)
+    }
 }
 
 struct WalkSpec {
@@ -198,17 +265,16 @@ impl FsServer {
     /// Walks beneath `dir` in parallel and returns the entries `keep` accepts, sorted.
     fn walk(
         &self,
-        path: Option<&str>,
-        root: Option<&str>,
+        target: &Target,
         spec: &WalkSpec,
         keep: &(dyn Fn(&Path, bool) -> bool + Sync),
+        file_search: Option<&FileSearch<'_>>,
     ) -> Result<Walked> {
         let policy = self.policy();
         let roots = policy.roots();
-        let target = roots.target(path.unwrap_or("."), root)?;
         // Opening the start directory (or file) beneath the root gives its real path, so a start
         // path through an in-root symlink is walked at its real location.
-        let (_, _, real_rel) = roots.stat(&target, &policy.deny)?;
+        let (_, _, real_rel) = roots.stat(target, &policy.deny)?;
         let root_real = target.root.real_path().to_path_buf();
         let start = root_real.join(real_rel.as_path());
 
@@ -234,13 +300,14 @@ impl FsServer {
                 ob.build().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("globs are invalid: {e}")))?,
             );
         }
-        let found: Mutex<Vec<(RelPath, bool)>> = Mutex::new(Vec::new());
+        let found: Mutex<Vec<Walk>> = Mutex::new(Vec::new());
         let count = AtomicUsize::new(0);
         let limit = policy.limits.max_walk_entries;
         let complete = AtomicBool::new(true);
         let deny = &policy.deny;
         builder.build_parallel().run(|| {
             let mut flush = Flush { shared: &found, local: Vec::new() };
+            let mut searcher = file_search.map(FileSearch::searcher);
             let (count, complete, root_real, start, walk_root) = (&count, &complete, &root_real, &start, &target.root);
             Box::new(move |entry| {
                 let Ok(entry) = entry else { return WalkState::Continue };
@@ -271,7 +338,12 @@ impl FsServer {
                     complete.store(false, Ordering::Relaxed);
                     return WalkState::Quit;
                 }
-                flush.local.push((RelPath::from_walked(rel), is_dir));
+                let rel = RelPath::from_walked(rel);
+                let hits = match (file_search, searcher.as_mut()) {
+                    (Some(fs), Some(searcher)) if !is_dir => fs.speculate(searcher, &rel),
+                    _ => None,
+                };
+                flush.local.push((rel, is_dir, hits));
                 WalkState::Continue
             })
         });
@@ -316,12 +388,13 @@ impl FsServer {
                 glob.is_match(std::ffi::OsStr::from_bytes(name))
             }
         };
-        let walked = self.walk(a.path.as_deref(), a.root.as_deref(), &spec, &keep)?;
+        let target = self.policy().roots().target(a.path.as_deref().unwrap_or("."), a.root.as_deref())?;
+        let walked = self.walk(&target, &spec, &keep, None)?;
         let max = a.max_results.unwrap_or(500).clamp(1, 10_000) as usize;
         let start = match &a.cursor {
             Some(c) => {
                 let (after, _) = decode_cursor(c)?;
-                walked.entries.partition_point(|(p, _)| path_order(p, &after).is_lt())
+                walked.entries.partition_point(|(p, _, _)| path_order(p, &after).is_lt())
             }
             None => 0,
         };
@@ -332,7 +405,7 @@ impl FsServer {
         let mut matches = Vec::new();
         let mut used = 0;
         let mut next = None;
-        for (rel, _) in walked.entries.iter().skip(start) {
+        for (rel, _, _) in walked.entries.iter().skip(start) {
             let shown = format!("{prefix}{}", rel.display());
             if matches.len() >= max || (used + shown.len() + 4 > budget && !matches.is_empty()) {
                 next = Some(encode_cursor(&rel.display(), 0));
@@ -383,65 +456,61 @@ impl FsServer {
             overrides: a.globs.clone().unwrap_or_default(),
             max_filesize: Some(policy.limits.max_search_file_bytes),
         };
-        let walked = self.walk(a.path.as_deref(), a.root.as_deref(), &spec, &|_, is_dir| !is_dir)?;
-        let files: Vec<&RelPath> = walked.entries.iter().map(|(p, _)| p).collect();
         let max = a.max_results.unwrap_or(200).clamp(1, 10_000) as usize;
         let context = a.context_lines.unwrap_or(0).min(10) as usize;
-        let (first, skip_in_first) = match &a.cursor {
-            Some(c) => {
-                let (path, n) = decode_cursor(c)?;
-                let first = files.partition_point(|p| path_order(p, &path).is_lt());
+        let cursor = a.cursor.as_deref().map(decode_cursor).transpose()?;
+        // Matches kept per file: the page, what the cursor skips inside its file, and one more to
+        // know that more follow.
+        let need = max + cursor.as_ref().map_or(0, |(_, n)| *n) + 1;
+        let roots = policy.roots();
+        let target = roots.target(a.path.as_deref().unwrap_or("."), a.root.as_deref())?;
+        let file_search = FileSearch {
+            matcher: &matcher,
+            roots: &roots,
+            root: target.root.clone(),
+            deny: &policy.deny,
+            prefix: path_prefix(self, target.root.name()),
+            need,
+            context,
+            speculated: AtomicUsize::new(0),
+            from: cursor.as_ref().map(|(p, _)| p),
+        };
+        let walked = self.walk(&target, &spec, &|_, is_dir| !is_dir, Some(&file_search))?;
+        let (first, skip_in_first) = match &cursor {
+            Some((path, n)) => {
+                let first = walked.entries.partition_point(|(p, _, _)| path_order(p, path).is_lt());
                 // The in-file index only applies if that very file is still there.
-                let skip = if files.get(first).is_some_and(|p| **p == path) { n } else { 0 };
+                let skip = if walked.entries.get(first).is_some_and(|(p, _, _)| p == path) { *n } else { 0 };
                 (first, skip)
             }
             None => (0, 0),
         };
-        let need = max + skip_in_first + 1;
-        let files = &files[first..];
+        let complete = walked.complete;
+        // Files the walk already searched keep their matches; the rest are searched now.
+        let (files, slots): (Vec<RelPath>, Vec<Slot>) =
+            walked.entries.into_iter().skip(first).map(|(p, _, hits)| (p, Mutex::new(hits))).unzip();
 
-        // Phase 2: parallel search in sorted order; workers claim the next index, so the files
-        // searched always form a prefix of the sorted list and the page is deterministic.
+        // Sorted phase: workers claim the next index, so the files settled always form a prefix
+        // of the sorted list, and it stops once that prefix holds a page of matches.
         let next_index = AtomicUsize::new(0);
         let found = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let slots: Vec<Mutex<Option<Vec<MatchOut>>>> = files.iter().map(|_| Mutex::new(None)).collect();
-        let roots = policy.roots();
-        let prefix = path_prefix(self, walked.root.name());
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
-        std::thread::scope(|s| {
+        std::thread::scope(|scope| {
             for _ in 0..threads {
-                s.spawn(|| {
-                    let mut searcher = SearcherBuilder::new()
-                        .line_number(true)
-                        .binary_detection(BinaryDetection::quit(b'\x00'))
-                        .before_context(context)
-                        .after_context(context)
-                        .build();
+                scope.spawn(|| {
+                    let mut searcher = file_search.searcher();
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
                         let i = next_index.fetch_add(1, Ordering::Relaxed);
                         let Some(rel) = files.get(i) else { break };
-                        let hits = match roots.open_walked_file(&walked.root, rel, &policy.deny) {
-                            Ok(opened) => {
-                                let mut sink = Collect {
-                                    path: format!("{prefix}{}", rel.display()),
-                                    hits: Vec::new(),
-                                    before: Vec::new(),
-                                    max: need,
-                                };
-                                let _ = searcher.search_file(&matcher, &opened.file, &mut sink);
-                                sink.hits
-                            }
-                            Err(_) => Vec::new(),
-                        };
-                        if found.fetch_add(hits.len(), Ordering::Relaxed) + hits.len() >= need {
+                        let Ok(mut slot) = slots[i].lock() else { break };
+                        let hits = slot.get_or_insert_with(|| file_search.search(&mut searcher, rel)).len();
+                        drop(slot);
+                        if found.fetch_add(hits, Ordering::Relaxed) + hits >= need {
                             stop.store(true, Ordering::Relaxed);
-                        }
-                        if let Ok(mut slot) = slots[i].lock() {
-                            *slot = Some(hits);
                         }
                     }
                 });
@@ -477,13 +546,7 @@ impl FsServer {
                 matches.push(hit);
             }
         }
-        Ok(SearchOut {
-            matches,
-            files_searched: searched,
-            truncated: next.is_some(),
-            next_cursor: next,
-            complete: walked.complete,
-        })
+        Ok(SearchOut { matches, files_searched: searched, truncated: next.is_some(), next_cursor: next, complete })
     }
 }
 
@@ -516,20 +579,24 @@ fn build_glob(pattern: &str) -> Result<GlobMatcher> {
 }
 
 /// Collects matches with their context lines.
-struct Collect {
-    path: String,
+struct Collect<'a> {
+    prefix: &'a str,
+    rel: &'a RelPath,
+    /// The path as shown, formatted on the first match only (most files have none).
+    path: Option<String>,
     hits: Vec<MatchOut>,
     before: Vec<String>,
     max: usize,
 }
 
-impl Sink for Collect {
+impl Sink for Collect<'_> {
     type Error = std::io::Error;
 
     fn matched(&mut self, _: &Searcher, m: &SinkMatch<'_>) -> std::result::Result<bool, Self::Error> {
         let text = String::from_utf8_lossy(m.bytes());
+        let path = self.path.get_or_insert_with(|| format!("{}{}", self.prefix, self.rel.display())).clone();
         self.hits.push(MatchOut {
-            path: self.path.clone(),
+            path,
             line: m.line_number().unwrap_or(0),
             text: clip_line(&text, MAX_LINE_CHARS),
             before: std::mem::take(&mut self.before),
@@ -556,8 +623,8 @@ impl Sink for Collect {
 /// A walk thread's findings, handed to the shared list when the thread's visitor is dropped,
 /// so threads do not contend on a lock per entry.
 struct Flush<'a> {
-    shared: &'a Mutex<Vec<(RelPath, bool)>>,
-    local: Vec<(RelPath, bool)>,
+    shared: &'a Mutex<Vec<Walk>>,
+    local: Vec<Walk>,
 }
 
 impl Drop for Flush<'_> {
