@@ -2,10 +2,12 @@
 //!
 //! Both run in two phases. A parallel, `.gitignore`-aware walk (the `ignore` crate, never
 //! following symlinks) collects candidate names; they are sorted so that pages and cursors are
-//! deterministic. `search_text` then searches the sorted files in parallel and stops as soon as
-//! the matches for this page are found, so the cost follows the size of the answer, not of the
-//! tree. Every file searched is reopened beneath the root with symlinks refused, so a directory
-//! swapped for a link mid-walk is never read.
+//! deterministic. `search_text` also searches files during the walk, until a page's worth of
+//! matches has been seen (so a whole-tree search overlaps walking and reading, as `rg` does);
+//! then it settles the sorted files in parallel and stops as soon as the sorted prefix holds the
+//! page, so the cost follows the size of the answer, not of the tree. Every file searched is
+//! reopened beneath the root with symlinks refused, so a directory swapped for a link mid-walk is
+//! never read.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
