@@ -106,6 +106,18 @@ impl Policy {
         notes
     }
 
+    /// Refuses new content larger than `limits.max_write_bytes` (`too_large`).
+    pub fn check_write_size(&self, len: usize, shown: &str) -> Result<()> {
+        let max = self.limits.max_write_bytes;
+        if len as u64 > max {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!("the new content of '{shown}' is {len} bytes, above the {max}-byte write limit"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a tool whose tier is above the cap.
     pub fn check_tier(&self, tool: &str, tier: Tier) -> Result<()> {
         if tier > self.max_tier {

@@ -309,17 +309,6 @@ impl FsServer {
         Ok(())
     }
 
-    fn check_size(&self, len: usize, shown: &str) -> Result<()> {
-        let max = self.policy().limits.max_write_bytes;
-        if len as u64 > max {
-            return Err(Error::new(
-                ErrorCode::TooLarge,
-                format!("the new content of '{shown}' is {len} bytes, above the {max}-byte write limit"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Current bytes of the file behind `p` (None if it does not exist).
     fn current_bytes(&self, p: &ParentDir) -> Result<Option<Vec<u8>>> {
         let shown = p.child_rel().display();
@@ -339,7 +328,7 @@ impl FsServer {
         let roots = policy.roots();
         let t = roots.target(&a.path, a.root.as_deref())?;
         let shown = shown_path(self, t.root.name(), &t.rel);
-        self.check_size(a.content.len(), &shown)?;
+        self.policy().check_write_size(a.content.len(), &shown)?;
         // Every check runs before missing parents are created, so a refused write leaves nothing.
         let p = match roots.parent(&t, &policy.deny) {
             Err(e) if e.code == ErrorCode::NotFound && a.create_parents.unwrap_or(true) => {
@@ -464,7 +453,7 @@ impl FsServer {
         let sha256 = sha256_hex(&bytes);
         let dry_run = a.dry_run.unwrap_or(false);
         if !dry_run {
-            self.check_size(bytes.len(), &shown)?;
+            self.policy().check_write_size(bytes.len(), &shown)?;
             // Someone else may have written between our read and now: re-check before replacing.
             if self.current_bytes(&p)?.as_deref().map(sha256_hex).as_deref() != Some(sha_before.as_str()) {
                 return Err(Error::new(
@@ -583,7 +572,7 @@ impl FsServer {
             };
             let new = if op == "delete" { None } else { Some(applied.into_bytes()) };
             if let Some(n) = &new {
-                self.check_size(n.len(), &shown)?;
+                self.policy().check_write_size(n.len(), &shown)?;
             }
             plan.push(Planned { target: t, parent, shown, op, old, new });
         }
