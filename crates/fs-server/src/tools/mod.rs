@@ -54,5 +54,5 @@ pub(crate) fn path_prefix(server: &FsServer, root_name: &str) -> String {
 
 /// Shows a path to the model: root-relative, prefixed with `root:` when several roots exist.
 pub(crate) fn shown_path(server: &FsServer, root_name: &str, rel: &bastion_policy::RelPath) -> String {
-    if server.policy().roots().len() > 1 { format!("{root_name}:{}", rel.display()) } else { rel.display() }
+    format!("{}{}", path_prefix(server, root_name), rel.display())
 }

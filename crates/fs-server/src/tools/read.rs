@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, read_all, shown_path};
-use crate::text::{Content, decode, line_count, sha256_hex};
+use crate::text::{Content, decode, image_mime, line_count, sha256_hex};
 use crate::{Failure, FsServer};
 
 /// Arguments of `read_file`.
@@ -502,38 +502,36 @@ impl FsServer {
         let bytes = read_all(&mut opened, policy.limits.max_read_bytes, &shown)?;
         let size = bytes.len() as u64;
         let sha256 = sha256_hex(&bytes);
+        if let Some(mime) = image_mime(&bytes) {
+            if size > policy.limits.max_image_bytes {
+                return Err(Error::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "'{shown}' is a {size}-byte {mime} image, above the {}-byte inline image limit",
+                        policy.limits.max_image_bytes
+                    ),
+                ));
+            }
+            let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let out = ReadFileOut {
+                path: shown,
+                content: None,
+                encoding: None,
+                mime_type: Some(mime.to_string()),
+                start_line: 0,
+                end_line: 0,
+                total_lines: 0,
+                size,
+                sha256: Some(sha256),
+                truncated: false,
+                next_offset: None,
+                next_char_offset: None,
+            };
+            return Ok((out, Some((data, mime))));
+        }
         let (text, encoding) = match decode(bytes) {
             Content::Text(t, e) => (t, e),
-            Content::Image(mime) => {
-                if size > policy.limits.max_image_bytes {
-                    return Err(Error::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "'{shown}' is a {size}-byte {mime} image, above the {}-byte inline image limit",
-                            policy.limits.max_image_bytes
-                        ),
-                    ));
-                }
-                let mut again = roots.open_file(&target, &policy.deny)?;
-                let raw = read_all(&mut again, policy.limits.max_image_bytes, &shown)?;
-                let data = base64::engine::general_purpose::STANDARD.encode(&raw);
-                let out = ReadFileOut {
-                    path: shown,
-                    content: None,
-                    encoding: None,
-                    mime_type: Some(mime.to_string()),
-                    start_line: 0,
-                    end_line: 0,
-                    total_lines: 0,
-                    size,
-                    sha256: Some(sha256_hex(&raw)),
-                    truncated: false,
-                    next_offset: None,
-                    next_char_offset: None,
-                };
-                return Ok((out, Some((data, mime))));
-            }
-            Content::Binary => {
+            Content::Image(_) | Content::Binary => {
                 return Err(Error::new(
                     ErrorCode::BinaryFile,
                     format!(

@@ -309,6 +309,22 @@ impl FsServer {
         Ok(())
     }
 
+    /// The first `n` bytes of the regular file behind `p` (None if there is none).
+    fn current_head(&self, p: &ParentDir, n: u64) -> Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        match p.lstat()? {
+            Some(st) if EntryKind::from_mode(st.st_mode) == EntryKind::File => {
+                let mut head = Vec::new();
+                p.open_existing()?
+                    .take(n)
+                    .read_to_end(&mut head)
+                    .map_err(|e| Error::from_io(&e, &p.child_rel().display()))?;
+                Ok(Some(head))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Current bytes of the file behind `p` (None if it does not exist).
     fn current_bytes(&self, p: &ParentDir) -> Result<Option<Vec<u8>>> {
         let shown = p.child_rel().display();
@@ -328,7 +344,7 @@ impl FsServer {
         let roots = policy.roots();
         let t = roots.target(&a.path, a.root.as_deref())?;
         let shown = shown_path(self, t.root.name(), &t.rel);
-        self.policy().check_write_size(a.content.len(), &shown)?;
+        policy.check_write_size(a.content.len(), &shown)?;
         // Every check runs before missing parents are created, so a refused write leaves nothing.
         let p = match roots.parent(&t, &policy.deny) {
             Err(e) if e.code == ErrorCode::NotFound && a.create_parents.unwrap_or(true) => {
@@ -343,9 +359,10 @@ impl FsServer {
             }
             other => other?,
         };
-        let current = self.current_bytes(&p)?;
+        // The whole current content is read only to check a precondition; keeping CRLF endings
+        // needs just the first line break.
         if let Some(expected) = &a.expected_sha256 {
-            let actual = current.as_deref().map(sha256_hex);
+            let actual = self.current_bytes(&p)?.as_deref().map(sha256_hex);
             if actual.as_deref() != Some(expected.to_ascii_lowercase().as_str()) {
                 return Err(Error::new(
                     ErrorCode::PreconditionFailed,
@@ -356,7 +373,7 @@ impl FsServer {
                 ));
             }
         }
-        let crlf = current.as_deref().is_some_and(|b| uses_crlf(&String::from_utf8_lossy(&b[..b.len().min(65536)])));
+        let crlf = self.current_head(&p, 64 << 10)?.is_some_and(|b| uses_crlf(&String::from_utf8_lossy(&b)));
         let content = if crlf && !a.content.contains('\r') { to_crlf(&a.content) } else { a.content };
         let mode = if a.overwrite.unwrap_or(true) { CreateMode::CreateOrReplace } else { CreateMode::CreateNew };
         let outcome = roots.write_atomic(&p, content.as_bytes(), mode)?;
