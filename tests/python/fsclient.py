@@ -115,22 +115,16 @@ def roots_callback(*dirs: os.PathLike[str] | str):
 async def fs_session(
     roots: os.PathLike[str] | str | Iterable[os.PathLike[str] | str],
     *,
-    write: bool = False,
-    destructive: bool = False,
-    audit_log: os.PathLike[str] | str | None = None,
-    config: os.PathLike[str] | str | None = None,
-    extra_args: Sequence[str] = (),
-    cwd: os.PathLike[str] | str | None = None,
     list_roots_callback: Any = None,
+    **launch: Any,
 ) -> AsyncIterator[ClientSession]:
-    """Spawn ``bastion-fs`` and yield an initialized ``ClientSession``.
+    """Spawn ``bastion-fs`` (``launch`` takes the keyword arguments of ``server_params``) and
+    yield an initialized ``ClientSession``.
 
     The server's stderr goes to a temporary file and is echoed to ``sys.stderr`` on exit, so a
     failing test shows it.
     """
-    params = server_params(
-        roots, write=write, destructive=destructive, audit_log=audit_log, config=config, extra_args=extra_args, cwd=cwd
-    )
+    params = server_params(roots, **launch)
     kwargs: dict[str, Any] = {}
     if list_roots_callback is not None:
         kwargs["list_roots_callback"] = list_roots_callback

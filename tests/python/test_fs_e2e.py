@@ -872,15 +872,8 @@ PATCH_TWO_FILES = """\
  }
 """
 
-PATCH_SECOND_FAILS = """\
---- a/src/main.rs
-+++ b/src/main.rs
-@@ -3,4 +3,4 @@
- fn main() {
--    let greeting = shout("hello");
-+    let greeting = shout("goodbye");
-     println!("{greeting}");
- }
+# The same first file, then a hunk whose context does not match.
+PATCH_SECOND_FAILS = PATCH_TWO_FILES.split("--- a/src/util/strings.rs")[0] + """\
 --- a/src/util/strings.rs
 +++ b/src/util/strings.rs
 @@ -1,3 +1,3 @@
