@@ -71,19 +71,7 @@ pub async fn run_stdio(args: FsArgs) -> anyhow::Result<()> {
         serde_json::json!({"roots": roots, "max_tier": policy.max_tier, "openat2": openat2}),
     );
     let server = FsServer::new(Arc::new(policy));
-    let running = server.serve(crate::stdio::stdio()).await?;
+    let running = server.serve(bastion_server_kit::stdio()).await?;
     running.waiting().await?;
     Ok(())
-}
-
-/// Sets up `tracing` to stderr (stdout is the protocol). `RUST_LOG` overrides the default `warn`.
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .try_init();
 }

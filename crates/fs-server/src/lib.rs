@@ -19,67 +19,49 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod cli;
-mod result;
-mod stdio;
 mod text;
 mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
-use bastion_policy::audit::{AuditRecord, millis, now_rfc3339, redact};
-use bastion_policy::{Error, ErrorCode, Policy, Tier};
+use bastion_policy::{Policy, Tier};
+use bastion_server_kit::{ToolSpec, ToolTable};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde_json::Value;
 
-pub use cli::{FsArgs, init_logging, run_stdio};
-pub use result::{Failure, error_result};
+pub use bastion_server_kit::{Failure, error_result, init_logging};
+pub use cli::{FsArgs, run_stdio};
 
 /// Every tool this server offers, with its tier and title. The tier decides whether the tool is
 /// offered, and its MCP annotations.
-pub const TOOLS: &[(&str, Tier, &str)] = &[
-    ("read_file", Tier::Read, "Read file"),
-    ("read_many_files", Tier::Read, "Read several files"),
-    ("list_directory", Tier::Read, "List directory"),
-    ("file_info", Tier::Read, "File information"),
-    ("list_roots", Tier::Read, "List allowed roots"),
-    ("find_files", Tier::Read, "Find files by name"),
-    ("search_text", Tier::Read, "Search file contents"),
-    ("write_file", Tier::Write, "Write file"),
-    ("edit_file", Tier::Write, "Edit file"),
-    ("apply_patch", Tier::Write, "Apply unified diff"),
-    ("create_directory", Tier::Write, "Create directory"),
-    ("move_path", Tier::Write, "Move or rename"),
-    ("delete_path", Tier::Destructive, "Delete file or directory"),
-];
-
-/// Tools whose repetition with the same arguments has no further effect.
-const IDEMPOTENT: &[&str] = &["write_file", "create_directory", "delete_path"];
+pub const TOOLS: ToolTable = ToolTable::new(
+    "fs",
+    &[
+        ToolSpec::new("read_file", Tier::Read, "Read file"),
+        ToolSpec::new("read_many_files", Tier::Read, "Read several files"),
+        ToolSpec::new("list_directory", Tier::Read, "List directory"),
+        ToolSpec::new("file_info", Tier::Read, "File information"),
+        ToolSpec::new("list_roots", Tier::Read, "List allowed roots"),
+        ToolSpec::new("find_files", Tier::Read, "Find files by name"),
+        ToolSpec::new("search_text", Tier::Read, "Search file contents"),
+        ToolSpec::new("write_file", Tier::Write, "Write file").idempotent(),
+        ToolSpec::new("edit_file", Tier::Write, "Edit file"),
+        ToolSpec::new("apply_patch", Tier::Write, "Apply unified diff"),
+        ToolSpec::new("create_directory", Tier::Write, "Create directory").idempotent(),
+        ToolSpec::new("move_path", Tier::Write, "Move or rename"),
+        ToolSpec::new("delete_path", Tier::Destructive, "Delete file or directory").idempotent(),
+    ],
+);
 
 /// The tier of a tool, `None` for an unknown name.
 pub fn tier_of(tool: &str) -> Option<Tier> {
-    TOOLS.iter().find(|(n, _, _)| *n == tool).map(|(_, t, _)| *t)
-}
-
-fn annotations_for(tool: &str) -> Option<ToolAnnotations> {
-    let (_, tier, title) = TOOLS.iter().find(|(n, _, _)| *n == tool)?;
-    let hints = tier.hints();
-    let idempotent = hints.read_only || IDEMPOTENT.contains(&tool);
-    Some(
-        ToolAnnotations::with_title(*title)
-            .read_only(hints.read_only)
-            .destructive(hints.destructive)
-            .idempotent(idempotent)
-            .open_world(hints.open_world),
-    )
+    TOOLS.tier_of(tool)
 }
 
 /// The filesystem MCP server.
@@ -108,7 +90,7 @@ impl FsServer {
 
     /// The tools offered under the policy's tier cap, with tier-derived annotations.
     pub fn offered_tools(&self) -> Vec<Tool> {
-        TOOLS.iter().filter_map(|(name, _, _)| self.get_tool(name)).collect()
+        TOOLS.offered(&self.tool_router, self.policy.max_tier)
     }
 
     #[allow(deprecated)] // roots/list is deprecated (SEP-2577) but legacy clients still offer it.
@@ -173,16 +155,7 @@ impl ServerHandler for FsServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let tier = tier_of(name)?;
-        if tier > self.policy.max_tier {
-            return None;
-        }
-        let mut tool = self.tool_router.get(name)?.clone();
-        if let Some(a) = annotations_for(name) {
-            tool.title = a.title.clone();
-            tool.annotations = Some(a);
-        }
-        Some(tool)
+        TOOLS.tool(&self.tool_router, name, self.policy.max_tier)
     }
 
     async fn call_tool(
@@ -190,45 +163,9 @@ impl ServerHandler for FsServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let started = Instant::now();
-        let name = request.name.to_string();
-        let audit_args =
-            self.policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
-        let response = match tier_of(&name) {
-            None => Err(McpError::invalid_params(
-                format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
-                None,
-            )),
-            Some(tier) => {
-                let _gate = self.roots_gate.read().await;
-                match self.policy.check_tier(&name, tier) {
-                    Err(e) => Ok(error_result(&e).into()),
-                    Ok(()) => {
-                        self.tool_router.call(ToolCallContext::new(self, request, context)).await.map(normalise_error)
-                    }
-                }
-            }
-        };
-        if let Some(args) = audit_args {
-            let (outcome, bytes) = match &response {
-                Ok(CallToolResponse::Complete(r)) => {
-                    (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
-                }
-                Ok(_) => ("ok".to_string(), 0),
-                Err(e) => (format!("protocol_error_{}", e.code.0), 0),
-            };
-            self.policy.audit.record(&AuditRecord {
-                time: now_rfc3339(),
-                server: "fs",
-                principal: "local",
-                tool: &name,
-                args: redact(&args),
-                outcome: &outcome,
-                duration_ms: millis(started.elapsed()),
-                result_bytes: bytes,
-            });
-        }
-        response
+        // Calls wait while the client's roots are being fetched, so none runs on wider roots.
+        let _gate = self.roots_gate.read().await;
+        TOOLS.call(self, &self.tool_router, &self.policy, request, context).await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -252,27 +189,6 @@ impl ServerHandler for FsServer {
     }
 }
 
-/// Rewrites rmcp's own argument errors ("failed to deserialize parameters") into Bastion's
-/// convention: text starting with the code, structured `{code, message}`.
-fn normalise_error(response: CallToolResponse) -> CallToolResponse {
-    match response {
-        CallToolResponse::Complete(r) if r.is_error == Some(true) && r.structured_content.is_none() => {
-            let text: String =
-                r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
-            error_result(&Error::new(ErrorCode::InvalidArgument, format!("{text}; check the tool's input schema")))
-                .into()
-        }
-        other => other,
-    }
-}
-
-fn outcome_code(r: &CallToolResult) -> String {
-    if r.is_error != Some(true) {
-        return "ok".to_string();
-    }
-    r.structured_content.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).unwrap_or("error").to_string()
-}
-
 const INSTRUCTIONS: &str = "Bastion filesystem server. Paths are relative to the first root (see list_roots) or absolute inside a root. \
 Use find_files to locate files by name, search_text to search contents, read_file with offset/limit for large files. \
 Every result says truncated=true when cut; pass the returned next_offset / cursor back to continue. \
@@ -293,7 +209,8 @@ mod tests {
 
     #[test]
     fn every_tool_has_a_tier_and_valid_name() {
-        for (name, _, _) in TOOLS {
+        for spec in TOOLS.tools {
+            let name = spec.name;
             assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
         }
     }

@@ -1,0 +1,215 @@
+//! `bastion-server-kit` holds what every Bastion MCP server shares, so each server is only its
+//! tools: the tool table (name, tier, title) from which annotations are derived, the single
+//! choke point every call goes through (tier check, argument-error normalisation, audit line),
+//! the error shape the model sees, stdio without helper threads, and logging to stderr.
+//!
+//! ```no_run
+//! use bastion_policy::Tier;
+//! use bastion_server_kit::{ToolSpec, ToolTable};
+//!
+//! const TABLE: ToolTable = ToolTable::new("demo", &[ToolSpec::new("ping", Tier::Read, "Ping")]);
+//! assert_eq!(TABLE.tier_of("ping"), Some(Tier::Read));
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod result;
+mod stdio;
+
+use std::time::Instant;
+
+use bastion_policy::audit::{AuditRecord, millis, now_rfc3339, redact};
+use bastion_policy::{Error, ErrorCode, Policy, Tier};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, Tool, ToolAnnotations};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer};
+use serde_json::Value;
+
+pub use result::{Failure, error_result};
+pub use stdio::{Stdio, stdio};
+
+/// One tool of a server: its name, tier and human title.
+#[derive(Clone, Copy, Debug)]
+pub struct ToolSpec {
+    /// `snake_case` tool name.
+    pub name: &'static str,
+    /// What the tool can change; decides whether it is offered and its annotations.
+    pub tier: Tier,
+    /// Human title (also the annotation title).
+    pub title: &'static str,
+    /// Whether repeating the call with the same arguments has no further effect (read tools
+    /// always are).
+    pub idempotent: bool,
+}
+
+impl ToolSpec {
+    /// A tool that is idempotent only if it is read-only.
+    pub const fn new(name: &'static str, tier: Tier, title: &'static str) -> Self {
+        ToolSpec { name, tier, title, idempotent: matches!(tier, Tier::Read) }
+    }
+
+    /// Marks a write or destructive tool as idempotent.
+    pub const fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// The four MCP annotations, set explicitly.
+    pub fn annotations(&self) -> ToolAnnotations {
+        let hints = self.tier.hints();
+        ToolAnnotations::with_title(self.title)
+            .read_only(hints.read_only)
+            .destructive(hints.destructive)
+            .idempotent(self.idempotent || hints.read_only)
+            .open_world(hints.open_world)
+    }
+}
+
+/// A server's whole tool table: the source of truth for tiers, titles and annotations.
+#[derive(Clone, Copy, Debug)]
+pub struct ToolTable {
+    /// Short server name used in the audit journal and scopes (`fs`, `shell`, `git`).
+    pub server: &'static str,
+    /// Every tool.
+    pub tools: &'static [ToolSpec],
+}
+
+impl ToolTable {
+    /// A table for `server`.
+    pub const fn new(server: &'static str, tools: &'static [ToolSpec]) -> Self {
+        ToolTable { server, tools }
+    }
+
+    /// The spec of `name`.
+    pub fn spec(&self, name: &str) -> Option<&'static ToolSpec> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+
+    /// The tier of `name`, `None` for an unknown tool.
+    pub fn tier_of(&self, name: &str) -> Option<Tier> {
+        self.spec(name).map(|t| t.tier)
+    }
+
+    /// The router's tool `name` with title and annotations from the table, if offered under
+    /// `max_tier`.
+    pub fn tool<S: Send + Sync + 'static>(&self, router: &ToolRouter<S>, name: &str, max_tier: Tier) -> Option<Tool> {
+        let spec = self.spec(name)?;
+        if spec.tier > max_tier {
+            return None;
+        }
+        let mut tool = router.get(name)?.clone();
+        let annotations = spec.annotations();
+        tool.title = annotations.title.clone();
+        tool.annotations = Some(annotations);
+        Some(tool)
+    }
+
+    /// Every tool offered under `max_tier`, in table order.
+    pub fn offered<S: Send + Sync + 'static>(&self, router: &ToolRouter<S>, max_tier: Tier) -> Vec<Tool> {
+        self.tools.iter().filter_map(|t| self.tool(router, t.name, max_tier)).collect()
+    }
+
+    /// The choke point of every tool call: unknown tools are a protocol error, tools above the
+    /// policy's tier cap get `tier_not_allowed`, rmcp's own argument errors are rewritten to
+    /// `invalid_argument`, and one audit line is written with the outcome code.
+    pub async fn call<S: Send + Sync + 'static>(
+        &self,
+        server: &S,
+        router: &ToolRouter<S>,
+        policy: &Policy,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let started = Instant::now();
+        let name = request.name.to_string();
+        let audit_args = policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
+        let response = match self.tier_of(&name) {
+            None => Err(McpError::invalid_params(
+                format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
+                None,
+            )),
+            Some(tier) => match policy.check_tier(&name, tier) {
+                Err(e) => Ok(error_result(&e).into()),
+                Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
+            },
+        };
+        if let Some(args) = audit_args {
+            let (outcome, bytes) = match &response {
+                Ok(CallToolResponse::Complete(r)) => {
+                    (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
+                }
+                Ok(_) => ("ok".to_string(), 0),
+                Err(e) => (format!("protocol_error_{}", e.code.0), 0),
+            };
+            policy.audit.record(&AuditRecord {
+                time: now_rfc3339(),
+                server: self.server,
+                principal: "local",
+                tool: &name,
+                args: redact(&args),
+                outcome: &outcome,
+                duration_ms: millis(started.elapsed()),
+                result_bytes: bytes,
+            });
+        }
+        response
+    }
+}
+
+/// Rewrites rmcp's own argument errors ("failed to deserialize parameters") into Bastion's
+/// convention: text starting with the code, structured `{code, message}`.
+fn normalise_error(response: CallToolResponse) -> CallToolResponse {
+    match response {
+        CallToolResponse::Complete(r) if r.is_error == Some(true) && r.structured_content.is_none() => {
+            let text: String =
+                r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
+            error_result(&Error::new(ErrorCode::InvalidArgument, format!("{text}; check the tool's input schema")))
+                .into()
+        }
+        other => other,
+    }
+}
+
+/// The stable code of a result: `ok`, or the `code` of an error result.
+pub fn outcome_code(r: &CallToolResult) -> String {
+    if r.is_error != Some(true) {
+        return "ok".to_string();
+    }
+    r.structured_content.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).unwrap_or("error").to_string()
+}
+
+/// Sets up `tracing` to stderr (stdout is the protocol). `RUST_LOG` overrides the default `warn`.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_follow_the_tier() {
+        let read = ToolSpec::new("a", Tier::Read, "A").annotations();
+        assert_eq!(
+            (read.read_only_hint, read.destructive_hint, read.idempotent_hint),
+            (Some(true), Some(false), Some(true))
+        );
+        let write = ToolSpec::new("b", Tier::Write, "B").annotations();
+        assert_eq!(
+            (write.read_only_hint, write.destructive_hint, write.idempotent_hint),
+            (Some(false), Some(false), Some(false))
+        );
+        let exec = ToolSpec::new("c", Tier::Exec, "C").annotations();
+        assert_eq!((exec.destructive_hint, exec.open_world_hint), (Some(true), Some(false)));
+        assert_eq!(ToolSpec::new("d", Tier::Write, "D").idempotent().annotations().idempotent_hint, Some(true));
+    }
+}
