@@ -55,6 +55,28 @@ pub enum ErrorCode {
     InvalidConfig,
     /// Any other operating-system error.
     IoError,
+    /// The program is not in the active command profile.
+    CommandNotAllowed,
+    /// A flag or operand is not allowed for this program by the profile.
+    ArgumentNotAllowed,
+    /// The kernel sandbox a profile requires is not available here.
+    SandboxUnavailable,
+    /// No managed process has that id.
+    ProcessNotFound,
+    /// No git repository at the given place beneath a root.
+    NotARepository,
+    /// The repository is owned by another user; libgit2's ownership check refused it.
+    RepositoryNotOwned,
+    /// A revision did not parse or names nothing.
+    InvalidRevision,
+    /// A branch or reference name is not valid.
+    InvalidReferenceName,
+    /// The operation would overwrite local changes.
+    WouldOverwriteChanges,
+    /// The index has no changes against HEAD.
+    NothingToCommit,
+    /// The index or work tree has unresolved conflicts.
+    MergeConflict,
 }
 
 impl ErrorCode {
@@ -83,6 +105,17 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::InvalidConfig => "invalid_config",
             ErrorCode::IoError => "io_error",
+            ErrorCode::CommandNotAllowed => "command_not_allowed",
+            ErrorCode::ArgumentNotAllowed => "argument_not_allowed",
+            ErrorCode::SandboxUnavailable => "sandbox_unavailable",
+            ErrorCode::ProcessNotFound => "process_not_found",
+            ErrorCode::NotARepository => "not_a_repository",
+            ErrorCode::RepositoryNotOwned => "repository_not_owned",
+            ErrorCode::InvalidRevision => "invalid_revision",
+            ErrorCode::InvalidReferenceName => "invalid_reference_name",
+            ErrorCode::WouldOverwriteChanges => "would_overwrite_changes",
+            ErrorCode::NothingToCommit => "nothing_to_commit",
+            ErrorCode::MergeConflict => "merge_conflict",
         }
     }
 }
