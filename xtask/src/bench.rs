@@ -20,6 +20,10 @@ use crate::util::{apt_install, cache_dir, cargo, have, repo_root, run as sh};
 pub enum Target {
     /// bastion-fs against @modelcontextprotocol/server-filesystem, desktop-commander and rg.
     Fs(FsArgs),
+    /// bastion-git against mcp-server-git (PyPI) and the git CLI.
+    Git(crate::bench_git::GitArgs),
+    /// bastion-shell against Desktop Commander's start_process, and the sandbox's own cost.
+    Shell(crate::bench_shell::ShellArgs),
 }
 
 /// Options of `cargo xtask bench fs`.
@@ -57,6 +61,8 @@ const NPM_PEERS: [(&str, &str); 2] =
 pub fn run(target: &Target) -> Result<()> {
     match target {
         Target::Fs(args) => bench_fs(args),
+        Target::Git(args) => crate::bench_git::run(args),
+        Target::Shell(args) => crate::bench_shell::run(args),
     }
 }
 

@@ -12,6 +12,8 @@
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
 mod bench;
+mod bench_git;
+mod bench_shell;
 mod ci;
 mod interop;
 mod tree;
