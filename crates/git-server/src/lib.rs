@@ -1,5 +1,190 @@
-//! `bastion-git` will expose git through libgit2 only (no `git` CLI, so no hooks, filters or
-//! option injection), with repositories discovered beneath the roots of `bastion-policy`.
+//! `bastion-git` is Bastion's git MCP server: status, diff, log, show, blame, branches, tags and
+//! stashes to read; staging, commits, branches and stashes to write; restore, reset and branch
+//! deletion as destructive tools. It works through libgit2 only — no `git` program is ever run,
+//! so no hook, filter driver, external diff, pager, fsmonitor, alias or credential helper a
+//! repository configures can execute, and no argument can be read as an option.
 //!
-//! Not built yet: this crate only reserves its place in the workspace.
+//! Repositories are found only beneath the roots of `bastion-policy`: the `repo` argument is
+//! resolved beneath a root like any path (no `..`, absolute path or symlink leads out), the
+//! repository's git directory, common directory, work tree and object alternates must all lie
+//! beneath that root, and libgit2's ownership check stays on. Every pathspec is resolved beneath
+//! the work tree and matched literally; every revision goes through libgit2's revparse.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use bastion_git::GitServer;
+//! use bastion_policy::{GitConfig, Policy, PolicyConfig};
+//! use rmcp::ServiceExt;
+//!
+//! bastion_git::harden_libgit2();
+//! let policy = Policy::new(PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() })?;
+//! GitServer::new(Arc::new(policy), GitConfig::default()).serve(rmcp::transport::stdio()).await?.waiting().await?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod cli;
+mod repo;
+mod text;
+mod tools;
+
+use std::sync::{Arc, Once};
+
+use bastion_policy::{GitConfig, Policy, Tier};
+use bastion_server_kit::{ToolSpec, ToolTable};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+
+pub use bastion_server_kit::{Failure, error_result, init_logging};
+pub use cli::{GitArgs, run_stdio};
+
+/// Every tool this server offers, with its tier and title. The tier decides whether the tool is
+/// offered, and its MCP annotations.
+pub const TOOLS: ToolTable = ToolTable::new(
+    "git",
+    &[
+        ToolSpec::new("git_status", Tier::Read, "Git status"),
+        ToolSpec::new("git_diff", Tier::Read, "Git diff"),
+        ToolSpec::new("git_log", Tier::Read, "Git log"),
+        ToolSpec::new("git_show", Tier::Read, "Show commit"),
+        ToolSpec::new("git_blame", Tier::Read, "Git blame"),
+        ToolSpec::new("git_branches", Tier::Read, "List branches"),
+        ToolSpec::new("git_tags", Tier::Read, "List tags"),
+        ToolSpec::new("git_stash_list", Tier::Read, "List stashes"),
+        ToolSpec::new("git_add", Tier::Write, "Stage changes").idempotent(),
+        ToolSpec::new("git_unstage", Tier::Write, "Unstage changes").idempotent(),
+        ToolSpec::new("git_commit", Tier::Write, "Commit staged changes"),
+        ToolSpec::new("git_create_branch", Tier::Write, "Create branch"),
+        ToolSpec::new("git_switch", Tier::Write, "Switch branch").idempotent(),
+        ToolSpec::new("git_stash_push", Tier::Write, "Stash changes"),
+        ToolSpec::new("git_restore", Tier::Destructive, "Discard changes").idempotent(),
+        ToolSpec::new("git_reset", Tier::Destructive, "Reset branch"),
+        ToolSpec::new("git_delete_branch", Tier::Destructive, "Delete branch").idempotent(),
+    ],
+);
+
+/// The tier of a tool, `None` for an unknown name.
+pub fn tier_of(tool: &str) -> Option<Tier> {
+    TOOLS.tier_of(tool)
+}
+
+/// Sets libgit2's process-wide options the server relies on: the repository ownership check on
+/// (it is libgit2's default; set explicitly so no embedding can have turned it off). Idempotent;
+/// [`GitServer::new`] calls it too.
+#[allow(unsafe_code)]
+pub fn harden_libgit2() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 options are process-global and must not change while another thread
+        // is inside libgit2. This runs once, before this crate opens any repository, and the
+        // `Once` makes every other caller wait until it has finished.
+        let set = unsafe { git2::opts::set_verify_owner_validation(true) };
+        if let Err(e) = set {
+            tracing::error!(error = %e, "could not enable libgit2's ownership check");
+        }
+    });
+}
+
+/// The git MCP server.
+#[derive(Clone)]
+pub struct GitServer {
+    policy: Arc<Policy>,
+    git: Arc<GitConfig>,
+    tool_router: Arc<ToolRouter<GitServer>>,
+}
+
+impl GitServer {
+    /// A server enforcing `policy`, committing with the identity in `git` when it is set.
+    pub fn new(policy: Arc<Policy>, git: GitConfig) -> Self {
+        harden_libgit2();
+        let mut router = Self::read_router();
+        router.merge(Self::history_router());
+        router.merge(Self::write_router());
+        router.merge(Self::destructive_router());
+        GitServer { policy, git: Arc::new(git), tool_router: Arc::new(router) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The tools offered under the policy's tier cap, with tier-derived annotations.
+    pub fn offered_tools(&self) -> Vec<Tool> {
+        TOOLS.offered(&self.tool_router, self.policy.max_tier)
+    }
+}
+
+impl ServerHandler for GitServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bastion-git", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.offered_tools()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        TOOLS.tool(&self.tool_router, name, self.policy.max_tier)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        TOOLS.call(self, &self.tool_router, &self.policy, request, context).await
+    }
+}
+
+const INSTRUCTIONS: &str = "Bastion git server (libgit2; no git program, hooks or filters ever run). \
+Every tool takes an optional repo (a directory relative to the first root, default the root itself) and root (a root name when several are configured). \
+Paths are relative to the repository's top-level directory and are matched literally (no globs). \
+Revisions are anything git understands (HEAD~2, main, v1.0, a hash, A..B for git_log) but never start with '-'. \
+Start with git_status; use git_diff for changes, git_log/git_show for history, git_blame for who changed a line. \
+Long results say truncated=true; pass the returned next_offset / next_skip back to continue. \
+Errors start with a stable code (not_a_repository, invalid_revision, path_outside_root, would_overwrite_changes, nothing_to_commit, ...) followed by what to do instead.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_a_valid_name_and_a_route() {
+        let server = GitServer::new(
+            Arc::new(
+                Policy::new(bastion_policy::PolicyConfig {
+                    roots: vec![std::env::temp_dir()],
+                    max_tier: Tier::Destructive,
+                    ..Default::default()
+                })
+                .unwrap(),
+            ),
+            GitConfig::default(),
+        );
+        let offered = server.offered_tools();
+        assert_eq!(offered.len(), TOOLS.tools.len());
+        for spec in TOOLS.tools {
+            let name = spec.name;
+            assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            let tool = offered.iter().find(|t| t.name == name).unwrap();
+            let annotations = tool.annotations.as_ref().unwrap();
+            assert!(annotations.read_only_hint.is_some() && annotations.destructive_hint.is_some());
+            assert!(annotations.idempotent_hint.is_some() && annotations.open_world_hint.is_some());
+            assert!(tool.description.as_ref().is_some_and(|d| d.len() > 40), "{name} needs a description");
+        }
+    }
+}

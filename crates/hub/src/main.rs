@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Run the filesystem MCP server over stdio (same flags as bastion-fs).
     Fs(bastion_fs::FsArgs),
+    /// Run the git MCP server over stdio (same flags as bastion-git).
+    Git(bastion_git::GitArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -21,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
     bastion_fs::init_logging();
     match Cli::parse().command {
         Command::Fs(args) => bastion_fs::run_stdio(args).await,
+        Command::Git(args) => bastion_git::run_stdio(args).await,
     }
 }

@@ -22,6 +22,10 @@ use crate::tier::Tier;
 ///
 /// [limits]
 /// output_chars = 50000
+///
+/// [git]
+/// author_name = "Build Bot"     # commits made by bastion-git use this identity
+/// author_email = "bot@example.com"
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +45,8 @@ pub struct PolicyConfig {
     pub deny: DenyConfig,
     /// Output and size limits.
     pub limits: Limits,
+    /// Settings of the git server.
+    pub git: GitConfig,
 }
 
 impl Default for PolicyConfig {
@@ -53,8 +59,19 @@ impl Default for PolicyConfig {
             resolve: ResolveMode::Auto,
             deny: DenyConfig::default(),
             limits: Limits::default(),
+            git: GitConfig::default(),
         }
     }
+}
+
+/// Settings of the git server (`[git]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    /// Author and committer name of commits, instead of the repository's `user.name`.
+    pub author_name: Option<String>,
+    /// Author and committer email of commits, instead of the repository's `user.email`.
+    pub author_email: Option<String>,
 }
 
 /// Deny-glob configuration.
@@ -171,6 +188,8 @@ mod tests {
         assert!(err.message.contains("max_teir"), "{}", err.message);
         let err = PolicyConfig::from_toml("[limits]\noutput_char = 5\n", "bastion.toml").unwrap_err();
         assert!(err.message.contains("output_char"), "{}", err.message);
+        let err = PolicyConfig::from_toml("[git]\nauthor = \"x\"\n", "bastion.toml").unwrap_err();
+        assert!(err.message.contains("author"), "{}", err.message);
         let err = PolicyConfig::from_toml("max_tier = \"root\"\n", "bastion.toml").unwrap_err();
         assert!(err.message.contains("max_tier"), "{}", err.message);
     }
@@ -178,12 +197,14 @@ mod tests {
     #[test]
     fn parses_a_full_config() {
         let c = PolicyConfig::from_toml(
-            "roots = [\"/srv/p\"]\nmax_tier = \"destructive\"\n[deny]\nextra_read = [\"*.db\"]\n[limits]\noutput_chars = 10\n",
+            "roots = [\"/srv/p\"]\nmax_tier = \"destructive\"\n[deny]\nextra_read = [\"*.db\"]\n[limits]\noutput_chars = 10\n[git]\nauthor_name = \"Bot\"\n",
             "x",
         )
         .unwrap();
         assert_eq!(c.max_tier, Tier::Destructive);
         assert_eq!(c.limits.output_chars, 10);
+        assert_eq!(c.git.author_name.as_deref(), Some("Bot"));
+        assert_eq!(c.git.author_email, None);
         assert!(c.deny.read_list().contains(&"*.db".to_string()));
         assert!(c.deny.read_list().contains(&".env".to_string()));
     }

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 pub use audit::AuditLog;
-pub use config::{DenyConfig, PolicyConfig};
+pub use config::{DenyConfig, GitConfig, PolicyConfig};
 pub use deny::{Access, DenyRules};
 pub use error::{Error, ErrorCode, Result};
 pub use limits::Limits;

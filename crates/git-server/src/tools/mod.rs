@@ -1,0 +1,79 @@
+//! The tools, one module per family, and what they share: running libgit2 off the async
+//! runtime, the output budget, and how a commit is summarised.
+
+mod destructive;
+mod diff;
+mod history;
+mod read;
+mod write;
+
+use bastion_policy::{Error, ErrorCode, Result};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::GitServer;
+use crate::repo::{self, Repo};
+use crate::text::iso_time;
+
+/// Runs blocking libgit2 work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorCode::IoError, format!("internal task failed: {e}")))?
+}
+
+impl GitServer {
+    /// The output budget for one result: the caller's request, capped by the policy.
+    pub(crate) fn budget(&self, requested: Option<u64>) -> usize {
+        let cap = self.policy().limits.output_chars;
+        requested.map(|r| (r as usize).clamp(1, cap)).unwrap_or(cap)
+    }
+
+    /// Opens the repository a tool call names.
+    pub(crate) fn open(&self, repo: Option<&str>, root: Option<&str>) -> Result<Repo> {
+        repo::open(self.policy(), repo, root)
+    }
+}
+
+/// A commit in a list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CommitOut {
+    /// Full hash.
+    pub hash: String,
+    /// Author name.
+    pub author: String,
+    /// Author email.
+    pub email: String,
+    /// Author date, RFC 3339 in the author's time zone.
+    pub date: String,
+    /// First line of the message.
+    pub subject: String,
+}
+
+impl CommitOut {
+    pub(crate) fn of(c: &git2::Commit<'_>) -> Self {
+        let author = c.author();
+        CommitOut {
+            hash: c.id().to_string(),
+            author: lossy(author.name_bytes()),
+            email: lossy(author.email_bytes()),
+            date: iso_time(author.when()),
+            subject: c.summary_bytes().map(lossy).unwrap_or_default(),
+        }
+    }
+
+    /// Characters this entry takes in the JSON result, roughly (for the output budget).
+    pub(crate) fn weight(&self) -> usize {
+        self.hash.len() + self.author.len() + self.email.len() + self.date.len() + self.subject.len() + 60
+    }
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+pub(crate) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A path as text, invalid UTF-8 replaced.
+pub(crate) fn lossy_path(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
