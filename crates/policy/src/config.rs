@@ -47,6 +47,8 @@ pub struct PolicyConfig {
     pub limits: Limits,
     /// Settings of the git server.
     pub git: GitConfig,
+    /// Settings of the shell server: profile, extra programs, sandbox and limits.
+    pub shell: crate::commands::ShellConfig,
 }
 
 impl Default for PolicyConfig {
@@ -60,6 +62,7 @@ impl Default for PolicyConfig {
             deny: DenyConfig::default(),
             limits: Limits::default(),
             git: GitConfig::default(),
+            shell: crate::commands::ShellConfig::default(),
         }
     }
 }
