@@ -264,6 +264,7 @@ impl Repo {
         let in_root = RelPath::parse(&self.rel.as_path().join(rel.as_path()))?;
         policy.deny.check_in(&self.root, &in_root, Access::Read)?;
         self.check_no_links(&in_root, &shown)?;
+        self.check_final_link(&in_root, &shown)?;
         Ok(rel.as_path().to_path_buf())
     }
 
@@ -297,6 +298,24 @@ impl Repo {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a path that is itself a symbolic link leading outside the root. (git stores a
+    /// link as its target text, which is harmless, but naming one explicitly is how a model would
+    /// try to reach what it points at.) Dangling links and links that stay inside are fine.
+    fn check_final_link(&self, in_root: &RelPath, shown: &str) -> Result<()> {
+        let is_link = std::fs::symlink_metadata(self.root.real_path().join(in_root.as_path()))
+            .is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return Ok(());
+        }
+        match open_beneath(self.root.dir(), in_root.for_syscall(), OFlags::PATH, Links::FollowBeneath, self.mode) {
+            Err(Errno::XDEV) | Err(Errno::LOOP) => Err(Error::new(
+                ErrorCode::PathOutsideRoot,
+                format!("'{shown}' is a symbolic link leading outside the root; it cannot be used"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The object a revision names.

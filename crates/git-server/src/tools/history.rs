@@ -378,6 +378,7 @@ impl GitServer {
     fn show_impl(&self, a: &ShowArgs) -> Result<ShowOut> {
         let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
         let spec = a.rev.as_deref().unwrap_or("HEAD");
+        self.check_shown_path(&repo, spec)?;
         let object = repo.object(spec, "rev")?;
         let offset = a.offset.unwrap_or(0) as usize;
         let budget = self.budget(a.max_chars);
@@ -401,7 +402,6 @@ impl GitServer {
         };
         match object.kind() {
             Some(ObjectType::Blob) => {
-                self.check_shown_path(&repo, spec)?;
                 let blob = object.peel_to_blob().map_err(|e| repo.err(e, "reading the file"))?;
                 out.kind = "file".into();
                 out.size = Some(blob.size() as u64);
@@ -422,7 +422,6 @@ impl GitServer {
                 return Ok(out);
             }
             Some(ObjectType::Tree) => {
-                self.check_shown_path(&repo, spec)?;
                 let tree = object.peel_to_tree().map_err(|e| repo.err(e, "reading the directory"))?;
                 out.kind = "directory".into();
                 let mut entries: Vec<TreeEntryOut> = tree

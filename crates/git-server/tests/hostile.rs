@@ -1,0 +1,252 @@
+//! Hostile inputs: option injection in every string parameter, pathspec traversal, repositories
+//! outside the roots or reaching out of them, and repositories owned by another user. Each case
+//! names the exact error code, or — where the value is merely an odd name — checks that it was
+//! treated as a name and nothing else happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::{Server, git, init, write};
+use serde_json::{Value, json};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    root: PathBuf,
+    repo: PathBuf,
+    home: PathBuf,
+}
+
+/// `base/root/repo` with history, a branch, a ref named `--format=x`, and `base/outside` holding
+/// a secret; `root/repo/link` is a symlink to `outside`.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let root = base.join("root");
+    let repo = root.join("repo");
+    init(&repo);
+    write(repo.join("a.txt"), "one\n");
+    git(&repo, &["add", "a.txt"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    write(repo.join("a.txt"), "one\ntwo\n");
+    git(&repo, &["commit", "-q", "-am", "second"]);
+    git(&repo, &["branch", "side"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    write(repo.join(".git/refs/heads/--format=x"), &head);
+    write(repo.join(".git/refs/heads/-p"), &head);
+    write(base.join("outside/private.txt"), "SECRET\n");
+    symlink(base.join("outside"), repo.join("link")).unwrap();
+    symlink(base.join("outside/private.txt"), repo.join("out-link")).unwrap();
+    let home = base.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    Fixture { _dir: dir, base, root, repo, home }
+}
+
+fn index_paths(repo: &Path) -> String {
+    git(repo, &["ls-files", "--stage"])
+}
+
+#[test]
+fn option_injection_is_refused_or_taken_literally() {
+    let f = fixture();
+    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let pwned = f.base.join("pwned");
+    let out = format!("--output={}", pwned.display());
+    let r = "repo";
+    let refused: Vec<(&str, Value, &str)> = vec![
+        ("git_log", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("git_log", json!({"repo": r, "rev": "-p --ext-diff"}), "invalid_revision"),
+        ("git_log", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
+        ("git_log", json!({"repo": r, "since": out}), "invalid_argument"),
+        ("git_log", json!({"repo": r, "until": "--until=yesterday"}), "invalid_argument"),
+        ("git_diff", json!({"repo": r, "from": out}), "invalid_revision"),
+        ("git_diff", json!({"repo": r, "from": "HEAD", "to": "-p --ext-diff"}), "invalid_revision"),
+        ("git_diff", json!({"repo": r, "from": "--no-index"}), "invalid_revision"),
+        ("git_show", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
+        ("git_show", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("git_blame", json!({"repo": r, "path": "a.txt", "rev": "--contents=/etc/hostname"}), "invalid_revision"),
+        ("git_blame", json!({"repo": r, "path": "--contents=/etc/hostname"}), "not_found"),
+        ("git_create_branch", json!({"repo": r, "name": "--force"}), "invalid_reference_name"),
+        ("git_create_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
+        ("git_create_branch", json!({"repo": r, "name": "ok", "from": out}), "invalid_revision"),
+        ("git_switch", json!({"repo": r, "branch": "--format=x"}), "invalid_reference_name"),
+        ("git_switch", json!({"repo": r, "branch": "-p"}), "invalid_reference_name"),
+        ("git_switch", json!({"repo": r, "branch": "-"}), "invalid_reference_name"),
+        ("git_delete_branch", json!({"repo": r, "name": "--format=x"}), "invalid_reference_name"),
+        ("git_reset", json!({"repo": r, "rev": "--hard"}), "invalid_revision"),
+        ("git_reset", json!({"repo": r, "rev": out, "mode": "hard"}), "invalid_revision"),
+        ("git_status", json!({"repo": "--git-dir=/etc"}), "not_found"),
+        ("git_status", json!({"repo": r, "untracked_files": "--ignored"}), "invalid_argument"),
+    ];
+    for (tool, args, code) in &refused {
+        s.err(tool, args.clone(), code);
+    }
+    // Text parameters are text: a filter or a message that looks like an option is only text.
+    let log = s.ok("git_log", json!({"repo": r, "author": out, "grep": "--exec=touch"}));
+    assert_eq!(log["commits"], json!([]));
+    // Paths that look like options or pathspec magic are literal names that match nothing.
+    let add = s.ok("git_add", json!({"repo": r, "paths": ["--all", "-A", ":(top)*", "*"]}));
+    assert_eq!(add["staged_count"], 0, "{add}");
+    write(f.repo.join("a.txt"), "one\ntwo\nthree\n");
+    s.ok("git_add", json!({"repo": r, "paths": ["a.txt"]}));
+    let before = git(&f.repo, &["rev-parse", "HEAD"]);
+    let commit = s.ok("git_commit", json!({"repo": r, "message": "--amend"}));
+    assert_eq!(commit["parents"], json!([before.trim()]), "a new commit, never an amend");
+    assert_eq!(git(&f.repo, &["log", "-1", "--format=%s"]).trim(), "--amend");
+    let stash_msg = s.err("git_stash_push", json!({"repo": r, "message": "--include-untracked"}), "nothing_to_commit");
+    assert!(stash_msg.contains("no local changes"), "{stash_msg}");
+    // A ref literally named like an option is reachable by its full name, as a name.
+    let shown = s.ok("git_show", json!({"repo": r, "rev": "refs/heads/--format=x", "stat_only": true}));
+    assert_eq!(shown["commit"]["parents"].as_array().unwrap().len(), 1);
+    let branches = s.ok("git_branches", json!({"repo": r, "kind": "local"}));
+    assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "--format=x"));
+    assert!(!pwned.exists(), "an option was executed");
+    assert!(!f.repo.join("--format=x").exists() && !f.repo.join("x").exists());
+}
+
+#[test]
+fn pathspecs_stay_in_the_work_tree() {
+    let f = fixture();
+    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let abs_secret = f.base.join("outside/private.txt").display().to_string();
+    let abs_in_repo = f.repo.join("a.txt").display().to_string();
+    let before = index_paths(&f.repo);
+    let cases: Vec<(&str, &str)> = vec![
+        ("../outside/private.txt", "path_outside_root"),
+        ("../../outside/private.txt", "path_outside_root"),
+        ("sub/../../x", "path_outside_root"),
+        (&abs_secret, "path_outside_root"),
+        ("/etc/passwd", "path_outside_root"),
+        ("link/private.txt", "path_outside_root"),
+        ("link", "path_outside_root"),
+        ("out-link", "path_outside_root"),
+        (".git/config", "denied_by_glob"),
+        (".GIT/hooks/pre-commit", "denied_by_glob"),
+        ("", "invalid_path"),
+        ("a\u{0}b", "invalid_path"),
+    ];
+    for (path, code) in &cases {
+        for tool in ["git_add", "git_unstage", "git_restore"] {
+            s.err(tool, json!({"repo": "repo", "paths": [path]}), code);
+        }
+        s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code);
+        s.err("git_log", json!({"repo": "repo", "paths": [path]}), code);
+        s.err("git_status", json!({"repo": "repo", "paths": [path]}), code);
+        if !path.is_empty() {
+            s.err("git_blame", json!({"repo": "repo", "path": path}), code);
+        }
+    }
+    assert_eq!(index_paths(&f.repo), before, "the index changed");
+    assert_eq!(std::fs::read_to_string(f.base.join("outside/private.txt")).unwrap(), "SECRET\n");
+    // An absolute path inside the work tree is fine.
+    write(f.repo.join("a.txt"), "changed\n");
+    let add = s.ok("git_add", json!({"repo": "repo", "paths": [abs_in_repo]}));
+    assert_eq!(add["added"], json!(["a.txt"]));
+    // Adding everything never stages the deny-listed, and a symlink is stored as a link.
+    write(f.repo.join(".env"), "TOKEN=1\n");
+    let all = s.ok("git_add", json!({"repo": "repo", "paths": ["."]}));
+    assert_eq!(all["skipped_denied"], json!([".env"]), "{all}");
+    let index = index_paths(&f.repo);
+    assert!(!index.contains(".env") && !index.contains("private.txt"), "{index}");
+    assert!(index.lines().any(|l| l.starts_with("120000") && l.ends_with("\tlink")), "{index}");
+    // ...and a symlinked git metadata file cannot be shown either.
+    s.err("git_show", json!({"repo": "repo", "rev": "HEAD:.git/config"}), "denied_by_glob");
+}
+
+#[test]
+fn repositories_must_lie_inside_a_root() {
+    let f = fixture();
+    // A repository outside the root, reached by '..', absolute path and symlink.
+    let other = f.base.join("other");
+    init(&other);
+    write(other.join("o.txt"), "o\n");
+    git(&other, &["add", "o.txt"]);
+    git(&other, &["commit", "-q", "-m", "o"]);
+    symlink(&other, f.root.join("other-link")).unwrap();
+    // A root that is not a repository, and a root inside a repository (the .git is above it).
+    let plain = f.base.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let inner = f.repo.join("inner");
+    std::fs::create_dir_all(&inner).unwrap();
+    // Repositories inside the root whose metadata or work tree are outside it.
+    let gitfile = f.root.join("gitfile");
+    write(gitfile.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    let worktree = f.root.join("worktree");
+    init(&worktree);
+    git(&worktree, &["config", "core.worktree", &other.display().to_string()]);
+    let alternates = f.root.join("alternates");
+    init(&alternates);
+    write(alternates.join(".git/objects/info/alternates"), &format!("{}\n", other.join(".git/objects").display()));
+
+    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    s.err("git_status", json!({"repo": "../other"}), "path_outside_root");
+    s.err("git_log", json!({"repo": other.display().to_string()}), "path_outside_root");
+    s.err("git_log", json!({"repo": "other-link"}), "path_outside_root");
+    s.err("git_status", json!({"repo": "gitfile"}), "path_outside_root");
+    s.err("git_status", json!({"repo": "worktree"}), "path_outside_root");
+    s.err("git_log", json!({"repo": "alternates"}), "path_outside_root");
+    let msg = s.err("git_status", json!({}), "not_a_repository");
+    assert!(msg.contains("never creates"), "{msg}");
+    s.err("git_status", json!({"repo": "repo/a.txt"}), "not_a_repository");
+    s.err("git_status", json!({"repo": "missing"}), "not_found");
+    // A directory inside a repository works like `git -C dir`.
+    let st = s.ok("git_status", json!({"repo": "repo/inner"}));
+    assert_eq!(st["repo"], "repo");
+    drop(s);
+
+    let mut plain_server = Server::start(&[&plain], &f.home, &[]);
+    plain_server.err("git_status", json!({}), "not_a_repository");
+    drop(plain_server);
+    let mut inner_server = Server::start(&[&inner], &f.home, &[]);
+    inner_server.err("git_log", json!({}), "not_a_repository");
+    assert!(!f.base.join("plain/.git").exists() && !inner.join(".git").exists(), "a repository was created");
+}
+
+#[test]
+fn a_repository_owned_by_another_user_is_refused() {
+    let f = fixture();
+    if !rustix::process::geteuid().is_root() {
+        // Only root can give a directory to another user; the check itself is libgit2's.
+        eprintln!("skipped: not running as root, cannot chown the fixture");
+        return;
+    }
+    let foreign = f.root.join("foreign");
+    init(&foreign);
+    write(foreign.join("f.txt"), "f\n");
+    git(&foreign, &["add", "f.txt"]);
+    git(&foreign, &["commit", "-q", "-m", "f"]);
+    let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&foreign).status().unwrap();
+    assert!(status.success());
+    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    for tool in ["git_status", "git_log", "git_branches"] {
+        let msg = s.err(tool, json!({"repo": "foreign"}), "repository_not_owned");
+        assert!(msg.contains("safe.directory"), "{msg}");
+    }
+    s.ok("git_status", json!({"repo": "repo"}));
+}
+
+#[test]
+fn tiers_are_enforced() {
+    let f = fixture();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bastion-git"));
+    cmd.arg("--root").arg(&f.root);
+    let mut read_only = Server::start_with(cmd, &f.home);
+    let listed = read_only.request("tools/list", json!({}));
+    let names: Vec<&str> =
+        listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.iter().all(|n| {
+        ["git_status", "git_diff", "git_log", "git_show", "git_blame", "git_branches", "git_tags", "git_stash_list"]
+            .contains(n)
+    }));
+    for (tool, args) in [
+        ("git_add", json!({"repo": "repo", "paths": ["a.txt"]})),
+        ("git_commit", json!({"repo": "repo", "message": "x"})),
+        ("git_reset", json!({"repo": "repo", "mode": "hard"})),
+    ] {
+        read_only.err(tool, args, "tier_not_allowed");
+    }
+}
