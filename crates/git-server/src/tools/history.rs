@@ -1,5 +1,6 @@
 //! History: git_log, git_show, git_blame.
 
+use std::collections::{BinaryHeap, HashSet};
 use std::path::{Path, PathBuf};
 
 use bastion_policy::{Error, ErrorCode, Result};
@@ -335,11 +336,11 @@ impl GitServer {
         let Some(mut walk) = walker(&repo, a.rev.as_deref())? else {
             return Ok(out);
         };
+        let walk = std::iter::from_fn(|| walk.next_commit());
         let budget = self.budget(None);
         let (mut used, mut matched, mut older_in_a_row) = (0usize, 0usize, 0u32);
-        for oid in walk.by_ref() {
-            let oid = oid.map_err(|e| repo.err(e, "walking the history"))?;
-            let commit = repo.git.find_commit(oid).map_err(|e| repo.err(e, "reading a commit"))?;
+        for commit in walk {
+            let commit = commit?;
             // Commits come newest first (by commit time); once a run of them is older than
             // `since`, nothing newer can follow except across clock skew, as git assumes too.
             if filters.since.is_some_and(|s| commit.time().seconds() < s) {
@@ -619,42 +620,81 @@ impl GitServer {
     }
 }
 
-/// A revision walk from `rev` (default HEAD), newest first; `None` on an unborn branch.
-fn walker<'r>(repo: &'r Repo, rev: Option<&str>) -> Result<Option<git2::Revwalk<'r>>> {
-    let mut walk = repo.git.revwalk().map_err(|e| repo.err(e, "walking the history"))?;
-    walk.set_sorting(Sort::TIME).map_err(|e| repo.err(e, "walking the history"))?;
-    let push = |walk: &mut git2::Revwalk<'_>, oid: Oid| walk.push(oid).map_err(|e| repo.err(e, "walking the history"));
-    let hide = |walk: &mut git2::Revwalk<'_>, oid: Oid| walk.hide(oid).map_err(|e| repo.err(e, "walking the history"));
-    match rev {
-        None => match repo.head_commit()? {
-            Some(c) => push(&mut walk, c.id())?,
-            None => return Ok(None),
-        },
-        Some(spec) if spec.contains("..") => {
-            check_revision(spec, "rev")?;
-            let range = repo.git.revparse(spec).map_err(|e| bad_revision(spec, "rev", &e))?;
-            let peel = |o: Option<&git2::Object<'_>>| -> Result<Oid> {
-                o.and_then(|o| o.peel_to_commit().ok()).map(|c| c.id()).ok_or_else(|| {
-                    Error::new(
-                        ErrorCode::InvalidRevision,
-                        format!("both sides of the range '{spec}' must name commits"),
-                    )
-                })
-            };
-            let (from, to) = (peel(range.from())?, peel(range.to())?);
-            push(&mut walk, to)?;
-            if range.mode().contains(RevparseMode::MERGE_BASE) {
-                push(&mut walk, from)?;
-                if let Ok(base) = repo.git.merge_base(from, to) {
-                    hide(&mut walk, base)?;
+/// Commits newest first, the way `git log` orders them by default: a queue by commit time,
+/// fed lazily with parents. Reading only as many commits as are shown keeps a 10-commit log of a
+/// long history cheap (libgit2's time-sorted revwalk reads the whole history before the first
+/// commit). Ranges need libgit2's limited walk, which reads everything anyway.
+enum Walk<'r> {
+    Lazy { repo: &'r Repo, queue: BinaryHeap<(i64, Oid)>, seen: HashSet<Oid> },
+    Limited { repo: &'r Repo, walk: git2::Revwalk<'r> },
+}
+
+impl<'r> Walk<'r> {
+    fn next_commit(&mut self) -> Option<Result<Commit<'r>>> {
+        match self {
+            Walk::Lazy { repo, queue, seen } => {
+                let (_, oid) = queue.pop()?;
+                let commit = match repo.git.find_commit(oid) {
+                    Ok(c) => c,
+                    Err(e) => return Some(Err(repo.err(e, "reading a commit"))),
+                };
+                for parent in commit.parents() {
+                    if seen.insert(parent.id()) {
+                        queue.push((parent.time().seconds(), parent.id()));
+                    }
                 }
-            } else {
-                hide(&mut walk, from)?;
+                Some(Ok(commit))
+            }
+            Walk::Limited { repo, walk } => {
+                let oid = match walk.next()? {
+                    Ok(oid) => oid,
+                    Err(e) => return Some(Err(repo.err(e, "walking the history"))),
+                };
+                Some(repo.git.find_commit(oid).map_err(|e| repo.err(e, "reading a commit")))
             }
         }
-        Some(spec) => push(&mut walk, repo.commit(spec, "rev")?.id())?,
     }
-    Ok(Some(walk))
+}
+
+/// A walk from `rev` (default HEAD), newest first; `None` on an unborn branch.
+fn walker<'r>(repo: &'r Repo, rev: Option<&str>) -> Result<Option<Walk<'r>>> {
+    let start = match rev {
+        None => match repo.head_commit()? {
+            Some(c) => c,
+            None => return Ok(None),
+        },
+        Some(spec) if spec.contains("..") => return limited(repo, spec).map(Some),
+        Some(spec) => repo.commit(spec, "rev")?,
+    };
+    let mut queue = BinaryHeap::new();
+    queue.push((start.time().seconds(), start.id()));
+    let seen = HashSet::from([start.id()]);
+    Ok(Some(Walk::Lazy { repo, queue, seen }))
+}
+
+/// The walk of a range `A..B` (in B, not in A) or `A...B` (in either, not in both).
+fn limited<'r>(repo: &'r Repo, spec: &str) -> Result<Walk<'r>> {
+    let git_err = |e: git2::Error| repo.err(e, "walking the history");
+    let mut walk = repo.git.revwalk().map_err(git_err)?;
+    walk.set_sorting(Sort::TIME).map_err(git_err)?;
+    check_revision(spec, "rev")?;
+    let range = repo.git.revparse(spec).map_err(|e| bad_revision(spec, "rev", &e))?;
+    let peel = |o: Option<&git2::Object<'_>>| -> Result<Oid> {
+        o.and_then(|o| o.peel_to_commit().ok()).map(|c| c.id()).ok_or_else(|| {
+            Error::new(ErrorCode::InvalidRevision, format!("both sides of the range '{spec}' must name commits"))
+        })
+    };
+    let (from, to) = (peel(range.from())?, peel(range.to())?);
+    walk.push(to).map_err(git_err)?;
+    if range.mode().contains(RevparseMode::MERGE_BASE) {
+        walk.push(from).map_err(git_err)?;
+        if let Ok(base) = repo.git.merge_base(from, to) {
+            walk.hide(base).map_err(git_err)?;
+        }
+    } else {
+        walk.hide(from).map_err(git_err)?;
+    }
+    Ok(Walk::Limited { repo, walk })
 }
 
 /// Whether a commit changed any of `specs` relative to its parents. A merge counts only when it
