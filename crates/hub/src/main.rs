@@ -16,13 +16,22 @@ enum Command {
     Fs(bastion_fs::FsArgs),
     /// Run the git MCP server over stdio (same flags as bastion-git).
     Git(bastion_git::GitArgs),
+    /// Run the shell MCP server over stdio (same flags as bastion-shell).
+    Shell(bastion_shell::ShellArgs),
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // `bastion shell` re-executes this binary as its sandbox trampoline: that must happen before
+    // any thread exists.
+    bastion_shell::maybe_run_trampoline();
     bastion_fs::init_logging();
-    match Cli::parse().command {
-        Command::Fs(args) => bastion_fs::run_stdio(args).await,
-        Command::Git(args) => bastion_git::run_stdio(args).await,
-    }
+    let command = Cli::parse().command;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match command {
+            Command::Fs(args) => bastion_fs::run_stdio(args).await,
+            Command::Git(args) => bastion_git::run_stdio(args).await,
+            Command::Shell(args) => bastion_shell::run_stdio(args).await,
+        }
+    })
 }

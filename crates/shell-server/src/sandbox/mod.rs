@@ -1,0 +1,127 @@
+//! The kernel sandbox every command runs in.
+//!
+//! The server never forks into a sandbox from its own (multi-threaded) process: it re-executes
+//! itself as `<exe> __sandbox-exec <spec>`, a single-threaded trampoline that applies, in order,
+//! a new session, parent-death signal, namespaces (user, pid, net, mount, ipc, uts: the command
+//! becomes pid 1 of its own pid namespace, so killing it kills every descendant, even those that
+//! called `setsid`), rlimits, the capability bounding set, no-new-privileges, Landlock, seccomp,
+//! close-on-exec of inherited descriptors, and then `execve`s the program with a rebuilt
+//! environment. Everything that is applied is inherited by every descendant.
+
+mod seccomp;
+mod sys;
+mod trampoline;
+
+use std::path::PathBuf;
+
+use bastion_policy::commands::RlimitConfig;
+use serde::{Deserialize, Serialize};
+
+pub use trampoline::{SANDBOX_ARG, maybe_run_trampoline};
+
+/// Everything the trampoline needs, passed as JSON in its argv.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Spec {
+    /// Absolute path of the program.
+    pub program: PathBuf,
+    /// `argv[0]` (the name the model used).
+    pub argv0: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Working directory (real path inside a root).
+    pub cwd: PathBuf,
+    /// The whole environment of the program.
+    pub env: Vec<(String, String)>,
+    /// Readable and executable beneath these.
+    pub read_paths: Vec<PathBuf>,
+    /// Readable, writable and executable beneath these.
+    pub write_paths: Vec<PathBuf>,
+    /// TCP ports the program may connect to.
+    pub tcp_connect: Vec<u16>,
+    /// Apply Landlock.
+    pub landlock: bool,
+    /// Apply the seccomp filter.
+    pub seccomp: bool,
+    /// Use namespaces.
+    pub namespaces: bool,
+    /// Resource limits.
+    pub rlimits: RlimitConfig,
+    /// The server's pid: the trampoline exits if its parent is already gone.
+    pub parent_pid: i32,
+    /// Report what could be applied as JSON on stdout instead of running a program.
+    pub probe: bool,
+}
+
+/// What the sandbox achieves on this machine, found by running the trampoline once.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct Status {
+    /// Landlock ABI of the kernel (0: none).
+    pub landlock_abi: u32,
+    /// `full` (every requested right enforced), `partial` or `none`.
+    pub landlock: String,
+    /// The seccomp filter was installed.
+    pub seccomp: bool,
+    /// User, pid, network and mount namespaces were created.
+    pub userns: bool,
+    /// A fresh `/proc` for the pid namespace was mounted.
+    pub private_proc: bool,
+    /// `PR_SET_NO_NEW_PRIVS` is set.
+    pub no_new_privs: bool,
+    /// Every capability was dropped from the bounding set.
+    pub capabilities_dropped: bool,
+    /// Landlock signal and abstract-socket scoping (ABI 6+).
+    pub scoped: bool,
+    /// Landlock TCP rules (ABI 4+).
+    pub tcp_rules: bool,
+    /// Problems met while applying (empty when everything worked).
+    pub notes: Vec<String>,
+}
+
+impl Status {
+    /// Landlock confines files (fully or partially).
+    pub fn landlock_active(&self) -> bool {
+        self.landlock != "none"
+    }
+}
+
+/// Runs the trampoline in probe mode to find what the sandbox achieves here.
+pub async fn probe(exe: &std::path::Path, namespaces: bool) -> Status {
+    let spec = Spec {
+        program: PathBuf::from("/bin/true"),
+        argv0: "probe".into(),
+        cwd: PathBuf::from("/"),
+        read_paths: vec![PathBuf::from("/usr")],
+        landlock: true,
+        seccomp: true,
+        namespaces,
+        rlimits: RlimitConfig::default(),
+        parent_pid: std::process::id() as i32,
+        probe: true,
+        ..Default::default()
+    };
+    let json = match serde_json::to_string(&spec) {
+        Ok(j) => j,
+        Err(e) => return failed(format!("cannot encode the probe: {e}")),
+    };
+    let out = tokio::process::Command::new(exe)
+        .arg(SANDBOX_ARG)
+        .arg(json)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match out {
+        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| failed(format!("the probe printed something unexpected: {e}"))),
+        Ok(out) => failed(format!(
+            "the sandbox probe failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => failed(format!("cannot start the sandbox probe: {e}")),
+    }
+}
+
+fn failed(note: String) -> Status {
+    Status { landlock: "none".into(), notes: vec![note], ..Default::default() }
+}
