@@ -116,7 +116,7 @@ fn bench_fs(args: &FsArgs) -> Result<()> {
 
 /// `rg` and `hyperfine` are the floors the servers are compared with; install them if missing.
 /// A failure is reported, not fatal: the driver then times `rg` itself or marks it n/a.
-fn ensure_cli_tools() {
+pub(crate) fn ensure_cli_tools() {
     let missing: Vec<&str> = [("rg", "ripgrep"), ("hyperfine", "hyperfine")]
         .into_iter()
         .filter(|(program, _)| !have(program))
@@ -129,7 +129,7 @@ fn ensure_cli_tools() {
 
 /// Installs the npm peers into `dir` unless the pinned versions are already there. Failures are
 /// reported and left for the driver to show as "n/a".
-fn install_npm_peers(dir: &Path) {
+pub(crate) fn install_npm_peers(dir: &Path) {
     if !have("npm") || !have("node") {
         eprintln!("xtask: warning: node/npm not found; the npm peers will be reported as n/a");
         return;

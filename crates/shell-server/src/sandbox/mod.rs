@@ -2,7 +2,7 @@
 //!
 //! The server never forks into a sandbox from its own (multi-threaded) process: it re-executes
 //! itself as `<exe> __sandbox-exec <spec>`, a single-threaded trampoline that applies, in order,
-//! a new session, parent-death signal, namespaces (user, pid, net, mount, ipc, uts: the command
+//! a new session, parent-death signal, namespaces (user, pid, mount, ipc, uts: the command
 //! becomes pid 1 of its own pid namespace, so killing it kills every descendant, even those that
 //! called `setsid`), rlimits, the capability bounding set, no-new-privileges, Landlock, seccomp,
 //! close-on-exec of inherited descriptors, and then `execve`s the program with a rebuilt
@@ -61,7 +61,7 @@ pub struct Status {
     pub landlock: String,
     /// The seccomp filter was installed.
     pub seccomp: bool,
-    /// User, pid, network and mount namespaces were created.
+    /// User, pid and mount namespaces were created.
     pub userns: bool,
     /// A fresh `/proc` for the pid namespace was mounted.
     pub private_proc: bool,

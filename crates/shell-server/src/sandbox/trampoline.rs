@@ -94,7 +94,7 @@ fn die_with_parent(parent: i32) {
     }
 }
 
-/// New user, pid, network, mount, ipc and uts namespaces; the command then runs as pid 1 of the
+/// New user, pid, mount, ipc and uts namespaces; the command then runs as pid 1 of the
 /// new pid namespace in a forked child, so when it dies (or is killed) the kernel kills every
 /// process left in the namespace. This process stays outside as the waiting parent.
 fn enter_namespaces(status: &mut Status) {
