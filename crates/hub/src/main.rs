@@ -1,5 +1,6 @@
-//! `bastion`: one binary for every Bastion capability. Today it runs the built-in filesystem
-//! server (`bastion fs`); the hub (`bastion serve`) arrives with its own issue.
+//! `bastion`: one binary for every Bastion capability. Today it runs the built-in servers over
+//! stdio (`bastion fs|shell|git`), each in its own process; the hub (`bastion serve`) arrives with
+//! its own issue.
 
 use clap::{Parser, Subcommand};
 
