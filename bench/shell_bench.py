@@ -92,7 +92,7 @@ def spawn_cost(bastion: Path, work: Path, runs: int) -> dict[str, float]:
         "direct (no trampoline)": None,
         "trampoline, nothing applied": dict(landlock=False, seccomp=False, namespaces=False),
         "+ rlimits, Landlock, seccomp": dict(landlock=True, seccomp=True, namespaces=False),
-        "+ user/pid/net/mount namespaces (run_command)": dict(landlock=True, seccomp=True, namespaces=True),
+        "+ user/pid/mount namespaces (run_command)": dict(landlock=True, seccomp=True, namespaces=True),
     }
     out = {}
     for label, extra in configs.items():
@@ -208,7 +208,7 @@ def render(r: dict[str, Any]) -> str:
     for label, ms in spawn.items():
         lines.append(f"| {label} | {ms:.2f} ms |")
     direct = spawn["direct (no trampoline)"]
-    full = spawn["+ user/pid/net/mount namespaces (run_command)"]
+    full = spawn["+ user/pid/mount namespaces (run_command)"]
     bare = spawn["trampoline, nothing applied"]
     lines += [
         "",
