@@ -154,6 +154,14 @@ impl Launcher {
             ));
         };
         let roots = policy.roots();
+        // A program found through a root on the server's PATH would be one the model can write.
+        let exe_real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
+        if roots.iter().any(|r| exe.starts_with(r.real_path()) || exe_real.starts_with(r.real_path())) {
+            return Err(Error::new(
+                ErrorCode::CommandNotAllowed,
+                format!("'{program}' resolves to a file inside a root, which is never run as a trusted program"),
+            ));
+        }
         let cwd_target = roots.target(cwd.unwrap_or(""), None)?;
         let dir = roots.open_dir(&cwd_target, &policy.deny)?;
         let cwd_real = cwd_target.root.real_path().join(dir.rel.as_path());
