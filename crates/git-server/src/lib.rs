@@ -76,8 +76,10 @@ pub fn tier_of(tool: &str) -> Option<Tier> {
 }
 
 /// Sets libgit2's process-wide options the server relies on: the repository ownership check on
-/// (it is libgit2's default; set explicitly so no embedding can have turned it off). Idempotent;
-/// [`GitServer::new`] calls it too.
+/// (it is libgit2's default; set explicitly so no embedding can have turned it off), and no
+/// re-hashing of every object read (libgit2's default, unlike `git`, which checks hashes only in
+/// `fsck`; a hash check guards against disk corruption, not against a hostile repository, whose
+/// author can write any object with a correct hash). Idempotent; [`GitServer::new`] calls it too.
 #[allow(unsafe_code)]
 pub fn harden_libgit2() {
     static ONCE: Once = Once::new();
@@ -89,6 +91,7 @@ pub fn harden_libgit2() {
         if let Err(e) = set {
             tracing::error!(error = %e, "could not enable libgit2's ownership check");
         }
+        git2::opts::strict_hash_verification(false);
     });
 }
 
@@ -98,6 +101,7 @@ pub struct GitServer {
     policy: Arc<Policy>,
     git: Arc<GitConfig>,
     tool_router: Arc<ToolRouter<GitServer>>,
+    repos: Arc<repo::RepoCache>,
 }
 
 impl GitServer {
@@ -108,7 +112,7 @@ impl GitServer {
         router.merge(Self::history_router());
         router.merge(Self::write_router());
         router.merge(Self::destructive_router());
-        GitServer { policy, git: Arc::new(git), tool_router: Arc::new(router) }
+        GitServer { policy, git: Arc::new(git), tool_router: Arc::new(router), repos: Arc::default() }
     }
 
     /// The policy in force.

@@ -7,9 +7,11 @@
 //! that libgit2's revparse accepted.
 
 use std::ffi::OsStr;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bastion_policy::resolve::{Links, open_beneath};
 use bastion_policy::{Access, Error, ErrorCode, Policy, RelPath, ResolveMode, Result, Root};
@@ -48,8 +50,15 @@ impl Pathspecs {
 }
 
 /// Opens the repository at `repo` (a directory beneath a root; default the root itself), or the
-/// one that contains it, searching upwards no further than the root.
-pub(crate) fn open(policy: &Policy, repo: Option<&str>, root: Option<&str>) -> Result<Repo> {
+/// one that contains it, searching upwards no further than the root. With a `cache`, a
+/// repository kept there is used again when it is still the same (see [`RepoCache`]), and the
+/// handle goes back into the cache when dropped.
+pub(crate) fn open<'c>(
+    policy: &Policy,
+    repo: Option<&str>,
+    root: Option<&str>,
+    cache: Option<&'c RepoCache>,
+) -> Result<Opened<'c>> {
     let roots = policy.roots();
     let raw = repo.filter(|r| !r.is_empty()).unwrap_or(".");
     let target = roots.target(raw, root)?;
@@ -65,8 +74,17 @@ pub(crate) fn open(policy: &Policy, repo: Option<&str>, root: Option<&str>) -> R
     let mut rel = opened.rel;
     loop {
         let dir = root_real.join(rel.as_path());
+        if let Some(cache) = cache
+            && let Some((repo, stamp)) = cache.take(&dir, &root_real, raw)
+        {
+            return Ok(Opened { repo: Some(repo), keep: Some((cache, dir, stamp)) });
+        }
         match Repository::open_ext(&dir, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&OsStr>()) {
-            Ok(git) => return finish(git, target.root.clone(), roots.mode(), raw),
+            Ok(git) => {
+                let repo = finish(git, target.root.clone(), roots.mode(), raw)?;
+                let keep = cache.and_then(|c| Stamp::of(&repo.git, &dir).map(|s| (c, dir, s)));
+                return Ok(Opened { repo: Some(repo), keep });
+            }
             Err(e) if e.code() == git2::ErrorCode::NotFound => {}
             Err(e) if e.code() == git2::ErrorCode::Owner => return Err(not_owned(raw)),
             Err(e) => {
@@ -109,7 +127,12 @@ fn not_owned(raw: &str) -> Error {
 /// the common directory (for linked work trees), the work tree (`core.worktree` can point
 /// anywhere) and the object alternates.
 fn finish(git: Repository, root: Arc<Root>, mode: ResolveMode, raw: &str) -> Result<Repo> {
-    let root_real = root.real_path();
+    let (dir, rel) = contained(&git, root.real_path(), raw)?;
+    Ok(Repo { git, root, rel, dir, mode })
+}
+
+/// The containment checks of [`finish`]: the work tree (real) and its path relative to the root.
+fn contained(git: &Repository, root_real: &Path, raw: &str) -> Result<(PathBuf, RelPath)> {
     let outside = |what: &str| {
         Error::new(
             ErrorCode::PathOutsideRoot,
@@ -135,7 +158,148 @@ fn finish(git: Repository, root: Arc<Root>, mode: ResolveMode, raw: &str) -> Res
     if !alternates_inside(&git.commondir().join("objects"), root_real, 0) {
         return Err(outside("object alternates"));
     }
-    Ok(Repo { git, root, rel, dir, mode })
+    Ok((dir, rel))
+}
+
+/// Repositories kept open between read-only calls, so that libgit2's caches (parsed commits and
+/// trees, pack indexes and delta bases, attribute files) serve the next call too.
+///
+/// A kept repository is used again only when everything libgit2 reads once, at open, is unchanged
+/// ([`Stamp`]: the directory, its `.git`, the git, common and work-tree directories, the
+/// configuration files, `commondir`, `gitdir` and the alternates list), and after the containment
+/// checks of a fresh open pass again on it. One that fails either is dropped and the repository
+/// opened afresh. Repositories not owned by this user (let in by `safe.directory`) are never kept,
+/// so libgit2's ownership check runs on every call for them. Write tools do not use the cache:
+/// they open afresh and their handles (whose index may hold unwritten changes after a failure) are
+/// never kept.
+#[derive(Default)]
+pub(crate) struct RepoCache {
+    kept: Mutex<Vec<Kept>>,
+}
+
+/// Most repositories kept open.
+const KEPT_REPOS: usize = 4;
+
+struct Kept {
+    /// The directory it was opened at.
+    dir: PathBuf,
+    stamp: Stamp,
+    repo: Repo,
+}
+
+impl RepoCache {
+    /// The kept repository opened at `dir` beneath the root at `root_real`, if it is still the
+    /// same; it leaves the cache until dropped.
+    fn take(&self, dir: &Path, root_real: &Path, raw: &str) -> Option<(Repo, Stamp)> {
+        let kept = {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = kept.iter().position(|k| k.dir == dir && k.repo.root.real_path() == root_real)?;
+            kept.remove(at)
+        };
+        let now = Stamp::of(&kept.repo.git, dir)?;
+        if now != kept.stamp {
+            return None;
+        }
+        let (real, rel) = contained(&kept.repo.git, root_real, raw).ok()?;
+        (real == kept.repo.dir && rel == kept.repo.rel).then_some((kept.repo, kept.stamp))
+    }
+
+    fn put(&self, dir: PathBuf, stamp: Stamp, repo: Repo) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|k| k.dir != dir || k.repo.root.real_path() != repo.root.real_path());
+        kept.insert(0, Kept { dir, stamp, repo });
+        kept.truncate(KEPT_REPOS);
+    }
+}
+
+/// An open repository; goes back into the [`RepoCache`] it came from (if any) when dropped.
+pub(crate) struct Opened<'c> {
+    repo: Option<Repo>,
+    keep: Option<(&'c RepoCache, PathBuf, Stamp)>,
+}
+
+impl Deref for Opened<'_> {
+    type Target = Repo;
+
+    fn deref(&self) -> &Repo {
+        self.repo.as_ref().unwrap_or_else(|| unreachable!("the repository is taken only on drop"))
+    }
+}
+
+impl DerefMut for Opened<'_> {
+    fn deref_mut(&mut self) -> &mut Repo {
+        self.repo.as_mut().unwrap_or_else(|| unreachable!("the repository is taken only on drop"))
+    }
+}
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        if let (Some(repo), Some((cache, dir, stamp))) = (self.repo.take(), self.keep.take()) {
+            cache.put(dir, stamp, repo);
+        }
+    }
+}
+
+/// What libgit2 reads only when it opens a repository, as it looks now: device, inode, mode and
+/// owner of the directory opened, the git, common and work-tree directories; the same plus size,
+/// modification and change times of `.git` (a directory, a gitlink file or a symbolic link), the
+/// configuration files, `commondir`, `gitdir` and `objects/info/alternates` (or their absence).
+/// `None` when a directory is missing or owned by another user (such repositories are not kept).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Stamp(Vec<Option<FileId>>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    uid: u32,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> Self {
+        let dir = m.is_dir();
+        // A directory's times change with every file made in it (lock files), so only its
+        // identity and owner count.
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode(),
+            uid: m.uid(),
+            size: if dir { 0 } else { m.size() },
+            mtime: if dir { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
+            ctime: if dir { (0, 0) } else { (m.ctime(), m.ctime_nsec()) },
+        }
+    }
+}
+
+impl Stamp {
+    fn of(git: &Repository, dir: &Path) -> Option<Stamp> {
+        let me = rustix::process::geteuid().as_raw();
+        let (gitdir, common) = (git.path(), git.commondir());
+        let mut ids = Vec::with_capacity(12);
+        for d in [dir, gitdir, common, git.workdir().unwrap_or(gitdir)] {
+            let m = std::fs::metadata(d).ok()?;
+            if m.uid() != me {
+                return None;
+            }
+            ids.push(Some(FileId::of(&m)));
+        }
+        let files = [
+            dir.join(".git"),
+            gitdir.join("config"),
+            gitdir.join("config.worktree"),
+            gitdir.join("commondir"),
+            gitdir.join("gitdir"),
+            common.join("config"),
+            common.join("objects").join("info").join("alternates"),
+        ];
+        ids.extend(files.iter().map(|f| std::fs::symlink_metadata(f).ok().map(|m| FileId::of(&m))));
+        Some(Stamp(ids))
+    }
 }
 
 /// Whether every object store listed in `objects/info/alternates` (recursively, as deep as

@@ -206,6 +206,74 @@ fn repositories_must_lie_inside_a_root() {
 }
 
 #[test]
+fn a_repository_kept_open_is_checked_again_on_every_call() {
+    // Read tools keep a repository open between calls; whatever is changed between two calls must
+    // be caught as if the repository were opened afresh.
+    let f = fixture();
+    let other = f.base.join("other");
+    init(&other);
+    write(other.join("o.txt"), "o\n");
+    git(&other, &["add", "o.txt"]);
+    git(&other, &["commit", "-q", "-m", "o"]);
+    let lib = f.root.join("lib");
+    init(&lib);
+    let repo = json!({"repo": "repo"});
+    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    s.ok("git_log", repo.clone());
+    s.ok("git_status", repo.clone());
+
+    // core.worktree pointed outside the root.
+    git(&f.repo, &["config", "core.worktree", &other.display().to_string()]);
+    s.err("git_status", repo.clone(), "path_outside_root");
+    s.err("git_log", repo.clone(), "path_outside_root");
+    git(&f.repo, &["config", "--unset", "core.worktree"]);
+    s.ok("git_status", repo.clone());
+
+    // Object alternates outside the root.
+    let alternates = f.repo.join(".git/objects/info/alternates");
+    write(&alternates, &format!("{}\n", other.join(".git/objects").display()));
+    s.err("git_log", repo.clone(), "path_outside_root");
+    std::fs::remove_file(&alternates).unwrap();
+    s.ok("git_log", repo.clone());
+
+    // Alternates through a link inside the root, re-pointed outside without touching the list.
+    let link = f.root.join("objects-link");
+    symlink(lib.join(".git/objects"), &link).unwrap();
+    write(&alternates, &format!("{}\n", link.display()));
+    s.ok("git_log", repo.clone());
+    std::fs::remove_file(&link).unwrap();
+    symlink(other.join(".git/objects"), &link).unwrap();
+    s.err("git_log", repo.clone(), "path_outside_root");
+    std::fs::remove_file(&alternates).unwrap();
+    s.ok("git_log", repo.clone());
+
+    // .git replaced by a gitlink file to a repository outside the root.
+    std::fs::rename(f.repo.join(".git"), f.root.join("saved-git")).unwrap();
+    write(f.repo.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    s.err("git_log", repo.clone(), "path_outside_root");
+    std::fs::remove_file(f.repo.join(".git")).unwrap();
+    std::fs::rename(f.root.join("saved-git"), f.repo.join(".git")).unwrap();
+    let log = s.ok("git_log", repo.clone());
+    assert_eq!(log["commits"][0]["subject"], "second");
+
+    // The repository directory replaced by a link to one outside the root.
+    std::fs::rename(&f.repo, f.root.join("saved-repo")).unwrap();
+    symlink(&other, &f.repo).unwrap();
+    s.err("git_log", repo.clone(), "path_outside_root");
+    s.err("git_status", repo.clone(), "path_outside_root");
+    std::fs::remove_file(&f.repo).unwrap();
+
+    // Another repository moved in at the same place is read as itself, not the kept one.
+    std::fs::rename(&lib, &f.repo).unwrap();
+    write(f.repo.join("l.txt"), "l\n");
+    git(&f.repo, &["add", "l.txt"]);
+    git(&f.repo, &["commit", "-q", "-m", "lib commit"]);
+    let log = s.ok("git_log", repo.clone());
+    assert_eq!(log["commits"][0]["subject"], "lib commit");
+    assert_eq!(log["commits"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn a_repository_owned_by_another_user_is_refused() {
     let f = fixture();
     if !rustix::process::geteuid().is_root() {

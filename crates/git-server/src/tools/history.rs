@@ -321,7 +321,7 @@ impl Filters {
 
 impl GitServer {
     fn log_impl(&self, a: &LogArgs) -> Result<LogOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let specs = repo.pathspecs(self.policy(), a.paths.as_deref().unwrap_or_default())?;
         let lower = |s: &Option<String>| s.as_ref().filter(|s| !s.is_empty()).map(|s| s.to_lowercase());
         let filters = Filters {
@@ -377,7 +377,7 @@ impl GitServer {
     }
 
     fn show_impl(&self, a: &ShowArgs) -> Result<ShowOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let spec = a.rev.as_deref().unwrap_or("HEAD");
         self.check_shown_path(&repo, spec)?;
         let object = repo.object(spec, "rev")?;
@@ -512,7 +512,7 @@ impl GitServer {
     }
 
     fn blame_impl(&self, a: &BlameArgs) -> Result<BlameOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let path: PathBuf = repo.path(self.policy(), &a.path)?;
         if path.as_os_str().is_empty() {
             return Err(Error::new(ErrorCode::InvalidPath, "git_blame needs a file path, not the whole work tree"));

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::GitServer;
-use crate::repo::{self, Repo};
+use crate::repo::{self, Opened};
 use crate::text::iso_time;
 
 /// Runs blocking libgit2 work off the async runtime.
@@ -29,9 +29,15 @@ impl GitServer {
         requested.map(|r| (r as usize).clamp(1, cap)).unwrap_or(cap)
     }
 
-    /// Opens the repository a tool call names.
-    pub(crate) fn open(&self, repo: Option<&str>, root: Option<&str>) -> Result<Repo> {
-        repo::open(self.policy(), repo, root)
+    /// Opens the repository a write tool names, afresh (never kept for another call).
+    pub(crate) fn open(&self, repo: Option<&str>, root: Option<&str>) -> Result<Opened<'_>> {
+        repo::open(self.policy(), repo, root, None)
+    }
+
+    /// Opens the repository a read-only tool names, using the handle kept from an earlier call
+    /// when it is still valid; the handle is kept again afterwards.
+    pub(crate) fn open_read(&self, repo: Option<&str>, root: Option<&str>) -> Result<Opened<'_>> {
+        repo::open(self.policy(), repo, root, Some(&self.repos))
     }
 }
 

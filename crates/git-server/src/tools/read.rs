@@ -322,7 +322,7 @@ impl GitServer {
 
 impl GitServer {
     fn status_impl(&self, a: &StatusArgs) -> Result<StatusOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         repo.workdir()?;
         let specs = repo.pathspecs(self.policy(), a.paths.as_deref().unwrap_or_default())?;
         let mode = a.untracked_files.unwrap_or_default();
@@ -371,7 +371,7 @@ impl GitServer {
     }
 
     fn diff_impl(&self, a: &DiffArgs) -> Result<DiffOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let specs = repo.pathspecs(self.policy(), a.paths.as_deref().unwrap_or_default())?;
         let mut opts = options(&specs, a.context_lines);
         let staged = a.staged.unwrap_or(false);
@@ -445,7 +445,7 @@ impl GitServer {
     }
 
     fn branches_impl(&self, a: &BranchesArgs) -> Result<BranchesOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let filter = match a.kind.unwrap_or_default() {
             BranchKind::Local => Some(BranchType::Local),
             BranchKind::Remote => Some(BranchType::Remote),
@@ -493,7 +493,7 @@ impl GitServer {
     }
 
     fn tags_impl(&self, a: &RepoArgs) -> Result<TagsOut> {
-        let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let refs = repo.git.references_glob("refs/tags/*").map_err(|e| repo.err(e, "listing tags"))?;
         let mut tags = Vec::new();
         for r in refs {
@@ -521,7 +521,7 @@ impl GitServer {
     }
 
     fn stash_list_impl(&self, a: &RepoArgs) -> Result<StashListOut> {
-        let mut repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
+        let mut repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let mut stashes = Vec::new();
         repo.git
             .stash_foreach(|index, message, oid| {
