@@ -27,7 +27,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Value;
 
-pub use result::{Failure, error_result};
+pub use result::{Failure, Json, error_result};
 pub use stdio::{Stdio, stdio};
 
 /// One tool of a server: its name, tier and human title.
@@ -137,9 +137,7 @@ impl ToolTable {
         };
         if let Some(args) = audit_args {
             let (outcome, bytes) = match &response {
-                Ok(CallToolResponse::Complete(r)) => {
-                    (outcome_code(r), serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
-                }
+                Ok(CallToolResponse::Complete(r)) => (outcome_code(r), serialised_len(r)),
                 Ok(_) => ("ok".to_string(), 0),
                 Err(e) => (format!("protocol_error_{}", e.code.0), 0),
             };
@@ -155,6 +153,26 @@ impl ToolTable {
             });
         }
         response
+    }
+}
+
+/// Bytes of `r` as JSON, counted without building the text (a large result would otherwise be
+/// serialised once more, into a buffer, only to be measured).
+fn serialised_len(r: &CallToolResult) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, r) {
+        Ok(()) => count.0,
+        Err(_) => 0,
     }
 }
 

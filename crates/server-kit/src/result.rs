@@ -3,7 +3,32 @@
 use bastion_policy::Error;
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
+
+/// A structured tool result: the value as structured content and the same JSON, compact, as the
+/// text content (for clients that read only text). Like rmcp's `Json`, whose place it takes in a
+/// tool's return type (the `#[tool]` macro derives the output schema from any `Json<T>`), but the
+/// text is serialised from `T` itself rather than from the `serde_json::Value` built for the
+/// structured content: walking that tree of maps again cost about as much as building it (a
+/// 2 000-commit log: ~1 ms of the server's ~10 ms). Keys in the text therefore follow the field
+/// order of `T`; the structured content is unchanged.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
+        let failed = |e: serde_json::Error| {
+            rmcp::ErrorData::internal_error(format!("Failed to serialize structured content: {e}"), None)
+        };
+        let text = serde_json::to_string(&self.0).map_err(failed)?;
+        let value = serde_json::to_value(&self.0).map_err(failed)?;
+        let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+        r.structured_content = Some(value);
+        Ok(r.into())
+    }
+}
 
 /// A tool failure: becomes an `isError: true` result whose text starts with the stable code and
 /// whose structured content is `{"code", "message"}`.

@@ -4,8 +4,9 @@ use std::collections::{BinaryHeap, HashSet};
 use std::path::{Path, PathBuf};
 
 use bastion_policy::{Error, ErrorCode, Result};
+use bastion_server_kit::Json;
 use git2::{BlameOptions, Commit, ObjectType, Oid, RevparseMode, Sort};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -625,22 +626,62 @@ impl GitServer {
 /// long history cheap (libgit2's time-sorted revwalk reads the whole history before the first
 /// commit). Ranges need libgit2's limited walk, which reads everything anyway.
 enum Walk<'r> {
-    Lazy { repo: &'r Repo, queue: BinaryHeap<(i64, Oid)>, seen: HashSet<Oid> },
+    Lazy { repo: &'r Repo, queue: BinaryHeap<Queued<'r>>, seen: HashSet<Oid> },
     Limited { repo: &'r Repo, walk: git2::Revwalk<'r> },
+}
+
+/// A commit waiting in the lazy walk's queue, newest (by commit time, then id) first. It is kept
+/// loaded: it was read to learn its time, and is read again to be listed.
+struct Queued<'r> {
+    time: i64,
+    id: Oid,
+    commit: Commit<'r>,
+}
+
+impl Queued<'_> {
+    fn key(&self) -> (i64, Oid) {
+        (self.time, self.id)
+    }
+}
+
+impl PartialEq for Queued<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Queued<'_> {}
+
+impl PartialOrd for Queued<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl<'r> Queued<'r> {
+    fn new(commit: Commit<'r>) -> Self {
+        Queued { time: commit.time().seconds(), id: commit.id(), commit }
+    }
 }
 
 impl<'r> Walk<'r> {
     fn next_commit(&mut self) -> Option<Result<Commit<'r>>> {
         match self {
             Walk::Lazy { repo, queue, seen } => {
-                let (_, oid) = queue.pop()?;
-                let commit = match repo.git.find_commit(oid) {
-                    Ok(c) => c,
-                    Err(e) => return Some(Err(repo.err(e, "reading a commit"))),
-                };
-                for parent in commit.parents() {
-                    if seen.insert(parent.id()) {
-                        queue.push((parent.time().seconds(), parent.id()));
+                let Queued { commit, .. } = queue.pop()?;
+                for id in commit.parent_ids() {
+                    // A parent that cannot be read (a shallow clone's boundary) ends that line
+                    // of history, as in git.
+                    if seen.insert(id)
+                        && let Ok(parent) = repo.git.find_commit(id)
+                    {
+                        queue.push(Queued::new(parent));
                     }
                 }
                 Some(Ok(commit))
@@ -666,9 +707,8 @@ fn walker<'r>(repo: &'r Repo, rev: Option<&str>) -> Result<Option<Walk<'r>>> {
         Some(spec) if spec.contains("..") => return limited(repo, spec).map(Some),
         Some(spec) => repo.commit(spec, "rev")?,
     };
-    let mut queue = BinaryHeap::new();
-    queue.push((start.time().seconds(), start.id()));
     let seen = HashSet::from([start.id()]);
+    let queue = BinaryHeap::from([Queued::new(start)]);
     Ok(Some(Walk::Lazy { repo, queue, seen }))
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::GitServer;
 use crate::repo::{self, Opened};
-use crate::text::iso_time;
+use crate::text::{hex, iso_time};
 
 /// Runs blocking libgit2 work off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -60,7 +60,7 @@ impl CommitOut {
     pub(crate) fn of(c: &git2::Commit<'_>) -> Self {
         let author = c.author();
         CommitOut {
-            hash: c.id().to_string(),
+            hash: hex(c.id()),
             author: lossy(author.name_bytes()),
             email: lossy(author.email_bytes()),
             date: iso_time(author.when()),

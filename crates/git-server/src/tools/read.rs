@@ -1,8 +1,9 @@
 //! The state of a repository: git_status, git_diff, git_branches, git_tags, git_stash_list.
 
 use bastion_policy::{Error, ErrorCode, Result};
+use bastion_server_kit::Json;
 use git2::{BranchType, Status, StatusOptions, StatusShow};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

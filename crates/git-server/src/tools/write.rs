@@ -7,12 +7,13 @@ use std::path::Path;
 
 use bastion_policy::error::truncate_for_message;
 use bastion_policy::{Error, ErrorCode, Result};
+use bastion_server_kit::Json;
 use git2::build::CheckoutBuilder;
 use git2::{
     BranchType, CheckoutNotificationType, IndexEntry, IndexTime, Oid, RepositoryState, Signature, StashFlags, Status,
     StatusOptions,
 };
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
