@@ -8,6 +8,14 @@ timed calls, reporting the median wall time per call (spawn to ``initialize`` is
 separately). The ``git`` program runs the equivalent command on the same repository, timed by
 hyperfine when present (no shell, warm-up runs) or by a loop of subprocess runs.
 
+For each server it also reports the CPU the server spent per call (its process tree, from
+``/proc``: the nanosecond run time of every live thread in ``/proc/<pid>/task/*/schedstat`` plus
+the ``cutime+cstime`` of children already reaped, such as the ``git`` processes mcp-server-git
+starts) and the CPU the client (this Python process: the SDK reading, parsing and validating the
+answer) spent per call, over the timed calls. Wall time per call is roughly server CPU plus client
+CPU plus the hand-offs between them; the client part grows with the size of the answer and is the
+same for any server returning that many bytes.
+
 Operations: status; log of 10 and of 2 000 commits; diff of the work tree; diff against
 HEAD~100; show HEAD. Calls go through ``ClientSession.send_request`` so the SDK's client-side
 output-schema validation (which only bastion's structured results would trigger) is not timed.
@@ -39,6 +47,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 CALL_TIMEOUT = 300.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # (operation, bastion-git call, mcp-server-git call, git argv)
 OPERATIONS: list[tuple[str, tuple[str, dict[str, Any]], tuple[str, dict[str, Any]], list[str]]] = [
@@ -60,21 +69,57 @@ def result_chars(r: types.CallToolResult) -> int:
     return sum(len(c.text) for c in r.content if isinstance(c, types.TextContent))
 
 
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            children.setdefault(int(raw[raw.rindex(")") + 2 :].split()[1]), []).append(int(entry))
+    return children
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and its live descendants (every thread, nanosecond resolution) plus the
+    children they already reaped (``cutime+cstime``, clock ticks)."""
+    children, todo, total = _children_map(), [pid], 0.0
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0]) / 1e9
+            with open(f"/proc/{p}/stat") as f:
+                raw = f.read()
+            total += sum(int(x) for x in raw[raw.rindex(")") + 2 :].split()[13:15]) / CLK_TCK
+        except OSError:
+            continue
+    return total
+
+
 @asynccontextmanager
 async def connect(params: StdioServerParameters, errlog: Any):
+    """Spawn, initialize, and yield (session, server pid or None, seconds to initialize)."""
+    before = set(_children_map().get(os.getpid(), []))
     t0 = time.perf_counter()
     async with stdio_client(params, errlog=errlog) as (read, write):
         async with ClientSession(read, write) as session:
             with anyio.fail_after(60):
                 await session.initialize()
-            yield session, time.perf_counter() - t0
+            startup = time.perf_counter() - t0
+            new = set(_children_map().get(os.getpid(), [])) - before
+            yield session, (new.pop() if len(new) == 1 else None), startup
 
 
 async def bench_server(name: str, params: StdioServerParameters, which: int, extra: dict[str, Any], runs: int, log: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"server": name, "ops": {}}
     with open(log, "w") as errlog:
         try:
-            async with connect(params, errlog) as (session, startup):
+            async with connect(params, errlog) as (session, pid, startup):
                 out["startup_ms"] = startup * 1e3
                 for op in OPERATIONS:
                     tool, args = op[which]
@@ -87,14 +132,20 @@ async def bench_server(name: str, params: StdioServerParameters, which: int, ext
                             for _ in range(2):
                                 await call(session, tool, args)
                             times = []
+                            cpu0 = server_cpu_seconds(pid) if pid else None
+                            client0 = time.process_time()
                             for _ in range(runs):
                                 t0 = time.perf_counter()
                                 await call(session, tool, args)
                                 times.append((time.perf_counter() - t0) * 1e3)
+                            client = (time.process_time() - client0) / runs * 1e3
+                            server = (server_cpu_seconds(pid) - cpu0) / runs * 1e3 if cpu0 is not None else None
                         structured = first.structured_content or {}
                         out["ops"][op[0]] = {
                             "median_ms": statistics.median(times),
                             "min_ms": min(times),
+                            "server_cpu_ms": server,
+                            "client_cpu_ms": client,
                             "chars": result_chars(first),
                             "truncated": bool(structured.get("truncated")),
                         }
@@ -121,7 +172,12 @@ def time_git(repo: Path, argv: list[str], runs: int) -> dict[str, Any]:
             )  # fmt: skip
             if timed.returncode == 0:
                 res = json.loads(Path(export.name).read_text())["results"][0]
-                out.update(timer="hyperfine", median_ms=res["median"] * 1e3, min_ms=res["min"] * 1e3)
+                out.update(
+                    timer="hyperfine",
+                    median_ms=res["median"] * 1e3,
+                    min_ms=res["min"] * 1e3,
+                    cpu_ms=(res["user"] + res["system"]) * 1e3,
+                )
                 return out
     walls = []
     for _ in range(runs):
@@ -162,6 +218,20 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"| {op} | {fmt(bm) if bm else bo.get('status', 'n/a')} | {fmt(pm) if pm else po.get('status', p.get('status', 'n/a'))} "
             f"| {fmt(gm)} | {speedup}{ok_peer} | {vs_git}{ok_git} |"
+        )
+    lines += [
+        "",
+        "CPU per call (ms): server (its process tree) / client (the Python SDK, this process); git: user+system.",
+        "",
+        "| operation | bastion-git server | bastion-git client | mcp-server-git server | mcp-server-git client | git CLI |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op, *_ in OPERATIONS:
+        bo, po, go = b["ops"].get(op, {}), p.get("ops", {}).get(op, {}), g.get(op, {})
+        cell = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "n/a"  # noqa: E731
+        lines.append(
+            f"| {op} | {cell(bo.get('server_cpu_ms'))} | {cell(bo.get('client_cpu_ms'))} "
+            f"| {cell(po.get('server_cpu_ms'))} | {cell(po.get('client_cpu_ms'))} | {cell(go.get('cpu_ms'))} |"
         )
     lines += [
         "",

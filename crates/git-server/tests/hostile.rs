@@ -222,6 +222,20 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     s.ok("git_log", repo.clone());
     s.ok("git_status", repo.clone());
 
+    // What other programs change between two calls is seen: the index, new commits, a repack.
+    write(f.repo.join("b.txt"), "b\n");
+    git(&f.repo, &["add", "b.txt"]);
+    let st = s.ok("git_status", repo.clone());
+    assert_eq!(st["staged"][0]["path"], "b.txt", "{st}");
+    git(&f.repo, &["commit", "-q", "-m", "third"]);
+    git(&f.repo, &["gc", "-q", "--prune=now"]);
+    let log = s.ok("git_log", repo.clone());
+    assert_eq!(log["commits"][0]["subject"], "third");
+    let st = s.ok("git_status", repo.clone());
+    assert!(st["staged"].as_array().unwrap().is_empty(), "{st}");
+    let shown = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD~1:a.txt"}));
+    assert_eq!(shown["content"], "one\ntwo\n");
+
     // core.worktree pointed outside the root.
     git(&f.repo, &["config", "core.worktree", &other.display().to_string()]);
     s.err("git_status", repo.clone(), "path_outside_root");
@@ -254,7 +268,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     std::fs::remove_file(f.repo.join(".git")).unwrap();
     std::fs::rename(f.root.join("saved-git"), f.repo.join(".git")).unwrap();
     let log = s.ok("git_log", repo.clone());
-    assert_eq!(log["commits"][0]["subject"], "second");
+    assert_eq!(log["commits"][0]["subject"], "third");
 
     // The repository directory replaced by a link to one outside the root.
     std::fs::rename(&f.repo, f.root.join("saved-repo")).unwrap();
