@@ -79,7 +79,8 @@ pub fn tier_of(tool: &str) -> Option<Tier> {
 /// (it is libgit2's default; set explicitly so no embedding can have turned it off), and no
 /// re-hashing of every object read (libgit2's default, unlike `git`, which checks hashes only in
 /// `fsck`; a hash check guards against disk corruption, not against a hostile repository, whose
-/// author can write any object with a correct hash). Idempotent; [`GitServer::new`] calls it too.
+/// author can write any object with a correct hash), and libgit2's object cache capped at
+/// [`OBJECT_CACHE_BYTES`]. Idempotent; [`GitServer::new`] calls it too.
 #[allow(unsafe_code)]
 pub fn harden_libgit2() {
     static ONCE: Once = Once::new();
@@ -92,8 +93,20 @@ pub fn harden_libgit2() {
             tracing::error!(error = %e, "could not enable libgit2's ownership check");
         }
         git2::opts::strict_hash_verification(false);
+        // SAFETY: as above.
+        if let Err(e) = unsafe { git2::opts::set_cache_max_size(OBJECT_CACHE_BYTES) } {
+            tracing::warn!(error = %e, "could not cap libgit2's object cache");
+        }
     });
 }
+
+/// The most memory libgit2's object cache (parsed commits and trees, shared by every open
+/// repository) may hold. libgit2's default is 256 MiB; read tools now keep repositories open
+/// between calls, so what the cache holds stays for the life of the server. The cache counts each
+/// object at its raw size (a few hundred bytes for a commit), so 64 MiB still holds the commits of
+/// a history of about 100 000, while bounding what a long log or a wide diff of a large repository
+/// leaves resident.
+pub const OBJECT_CACHE_BYTES: isize = 64 << 20;
 
 /// The git MCP server.
 #[derive(Clone)]
