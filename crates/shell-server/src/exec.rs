@@ -213,7 +213,10 @@ impl Launcher {
     pub fn spawn(&self, p: &Prepared, stdin: bool) -> Result<Child> {
         let json = serde_json::to_string(&p.spec)
             .map_err(|e| Error::new(ErrorCode::IoError, format!("cannot encode the command: {e}")))?;
+        // The trampoline needs no environment, and the server's own (LD_PRELOAD, tokens) must not
+        // reach even the trampoline; the program's environment travels in the spec.
         Command::new(&self.exe)
+            .env_clear()
             .arg(SANDBOX_ARG)
             .arg(json)
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })

@@ -113,9 +113,11 @@ fn network_namespaces_ptrace_and_privileges_are_denied() {
 #[test]
 fn killing_the_group_kills_detached_descendants() {
     let d = dirs();
-    let tag = format!("bastion-escape-{}", std::process::id());
-    // A descendant that leaves the process group and session, then waits.
-    let script = format!("setsid sh -c 'exec -a {tag} sleep 300' & sleep 300");
+    // A descendant that leaves the process group and session, then waits. Its command line is
+    // built at run time, so only the detached sleep itself matches the tag.
+    let digits = std::process::id();
+    let tag = format!("sleep 300.{digits}");
+    let script = format!("N={digits}; setsid sleep 300.$N & sleep 301");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bastion-shell"))
         .arg(SANDBOX_ARG)
         .arg(serde_json::to_string(&spec(&d.root, &script)).unwrap())

@@ -104,6 +104,7 @@ pub async fn probe(exe: &std::path::Path, namespaces: bool) -> Status {
         Err(e) => return failed(format!("cannot encode the probe: {e}")),
     };
     let out = tokio::process::Command::new(exe)
+        .env_clear()
         .arg(SANDBOX_ARG)
         .arg(json)
         .stdin(std::process::Stdio::null())
