@@ -243,7 +243,8 @@ impl Drop for Opened<'_> {
 /// What libgit2 reads only when it opens a repository, as it looks now: device, inode, mode and
 /// owner of the directory opened, the git, common and work-tree directories; the same plus size,
 /// modification and change times of `.git` (a directory, a gitlink file or a symbolic link), the
-/// configuration files, `commondir`, `gitdir` and `objects/info/alternates` (or their absence).
+/// configuration files, `commondir`, `gitdir` and `objects/info/alternates` (or their absence);
+/// and the modification time of `objects/pack`.
 /// `None` when a directory is missing or owned by another user (such repositories are not kept).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Stamp(Vec<Option<FileId>>);
@@ -298,6 +299,12 @@ impl Stamp {
             common.join("objects").join("info").join("alternates"),
         ];
         ids.extend(files.iter().map(|f| std::fs::symlink_metadata(f).ok().map(|m| FileId::of(&m))));
+        // The pack directory changes only when packs come or go (gc, repack, fetch). libgit2
+        // notices new packs by itself but keeps deleted ones in its list, open, for as long as the
+        // repository is, so a repack opens the repository afresh and the old packs' space is
+        // given back.
+        let packs = std::fs::metadata(common.join("objects").join("pack")).ok();
+        ids.push(packs.map(|m| FileId { mtime: (m.mtime(), m.mtime_nsec()), ..FileId::of(&m) }));
         Some(Stamp(ids))
     }
 }
