@@ -166,12 +166,15 @@ fn contained(git: &Repository, root_real: &Path, raw: &str) -> Result<(PathBuf, 
 ///
 /// A kept repository is used again only when everything libgit2 reads once, at open, is unchanged
 /// ([`Stamp`]: the directory, its `.git`, the git, common and work-tree directories, the
-/// configuration files, `commondir`, `gitdir` and the alternates list), and after the containment
-/// checks of a fresh open pass again on it. One that fails either is dropped and the repository
-/// opened afresh. Repositories not owned by this user (let in by `safe.directory`) are never kept,
-/// so libgit2's ownership check runs on every call for them. Write tools do not use the cache:
-/// they open afresh and their handles (whose index may hold unwritten changes after a failure) are
-/// never kept.
+/// configuration files, `commondir`, `gitdir`, the alternates list and the pack directory), and
+/// after the containment checks of a fresh open pass again on it. One that fails either is dropped
+/// and the repository opened afresh. Repositories not owned by this user (let in by
+/// `safe.directory`) are never kept, so libgit2's ownership check runs on every call for them.
+/// Write tools do not use the cache: they open afresh and their handles (whose index may hold
+/// unwritten changes after a failure) are never kept. Configuration files pulled in by
+/// `include.path` are not in the stamp: libgit2 re-reads them itself when they change, but keeps
+/// the `core.*` values it has already looked up (file mode, autocrlf, ignore case) until the
+/// repository is opened afresh; none of them lets a read tool reach outside the root.
 #[derive(Default)]
 pub(crate) struct RepoCache {
     kept: Mutex<Vec<Kept>>,
@@ -301,8 +304,8 @@ impl Stamp {
         ids.extend(files.iter().map(|f| std::fs::symlink_metadata(f).ok().map(|m| FileId::of(&m))));
         // The pack directory changes only when packs come or go (gc, repack, fetch). libgit2
         // notices new packs by itself but keeps deleted ones in its list, open, for as long as the
-        // repository is, so a repack opens the repository afresh and the old packs' space is
-        // given back.
+        // handle lives; so a repack opens the repository afresh and the old packs' space is given
+        // back.
         let packs = std::fs::metadata(common.join("objects").join("pack")).ok();
         ids.push(packs.map(|m| FileId { mtime: (m.mtime(), m.mtime_nsec()), ..FileId::of(&m) }));
         Some(Stamp(ids))
