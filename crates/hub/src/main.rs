@@ -1,6 +1,14 @@
-//! `bastion`: one binary for every Bastion capability. Today it runs the built-in servers over
-//! stdio (`bastion fs|shell|git`), each in its own process; the hub (`bastion serve`) arrives with
-//! its own issue.
+//! `bastion`: one binary for every Bastion capability. `bastion fs|shell|git` run the built-in
+//! servers over stdio, each in its own process; `bastion serve` runs the hub, which starts them
+//! as its children and serves their tools, namespaced, over MCP streamable HTTP (or stdio);
+//! `bastion token` manages the hub's bearer tokens.
+
+mod http;
+mod router;
+mod scope;
+mod serve;
+mod tokens;
+mod upstream;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +27,11 @@ enum Command {
     Git(bastion_git::GitArgs),
     /// Run the shell MCP server over stdio (same flags as bastion-shell).
     Shell(bastion_shell::ShellArgs),
+    /// Run the hub: the built-in servers on the roots, as one MCP server over HTTP or stdio.
+    Serve(serve::ServeArgs),
+    /// Manage the hub's bearer tokens.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,13 +39,21 @@ fn main() -> anyhow::Result<()> {
     // any thread exists.
     bastion_shell::maybe_run_trampoline();
     bastion_fs::init_logging();
-    let command = Cli::parse().command;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        match command {
-            Command::Fs(args) => bastion_fs::run_stdio(args).await,
-            Command::Git(args) => bastion_git::run_stdio(args).await,
-            Command::Shell(args) => bastion_shell::run_stdio(args).await,
+    match Cli::parse().command {
+        Command::Fs(args) => one_thread(bastion_fs::run_stdio(args)),
+        Command::Git(args) => one_thread(bastion_git::run_stdio(args)),
+        Command::Shell(args) => one_thread(bastion_shell::run_stdio(args)),
+        Command::Serve(args) => {
+            // The hub serves many clients and children at once: two worker threads (the
+            // machines it targets have few cores; the children do the real work).
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(serve::serve(args))
         }
-    })
+        Command::Token(cmd) => serve::token(cmd),
+    }
+}
+
+/// Runs a stdio server on the current thread (no helper threads: one process per server).
+fn one_thread(server: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(server)
 }

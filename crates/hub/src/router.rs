@@ -1,0 +1,225 @@
+//! The hub's MCP face: one `ServerHandler` whose tools are every upstream's tools, renamed
+//! `{upstream}__{tool}`, filtered by the caller's scopes, and routed back by prefix.
+//!
+//! Tool definitions pass through unchanged (title, description, schemas, `_meta`) except the name
+//! and missing annotation hints, which are filled conservatively (see [`crate::scope`]). Results
+//! and JSON-RPC errors of upstreams are returned unchanged.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bastion_policy::Tier;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, ServiceError};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::json;
+
+use crate::scope;
+use crate::tokens::Principal;
+use crate::upstream::{Status, Upstream};
+
+/// One tool of the merged surface.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Index of its upstream.
+    pub upstream: usize,
+    /// Its tier, from its annotations.
+    pub tier: Tier,
+    /// The definition as offered (namespaced name, filled annotations).
+    pub tool: Tool,
+}
+
+/// The merged surface of the upstreams that are ready, plus the tools that could not be offered.
+#[derive(Default)]
+pub struct Catalogue {
+    /// Offered tools, in upstream order then the upstream's order (deterministic).
+    pub entries: Vec<Entry>,
+    /// Why some tools are not offered (bad or over-long names, collisions).
+    pub problems: Vec<String>,
+}
+
+/// Builds the catalogue from the upstreams' current tool lists.
+pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
+    let mut cat = Catalogue::default();
+    let mut seen = std::collections::HashSet::new();
+    for (i, up) in upstreams.iter().enumerate() {
+        let Status::Ready { tools, .. } = up.status() else { continue };
+        for t in tools.iter() {
+            let name = match scope::namespaced(&up.spec.name, &t.name) {
+                Ok(n) => n,
+                Err(why) => {
+                    cat.problems.push(format!("{}: tool '{}' not offered: {why}", up.spec.name, t.name));
+                    continue;
+                }
+            };
+            if !seen.insert(name.clone()) {
+                cat.problems.push(format!("{}: tool '{}' not offered: '{name}' is listed twice", up.spec.name, t.name));
+                continue;
+            }
+            let mut tool = t.clone();
+            tool.name = name.into();
+            scope::fill_annotations(&mut tool);
+            let tier = scope::tier_of(&tool, &up.spec.kind);
+            cat.entries.push(Entry { upstream: i, tier, tool });
+        }
+    }
+    cat
+}
+
+/// The aggregating server. Cheap to clone (the HTTP transport makes one per request).
+#[derive(Clone)]
+pub struct Hub {
+    upstreams: Arc<Vec<Arc<Upstream>>>,
+}
+
+/// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
+pub fn tool_error(code: &str, message: &str) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
+    r.structured_content = Some(json!({"code": code, "message": message}));
+    r
+}
+
+/// Who is calling: the principal the HTTP auth layer attached, or everything over stdio.
+fn principal(ctx: &RequestContext<RoleServer>) -> Principal {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Principal>().cloned())
+        .unwrap_or_else(|| Principal::unrestricted("stdio"))
+}
+
+impl Hub {
+    /// A hub over these upstreams.
+    pub fn new(upstreams: Vec<Arc<Upstream>>) -> Hub {
+        Hub { upstreams: Arc::new(upstreams) }
+    }
+
+    /// The upstreams.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
+    /// Tools `who` may see.
+    pub fn visible_tools(&self, who: &Principal) -> Vec<Tool> {
+        let up = &self.upstreams;
+        catalogue(up)
+            .entries
+            .into_iter()
+            .filter(|e| scope::allowed(&who.scopes, &up[e.upstream].spec.name, e.tier))
+            .map(|e| e.tool)
+            .collect()
+    }
+
+    /// Routes one call; every outcome is audited with the caller's name.
+    pub async fn call(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
+        let started = Instant::now();
+        let name = params.name.to_string();
+        let result = self.route(who, params).await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
+                .structured_content
+                .as_ref()
+                .and_then(|s| s.get("code"))
+                .and_then(|c| c.as_str())
+                .unwrap_or("tool_error")
+                .to_owned(),
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("protocol_error {}", e.code.0),
+        };
+        tracing::info!(
+            target: "bastion::audit",
+            token = %who.name,
+            tool = %name,
+            outcome = %outcome,
+            ms = started.elapsed().as_millis() as u64,
+            "call"
+        );
+        result
+    }
+
+    async fn route(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
+        let unknown = || {
+            McpError::invalid_params(
+                format!("unknown tool '{}'; call tools/list for the tools this hub offers", params.name),
+                None,
+            )
+        };
+        let (prefix, inner) = scope::split(&params.name).ok_or_else(unknown)?;
+        let Some(index) = self.upstreams.iter().position(|u| u.spec.name == prefix) else {
+            return Err(unknown());
+        };
+        let up = &self.upstreams[index];
+        let (peer, tools) = match up.status() {
+            Status::Ready { peer, tools } => (peer, tools),
+            Status::Starting => {
+                return Ok(tool_error(
+                    "upstream_unavailable",
+                    &format!("upstream '{prefix}' is starting; retry shortly"),
+                )
+                .into());
+            }
+            Status::Failed(why) => {
+                return Ok(
+                    tool_error("upstream_unavailable", &format!("upstream '{prefix}' is unavailable: {why}")).into()
+                );
+            }
+        };
+        let Some(tool) = tools.iter().find(|t| t.name == inner) else {
+            return Err(unknown());
+        };
+        let mut filled = tool.clone();
+        scope::fill_annotations(&mut filled);
+        let tier = scope::tier_of(&filled, &up.spec.kind);
+        if !scope::allowed(&who.scopes, prefix, tier) {
+            return Ok(tool_error(
+                "insufficient_scope",
+                &format!("this token may not call '{}': it needs the scope {}", params.name, tier.scope(prefix)),
+            )
+            .into());
+        }
+        let mut forward = CallToolRequestParams::new(inner.to_owned());
+        forward.arguments = params.arguments;
+        match peer.call_tool_once(forward).await {
+            Ok(r) => Ok(r),
+            Err(ServiceError::McpError(e)) => Err(e),
+            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
+                Ok(tool_error("upstream_unavailable", &format!("upstream '{prefix}' went away: {e}")).into())
+            }
+            Err(e) => Ok(tool_error("upstream_error", &format!("upstream '{prefix}': {e}")).into()),
+        }
+    }
+}
+
+impl ServerHandler for Hub {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bastion", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Bastion hub: tools of several servers under one name space, {server}__{tool} \
+                 (fs__ files, git__ repositories, shell__ allowlisted commands). Only the tools \
+                 your token may call are listed.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.visible_tools(&principal(&ctx))))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.call(&principal(&ctx), request).await
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        catalogue(&self.upstreams).entries.into_iter().find(|e| e.tool.name == name).map(|e| e.tool)
+    }
+}

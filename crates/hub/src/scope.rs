@@ -1,0 +1,242 @@
+//! Names and scopes: which names the hub accepts, the tier each tool is given from its
+//! annotations, and whether a token's scopes allow a tool.
+//!
+//! The rule, in one place:
+//!
+//! * a tool whose `readOnlyHint` is true is `read`;
+//! * otherwise, on an upstream of kind `shell` (bastion-shell), it is `exec`: every non-read tool
+//!   of bastion-shell runs a program (with `--profile build-test`, project code), and its
+//!   annotations alone cannot say so (exec tools carry the same hints as destructive ones);
+//! * otherwise `destructiveHint: false` makes it `write`;
+//! * otherwise (destructive, or hints missing) it is `destructive`.
+//!
+//! Missing annotations are filled conservatively before the rule runs: not read-only,
+//! destructive, open-world. Scopes are `{upstream}:{tier}` with `*` allowed on either side
+//! (`fs:read`, `*:read`, `git:*`, `*:*`); they do not imply one another (`fs:write` does not
+//! grant `fs:read`), so a token says exactly what it may do.
+
+use bastion_policy::Tier;
+use rmcp::model::{Tool, ToolAnnotations};
+
+/// Longest upstream name.
+pub const MAX_UPSTREAM_LEN: usize = 16;
+/// Longest namespaced tool name.
+pub const MAX_TOOL_LEN: usize = 64;
+/// The separator between upstream and tool.
+pub const SEPARATOR: &str = "__";
+
+/// Whether `name` is a valid upstream name: `[a-z][a-z0-9]{0,15}`. No `_`, so the first `__` of
+/// a namespaced name always ends the upstream.
+pub fn valid_upstream_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= MAX_UPSTREAM_LEN
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9'))
+}
+
+/// Whether `name` is a valid namespaced tool name: `^[a-z][a-z0-9_]{0,63}$`.
+pub fn valid_tool_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= MAX_TOOL_LEN
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// `{upstream}__{tool}`, or why it cannot be offered.
+pub fn namespaced(upstream: &str, tool: &str) -> Result<String, String> {
+    let name = format!("{upstream}{SEPARATOR}{tool}");
+    if name.len() > MAX_TOOL_LEN {
+        return Err(format!("'{name}' is longer than {MAX_TOOL_LEN} characters"));
+    }
+    if !valid_tool_name(&name) {
+        return Err(format!("'{name}' does not match ^[a-z][a-z0-9_]{{0,63}}$"));
+    }
+    Ok(name)
+}
+
+/// Splits a namespaced name into `(upstream, tool)`.
+pub fn split(name: &str) -> Option<(&str, &str)> {
+    name.split_once(SEPARATOR).filter(|(u, t)| !u.is_empty() && !t.is_empty())
+}
+
+/// Fills missing hints conservatively (not read-only, destructive, open-world); present hints
+/// and the title are kept.
+pub fn fill_annotations(tool: &mut Tool) {
+    let a = tool.annotations.get_or_insert_with(ToolAnnotations::default);
+    a.read_only_hint.get_or_insert(false);
+    a.destructive_hint.get_or_insert(true);
+    a.open_world_hint.get_or_insert(true);
+}
+
+/// The tier of a tool (annotations already filled) on an upstream of `kind`.
+pub fn tier_of(tool: &Tool, kind: &str) -> Tier {
+    let a = tool.annotations.as_ref();
+    let read_only = a.and_then(|a| a.read_only_hint).unwrap_or(false);
+    let destructive = a.and_then(|a| a.destructive_hint).unwrap_or(true);
+    if read_only {
+        Tier::Read
+    } else if kind == "shell" {
+        Tier::Exec
+    } else if !destructive {
+        Tier::Write
+    } else {
+        Tier::Destructive
+    }
+}
+
+/// Parses a tier name.
+pub fn parse_tier(s: &str) -> Option<Tier> {
+    Some(match s {
+        "read" => Tier::Read,
+        "write" => Tier::Write,
+        "destructive" => Tier::Destructive,
+        "exec" => Tier::Exec,
+        _ => return None,
+    })
+}
+
+/// A validated scope: `{upstream|*}:{tier|*}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    upstream: Option<String>,
+    tier: Option<Tier>,
+}
+
+impl Scope {
+    /// `*:*`: everything.
+    pub fn all() -> Scope {
+        Scope { upstream: None, tier: None }
+    }
+
+    /// Parses `fs:read`, `*:write`, `git:*`, `*:*`.
+    pub fn parse(s: &str) -> Result<Scope, String> {
+        let bad = || format!("invalid scope '{s}': expected {{upstream|*}}:{{read|write|destructive|exec|*}}");
+        let (u, t) = s.split_once(':').ok_or_else(bad)?;
+        let upstream = match u {
+            "*" => None,
+            u if valid_upstream_name(u) => Some(u.to_owned()),
+            _ => return Err(bad()),
+        };
+        let tier = match t {
+            "*" => None,
+            t => Some(parse_tier(t).ok_or_else(bad)?),
+        };
+        Ok(Scope { upstream, tier })
+    }
+
+    /// Whether this scope allows a tool of `tier` on `upstream`.
+    pub fn allows(&self, upstream: &str, tier: Tier) -> bool {
+        self.upstream.as_deref().is_none_or(|u| u == upstream) && self.tier.is_none_or(|t| t == tier)
+    }
+}
+
+/// Whether any of `scopes` allows a tool of `tier` on `upstream`.
+pub fn allowed(scopes: &[Scope], upstream: &str, tier: Tier) -> bool {
+    scopes.iter().any(|s| s.allows(upstream, tier))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::JsonObject;
+    use std::sync::Arc;
+
+    fn tool(a: Option<ToolAnnotations>) -> Tool {
+        let mut t = Tool::new("t", "d", Arc::new(JsonObject::new()));
+        t.annotations = a;
+        t
+    }
+
+    #[test]
+    fn upstream_names() {
+        for (name, ok) in [
+            ("fs", true),
+            ("a", true),
+            ("abcdefghijklmnop", true),
+            ("abcdefghijklmnopq", false),
+            ("", false),
+            ("1fs", false),
+            ("my_fs", false),
+            ("Fs", false),
+            ("f-s", false),
+        ] {
+            assert_eq!(valid_upstream_name(name), ok, "{name}");
+        }
+    }
+
+    #[test]
+    fn tool_names() {
+        assert_eq!(namespaced("fs", "read_file").as_deref(), Ok("fs__read_file"));
+        let long = "a".repeat(61);
+        assert!(namespaced("fs", &long).unwrap_err().contains("longer than 64"));
+        assert!(namespaced("fs", &"a".repeat(MAX_TOOL_LEN - 4)).is_ok());
+        for bad in ["read-file", "Read", "read.file", "read file", "é"] {
+            assert!(namespaced("fs", bad).unwrap_err().contains("does not match"), "{bad}");
+        }
+        assert_eq!(split("fs__read_file"), Some(("fs", "read_file")));
+        assert_eq!(split("fs__x__y"), Some(("fs", "x__y")));
+        assert_eq!(split("fsread"), None);
+        assert_eq!(split("__x"), None);
+        assert_eq!(split("fs__"), None);
+    }
+
+    #[test]
+    fn tiers_from_annotations() {
+        let ann = |r: Option<bool>, d: Option<bool>| {
+            let mut a = ToolAnnotations::default();
+            a.read_only_hint = r;
+            a.destructive_hint = d;
+            Some(a)
+        };
+        let cases = [
+            (ann(Some(true), Some(false)), "fs", Tier::Read),
+            (ann(Some(true), Some(true)), "fs", Tier::Read),
+            (ann(Some(false), Some(false)), "fs", Tier::Write),
+            (ann(Some(false), Some(true)), "fs", Tier::Destructive),
+            (ann(Some(false), None), "fs", Tier::Destructive),
+            (ann(None, Some(false)), "fs", Tier::Write),
+            (None, "fs", Tier::Destructive),
+            (ann(Some(true), None), "shell", Tier::Read),
+            (ann(Some(false), Some(true)), "shell", Tier::Exec),
+            (ann(Some(false), Some(false)), "shell", Tier::Exec),
+        ];
+        for (a, kind, want) in cases {
+            let mut t = tool(a.clone());
+            fill_annotations(&mut t);
+            assert_eq!(tier_of(&t, kind), want, "{a:?} on {kind}");
+        }
+    }
+
+    #[test]
+    fn missing_annotations_are_filled_conservatively() {
+        let mut t = tool(None);
+        fill_annotations(&mut t);
+        let a = t.annotations.unwrap();
+        assert_eq!((a.read_only_hint, a.destructive_hint, a.open_world_hint), (Some(false), Some(true), Some(true)));
+        let mut given = ToolAnnotations::with_title("T");
+        given.read_only_hint = Some(true);
+        given.open_world_hint = Some(false);
+        let mut t = tool(Some(given));
+        fill_annotations(&mut t);
+        let a = t.annotations.unwrap();
+        assert_eq!(a.title.as_deref(), Some("T"));
+        assert_eq!((a.read_only_hint, a.open_world_hint), (Some(true), Some(false)));
+    }
+
+    #[test]
+    fn scopes() {
+        let p = |s: &str| Scope::parse(s).unwrap();
+        assert!(p("fs:read").allows("fs", Tier::Read));
+        assert!(!p("fs:read").allows("fs", Tier::Write));
+        assert!(!p("fs:read").allows("git", Tier::Read));
+        assert!(!p("fs:write").allows("fs", Tier::Read));
+        assert!(p("*:read").allows("git", Tier::Read));
+        assert!(p("git:*").allows("git", Tier::Destructive));
+        assert!(p("*:*").allows("shell", Tier::Exec));
+        assert!(allowed(&[p("fs:read"), p("git:write")], "git", Tier::Write));
+        assert!(!allowed(&[], "git", Tier::Read));
+        for bad in ["fs", "fs:", ":read", "fs:admin", "FS:read", "my_fs:read", "fs:read:x", ""] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

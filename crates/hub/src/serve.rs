@@ -1,0 +1,261 @@
+//! `bastion serve` and `bastion token`: turning flags into upstreams, a listener and an auth
+//! mode, then running until a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, Allowed, Auth};
+use crate::router::Hub;
+use crate::tokens::{TokenStore, check, default_state_dir, now};
+use crate::upstream::{Status, Upstream, UpstreamSpec};
+
+/// Flags of `bastion serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A directory the built-in servers may use (repeatable; default: the current directory).
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
+    pub listen: SocketAddr,
+    /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
+    /// `Host` and its origin in `Origin` besides loopback.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Serve HTTP without authentication. Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Offer the write tools of the built-in fs and git servers (default: read-only).
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Where tokens are kept (default: $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
+    #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `bastion token ...`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once on stdout and stored only as a hash.
+    Create {
+        /// Comma-separated scopes: {upstream|*}:{read|write|destructive|exec|*}, e.g. 'fs:read,git:*'.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Name written to the audit line of every call made with the token.
+        #[arg(long, default_value = "token")]
+        name: String,
+        /// Lifetime, e.g. 30d, 12h (default: never expires).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Revoke the live token with this name or id.
+    Revoke {
+        /// Token name or id.
+        name: String,
+        #[command(flatten)]
+        state: StateDir,
+    },
+}
+
+/// The `--state-dir` flag.
+#[derive(Args, Debug)]
+pub struct StateDir {
+    /// Where tokens are kept (default: $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
+    #[arg(long = "state-dir", value_name = "DIR", env = "BASTION_STATE_DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+impl StateDir {
+    fn store(&self) -> anyhow::Result<TokenStore> {
+        Ok(TokenStore::open(&match &self.dir {
+            Some(d) => d.clone(),
+            None => default_state_dir()?,
+        }))
+    }
+}
+
+/// Runs a `bastion token` subcommand.
+pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { scopes, name, expires, state } => {
+            let store = state.store()?;
+            let (rec, secret) = store.create(&name, &scopes, expires)?;
+            eprintln!(
+                "created token '{}' (id {}) with scopes {}; stored hashed in {}",
+                rec.name,
+                rec.id,
+                rec.scopes.join(","),
+                store.path().display()
+            );
+            eprintln!("the secret below is shown once:");
+            println!("{secret}");
+        }
+        TokenCommand::List { state } => {
+            let store = state.store()?;
+            let at = now();
+            println!("{:<8}  {:<20}  {:<10}  {:<20}  SCOPES", "ID", "NAME", "STATE", "EXPIRES");
+            for r in store.load()? {
+                let st = match check(&r, at) {
+                    Ok(()) => "live",
+                    Err(crate::tokens::Refusal::Revoked) => "revoked",
+                    Err(_) => "expired",
+                };
+                let exp = r.expires.map_or("never".to_owned(), |e| {
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(e)).to_string()
+                });
+                println!("{:<8}  {:<20}  {:<10}  {:<20}  {}", r.id, r.name, st, exp, r.scopes.join(","));
+            }
+        }
+        TokenCommand::Revoke { name, state } => {
+            let n = state.store()?.revoke(&name)?;
+            if n == 0 {
+                bail!("no live token named or with id '{name}'");
+            }
+            eprintln!("revoked {n} token(s) '{name}'");
+        }
+    }
+    Ok(())
+}
+
+/// The default upstreams: the three built-in servers on the roots, read-only unless asked.
+fn builtin_upstreams(args: &ServeArgs) -> anyhow::Result<Vec<UpstreamSpec>> {
+    let roots = if args.roots.is_empty() { vec![std::env::current_dir()?] } else { args.roots.clone() };
+    let mut root_args = vec![];
+    for r in &roots {
+        let r = r.canonicalize().with_context(|| format!("--root {}", r.display()))?;
+        root_args.extend(["--root".to_owned(), r.to_string_lossy().into_owned()]);
+    }
+    let write: Vec<String> = if args.allow_write { vec!["--allow-write".into()] } else { vec![] };
+    Ok(vec![
+        UpstreamSpec::builtin("fs", [root_args.clone(), write.clone()].concat())?,
+        UpstreamSpec::builtin("git", [root_args.clone(), write].concat())?,
+        UpstreamSpec::builtin("shell", [root_args, vec!["--profile".into(), "read-only".into()]].concat())?,
+    ])
+}
+
+async fn signalled() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Waits until every upstream is ready (or `limit` passes).
+async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if upstreams.iter().all(|u| matches!(u.status(), Status::Ready { .. })) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `bastion serve`.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let auth = if args.stdio {
+        Auth::None
+    } else if args.no_auth {
+        if !args.listen.ip().is_loopback() {
+            bail!("--no-auth is only allowed on a loopback --listen address (got {})", args.listen);
+        }
+        Auth::None
+    } else {
+        let dir = match &args.state_dir {
+            Some(d) => d.clone(),
+            None => default_state_dir()?,
+        };
+        Auth::Tokens(Arc::new(TokenStore::open(&dir)))
+    };
+    let allowed = Allowed::new(args.public_url.as_deref()).map_err(anyhow::Error::msg)?;
+    let specs = builtin_upstreams(&args)?;
+    let shutdown = CancellationToken::new();
+    let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
+    let supervisors: Vec<_> =
+        upstreams.iter().map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token()))).collect();
+    let hub = Hub::new(upstreams.clone());
+
+    if args.stdio {
+        // A stdio client lists tools right after initialising: give the children a moment.
+        wait_ready(&upstreams, Duration::from_secs(30)).await;
+        let running = hub.serve(rmcp::transport::stdio()).await?;
+        tokio::select! {
+            r = running.waiting() => { r?; }
+            _ = signalled() => {}
+        }
+    } else {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        let url = format!("http://{local}/mcp");
+        println!("bastion hub: MCP over streamable HTTP at {url}");
+        if let Some(p) = &args.public_url {
+            println!("public URL: {p}");
+        }
+        println!("upstreams: fs, git, shell ({})", if args.allow_write { "fs and git may write" } else { "read-only" });
+        match &auth {
+            Auth::None => println!("authentication: none (loopback only)"),
+            Auth::Tokens(store) => {
+                let live = store.load()?.iter().any(|r| check(r, now()).is_ok());
+                if live {
+                    println!(
+                        "authentication: bearer tokens from {} (bastion token create|list|revoke)",
+                        store.path().display()
+                    );
+                } else {
+                    let (rec, secret) = store.create("owner", &["*:*".into()], None)?;
+                    println!(
+                        "no token existed: created '{}' with scope *:* (shown once, stored hashed in {})",
+                        rec.name,
+                        store.path().display()
+                    );
+                    println!("token: {secret}");
+                }
+                println!(
+                    "connect: claude mcp add --transport http bastion {url} --header \"Authorization: Bearer <token>\""
+                );
+            }
+        }
+        let app = http::app(hub, allowed, auth, shutdown.child_token());
+        let stop = shutdown.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = signalled() => {}
+                    _ = stop.cancelled() => {}
+                }
+            })
+            .await?;
+    }
+    shutdown.cancel();
+    for s in supervisors {
+        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    }
+    Ok(())
+}
