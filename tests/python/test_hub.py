@@ -1,0 +1,355 @@
+"""End-to-end tests of the hub, ``bastion serve``, driven by the official MCP Python SDK over
+streamable HTTP (``mcp.client.streamable_http``) and stdio, and by raw ``http.client`` for the
+transport details: status codes, ``WWW-Authenticate``, Host/Origin checks, ``/mcp/``, probes.
+
+One hub is started per module on a free port with a fresh state directory (the token it creates
+at first start is read from its stdout) and ``--allow-write``, so that scopes have write tools
+to hide; it is killed at the end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import queue
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from fsclient import bin_dir
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 30.0
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+
+
+def bastion() -> Path:
+    path = bin_dir() / "bastion"
+    if not path.is_file():
+        pytest.fail(f"{path} does not exist: run `cargo build -p bastion-hub --bins`", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Hub:
+    port: int
+    state: Path
+    root: Path
+    token: str
+    stderr: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def token_cmd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bastion()), "token", *args, "--state-dir", str(self.state)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+
+    def create_token(self, name: str, scopes: str, *extra: str) -> str:
+        out = self.token_cmd("create", "--name", name, "--scopes", scopes, *extra).stdout.strip()
+        assert out.startswith("bst_") and "\n" not in out, out
+        return out
+
+    def raw(
+        self, body: Any = None, *, path: str = "/mcp", method: str = "POST", token: str | None = None, **headers: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One raw request; ``headers`` use ``_`` for ``-`` (``Content_Type``)."""
+        h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        h.update({k.replace("_", "-"): v for k, v in headers.items()})
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
+        try:
+            # skip_host lets a test send its own Host header.
+            conn.putrequest(method, path, skip_host="Host" in h, skip_accept_encoding=True)
+            data = json.dumps(body).encode() if body is not None else b""
+            if "Host" not in h:
+                h["Host"] = f"127.0.0.1:{self.port}"
+            for k, v in h.items():
+                conn.putheader(k, v)
+            conn.putheader("Content-Length", str(len(data)))
+            conn.endheaders(data)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+
+def _init_repo(root: Path) -> None:
+    (root / "hello.txt").write_text("hello from the hub\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "hello.txt"], ["git", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    base = tmp_path_factory.mktemp("hub")
+    root = base / "proj"
+    root.mkdir()
+    _init_repo(root)
+    state = base / "state"
+    stderr = base / "hub.stderr"
+    port = free_port()
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(
+            [str(bastion()), "serve", "--root", str(root), "--listen", f"127.0.0.1:{port}",
+             "--state-dir", str(state), "--allow-write"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "RUST_LOG": "info,rmcp=warn"},
+        )
+    try:
+        # A reader thread: select() on a text pipe misses lines already in Python's buffer.
+        out: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        threading.Thread(target=lambda: [out.put(l) for l in stdout], daemon=True).start()
+        token = None
+        lines: list[str] = []
+        deadline = time.monotonic() + TIMEOUT
+        while token is None and time.monotonic() < deadline:
+            try:
+                line = out.get(timeout=0.5)
+            except queue.Empty:
+                if proc.poll() is not None:
+                    break
+                continue
+            lines.append(line)
+            if line.startswith("token: "):
+                token = line.split()[1]
+        assert token, f"no token printed; stdout={lines!r} stderr={stderr.read_text()}"
+        assert any(f"http://127.0.0.1:{port}/mcp" in l for l in lines), lines
+        h = Hub(port=port, state=state, root=root, token=token, stderr=stderr)
+        while time.monotonic() < deadline:
+            if h.raw(path="/readyz", method="GET")[0] == 200:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"hub never ready: {h.raw(path='/readyz', method='GET')}; {stderr.read_text()}")
+        yield h
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@asynccontextmanager
+async def http_session(hub: Hub, token: str, path: str = "/mcp") -> AsyncIterator[ClientSession]:
+    client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with client:
+        async with streamable_http_client(f"http://127.0.0.1:{hub.port}{path}", http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                with anyio.fail_after(TIMEOUT):
+                    await session.initialize()
+                yield session
+
+
+async def names(session: ClientSession) -> list[str]:
+    with anyio.fail_after(TIMEOUT):
+        return [t.name for t in (await session.list_tools()).tools]
+
+
+async def call(session: ClientSession, name: str, args: dict[str, Any]) -> tuple[bool, Any, str]:
+    with anyio.fail_after(TIMEOUT):
+        r = await session.call_tool(name, args)
+    text = "".join(getattr(c, "text", "") for c in r.content)
+    return bool(r.is_error), r.structured_content, text
+
+
+async def test_tools_are_namespaced_with_annotations(hub: Hub) -> None:
+    async with http_session(hub, hub.token) as s:
+        tools = (await s.list_tools()).tools
+    got = {t.name: t for t in tools}
+    for want in ["fs__read_file", "git__git_status", "shell__run_command", "fs__write_file", "git__git_commit"]:
+        assert want in got, sorted(got)
+    assert all(NAME_RE.match(n) for n in got), [n for n in got if not NAME_RE.match(n)]
+    read = got["fs__read_file"]
+    assert read.title == "Read file" or (read.annotations and read.annotations.title == "Read file")
+    assert read.annotations and read.annotations.read_only_hint is True
+    assert got["fs__write_file"].annotations.read_only_hint is False
+    assert got["fs__write_file"].annotations.destructive_hint is False
+    assert "path" in read.input_schema["properties"]
+
+
+async def test_a_call_through_each_upstream(hub: Hub) -> None:
+    async with http_session(hub, hub.token) as s:
+        err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
+        assert not err and "hello from the hub" in text, text
+        err, data, text = await call(s, "git__git_status", {})
+        assert not err and data is not None and data.get("branch"), text
+        err, _, text = await call(s, "shell__run_command", {"program": "ls", "args": []})
+        assert not err and "hello.txt" in text, text
+        # An upstream's own tool error passes through unchanged.
+        err, data, text = await call(s, "fs__read_file", {"path": "../outside"})
+        assert err and data["code"] == "path_outside_root", text
+
+
+async def test_unknown_tools_are_protocol_errors(hub: Hub) -> None:
+    for name in ["fs__no_such_tool", "nope__read_file", "read_file"]:
+        status, _, body = hub.raw(
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}}},
+            token=hub.token,
+        )
+        assert status == 200
+        assert json.loads(body)["error"]["code"] == -32602, body
+
+
+async def test_trailing_slash_serves_the_same_endpoint(hub: Hub) -> None:
+    async with http_session(hub, hub.token, "/mcp/") as s:
+        slash = await names(s)
+    async with http_session(hub, hub.token) as s:
+        plain = await names(s)
+    assert slash == plain and slash
+    status, headers, _ = hub.raw(LIST, path="/mcp/", token=hub.token)
+    assert status == 200 and "location" not in headers
+
+
+def test_missing_invalid_revoked_and_expired_tokens_get_401(hub: Hub) -> None:
+    status, headers, _ = hub.raw(LIST)
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    # Auth comes before media-type checks: a bad Content-Type still gets the challenge.
+    status, headers, _ = hub.raw(LIST, Content_Type="text/plain")
+    assert status == 401 and headers["www-authenticate"].startswith("Bearer")
+    for bad in ["garbage", hub.token + "x", "Basic " + hub.token]:
+        status, headers, _ = hub.raw(LIST, token=bad)
+        assert status == 401 and headers["www-authenticate"].startswith("Bearer"), bad
+    soon = hub.create_token("revokeme", "*:read")
+    assert hub.raw(LIST, token=soon)[0] == 200
+    hub.token_cmd("revoke", "revokeme")
+    status, headers, _ = hub.raw(LIST, token=soon)
+    assert status == 401 and 'error="invalid_token"' in headers["www-authenticate"]
+    listed = hub.token_cmd("list").stdout
+    assert "revokeme" in listed and "revoked" in listed and soon not in listed
+    short = hub.create_token("short", "*:read", "--expires", "1s")
+    time.sleep(1.2)
+    assert hub.raw(LIST, token=short)[0] == 401
+
+
+def test_tokens_are_stored_hashed_and_private(hub: Hub) -> None:
+    path = hub.state / "tokens.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert hub.token not in path.read_text()
+
+
+def test_bad_host_or_origin_gets_403(hub: Hub) -> None:
+    assert hub.raw(INIT, token=hub.token, Host="evil.example")[0] == 403
+    assert hub.raw(INIT, token=hub.token, Host=f"localhost.evil.example:{hub.port}")[0] == 403
+    assert hub.raw(INIT, token=hub.token, Origin="https://evil.example")[0] == 403
+    assert hub.raw(path="/healthz", method="GET", Host="evil.example")[0] == 403
+    # Before auth: a foreign site learns nothing, not even that a token is needed.
+    assert hub.raw(INIT, Origin="https://evil.example")[0] == 403
+    assert hub.raw(INIT, token=hub.token, Origin="http://localhost:3000")[0] == 200
+    assert hub.raw(INIT, token=hub.token, Host=f"localhost:{hub.port}")[0] == 200
+
+
+def test_stateless_json_and_lenient_accept(hub: Hub) -> None:
+    status, headers, body = hub.raw(INIT, token=hub.token)
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert "mcp-session-id" not in headers
+    assert json.loads(body)["result"]["serverInfo"]["name"] == "bastion"
+    for accept in ["*/*", "application/json"]:
+        status, headers, body = hub.raw(LIST, token=hub.token, Accept=accept)
+        assert status == 200 and json.loads(body)["result"]["tools"], accept
+    assert hub.raw(method="GET", token=hub.token, Accept="text/event-stream")[0] == 405
+
+
+def test_health_and_readiness(hub: Hub) -> None:
+    status, _, body = hub.raw(path="/healthz", method="GET")
+    assert status == 200 and body.strip() == b"ok"
+    status, headers, body = hub.raw(path="/readyz", method="GET")
+    data = json.loads(body)
+    assert status == 200 and data["ready"] is True and data["problems"] == []
+    assert [u["name"] for u in data["upstreams"]] == ["fs", "git", "shell"]
+    assert all(u["state"] == "ready" and u["tools"] > 0 for u in data["upstreams"])
+    assert hub.raw(path="/nope", method="GET")[0] == 404
+
+
+async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> None:
+    ro = hub.create_token("readonly", "*:read")
+    async with http_session(hub, ro) as s:
+        visible = await names(s)
+        assert "fs__read_file" in visible and "git__git_status" in visible
+        assert "fs__write_file" not in visible and "git__git_commit" not in visible
+        err, data, text = await call(s, "fs__write_file", {"path": "new.txt", "content": "x"})
+        assert err and data["code"] == "insufficient_scope" and "fs:write" in text, text
+    assert not (hub.root / "new.txt").exists()
+    # Per-upstream scopes: git only.
+    git_only = hub.create_token("gitonly", "git:read")
+    async with http_session(hub, git_only) as s:
+        visible = await names(s)
+        assert visible and all(n.startswith("git__") for n in visible), visible
+        err, data, _ = await call(s, "fs__read_file", {"path": "hello.txt"})
+        assert err and data["code"] == "insufficient_scope"
+    # A write token can write.
+    rw = hub.create_token("writer", "fs:read,fs:write")
+    async with http_session(hub, rw) as s:
+        assert "fs__write_file" in await names(s)
+        err, _, text = await call(s, "fs__write_file", {"path": "new.txt", "content": "x"})
+        assert not err, text
+    assert (hub.root / "new.txt").read_text() == "x"
+    (hub.root / "new.txt").unlink()
+    # Every call is audited with the token's name.
+    log = hub.stderr.read_text()
+    assert re.search(r"token=readonly.*tool=fs__write_file.*outcome=insufficient_scope", log), log[-2000:]
+    assert re.search(r"token=writer.*tool=fs__write_file.*outcome=ok", log)
+
+
+async def test_stdio_mode(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("over stdio\n")
+    params = StdioServerParameters(
+        command=str(bastion()), args=["serve", "--stdio", "--root", str(tmp_path)], env={"RUST_LOG": "warn"}
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as s:
+            with anyio.fail_after(TIMEOUT):
+                await s.initialize()
+            visible = await names(s)
+            assert {"fs__read_file", "git__git_status", "shell__run_command"} <= set(visible)
+            assert "fs__write_file" not in visible  # read-only by default
+            err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
+            assert not err and "over stdio" in text
+
+
+def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [str(bastion()), "serve", "--no-auth", "--listen", "0.0.0.0:0", "--root", str(tmp_path),
+         "--state-dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert r.returncode != 0 and "loopback" in r.stderr
