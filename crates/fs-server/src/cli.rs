@@ -1,9 +1,8 @@
 //! Command line of `bastion-fs` (also `bastion fs`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use bastion_policy::{Policy, PolicyConfig, Tier};
+use bastion_policy::{Policy, Tier};
 use rmcp::ServiceExt;
 
 use crate::FsServer;
@@ -11,44 +10,27 @@ use crate::FsServer;
 /// `bastion-fs`: the filesystem MCP server over stdio. Read-only unless told otherwise.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FsArgs {
-    /// A directory the server may touch (repeatable). Relative paths resolve against the first.
-    #[arg(long = "root", value_name = "DIR")]
-    pub roots: Vec<PathBuf>,
+    /// Roots, config file, audit journal.
+    #[command(flatten)]
+    pub common: bastion_server_kit::CommonArgs,
     /// Offer the write tools (write_file, edit_file, apply_patch, create_directory, move_path).
     #[arg(long)]
     pub allow_write: bool,
     /// Offer delete_path too (implies --allow-write).
     #[arg(long)]
     pub allow_destructive: bool,
-    /// A TOML policy file (roots, max_tier, deny globs, limits, audit_log).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Append a JSON-lines audit journal of every call to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
-    /// Allow a root that is or contains the home directory or a .ssh directory.
-    #[arg(long)]
-    pub allow_broad_roots: bool,
 }
 
 impl FsArgs {
     /// Builds the policy: the config file (if any), then the flags on top.
     pub fn policy(&self) -> bastion_policy::Result<Policy> {
-        let mut config = match &self.config {
-            Some(path) => PolicyConfig::load(path)?,
-            None => PolicyConfig::default(),
-        };
-        config.roots.extend(self.roots.iter().cloned());
+        let mut config = self.common.load()?;
         if self.allow_destructive {
             config.max_tier = config.max_tier.max(Tier::Destructive);
         } else if self.allow_write {
             config.max_tier = config.max_tier.max(Tier::Write);
         }
         config.max_tier = config.max_tier.min(Tier::Destructive);
-        if self.audit_log.is_some() {
-            config.audit_log = self.audit_log.clone();
-        }
-        config.allow_broad_roots |= self.allow_broad_roots;
         Policy::new(config)
     }
 }

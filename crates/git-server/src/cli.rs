@@ -1,6 +1,5 @@
 //! Command line of `bastion-git` (also `bastion git`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bastion_policy::{GitConfig, Policy, PolicyConfig, Tier};
@@ -11,9 +10,9 @@ use crate::GitServer;
 /// `bastion-git`: the git MCP server over stdio. Read-only unless told otherwise.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GitArgs {
-    /// A directory the server may touch (repeatable); repositories are found only beneath roots.
-    #[arg(long = "root", value_name = "DIR")]
-    pub roots: Vec<PathBuf>,
+    /// Roots (repositories are found only beneath them), config file, audit journal.
+    #[command(flatten)]
+    pub common: bastion_server_kit::CommonArgs,
     /// Offer the write tools (git_add, git_unstage, git_commit, git_create_branch, git_switch,
     /// git_stash_push).
     #[arg(long)]
@@ -21,25 +20,12 @@ pub struct GitArgs {
     /// Offer git_restore, git_reset and git_delete_branch too (implies --allow-write).
     #[arg(long)]
     pub allow_destructive: bool,
-    /// A TOML policy file (roots, max_tier, deny globs, limits, audit_log, [git] author).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Append a JSON-lines audit journal of every call to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
-    /// Allow a root that is or contains the home directory or a .ssh directory.
-    #[arg(long)]
-    pub allow_broad_roots: bool,
 }
 
 impl GitArgs {
     /// The configuration: the config file (if any), then the flags on top.
     pub fn config(&self) -> bastion_policy::Result<PolicyConfig> {
-        let mut config = match &self.config {
-            Some(path) => PolicyConfig::load(path)?,
-            None => PolicyConfig::default(),
-        };
-        config.roots.extend(self.roots.iter().cloned());
+        let mut config = self.common.load()?;
         if self.allow_destructive {
             config.max_tier = config.max_tier.max(Tier::Destructive);
         } else if self.allow_write {
@@ -47,10 +33,6 @@ impl GitArgs {
         }
         // No git tool runs programs: exec is meaningless here and is capped away.
         config.max_tier = config.max_tier.min(Tier::Destructive);
-        if self.audit_log.is_some() {
-            config.audit_log = self.audit_log.clone();
-        }
-        config.allow_broad_roots |= self.allow_broad_roots;
         Ok(config)
     }
 

@@ -225,6 +225,9 @@ pub struct ProgramConfig {
     pub require_prefix: Vec<String>,
     /// The program's stdin is an interpreter (node): no stdin data, no `write_process_input`.
     pub stdin_interpreter: bool,
+    /// The program accepts `--` before its operands (default true). When false (jq 1.6), no
+    /// `--` is inserted and operands starting with `-` are refused instead.
+    pub double_dash: Option<bool>,
 }
 
 /// A command profile, as written in TOML (the shipped ones live in `crates/policy/profiles`).
@@ -374,6 +377,7 @@ pub struct Program {
     pattern_flags: Vec<String>,
     subcommands: Vec<String>,
     require_prefix: Vec<String>,
+    double_dash: bool,
 }
 
 /// A command that passed the rules.
@@ -553,6 +557,7 @@ impl Program {
             pattern_flags: cfg.pattern_flags.clone(),
             subcommands: cfg.subcommands.clone(),
             require_prefix: cfg.require_prefix.clone(),
+            double_dash: cfg.double_dash.unwrap_or(true),
         })
     }
 
@@ -761,8 +766,16 @@ impl Program {
         }
         self.classify_operands(&operands, pattern_given, &mut paths)?;
         if !operands.is_empty() {
-            // Operands go after `--`, so one that starts with '-' stays an operand.
-            argv.push("--".to_string());
+            if self.double_dash {
+                // Operands go after `--`, so one that starts with '-' stays an operand.
+                argv.push("--".to_string());
+            } else if let Some(dashed) = operands.iter().find(|o| o.starts_with('-') && o.as_str() != "-") {
+                return Err(self.refuse(format!(
+                    "{} cannot take an operand starting with '-' ('{}'): it does not accept '--'",
+                    self.name,
+                    truncate_for_message(dashed)
+                )));
+            }
             argv.extend(operands);
         }
         Ok(CheckedArgs { argv, paths })
@@ -1108,6 +1121,8 @@ mod tests {
             ("jq", &["--raw", "a", "/etc/passwd", "."], "argument_not_allowed"),
             ("jq", &["-n", "env"], "ok"),
             ("jq", &["--arg", "x", "5", ".a", "f.json"], "ok"),
+            ("jq", &["--", "-x", "f.json"], "argument_not_allowed"),
+            ("jq", &["--", ".", "-"], "ok"),
             ("tail", &["-f", "log"], "argument_not_allowed"),
             ("tail", &["--fol", "log"], "argument_not_allowed"),
             ("head", &["-5", "log"], "ok"),
@@ -1151,6 +1166,8 @@ mod tests {
         assert_eq!(c.paths, args(&["pats", "src"]));
         let c = ro.check("find", &args(&["src", "-newer", "x", "-name", "*.rs"])).unwrap();
         assert_eq!(c.paths, args(&["src", "x"]));
+        let c = ro.check("jq", &args(&["-r", ".a", "f.json"])).unwrap();
+        assert_eq!(c.argv, args(&["-r", ".a", "f.json"]));
         let c = ro.check("diff", &args(&["--from-file=a", "b"])).unwrap();
         assert_eq!(c.paths, args(&["a", "b"]));
     }

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod cli;
 mod result;
 mod stdio;
 
@@ -27,6 +28,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Value;
 
+pub use cli::CommonArgs;
 pub use result::{Failure, Json, error_result};
 pub use stdio::{Stdio, stdio};
 

@@ -1,7 +1,5 @@
 //! Command line of `bastion-shell` (also `bastion shell`).
 
-use std::path::PathBuf;
-
 use bastion_policy::{Policy, PolicyConfig};
 use rmcp::ServiceExt;
 
@@ -10,42 +8,25 @@ use crate::ShellServer;
 /// `bastion-shell`: allowlisted commands in a kernel sandbox, over stdio.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShellArgs {
-    /// A directory commands may work in (repeatable). Relative paths resolve against the first.
-    #[arg(long = "root", value_name = "DIR")]
-    pub roots: Vec<PathBuf>,
+    /// Roots (where commands may work), config file (with a [shell] table), audit journal.
+    #[command(flatten)]
+    pub common: bastion_server_kit::CommonArgs,
     /// Command profile: read-only (default) or build-test (runs project code; needs Landlock).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// A TOML policy file (roots, deny globs, limits, audit_log, and a [shell] table).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Append a JSON-lines audit journal of every call to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
     /// Run exec-tier profiles even when Landlock is unavailable (a weaker sandbox).
     #[arg(long)]
     pub allow_degraded_sandbox: bool,
-    /// Allow a root that is or contains the home directory or a .ssh directory.
-    #[arg(long)]
-    pub allow_broad_roots: bool,
 }
 
 impl ShellArgs {
     /// The policy configuration: the config file (if any), then the flags on top.
     pub fn config(&self) -> bastion_policy::Result<PolicyConfig> {
-        let mut config = match &self.config {
-            Some(path) => PolicyConfig::load(path)?,
-            None => PolicyConfig::default(),
-        };
-        config.roots.extend(self.roots.iter().cloned());
+        let mut config = self.common.load()?;
         if let Some(profile) = &self.profile {
             config.shell.profile = profile.clone();
         }
-        if self.audit_log.is_some() {
-            config.audit_log = self.audit_log.clone();
-        }
         config.shell.allow_degraded |= self.allow_degraded_sandbox;
-        config.allow_broad_roots |= self.allow_broad_roots;
         Ok(config)
     }
 }
