@@ -66,6 +66,7 @@ class Hub:
     root: Path
     token: str
     stderr: Path
+    pid: int
 
     @property
     def url(self) -> str:
@@ -156,7 +157,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
                 token = line.split()[1]
         assert token, f"no token printed; stdout={lines!r} stderr={stderr.read_text()}"
         assert any(f"http://127.0.0.1:{port}/mcp" in l for l in lines), lines
-        h = Hub(port=port, state=state, root=root, token=token, stderr=stderr)
+        h = Hub(port=port, state=state, root=root, token=token, stderr=stderr, pid=proc.pid)
         while time.monotonic() < deadline:
             if h.raw(path="/readyz", method="GET")[0] == 200:
                 break
@@ -353,3 +354,40 @@ def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=TIMEOUT,
     )
     assert r.returncode != 0 and "loopback" in r.stderr
+
+
+def _child(hub_pid: int, kind: str) -> int:
+    """The pid of the hub's `bastion <kind>` child."""
+    for task in Path(f"/proc/{hub_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if len(argv) > 1 and argv[1] == kind.encode():
+                return int(pid)
+    raise AssertionError(f"no {kind} child of {hub_pid}")
+
+
+def test_a_dead_upstream_is_restarted(hub: Hub) -> None:
+    old = _child(hub.pid, "fs")
+    os.kill(old, 9)
+    read = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "fs__read_file", "arguments": {"path": "hello.txt"}}}
+    saw_unready = False
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        status, _, body = hub.raw(path="/readyz", method="GET")
+        if status == 503:
+            saw_unready = True
+            fs = next(u for u in json.loads(body)["upstreams"] if u["name"] == "fs")
+            assert fs["state"] in ("failed", "starting"), fs
+            result = json.loads(hub.raw(read, token=hub.token)[2])["result"]
+            # Until the child is back, calls fail cleanly as a tool error.
+            if result.get("isError"):
+                assert result["structuredContent"]["code"] == "upstream_unavailable", result
+        elif saw_unready:
+            break
+        time.sleep(0.02)
+    assert saw_unready, "readyz never reported the dead upstream"
+    assert _child(hub.pid, "fs") != old
+    result = json.loads(hub.raw(read, token=hub.token)[2])["result"]
+    assert not result.get("isError") and "hello from the hub" in result["content"][0]["text"], result
+    assert "upstream exited" in hub.stderr.read_text()

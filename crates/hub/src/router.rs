@@ -43,26 +43,41 @@ pub struct Catalogue {
 
 /// Builds the catalogue from the upstreams' current tool lists.
 pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
+    let ready: Vec<_> = upstreams
+        .iter()
+        .map(|u| match u.status() {
+            Status::Ready { tools, .. } => Some(tools),
+            _ => None,
+        })
+        .collect();
+    merge(upstreams.iter().zip(&ready).enumerate().filter_map(|(i, (u, tools))| {
+        tools.as_ref().map(|t| (i, u.spec.name.as_str(), u.spec.kind.as_str(), t.as_slice()))
+    }))
+}
+
+/// Merges `(index, upstream name, kind, tools)` into one surface. A tool whose namespaced name
+/// is invalid, too long or already taken is not offered (a client would reject the whole list
+/// or call the wrong tool); it is reported in [`Catalogue::problems`] (`/readyz`) instead.
+pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [Tool])>) -> Catalogue {
     let mut cat = Catalogue::default();
     let mut seen = std::collections::HashSet::new();
-    for (i, up) in upstreams.iter().enumerate() {
-        let Status::Ready { tools, .. } = up.status() else { continue };
-        for t in tools.iter() {
-            let name = match scope::namespaced(&up.spec.name, &t.name) {
+    for (i, upstream, kind, tools) in upstreams {
+        for t in tools {
+            let name = match scope::namespaced(upstream, &t.name) {
                 Ok(n) => n,
                 Err(why) => {
-                    cat.problems.push(format!("{}: tool '{}' not offered: {why}", up.spec.name, t.name));
+                    cat.problems.push(format!("{upstream}: tool '{}' not offered: {why}", t.name));
                     continue;
                 }
             };
             if !seen.insert(name.clone()) {
-                cat.problems.push(format!("{}: tool '{}' not offered: '{name}' is listed twice", up.spec.name, t.name));
+                cat.problems.push(format!("{upstream}: tool '{}' not offered: '{name}' is listed twice", t.name));
                 continue;
             }
             let mut tool = t.clone();
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
-            let tier = scope::tier_of(&tool, &up.spec.kind);
+            let tier = scope::tier_of(&tool, kind);
             cat.entries.push(Entry { upstream: i, tier, tool });
         }
     }
@@ -221,5 +236,65 @@ impl ServerHandler for Hub {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         catalogue(&self.upstreams).entries.into_iter().find(|e| e.tool.name == name).map(|e| e.tool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{JsonObject, ToolAnnotations};
+
+    fn tool(name: &str, read_only: Option<bool>) -> Tool {
+        let mut t = Tool::new(name.to_owned(), "d", Arc::new(JsonObject::new()));
+        t.title = Some(format!("T {name}"));
+        if let Some(r) = read_only {
+            let mut a = ToolAnnotations::with_title("A");
+            a.read_only_hint = Some(r);
+            a.destructive_hint = Some(false);
+            t.annotations = Some(a);
+        }
+        t
+    }
+
+    #[test]
+    fn merge_prefixes_fills_and_reports() {
+        let fs = [tool("read_file", Some(true)), tool("write_file", Some(false)), tool("read_file", Some(true))];
+        let ext = [
+            tool("search", None),
+            tool("Bad-Name", Some(true)),
+            tool(&"x".repeat(70), Some(true)),
+            tool("run", Some(false)),
+        ];
+        let sh = [tool("run_command", Some(false))];
+        let cat = merge(
+            [(0, "fs", "fs", &fs[..]), (1, "ext", "stdio", &ext[..]), (2, "shell", "shell", &sh[..])].into_iter(),
+        );
+        let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.upstream, e.tier)).collect();
+        assert_eq!(
+            got,
+            [
+                ("fs__read_file".to_owned(), 0, Tier::Read),
+                ("fs__write_file".to_owned(), 0, Tier::Write),
+                ("ext__search".to_owned(), 1, Tier::Destructive),
+                ("ext__run".to_owned(), 1, Tier::Write),
+                ("shell__run_command".to_owned(), 2, Tier::Exec),
+            ]
+        );
+        // Titles, descriptions and schemas pass through; missing hints are filled.
+        let search = &cat.entries[2].tool;
+        assert_eq!(search.title.as_deref(), Some("T search"));
+        let a = search.annotations.as_ref().unwrap();
+        assert_eq!((a.read_only_hint, a.destructive_hint, a.open_world_hint), (Some(false), Some(true), Some(true)));
+        assert_eq!(cat.problems.len(), 3, "{:?}", cat.problems);
+        assert!(cat.problems[0].contains("listed twice"));
+        assert!(cat.problems[1].contains("Bad-Name") && cat.problems[1].contains("does not match"));
+        assert!(cat.problems[2].contains("longer than 64"));
+    }
+
+    #[test]
+    fn tool_errors_have_the_bastion_shape() {
+        let r = tool_error("upstream_unavailable", "gone");
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(r.structured_content, Some(json!({"code": "upstream_unavailable", "message": "gone"})));
     }
 }
