@@ -329,12 +329,21 @@ async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> Non
     log = hub.stderr.read_text()
     assert re.search(r"token=readonly.*tool=fs__write_file.*outcome=insufficient_scope", log), log[-2000:]
     assert re.search(r"token=writer.*tool=fs__write_file.*outcome=ok", log)
+    journal = [json.loads(l) for l in (hub.state / "audit.jsonl").read_text().splitlines()]
+    assert (hub.state / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+    denied = [r for r in journal if r["principal"] == "readonly" and r["tool"] == "fs__write_file"]
+    assert denied and denied[0]["outcome"] == "insufficient_scope" and denied[0]["server"] == "hub"
+    wrote = [r for r in journal if r["principal"] == "writer" and r["tool"] == "fs__write_file"]
+    assert wrote and wrote[0]["outcome"] == "ok"
+    # Contents are never journaled verbatim.
+    assert wrote[0]["args"]["path"] == "new.txt" and wrote[0]["args"]["content"] != "x"
 
 
 async def test_stdio_mode(tmp_path: Path) -> None:
     (tmp_path / "hello.txt").write_text("over stdio\n")
     params = StdioServerParameters(
-        command=str(bastion()), args=["serve", "--stdio", "--root", str(tmp_path)], env={"RUST_LOG": "warn"}
+        command=str(bastion()), args=["serve", "--stdio", "--root", str(tmp_path)],
+        env={"RUST_LOG": "warn", "BASTION_STATE_DIR": str(tmp_path / "state")},
     )
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
@@ -345,6 +354,8 @@ async def test_stdio_mode(tmp_path: Path) -> None:
             assert "fs__write_file" not in visible  # read-only by default
             err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
             assert not err and "over stdio" in text
+    journal = (tmp_path / "state" / "audit.jsonl").read_text()
+    assert '"principal":"stdio"' in journal and '"tool":"fs__read_file"' in journal
 
 
 def test_no_auth_is_refused_off_loopback(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{Hub, catalogue};
+use crate::router::Hub;
 use crate::tokens::{Principal, Refusal, TokenStore};
 use crate::upstream::Status;
 
@@ -187,7 +187,7 @@ async fn readyz(State(hub): State<Hub>) -> Response {
             v
         })
         .collect();
-    let problems = catalogue(hub.upstreams()).problems;
+    let problems = hub.catalogue().problems.clone();
     let body = json!({"ready": ready, "upstreams": upstreams, "problems": problems});
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()

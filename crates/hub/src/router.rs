@@ -5,10 +5,11 @@
 //! and missing annotation hints, which are filled conservatively (see [`crate::scope`]). Results
 //! and JSON-RPC errors of upstreams are returned unchanged.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bastion_policy::Tier;
+use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -26,6 +27,8 @@ use crate::upstream::{Status, Upstream};
 pub struct Entry {
     /// Index of its upstream.
     pub upstream: usize,
+    /// The upstream's own name for it.
+    pub inner: String,
     /// Its tier, from its annotations.
     pub tier: Tier,
     /// The definition as offered (namespaced name, filled annotations).
@@ -78,7 +81,7 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
             let tier = scope::tier_of(&tool, kind);
-            cat.entries.push(Entry { upstream: i, tier, tool });
+            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, tool });
         }
     }
     cat
@@ -88,6 +91,9 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
 #[derive(Clone)]
 pub struct Hub {
     upstreams: Arc<Vec<Arc<Upstream>>>,
+    /// The merged catalogue and the upstream generations it was built from.
+    cache: Arc<Mutex<(Vec<u64>, Arc<Catalogue>)>>,
+    audit: Arc<AuditLog>,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -95,6 +101,23 @@ pub fn tool_error(code: &str, message: &str) -> CallToolResult {
     let mut r = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
     r.structured_content = Some(json!({"code": code, "message": message}));
     r
+}
+
+/// Bytes of JSON `v` serialises to, counted without building the text.
+fn serialised_len(v: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 /// Who is calling: the principal the HTTP auth layer attached, or everything over stdio.
@@ -107,8 +130,24 @@ fn principal(ctx: &RequestContext<RoleServer>) -> Principal {
 
 impl Hub {
     /// A hub over these upstreams.
-    pub fn new(upstreams: Vec<Arc<Upstream>>) -> Hub {
-        Hub { upstreams: Arc::new(upstreams) }
+    pub fn new(upstreams: Vec<Arc<Upstream>>, audit: AuditLog) -> Hub {
+        Hub {
+            upstreams: Arc::new(upstreams),
+            cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
+            audit: Arc::new(audit),
+        }
+    }
+
+    /// The merged catalogue, rebuilt only when an upstream's status changed since the last call.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        let generations: Vec<u64> = self.upstreams.iter().map(|u| u.generation()).collect();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != generations {
+            // Read the generations before the statuses: a change in between only causes one
+            // more rebuild next time, never a stale catalogue kept.
+            *cache = (generations, Arc::new(catalogue(&self.upstreams)));
+        }
+        cache.1.clone()
     }
 
     /// The upstreams.
@@ -119,11 +158,11 @@ impl Hub {
     /// Tools `who` may see.
     pub fn visible_tools(&self, who: &Principal) -> Vec<Tool> {
         let up = &self.upstreams;
-        catalogue(up)
+        self.catalogue()
             .entries
-            .into_iter()
+            .iter()
             .filter(|e| scope::allowed(&who.scopes, &up[e.upstream].spec.name, e.tier))
-            .map(|e| e.tool)
+            .map(|e| e.tool.clone())
             .collect()
     }
 
@@ -131,6 +170,11 @@ impl Hub {
     pub async fn call(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = params.name.to_string();
+        let args = if self.audit.enabled() {
+            redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default())
+        } else {
+            serde_json::Value::Null
+        };
         let result = self.route(who, params).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
@@ -151,49 +195,59 @@ impl Hub {
             ms = started.elapsed().as_millis() as u64,
             "call"
         );
+        if self.audit.enabled() {
+            let result_bytes = match &result {
+                Ok(CallToolResponse::Complete(r)) => serialised_len(r),
+                Ok(_) => 0,
+                Err(e) => serialised_len(e),
+            };
+            self.audit.record(&AuditRecord {
+                time: now_rfc3339(),
+                server: "hub",
+                principal: &who.name,
+                tool: &name,
+                args,
+                outcome: &outcome,
+                duration_ms: millis(started.elapsed()),
+                result_bytes,
+            });
+        }
         result
     }
 
     async fn route(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
-        let unknown = || {
-            McpError::invalid_params(
-                format!("unknown tool '{}'; call tools/list for the tools this hub offers", params.name),
-                None,
-            )
+        let unavailable = |up: &Upstream, why: &str| -> Result<CallToolResponse, McpError> {
+            Ok(tool_error("upstream_unavailable", &format!("upstream '{}' is unavailable: {why}", up.spec.name)).into())
         };
-        let (prefix, inner) = scope::split(&params.name).ok_or_else(unknown)?;
-        let Some(index) = self.upstreams.iter().position(|u| u.spec.name == prefix) else {
-            return Err(unknown());
+        let catalogue = self.catalogue();
+        let Some(entry) = catalogue.entries.iter().find(|e| e.tool.name == params.name) else {
+            // Not offered: either its upstream is down (its tools are not listed meanwhile) or
+            // there is no such tool.
+            let up = scope::split(&params.name).and_then(|(p, _)| self.upstreams.iter().find(|u| u.spec.name == p));
+            return match up.map(|u| (u, u.status())) {
+                Some((u, Status::Starting)) => unavailable(u, "starting; retry shortly"),
+                Some((u, Status::Failed(why))) => unavailable(u, &why),
+                _ => Err(McpError::invalid_params(
+                    format!("unknown tool '{}'; call tools/list for the tools this hub offers", params.name),
+                    None,
+                )),
+            };
         };
-        let up = &self.upstreams[index];
-        let (peer, tools) = match up.status() {
-            Status::Ready { peer, tools } => (peer, tools),
-            Status::Starting => {
-                return Ok(tool_error(
-                    "upstream_unavailable",
-                    &format!("upstream '{prefix}' is starting; retry shortly"),
-                )
-                .into());
-            }
-            Status::Failed(why) => {
-                return Ok(
-                    tool_error("upstream_unavailable", &format!("upstream '{prefix}' is unavailable: {why}")).into()
-                );
-            }
-        };
-        let Some(tool) = tools.iter().find(|t| t.name == inner) else {
-            return Err(unknown());
-        };
-        let mut filled = tool.clone();
-        scope::fill_annotations(&mut filled);
-        let tier = scope::tier_of(&filled, &up.spec.kind);
-        if !scope::allowed(&who.scopes, prefix, tier) {
+        let up = &self.upstreams[entry.upstream];
+        let prefix = up.spec.name.as_str();
+        if !scope::allowed(&who.scopes, prefix, entry.tier) {
             return Ok(tool_error(
                 "insufficient_scope",
-                &format!("this token may not call '{}': it needs the scope {}", params.name, tier.scope(prefix)),
+                &format!("this token may not call '{}': it needs the scope {}", params.name, entry.tier.scope(prefix)),
             )
             .into());
         }
+        let peer = match up.status() {
+            Status::Ready { peer, .. } => peer,
+            Status::Starting => return unavailable(up, "starting; retry shortly"),
+            Status::Failed(why) => return unavailable(up, &why),
+        };
+        let inner = entry.inner.as_str();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
         forward.arguments = params.arguments;
         match peer.call_tool_once(forward).await {
@@ -235,7 +289,7 @@ impl ServerHandler for Hub {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        catalogue(&self.upstreams).entries.into_iter().find(|e| e.tool.name == name).map(|e| e.tool)
+        self.catalogue().entries.iter().find(|e| e.tool.name == name).map(|e| e.tool.clone())
     }
 }
 

@@ -11,6 +11,8 @@ use clap::{Args, Subcommand};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
+use bastion_policy::audit::AuditLog;
+
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
@@ -38,9 +40,14 @@ pub struct ServeArgs {
     /// Offer the write tools of the built-in fs and git servers (default: read-only).
     #[arg(long)]
     pub allow_write: bool,
-    /// Where tokens are kept (default: $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
+    /// Where tokens and the audit journal are kept (default: $XDG_STATE_HOME/bastion or
+    /// ~/.local/state/bastion).
     #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Append the hub's JSON-lines audit journal (one line per call, with the token's name) to
+    /// FILE (default: audit.jsonl in the state directory).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `bastion token ...`.
@@ -178,6 +185,10 @@ async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
 
 /// `bastion serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let state_dir = match &args.state_dir {
+        Some(d) => d.clone(),
+        None => default_state_dir()?,
+    };
     let auth = if args.stdio {
         Auth::None
     } else if args.no_auth {
@@ -186,19 +197,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         Auth::None
     } else {
-        let dir = match &args.state_dir {
-            Some(d) => d.clone(),
-            None => default_state_dir()?,
-        };
-        Auth::Tokens(Arc::new(TokenStore::open(&dir)))
+        Auth::Tokens(Arc::new(TokenStore::open(&state_dir)))
     };
+    let audit_path = match &args.audit_log {
+        Some(p) => p.clone(),
+        None => {
+            std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+            std::fs::set_permissions(&state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            state_dir.join("audit.jsonl")
+        }
+    };
+    let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let allowed = Allowed::new(args.public_url.as_deref()).map_err(anyhow::Error::msg)?;
     let specs = builtin_upstreams(&args)?;
     let shutdown = CancellationToken::new();
     let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
     let supervisors: Vec<_> =
         upstreams.iter().map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token()))).collect();
-    let hub = Hub::new(upstreams.clone());
+    let hub = Hub::new(upstreams.clone(), audit);
 
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.
@@ -219,6 +235,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             println!("public URL: {p}");
         }
         println!("upstreams: fs, git, shell ({})", if args.allow_write { "fs and git may write" } else { "read-only" });
+        println!("audit journal: {}", audit_path.display());
         match &auth {
             Auth::None => println!("authentication: none (loopback only)"),
             Auth::Tokens(store) => {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ pub struct Upstream {
     /// How it is started.
     pub spec: UpstreamSpec,
     status: RwLock<Status>,
+    /// Bumped on every status change, so the hub knows when to rebuild its catalogue.
+    generation: AtomicU64,
 }
 
 /// First and longest restart delays.
@@ -71,7 +74,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 impl Upstream {
     /// An upstream not started yet.
     pub fn new(spec: UpstreamSpec) -> Arc<Upstream> {
-        Arc::new(Upstream { spec, status: RwLock::new(Status::Starting) })
+        Arc::new(Upstream { spec, status: RwLock::new(Status::Starting), generation: AtomicU64::new(0) })
     }
 
     /// The current status.
@@ -79,8 +82,14 @@ impl Upstream {
         self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many times the status changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     fn set(&self, s: Status) {
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = s;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Starts the child, initialises it and lists its tools.
