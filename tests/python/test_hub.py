@@ -402,3 +402,79 @@ def test_a_dead_upstream_is_restarted(hub: Hub) -> None:
     result = json.loads(hub.raw(read, token=hub.token)[2])["result"]
     assert not result.get("isError") and "hello from the hub" in result["content"][0]["text"], result
     assert "upstream exited" in hub.stderr.read_text()
+
+
+def _feed_fifo(path: Path, data: bytes, after: float) -> None:
+    """After `after` seconds, write `data` to the FIFO once a reader has it open (never blocks
+    forever: gives up after the call timeout)."""
+
+    def run() -> None:
+        time.sleep(after)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.05)
+                continue
+            os.write(fd, data)
+            os.close(fd)
+            return
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def _processes_with(marker: bytes) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0] == b"cat" and marker in argv:
+                found.append(int(d.name))
+    return found
+
+
+async def test_progress_is_routed_back_with_the_callers_token(hub: Hub) -> None:
+    pipe = hub.root / "progress.fifo"
+    os.mkfifo(pipe)
+    try:
+        progress: list[float] = []
+
+        async def on_progress(p: float, total: float | None, message: str | None) -> None:
+            progress.append(p)
+
+        _feed_fifo(pipe, b"fed\n", after=2.5)
+        async with http_session(hub, hub.token) as s:
+            with anyio.fail_after(TIMEOUT):
+                r = await s.call_tool(
+                    "shell__run_command", {"program": "cat", "args": ["progress.fifo"]}, progress_callback=on_progress
+                )
+        assert not r.is_error and r.structured_content["stdout"] == "fed\n", r
+        assert len(progress) >= 2 and progress == sorted(progress), progress
+    finally:
+        pipe.unlink()
+
+
+def test_a_caller_that_goes_away_cancels_the_upstream_call(hub: Hub) -> None:
+    pipe = hub.root / "cancel.fifo"
+    os.mkfifo(pipe)
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                           "params": {"name": "shell__run_command", "arguments": {"program": "cat", "args": ["cancel.fifo"]}}})
+        conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=TIMEOUT)
+        conn.request("POST", "/mcp", body, {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                                            "Authorization": f"Bearer {hub.token}"})
+        deadline = time.monotonic() + TIMEOUT
+        while not _processes_with(b"cancel.fifo") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(b"cancel.fifo"), "the upstream command never started"
+        conn.close()  # the caller goes away mid-call
+        deadline = time.monotonic() + 5
+        while _processes_with(b"cancel.fifo") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _processes_with(b"cancel.fifo"), "the upstream command outlived its caller"
+    finally:
+        pipe.unlink()

@@ -11,10 +11,11 @@ use std::time::Instant;
 use bastion_policy::Tier;
 use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ClientRequest, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, ServerResult, Tool,
 };
-use rmcp::service::{RequestContext, ServiceError};
+use rmcp::service::{PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::json;
 
@@ -167,7 +168,12 @@ impl Hub {
     }
 
     /// Routes one call; every outcome is audited with the caller's name.
-    pub async fn call(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
+    pub async fn call(
+        &self,
+        who: &Principal,
+        params: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = params.name.to_string();
         let args = if self.audit.enabled() {
@@ -175,7 +181,7 @@ impl Hub {
         } else {
             serde_json::Value::Null
         };
-        let result = self.route(who, params).await;
+        let result = self.route(who, params, ctx).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
                 .structured_content
@@ -215,7 +221,12 @@ impl Hub {
         result
     }
 
-    async fn route(&self, who: &Principal, params: CallToolRequestParams) -> Result<CallToolResponse, McpError> {
+    async fn route(
+        &self,
+        who: &Principal,
+        params: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let unavailable = |up: &Upstream, why: &str| -> Result<CallToolResponse, McpError> {
             Ok(tool_error("upstream_unavailable", &format!("upstream '{}' is unavailable: {why}", up.spec.name)).into())
         };
@@ -250,14 +261,54 @@ impl Hub {
         let inner = entry.inner.as_str();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
         forward.arguments = params.arguments;
-        match peer.call_tool_once(forward).await {
-            Ok(r) => Ok(r),
-            Err(ServiceError::McpError(e)) => Err(e),
-            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
-                Ok(tool_error("upstream_unavailable", &format!("upstream '{prefix}' went away: {e}")).into())
-            }
-            Err(e) => Ok(tool_error("upstream_error", &format!("upstream '{prefix}': {e}")).into()),
+        let handle = match peer
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(CallToolRequest::new(forward)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return service_error(prefix, e),
+        };
+        let child_token = handle.progress_token.clone();
+        if let Some(token) = ctx.meta.get_progress_token() {
+            up.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(child_token.clone(), (ctx.peer.clone(), token));
         }
+        let (id, child) = (handle.id.clone(), handle.peer.clone());
+        let response = tokio::select! {
+            r = handle.await_response() => r,
+            _ = ctx.ct.cancelled() => {
+                // The caller gave up (notifications/cancelled, or its connection closed): tell
+                // the child, which stops at its next step.
+                let _ = child
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), Some("cancelled by the hub's caller".into())))
+                    .await;
+                Err(ServiceError::Cancelled { reason: Some("cancelled by the caller".into()) })
+            }
+        };
+        up.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&child_token);
+        match response {
+            Ok(ServerResult::CallToolResult(r)) => Ok(CallToolResponse::Complete(r)),
+            Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
+            Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
+            Ok(_) => {
+                Ok(tool_error("upstream_error", &format!("upstream '{prefix}' sent an unexpected response")).into())
+            }
+            Err(e) => service_error(prefix, e),
+        }
+    }
+}
+
+/// A failed exchange with an upstream: its JSON-RPC errors pass through, a lost child is
+/// `upstream_unavailable`, anything else `upstream_error`.
+fn service_error(prefix: &str, e: ServiceError) -> Result<CallToolResponse, McpError> {
+    match e {
+        ServiceError::McpError(e) => Err(e),
+        e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
+            Ok(tool_error("upstream_unavailable", &format!("upstream '{prefix}' went away: {e}")).into())
+        }
+        e => Ok(tool_error("upstream_error", &format!("upstream '{prefix}': {e}")).into()),
     }
 }
 
@@ -285,7 +336,7 @@ impl ServerHandler for Hub {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.call(&principal(&ctx), request).await
+        self.call(&principal(&ctx), request, &ctx).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -8,12 +8,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rmcp::model::Tool;
-use rmcp::service::{Peer, RunningService};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rmcp::model::{ClientConfig, Implementation, ProgressNotificationParam, ProgressToken, Tool};
+use rmcp::service::{NotificationContext, Peer, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+/// Progress routes of one upstream: the token the hub's request to the child carried (rmcp
+/// always assigns its own) → the caller's peer and the token the caller asked for.
+pub type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, (Peer<RoleServer>, ProgressToken)>>>;
+
+/// The hub's client side towards one child: forwards the child's progress to whoever is waiting.
+#[derive(Clone)]
+pub struct ChildClient {
+    routes: ProgressRoutes,
+}
+
+impl ClientHandler for ChildClient {
+    async fn on_progress(&self, mut p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        let route = self.routes.lock().unwrap_or_else(|e| e.into_inner()).get(&p.progress_token).cloned();
+        // A notification that arrives before the route is recorded, or after the call ended,
+        // is dropped: progress is advisory.
+        if let Some((caller, token)) = route {
+            p.progress_token = token;
+            let _ = caller.notify_progress(p).await;
+        }
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut c = ClientConfig::default();
+        c.client_info = Implementation::new("bastion-hub", env!("CARGO_PKG_VERSION"));
+        c
+    }
+}
 
 /// How to start an upstream.
 #[derive(Clone, Debug)]
@@ -61,6 +92,8 @@ pub struct Upstream {
     status: RwLock<Status>,
     /// Bumped on every status change, so the hub knows when to rebuild its catalogue.
     generation: AtomicU64,
+    /// Where the child's progress notifications go.
+    pub routes: ProgressRoutes,
 }
 
 /// First and longest restart delays.
@@ -74,7 +107,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 impl Upstream {
     /// An upstream not started yet.
     pub fn new(spec: UpstreamSpec) -> Arc<Upstream> {
-        Arc::new(Upstream { spec, status: RwLock::new(Status::Starting), generation: AtomicU64::new(0) })
+        Arc::new(Upstream {
+            spec,
+            status: RwLock::new(Status::Starting),
+            generation: AtomicU64::new(0),
+            routes: ProgressRoutes::default(),
+        })
     }
 
     /// The current status.
@@ -93,12 +131,13 @@ impl Upstream {
     }
 
     /// Starts the child, initialises it and lists its tools.
-    async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ()>, Vec<Tool>)> {
+    async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let mut cmd = Command::new(&self.spec.program);
         cmd.args(&self.spec.args);
         // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
-        let service = tokio::time::timeout(START_TIMEOUT, ().serve(transport)).await??;
+        let client = ChildClient { routes: self.routes.clone() };
+        let service = tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??;
         let tools = tokio::time::timeout(START_TIMEOUT, service.list_all_tools()).await??;
         Ok((service, tools))
     }
