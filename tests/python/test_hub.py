@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from fsclient import bin_dir
 
@@ -172,7 +172,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @asynccontextmanager
 async def http_session(hub: Hub, token: str, path: str = "/mcp") -> AsyncIterator[ClientSession]:
-    client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    # The SDK's documented way to send headers: pass a configured client.
+    client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0, read=300.0))
     async with client:
         async with streamable_http_client(f"http://127.0.0.1:{hub.port}{path}", http_client=client) as (read, write):
             async with ClientSession(read, write) as session:

@@ -16,7 +16,7 @@ use bastion_policy::audit::AuditLog;
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
-use crate::upstream::{Status, Upstream, UpstreamSpec};
+use crate::upstream::{Restart, Status, Upstream, UpstreamSpec};
 
 /// Flags of `bastion serve`.
 #[derive(Args, Debug)]
@@ -212,8 +212,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let specs = builtin_upstreams(&args)?;
     let shutdown = CancellationToken::new();
     let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
-    let supervisors: Vec<_> =
-        upstreams.iter().map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token()))).collect();
+    let supervisors: Vec<_> = upstreams
+        .iter()
+        .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
+        .collect();
     let hub = Hub::new(upstreams.clone(), audit);
 
     if args.stdio {

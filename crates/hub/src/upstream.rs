@@ -96,11 +96,31 @@ pub struct Upstream {
     pub routes: ProgressRoutes,
 }
 
-/// First and longest restart delays.
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A child that stayed up this long resets the backoff.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// How a dead child is restarted.
+#[derive(Clone, Copy, Debug)]
+pub struct Restart {
+    /// First delay; doubled after each failure.
+    pub backoff_min: Duration,
+    /// Longest delay.
+    pub backoff_max: Duration,
+    /// A child that stayed up this long was healthy: the backoff and failure count reset.
+    pub healthy_after: Duration,
+    /// Consecutive failures (start errors or exits before `healthy_after`) after which the
+    /// supervisor gives up (crash-loop breaker); the upstream stays failed until the hub restarts.
+    pub max_failures: u32,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            healthy_after: Duration::from_secs(60),
+            max_failures: 10,
+        }
+    }
+}
+
 /// How long initialise plus tools/list may take.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -144,14 +164,15 @@ impl Upstream {
 
     /// Keeps the upstream running until `shutdown` fires: start, mark ready, wait for the child
     /// to exit, back off, start again.
-    pub async fn supervise(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
+    pub async fn supervise(self: Arc<Self>, shutdown: CancellationToken, restart: Restart) {
+        let mut backoff = restart.backoff_min;
+        let mut failures = 0u32;
         loop {
             let attempt = tokio::select! {
                 r = self.connect() => r,
                 _ = shutdown.cancelled() => return,
             };
-            match attempt {
+            let why = match attempt {
                 Ok((service, tools)) => {
                     tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream ready");
                     self.set(Status::Ready { peer: service.peer().clone(), tools: Arc::new(tools) });
@@ -159,12 +180,8 @@ impl Upstream {
                     let stop = service.cancellation_token();
                     let waiting = service.waiting();
                     tokio::pin!(waiting);
-                    tokio::select! {
-                        r = &mut waiting => {
-                            let why = match r { Ok(q) => format!("{q:?}"), Err(e) => e.to_string() };
-                            tracing::warn!(upstream = %self.spec.name, "upstream exited: {why}");
-                            self.set(Status::Failed(format!("exited: {why}")));
-                        }
+                    let why = tokio::select! {
+                        r = &mut waiting => match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
                         _ = shutdown.cancelled() => {
                             // Closing the transport closes the child's stdin, then SIGTERM, then SIGKILL.
                             stop.cancel();
@@ -172,22 +189,95 @@ impl Upstream {
                             self.set(Status::Failed("hub shutting down".into()));
                             return;
                         }
+                    };
+                    tracing::warn!(upstream = %self.spec.name, "upstream {why}");
+                    if started.elapsed() >= restart.healthy_after {
+                        backoff = restart.backoff_min;
+                        failures = 0;
                     }
-                    if started.elapsed() >= HEALTHY_AFTER {
-                        backoff = BACKOFF_MIN;
-                    }
+                    why
                 }
                 Err(e) => {
                     tracing::warn!(upstream = %self.spec.name, "upstream failed to start: {e:#}");
-                    self.set(Status::Failed(format!("{e:#}")));
+                    format!("failed to start: {e:#}")
                 }
+            };
+            failures += 1;
+            if failures >= restart.max_failures {
+                tracing::error!(upstream = %self.spec.name, failures, "upstream keeps failing; not restarting it again");
+                self.set(Status::Failed(format!(
+                    "crash loop: {failures} failures in a row, not restarted; last: {why}"
+                )));
+                return;
             }
+            self.set(Status::Failed(why));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.cancelled() => return,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            backoff = (backoff * 2).min(restart.backoff_max);
             self.set(Status::Starting);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast(max_failures: u32) -> Restart {
+        Restart {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            healthy_after: Duration::from_secs(60),
+            max_failures,
+        }
+    }
+
+    fn spec(program: &str, args: &[&str]) -> UpstreamSpec {
+        UpstreamSpec {
+            name: "t".into(),
+            kind: "stdio".into(),
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// Waits for the supervisor to give up on its own.
+    async fn gives_up(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_crash_loop_is_broken() {
+        // `true` exits at once without speaking MCP: every attempt fails.
+        let up = Upstream::new(spec("true", &[]));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(up.clone().supervise(shutdown.clone(), fast(3)));
+        gives_up(task).await;
+        let Status::Failed(why) = up.status() else { panic!("not failed") };
+        assert!(why.starts_with("crash loop: 3 failures in a row"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_reported() {
+        let up = Upstream::new(spec("/nonexistent/bastion-upstream", &[]));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(up.clone().supervise(shutdown.clone(), fast(1)));
+        gives_up(task).await;
+        let Status::Failed(why) = up.status() else { panic!("not failed") };
+        assert!(why.contains("failed to start") && why.contains("No such file"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_supervisor() {
+        let up = Upstream::new(spec("true", &[]));
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let task = tokio::spawn(up.clone().supervise(shutdown.clone(), Restart::default()));
+        // With the default ten attempts and a 0.5 s first backoff, only the shutdown ends it
+        // this fast.
+        tokio::time::timeout(Duration::from_secs(2), task).await.unwrap().unwrap();
+        assert!(!matches!(up.status(), Status::Ready { .. }));
     }
 }
