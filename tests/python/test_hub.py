@@ -299,7 +299,8 @@ def test_health_and_readiness(hub: Hub) -> None:
     assert status == 200 and data["ready"] is True and data["problems"] == []
     assert [u["name"] for u in data["upstreams"]] == ["fs", "git", "shell"]
     assert all(u["state"] == "ready" and u["tools"] > 0 for u in data["upstreams"])
-    assert hub.raw(path="/nope", method="GET")[0] == 404
+    assert hub.raw(path="/nope", method="GET")[0] == 401
+    assert hub.raw(path="/nope", method="GET", token=hub.token)[0] == 404
 
 
 async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> None:
@@ -479,3 +480,30 @@ def test_a_caller_that_goes_away_cancels_the_upstream_call(hub: Hub) -> None:
         assert not _processes_with(b"cancel.fifo"), "the upstream command outlived its caller"
     finally:
         pipe.unlink()
+
+
+def test_the_stateless_2026_protocol_sees_the_same_scopes(hub: Hub) -> None:
+    """Protocol 2026-07-28 (no initialize, per-request `_meta`, `Mcp-Method`/`Mcp-Name`) goes
+    through the same auth and scope filter."""
+    fs_read = hub.create_token("modern", "fs:read")
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    }
+    modern = {"MCP_Protocol_Version": "2026-07-28"}
+    status, _, body = hub.raw(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}},
+        token=fs_read, Mcp_Method="tools/list", **modern,
+    )
+    listed = [t["name"] for t in json.loads(body)["result"]["tools"]]
+    assert status == 200 and "fs__read_file" in listed and all(n.startswith("fs__") for n in listed), listed
+    assert "fs__write_file" not in listed
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "fs__read_file", "arguments": {"path": "hello.txt"}, "_meta": meta}}
+    status, _, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="fs__read_file", **modern)
+    result = json.loads(body)["result"]
+    assert status == 200 and not result.get("isError") and "hello from the hub" in result["content"][0]["text"], body
+    call["params"] = {"name": "git__git_status", "arguments": {}, "_meta": meta}
+    status, _, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__git_status", **modern)
+    assert json.loads(body)["result"]["structuredContent"]["code"] == "insufficient_scope", body

@@ -2,7 +2,7 @@
 //! `/readyz`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
 //!
 //! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on `/mcp` only, then the `Accept` normalisation, then rmcp (which
+//! `WWW-Authenticate: Bearer`) on every path but `/healthz` and `/readyz`, then the `Accept` normalisation, then rmcp (which
 //! repeats the Host/Origin check with the same lists).
 
 use std::sync::Arc;
@@ -139,8 +139,9 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     if origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
         return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
     }
+    // Everything but the probes needs a token: an allowlist of public paths fails closed.
     let path = req.uri().path();
-    if path == "/mcp" || path == "/mcp/" {
+    if path != "/healthz" && path != "/readyz" {
         let principal = match &g.auth {
             Auth::None => Principal::unrestricted("anonymous"),
             Auth::Tokens(store) => match bearer(req.headers()) {

@@ -95,6 +95,9 @@ pub struct Hub {
     /// The merged catalogue and the upstream generations it was built from.
     cache: Arc<Mutex<(Vec<u64>, Arc<Catalogue>)>>,
     audit: Arc<AuditLog>,
+    /// Who a request without an attached principal is: nobody over HTTP (fail closed, should
+    /// a transport path ever skip the auth layer's extension), everything over stdio.
+    fallback: Arc<Principal>,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -121,21 +124,24 @@ fn serialised_len(v: &impl serde::Serialize) -> usize {
     c.0
 }
 
-/// Who is calling: the principal the HTTP auth layer attached, or everything over stdio.
-fn principal(ctx: &RequestContext<RoleServer>) -> Principal {
+/// Who is calling: the principal the HTTP auth layer attached to the request, else `fallback`.
+fn principal(ctx: &RequestContext<RoleServer>, fallback: &Principal) -> Principal {
     ctx.extensions
         .get::<axum::http::request::Parts>()
         .and_then(|p| p.extensions.get::<Principal>().cloned())
-        .unwrap_or_else(|| Principal::unrestricted("stdio"))
+        .unwrap_or_else(|| fallback.clone())
 }
 
 impl Hub {
-    /// A hub over these upstreams.
-    pub fn new(upstreams: Vec<Arc<Upstream>>, audit: AuditLog) -> Hub {
+    /// A hub over these upstreams; `trusted` (stdio) lets a request without a principal call
+    /// everything, otherwise such a request sees and may call nothing.
+    pub fn new(upstreams: Vec<Arc<Upstream>>, audit: AuditLog, trusted: bool) -> Hub {
+        let fallback = if trusted { Principal::unrestricted("stdio") } else { Principal::nobody() };
         Hub {
             upstreams: Arc::new(upstreams),
             cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
             audit: Arc::new(audit),
+            fallback: Arc::new(fallback),
         }
     }
 
@@ -328,7 +334,7 @@ impl ServerHandler for Hub {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.visible_tools(&principal(&ctx))))
+        Ok(ListToolsResult::with_all_items(self.visible_tools(&principal(&ctx, &self.fallback))))
     }
 
     async fn call_tool(
@@ -336,7 +342,7 @@ impl ServerHandler for Hub {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.call(&principal(&ctx), request, &ctx).await
+        self.call(&principal(&ctx, &self.fallback), request, &ctx).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -216,7 +216,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
         .collect();
-    let hub = Hub::new(upstreams.clone(), audit);
+    let hub = Hub::new(upstreams.clone(), audit, args.stdio);
 
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.

@@ -55,6 +55,11 @@ impl Principal {
     pub fn unrestricted(name: &str) -> Principal {
         Principal { name: name.to_owned(), scopes: vec![Scope::all()] }
     }
+
+    /// A principal allowed nothing.
+    pub fn nobody() -> Principal {
+        Principal { name: "unauthenticated".to_owned(), scopes: vec![] }
+    }
 }
 
 /// Why a bearer token was refused.
