@@ -507,3 +507,53 @@ def test_the_stateless_2026_protocol_sees_the_same_scopes(hub: Hub) -> None:
     call["params"] = {"name": "git__git_status", "arguments": {}, "_meta": meta}
     status, _, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__git_status", **modern)
     assert json.loads(body)["result"]["structuredContent"]["code"] == "insufficient_scope", body
+
+
+def test_call_timeout_spares_the_upstream_and_sigterm_stops_everything(tmp_path: Path) -> None:
+    """A second hub, without auth on loopback and with a 1 s call timeout."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    os.mkfifo(root / "slow.fifo")
+    port = free_port()
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(
+            [str(bastion()), "serve", "--no-auth", "--root", str(root), "--listen", f"127.0.0.1:{port}",
+             "--state-dir", str(tmp_path / "state"), "--call-timeout", "1s"],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        h = Hub(port=port, state=tmp_path / "state", root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if h.raw(path="/readyz", method="GET")[0] == 200:
+                    break
+            except ConnectionRefusedError:
+                pass  # not listening yet
+            time.sleep(0.05)
+        shell = _child(proc.pid, "shell")
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "shell__run_command", "arguments": {"program": "cat", "args": ["slow.fifo"]}}}
+        started = time.monotonic()
+        status, _, body = h.raw(call)
+        result = json.loads(body)["result"]
+        assert status == 200 and result["structuredContent"]["code"] == "timeout", body
+        assert time.monotonic() - started < 10
+        deadline = time.monotonic() + 5
+        while _processes_with(b"slow.fifo") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _processes_with(b"slow.fifo"), "the timed-out command is still running"
+        # The same child serves the next call.
+        call["params"] = {"name": "shell__run_command", "arguments": {"program": "ls", "args": []}}
+        result = json.loads(h.raw(call)[2])["result"]
+        assert not result.get("isError") and "slow.fifo" in result["content"][0]["text"], result
+        assert _child(proc.pid, "shell") == shell
+        children = [_child(proc.pid, k) for k in ("fs", "git", "shell")]
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -6,7 +6,7 @@
 //! and JSON-RPC errors of upstreams are returned unchanged.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bastion_policy::Tier;
 use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
@@ -88,6 +88,10 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
     cat
 }
 
+/// Per-call timeout unless configured: above the shell server's longest command timeout, so
+/// the servers' own limits normally answer first.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// The aggregating server. Cheap to clone (the HTTP transport makes one per request).
 #[derive(Clone)]
 pub struct Hub {
@@ -98,6 +102,8 @@ pub struct Hub {
     /// Who a request without an attached principal is: nobody over HTTP (fail closed, should
     /// a transport path ever skip the auth layer's extension), everything over stdio.
     fallback: Arc<Principal>,
+    /// Longest a call may take before the hub cancels it.
+    call_timeout: Duration,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -142,7 +148,14 @@ impl Hub {
             cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
             audit: Arc::new(audit),
             fallback: Arc::new(fallback),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
+    }
+
+    /// Sets the per-call timeout.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Hub {
+        self.call_timeout = timeout;
+        self
     }
 
     /// The merged catalogue, rebuilt only when an upstream's status changed since the last call.
@@ -265,6 +278,7 @@ impl Hub {
             Status::Failed(why) => return unavailable(up, &why),
         };
         let inner = entry.inner.as_str();
+        let params_name = params.name.clone();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
         forward.arguments = params.arguments;
         let handle = match peer
@@ -291,6 +305,19 @@ impl Hub {
                     .notify_cancelled(CancelledNotificationParam::new(Some(id), Some("cancelled by the hub's caller".into())))
                     .await;
                 Err(ServiceError::Cancelled { reason: Some("cancelled by the caller".into()) })
+            }
+            _ = tokio::time::sleep(self.call_timeout) => {
+                // Only this call is abandoned: the child is told to stop it and stays up for
+                // the others.
+                let _ = child
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), Some("timed out in the hub".into())))
+                    .await;
+                up.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&child_token);
+                return Ok(tool_error(
+                    "timeout",
+                    &format!("'{}' took longer than the hub's call timeout of {:?}; it was cancelled", params_name, self.call_timeout),
+                )
+                .into());
             }
         };
         up.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&child_token);

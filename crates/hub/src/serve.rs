@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// FILE (default: audit.jsonl in the state directory).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Longest a tool call may take before the hub cancels it (e.g. 90s, 15m); the upstream
+    /// stays up for other calls.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "15m")]
+    pub call_timeout: Duration,
 }
 
 /// `bastion token ...`.
@@ -216,7 +220,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
         .collect();
-    let hub = Hub::new(upstreams.clone(), audit, args.stdio);
+    let hub = Hub::new(upstreams.clone(), audit, args.stdio).with_call_timeout(args.call_timeout);
 
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.
