@@ -557,3 +557,19 @@ def test_call_timeout_spares_the_upstream_and_sigterm_stops_everything(tmp_path:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_bastion_tools_prints_tiers_and_scopes(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [str(bastion()), "tools", "--json", "--allow-write", "--root", str(tmp_path)],
+        capture_output=True, text=True, timeout=TIMEOUT * 2,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    by_name = {t["tool"]["name"]: t for t in out["tools"]}
+    assert (by_name["fs__read_file"]["tier"], by_name["fs__read_file"]["scope"]) == ("read", "fs:read")
+    assert (by_name["fs__write_file"]["tier"], by_name["fs__write_file"]["scope"]) == ("write", "fs:write")
+    assert by_name["git__git_commit"]["scope"] == "git:write"
+    # The read-only shell profile's tools are annotated read-only.
+    assert by_name["shell__run_command"]["scope"] == "shell:read"
+    assert out["problems"] == [] and out["failed_upstreams"] == []

@@ -29,6 +29,8 @@ enum Command {
     Shell(bastion_shell::ShellArgs),
     /// Run the hub: the built-in servers on the roots, as one MCP server over HTTP or stdio.
     Serve(serve::ServeArgs),
+    /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.
+    Tools(serve::ToolsArgs),
     /// Manage the hub's bearer tokens.
     #[command(subcommand)]
     Token(serve::TokenCommand),
@@ -48,6 +50,10 @@ fn main() -> anyhow::Result<()> {
             // machines it targets have few cores; the children do the real work).
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(serve::serve(args))
+        }
+        Command::Tools(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(serve::tools(args))
         }
         Command::Token(cmd) => serve::token(cmd),
     }

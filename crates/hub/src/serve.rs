@@ -18,12 +18,33 @@ use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
 use crate::upstream::{Restart, Status, Upstream, UpstreamSpec};
 
-/// Flags of `bastion serve`.
+/// Which upstreams to run (shared by `serve` and `tools`).
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub struct UpstreamArgs {
     /// A directory the built-in servers may use (repeatable; default: the current directory).
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
+    /// Offer the write tools of the built-in fs and git servers (default: read-only).
+    #[arg(long)]
+    pub allow_write: bool,
+}
+
+/// Flags of `bastion tools`.
+#[derive(Args, Debug)]
+pub struct ToolsArgs {
+    #[command(flatten)]
+    upstreams: UpstreamArgs,
+    /// Print JSON (the tools as `tools/list` would show them to a `*:*` token, with tier and
+    /// scope) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `bastion serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    upstreams: UpstreamArgs,
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     pub listen: SocketAddr,
@@ -37,9 +58,6 @@ pub struct ServeArgs {
     /// Serve HTTP without authentication. Refused unless --listen is a loopback address.
     #[arg(long)]
     pub no_auth: bool,
-    /// Offer the write tools of the built-in fs and git servers (default: read-only).
-    #[arg(long)]
-    pub allow_write: bool,
     /// Where tokens and the audit journal are kept (default: $XDG_STATE_HOME/bastion or
     /// ~/.local/state/bastion).
     #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
@@ -146,7 +164,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 /// The default upstreams: the three built-in servers on the roots, read-only unless asked.
-fn builtin_upstreams(args: &ServeArgs) -> anyhow::Result<Vec<UpstreamSpec>> {
+fn builtin_upstreams(args: &UpstreamArgs) -> anyhow::Result<Vec<UpstreamSpec>> {
     let roots = if args.roots.is_empty() { vec![std::env::current_dir()?] } else { args.roots.clone() };
     let mut root_args = vec![];
     for r in &roots {
@@ -213,7 +231,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let allowed = Allowed::new(args.public_url.as_deref()).map_err(anyhow::Error::msg)?;
-    let specs = builtin_upstreams(&args)?;
+    let specs = builtin_upstreams(&args.upstreams)?;
     let shutdown = CancellationToken::new();
     let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
     let supervisors: Vec<_> = upstreams
@@ -240,7 +258,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(p) = &args.public_url {
             println!("public URL: {p}");
         }
-        println!("upstreams: fs, git, shell ({})", if args.allow_write { "fs and git may write" } else { "read-only" });
+        println!(
+            "upstreams: fs, git, shell ({})",
+            if args.upstreams.allow_write { "fs and git may write" } else { "read-only" }
+        );
         println!("audit journal: {}", audit_path.display());
         match &auth {
             Auth::None => println!("authentication: none (loopback only)"),
@@ -279,6 +300,69 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     shutdown.cancel();
     for s in supervisors {
         let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    }
+    Ok(())
+}
+
+/// `bastion tools`: starts the upstreams, prints the merged surface with each tool's tier and
+/// the scope it needs, and what could not be offered; exits non-zero unless every upstream came
+/// up and every tool could be offered.
+pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
+    let specs = builtin_upstreams(&args.upstreams)?;
+    let shutdown = CancellationToken::new();
+    let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
+    let supervisors: Vec<_> = upstreams
+        .iter()
+        .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
+        .collect();
+    wait_ready(&upstreams, Duration::from_secs(30)).await;
+    let hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
+    let catalogue = hub.catalogue();
+    let failed: Vec<String> = upstreams
+        .iter()
+        .filter_map(|u| match u.status() {
+            Status::Ready { .. } => None,
+            Status::Starting => Some(format!("{}: not ready after 30 s", u.spec.name)),
+            Status::Failed(why) => Some(format!("{}: {why}", u.spec.name)),
+        })
+        .collect();
+    if args.json {
+        let tools: Vec<_> = catalogue
+            .entries
+            .iter()
+            .map(|e| {
+                let up = &upstreams[e.upstream].spec.name;
+                serde_json::json!({"tool": e.tool, "tier": e.tier.as_str(), "scope": e.tier.scope(up)})
+            })
+            .collect();
+        let out = serde_json::json!({"tools": tools, "problems": catalogue.problems, "failed_upstreams": failed});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{:<32}  {:<12}  {:<20}  TITLE", "TOOL", "TIER", "SCOPE");
+        for e in &catalogue.entries {
+            let up = &upstreams[e.upstream].spec.name;
+            let title = e.tool.title.clone().or_else(|| e.tool.annotations.as_ref().and_then(|a| a.title.clone()));
+            println!(
+                "{:<32}  {:<12}  {:<20}  {}",
+                e.tool.name,
+                e.tier.as_str(),
+                e.tier.scope(up),
+                title.unwrap_or_default()
+            );
+        }
+        for p in &catalogue.problems {
+            eprintln!("not offered: {p}");
+        }
+        for f in &failed {
+            eprintln!("upstream failed: {f}");
+        }
+    }
+    shutdown.cancel();
+    for s in supervisors {
+        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+    }
+    if !failed.is_empty() || !catalogue.problems.is_empty() {
+        bail!("{} upstream(s) failed, {} tool(s) not offered", failed.len(), catalogue.problems.len());
     }
     Ok(())
 }
