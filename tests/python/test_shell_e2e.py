@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -553,6 +555,7 @@ def _is_zombie(pid: int) -> bool:
 async def test_processes_die_when_the_server_is_killed(project: Path) -> None:
     marker = unique_sleep()
     makefile(project, {"hang": [f"@setsid sleep {marker} & sleep {marker}"]})
+    server_pid = 0
     try:
         async with shell_session(project, profile="build-test") as s:
             assert s.server_pid, "cannot identify the server process"
@@ -563,13 +566,16 @@ async def test_processes_die_when_the_server_is_killed(project: Path) -> None:
             assert len(pgrep(marker, "sleep")) == 2
             # No clean shutdown: SIGKILL the server (parent-death signal and the pid namespace
             # must take the commands along).
-            os.kill(s.server_pid, signal.SIGKILL)
+            server_pid = s.server_pid
+            os.kill(server_pid, signal.SIGKILL)
             assert wait_gone(marker, 2.0) == []
     except AssertionError:
         raise
     except Exception:  # the SDK may complain about the dead server on the way out
         pass
     assert wait_gone(marker, 0.1) == []
+    # A killed server cannot remove its scratch directory; do not leave it in /tmp.
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"bastion-shell-{server_pid}", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
