@@ -16,6 +16,7 @@ import re
 import queue
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -573,3 +574,77 @@ def test_bastion_tools_prints_tiers_and_scopes(tmp_path: Path) -> None:
     # The read-only shell profile's tools are annotated read-only.
     assert by_name["shell__run_command"]["scope"] == "shell:read"
     assert out["problems"] == [] and out["failed_upstreams"] == []
+
+
+async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
+    """`--config` with a renamed built-in and a third-party stdio server (the Python SDK's):
+    annotations pass through or are filled conservatively, unofferable names are reported."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "hello.txt").write_text("configured\n")
+    fake = Path(__file__).with_name("hub_fake_upstream.py")
+    port = free_port()
+    config = tmp_path / "bastion.toml"
+    config.write_text(
+        f'listen = "127.0.0.1:{port}"\n'
+        f"roots = [{json.dumps(str(root))}]\n"
+        '[[upstream]]\nname = "files"\nbuiltin = "fs"\n'
+        f'[[upstream]]\nname = "fake"\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(fake))}]\n'
+        'env = { PYTHONUNBUFFERED = "1" }\n'
+    )
+    state = tmp_path / "state"
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(
+            [str(bastion()), "serve", "--config", str(config), "--state-dir", str(state)],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        h = Hub(port=port, state=state, root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
+        deadline = time.monotonic() + TIMEOUT
+        ready = None
+        while time.monotonic() < deadline:
+            try:
+                status, _, body = h.raw(path="/readyz", method="GET")
+                if status == 200:
+                    ready = json.loads(body)
+                    break
+            except ConnectionRefusedError:
+                pass
+            time.sleep(0.1)
+        assert ready, (tmp_path / "stderr").read_text()
+        assert [u["name"] for u in ready["upstreams"]] == ["files", "fake"]
+        assert any("Bad-Name" in p for p in ready["problems"]), ready
+        owner = h.create_token("admin", "*:*")
+        async with http_session(h, owner) as s:
+            tools = {t.name: t for t in (await s.list_tools()).tools}
+            assert "files__read_file" in tools and "git__git_status" not in tools
+            assert {"fake__echo", "fake__no_hints"} <= set(tools) and not any("Bad" in n for n in tools)
+            echo = tools["fake__echo"].annotations
+            assert (echo.title, echo.read_only_hint, echo.open_world_hint) == ("Echo", True, False)
+            filled = tools["fake__no_hints"].annotations
+            assert (filled.read_only_hint, filled.destructive_hint, filled.open_world_hint) == (False, True, True)
+            assert "n" in tools["fake__no_hints"].input_schema["properties"]
+            err, _, text = await call(s, "fake__echo", {"text": "hi"})
+            assert not err and "echo: hi" in text
+            err, _, text = await call(s, "files__read_file", {"path": "hello.txt"})
+            assert not err and "configured" in text
+        reader = h.create_token("reader", "fake:read")
+        async with http_session(h, reader) as s:
+            assert await names(s) == ["fake__echo"]
+            err, data, text = await call(s, "fake__no_hints", {"n": 1})
+            assert err and data["code"] == "insufficient_scope" and "fake:destructive" in text
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_bad_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "bastion.toml"
+    config.write_text('[[upstream]]\nname = "Bad_Name"\nbuiltin = "fs"\n')
+    r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0 and "must match" in r.stderr
+    config.write_text('auth = "none"\nlisten = "0.0.0.0:0"\n')
+    r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0 and "loopback" in r.stderr

@@ -3,6 +3,7 @@
 //! as its children and serves their tools, namespaced, over MCP streamable HTTP (or stdio);
 //! `bastion token` manages the hub's bearer tokens.
 
+mod config;
 mod http;
 mod router;
 mod scope;

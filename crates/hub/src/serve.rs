@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use bastion_policy::audit::AuditLog;
 
+use crate::config::{AuthMode, HubConfig};
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
@@ -27,6 +28,18 @@ pub struct UpstreamArgs {
     /// Offer the write tools of the built-in fs and git servers (default: read-only).
     #[arg(long)]
     pub allow_write: bool,
+    /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl UpstreamArgs {
+    fn config(&self) -> anyhow::Result<HubConfig> {
+        match &self.config {
+            Some(p) => HubConfig::load(p),
+            None => Ok(HubConfig::default()),
+        }
+    }
 }
 
 /// Flags of `bastion tools`.
@@ -45,9 +58,9 @@ pub struct ToolsArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     upstreams: UpstreamArgs,
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
-    pub listen: SocketAddr,
+    /// Address to listen on (default: 127.0.0.1:8765).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
     /// `Host` and its origin in `Origin` besides loopback.
     #[arg(long, value_name = "URL")]
@@ -163,20 +176,58 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The default upstreams: the three built-in servers on the roots, read-only unless asked.
-fn builtin_upstreams(args: &UpstreamArgs) -> anyhow::Result<Vec<UpstreamSpec>> {
-    let roots = if args.roots.is_empty() { vec![std::env::current_dir()?] } else { args.roots.clone() };
+/// The upstreams: those of the configuration file, or the three built-in servers (shell with
+/// its `read-only` profile). Built-ins get the roots (flags, else the file's, else the current
+/// directory) and, with `--allow-write`, fs and git their write tools.
+fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec<UpstreamSpec>> {
+    let roots = match (&args.roots, &config.roots) {
+        (flags, _) if !flags.is_empty() => flags.clone(),
+        (_, file) if !file.is_empty() => file.clone(),
+        _ => vec![std::env::current_dir()?],
+    };
     let mut root_args = vec![];
     for r in &roots {
-        let r = r.canonicalize().with_context(|| format!("--root {}", r.display()))?;
+        let r = r.canonicalize().with_context(|| format!("root {}", r.display()))?;
         root_args.extend(["--root".to_owned(), r.to_string_lossy().into_owned()]);
     }
-    let write: Vec<String> = if args.allow_write { vec!["--allow-write".into()] } else { vec![] };
-    Ok(vec![
-        UpstreamSpec::builtin("fs", [root_args.clone(), write.clone()].concat())?,
-        UpstreamSpec::builtin("git", [root_args.clone(), write].concat())?,
-        UpstreamSpec::builtin("shell", [root_args, vec!["--profile".into(), "read-only".into()]].concat())?,
-    ])
+    let builtin = |kind: &str, name: &str, extra: &[String]| -> anyhow::Result<UpstreamSpec> {
+        let mut a = root_args.clone();
+        if args.allow_write && kind != "shell" {
+            a.push("--allow-write".into());
+        }
+        a.extend_from_slice(extra);
+        let mut spec = UpstreamSpec::builtin(kind, a)?;
+        spec.name = name.to_owned();
+        Ok(spec)
+    };
+    if config.upstreams.is_empty() {
+        let read_only = ["--profile".to_owned(), "read-only".to_owned()];
+        return Ok(vec![
+            builtin("fs", "fs", &[])?,
+            builtin("git", "git", &[])?,
+            builtin("shell", "shell", &read_only)?,
+        ]);
+    }
+    config
+        .upstreams
+        .iter()
+        .map(|u| match (&u.builtin, &u.command) {
+            (Some(kind), _) => builtin(kind, &u.name, &u.args),
+            (None, Some(command)) => Ok(UpstreamSpec {
+                name: u.name.clone(),
+                kind: "stdio".into(),
+                program: command.into(),
+                args: u.args.clone(),
+                env: u.env.clone().into_iter().collect(),
+            }),
+            (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
+        })
+        .collect()
+}
+
+/// Names of the upstreams, for the start-up banner.
+fn names(specs: &[UpstreamSpec]) -> String {
+    specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 async fn signalled() {
@@ -207,15 +258,21 @@ async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
 
 /// `bastion serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.upstreams.config()?;
+    let listen = args.listen.or(config.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8765)));
+    let public_url = args.public_url.clone().or(config.public_url.clone());
+    let no_auth = args.no_auth || config.auth == AuthMode::None;
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
         None => default_state_dir()?,
     };
     let auth = if args.stdio {
         Auth::None
-    } else if args.no_auth {
-        if !args.listen.ip().is_loopback() {
-            bail!("--no-auth is only allowed on a loopback --listen address (got {})", args.listen);
+    } else if no_auth {
+        if !listen.ip().is_loopback() {
+            bail!(
+                "authentication can only be off (--no-auth, auth = \"none\") on a loopback listen address (got {listen})"
+            );
         }
         Auth::None
     } else {
@@ -230,8 +287,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
-    let allowed = Allowed::new(args.public_url.as_deref()).map_err(anyhow::Error::msg)?;
-    let specs = builtin_upstreams(&args.upstreams)?;
+    let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
+    let specs = upstream_specs(&args.upstreams, &config)?;
+    let banner = names(&specs);
     let shutdown = CancellationToken::new();
     let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
     let supervisors: Vec<_> = upstreams
@@ -249,19 +307,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = signalled() => {}
         }
     } else {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         let url = format!("http://{local}/mcp");
         println!("bastion hub: MCP over streamable HTTP at {url}");
-        if let Some(p) = &args.public_url {
+        if let Some(p) = &public_url {
             println!("public URL: {p}");
         }
-        println!(
-            "upstreams: fs, git, shell ({})",
-            if args.upstreams.allow_write { "fs and git may write" } else { "read-only" }
-        );
+        println!("upstreams: {banner}");
         println!("audit journal: {}", audit_path.display());
         match &auth {
             Auth::None => println!("authentication: none (loopback only)"),
@@ -308,7 +361,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// the scope it needs, and what could not be offered; exits non-zero unless every upstream came
 /// up and every tool could be offered.
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
-    let specs = builtin_upstreams(&args.upstreams)?;
+    let specs = upstream_specs(&args.upstreams, &args.upstreams.config()?)?;
     let shutdown = CancellationToken::new();
     let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
     let supervisors: Vec<_> = upstreams

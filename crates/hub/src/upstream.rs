@@ -58,13 +58,21 @@ pub struct UpstreamSpec {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// Extra environment (added to the hub's own).
+    pub env: Vec<(String, String)>,
 }
 
 impl UpstreamSpec {
     /// A built-in server run as a child of this very binary (`bastion <kind> <args>`).
     pub fn builtin(kind: &str, args: Vec<String>) -> std::io::Result<UpstreamSpec> {
         let args = std::iter::once(kind.to_owned()).chain(args).collect();
-        Ok(UpstreamSpec { name: kind.to_owned(), kind: kind.to_owned(), program: std::env::current_exe()?, args })
+        Ok(UpstreamSpec {
+            name: kind.to_owned(),
+            kind: kind.to_owned(),
+            program: std::env::current_exe()?,
+            args,
+            env: vec![],
+        })
     }
 }
 
@@ -153,7 +161,7 @@ impl Upstream {
     /// Starts the child, initialises it and lists its tools.
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let mut cmd = Command::new(&self.spec.program);
-        cmd.args(&self.spec.args);
+        cmd.args(&self.spec.args).envs(self.spec.env.iter().map(|(k, v)| (k, v)));
         // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
         let client = ChildClient { routes: self.routes.clone() };
@@ -240,6 +248,7 @@ mod tests {
             kind: "stdio".into(),
             program: program.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: vec![],
         }
     }
 
