@@ -32,6 +32,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.
     Tools(serve::ToolsArgs),
+    /// Check a hub configuration file without starting anything.
+    CheckConfig(serve::CheckArgs),
     /// Manage the hub's bearer tokens.
     #[command(subcommand)]
     Token(serve::TokenCommand),
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(serve::tools(args))
         }
+        Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
     }
 }

@@ -2,7 +2,7 @@
 //! mode, then running until a signal.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,14 @@ impl UpstreamArgs {
             None => Ok(HubConfig::default()),
         }
     }
+}
+
+/// Flags of `bastion check-config`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The hub configuration file to check.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
 }
 
 /// Flags of `bastion tools`.
@@ -418,4 +426,82 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
         bail!("{} upstream(s) failed, {} tool(s) not offered", failed.len(), catalogue.problems.len());
     }
     Ok(())
+}
+
+/// `bastion check-config`: validates a configuration file without starting anything — syntax,
+/// names, listen/auth combination, public URL, roots, and that every command can be found.
+pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
+    let config = HubConfig::load(&args.config)?;
+    let mut errors = vec![];
+    if config.auth == AuthMode::None && config.listen.is_some_and(|l| !l.ip().is_loopback()) {
+        errors.push("auth = \"none\" needs a loopback listen address".to_owned());
+    }
+    if let Err(e) = Allowed::new(config.public_url.as_deref()) {
+        errors.push(e);
+    }
+    for r in &config.roots {
+        if !r.is_dir() {
+            errors.push(format!("root {} is not a directory", r.display()));
+        }
+    }
+    for u in &config.upstreams {
+        if let Some(c) = &u.command
+            && find_program(c).is_none()
+        {
+            errors.push(format!("upstream '{}': command '{c}' not found", u.name));
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{} problem(s) in {}:\n  {}", errors.len(), args.config.display(), errors.join("\n  "));
+    }
+    let upstreams = if config.upstreams.is_empty() {
+        "fs, git, shell (default)".to_owned()
+    } else {
+        config.upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    println!("{}: ok; upstreams: {upstreams}", args.config.display());
+    Ok(())
+}
+
+/// `program` as the child would run it: a path if it has a `/`, else the first match on `$PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_like_the_child_would_be() {
+        assert!(find_program("sh").is_some());
+        assert!(find_program("/bin/sh").is_some());
+        assert!(find_program("no-such-program-bastion").is_none());
+        assert!(find_program("/etc/passwd").is_none()); // not executable
+        assert!(find_program("/").is_none());
+    }
+
+    #[test]
+    fn check_config_reports_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bastion.toml");
+        std::fs::write(
+            &file,
+            "auth = \"none\"\nlisten = \"0.0.0.0:1\"\npublic_url = \"hub\"\nroots = [\"/no/such\"]\n\
+             [[upstream]]\nname = \"x\"\ncommand = \"no-such-program-bastion\"\n",
+        )
+        .unwrap();
+        let e = check_config(CheckArgs { config: file.clone() }).unwrap_err().to_string();
+        for want in ["4 problem(s)", "loopback", "no scheme", "/no/such", "not found"] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
+        check_config(CheckArgs { config: file }).unwrap();
+    }
 }
