@@ -648,3 +648,18 @@ def test_a_bad_config_is_refused(tmp_path: Path) -> None:
     r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode != 0 and "loopback" in r.stderr
+
+
+def test_metrics(hub: Hub) -> None:
+    assert hub.raw(path="/metrics", method="GET")[0] == 401
+    read = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "fs__read_file", "arguments": {"path": "hello.txt"}}}
+    assert hub.raw(read, token=hub.token)[0] == 200
+    read["params"] = {"name": "nope__x", "arguments": {}}
+    assert hub.raw(read, token=hub.token)[0] == 200
+    status, headers, body = hub.raw(path="/metrics", method="GET", token=hub.token)
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert re.search(r'^bastion_hub_calls_total\{tool="fs__read_file",outcome="ok"\} [1-9]', text, re.M), text
+    assert 'bastion_hub_calls_total{tool="unknown",outcome="protocol_error"}' in text
+    assert 'bastion_hub_upstream_up{upstream="shell"} 1' in text

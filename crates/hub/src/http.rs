@@ -1,5 +1,5 @@
 //! Serving the hub over MCP streamable HTTP: the axum router (`/mcp`, `/mcp/`, `/healthz`,
-//! `/readyz`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
+//! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
 //!
 //! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
 //! `WWW-Authenticate: Bearer`) on every path but `/healthz` and `/readyz`, then the `Accept` normalisation, then rmcp (which
@@ -169,6 +169,11 @@ fn normalise_accept(headers: &mut HeaderMap) {
     }
 }
 
+async fn metrics(State(hub): State<Hub>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], hub.metrics_text())
+        .into_response()
+}
+
 async fn healthz() -> Response {
     plain(StatusCode::OK, "ok")
 }
@@ -212,7 +217,8 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, shutdown: CancellationToken) 
         .route_service("/mcp", service.clone())
         .route_service("/mcp/", service)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(hub))
+        .route("/readyz", get(readyz).with_state(hub.clone()))
+        .route("/metrics", get(metrics).with_state(hub))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod http;
+mod metrics;
 mod router;
 mod scope;
 mod serve;

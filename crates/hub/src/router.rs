@@ -19,6 +19,7 @@ use rmcp::service::{PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::json;
 
+use crate::metrics::Metrics;
 use crate::scope;
 use crate::tokens::Principal;
 use crate::upstream::{Status, Upstream};
@@ -104,6 +105,7 @@ pub struct Hub {
     fallback: Arc<Principal>,
     /// Longest a call may take before the hub cancels it.
     call_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -149,7 +151,15 @@ impl Hub {
             audit: Arc::new(audit),
             fallback: Arc::new(fallback),
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The Prometheus exposition text.
+    pub fn metrics_text(&self) -> String {
+        let up: Vec<_> =
+            self.upstreams.iter().map(|u| (u.spec.name.clone(), matches!(u.status(), Status::Ready { .. }))).collect();
+        self.metrics.render(&up)
     }
 
     /// Sets the per-call timeout.
@@ -212,6 +222,9 @@ impl Hub {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("protocol_error {}", e.code.0),
         };
+        let offered = self.catalogue().entries.iter().any(|e| e.tool.name == name);
+        let metric_outcome = if outcome.starts_with("protocol_error") { "protocol_error" } else { outcome.as_str() };
+        self.metrics.record(if offered { &name } else { "unknown" }, metric_outcome, started.elapsed());
         tracing::info!(
             target: "bastion::audit",
             token = %who.name,
