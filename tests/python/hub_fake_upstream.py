@@ -1,7 +1,8 @@
 """A third-party stdio MCP server for the hub tests, written with the official Python SDK: one
-well-annotated tool, one without annotations, and one whose name the hub cannot offer."""
+well-annotated tool, one without annotations, one whose name the hub cannot offer, and one that
+adds a tool at run time and announces it with notifications/tools/list_changed."""
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 app = MCPServer("fake-upstream")
@@ -23,6 +24,19 @@ def no_hints(n: int) -> str:
 def bad_name() -> str:
     """A name outside ^[a-z][a-z0-9_]{0,63}$ once prefixed."""
     return "unreachable"
+
+
+def grown() -> str:
+    """Added at run time by `grow`."""
+    return "grown tool answered"
+
+
+@app.tool()
+async def grow(ctx: Context) -> str:
+    """Adds the tool `grown` and sends notifications/tools/list_changed."""
+    app.add_tool(grown)
+    await ctx.session.send_tool_list_changed()
+    return "grew"
 
 
 if __name__ == "__main__":

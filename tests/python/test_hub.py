@@ -663,3 +663,36 @@ def test_metrics(hub: Hub) -> None:
     assert re.search(r'^bastion_hub_calls_total\{tool="fs__read_file",outcome="ok"\} [1-9]', text, re.M), text
     assert 'bastion_hub_calls_total{tool="unknown",outcome="protocol_error"}' in text
     assert 'bastion_hub_upstream_up{upstream="shell"} 1' in text
+
+
+async def test_an_upstreams_list_changed_reaches_a_stdio_client(tmp_path: Path) -> None:
+    fake = Path(__file__).with_name("hub_fake_upstream.py")
+    config = tmp_path / "bastion.toml"
+    config.write_text(f'[[upstream]]\nname = "fake"\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(fake))}]\n')
+    seen: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        inner = getattr(message, "root", message)
+        seen.append(str(getattr(inner, "method", type(inner).__name__)))
+
+    params = StdioServerParameters(
+        command=str(bastion()), args=["serve", "--stdio", "--config", str(config)],
+        env={"RUST_LOG": "warn", "BASTION_STATE_DIR": str(tmp_path / "state")},
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write, message_handler=on_message) as s:
+            with anyio.fail_after(TIMEOUT):
+                init = await s.initialize()
+            assert init.capabilities.tools and init.capabilities.tools.list_changed
+            before = await names(s)
+            assert "fake__grow" in before and "fake__grown" not in before
+            err, _, text = await call(s, "fake__grow", {})
+            assert not err and "grew" in text
+            with anyio.fail_after(TIMEOUT):
+                while "notifications/tools/list_changed" not in seen:
+                    await anyio.sleep(0.05)
+            assert "fake__grown" in await names(s)
+            err, _, text = await call(s, "fake__grown", {})
+            assert not err and "grown tool answered" in text
+    # Nothing was announced before the change (the start-up is not a change).
+    assert seen.count("notifications/tools/list_changed") == 1, seen

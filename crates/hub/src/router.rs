@@ -106,6 +106,9 @@ pub struct Hub {
     /// Longest a call may take before the hub cancels it.
     call_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Whether clients are told of tool list changes (stdio: the client keeps a stream open;
+    /// stateless HTTP has none, so it declares `listChanged: false`).
+    list_changed: bool,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -152,6 +155,7 @@ impl Hub {
             fallback: Arc::new(fallback),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             metrics: Arc::new(Metrics::default()),
+            list_changed: trusted,
         }
     }
 
@@ -360,7 +364,12 @@ fn service_error(prefix: &str, e: ServiceError) -> Result<CallToolResponse, McpE
 
 impl ServerHandler for Hub {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.list_changed {
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("bastion", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Bastion hub: tools of several servers under one name space, {server}__{tool} \

@@ -309,7 +309,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.
         wait_ready(&upstreams, Duration::from_secs(30)).await;
+        for u in &upstreams {
+            // Forget the "ready" of the start-up: the client has not listed anything yet.
+            let _ = tokio::time::timeout(Duration::ZERO, u.on_change.notified()).await;
+        }
         let running = hub.serve(rmcp::transport::stdio()).await?;
+        // A child's tools changed (it said so, or it restarted): tell the client to list again.
+        for u in &upstreams {
+            let (u, peer) = (u.clone(), running.peer().clone());
+            tokio::spawn(async move {
+                loop {
+                    u.on_change.notified().await;
+                    if peer.notify_tool_list_changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         tokio::select! {
             r = running.waiting() => { r?; }
             _ = signalled() => {}

@@ -16,6 +16,7 @@ use rmcp::service::{NotificationContext, Peer, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use tokio::process::Command;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Progress routes of one upstream: the token the hub's request to the child carried (rmcp
@@ -26,6 +27,7 @@ pub type ProgressRoutes = Arc<Mutex<HashMap<ProgressToken, (Peer<RoleServer>, Pr
 #[derive(Clone)]
 pub struct ChildClient {
     routes: ProgressRoutes,
+    list_changed: Arc<Notify>,
 }
 
 impl ClientHandler for ChildClient {
@@ -37,6 +39,11 @@ impl ClientHandler for ChildClient {
             p.progress_token = token;
             let _ = caller.notify_progress(p).await;
         }
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        // The supervisor lists the child's tools again.
+        self.list_changed.notify_one();
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -102,6 +109,10 @@ pub struct Upstream {
     generation: AtomicU64,
     /// Where the child's progress notifications go.
     pub routes: ProgressRoutes,
+    /// Set by the child's `notifications/tools/list_changed`.
+    list_changed: Arc<Notify>,
+    /// Notified whenever the upstream becomes ready with a (possibly new) tool list.
+    pub on_change: Arc<Notify>,
 }
 
 /// How a dead child is restarted.
@@ -140,6 +151,8 @@ impl Upstream {
             status: RwLock::new(Status::Starting),
             generation: AtomicU64::new(0),
             routes: ProgressRoutes::default(),
+            list_changed: Arc::default(),
+            on_change: Arc::default(),
         })
     }
 
@@ -154,8 +167,12 @@ impl Upstream {
     }
 
     fn set(&self, s: Status) {
+        let ready = matches!(s, Status::Ready { .. });
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = s;
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if ready {
+            self.on_change.notify_one();
+        }
     }
 
     /// Starts the child, initialises it and lists its tools.
@@ -164,7 +181,7 @@ impl Upstream {
         cmd.args(&self.spec.args).envs(self.spec.env.iter().map(|(k, v)| (k, v)));
         // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
-        let client = ChildClient { routes: self.routes.clone() };
+        let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
         let service = tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??;
         let tools = tokio::time::timeout(START_TIMEOUT, service.list_all_tools()).await??;
         Ok((service, tools))
@@ -183,19 +200,32 @@ impl Upstream {
             let why = match attempt {
                 Ok((service, tools)) => {
                     tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream ready");
-                    self.set(Status::Ready { peer: service.peer().clone(), tools: Arc::new(tools) });
+                    let peer = service.peer().clone();
+                    self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
                     let started = tokio::time::Instant::now();
                     let stop = service.cancellation_token();
                     let waiting = service.waiting();
                     tokio::pin!(waiting);
-                    let why = tokio::select! {
-                        r = &mut waiting => match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
-                        _ = shutdown.cancelled() => {
-                            // Closing the transport closes the child's stdin, then SIGTERM, then SIGKILL.
-                            stop.cancel();
-                            let _ = tokio::time::timeout(Duration::from_secs(8), waiting).await;
-                            self.set(Status::Failed("hub shutting down".into()));
-                            return;
+                    let why = loop {
+                        tokio::select! {
+                            r = &mut waiting => break match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
+                            _ = self.list_changed.notified() => {
+                                match tokio::time::timeout(START_TIMEOUT, peer.list_all_tools()).await {
+                                    Ok(Ok(tools)) => {
+                                        tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
+                                        self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
+                                    }
+                                    Ok(Err(e)) => tracing::warn!(upstream = %self.spec.name, "re-listing tools failed: {e}"),
+                                    Err(_) => tracing::warn!(upstream = %self.spec.name, "re-listing tools timed out"),
+                                }
+                            }
+                            _ = shutdown.cancelled() => {
+                                // Closing the transport closes the child's stdin, then SIGTERM, then SIGKILL.
+                                stop.cancel();
+                                let _ = tokio::time::timeout(Duration::from_secs(8), waiting).await;
+                                self.set(Status::Failed("hub shutting down".into()));
+                                return;
+                            }
                         }
                     };
                     tracing::warn!(upstream = %self.spec.name, "upstream {why}");
