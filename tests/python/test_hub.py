@@ -696,3 +696,16 @@ async def test_an_upstreams_list_changed_reaches_a_stdio_client(tmp_path: Path) 
             assert not err and "grown tool answered" in text
     # Nothing was announced before the change (the start-up is not a change).
     assert seen.count("notifications/tools/list_changed") == 1, seen
+
+
+def test_an_mcp_servers_json_file_is_imported(tmp_path: Path) -> None:
+    fake = Path(__file__).with_name("hub_fake_upstream.py")
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(json.dumps({"mcpServers": {"Fake-Server": {"command": sys.executable, "args": [str(fake)]}}}))
+    r = subprocess.run([str(bastion()), "tools", "--json", "--config", str(config)],
+                       capture_output=True, text=True, timeout=TIMEOUT * 2)
+    out = json.loads(r.stdout)
+    names = [t["tool"]["name"] for t in out["tools"]]
+    assert "fakeserver__echo" in names and not any(n.startswith(("fs__", "git__")) for n in names)
+    # `Bad-Name` cannot be offered, so `bastion tools` reports it and fails.
+    assert r.returncode != 0 and any("Bad-Name" in p for p in out["problems"]), r.stderr

@@ -76,10 +76,70 @@ pub struct UpstreamConfig {
 }
 
 impl HubConfig {
-    /// Reads and validates a file.
+    /// Reads and validates a file: TOML, or (`*.json`) a client's `mcpServers` file.
     pub fn load(path: &Path) -> anyhow::Result<HubConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        HubConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            HubConfig::from_mcp_servers(&text)
+        } else {
+            HubConfig::parse(&text)
+        };
+        parsed.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Imports the `mcpServers` object of a Claude Desktop / Cursor style JSON file: every
+    /// stdio entry (`command`, `args`, `env`) becomes an upstream. Names are made valid by
+    /// lower-casing and dropping other characters (`GitHub-MCP` → `githubmcp`), cut to 16; a
+    /// name that is still invalid or collides is an error. Upstreams come in the byte order of
+    /// the original names. Remote entries (`url`) are refused
+    /// until remote upstreams exist.
+    pub fn from_mcp_servers(text: &str) -> Result<HubConfig, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(rename = "mcpServers")]
+            mcp_servers: BTreeMap<String, Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            command: Option<String>,
+            #[serde(default)]
+            args: Vec<String>,
+            #[serde(default)]
+            env: BTreeMap<String, String>,
+            url: Option<String>,
+        }
+        let file: File = serde_json::from_str(text).map_err(|e| format!("not an mcpServers file: {e}"))?;
+        let mut config = HubConfig::default();
+        for (original, entry) in file.mcp_servers {
+            let name: String = original
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_lowercase())
+                .take(crate::scope::MAX_UPSTREAM_LEN)
+                .collect();
+            if entry.url.is_some() {
+                return Err(format!("server '{original}' is remote (url); remote upstreams are not supported yet"));
+            }
+            let Some(command) = entry.command else {
+                return Err(format!("server '{original}' has no command"));
+            };
+            if !valid_upstream_name(&name) {
+                return Err(format!("server '{original}' gives no valid upstream name (got '{name}')"));
+            }
+            if config.upstreams.iter().any(|u| u.name == name) {
+                return Err(format!("server '{original}' collides with another as upstream '{name}'"));
+            }
+            config.upstreams.push(UpstreamConfig {
+                name,
+                builtin: None,
+                command: Some(command),
+                args: entry.args,
+                env: entry.env,
+            });
+        }
+        // The same checks as a TOML file.
+        let text = toml::to_string(&ForCheck(&config.upstreams)).map_err(|e| e.to_string())?;
+        HubConfig::parse(&text)
     }
 
     /// Parses and validates TOML text.
@@ -107,6 +167,31 @@ impl HubConfig {
             }
         }
         Ok(config)
+    }
+}
+
+/// Serialises upstreams back to TOML so imported ones go through [`HubConfig::parse`].
+struct ForCheck<'a>(&'a [UpstreamConfig]);
+
+impl serde::Serialize for ForCheck<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        #[derive(serde::Serialize)]
+        struct U<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            command: Option<&'a str>,
+            args: &'a [String],
+            env: &'a BTreeMap<String, String>,
+        }
+        let list: Vec<_> = self
+            .0
+            .iter()
+            .map(|u| U { name: &u.name, command: u.command.as_deref(), args: &u.args, env: &u.env })
+            .collect();
+        let mut st = s.serialize_struct("HubConfig", 1)?;
+        st.serialize_field("upstream", &list)?;
+        st.end()
     }
 }
 
@@ -160,6 +245,42 @@ mod tests {
         ] {
             let e = HubConfig::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::*;
+
+    #[test]
+    fn mcp_servers_files_are_imported() {
+        let c = HubConfig::from_mcp_servers(
+            r#"{"mcpServers": {
+                "GitHub-MCP": {"command": "gh-mcp", "args": ["--stdio"], "env": {"T": "x"}},
+                "filesystem": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/p"]}
+            }}"#,
+        )
+        .unwrap();
+        let got: Vec<_> = c.upstreams.iter().map(|u| (u.name.as_str(), u.command.as_deref())).collect();
+        // In the order of the original names (byte order: upper case first).
+        assert_eq!(got, [("githubmcp", Some("gh-mcp")), ("filesystem", Some("npx"))]);
+        assert_eq!(c.upstreams[0].env["T"], "x");
+        assert_eq!(c.upstreams[1].args.len(), 3);
+    }
+
+    #[test]
+    fn unusable_entries_are_refused() {
+        for (text, want) in [
+            (r#"{"mcpServers": {"r": {"url": "https://x/mcp"}}}"#, "remote"),
+            (r#"{"mcpServers": {"r": {}}}"#, "no command"),
+            (r#"{"mcpServers": {"123": {"command": "x"}}}"#, "no valid upstream name"),
+            (r#"{"mcpServers": {"a-b": {"command": "x"}, "ab": {"command": "y"}}}"#, "collides"),
+            (r#"{"servers": {}}"#, "not an mcpServers file"),
+            (r#"{"mcpServers": {"a": {"command": ""}}}"#, "exactly one"),
+        ] {
+            let e = HubConfig::from_mcp_servers(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
         }
     }
 }
