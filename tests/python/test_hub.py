@@ -588,7 +588,7 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
     config.write_text(
         f'listen = "127.0.0.1:{port}"\n'
         f"roots = [{json.dumps(str(root))}]\n"
-        '[[upstream]]\nname = "files"\nbuiltin = "fs"\n'
+        '[[upstream]]\nname = "files"\nbuiltin = "fs"\nallow_tools = ["read_*", "list_*"]\ndeny_tools = ["read_many_*"]\n'
         f'[[upstream]]\nname = "fake"\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(fake))}]\n'
         'env = { PYTHONUNBUFFERED = "1" }\n'
     )
@@ -618,6 +618,15 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
         async with http_session(h, owner) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
             assert "files__read_file" in tools and "git__git_status" not in tools
+            # allow_tools / deny_tools: filtered tools are neither listed nor callable.
+            assert "files__list_directory" in tools
+            assert "files__search_text" not in tools and "files__read_many_files" not in tools
+            status, _, body = h.raw(
+                {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                 "params": {"name": "files__search_text", "arguments": {"pattern": "x"}}},
+                token=owner,
+            )
+            assert json.loads(body)["error"]["code"] == -32602, body
             assert {"fake__echo", "fake__no_hints"} <= set(tools) and not any("Bad" in n for n in tools)
             echo = tools["fake__echo"].annotations
             assert (echo.title, echo.read_only_hint, echo.open_world_hint) == ("Echo", True, False)

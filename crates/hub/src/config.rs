@@ -11,6 +11,7 @@
 //! name = "fs"
 //! builtin = "fs"             # fs | git | shell: `bastion fs --root ROOT... ARGS...`
 //! args = ["--allow-write"]
+//! deny_tools = ["move_*"]    # globs on the upstream's own tool names; also allow_tools
 //!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
@@ -73,6 +74,12 @@ pub struct UpstreamConfig {
     /// Extra environment for a command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Globs on the upstream's tool names: only these are offered (default: all).
+    #[serde(default)]
+    pub allow_tools: Vec<String>,
+    /// Globs on the upstream's tool names: these are never offered.
+    #[serde(default)]
+    pub deny_tools: Vec<String>,
 }
 
 impl HubConfig {
@@ -135,6 +142,8 @@ impl HubConfig {
                 command: Some(command),
                 args: entry.args,
                 env: entry.env,
+                allow_tools: vec![],
+                deny_tools: vec![],
             });
         }
         // The same checks as a TOML file.
@@ -153,6 +162,8 @@ impl HubConfig {
             if !names.insert(u.name.as_str()) {
                 return Err(format!("upstream '{}' is defined twice", u.name));
             }
+            crate::upstream::ToolFilter::new(&u.allow_tools, &u.deny_tools)
+                .map_err(|e| format!("upstream '{}': {e}", u.name))?;
             match (&u.builtin, &u.command) {
                 (Some(b), None) if ["fs", "git", "shell"].contains(&b.as_str()) => {
                     if !u.env.is_empty() {
@@ -242,6 +253,7 @@ mod tests {
             ("listen = \"nowhere\"", "invalid"),
             ("bogus = 1", "unknown field"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://x\"", "unknown field"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\ndeny_tools = [\"[\"]", "tool pattern"),
         ] {
             let e = HubConfig::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

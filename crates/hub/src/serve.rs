@@ -17,7 +17,7 @@ use crate::config::{AuthMode, HubConfig};
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
-use crate::upstream::{Restart, Status, Upstream, UpstreamSpec};
+use crate::upstream::{Restart, Status, ToolFilter, Upstream, UpstreamSpec};
 
 /// Which upstreams to run (shared by `serve` and `tools`).
 #[derive(Args, Debug)]
@@ -220,13 +220,18 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
         .upstreams
         .iter()
         .map(|u| match (&u.builtin, &u.command) {
-            (Some(kind), _) => builtin(kind, &u.name, &u.args),
+            (Some(kind), _) => {
+                let mut spec = builtin(kind, &u.name, &u.args)?;
+                spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
+                Ok(spec)
+            }
             (None, Some(command)) => Ok(UpstreamSpec {
                 name: u.name.clone(),
                 kind: "stdio".into(),
                 program: command.into(),
                 args: u.args.clone(),
                 env: u.env.clone().into_iter().collect(),
+                filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
             }),
             (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
         })

@@ -67,6 +67,43 @@ pub struct UpstreamSpec {
     pub args: Vec<String>,
     /// Extra environment (added to the hub's own).
     pub env: Vec<(String, String)>,
+    /// Which of its tools are offered.
+    pub filter: ToolFilter,
+}
+
+/// Per-upstream tool selection, by glob on the upstream's own tool names: a tool is offered if
+/// it matches `allow` (when given) and does not match `deny`. Tools filtered out are neither
+/// listed nor callable.
+#[derive(Clone, Debug, Default)]
+pub struct ToolFilter {
+    allow: Option<globset::GlobSet>,
+    deny: Option<globset::GlobSet>,
+}
+
+impl ToolFilter {
+    /// Builds a filter; an empty `allow` list means "everything".
+    pub fn new(allow: &[String], deny: &[String]) -> Result<ToolFilter, String> {
+        let set = |globs: &[String]| -> Result<Option<globset::GlobSet>, String> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for g in globs {
+                b.add(globset::Glob::new(g).map_err(|e| format!("tool pattern '{g}': {e}"))?);
+            }
+            b.build().map(Some).map_err(|e| e.to_string())
+        };
+        Ok(ToolFilter { allow: set(allow)?, deny: set(deny)? })
+    }
+
+    /// Whether the tool named `name` is offered.
+    pub fn permits(&self, name: &str) -> bool {
+        self.allow.as_ref().is_none_or(|a| a.is_match(name)) && !self.deny.as_ref().is_some_and(|d| d.is_match(name))
+    }
+
+    fn apply(&self, tools: Vec<Tool>) -> Vec<Tool> {
+        tools.into_iter().filter(|t| self.permits(&t.name)).collect()
+    }
 }
 
 impl UpstreamSpec {
@@ -79,6 +116,7 @@ impl UpstreamSpec {
             program: std::env::current_exe()?,
             args,
             env: vec![],
+            filter: ToolFilter::default(),
         })
     }
 }
@@ -184,7 +222,7 @@ impl Upstream {
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
         let service = tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??;
         let tools = tokio::time::timeout(START_TIMEOUT, service.list_all_tools()).await??;
-        Ok((service, tools))
+        Ok((service, self.spec.filter.apply(tools)))
     }
 
     /// Keeps the upstream running until `shutdown` fires: start, mark ready, wait for the child
@@ -212,6 +250,7 @@ impl Upstream {
                             _ = self.list_changed.notified() => {
                                 match tokio::time::timeout(START_TIMEOUT, peer.list_all_tools()).await {
                                     Ok(Ok(tools)) => {
+                                        let tools = self.spec.filter.apply(tools);
                                         tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
                                         self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
                                     }
@@ -279,12 +318,24 @@ mod tests {
             program: program.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: vec![],
+            filter: ToolFilter::default(),
         }
     }
 
     /// Waits for the supervisor to give up on its own.
     async fn gives_up(task: tokio::task::JoinHandle<()>) {
         tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn tool_filters() {
+        let f = ToolFilter::new(&["read_*".into(), "list_*".into()], &["read_many_*".into()]).unwrap();
+        assert!(f.permits("read_file") && f.permits("list_directory"));
+        assert!(!f.permits("read_many_files") && !f.permits("write_file"));
+        let deny_only = ToolFilter::new(&[], &["delete_*".into()]).unwrap();
+        assert!(deny_only.permits("write_file") && !deny_only.permits("delete_path"));
+        assert!(ToolFilter::default().permits("anything"));
+        assert!(ToolFilter::new(&["[".into()], &[]).unwrap_err().contains("tool pattern '['"));
     }
 
     #[tokio::test]
