@@ -178,7 +178,10 @@ async def test_everyday_programs(project: Path) -> None:
         out = await run(s, "rg", ["-n", "--sort=path", "TODO"])
         assert out["stdout"] == "docs/deep/notes.md:2:TODO: write more\nsrc/lib.rs:2:    // TODO: overflow\n"
         # rg never reads a config file: --no-config is always first.
-        assert out["args"] == ["--no-config", "-n", "--sort=path", "--", "TODO"]
+        # What ran: --no-config, the deny globs as exclusions (so a recursive search skips
+        # secrets), then the call's own arguments.
+        assert out["args"][0] == "--no-config" and out["args"][-4:] == ["-n", "--sort=path", "--", "TODO"]
+        assert "--iglob=!.env" in out["args"]
 
         out = await run(s, "grep", ["-n", "apple", "data/words.txt"])
         assert out["stdout"] == "2:apple\n4:apple\n"

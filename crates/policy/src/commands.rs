@@ -228,6 +228,20 @@ pub struct ProgramConfig {
     /// The program accepts `--` before its operands (default true). When false (jq 1.6), no
     /// `--` is inserted and operands starting with `-` are refused instead.
     pub double_dash: Option<bool>,
+    /// How the program is told to skip files and directories, for programs that read
+    /// directories recursively (rg, grep -r, diff -r): the deny globs are passed this way so
+    /// a recursive read never opens a secret. `{}` stands for the glob.
+    pub exclude: Option<ExcludeConfig>,
+}
+
+/// Flags a recursive reader takes to skip a file glob and a directory name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcludeConfig {
+    /// Flag for a file-name glob, `{}` replaced by the glob (`--exclude={}`).
+    pub file: String,
+    /// Flag for a directory name (`--exclude-dir={}`).
+    pub dir: String,
 }
 
 /// A command profile, as written in TOML (the shipped ones live in `crates/policy/profiles`).
@@ -378,6 +392,7 @@ pub struct Program {
     subcommands: Vec<String>,
     require_prefix: Vec<String>,
     double_dash: bool,
+    exclude: Option<ExcludeConfig>,
 }
 
 /// A command that passed the rules.
@@ -558,7 +573,33 @@ impl Program {
             subcommands: cfg.subcommands.clone(),
             require_prefix: cfg.require_prefix.clone(),
             double_dash: cfg.double_dash.unwrap_or(true),
+            exclude: cfg.exclude.clone(),
         })
+    }
+
+    /// How many leading arguments of a checked argv the rules put there (`require_prefix`,
+    /// `prepend`): where [`Program::exclusion_args`] go.
+    pub fn fixed_prefix_len(&self) -> usize {
+        self.require_prefix.len() + self.prepend.len()
+    }
+
+    /// The flags that make a recursive reader skip everything the deny globs cover (empty for
+    /// programs that do not read directories recursively). A glob `dir/**` or `dir/file`
+    /// becomes the directory `dir`; a glob without `/` a file-name glob.
+    pub fn exclusion_args(&self, deny_globs: &[String]) -> Vec<String> {
+        let Some(ex) = &self.exclude else { return Vec::new() };
+        let mut out = Vec::new();
+        for glob in deny_globs {
+            let glob = glob.trim_start_matches("**/").trim_start_matches('/');
+            let arg = match glob.split_once('/') {
+                Some((dir, _)) => ex.dir.replace("{}", dir),
+                None => ex.file.replace("{}", glob),
+            };
+            if !out.contains(&arg) {
+                out.push(arg);
+            }
+        }
+        out
     }
 
     /// The allowed flags, for `list_allowed_commands`.
@@ -1170,6 +1211,22 @@ mod tests {
         assert_eq!(c.argv, args(&["-r", ".a", "f.json"]));
         let c = ro.check("diff", &args(&["--from-file=a", "b"])).unwrap();
         assert_eq!(c.paths, args(&["a", "b"]));
+    }
+
+    #[test]
+    fn recursive_readers_skip_denied_files() {
+        let ro = CommandRules::shipped("read-only").unwrap();
+        let globs: Vec<String> = [".env", "*.pem", ".ssh/**", ".docker/config.json"].map(String::from).to_vec();
+        assert_eq!(
+            ro.program("rg").unwrap().exclusion_args(&globs),
+            args(&["--iglob=!.env", "--iglob=!*.pem", "--iglob=!.ssh", "--iglob=!.docker"])
+        );
+        assert_eq!(
+            ro.program("grep").unwrap().exclusion_args(&globs),
+            args(&["--exclude=.env", "--exclude=*.pem", "--exclude-dir=.ssh", "--exclude-dir=.docker"])
+        );
+        assert!(ro.program("cat").unwrap().exclusion_args(&globs).is_empty());
+        assert_eq!(code(&ro, "grep", &["-R", "x"]), "argument_not_allowed");
     }
 
     #[test]

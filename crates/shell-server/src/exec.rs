@@ -146,7 +146,10 @@ impl Launcher {
             ));
         }
         let rule = self.rules.program(program)?;
-        let checked = rule.check(args)?;
+        let mut checked = rule.check(args)?;
+        // Recursive readers are told to skip what the deny globs cover.
+        let at = rule.fixed_prefix_len();
+        checked.argv.splice(at..at, rule.exclusion_args(policy.deny.patterns(Access::Read)));
         let Some(exe) = rule.exe.clone().or_else(|| find_executable(program)) else {
             return Err(Error::new(
                 ErrorCode::CommandNotAllowed,
@@ -185,7 +188,11 @@ impl Launcher {
         let writable = self.rules.tier == Tier::Exec;
         let mut read_paths = self.toolchain_read.clone();
         let mut write_paths = vec![scratch.clone()];
+        // A root's git metadata stays read-only even where the root is writable: hooks and
+        // config are code the user's own `git` runs later, outside any sandbox.
+        let mut readonly_paths = Vec::new();
         if writable {
+            readonly_paths.extend(root_paths.iter().map(|r| r.join(".git")).filter(|g| g.exists()));
             write_paths.extend(root_paths);
         } else {
             read_paths.extend(root_paths);
@@ -198,6 +205,7 @@ impl Launcher {
             env,
             read_paths,
             write_paths,
+            readonly_paths,
             tcp_connect: self.rules.tcp_connect.clone(),
             landlock: true,
             seccomp: true,

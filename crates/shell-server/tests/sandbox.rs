@@ -17,6 +17,7 @@ fn spec(root: &Path, script: &str) -> Spec {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         read_paths: vec![],
         write_paths: vec![root.to_path_buf()],
+        readonly_paths: vec![],
         tcp_connect: vec![],
         landlock: true,
         seccomp: true,
@@ -66,6 +67,7 @@ fn probe_reports_the_full_sandbox_here() {
     assert_eq!(status["userns"], true);
     assert_eq!(status["no_new_privs"], true);
     assert_eq!(status["capabilities_dropped"], true);
+    assert_eq!(status["readonly_mounts"], true, "{status}");
 }
 
 #[test]
@@ -75,7 +77,7 @@ fn files_outside_the_roots_are_out_of_reach() {
     let marker = d.outside.join("marker");
     let script = format!(
         "cat inside.txt; cat {secret}; echo x > {marker}; cp inside.txt {outside}/copy; ln -s {secret} link; cat link; \
-         ln {secret} hard; cat /etc/shadow; ls /root",
+         ln {secret} hard; cat /etc/shadow; ls /root; chmod 600 {secret}; touch -d 2001-01-01 {secret}",
         secret = secret.display(),
         marker = marker.display(),
         outside = d.outside.display()
@@ -87,6 +89,11 @@ fn files_outside_the_roots_are_out_of_reach() {
     assert!(!marker.exists());
     assert!(!d.outside.join("copy").exists());
     assert!(!d.root.join("hard").exists(), "a hard link to an outside file was created");
+    // Landlock does not govern metadata; the read-only mounts do.
+    let meta = std::fs::metadata(&secret).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_ne!(meta.permissions().mode() & 0o777, 0o600, "chmod outside the roots worked");
+    assert!(meta.modified().unwrap() > std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
 }
 
 #[test]

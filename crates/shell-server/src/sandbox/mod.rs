@@ -36,6 +36,9 @@ pub struct Spec {
     pub read_paths: Vec<PathBuf>,
     /// Readable, writable and executable beneath these.
     pub write_paths: Vec<PathBuf>,
+    /// Mounted read-only even inside a writable path (a root's `.git`).
+    #[serde(default)]
+    pub readonly_paths: Vec<PathBuf>,
     /// TCP ports the program may connect to.
     pub tcp_connect: Vec<u16>,
     /// Apply Landlock.
@@ -65,6 +68,9 @@ pub struct Status {
     pub userns: bool,
     /// A fresh `/proc` for the pid namespace was mounted.
     pub private_proc: bool,
+    /// Every mount but the writable paths is read-only for the command (so no chmod, utimes or
+    /// xattr change outside them, which Landlock does not cover), and `.git` stays read-only.
+    pub readonly_mounts: bool,
     /// `PR_SET_NO_NEW_PRIVS` is set.
     pub no_new_privs: bool,
     /// Every capability was dropped from the bounding set.

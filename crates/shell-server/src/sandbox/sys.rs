@@ -77,3 +77,34 @@ pub fn drop_capability_bounding_set() -> bool {
     }
     ok
 }
+
+/// `mount_setattr(2)` with `AT_RECURSIVE`: sets or clears the read-only flag of the mount at
+/// `path` and every mount beneath it.
+pub fn set_mount_readonly(path: &std::path::Path, readonly: bool) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let (attr_set, attr_clr) = if readonly { (MOUNT_ATTR_RDONLY, 0) } else { (0, MOUNT_ATTR_RDONLY) };
+    let attr = MountAttr { attr_set, attr_clr, propagation: 0, userns_fd: 0 };
+    let c_path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the path is a valid NUL-terminated string and `attr` a live, correctly sized
+    // `struct mount_attr` for the duration of the call; the kernel only reads both.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr, RulesetCreatedAttr,
@@ -54,6 +54,9 @@ fn run(spec: Spec) -> ! {
     }
     if spec.namespaces {
         enter_namespaces(&mut status);
+        if status.userns {
+            confine_mounts(&spec, &mut status);
+        }
     }
     set_rlimits(&spec);
     status.capabilities_dropped = drop_capabilities();
@@ -132,6 +135,33 @@ fn enter_namespaces(status: &mut Status) {
     }
 }
 
+/// Makes every mount read-only except the writable paths (bind-mounted onto themselves first so
+/// they are mounts of their own), then the read-only paths inside them. Landlock does not govern
+/// chmod, utimes or extended attributes; a read-only mount does.
+fn confine_mounts(spec: &Spec, status: &mut Status) {
+    let result = (|| -> std::io::Result<()> {
+        for p in spec.write_paths.iter().filter(|p| p.exists()) {
+            rustix::mount::mount_bind_recursive(p, p)?;
+        }
+        sys::set_mount_readonly(Path::new("/"), true)?;
+        for p in spec.write_paths.iter().filter(|p| p.exists()) {
+            sys::set_mount_readonly(p, false)?;
+        }
+        for p in spec.readonly_paths.iter().filter(|p| p.exists()) {
+            rustix::mount::mount_bind_recursive(p, p)?;
+            sys::set_mount_readonly(p, true)?;
+        }
+        Ok(())
+    })();
+    // The working directory was entered before the bind mounts: enter it again so it names the
+    // writable mount, not the read-only one underneath.
+    let result = result.and_then(|()| std::env::set_current_dir(&spec.cwd));
+    match result {
+        Ok(()) => status.readonly_mounts = true,
+        Err(e) => status.notes.push(format!("could not make the other mounts read-only: {e}")),
+    }
+}
+
 fn wait_and_exit(child: i32) -> ! {
     let Some(pid) = rustix::process::Pid::from_raw(child) else { std::process::exit(SETUP_FAILED) };
     loop {
@@ -198,7 +228,8 @@ const ETC_READABLE: &[&str] = &[
     "/etc/gai.conf",
     "/etc/protocols",
     "/etc/services",
-    "/etc/ssl",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
     "/etc/mime.types",
     "/etc/magic",
