@@ -159,7 +159,8 @@ impl TokenStore {
             Scope::parse(s).map_err(anyhow::Error::msg)?;
         }
         let mut records = self.load()?;
-        if records.iter().any(|r| r.name == name && r.revoked.is_none()) {
+        let at = now();
+        if records.iter().any(|r| r.name == name && check(r, at).is_ok()) {
             bail!("a live token named '{name}' exists; revoke it first or pick another name");
         }
         let secret = format!(
@@ -290,6 +291,9 @@ mod tests {
         assert_eq!(check(&r, 100), Err(Refusal::Expired));
         let (_, soon) = store.create("soon", &["*:read".into()], Some(Duration::from_secs(0))).unwrap();
         assert_eq!(store.authenticate(&soon).unwrap_err(), Refusal::Expired);
+        // An expired token's name can be reused too (the hub re-creates `owner` at start).
+        let (_, again) = store.create("soon", &["*:read".into()], None).unwrap();
+        assert!(store.authenticate(&again).is_ok());
     }
 
     #[test]
