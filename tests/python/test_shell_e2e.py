@@ -559,9 +559,11 @@ async def test_processes_die_when_the_server_is_killed(project: Path) -> None:
     marker = unique_sleep()
     makefile(project, {"hang": [f"@setsid sleep {marker} & sleep {marker}"]})
     server_pid = 0
+    scratch = ""
     try:
         async with shell_session(project, profile="build-test") as s:
             assert s.server_pid, "cannot identify the server process"
+            scratch = (await ok(s, "sandbox_status", {}))["scratch_dir"]
             await ok(s, "start_process", {"program": "make", "args": ["hang"]})
             deadline = time.monotonic() + 10
             while len(pgrep(marker, "sleep")) < 2 and time.monotonic() < deadline:
@@ -578,7 +580,8 @@ async def test_processes_die_when_the_server_is_killed(project: Path) -> None:
         pass
     assert wait_gone(marker, 0.1) == []
     # A killed server cannot remove its scratch directory; do not leave it in /tmp.
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"bastion-shell-{server_pid}", ignore_errors=True)
+    assert scratch.startswith(tempfile.gettempdir()) and Path(scratch).is_dir()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

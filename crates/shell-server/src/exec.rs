@@ -107,10 +107,9 @@ impl Launcher {
             path_var.push(':');
         }
         path_var.push_str(BASE_PATH);
-        let scratch = std::env::temp_dir().join(format!("bastion-shell-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o700))?;
+        // A fresh directory with an unpredictable name, created 0700 (never one that another
+        // user of the host could have prepared, or a symlink to follow).
+        let scratch = tempfile::Builder::new().prefix("bastion-shell-").tempdir()?.keep();
         toolchain_read.retain(|p| p.exists());
         toolchain_read.sort();
         toolchain_read.dedup();

@@ -254,6 +254,8 @@ pub struct SandboxOut {
     pub tcp_connect: Vec<u16>,
     /// Resource limits per command.
     pub rlimits: Value,
+    /// Where per-command scratch directories (HOME and TMPDIR of commands) are created.
+    pub scratch_dir: String,
 }
 
 fn failure(code: ErrorCode, message: impl Into<String>) -> Failure {
@@ -565,6 +567,7 @@ impl ShellServer {
                 && !l.config.allow_degraded,
             tcp_connect: l.rules.tcp_connect.clone(),
             rlimits: serde_json::to_value(&l.config.rlimits).unwrap_or_default(),
+            scratch_dir: l.scratch.display().to_string(),
         }))
     }
 }
