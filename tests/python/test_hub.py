@@ -718,3 +718,50 @@ def test_an_mcp_servers_json_file_is_imported(tmp_path: Path) -> None:
     assert "fakeserver__echo" in names and not any(n.startswith(("fs__", "git__")) for n in names)
     # `Bad-Name` cannot be offered, so `bastion tools` reports it and fails.
     assert r.returncode != 0 and any("Bad-Name" in p for p in out["problems"]), r.stderr
+
+
+def test_a_remote_upstream_over_streamable_http(hub: Hub, tmp_path: Path) -> None:
+    """Hub A serves hub B (the module's hub) as the remote upstream `remote`, presenting a token
+    B issued; B's scopes for that token bound what A offers."""
+    token = hub.create_token("hub-a", "*:read")
+    config = tmp_path / "a.toml"
+    config.write_text(f'[[upstream]]\nname = "remote"\nurl = "{hub.url}"\nbearer_token_env = "REMOTE_TOKEN"\n')
+    port = free_port()
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(
+            [str(bastion()), "serve", "--no-auth", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+             "--state-dir", str(tmp_path / "state")],
+            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "REMOTE_TOKEN": token},
+        )
+    try:
+        a = Hub(port=port, state=tmp_path / "state", root=hub.root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if a.raw(path="/readyz", method="GET")[0] == 200:
+                    break
+            except ConnectionRefusedError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail((tmp_path / "stderr").read_text())
+        listed = [t["name"] for t in json.loads(a.raw(LIST)[2])["result"]["tools"]]
+        assert "remote__fs__read_file" in listed and "remote__git__git_status" in listed, listed
+        assert "remote__fs__write_file" not in listed  # B's token for A is read-only
+        call = {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                "params": {"name": "remote__fs__read_file", "arguments": {"path": "hello.txt"}}}
+        result = json.loads(a.raw(call)[2])["result"]
+        assert not result.get("isError") and "hello from the hub" in result["content"][0]["text"], result
+        journal = (hub.state / "audit.jsonl").read_text()
+        assert '"principal":"hub-a"' in journal
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_missing_remote_token_variable_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text('[[upstream]]\nname = "remote"\nurl = "http://127.0.0.1:1/mcp"\nbearer_token_env = "NO_SUCH_VAR_BASTION"\n')
+    r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0 and "NO_SUCH_VAR_BASTION" in r.stderr

@@ -14,6 +14,11 @@
 //! deny_tools = ["move_*"]    # globs on the upstream's own tool names; also allow_tools
 //!
 //! [[upstream]]
+//! name = "other"
+//! url = "https://other.example/mcp"   # a remote MCP server over streamable HTTP
+//! bearer_token_env = "OTHER_TOKEN"    # the token is read from this variable
+//!
+//! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
 //! command = "docs-mcp"       # any stdio MCP server
 //! args = ["--stdio"]
@@ -68,6 +73,10 @@ pub struct UpstreamConfig {
     pub builtin: Option<String>,
     /// Any stdio MCP server.
     pub command: Option<String>,
+    /// A remote MCP server over streamable HTTP (`https://host/mcp`).
+    pub url: Option<String>,
+    /// Name of an environment variable holding the bearer token for `url` (kept out of the file).
+    pub bearer_token_env: Option<String>,
     /// Arguments (after `--root ...` for built-ins).
     #[serde(default)]
     pub args: Vec<String>,
@@ -124,12 +133,9 @@ impl HubConfig {
                 .map(|c| c.to_ascii_lowercase())
                 .take(crate::scope::MAX_UPSTREAM_LEN)
                 .collect();
-            if entry.url.is_some() {
-                return Err(format!("server '{original}' is remote (url); remote upstreams are not supported yet"));
+            if entry.command.is_none() && entry.url.is_none() {
+                return Err(format!("server '{original}' has neither command nor url"));
             }
-            let Some(command) = entry.command else {
-                return Err(format!("server '{original}' has no command"));
-            };
             if !valid_upstream_name(&name) {
                 return Err(format!("server '{original}' gives no valid upstream name (got '{name}')"));
             }
@@ -139,7 +145,9 @@ impl HubConfig {
             config.upstreams.push(UpstreamConfig {
                 name,
                 builtin: None,
-                command: Some(command),
+                command: entry.command,
+                url: entry.url,
+                bearer_token_env: None,
                 args: entry.args,
                 env: entry.env,
                 allow_tools: vec![],
@@ -164,17 +172,27 @@ impl HubConfig {
             }
             crate::upstream::ToolFilter::new(&u.allow_tools, &u.deny_tools)
                 .map_err(|e| format!("upstream '{}': {e}", u.name))?;
-            match (&u.builtin, &u.command) {
-                (Some(b), None) if ["fs", "git", "shell"].contains(&b.as_str()) => {
+            if u.bearer_token_env.is_some() && u.url.is_none() {
+                return Err(format!("upstream '{}': bearer_token_env is only for url upstreams", u.name));
+            }
+            if u.url.is_some() && !(u.args.is_empty() && u.env.is_empty()) {
+                return Err(format!("upstream '{}': args and env are not for url upstreams", u.name));
+            }
+            match (&u.builtin, &u.command, &u.url) {
+                (Some(b), None, None) if ["fs", "git", "shell"].contains(&b.as_str()) => {
                     if !u.env.is_empty() {
                         return Err(format!("upstream '{}': env is only for command upstreams", u.name));
                     }
                 }
-                (Some(b), None) => {
+                (Some(b), None, None) => {
                     return Err(format!("upstream '{}': unknown builtin '{b}' (fs, git, shell)", u.name));
                 }
-                (None, Some(c)) if !c.is_empty() => {}
-                _ => return Err(format!("upstream '{}': set exactly one of builtin or command", u.name)),
+                (None, Some(c), None) if !c.is_empty() => {}
+                (None, None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (None, None, Some(url)) => {
+                    return Err(format!("upstream '{}': url '{url}' must be http:// or https://", u.name));
+                }
+                _ => return Err(format!("upstream '{}': set exactly one of builtin, command or url", u.name)),
             }
         }
         Ok(config)
@@ -192,13 +210,23 @@ impl serde::Serialize for ForCheck<'_> {
             name: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             command: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            url: Option<&'a str>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
             args: &'a [String],
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             env: &'a BTreeMap<String, String>,
         }
         let list: Vec<_> = self
             .0
             .iter()
-            .map(|u| U { name: &u.name, command: u.command.as_deref(), args: &u.args, env: &u.env })
+            .map(|u| U {
+                name: &u.name,
+                command: u.command.as_deref(),
+                url: u.url.as_deref(),
+                args: &u.args,
+                env: &u.env,
+            })
             .collect();
         let mut st = s.serialize_struct("HubConfig", 1)?;
         st.serialize_field("upstream", &list)?;
@@ -247,12 +275,15 @@ mod tests {
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"ftp\"", "unknown builtin"),
             ("[[upstream]]\nname = \"a\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\ncommand = \"x\"", "exactly one"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://x\"", "exactly one"),
+            ("[[upstream]]\nname = \"a\"\nurl = \"ftp://x\"", "must be http"),
+            ("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\nargs = [\"y\"]", "not for url"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nbearer_token_env = \"T\"", "only for url"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\nenv = { A = \"1\" }", "only for command"),
             ("auth = \"oauth\"", "unknown variant"),
             ("listen = \"nowhere\"", "invalid"),
             ("bogus = 1", "unknown field"),
-            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://x\"", "unknown field"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\ndeny_tools = [\"[\"]", "tool pattern"),
         ] {
             let e = HubConfig::parse(text).unwrap_err();
@@ -279,13 +310,15 @@ mod import_tests {
         assert_eq!(got, [("githubmcp", Some("gh-mcp")), ("filesystem", Some("npx"))]);
         assert_eq!(c.upstreams[0].env["T"], "x");
         assert_eq!(c.upstreams[1].args.len(), 3);
+        let remote = HubConfig::from_mcp_servers(r#"{"mcpServers": {"r": {"url": "https://x/mcp"}}}"#).unwrap();
+        assert_eq!(remote.upstreams[0].url.as_deref(), Some("https://x/mcp"));
     }
 
     #[test]
     fn unusable_entries_are_refused() {
         for (text, want) in [
-            (r#"{"mcpServers": {"r": {"url": "https://x/mcp"}}}"#, "remote"),
-            (r#"{"mcpServers": {"r": {}}}"#, "no command"),
+            (r#"{"mcpServers": {"r": {}}}"#, "neither command nor url"),
+            (r#"{"mcpServers": {"r": {"url": "ftp://x"}}}"#, "must be http"),
             (r#"{"mcpServers": {"123": {"command": "x"}}}"#, "no valid upstream name"),
             (r#"{"mcpServers": {"a-b": {"command": "x"}, "ab": {"command": "y"}}}"#, "collides"),
             (r#"{"servers": {}}"#, "not an mcpServers file"),

@@ -44,6 +44,8 @@ fn main() -> anyhow::Result<()> {
     // `bastion shell` re-executes this binary as its sandbox trampoline: that must happen before
     // any thread exists.
     bastion_shell::maybe_run_trampoline();
+    // TLS for remote https:// upstreams: reqwest is built without a provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     bastion_fs::init_logging();
     match Cli::parse().command {
         Command::Fs(args) => one_thread(bastion_fs::run_stdio(args)),

@@ -17,7 +17,7 @@ use crate::config::{AuthMode, HubConfig};
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
 use crate::tokens::{TokenStore, check, default_state_dir, now};
-use crate::upstream::{Restart, Status, ToolFilter, Upstream, UpstreamSpec};
+use crate::upstream::{Remote, Restart, Status, ToolFilter, Upstream, UpstreamSpec};
 
 /// Which upstreams to run (shared by `serve` and `tools`).
 #[derive(Args, Debug)]
@@ -220,6 +220,26 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
         .upstreams
         .iter()
         .map(|u| match (&u.builtin, &u.command) {
+            (None, None) if u.url.is_some() => {
+                let bearer = match &u.bearer_token_env {
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!(
+                            "upstream '{}': environment variable {var} (bearer_token_env) is not set",
+                            u.name
+                        )
+                    })?),
+                    None => None,
+                };
+                Ok(UpstreamSpec {
+                    name: u.name.clone(),
+                    kind: "http".into(),
+                    program: PathBuf::new(),
+                    args: vec![],
+                    env: vec![],
+                    filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
+                    remote: u.url.clone().map(|url| Remote { url, bearer }),
+                })
+            }
             (Some(kind), _) => {
                 let mut spec = builtin(kind, &u.name, &u.args)?;
                 spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
@@ -232,6 +252,7 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
                 args: u.args.clone(),
                 env: u.env.clone().into_iter().collect(),
                 filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
+                remote: None,
             }),
             (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
         })

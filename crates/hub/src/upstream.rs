@@ -1,6 +1,7 @@
-//! Upstreams: MCP servers the hub talks to as a client. Today a stdio child process (a built-in
-//! server as `bastion fs|git|shell ...`, or any command), kept alive by a supervisor task that
-//! restarts it with exponential backoff and re-lists its tools after each restart.
+//! Upstreams: MCP servers the hub talks to as a client — a stdio child process (a built-in
+//! server as `bastion fs|git|shell ...`, or any command) or a remote server over streamable
+//! HTTP — kept alive by a supervisor task that reconnects with exponential backoff and re-lists
+//! the tools after each restart.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,7 +14,8 @@ use std::sync::Mutex;
 
 use rmcp::model::{ClientConfig, Implementation, ProgressNotificationParam, ProgressToken, Tool};
 use rmcp::service::{NotificationContext, Peer, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, RoleServer, ServiceExt};
 use tokio::process::Command;
 use tokio::sync::Notify;
@@ -59,7 +61,7 @@ pub struct UpstreamSpec {
     /// Namespace prefix, `[a-z][a-z0-9]{0,15}`.
     pub name: String,
     /// `fs`, `git`, `shell` for built-ins (decides the exec rule in [`crate::scope`]), `stdio` for
-    /// any other command.
+    /// any other command, `http` for a remote server.
     pub kind: String,
     /// Program to run.
     pub program: PathBuf,
@@ -69,6 +71,28 @@ pub struct UpstreamSpec {
     pub env: Vec<(String, String)>,
     /// Which of its tools are offered.
     pub filter: ToolFilter,
+    /// A remote server over streamable HTTP instead of a child (then `program` and `args` are
+    /// unused).
+    pub remote: Option<Remote>,
+}
+
+/// A remote upstream: its MCP endpoint and the bearer token the hub presents to it (its own
+/// credential for that server, never a caller's token).
+#[derive(Clone)]
+pub struct Remote {
+    /// `http://` or `https://` URL of the endpoint.
+    pub url: String,
+    /// Bearer token, without the `Bearer ` prefix.
+    pub bearer: Option<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Per-upstream tool selection, by glob on the upstream's own tool names: a tool is offered if
@@ -117,6 +141,7 @@ impl UpstreamSpec {
             args,
             env: vec![],
             filter: ToolFilter::default(),
+            remote: None,
         })
     }
 }
@@ -215,12 +240,24 @@ impl Upstream {
 
     /// Starts the child, initialises it and lists its tools.
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
-        let mut cmd = Command::new(&self.spec.program);
-        cmd.args(&self.spec.args).envs(self.spec.env.iter().map(|(k, v)| (k, v)));
-        // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
-        let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
-        let service = tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??;
+        let service = match &self.spec.remote {
+            Some(remote) => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
+                if let Some(token) = &remote.bearer {
+                    config = config.auth_header(token.as_str());
+                }
+                let transport = StreamableHttpClientTransport::from_config(config);
+                tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
+            None => {
+                let mut cmd = Command::new(&self.spec.program);
+                cmd.args(&self.spec.args).envs(self.spec.env.iter().map(|(k, v)| (k, v)));
+                // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
+                let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
+                tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
+        };
         let tools = tokio::time::timeout(START_TIMEOUT, service.list_all_tools()).await??;
         Ok((service, self.spec.filter.apply(tools)))
     }
@@ -319,6 +356,7 @@ mod tests {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: vec![],
             filter: ToolFilter::default(),
+            remote: None,
         }
     }
 
