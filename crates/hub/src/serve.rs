@@ -471,7 +471,8 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
 }
 
 /// `bastion check-config`: validates a configuration file without starting anything — syntax,
-/// names, listen/auth combination, public URL, roots, and that every command can be found.
+/// names, listen/auth combination, public URL, roots, that every command can be found and
+/// every token variable is set.
 pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
     let config = HubConfig::load(&args.config)?;
     let mut errors = vec![];
@@ -491,6 +492,11 @@ pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
             && find_program(c).is_none()
         {
             errors.push(format!("upstream '{}': command '{c}' not found", u.name));
+        }
+        if let Some(var) = &u.bearer_token_env
+            && std::env::var_os(var).is_none()
+        {
+            errors.push(format!("upstream '{}': environment variable {var} (bearer_token_env) is not set", u.name));
         }
     }
     if !errors.is_empty() {
@@ -536,11 +542,12 @@ mod tests {
         std::fs::write(
             &file,
             "auth = \"none\"\nlisten = \"0.0.0.0:1\"\npublic_url = \"hub\"\nroots = [\"/no/such\"]\n\
-             [[upstream]]\nname = \"x\"\ncommand = \"no-such-program-bastion\"\n",
+             [[upstream]]\nname = \"x\"\ncommand = \"no-such-program-bastion\"\n\
+             [[upstream]]\nname = \"y\"\nurl = \"https://y/mcp\"\nbearer_token_env = \"NO_SUCH_VAR_BASTION\"\n",
         )
         .unwrap();
         let e = check_config(CheckArgs { config: file.clone() }).unwrap_err().to_string();
-        for want in ["4 problem(s)", "loopback", "no scheme", "/no/such", "not found"] {
+        for want in ["5 problem(s)", "loopback", "no scheme", "/no/such", "not found", "NO_SUCH_VAR_BASTION"] {
             assert!(e.contains(want), "{want}: {e}");
         }
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
