@@ -109,7 +109,12 @@ impl Launcher {
         path_var.push_str(BASE_PATH);
         // A fresh directory with an unpredictable name, created 0700 (never one that another
         // user of the host could have prepared, or a symlink to follow).
-        let scratch = tempfile::Builder::new().prefix("bastion-shell-").tempdir()?.keep();
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::Builder::new()
+            .prefix("bastion-shell-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?
+            .keep();
         toolchain_read.retain(|p| p.exists());
         toolchain_read.sort();
         toolchain_read.dedup();
