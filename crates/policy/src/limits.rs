@@ -34,6 +34,15 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The output budget of one result in characters: the caller's request, capped by
+    /// `output_chars` (and at least 1).
+    pub fn budget(&self, requested: Option<u64>) -> usize {
+        let cap = self.output_chars;
+        requested.map(|r| usize::try_from(r).unwrap_or(usize::MAX).clamp(1, cap)).unwrap_or(cap)
+    }
+}
+
 /// Cuts `s` to at most `max_chars` characters. Returns the kept prefix and whether it was cut.
 pub fn cut_chars(s: &str, max_chars: usize) -> (&str, bool) {
     match s.char_indices().nth(max_chars) {

@@ -200,6 +200,16 @@ pub fn outcome_code(r: &CallToolResult) -> String {
     r.structured_content.as_ref().and_then(|v| v.get("code")).and_then(Value::as_str).unwrap_or("error").to_string()
 }
 
+/// Runs blocking work (file walks, libgit2) on tokio's blocking pool, off the server's one
+/// runtime thread.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> bastion_policy::Result<T> + Send + 'static,
+) -> bastion_policy::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorCode::IoError, format!("internal task failed: {e}")))?
+}
+
 /// Sets up `tracing` to stderr (stdout is the protocol). `RUST_LOG` overrides the default `warn`.
 pub fn init_logging() {
     use std::io::IsTerminal;

@@ -10,18 +10,12 @@ use bastion_policy::{Error, ErrorCode, OpenedFile, Result};
 
 use crate::FsServer;
 
-/// Runs blocking filesystem work off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorCode::IoError, format!("internal task failed: {e}")))?
-}
+pub(crate) use bastion_server_kit::blocking;
 
 impl FsServer {
     /// The output budget for one result: the caller's request, capped by the policy.
     pub(crate) fn budget(&self, requested: Option<u64>) -> usize {
-        let cap = self.policy().limits.output_chars;
-        requested.map(|r| (r as usize).clamp(1, cap)).unwrap_or(cap)
+        self.policy().limits.budget(requested)
     }
 }
 

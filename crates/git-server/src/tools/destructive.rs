@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::write::{require_paths, unstage};
-use super::{blocking, lossy, lossy_path};
+use super::{lossy, lossy_path};
 use crate::repo::check_branch_name;
 use crate::{Failure, GitServer};
 
@@ -124,8 +124,7 @@ impl GitServer {
     /// The discarded edits cannot be recovered.
     #[tool(name = "git_restore")]
     async fn git_restore(&self, Parameters(a): Parameters<RestoreArgs>) -> Result<Json<RestoreOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.restore_impl(&a)).await?))
+        self.on_pool(a, Self::restore_impl).await
     }
 
     /// Move the current branch to another commit (soft, mixed or hard). Use it to undo commits;
@@ -133,8 +132,7 @@ impl GitServer {
     /// commit so the reset can be undone.
     #[tool(name = "git_reset")]
     async fn git_reset(&self, Parameters(a): Parameters<ResetArgs>) -> Result<Json<ResetOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.reset_impl(&a)).await?))
+        self.on_pool(a, Self::reset_impl).await
     }
 
     /// Delete a local branch. Refused for the current branch, and for a branch whose commits
@@ -144,8 +142,7 @@ impl GitServer {
         &self,
         Parameters(a): Parameters<DeleteBranchArgs>,
     ) -> Result<Json<DeleteBranchOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.delete_branch_impl(&a)).await?))
+        self.on_pool(a, Self::delete_branch_impl).await
     }
 }
 

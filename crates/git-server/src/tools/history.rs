@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::diff::{FileOut, find_renames, options, render};
-use super::{CommitOut, blocking, lossy};
+use super::{CommitOut, lossy};
 use crate::repo::{Pathspecs, Repo, bad_revision, check_revision};
 use crate::text::{Paged, iso_time, parse_when};
 use crate::{Failure, GitServer};
@@ -267,8 +267,7 @@ impl GitServer {
     /// like main..feature. Use git_show for one commit's full message and diff.
     #[tool(name = "git_log")]
     async fn git_log(&self, Parameters(a): Parameters<LogArgs>) -> Result<Json<LogOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.log_impl(&a)).await?))
+        self.on_pool(a, Self::log_impl).await
     }
 
     /// One commit in full (message, author, committer, parents) with its diff against the
@@ -276,8 +275,7 @@ impl GitServer {
     /// diffs are paged with offset; stat_only lists the files only.
     #[tool(name = "git_show")]
     async fn git_show(&self, Parameters(a): Parameters<ShowArgs>) -> Result<Json<ShowOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.show_impl(&a)).await?))
+        self.on_pool(a, Self::show_impl).await
     }
 
     /// Who last changed each line of a committed file, and in which commit, grouped in hunks.
@@ -285,8 +283,7 @@ impl GitServer {
     /// blamed (see git_diff for those).
     #[tool(name = "git_blame")]
     async fn git_blame(&self, Parameters(a): Parameters<BlameArgs>) -> Result<Json<BlameOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.blame_impl(&a)).await?))
+        self.on_pool(a, Self::blame_impl).await
     }
 }
 

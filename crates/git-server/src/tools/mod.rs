@@ -7,7 +7,7 @@ mod history;
 mod read;
 mod write;
 
-use bastion_policy::{Error, ErrorCode, Result};
+use bastion_policy::Result;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -15,18 +15,23 @@ use crate::GitServer;
 use crate::repo::{self, Opened};
 use crate::text::{hex, iso_time};
 
-/// Runs blocking libgit2 work off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(ErrorCode::IoError, format!("internal task failed: {e}")))?
-}
+use bastion_server_kit::blocking;
 
 impl GitServer {
+    /// Runs a tool's libgit2 work for its arguments on the blocking pool and wraps the answer:
+    /// every tool is `self.on_pool(args, Self::x_impl).await`.
+    pub(crate) async fn on_pool<A: Send + 'static, T: Send + 'static>(
+        &self,
+        args: A,
+        work: fn(&GitServer, &A) -> Result<T>,
+    ) -> std::result::Result<bastion_server_kit::Json<T>, crate::Failure> {
+        let this = self.clone();
+        Ok(bastion_server_kit::Json(blocking(move || work(&this, &args)).await?))
+    }
+
     /// The output budget for one result: the caller's request, capped by the policy.
     pub(crate) fn budget(&self, requested: Option<u64>) -> usize {
-        let cap = self.policy().limits.output_chars;
-        requested.map(|r| (r as usize).clamp(1, cap)).unwrap_or(cap)
+        self.policy().limits.budget(requested)
     }
 
     /// Opens the repository a write tool names, afresh (never kept for another call).

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::diff::{FileOut, find_renames, options, render};
-use super::{CommitOut, blocking, lossy, lossy_path};
+use super::{CommitOut, lossy, lossy_path};
 use crate::repo::Repo;
 use crate::{Failure, GitServer};
 
@@ -285,8 +285,7 @@ impl GitServer {
     /// staging or committing.
     #[tool(name = "git_status")]
     async fn git_status(&self, Parameters(a): Parameters<StatusArgs>) -> Result<Json<StatusOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.status_impl(&a)).await?))
+        self.on_pool(a, Self::status_impl).await
     }
 
     /// Unified diff in git's format: the work tree against the index by default (unstaged
@@ -294,30 +293,26 @@ impl GitServer {
     /// stat_only first on big changes; long diffs are paged with offset.
     #[tool(name = "git_diff")]
     async fn git_diff(&self, Parameters(a): Parameters<DiffArgs>) -> Result<Json<DiffOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.diff_impl(&a)).await?))
+        self.on_pool(a, Self::diff_impl).await
     }
 
     /// Local and remote-tracking branches with the current one marked, each one's upstream with
     /// ahead/behind counts, and its last commit. Use before git_switch or git_create_branch.
     #[tool(name = "git_branches")]
     async fn git_branches(&self, Parameters(a): Parameters<BranchesArgs>) -> Result<Json<BranchesOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.branches_impl(&a)).await?))
+        self.on_pool(a, Self::branches_impl).await
     }
 
     /// Tags with the commit each one names and, for annotated tags, the message's first line.
     #[tool(name = "git_tags")]
     async fn git_tags(&self, Parameters(a): Parameters<RepoArgs>) -> Result<Json<TagsOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.tags_impl(&a)).await?))
+        self.on_pool(a, Self::tags_impl).await
     }
 
     /// Stashed changes, newest first (stash@{0}). Look at one with git_show rev="stash@{0}".
     #[tool(name = "git_stash_list")]
     async fn git_stash_list(&self, Parameters(a): Parameters<RepoArgs>) -> Result<Json<StashListOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.stash_list_impl(&a)).await?))
+        self.on_pool(a, Self::stash_list_impl).await
     }
 }
 
@@ -595,41 +590,38 @@ fn head_state(repo: &Repo) -> Result<StatusOut> {
     })
 }
 
+/// Index-side (HEAD to index) and work-tree-side (index to work tree) status flags, in the
+/// order they are reported.
+const INDEX_STATUSES: &[(Status, &str)] = &[
+    (Status::INDEX_NEW, "added"),
+    (Status::INDEX_MODIFIED, "modified"),
+    (Status::INDEX_DELETED, "deleted"),
+    (Status::INDEX_RENAMED, "renamed"),
+    (Status::INDEX_TYPECHANGE, "typechange"),
+];
+const WORKDIR_STATUSES: &[(Status, &str)] = &[
+    (Status::WT_MODIFIED, "modified"),
+    (Status::WT_DELETED, "deleted"),
+    (Status::WT_TYPECHANGE, "typechange"),
+    (Status::WT_RENAMED, "renamed"),
+];
+
 fn index_change(s: Status, entry: &git2::StatusEntry<'_>) -> Option<ChangeOut> {
-    let status = if s.contains(Status::INDEX_NEW) {
-        "added"
-    } else if s.contains(Status::INDEX_MODIFIED) {
-        "modified"
-    } else if s.contains(Status::INDEX_DELETED) {
-        "deleted"
-    } else if s.contains(Status::INDEX_RENAMED) {
-        "renamed"
-    } else if s.contains(Status::INDEX_TYPECHANGE) {
-        "typechange"
-    } else {
-        return None;
-    };
-    let delta = entry.head_to_index();
-    let new = delta.as_ref().and_then(|d| d.new_file().path()).map(lossy_path);
-    let old = delta.as_ref().and_then(|d| d.old_file().path()).map(lossy_path);
-    let path = new.clone().or_else(|| old.clone()).unwrap_or_else(|| lossy(entry.path_bytes()));
-    let old_path = (status == "renamed").then_some(old).flatten();
-    Some(ChangeOut { path, status: status.into(), old_path })
+    change(s, INDEX_STATUSES, entry, entry.head_to_index())
 }
 
 fn workdir_change(s: Status, entry: &git2::StatusEntry<'_>) -> Option<ChangeOut> {
-    let status = if s.contains(Status::WT_MODIFIED) {
-        "modified"
-    } else if s.contains(Status::WT_DELETED) {
-        "deleted"
-    } else if s.contains(Status::WT_TYPECHANGE) {
-        "typechange"
-    } else if s.contains(Status::WT_RENAMED) {
-        "renamed"
-    } else {
-        return None;
-    };
-    let delta = entry.index_to_workdir();
+    change(s, WORKDIR_STATUSES, entry, entry.index_to_workdir())
+}
+
+/// The change one side of a status entry describes, if that side changed.
+fn change(
+    s: Status,
+    table: &[(Status, &str)],
+    entry: &git2::StatusEntry<'_>,
+    delta: Option<git2::DiffDelta<'_>>,
+) -> Option<ChangeOut> {
+    let status = table.iter().find(|(flag, _)| s.contains(*flag)).map(|(_, name)| *name)?;
     let new = delta.as_ref().and_then(|d| d.new_file().path()).map(lossy_path);
     let old = delta.as_ref().and_then(|d| d.old_file().path()).map(lossy_path);
     let path = new.clone().or_else(|| old.clone()).unwrap_or_else(|| lossy(entry.path_bytes()));

@@ -18,7 +18,7 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{blocking, lossy, lossy_path};
+use super::{lossy, lossy_path};
 use crate::repo::{Pathspecs, Repo, check_branch_name};
 use crate::{Failure, GitServer};
 
@@ -196,16 +196,14 @@ impl GitServer {
     /// server's deny list are never staged.
     #[tool(name = "git_add")]
     async fn git_add(&self, Parameters(a): Parameters<PathsArgs>) -> Result<Json<AddOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.add_impl(&a)).await?))
+        self.on_pool(a, Self::add_impl).await
     }
 
     /// Take staged changes of these paths back out of the index (the index entry returns to
     /// HEAD's version); the files in the work tree are not touched.
     #[tool(name = "git_unstage")]
     async fn git_unstage(&self, Parameters(a): Parameters<PathsArgs>) -> Result<Json<UnstageOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.unstage_impl(&a)).await?))
+        self.on_pool(a, Self::unstage_impl).await
     }
 
     /// Record the staged changes as a new commit on the current branch (never amends). The
@@ -213,8 +211,7 @@ impl GitServer {
     /// git_add; check with git_diff staged=true.
     #[tool(name = "git_commit")]
     async fn git_commit(&self, Parameters(a): Parameters<CommitArgs>) -> Result<Json<CommitResultOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.commit_impl(&a)).await?))
+        self.on_pool(a, Self::commit_impl).await
     }
 
     /// Create a branch at a revision (default HEAD) without switching to it; git_switch then
@@ -224,8 +221,7 @@ impl GitServer {
         &self,
         Parameters(a): Parameters<CreateBranchArgs>,
     ) -> Result<Json<CreateBranchOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.create_branch_impl(&a)).await?))
+        self.on_pool(a, Self::create_branch_impl).await
     }
 
     /// Check out an existing local branch. Local changes that do not conflict are carried over;
@@ -233,8 +229,7 @@ impl GitServer {
     /// (commit or git_stash_push first).
     #[tool(name = "git_switch")]
     async fn git_switch(&self, Parameters(a): Parameters<SwitchArgs>) -> Result<Json<SwitchOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.switch_impl(&a)).await?))
+        self.on_pool(a, Self::switch_impl).await
     }
 
     /// Save local changes (staged and unstaged; untracked too with include_untracked) as a
@@ -242,8 +237,7 @@ impl GitServer {
     /// rev="stash@{0}" shows one.
     #[tool(name = "git_stash_push")]
     async fn git_stash_push(&self, Parameters(a): Parameters<StashPushArgs>) -> Result<Json<StashPushOut>, Failure> {
-        let this = self.clone();
-        Ok(Json(blocking(move || this.stash_push_impl(&a)).await?))
+        self.on_pool(a, Self::stash_push_impl).await
     }
 }
 
