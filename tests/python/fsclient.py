@@ -128,12 +128,46 @@ async def fs_session(
     kwargs: dict[str, Any] = {}
     if list_roots_callback is not None:
         kwargs["list_roots_callback"] = list_roots_callback
-    with tempfile.TemporaryFile(mode="w+", prefix="bastion-fs-stderr-") as errlog:
+    async with stdio_session(params, "bastion-fs", **kwargs) as session:
+        yield session
+
+
+def _children(pid: int) -> set[int]:
+    """Direct children of ``pid``, from ``/proc``."""
+    kids: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
+            kids.add(int(entry))
+    return kids
+
+
+@asynccontextmanager
+async def stdio_session(
+    params: StdioServerParameters, name: str, *, track_pid: bool = False, **session_kwargs: Any
+) -> AsyncIterator[ClientSession]:
+    """Spawn the server ``params`` describe and yield an initialized ``ClientSession``; with
+    ``track_pid`` the session carries the server's process id as ``session.server_pid``.
+
+    The server's stderr goes to a temporary file and is echoed to ``sys.stderr`` on exit, so a
+    failing test shows it.
+    """
+    with tempfile.TemporaryFile(mode="w+", prefix=f"{name}-stderr-") as errlog:
+        try:
+            before = _children(os.getpid()) if track_pid else set()
             async with stdio_client(params, errlog=errlog) as (read, write_stream):
-                async with ClientSession(read, write_stream, **kwargs) as session:
+                async with ClientSession(read, write_stream, **session_kwargs) as session:
                     with anyio.fail_after(INITIALIZE_TIMEOUT):
                         await session.initialize()
+                    if track_pid:
+                        new = _children(os.getpid()) - before
+                        session.server_pid = new.pop() if len(new) == 1 else None  # type: ignore[attr-defined]
                     yield session
         except BaseExceptionGroup as group:
             # The SDK's task groups wrap a failing assertion in nested groups; show it plainly.
@@ -148,7 +182,7 @@ async def fs_session(
             errlog.seek(0)
             captured = errlog.read()
             if captured:
-                sys.stderr.write(f"--- stderr of bastion-fs ---\n{captured}")
+                sys.stderr.write(f"--- stderr of {name} ---\n{captured}")
 
 
 def result_text(result: types.CallToolResult) -> str:

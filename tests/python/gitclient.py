@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
-from fsclient import INITIALIZE_TIMEOUT, bin_dir, call, call_raw, err, error_code, list_all_tools, ok, tool_names
+from fsclient import bin_dir, stdio_session, call, call_raw, err, error_code, list_all_tools, ok, tool_names
 
 __all__ = [
     "READ_TOOLS",
@@ -150,23 +147,5 @@ async def git_session(
     if "home" not in launch:
         launch["home"] = tempfile.mkdtemp(prefix="bastion-git-home-")
     params = git_server_params(roots, **launch)
-    with tempfile.TemporaryFile(mode="w+", prefix="bastion-git-stderr-") as errlog:
-        try:
-            async with stdio_client(params, errlog=errlog) as (read, write_stream):
-                async with ClientSession(read, write_stream) as session:
-                    with anyio.fail_after(INITIALIZE_TIMEOUT):
-                        await session.initialize()
-                    yield session
-        except BaseExceptionGroup as group:
-            inner: BaseException = group
-            while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-                inner = inner.exceptions[0]
-            if inner is group:
-                raise
-            raise inner
-        finally:
-            errlog.flush()
-            errlog.seek(0)
-            captured = errlog.read()
-            if captured:
-                sys.stderr.write(f"--- stderr of bastion-git ---\n{captured}")
+    async with stdio_session(params, "bastion-git") as session:
+        yield session

@@ -16,21 +16,16 @@ The binary comes from ``$BASTION_BIN_DIR`` (default ``<repo>/target/debug``).
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
 from fsclient import (
     CALL_TIMEOUT,
-    INITIALIZE_TIMEOUT,
     bin_dir,
     call,
     call_raw,
@@ -39,6 +34,7 @@ from fsclient import (
     list_all_tools,
     ok,
     result_text,
+    stdio_session,
     tool_names,
 )
 
@@ -124,23 +120,6 @@ def shell_server_params(
     )
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        # Fields after the command name (which may hold spaces and parentheses).
-        rest = data[data.rfind(b")") + 2 :].split()
-        if len(rest) > 1 and int(rest[1]) == pid:
-            found.add(int(entry))
-    return found
-
-
 @asynccontextmanager
 async def shell_session(
     roots: os.PathLike[str] | str | Iterable[os.PathLike[str] | str],
@@ -156,29 +135,8 @@ async def shell_session(
     failing test shows it.
     """
     params = shell_server_params(roots, profile=profile, extra_args=extra_args, **launch)
-    with tempfile.TemporaryFile(mode="w+", prefix="bastion-shell-stderr-") as errlog:
-        try:
-            before = _children(os.getpid())
-            async with stdio_client(params, errlog=errlog) as (read, write_stream):
-                async with ClientSession(read, write_stream) as session:
-                    with anyio.fail_after(INITIALIZE_TIMEOUT):
-                        await session.initialize()
-                    new = _children(os.getpid()) - before
-                    session.server_pid = new.pop() if len(new) == 1 else None  # type: ignore[attr-defined]
-                    yield session
-        except BaseExceptionGroup as group:
-            inner: BaseException = group
-            while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-                inner = inner.exceptions[0]
-            if inner is group:
-                raise
-            raise inner
-        finally:
-            errlog.flush()
-            errlog.seek(0)
-            captured = errlog.read()
-            if captured:
-                sys.stderr.write(f"--- stderr of bastion-shell ---\n{captured}")
+    async with stdio_session(params, "bastion-shell", track_pid=True) as session:
+        yield session
 
 
 async def run_raw(
