@@ -513,6 +513,21 @@ impl CommandRules {
         ))
     }
 
+    /// Refuses a profile that needs the sandbox (`build-test`) when Landlock is not active,
+    /// unless the operator accepted a degraded sandbox. `why` says what the probe found.
+    pub fn check_sandbox(&self, landlock_active: bool, allow_degraded: bool, why: &str) -> Result<()> {
+        if self.requires_sandbox && !landlock_active && !allow_degraded {
+            return Err(Error::new(
+                ErrorCode::SandboxUnavailable,
+                format!(
+                    "the '{}' profile runs project code and needs the Landlock sandbox, which this kernel does not provide ({why}); the operator can accept a weaker sandbox with allow_degraded = true",
+                    self.profile
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks `args` for `program` and returns what to run.
     pub fn check(&self, program: &str, args: &[String]) -> Result<CheckedArgs> {
         self.program(program)?.check(args)
@@ -1039,6 +1054,22 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
         .find(|p| is_exec(p))
 }
 
+/// Refuses an executable that lies (or whose symlinks lead) inside a root: one found through a
+/// root on the server's `PATH` would be a program the model can write.
+pub fn check_executable(roots: &Roots, program: &str, exe: &Path) -> Result<()> {
+    let real = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    if roots.iter().any(|r| exe.starts_with(r.real_path()) || real.starts_with(r.real_path())) {
+        return Err(Error::new(
+            ErrorCode::CommandNotAllowed,
+            format!(
+                "'{}' resolves to a file inside a root, which is never run as a trusted program",
+                truncate_for_message(program)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a path argument of a command run in `cwd`: it must lie beneath a root (following
 /// in-root symlinks), must not be denied by the globs, and must not climb through a symlink with
 /// `..` (the program resolves `..` physically). A missing path is fine: the program reports it.
@@ -1211,6 +1242,14 @@ mod tests {
         assert_eq!(c.argv, args(&["-r", ".a", "f.json"]));
         let c = ro.check("diff", &args(&["--from-file=a", "b"])).unwrap();
         assert_eq!(c.paths, args(&["a", "b"]));
+    }
+
+    #[test]
+    fn exec_profiles_need_the_sandbox() {
+        let bt = CommandRules::shipped("build-test").unwrap();
+        assert_eq!(bt.check_sandbox(false, false, "no Landlock").unwrap_err().code, ErrorCode::SandboxUnavailable);
+        assert!(bt.check_sandbox(false, true, "").is_ok() && bt.check_sandbox(true, false, "").is_ok());
+        assert!(CommandRules::shipped("read-only").unwrap().check_sandbox(false, false, "").is_ok());
     }
 
     #[test]

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bastion_policy::commands::{CommandRules, ShellConfig, check_path_argument, find_executable};
+use bastion_policy::commands::{CommandRules, ShellConfig, check_executable, check_path_argument, find_executable};
 use bastion_policy::{Access, Error, ErrorCode, Policy, Result, Tier};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::sandbox::{SANDBOX_ARG, Spec, Status};
+use crate::sandbox::{Spec, Status};
 
 /// The environment every child starts from; nothing else of the server's environment reaches
 /// it except the profile's `pass_env` toolchain locations.
@@ -139,16 +139,7 @@ impl Launcher {
         args: &[String],
         cwd: Option<&str>,
     ) -> Result<Prepared> {
-        if self.rules.requires_sandbox && !status.landlock_active() && !self.config.allow_degraded {
-            return Err(Error::new(
-                ErrorCode::SandboxUnavailable,
-                format!(
-                    "the '{}' profile runs project code and needs the Landlock sandbox, which this kernel does not provide ({}); the operator can accept a weaker sandbox with allow_degraded = true",
-                    self.rules.profile,
-                    status.notes.join("; ")
-                ),
-            ));
-        }
+        self.rules.check_sandbox(status.landlock_active(), self.config.allow_degraded, &status.notes.join("; "))?;
         let rule = self.rules.program(program)?;
         let mut checked = rule.check(args)?;
         // Recursive readers are told to skip what the deny globs cover.
@@ -161,14 +152,7 @@ impl Launcher {
             ));
         };
         let roots = policy.roots();
-        // A program found through a root on the server's PATH would be one the model can write.
-        let exe_real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
-        if roots.iter().any(|r| exe.starts_with(r.real_path()) || exe_real.starts_with(r.real_path())) {
-            return Err(Error::new(
-                ErrorCode::CommandNotAllowed,
-                format!("'{program}' resolves to a file inside a root, which is never run as a trusted program"),
-            ));
-        }
+        check_executable(&roots, program, &exe)?;
         let cwd_target = roots.target(cwd.unwrap_or(""), None)?;
         let dir = roots.open_dir(&cwd_target, &policy.deny)?;
         let cwd_real = cwd_target.root.real_path().join(dir.rel.as_path());
@@ -223,18 +207,11 @@ impl Launcher {
 
     /// Spawns the trampoline for `p`.
     pub fn spawn(&self, p: &Prepared, stdin: bool) -> Result<Child> {
-        let json = serde_json::to_string(&p.spec)
-            .map_err(|e| Error::new(ErrorCode::IoError, format!("cannot encode the command: {e}")))?;
-        // The trampoline needs no environment, and the server's own (LD_PRELOAD, tokens) must not
-        // reach even the trampoline; the program's environment travels in the spec.
-        Command::new(&self.exe)
-            .env_clear()
-            .arg(SANDBOX_ARG)
-            .arg(json)
+        crate::sandbox::trampoline(&self.exe, &p.spec)
+            .map_err(|e| Error::new(ErrorCode::IoError, format!("cannot encode the command: {e}")))?
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| Error::new(ErrorCode::IoError, format!("cannot start the sandbox: {e}")))
     }

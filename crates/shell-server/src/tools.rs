@@ -562,9 +562,10 @@ impl ShellServer {
         Ok(Json(SandboxOut {
             profile: l.rules.profile.clone(),
             status: self.inner.status.clone(),
-            profile_refused: l.rules.requires_sandbox
-                && !self.inner.status.landlock_active()
-                && !l.config.allow_degraded,
+            profile_refused: l
+                .rules
+                .check_sandbox(self.inner.status.landlock_active(), l.config.allow_degraded, "")
+                .is_err(),
             tcp_connect: l.rules.tcp_connect.clone(),
             rlimits: serde_json::to_value(&l.config.rlimits).unwrap_or_default(),
             scratch_dir: l.scratch.display().to_string(),

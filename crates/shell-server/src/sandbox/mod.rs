@@ -90,6 +90,15 @@ impl Status {
     }
 }
 
+/// The trampoline for `spec`: `<exe> __sandbox-exec <json>` with an empty environment (the
+/// trampoline needs none, and the server's own, such as `LD_PRELOAD` or tokens, must not reach
+/// even it; the program's environment travels in the spec).
+pub fn trampoline(exe: &std::path::Path, spec: &Spec) -> Result<tokio::process::Command, serde_json::Error> {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.env_clear().arg(SANDBOX_ARG).arg(serde_json::to_string(spec)?).kill_on_drop(true);
+    Ok(cmd)
+}
+
 /// Runs the trampoline in probe mode to find what the sandbox achieves here.
 pub async fn probe(exe: &std::path::Path, namespaces: bool) -> Status {
     let spec = Spec {
@@ -105,18 +114,11 @@ pub async fn probe(exe: &std::path::Path, namespaces: bool) -> Status {
         probe: true,
         ..Default::default()
     };
-    let json = match serde_json::to_string(&spec) {
-        Ok(j) => j,
+    let mut cmd = match trampoline(exe, &spec) {
+        Ok(cmd) => cmd,
         Err(e) => return failed(format!("cannot encode the probe: {e}")),
     };
-    let out = tokio::process::Command::new(exe)
-        .env_clear()
-        .arg(SANDBOX_ARG)
-        .arg(json)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await;
+    let out = cmd.stdin(std::process::Stdio::null()).output().await;
     match out {
         Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| failed(format!("the probe printed something unexpected: {e}"))),
