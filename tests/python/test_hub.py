@@ -798,3 +798,24 @@ def test_a_missing_remote_token_variable_is_refused(tmp_path: Path) -> None:
     r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode != 0 and "NO_SUCH_VAR_BASTION" in r.stderr
+
+
+def test_content_type_and_protocol_version_headers(hub: Hub) -> None:
+    """T-06, T-10: a body that is not JSON gets 415 once authenticated (and 401 before); an
+    unknown MCP-Protocol-Version gets 400; the versions the hub speaks are accepted."""
+    assert hub.raw(LIST, Content_Type="text/plain")[0] == 401
+    assert hub.raw(LIST, token=hub.token, Content_Type="text/plain")[0] == 415
+    assert hub.raw(LIST, token=hub.token, Content_Type="application/json; charset=utf-8")[0] == 200
+    assert hub.raw(LIST, token=hub.token, MCP_Protocol_Version="1999-01-01")[0] == 400
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"]:
+        init = {**INIT, "params": {**INIT["params"], "protocolVersion": version}}
+        status, _, body = hub.raw(init, token=hub.token)
+        assert status == 200 and json.loads(body)["result"]["protocolVersion"] == version, body
+        status, _, body = hub.raw(LIST, token=hub.token, MCP_Protocol_Version=version)
+        assert status == 200 and json.loads(body)["result"]["tools"], (version, body)
+    # A body over the limit is refused before it is read whole.
+    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": "fs__read_file", "arguments": {"path": "x" * (5 * 1024 * 1024)}}}
+    ro = hub.create_token("bigbody", "fs:read")
+    assert hub.raw(big, token=ro)[0] == 413
+    assert hub.raw(big, token=hub.token)[0] == 413

@@ -24,7 +24,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from test_hub import NAME_RE, TIMEOUT, Hub, _init_repo, bastion, call, http_session, names, running_hub
+from test_hub import NAME_RE, TIMEOUT, Hub, _init_repo, bastion, call, free_port, http_session, names, running_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -330,3 +330,64 @@ def _running_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _serve_no_auth(tmp_path: Path, name: str, port: int, *args: str) -> subprocess.Popen[bytes]:
+    err = open(tmp_path / f"{name}.stderr", "ab")
+    return subprocess.Popen(
+        [str(bastion()), "serve", "--no-auth", "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / name), *args],
+        stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "RUST_LOG": "info,rmcp=warn"},
+    )
+
+
+def _until_ready(h: Hub, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if h.raw(path="/readyz", method="GET")[0] == 200:
+                return
+        except ConnectionError:  # not listening yet
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"{what} never ready: {h.stderr.read_text()[-3000:]}")
+
+
+def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path) -> None:
+    """Hub A fronts hub B (stateful, so B's restart loses A's session: B answers 404 and A must
+    initialise again). While B is down, A's calls fail cleanly; when B is back, they work."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "hello.txt").write_text("from b\n")
+    port_b, port_a = free_port(), free_port()
+    config = tmp_path / "a.toml"
+    config.write_text(f'[[upstream]]\nname = "b"\nurl = "http://127.0.0.1:{port_b}/mcp"\ncall_timeout = "5s"\n')
+    b = _serve_no_auth(tmp_path, "b", port_b, "--stateful", "--root", str(root))
+    a = _serve_no_auth(tmp_path, "a", port_a, "--config", str(config))
+    hub_a = Hub(port=port_a, state=tmp_path / "a", root=root, token="", stderr=tmp_path / "a.stderr", pid=a.pid)
+    hub_b = Hub(port=port_b, state=tmp_path / "b", root=root, token="", stderr=tmp_path / "b.stderr", pid=b.pid)
+    read = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "b__fs__read_file", "arguments": {"path": "hello.txt"}}}
+    try:
+        _until_ready(hub_b, "hub B")
+        _until_ready(hub_a, "hub A")
+        result = json.loads(hub_a.raw(read)[2])["result"]
+        assert not result.get("isError") and "from b" in result["content"][0]["text"], result
+        b.kill()
+        b.wait(timeout=10)
+        started = time.monotonic()
+        result = json.loads(hub_a.raw(read)[2])["result"]
+        assert result.get("isError") and result["structuredContent"]["code"] in ("upstream_unavailable", "upstream_error"), result
+        assert time.monotonic() - started < 6, "a call to a dead remote took too long"
+        b = _serve_no_auth(tmp_path, "b", port_b, "--stateful", "--root", str(root))
+        _until_ready(hub_b, "hub B (restarted)")
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            result = json.loads(hub_a.raw(read)[2])["result"]
+            if not result.get("isError"):
+                break
+            time.sleep(0.2)
+        assert not result.get("isError") and "from b" in result["content"][0]["text"], (result, hub_a.stderr.read_text()[-3000:])
+    finally:
+        for p in (a, b):
+            p.kill()
+            p.wait(timeout=10)
