@@ -72,6 +72,10 @@ const NPM: [(&str, &str); 2] = [("@modelcontextprotocol/server-filesystem", "202
 /// `mcp` 2.x, and mcpo with newer FastAPI).
 const PYPI: [&str; 4] = ["mcp-proxy==0.13.0", "mcpo==0.0.20", "mcp==1.30.0", "fastapi==0.120.0"];
 
+/// Set when `cargo xtask bench hub` re-runs itself from a release build of xtask (after the
+/// installs and the build) to do the measuring.
+const OPTIMISED: &str = "BASTION_BENCH_HUB_OPTIMISED";
+
 /// A line in the 1 KiB file every front reads; a response without it is an error.
 const MARKER: &str = "bastion-bench-marker";
 
@@ -98,10 +102,19 @@ pub fn run(args: &HubArgs) -> Result<()> {
         Some(path) => std::env::current_dir()?.join(path),
         None => target_dir().join("release").join("bastion"),
     };
-    if args.no_build || args.bastion.is_some() {
-        eprintln!("xtask: not building; using {}", bastion.display());
-    } else {
-        sh(cargo().args(["build", "--release", "-p", "bastion-hub", "--bin", "bastion"]))?;
+    if std::env::var_os(OPTIMISED).is_none() {
+        if args.no_build || args.bastion.is_some() {
+            eprintln!("xtask: not building; using {}", bastion.display());
+        } else {
+            sh(cargo().args(["build", "--release", "-p", "bastion-hub", "--bin", "bastion"]))?;
+        }
+        if cfg!(debug_assertions) {
+            // The client and the load generator share the two cores with what they measure:
+            // they run as optimised code (a debug build spent ~120 µs of CPU per call).
+            sh(cargo().args(["build", "--release", "-p", "xtask"]))?;
+            let exe = target_dir().join("release").join("xtask");
+            return sh(Command::new(exe).args(std::env::args_os().skip(1)).env(OPTIMISED, "1"));
+        }
     }
     let node = which("node").context("node is needed: the upstream is the Node reference filesystem server")?;
     let modules = peers_dir.join("node_modules");
@@ -655,6 +668,9 @@ struct Throughput {
     /// `(hub, children)` VmRSS in KiB: after start-up, after the warm-up, after the run.
     rss_start: (u64, u64),
     rss_end: (u64, u64),
+    /// PSS of the hub and its children together (shared pages split between them), KiB.
+    pss_start: u64,
+    pss_end: u64,
     children: Vec<(String, u64)>,
 }
 
@@ -666,6 +682,7 @@ fn throughput(setup: &Setup, upstreams: Upstreams, clients: u32, calls: u32) -> 
     // Let the children finish their own start-up work before the first sample.
     std::thread::sleep(Duration::from_millis(500));
     let rss_start = tree_rss(pid);
+    let pss_start = tree_pss(pid);
     let body = match upstreams {
         Upstreams::Builtin => call_body("fs__read_file", "small.txt"),
         Upstreams::NodeFs => call_body("nodefs__read_text_file", &setup.file.to_string_lossy()),
@@ -678,6 +695,7 @@ fn throughput(setup: &Setup, upstreams: Upstreams, clients: u32, calls: u32) -> 
     let seconds = t.elapsed().as_secs_f64();
     let after = Cpu::sample(pid, setup.tick, |_| true);
     let rss_end = tree_rss(pid);
+    let pss_end = tree_pss(pid);
     let children = descendants(pid).into_iter().filter(|p| *p != pid).map(|p| (short_cmdline(p), rss_kib(p))).collect();
     let n = run.calls as f64;
     let mut times = run.times;
@@ -696,6 +714,8 @@ fn throughput(setup: &Setup, upstreams: Upstreams, clients: u32, calls: u32) -> 
         generator_cpu_s: after.client - before.client,
         rss_start,
         rss_end,
+        pss_start,
+        pss_end,
         children,
     })
 }
@@ -766,8 +786,11 @@ struct Cpu {
 impl Cpu {
     fn sample(pid: u32, tick: f64, child: impl Fn(u32) -> bool) -> Cpu {
         let proxy = stat_cpu(pid, tick);
+        // Children that ended and were waited for (supergateway's stateless servers) count too.
+        let reaped = stat_fields(pid, &[16, 17]) / tick;
         let others: f64 =
-            descendants(pid).into_iter().filter(|p| *p != pid && child(*p)).map(|p| stat_cpu(p, tick)).sum();
+            descendants(pid).into_iter().filter(|p| *p != pid && child(*p)).map(|p| stat_cpu(p, tick)).sum::<f64>()
+                + reaped;
         let me = std::process::id();
         Cpu { proxy, proxy_sched: sched_cpu(pid), tree: proxy + others, client: stat_cpu(me, tick) }
     }
@@ -775,13 +798,17 @@ impl Cpu {
 
 /// utime+stime of a process, in seconds.
 fn stat_cpu(pid: u32, tick: f64) -> f64 {
+    stat_fields(pid, &[14, 15]) / tick
+}
+
+/// The sum of the numeric fields `fields` (1-based, as in proc(5)) of /proc/PID/stat.
+fn stat_fields(pid: u32, fields: &[usize]) -> f64 {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name, which is in parentheses and may hold spaces.
+    // Fields after the command name, which is in parentheses and may hold spaces; the first
+    // of them is field 3 (state).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); utime is field 14, stime 15.
-    let get = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (get(14) + get(15)) / tick
+    fields.iter().map(|i| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)).sum()
 }
 
 /// The run time of every live thread of a process, in seconds (nanosecond resolution).
@@ -846,6 +873,20 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// PSS of the process and all its descendants together, in KiB: pages shared between them (the
+/// one `bastion` binary's code, mapped by the hub and every child) are counted once in total.
+fn tree_pss(pid: u32) -> u64 {
+    descendants(pid)
+        .into_iter()
+        .filter_map(|p| {
+            let s = fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// VmRSS of the process and of all its descendants, in KiB.
@@ -1214,11 +1255,12 @@ impl Report {
             );
         }
         s.push_str("\nMemory (VmRSS), `bastion serve` with its default built-in children:\n\n");
-        s.push_str("| when | hub | children | hub + children |\n|---|---|---|---|\n");
-        for (when, (h, c)) in
-            [("after start-up", self.builtin.rss_start), ("after the throughput run", self.builtin.rss_end)]
-        {
-            let _ = writeln!(s, "| {when} | {} | {} | {} |", mib(h), mib(c), mib(h + c));
+        s.push_str("| when | hub | children | hub + children | PSS of hub + children |\n|---|---|---|---|---|\n");
+        for (when, (h, c), pss) in [
+            ("after start-up", self.builtin.rss_start, self.builtin.pss_start),
+            ("after the throughput run", self.builtin.rss_end, self.builtin.pss_end),
+        ] {
+            let _ = writeln!(s, "| {when} | {} | {} | {} | {} |", mib(h), mib(c), mib(h + c), mib(pss));
         }
         let _ = writeln!(
             s,
@@ -1278,6 +1320,8 @@ impl Report {
                 "rss_kib": {
                     "start": {"hub": t.rss_start.0, "children": t.rss_start.1},
                     "end": {"hub": t.rss_end.0, "children": t.rss_end.1},
+                    "pss_start": t.pss_start,
+                    "pss_end": t.pss_end,
                     "children_end": t.children.iter().map(|(c, k)| json!({"process": c, "kib": k})).collect::<Vec<_>>(),
                 },
             })
