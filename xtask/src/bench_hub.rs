@@ -479,7 +479,7 @@ fn measure_front(setup: &Setup, front: Front, warmup: u32, calls: u32) -> Result
         p95_ms,
         proxy_cpu_us: Some((after.proxy - before.proxy) / n * 1e6),
         proxy_cpu_sched_us: Some((after.proxy_sched - before.proxy_sched) / n * 1e6),
-        server_cpu_us: (after.tree - before.tree) / n * 1e6,
+        server_cpu_us: ((after.tree - after.proxy) - (before.tree - before.proxy)) / n * 1e6,
         client_cpu_us: (after.client - before.client) / n * 1e6,
         proxy_rss_kib: Some(rss_kib(pid)),
         server_rss_kib: server_pids.iter().map(|p| rss_kib(*p)).sum(),
