@@ -328,7 +328,8 @@ struct FrontResult {
     /// CPU of this client per call (µs).
     client_cpu_us: f64,
     proxy_rss_kib: Option<u64>,
-    server_rss_kib: u64,
+    /// None when the servers do not outlive a request (supergateway stateless).
+    server_rss_kib: Option<u64>,
 }
 
 impl FrontResult {
@@ -345,7 +346,7 @@ impl FrontResult {
             server_cpu_us: f64::NAN,
             client_cpu_us: f64::NAN,
             proxy_rss_kib: None,
-            server_rss_kib: 0,
+            server_rss_kib: None,
         }
     }
 }
@@ -469,6 +470,7 @@ fn measure_front(setup: &Setup, front: Front, warmup: u32, calls: u32) -> Result
     let after = Cpu::sample(pid, setup.tick, is_server);
     let n = f64::from(calls);
     let (median_ms, p95_ms) = percentiles(&mut times);
+    let per_request = matches!(front, Front::SupergatewayStateless);
     let server_pids: Vec<u32> = descendants(pid).into_iter().filter(|p| *p != pid).collect();
     Ok(FrontResult {
         front,
@@ -479,10 +481,16 @@ fn measure_front(setup: &Setup, front: Front, warmup: u32, calls: u32) -> Result
         p95_ms,
         proxy_cpu_us: Some((after.proxy - before.proxy) / n * 1e6),
         proxy_cpu_sched_us: Some((after.proxy_sched - before.proxy_sched) / n * 1e6),
-        server_cpu_us: ((after.tree - after.proxy) - (before.tree - before.proxy)) / n * 1e6,
+        // supergateway's stateless mode starts a server per request and lets it go without
+        // waiting for it (its CPU is in no process we can read): not measured.
+        server_cpu_us: if per_request {
+            f64::NAN
+        } else {
+            ((after.tree - after.proxy) - (before.tree - before.proxy)) / n * 1e6
+        },
         client_cpu_us: (after.client - before.client) / n * 1e6,
         proxy_rss_kib: Some(rss_kib(pid)),
-        server_rss_kib: server_pids.iter().map(|p| rss_kib(*p)).sum(),
+        server_rss_kib: (!per_request).then(|| server_pids.iter().map(|p| rss_kib(*p)).sum()),
     })
 }
 
@@ -531,7 +539,7 @@ fn measure_stdio(setup: &Setup, warmup: u32, calls: u32) -> Result<FrontResult> 
             server_cpu_us: (after.proxy - before.proxy) / n * 1e6,
             client_cpu_us: (after.client - before.client) / n * 1e6,
             proxy_rss_kib: None,
-            server_rss_kib: rss_kib(pid),
+            server_rss_kib: Some(rss_kib(pid)),
         })
     })();
     let _ = child.kill();
@@ -1223,7 +1231,7 @@ impl Report {
                 us(f.server_cpu_us),
                 us(f.client_cpu_us),
                 f.proxy_rss_kib.map_or("—".into(), mib),
-                mib(f.server_rss_kib),
+                f.server_rss_kib.map_or("n/a".into(), mib),
             );
         }
         let _ = writeln!(
