@@ -4,10 +4,10 @@ every response checked, and the memory of the hub and its children sampled after
 and at the end.
 
 The clients are raw JSON-RPC over HTTP/1.1 on one keep-alive socket each (threads, not the SDK:
-the SDK's ~0.5 ms of client CPU per call would make this a test of the client). With a debug
-build the hub spends ~1.2 ms of CPU per call and the fs child ~0.4 ms, so the run takes about
-half a minute on two idle cores (45–58 s measured while other builds loaded the machine). Calls
-per second are printed for information only; nothing here asserts on time.
+the SDK's ~0.4 ms of client CPU per call would make this a test of the client). With a debug
+build the hub spends ~1.2 ms of CPU per call and the fs child ~0.4 ms, so the test takes about
+half a minute on two idle cores (28 s measured; 48–76 s while other builds loaded the machine).
+Calls per second are printed for information only; nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ TIMEOUT = 30.0
 CONTENT = "hello from the load test\n"  # small: the test is of the hub, not of reading files
 
 # Growth of VmRSS (hub + children) allowed between the sample after the warm-up and the end.
-# Measured with the debug build on the project's 2-core machine, three runs while other builds
-# loaded it: 368, 904 and 1 168 KiB, nearly all of it in the hub; a release hub driven the same
-# way stays within ±0.1 MiB from 32 000 to 320 000 calls, so this is the allocator settling, not
-# a leak. 4 MiB is over 3× the worst seen and still fails on a leak of 132 bytes per call
-# (4 MiB / 32 000 calls); a leaked request, response or map entry is several hundred.
+# Measured with the debug build on the project's 2-core machine, four runs (three while other
+# builds loaded it, one on the idle machine): 368 to 1 168 KiB, nearly all of it in the hub; a
+# release hub driven the same way stays within ±0.1 MiB from 32 000 to 320 000 calls, so this is
+# the allocator settling, not a leak. 4 MiB is over 3× the worst seen and still fails on a leak
+# of 132 bytes per call (4 MiB / 32 000 calls); a leaked request, response or map entry is
+# several hundred.
 RSS_GROWTH_LIMIT_KIB = 4 * 1024
 
 
