@@ -24,6 +24,9 @@ pub enum Target {
     Git(crate::bench_git::GitArgs),
     /// bastion-shell against Desktop Commander's start_process, and the sandbox's own cost.
     Shell(crate::bench_shell::ShellArgs),
+    /// The hub (`bastion serve`) against mcp-proxy, supergateway and mcpo in front of the Node
+    /// filesystem server: added latency, CPU per call, throughput with 32 clients, memory.
+    Hub(crate::bench_hub::HubArgs),
 }
 
 /// Options of `cargo xtask bench fs`.
@@ -63,6 +66,7 @@ pub fn run(target: &Target) -> Result<()> {
         Target::Fs(args) => bench_fs(args),
         Target::Git(args) => crate::bench_git::run(args),
         Target::Shell(args) => crate::bench_shell::run(args),
+        Target::Hub(args) => crate::bench_hub::run(args),
     }
 }
 
@@ -130,6 +134,12 @@ pub(crate) fn ensure_cli_tools() {
 /// Installs the npm peers into `dir` unless the pinned versions are already there. Failures are
 /// reported and left for the driver to show as "n/a".
 pub(crate) fn install_npm_peers(dir: &Path) {
+    install_npm_packages(dir, &NPM_PEERS);
+}
+
+/// Installs `(package, version)` pairs into `dir` with npm, skipping those already there.
+/// Failures are reported, not fatal.
+pub(crate) fn install_npm_packages(dir: &Path, packages: &[(&str, &str)]) {
     if !have("npm") || !have("node") {
         eprintln!("xtask: warning: node/npm not found; the npm peers will be reported as n/a");
         return;
@@ -145,7 +155,7 @@ pub(crate) fn install_npm_peers(dir: &Path) {
         eprintln!("xtask: warning: cannot prepare {}: {err}", dir.display());
         return;
     }
-    for (package, version) in NPM_PEERS {
+    for &(package, version) in packages {
         if installed_version(dir, package).as_deref() == Some(version) {
             eprintln!("xtask: peer {package}@{version} is installed");
             continue;
@@ -164,7 +174,7 @@ pub(crate) fn install_npm_peers(dir: &Path) {
 }
 
 /// The version in `<dir>/node_modules/<package>/package.json`, if installed.
-fn installed_version(dir: &Path, package: &str) -> Option<String> {
+pub(crate) fn installed_version(dir: &Path, package: &str) -> Option<String> {
     let path: PathBuf = dir.join("node_modules").join(package).join("package.json");
     let text = fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
