@@ -27,15 +27,18 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import anyio
 import httpx2
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from fsclient import bin_dir
 
@@ -463,3 +466,184 @@ def tool_scopes(root: Path) -> dict[str, str]:
 
 def authorize_url(hub: OAuthHub, params: dict[str, str]) -> str:
     return f"{hub.issuer}/authorize?{urlencode(params)}"
+
+
+# --- Shared flows -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def mcp_session(hub: OAuthHub, token: str) -> AsyncIterator[ClientSession]:
+    """The official SDK's streamable HTTP client with an ``Authorization: Bearer`` header."""
+    async with hub.async_client(token) as client:
+        async with streamable_http_client(f"{hub.issuer}/mcp", http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                with anyio.fail_after(TIMEOUT):
+                    await session.initialize()
+                yield session
+
+
+async def list_and_read(hub: OAuthHub, token: str) -> list[str]:
+    """tools/list and a successful ``fs__read_file`` through the SDK; returns the tool names."""
+    async with mcp_session(hub, token) as s:
+        with anyio.fail_after(TIMEOUT):
+            names = [t.name for t in (await s.list_tools()).tools]
+            assert "fs__read_file" in names, names
+            r = await s.call_tool("fs__read_file", {"path": "hello.txt"})
+        text = "".join(getattr(c, "text", "") for c in r.content)
+        assert not r.is_error and "hello through oauth" in text, text
+    return names
+
+
+def assert_token_response(r: httpx2.Response) -> dict[str, Any]:
+    """AS-07: 200 JSON with the five fields and ``Cache-Control: no-store``."""
+    assert r.status_code == 200, f"/token: {r.status_code} {r.text}"
+    assert "no-store" in r.headers.get("cache-control", ""), dict(r.headers)
+    body = r.json()
+    assert body.get("token_type", "").lower() == "bearer" and body["token_type"] == "Bearer", body
+    assert isinstance(body.get("expires_in"), int) and body["expires_in"] > 0, body
+    assert body.get("access_token") and body.get("refresh_token") and isinstance(body.get("scope"), str), body
+    return body
+
+
+def assert_oauth_error(r: httpx2.Response, status: int, *errors: str) -> None:
+    assert r.status_code == status, f"expected {status} {errors}, got {r.status_code} {r.text[:500]}"
+    assert r.headers.get("content-type", "").startswith("application/json"), r.headers.get("content-type")
+    assert r.json().get("error") in errors, r.text
+
+
+
+async def chatgpt_flow(hub: OAuthHub, http: httpx2.Client) -> None:
+    """What ChatGPT does when a connector is created (CG-04, CG-06); see the test of that name."""
+    # 1. Probe /mcp without a token.
+    r = mcp(http, hub, INIT)
+    assert r.status_code == 401, r.text
+    params = challenge_params(r.headers["www-authenticate"])
+    prm_url = params.get("resource_metadata")
+    assert prm_url == f"{hub.issuer}/.well-known/oauth-protected-resource/mcp", r.headers["www-authenticate"]
+    assert params.get("scope"), f"RS-03: the challenge has no scope: {r.headers['www-authenticate']}"
+    # 2. Protected resource metadata, from the header and at the root (ChatGPT strips /mcp).
+    prm = http.get(prm_url)
+    assert prm.status_code == 200 and prm.headers["content-type"].startswith("application/json"), prm.text
+    root_prm = http.get(f"{hub.issuer}/.well-known/oauth-protected-resource")
+    assert root_prm.status_code == 200 and root_prm.json() == prm.json(), root_prm.text
+    meta_rs = prm.json()
+    assert meta_rs["resource"] == hub.resource and meta_rs["authorization_servers"] == [hub.issuer], meta_rs
+    # 3. Authorization server metadata, both names.
+    as_url = f"{meta_rs['authorization_servers'][0]}/.well-known/oauth-authorization-server"
+    meta = http.get(as_url).json()
+    oidc = http.get(f"{hub.issuer}/.well-known/openid-configuration")
+    assert oidc.status_code == 200 and oidc.json()["issuer"] == meta["issuer"] == hub.issuer, oidc.text
+    assert "S256" in meta["code_challenge_methods_supported"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    # 4. Dynamic client registration with ChatGPT's stable callback.
+    reg = http.post(meta["registration_endpoint"], json={
+        "client_name": "ChatGPT", "redirect_uris": [CHATGPT_REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"], "token_endpoint_auth_method": "none", "scope": params["scope"]})
+    assert reg.status_code == 201, reg.text
+    client = reg.json()
+    assert client["redirect_uris"] == [CHATGPT_REDIRECT] and client["token_endpoint_auth_method"] == "none", client
+    assert "client_secret" not in client, client
+    # 5. Authorize with PKCE and the PRM resource verbatim; scopes from the challenge.
+    flow = Flow(hub=hub, http=http, client_id=client["client_id"], redirect_uri=CHATGPT_REDIRECT,
+                resource=meta_rs["resource"])
+    page = http.get(meta["authorization_endpoint"], params=flow.authorize_params(params["scope"]))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:500]
+    assert "ChatGPT" in page.text and "chatgpt.com" in page.text, "the consent page names the client and redirect host"
+    # 6. Submit the consent form as the owner.
+    r = flow.submit(page)
+    assert r.status_code == 303, f"consent POST: {r.status_code} {r.text[:300]}"
+    location = r.headers["location"]
+    got = query(location)
+    assert redirect_base(location) == CHATGPT_REDIRECT, location
+    assert got.get("state") == flow.state, location
+    assert got.get("iss") == meta["issuer"], f"AS-08: iss must equal the metadata issuer exactly: {location}"
+    assert "%3A%2F%2F" in location.split("iss=", 1)[1], f"AS-08: iss is URL-encoded in the query: {location}"
+    # 7. Token exchange at the advertised endpoint.
+    tokens = assert_token_response(http.post(meta["token_endpoint"], data={
+        "grant_type": "authorization_code", "code": got["code"], "redirect_uri": CHATGPT_REDIRECT,
+        "client_id": client["client_id"], "code_verifier": flow.verifier, "resource": meta_rs["resource"]}))
+    # 8. The official SDK lists tools and reads a file with the token.
+    await list_and_read(hub, tokens["access_token"])
+
+
+# --- The official SDK's OAuth client ----------------------------------------------------------------
+
+
+class MemoryStorage:
+    """An in-memory ``mcp.client.auth.TokenStorage``."""
+
+    def __init__(self) -> None:
+        self.tokens: Any = None
+        self.client_info: Any = None
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> Any:
+        return self.client_info
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client_info = client_info
+
+
+async def sdk_oauth_tools(hub: OAuthHub, *, redirect_uri: str = "http://127.0.0.1:53682/callback"
+                          ) -> tuple[list[str], str, MemoryStorage, list[str]]:
+    """Connects to ``{issuer}/mcp`` with ``mcp.client.auth.OAuthClientProvider``: the SDK
+    discovers, registers and builds the authorization URL itself; its redirect handler plays the
+    owner (GET the page, submit the consent form with the owner secret, keep the Location) and its
+    callback handler hands back code, state and iss. Returns the tool names, the text of
+    ``fs__read_file hello.txt``, the storage, and the authorization URLs the SDK opened."""
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+    opened: list[str] = []
+    locations: list[str] = []
+
+    def consent(url: str) -> str:
+        with hub.client() as http:
+            page = http.get(url)
+            assert page.status_code == 200, f"SDK authorization URL {url}: {page.status_code} {page.text[:300]}"
+            form = consent_form(page.text)
+            data = [*form.hidden.items(), ("owner_secret", hub.owner_secret),
+                    *[("scope", s) for s, checked in form.scopes() if checked], ("decision", "approve")]
+            r = http.post(urljoin(url, form.action), data=data)
+            assert r.status_code in (302, 303), f"consent POST: {r.status_code} {r.text[:300]}"
+            return r.headers["location"]
+
+    async def redirect_handler(url: str) -> None:
+        opened.append(url)
+        locations.append(await anyio.to_thread.run_sync(consent, url))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        got = query(locations[-1])
+        assert redirect_base(locations[-1]) == redirect_uri, locations[-1]
+        return AuthorizationCodeResult(code=got["code"], state=got.get("state"), iss=got.get("iss"))
+
+    storage = MemoryStorage()
+    provider = OAuthClientProvider(
+        server_url=f"{hub.issuer}/mcp",
+        client_metadata=OAuthClientMetadata(
+            client_name="mcp-python-sdk-e2e", redirect_uris=[redirect_uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"], response_types=["code"],
+            token_endpoint_auth_method="none"),
+        storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
+    )
+    if hub.ca is not None:
+        client = httpx2.AsyncClient(auth=provider, verify=ssl.create_default_context(cafile=str(hub.ca)),
+                                    timeout=httpx2.Timeout(TIMEOUT, read=300.0))
+    else:
+        client = httpx2.AsyncClient(auth=provider, transport=AsyncToHub(hub.issuer, hub.port),
+                                    timeout=httpx2.Timeout(TIMEOUT, read=300.0))
+    async with client:
+        async with streamable_http_client(f"{hub.issuer}/mcp", http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                with anyio.fail_after(TIMEOUT * 2):
+                    await session.initialize()
+                    names = [t.name for t in (await session.list_tools()).tools]
+                    r = await session.call_tool("fs__read_file", {"path": "hello.txt"})
+    text = "".join(getattr(c, "text", "") for c in r.content)
+    assert not r.is_error, text
+    return names, text, storage, opened

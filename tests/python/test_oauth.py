@@ -17,16 +17,11 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from collections.abc import AsyncIterator
 
-import anyio
 import httpx2
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from oauth_client import (
     CHATGPT_REDIRECT,
@@ -34,11 +29,14 @@ from oauth_client import (
     CURSOR_REDIRECTS,
     INIT,
     LIST,
-    TIMEOUT,
     Flow,
     OAuthHub,
+    assert_oauth_error,
+    assert_token_response,
     challenge_params,
+    chatgpt_flow,
     consent_form,
+    list_and_read,
     listed_tools,
     mcp,
     new_flow,
@@ -46,9 +44,12 @@ from oauth_client import (
     redirect_base,
     register,
     running_hub,
+    sdk_oauth_tools,
     tool_call,
     tool_scopes,
 )
+
+pytestmark = pytest.mark.anyio
 
 STATIC_CLIENT = {"client_id": "static-e2e", "client_name": "Static E2E", "redirect_uris": ["https://static.example/cb"]}
 CONFIG = (
@@ -69,46 +70,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthHub]:
 def http(hub: OAuthHub) -> Iterator[httpx2.Client]:
     with hub.client() as c:
         yield c
-
-
-@asynccontextmanager
-async def mcp_session(hub: OAuthHub, token: str) -> AsyncIterator[ClientSession]:
-    """The official SDK's streamable HTTP client with an ``Authorization: Bearer`` header."""
-    async with hub.async_client(token) as client:
-        async with streamable_http_client(f"{hub.issuer}/mcp", http_client=client) as (read, write):
-            async with ClientSession(read, write) as session:
-                with anyio.fail_after(TIMEOUT):
-                    await session.initialize()
-                yield session
-
-
-async def list_and_read(hub: OAuthHub, token: str) -> list[str]:
-    """tools/list and a successful ``fs__read_file`` through the SDK; returns the tool names."""
-    async with mcp_session(hub, token) as s:
-        with anyio.fail_after(TIMEOUT):
-            names = [t.name for t in (await s.list_tools()).tools]
-            assert "fs__read_file" in names, names
-            r = await s.call_tool("fs__read_file", {"path": "hello.txt"})
-        text = "".join(getattr(c, "text", "") for c in r.content)
-        assert not r.is_error and "hello through oauth" in text, text
-    return names
-
-
-def assert_token_response(r: httpx2.Response) -> dict[str, Any]:
-    """AS-07: 200 JSON with the five fields and ``Cache-Control: no-store``."""
-    assert r.status_code == 200, f"/token: {r.status_code} {r.text}"
-    assert "no-store" in r.headers.get("cache-control", ""), dict(r.headers)
-    body = r.json()
-    assert body.get("token_type", "").lower() == "bearer" and body["token_type"] == "Bearer", body
-    assert isinstance(body.get("expires_in"), int) and body["expires_in"] > 0, body
-    assert body.get("access_token") and body.get("refresh_token") and isinstance(body.get("scope"), str), body
-    return body
-
-
-def assert_oauth_error(r: httpx2.Response, status: int, *errors: str) -> None:
-    assert r.status_code == status, f"expected {status} {errors}, got {r.status_code} {r.text[:500]}"
-    assert r.headers.get("content-type", "").startswith("application/json"), r.headers.get("content-type")
-    assert r.json().get("error") in errors, r.text
 
 
 def assert_401_invalid_token(http: httpx2.Client, hub: OAuthHub, token: str, why: str) -> None:
@@ -135,56 +96,7 @@ async def test_chatgpt_like_client_end_to_end(hub: OAuthHub, http: httpx2.Client
     stable redirect, PKCE S256, `resource` = PRM `resource` verbatim on authorize and token,
     the consent form submitted with the owner secret, `iss` checked, then tools/list and a call
     through the official MCP SDK."""
-    # 1. Probe /mcp without a token.
-    r = mcp(http, hub, INIT)
-    assert r.status_code == 401, r.text
-    params = challenge_params(r.headers["www-authenticate"])
-    prm_url = params.get("resource_metadata")
-    assert prm_url == f"{hub.issuer}/.well-known/oauth-protected-resource/mcp", r.headers["www-authenticate"]
-    assert params.get("scope"), f"RS-03: the challenge has no scope: {r.headers['www-authenticate']}"
-    # 2. Protected resource metadata, from the header and at the root (ChatGPT strips /mcp).
-    prm = http.get(prm_url)
-    assert prm.status_code == 200 and prm.headers["content-type"].startswith("application/json"), prm.text
-    root_prm = http.get(f"{hub.issuer}/.well-known/oauth-protected-resource")
-    assert root_prm.status_code == 200 and root_prm.json() == prm.json(), root_prm.text
-    meta_rs = prm.json()
-    assert meta_rs["resource"] == hub.resource and meta_rs["authorization_servers"] == [hub.issuer], meta_rs
-    # 3. Authorization server metadata, both names.
-    as_url = f"{meta_rs['authorization_servers'][0]}/.well-known/oauth-authorization-server"
-    meta = http.get(as_url).json()
-    oidc = http.get(f"{hub.issuer}/.well-known/openid-configuration")
-    assert oidc.status_code == 200 and oidc.json()["issuer"] == meta["issuer"] == hub.issuer, oidc.text
-    assert "S256" in meta["code_challenge_methods_supported"]
-    assert meta["authorization_response_iss_parameter_supported"] is True
-    # 4. Dynamic client registration with ChatGPT's stable callback.
-    reg = http.post(meta["registration_endpoint"], json={
-        "client_name": "ChatGPT", "redirect_uris": [CHATGPT_REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"], "token_endpoint_auth_method": "none", "scope": params["scope"]})
-    assert reg.status_code == 201, reg.text
-    client = reg.json()
-    assert client["redirect_uris"] == [CHATGPT_REDIRECT] and client["token_endpoint_auth_method"] == "none", client
-    assert "client_secret" not in client, client
-    # 5. Authorize with PKCE and the PRM resource verbatim; scopes from the challenge.
-    flow = Flow(hub=hub, http=http, client_id=client["client_id"], redirect_uri=CHATGPT_REDIRECT,
-                resource=meta_rs["resource"])
-    page = http.get(meta["authorization_endpoint"], params=flow.authorize_params(params["scope"]))
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:500]
-    assert "ChatGPT" in page.text and "chatgpt.com" in page.text, "the consent page names the client and redirect host"
-    # 6. Submit the consent form as the owner.
-    r = flow.submit(page)
-    assert r.status_code == 303, f"consent POST: {r.status_code} {r.text[:300]}"
-    location = r.headers["location"]
-    got = query(location)
-    assert redirect_base(location) == CHATGPT_REDIRECT, location
-    assert got.get("state") == flow.state, location
-    assert got.get("iss") == meta["issuer"], f"AS-08: iss must equal the metadata issuer exactly: {location}"
-    assert "%3A%2F%2F" in location.split("iss=", 1)[1], f"AS-08: iss is URL-encoded in the query: {location}"
-    # 7. Token exchange at the advertised endpoint.
-    tokens = assert_token_response(http.post(meta["token_endpoint"], data={
-        "grant_type": "authorization_code", "code": got["code"], "redirect_uri": CHATGPT_REDIRECT,
-        "client_id": client["client_id"], "code_verifier": flow.verifier, "resource": meta_rs["resource"]}))
-    # 8. The official SDK lists tools and reads a file with the token.
-    await list_and_read(hub, tokens["access_token"])
+    await chatgpt_flow(hub, http)
 
 
 async def test_claude_like_client_end_to_end(hub: OAuthHub, http: httpx2.Client) -> None:
@@ -685,3 +597,14 @@ async def test_expired_access_token_then_refresh(tmp_path: Path) -> None:
         assert_401_invalid_token(http, hub, tokens["access_token"], "an expired access token")
         fresh = assert_token_response(flow.refresh(tokens["refresh_token"]))
         await list_and_read(hub, fresh["access_token"])
+
+
+async def test_official_sdk_oauth_client(hub: OAuthHub) -> None:
+    """The official Python SDK's ``OAuthClientProvider`` completes discovery, DCR, PKCE,
+    `resource` and `iss` validation (AS-08) against the hub, then lists tools and calls one."""
+    names, text, storage, opened = await sdk_oauth_tools(hub)
+    assert len(opened) == 1, opened
+    sent = query(opened[0])
+    assert sent["resource"] == hub.resource and sent["code_challenge_method"] == "S256", sent
+    assert "fs__read_file" in names and "hello through oauth" in text, (names, text)
+    assert storage.tokens is not None and storage.tokens.refresh_token, storage.tokens
