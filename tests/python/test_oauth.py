@@ -39,6 +39,7 @@ from oauth_client import (
     list_and_read,
     listed_tools,
     mcp,
+    metadata_document_server,
     new_flow,
     query,
     redirect_base,
@@ -532,6 +533,46 @@ def test_cimd_client_id_at_a_private_address_is_refused(hub: OAuthHub, http: htt
             stop.set()
             t.join(timeout=2)
     assert not connections, "the hub connected to a loopback CIMD URL"
+
+
+def test_cimd_client_end_to_end(tmp_path: Path) -> None:
+    """AS-05, CG-04: a client ID metadata document on an HTTPS server the hub is told to trust
+    (a test CA via `cimd_extra_ca`, its loopback address via `cimd_allow_private`): the
+    document's client completes the flow without registering; ChatGPT's document shape (plural
+    `token_endpoint_auth_methods_supported` with `none`, legacy singular `private_key_jwt`) is
+    accepted; a document whose client_id differs from its URL, a redirected fetch and a
+    redirect_uri missing from the document are refused without a redirect."""
+    docs: dict[str, Any] = {}
+    with metadata_document_server(tmp_path, docs) as (port, ca, requested):
+        base = f"https://127.0.0.1:{port}"
+        common = {"redirect_uris": [CHATGPT_REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+                  "response_types": ["code"]}
+        docs["/client.json"] = {"client_id": f"{base}/client.json", "client_name": "CIMD Client",
+                                "token_endpoint_auth_method": "none", **common}
+        docs["/oauth/client.json"] = {"client_id": f"{base}/oauth/client.json", "client_name": "ChatGPT",
+                                      "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+                                      "token_endpoint_auth_method": "private_key_jwt",
+                                      "jwks_uri": "https://chatgpt.com/oauth/jwks.json", **common}
+        docs["/mismatch.json"] = {**docs["/client.json"], "client_id": f"{base}/other.json"}
+        docs["/moved.json"] = ("redirect", f"{base}/client.json")
+        config = f'[oauth]\ncimd_allow_private = ["127.0.0.1"]\ncimd_extra_ca = [{json.dumps(str(ca))}]\n'
+        with running_hub(tmp_path / "hub", config=config) as hub, hub.client() as http:
+            for path, name in [("/client.json", "CIMD Client"), ("/oauth/client.json", "ChatGPT")]:
+                flow = Flow(hub=hub, http=http, client_id=f"{base}{path}", redirect_uri=CHATGPT_REDIRECT)
+                page = flow.get_authorize("fs:read")
+                assert page.status_code == 200, f"AS-05 {path}: {page.status_code} {page.text[:300]}"
+                assert name in page.text and "chatgpt.com" in page.text
+                tokens = assert_token_response(flow.exchange(flow.approve("fs:read")))
+                assert "fs__read_file" in listed_tools(mcp(http, hub, LIST, tokens["access_token"]))
+            assert "/client.json" in requested and "/oauth/client.json" in requested, requested
+            for why, client_id, redirect in [
+                ("client_id in the document differs from its URL", f"{base}/mismatch.json", CHATGPT_REDIRECT),
+                ("the document URL redirects", f"{base}/moved.json", CHATGPT_REDIRECT),
+                ("no document there", f"{base}/missing.json", CHATGPT_REDIRECT),
+                ("redirect_uri not in the document", f"{base}/client.json", "https://evil.example/cb"),
+            ]:
+                flow = Flow(hub=hub, http=http, client_id=client_id, redirect_uri=redirect)
+                assert_no_redirect_error_page(flow.get_authorize("fs:read"), f"AS-05: {why}")
 
 
 # --- CLI, persistence, storage ---------------------------------------------------------------------------------
