@@ -134,10 +134,18 @@ pub fn registration(body: &[u8]) -> Result<(String, Vec<String>), RegistrationEr
     if uris.len() > 20 {
         return Err(bad_metadata("at most 20 redirect_uris"));
     }
-    let (kept, dropped) =
-        redirect::filter(&uris).map_err(|e| RegistrationError { error: "invalid_redirect_uri", description: e })?;
-    for why in dropped {
-        tracing::info!("registration: dropped {why}");
+    if uris.is_empty() {
+        return Err(RegistrationError { error: "invalid_redirect_uri", description: "redirect_uris is empty".into() });
+    }
+    // One unacceptable URI refuses the whole registration: a client that asks for a plain-http
+    // or script redirect is not one to trust with the others. Real clients' sets (Cursor's
+    // three, with its private-use scheme) are all acceptable, which is what AS-03 needs.
+    let mut kept: Vec<String> = vec![];
+    for u in uris {
+        redirect::check(&u).map_err(|e| RegistrationError { error: "invalid_redirect_uri", description: e })?;
+        if !kept.contains(&u) {
+            kept.push(u);
+        }
     }
     check_list(obj.get("grant_types"), "grant_types", "authorization_code")?;
     check_list(obj.get("response_types"), "response_types", "code")?;
@@ -239,6 +247,10 @@ mod tests {
             (json!({"redirect_uris": ["https://a.example/cb#x"]}), "invalid_redirect_uri"),
             (json!({"redirect_uris": "https://a.example/cb"}), "invalid_client_metadata"),
             (json!({"redirect_uris": [1]}), "invalid_client_metadata"),
+            (
+                json!({"redirect_uris": ["https://chatgpt.com/connector_platform_oauth_redirect", "http://evil.example/cb"]}),
+                "invalid_redirect_uri",
+            ),
             (
                 json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}),
                 "invalid_client_metadata",

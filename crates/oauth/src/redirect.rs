@@ -89,7 +89,7 @@ fn is_loopback(host: &Host<&str>) -> bool {
     }
 }
 
-/// Keeps the valid URIs of a registration; errors if none is left. The reasons for the dropped
+/// Keeps the valid URIs of a metadata document; errors if none is left. The reasons for the dropped
 /// ones are returned too (logged).
 pub fn filter(uris: &[String]) -> Result<(Vec<String>, Vec<String>), String> {
     let mut kept = vec![];
@@ -203,7 +203,8 @@ mod tests {
         assert!(check(&format!("https://a.example/{}", "x".repeat(MAX_LEN))).is_err());
     }
 
-    /// AS-03 / CU-01: Cursor's three URIs all stay; a bad one among good ones is dropped.
+    /// AS-03 / CU-01: Cursor's three URIs all stay; in a metadata document a bad one among good
+    /// ones is dropped.
     #[test]
     fn as03_filter_keeps_good_uris() {
         let cursor: Vec<String> = [

@@ -634,8 +634,9 @@ async fn authorize(State(o): State<OAuth>, RawQuery(query): RawQuery) -> Respons
         Some(r) => {
             return bad(&format!("The redirect URI '{r}' is not registered for this app; nothing was sent to it."));
         }
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-        None => return bad("The request has no redirect_uri, and the app registered several."),
+        // Required even when only one is registered: every MCP client sends it, and the token
+        // request must repeat it.
+        None => return bad("The request has no redirect_uri."),
     };
     let kind = match redirect::check(&redirect_uri) {
         Ok(k) => k,
