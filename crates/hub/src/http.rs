@@ -2,8 +2,16 @@
 //! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
 //!
 //! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on every path but `/healthz` and `/readyz`, then the `Accept` normalisation, then rmcp (which
-//! repeats the Host/Origin check with the same lists).
+//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then
+//! the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with the same
+//! lists).
+//!
+//! In OAuth mode (a public URL and authentication on) the authorization server's routes
+//! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 names the
+//! protected-resource metadata and the scopes (RS-03), and a bearer token is either a static
+//! `bst_` token or an OAuth access token. Without OAuth the same paths pass the token check too
+//! and answer 404, so that no client believes the hub speaks OAuth (RS-06). Tokens are only
+//! ever read from the `Authorization` header, never from the query string.
 
 use std::sync::Arc;
 
@@ -19,7 +27,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::router::Hub;
-use crate::tokens::{Principal, Refusal, TokenStore};
+use crate::scope::Scope;
+use crate::tokens::{Principal, Refusal, SECRET_PREFIX, TokenStore};
 use crate::upstream::Status;
 
 /// Which hosts and browser origins may reach the hub.
@@ -98,6 +107,14 @@ pub enum Auth {
     Tokens(Arc<TokenStore>),
     /// No authentication (`--no-auth`, loopback only): every caller may do everything.
     None,
+    /// OAuth mode: the embedded authorization server's access tokens, and static bearer tokens
+    /// (Cursor, Claude Code and scripts keep using a header).
+    OAuthServer {
+        /// Static `bst_` tokens.
+        tokens: Arc<TokenStore>,
+        /// The authorization server.
+        oauth: bastion_oauth::OAuth,
+    },
 }
 
 #[derive(Clone)]
@@ -122,6 +139,33 @@ fn unauthorized(error: Option<&str>) -> Response {
     r
 }
 
+/// A 401 in OAuth mode (RS-03): `resource_metadata` and `scope` always, `error="invalid_token"`
+/// when a token was presented and refused.
+fn oauth_unauthorized(oauth: &bastion_oauth::OAuth, error: Option<&str>) -> Response {
+    let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized: a valid bearer token is required");
+    if let Ok(v) = HeaderValue::from_str(&oauth.challenge(error)) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn refusal_text(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Unknown => "unknown token",
+        Refusal::Revoked => "token revoked",
+        Refusal::Expired => "token expired",
+    }
+}
+
+/// The principal of an OAuth access token: `oauth:<client name>/<grant id>` in the audit
+/// journal, the grant's scopes.
+fn oauth_principal(a: bastion_oauth::Access) -> Principal {
+    Principal {
+        name: format!("oauth:{}/{}", a.client_name, a.grant_id),
+        scopes: a.scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -139,8 +183,12 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     if origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
         return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
     }
-    // Everything but the probes needs a token: an allowlist of public paths fails closed.
+    // Everything but the probes and the OAuth paths needs a token: an allowlist of public paths
+    // fails closed.
     let path = req.uri().path();
+    if bastion_oauth::PUBLIC_PATHS.contains(&path) {
+        return next.run(req).await;
+    }
     if path != "/healthz" && path != "/readyz" {
         let principal = match &g.auth {
             Auth::None => Principal::unrestricted("anonymous"),
@@ -151,6 +199,17 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
                     Err(Refusal::Unknown) => return unauthorized(Some("unknown token")),
                     Err(Refusal::Revoked) => return unauthorized(Some("token revoked")),
                     Err(Refusal::Expired) => return unauthorized(Some("token expired")),
+                },
+            },
+            Auth::OAuthServer { tokens, oauth } => match bearer(req.headers()) {
+                None => return oauth_unauthorized(oauth, None),
+                Some(secret) if secret.starts_with(SECRET_PREFIX) => match tokens.authenticate(secret) {
+                    Ok(p) => p,
+                    Err(r) => return oauth_unauthorized(oauth, Some(refusal_text(r))),
+                },
+                Some(secret) => match oauth.verify(secret).await {
+                    Ok(access) => oauth_principal(access),
+                    Err(r) => return oauth_unauthorized(oauth, Some(r.describe())),
                 },
             },
         };
@@ -212,8 +271,13 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, shutdown: CancellationToken) 
     let factory_hub = hub.clone();
     let service =
         StreamableHttpService::new(move || Ok(factory_hub.clone()), Arc::new(NeverSessionManager::default()), config);
+    let oauth_routes = match &auth {
+        Auth::OAuthServer { oauth, .. } => oauth.router(),
+        _ => Router::new(),
+    };
     let g = Guard { allowed: Arc::new(allowed), auth };
     Router::new()
+        .merge(oauth_routes)
         .route_service("/mcp", service.clone())
         .route_service("/mcp/", service)
         .route("/healthz", get(healthz))
