@@ -54,8 +54,9 @@ const MAX_PENDING: usize = 1000;
 const LOCK_AFTER: usize = 5;
 /// The window in which wrong secrets are counted, and how long the lockout lasts.
 const LOCK_WINDOW: u64 = 15 * 60;
-/// Registrations accepted per minute (hub-wide).
-const REGISTRATIONS_PER_MINUTE: usize = 30;
+/// Registrations accepted per minute (hub-wide; refused requests do not count, they store
+/// nothing).
+const REGISTRATIONS_PER_MINUTE: usize = 60;
 /// Most registered clients kept.
 const MAX_CLIENTS: u64 = 1000;
 /// A registered client never used for an authorization is forgotten after this.
@@ -564,7 +565,6 @@ async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             return r;
         }
-        recent.push_back(t);
     }
     let (name, redirect_uris) = match client::registration(&body) {
         Ok(x) => x,
@@ -598,6 +598,7 @@ async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
         Ok(Err(e)) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
         Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
     }
+    lock(&o.inner.registrations).push_back(t);
     tracing::info!(client_id = %c.id, client_name = %c.name, "client registered");
     json_response(
         StatusCode::CREATED,
