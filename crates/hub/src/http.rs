@@ -360,6 +360,127 @@ mod tests {
         assert_eq!(bearer(&h), None);
     }
 
+    mod oauth_mode {
+        use super::super::*;
+        use axum::body::Body;
+        use bastion_oauth::store::{CodeExchange, CodeGrant, Lifetimes};
+        use tower::ServiceExt;
+
+        const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
+        /// An access token minted straight in the store, for `resource`.
+        fn mint(dir: &std::path::Path, resource: &str) -> String {
+            let mut store = bastion_oauth::Store::open(dir).unwrap();
+            let code = format!("bac_{}", bastion_oauth::secret::random_id::<8>().unwrap());
+            let g = CodeGrant {
+                client_id: "static".into(),
+                client_name: "Test client".into(),
+                redirect_uri: "https://a.example/cb".into(),
+                challenge: bastion_oauth::secret::s256(VERIFIER),
+                resource: resource.into(),
+                scopes: vec!["fs:read".into()],
+            };
+            let t = crate::tokens::now();
+            store.insert_code(&code, &g, t + 600).unwrap();
+            let req = CodeExchange {
+                code,
+                client_id: "static".into(),
+                redirect_uri: Some("https://a.example/cb".into()),
+                verifier: Some(VERIFIER.into()),
+                resource: None,
+            };
+            store.exchange_code(&req, t, &Lifetimes::default()).unwrap().access_token
+        }
+
+        fn hub() -> Hub {
+            Hub::new(vec![], bastion_policy::audit::AuditLog::disabled(), false)
+        }
+
+        async fn send(app: &Router, method: &str, uri: &str, host: &str, bearer: Option<&str>) -> Response {
+            let mut b = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", host)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
+            if let Some(t) = bearer {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let body = if method == "POST" { Body::from(INIT) } else { Body::empty() };
+            app.clone().oneshot(b.body(body).unwrap()).await.unwrap()
+        }
+
+        fn challenge(r: &Response) -> String {
+            r.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+        }
+
+        /// RS-01..RS-05 through the hub's guard: public OAuth routes, OAuth challenges, both kinds
+        /// of bearer token, audience binding, no token from the query string.
+        #[tokio::test]
+        async fn rs03_rs05_oauth_mode_guard() {
+            let dir = tempfile::tempdir().unwrap();
+            let tokens = Arc::new(TokenStore::open(dir.path()));
+            let (_, bst) = tokens.create("ci", &["fs:read".into()], None).unwrap();
+            let settings = bastion_oauth::Settings::new("https://hub.example.com/mcp", dir.path()).unwrap();
+            let (oauth, _) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".into()])).unwrap();
+            let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
+            let app = app(hub(), allowed, Auth::OAuthServer { tokens, oauth }, CancellationToken::new());
+            let h = "hub.example.com";
+            let meta = "resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/mcp\"";
+
+            let r = send(&app, "POST", "/mcp", h, None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(challenge(&r), format!("Bearer {meta}, scope=\"fs:read\""));
+            for bad in ["garbage", "bat_unknown", "bst_unknown"] {
+                let r = send(&app, "POST", "/mcp", h, Some(bad)).await;
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{bad}");
+                let c = challenge(&r);
+                assert!(c.contains(meta) && c.contains("error=\"invalid_token\""), "{bad}: {c}");
+            }
+            let access = mint(dir.path(), "https://hub.example.com/mcp");
+            assert_eq!(send(&app, "POST", "/mcp", h, Some(&access)).await.status(), StatusCode::OK);
+            assert_eq!(send(&app, "POST", "/mcp/", h, Some(&bst)).await.status(), StatusCode::OK);
+            // The token in the query string is not a token.
+            let r = send(&app, "POST", &format!("/mcp?access_token={access}"), h, None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            // A token minted for another resource (RS-05, RFC 8707).
+            let other = mint(dir.path(), "https://other.example/mcp");
+            let r = send(&app, "POST", "/mcp", h, Some(&other)).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert!(challenge(&r).contains("another resource"));
+            // RS-02: discovery without a token, but still behind the Host check.
+            for path in bastion_oauth::PUBLIC_PATHS.iter().filter(|p| p.starts_with("/.well-known")) {
+                assert_eq!(send(&app, "GET", path, h, None).await.status(), StatusCode::OK, "{path}");
+                assert_eq!(send(&app, "GET", path, "evil.example", None).await.status(), StatusCode::FORBIDDEN);
+            }
+            let r = send(&app, "GET", "/authorize?client_id=x", h, None).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an error page, not a 401");
+        }
+
+        /// RS-06: without OAuth (static tokens or no auth) the OAuth paths are 404 and the
+        /// challenge names no metadata.
+        #[tokio::test]
+        async fn rs06_no_oauth_routes_without_oauth_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
+            let tokens = Auth::Tokens(Arc::new(TokenStore::open(dir.path())));
+            for auth in [tokens, Auth::None] {
+                let app = app(hub(), allowed.clone(), auth, CancellationToken::new());
+                for path in bastion_oauth::PUBLIC_PATHS {
+                    let method = if ["/token", "/register", "/revoke"].contains(path) { "POST" } else { "GET" };
+                    let r = send(&app, method, path, "hub.example.com", None).await;
+                    assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+                }
+            }
+            let app =
+                app(hub(), allowed, Auth::Tokens(Arc::new(TokenStore::open(dir.path()))), CancellationToken::new());
+            let r = send(&app, "POST", "/mcp", "hub.example.com", None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(challenge(&r), "Bearer");
+        }
+    }
+
     #[test]
     fn accept_is_normalised() {
         for given in [None, Some("*/*"), Some("application/json"), Some("text/event-stream")] {
