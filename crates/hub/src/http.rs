@@ -180,7 +180,14 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
         return plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed");
     }
     let origin = headers.get(header::ORIGIN);
-    if origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
+    // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
+    // with `Origin: null`. That post needs the page's single-use CSRF token and the owner
+    // secret, so `null` is accepted there, and only there, in OAuth mode.
+    let consent_post = matches!(g.auth, Auth::OAuthServer { .. })
+        && req.method() == axum::http::Method::POST
+        && req.uri().path() == "/authorize"
+        && origin.is_some_and(|o| o == "null");
+    if !consent_post && origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
         return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
     }
     // Everything but the probes and the OAuth paths needs a token: an allowlist of public paths
@@ -456,6 +463,23 @@ mod tests {
             }
             let r = send(&app, "GET", "/authorize?client_id=x", h, None).await;
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an error page, not a 401");
+            // The consent form's post carries `Origin: null` (no-referrer); nowhere else is that
+            // origin accepted.
+            let null_origin = |method: &str, uri: &str| {
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("host", h)
+                    .header("origin", "null")
+                    .body(Body::from("request=x"))
+                    .unwrap()
+            };
+            let r = app.clone().oneshot(null_origin("POST", "/authorize")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "the form's own checks answer");
+            for (m, uri) in [("POST", "/token"), ("POST", "/mcp"), ("GET", "/authorize")] {
+                let r = app.clone().oneshot(null_origin(m, uri)).await.unwrap();
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {uri}");
+            }
         }
 
         /// RS-06: without OAuth (static tokens or no auth) the OAuth paths are 404 and the
