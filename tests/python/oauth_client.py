@@ -342,6 +342,14 @@ class _FormParser(html.parser.HTMLParser):
             self.forms[-1].buttons.append(a)
 
 
+def form_data(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Form fields in order, repeated names (``scope``) as lists, as httpx2 wants them."""
+    out: dict[str, list[str]] = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return out
+
+
 def consent_form(page: str) -> Form:
     parser = _FormParser()
     parser.feed(page)
@@ -389,7 +397,7 @@ class Flow:
         data += [("scope", s) for s in ticked]
         data.append(("decision", decision))
         action = urljoin(str(page.request.url), form.action)
-        return self.http.post(action, data=data)
+        return self.http.post(action, data=form_data(data))
 
     def approve(self, scope: str | None, *, scopes: list[str] | None = None) -> str:
         """GET /authorize, approve, and return the code after checking state and iss."""
@@ -508,7 +516,7 @@ def assert_token_response(r: httpx2.Response) -> dict[str, Any]:
 def assert_oauth_error(r: httpx2.Response, status: int, *errors: str) -> None:
     assert r.status_code == status, f"expected {status} {errors}, got {r.status_code} {r.text[:500]}"
     assert r.headers.get("content-type", "").startswith("application/json"), r.headers.get("content-type")
-    assert r.json().get("error") in errors, r.text
+    assert r.json().get("error") in errors, f"expected error {' or '.join(errors)}, got {r.status_code} {r.text}"
 
 
 
@@ -609,7 +617,7 @@ async def sdk_oauth_tools(hub: OAuthHub, *, redirect_uri: str = "http://127.0.0.
             form = consent_form(page.text)
             data = [*form.hidden.items(), ("owner_secret", hub.owner_secret),
                     *[("scope", s) for s, checked in form.scopes() if checked], ("decision", "approve")]
-            r = http.post(urljoin(url, form.action), data=data)
+            r = http.post(urljoin(url, form.action), data=form_data(data))
             assert r.status_code in (302, 303), f"consent POST: {r.status_code} {r.text[:300]}"
             return r.headers["location"]
 

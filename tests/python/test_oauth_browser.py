@@ -134,6 +134,29 @@ def chromium(tmp: Path) -> Iterator[DevTools]:
             proc.wait(timeout=10)
 
 
+def submitted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The POST requests the page made (URL, the headers as sent, the response status)."""
+    posts = {e["params"]["requestId"]: {"url": e["params"]["request"]["url"]} for e in events
+             if e["method"] == "Network.requestWillBeSent" and e["params"]["request"]["method"] == "POST"}
+    for e in events:
+        rid = e.get("params", {}).get("requestId")
+        if rid in posts and e["method"] == "Network.requestWillBeSentExtraInfo":
+            posts[rid]["origin"] = {k.lower(): v for k, v in e["params"]["headers"].items()}.get("origin")
+        if rid in posts and e["method"] == "Network.responseReceived":
+            posts[rid]["status"] = e["params"]["response"]["status"]
+            posts[rid]["referrer-policy"] = {k.lower(): v for k, v in e["params"]["response"]["headers"].items()
+                                             }.get("referrer-policy")
+    return list(posts.values())
+
+
+def consent_referrer_policy(events: list[dict[str, Any]]) -> str | None:
+    for e in events:
+        if e["method"] == "Network.responseReceived" and e["params"]["response"]["url"].split("?")[0].endswith("/authorize") \
+                and e["params"]["type"] == "Document":
+            return {k.lower(): v for k, v in e["params"]["response"]["headers"].items()}.get("referrer-policy")
+    return None
+
+
 @contextmanager
 def callback_listener() -> Iterator[tuple[str, list[dict[str, list[str]]], threading.Event]]:
     """A loopback HTTP server standing in for the client's redirect endpoint."""
@@ -198,8 +221,12 @@ def test_chromium_renders_and_submits_the_consent_page(tmp_path: Path) -> None:
         assert page.eval("document.querySelector('input[name=owner_secret]').value") == hub.owner_secret
         after = len(page.events)
         page.click("#approve")
-        assert got.wait(TIMEOUT), f"the callback never arrived; page now: {page.eval('location.href')} " \
-                                  f"{page.eval('document.body.innerText')[:500]}"
+        if not got.wait(TIMEOUT):
+            raise AssertionError(
+                f"the callback never arrived; the page is now {page.eval('location.href')}: "
+                f"{page.eval('document.body.innerText')[:300]!r}; the consent POST as the browser sent it: "
+                f"{submitted(page.events)}; the consent page's Referrer-Policy: {consent_referrer_policy(page.events)!r} "
+                f"(with no-referrer, browsers send `Origin: null` on a form POST: Fetch, 'append a request Origin header')")
         params = {k: v[0] for k, v in received[0].items()}
         assert params.get("state") == flow.state and params.get("iss") == hub.issuer, params
         assert params.get("code") and "error" not in params, params
