@@ -579,21 +579,25 @@ def test_cimd_client_end_to_end(tmp_path: Path) -> None:
 
 
 def test_bastion_token_list_and_revoke_cover_oauth_grants(hub: OAuthHub, http: httpx2.Client) -> None:
-    """`bastion token list` shows OAuth grants; `bastion token revoke <grant>` revokes one."""
-    flow = new_flow(hub, http, name="grant-to-revoke")
+    """`bastion token list` shows OAuth grants (never their tokens); `bastion token revoke`
+    revokes one by its grant id, or a client's grants by the client's name; others stay live."""
+    by_id, by_name = new_flow(hub, http, name="grant-by-id"), new_flow(hub, http, name="grant-by-name")
     keep = new_flow(hub, http, name="grant-to-keep").tokens("fs:read")
-    tokens = flow.tokens("fs:read")
+    flows = {"id": (by_id, by_id.tokens("fs:read")), "name": (by_name, by_name.tokens("fs:read git:read"))}
     listing = hub.cli("token", "list").stdout
-    line = next((l for l in listing.splitlines() if "grant-to-revoke" in l), None)
-    assert line is not None, f"the OAuth grant is not in `bastion token list`:\n{listing}"
-    assert tokens["access_token"] not in listing and tokens["refresh_token"] not in listing
-    r = hub.cli("token", "revoke", "grant-to-revoke", check=False)
-    if r.returncode != 0:
-        # Revoke by the grant id shown on its line (the first field).
-        r = hub.cli("token", "revoke", line.split()[0], check=False)
-    assert r.returncode == 0, f"`bastion token revoke` failed for the grant: {r.stderr}\n{listing}"
-    assert_401_invalid_token(http, hub, tokens["access_token"], "an access token of a grant revoked from the CLI")
-    assert_oauth_error(flow.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+    lines = {k: next((l for l in listing.splitlines() if f"grant-by-{k}" in l), "") for k in flows}
+    assert all(lines.values()), f"the OAuth grants are not in `bastion token list`:\n{listing}"
+    assert "fs:read" in lines["id"] and "git:read" in lines["name"], listing
+    for _, t in flows.values():
+        assert t["access_token"] not in listing and t["refresh_token"] not in listing
+    grant_id = lines["id"].split()[0]
+    hub.cli("token", "revoke", grant_id)
+    hub.cli("token", "revoke", "grant-by-name")
+    for how, (flow, tokens) in flows.items():
+        assert_401_invalid_token(http, hub, tokens["access_token"], f"an access token of a grant revoked by {how}")
+        assert_oauth_error(flow.refresh(tokens["refresh_token"]), 400, "invalid_grant")
+    listing = hub.cli("token", "list").stdout
+    assert all("revoked" in l for l in listing.splitlines() if "grant-by-" in l), listing
     assert listed_tools(mcp(http, hub, LIST, keep["access_token"])), "revoking one grant revoked another"
 
 
