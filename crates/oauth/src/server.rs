@@ -212,6 +212,8 @@ struct Inner {
     lockout: Mutex<Lockout>,
     registrations: Mutex<VecDeque<u64>>,
     documents: Mutex<HashMap<String, (Client, u64)>>,
+    /// When expired codes and tokens were last deleted.
+    pruned: Mutex<u64>,
     fetcher: Fetcher,
     clock: Clock,
 }
@@ -272,6 +274,7 @@ impl OAuth {
             lockout: Mutex::new(Lockout::default()),
             registrations: Mutex::new(VecDeque::new()),
             documents: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(t),
             fetcher,
             clock,
         };
@@ -346,6 +349,20 @@ impl OAuth {
             .route("/revoke", post(revoke))
             .layer(DefaultBodyLimit::max(64 * 1024))
             .with_state(self.clone())
+    }
+
+    /// Deletes dead codes and tokens, at most once an hour.
+    async fn prune_hourly(&self, t: u64) {
+        {
+            let mut last = lock(&self.inner.pruned);
+            if *last + 3600 > t {
+                return;
+            }
+            *last = t;
+        }
+        if let Ok(Err(e)) = self.db(move |s| s.prune(t)).await {
+            tracing::warn!("{e}");
+        }
     }
 
     /// The client with this id: from the configuration, a metadata document, or registration.
@@ -930,6 +947,9 @@ async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Respo
         };
         o.db(move |s| s.refresh(&req, t, &life)).await
     };
+    if result.as_ref().is_ok_and(|r| r.is_ok()) {
+        o.prune_hourly(t).await;
+    }
     match result {
         Ok(Ok(i)) => json_response(
             StatusCode::OK,

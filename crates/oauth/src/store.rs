@@ -559,21 +559,33 @@ impl Store {
     /// Checks an access token presented to `/mcp` (RS-05): known, an access token, neither it
     /// nor its grant revoked, not expired, issued for `resource`.
     pub fn verify_access(&self, token: &str, resource: &str, now: u64) -> Result<Access, Refusal> {
-        type Row = (String, String, i64, Option<i64>, String, String, String, Option<i64>);
+        type Row = (String, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
         let row: Option<Row> = self
             .conn
             .query_row(
-                "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked
+                "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked, g.last_used
                  FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
                 [secret::sha256_hex(token)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
             )
             .optional()
             .map_err(|e| {
                 tracing::error!("OAuth store unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
-        let Some((kind, scopes, expires, revoked, grant, client_name, aud, grant_revoked)) = row else {
+        let Some((kind, scopes, expires, revoked, grant, client_name, aud, grant_revoked, last_used)) = row else {
             return Err(Refusal::Unknown);
         };
         if kind != "access" {
@@ -588,11 +600,10 @@ impl Store {
         if !same_resource(&aud, resource) {
             return Err(Refusal::WrongAudience);
         }
-        // At most one write a minute per grant.
-        let _ = self.conn.execute(
-            "UPDATE grants SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used <= ?2 - 60)",
-            params![grant, i(now)],
-        );
+        // At most one write a minute per grant: a request is otherwise read-only.
+        if last_used.is_none_or(|l| u(l) + 60 <= now) {
+            let _ = self.conn.execute("UPDATE grants SET last_used = ?2 WHERE id = ?1", params![grant, i(now)]);
+        }
         Ok(Access { grant_id: grant, client_name, scopes: split(&scopes) })
     }
 
@@ -867,6 +878,12 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         let t = issued(&mut store, 1000);
         assert!(store.verify_access(&t.access_token, &format!("{RES}/"), 1001).is_ok());
+        // Last use is recorded to the minute.
+        assert_eq!(store.grants(1001).unwrap()[0].last_used, Some(1001));
+        store.verify_access(&t.access_token, RES, 1030).unwrap();
+        assert_eq!(store.grants(1030).unwrap()[0].last_used, Some(1001));
+        store.verify_access(&t.access_token, RES, 1061).unwrap();
+        assert_eq!(store.grants(1061).unwrap()[0].last_used, Some(1061));
         assert_eq!(
             store.verify_access(&t.access_token, "https://other.example/mcp", 1001),
             Err(Refusal::WrongAudience)
