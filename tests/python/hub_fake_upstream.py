@@ -20,9 +20,9 @@ def no_hints(n: int) -> str:
     return f"n={n}"
 
 
-@app.tool(name="Bad-Name")
+@app.tool(name="Bad(Name)")
 def bad_name() -> str:
-    """A name outside ^[a-z][a-z0-9_]{0,63}$ once prefixed."""
+    """A name with a character the hub cannot put in snake case."""
     return "unreachable"
 
 
@@ -37,6 +37,15 @@ async def grow(ctx: Context) -> str:
     app.add_tool(grown)
     await ctx.session.send_tool_list_changed()
     return "grew"
+
+
+@app.tool()
+async def hang() -> str:
+    """Never answers (the hub's call timeout must)."""
+    import anyio
+
+    await anyio.sleep_forever()
+    return "unreachable"
 
 
 if __name__ == "__main__":

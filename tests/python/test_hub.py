@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,18 @@ class Hub:
             conn.close()
 
 
+def refused_for_scope(hub: Hub, token: str, tool: str, arguments: dict[str, Any], scope: str) -> None:
+    """A tools/call the token has no scope for gets HTTP 403 with the scope challenge (MCP
+    authorization, RS-04), before it reaches any upstream."""
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    status, headers, body = hub.raw(call, token=token)
+    challenge = headers.get("www-authenticate", "")
+    assert status == 403, (status, body)
+    assert challenge.startswith("Bearer ") and 'error="insufficient_scope"' in challenge, challenge
+    assert f'scope="{scope}"' in challenge, challenge
+    assert scope in body.decode(), body
+
+
 def _init_repo(root: Path) -> None:
     (root / "hello.txt").write_text("hello from the hub\n")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
@@ -119,19 +131,21 @@ def _init_repo(root: Path) -> None:
         subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    base = tmp_path_factory.mktemp("hub")
-    root = base / "proj"
-    root.mkdir()
-    _init_repo(root)
+@contextmanager
+def running_hub(base: Path, *args: str, root: Path | None = None, ready: bool = True) -> Iterator[Hub]:
+    """Starts ``bastion serve ARGS`` on a free port with a fresh state directory under ``base``,
+    reads the token it prints at first start, waits for ``/readyz`` (unless ``ready`` is false)
+    and kills it at the end. ``root`` (default ``base/proj``) is passed as ``--root``."""
+    if root is None:
+        root = base / "proj"
+        root.mkdir(exist_ok=True)
     state = base / "state"
     stderr = base / "hub.stderr"
     port = free_port()
     with open(stderr, "w") as err:
         proc = subprocess.Popen(
             [str(bastion()), "serve", "--root", str(root), "--listen", f"127.0.0.1:{port}",
-             "--state-dir", str(state), "--allow-write"],
+             "--state-dir", str(state), *args],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -159,16 +173,27 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         assert token, f"no token printed; stdout={lines!r} stderr={stderr.read_text()}"
         assert any(f"http://127.0.0.1:{port}/mcp" in l for l in lines), lines
         h = Hub(port=port, state=state, root=root, token=token, stderr=stderr, pid=proc.pid)
-        while time.monotonic() < deadline:
+        while ready and time.monotonic() < deadline:
             if h.raw(path="/readyz", method="GET")[0] == 200:
                 break
             time.sleep(0.05)
         else:
-            pytest.fail(f"hub never ready: {h.raw(path='/readyz', method='GET')}; {stderr.read_text()}")
+            if ready:
+                pytest.fail(f"hub never ready: {h.raw(path='/readyz', method='GET', token=token)}; {stderr.read_text()}")
         yield h
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    base = tmp_path_factory.mktemp("hub")
+    root = base / "proj"
+    root.mkdir()
+    _init_repo(root)
+    with running_hub(base, "--allow-write", root=root) as h:
+        yield h
 
 
 @asynccontextmanager
@@ -295,7 +320,11 @@ def test_stateless_json_and_lenient_accept(hub: Hub) -> None:
 def test_health_and_readiness(hub: Hub) -> None:
     status, _, body = hub.raw(path="/healthz", method="GET")
     assert status == 200 and body.strip() == b"ok"
+    # Without a token: only the verdict (upstream names and errors are not public).
     status, headers, body = hub.raw(path="/readyz", method="GET")
+    assert status == 200 and json.loads(body) == {"ready": True}, body
+    assert hub.raw(path="/readyz", method="GET", token="bst_wrong")[2] == body
+    status, headers, body = hub.raw(path="/readyz", method="GET", token=hub.token)
     data = json.loads(body)
     assert status == 200 and data["ready"] is True and data["problems"] == []
     assert [u["name"] for u in data["upstreams"]] == ["fs", "git", "shell"]
@@ -310,16 +339,14 @@ async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> Non
         visible = await names(s)
         assert "fs__read_file" in visible and "git__git_status" in visible
         assert "fs__write_file" not in visible and "git__git_commit" not in visible
-        err, data, text = await call(s, "fs__write_file", {"path": "new.txt", "content": "x"})
-        assert err and data["code"] == "insufficient_scope" and "fs:write" in text, text
+    refused_for_scope(hub, ro, "fs__write_file", {"path": "new.txt", "content": "x"}, "fs:write")
     assert not (hub.root / "new.txt").exists()
     # Per-upstream scopes: git only.
     git_only = hub.create_token("gitonly", "git:read")
     async with http_session(hub, git_only) as s:
         visible = await names(s)
         assert visible and all(n.startswith("git__") for n in visible), visible
-        err, data, _ = await call(s, "fs__read_file", {"path": "hello.txt"})
-        assert err and data["code"] == "insufficient_scope"
+    refused_for_scope(hub, git_only, "fs__read_file", {"path": "hello.txt"}, "fs:read")
     # A write token can write.
     rw = hub.create_token("writer", "fs:read,fs:write")
     async with http_session(hub, rw) as s:
@@ -388,7 +415,7 @@ def test_a_dead_upstream_is_restarted(hub: Hub) -> None:
     saw_unready = False
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        status, _, body = hub.raw(path="/readyz", method="GET")
+        status, _, body = hub.raw(path="/readyz", method="GET", token=hub.token)
         if status == 503:
             saw_unready = True
             fs = next(u for u in json.loads(body)["upstreams"] if u["name"] == "fs")
@@ -506,8 +533,8 @@ def test_the_stateless_2026_protocol_sees_the_same_scopes(hub: Hub) -> None:
     result = json.loads(body)["result"]
     assert status == 200 and not result.get("isError") and "hello from the hub" in result["content"][0]["text"], body
     call["params"] = {"name": "git__git_status", "arguments": {}, "_meta": meta}
-    status, _, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__git_status", **modern)
-    assert json.loads(body)["result"]["structuredContent"]["code"] == "insufficient_scope", body
+    status, headers, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__git_status", **modern)
+    assert status == 403 and 'scope="git:read"' in headers["www-authenticate"], (status, body)
 
 
 def test_call_timeout_spares_the_upstream_and_sigterm_stops_everything(tmp_path: Path) -> None:
@@ -529,7 +556,7 @@ def test_call_timeout_spares_the_upstream_and_sigterm_stops_everything(tmp_path:
             try:
                 if h.raw(path="/readyz", method="GET")[0] == 200:
                     break
-            except ConnectionRefusedError:
+            except ConnectionError:  # not listening yet
                 pass  # not listening yet
             time.sleep(0.05)
         shell = _child(proc.pid, "shell")
@@ -600,21 +627,21 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
         )
     try:
         h = Hub(port=port, state=state, root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
+        owner = h.create_token("admin", "*:*")
         deadline = time.monotonic() + TIMEOUT
         ready = None
         while time.monotonic() < deadline:
             try:
-                status, _, body = h.raw(path="/readyz", method="GET")
+                status, _, body = h.raw(path="/readyz", method="GET", token=owner)
                 if status == 200:
                     ready = json.loads(body)
                     break
-            except ConnectionRefusedError:
+            except ConnectionError:  # not listening yet
                 pass
             time.sleep(0.1)
         assert ready, (tmp_path / "stderr").read_text()
         assert [u["name"] for u in ready["upstreams"]] == ["files", "fake"]
-        assert any("Bad-Name" in p for p in ready["problems"]), ready
-        owner = h.create_token("admin", "*:*")
+        assert any("Bad(Name)" in p for p in ready["problems"]), ready
         async with http_session(h, owner) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
             assert "files__read_file" in tools and "git__git_status" not in tools
@@ -640,8 +667,7 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
         reader = h.create_token("reader", "fake:read")
         async with http_session(h, reader) as s:
             assert await names(s) == ["fake__echo"]
-            err, data, text = await call(s, "fake__no_hints", {"n": 1})
-            assert err and data["code"] == "insufficient_scope" and "fake:destructive" in text
+        refused_for_scope(h, reader, "fake__no_hints", {"n": 1}, "fake:destructive")
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -669,9 +695,16 @@ def test_metrics(hub: Hub) -> None:
     status, headers, body = hub.raw(path="/metrics", method="GET", token=hub.token)
     text = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert re.search(r'^bastion_hub_calls_total\{tool="fs__read_file",outcome="ok"\} [1-9]', text, re.M), text
-    assert 'bastion_hub_calls_total{tool="unknown",outcome="protocol_error"}' in text
+    assert re.search(r'^bastion_hub_calls_total\{upstream="fs",tool="fs__read_file",outcome="ok"\} [1-9]', text, re.M), text
+    assert 'bastion_hub_calls_total{upstream="none",tool="unknown",outcome="protocol_error"}' in text
+    # Latency histograms per upstream and tool: cumulative buckets ending in +Inf == count.
+    buckets = re.findall(r'^bastion_hub_call_duration_seconds_bucket\{upstream="fs",tool="fs__read_file",le="([^"]+)"\} (\d+)$', text, re.M)
+    counts = [int(n) for _, n in buckets]
+    assert buckets[-1][0] == "+Inf" and counts == sorted(counts) and counts[-1] >= 1, buckets
+    count = re.search(r'^bastion_hub_call_duration_seconds_count\{upstream="fs",tool="fs__read_file"\} (\d+)$', text, re.M)
+    assert count and int(count.group(1)) == counts[-1]
     assert 'bastion_hub_upstream_up{upstream="shell"} 1' in text
+    assert re.search(r'^bastion_hub_upstream_restarts_total\{upstream="git"\} \d+$', text, re.M)
 
 
 async def test_an_upstreams_list_changed_reaches_a_stdio_client(tmp_path: Path) -> None:
@@ -716,8 +749,8 @@ def test_an_mcp_servers_json_file_is_imported(tmp_path: Path) -> None:
     out = json.loads(r.stdout)
     names = [t["tool"]["name"] for t in out["tools"]]
     assert "fakeserver__echo" in names and not any(n.startswith(("fs__", "git__")) for n in names)
-    # `Bad-Name` cannot be offered, so `bastion tools` reports it and fails.
-    assert r.returncode != 0 and any("Bad-Name" in p for p in out["problems"]), r.stderr
+    # `Bad(Name)` cannot be offered, so `bastion tools` reports it and fails.
+    assert r.returncode != 0 and any("Bad(Name)" in p for p in out["problems"]), r.stderr
 
 
 def test_a_remote_upstream_over_streamable_http(hub: Hub, tmp_path: Path) -> None:
@@ -740,7 +773,7 @@ def test_a_remote_upstream_over_streamable_http(hub: Hub, tmp_path: Path) -> Non
             try:
                 if a.raw(path="/readyz", method="GET")[0] == 200:
                     break
-            except ConnectionRefusedError:
+            except ConnectionError:  # not listening yet
                 pass
             time.sleep(0.05)
         else:
@@ -765,3 +798,24 @@ def test_a_missing_remote_token_variable_is_refused(tmp_path: Path) -> None:
     r = subprocess.run([str(bastion()), "serve", "--config", str(config), "--state-dir", str(tmp_path / "s")],
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode != 0 and "NO_SUCH_VAR_BASTION" in r.stderr
+
+
+def test_content_type_and_protocol_version_headers(hub: Hub) -> None:
+    """T-06, T-10: a body that is not JSON gets 415 once authenticated (and 401 before); an
+    unknown MCP-Protocol-Version gets 400; the versions the hub speaks are accepted."""
+    assert hub.raw(LIST, Content_Type="text/plain")[0] == 401
+    assert hub.raw(LIST, token=hub.token, Content_Type="text/plain")[0] == 415
+    assert hub.raw(LIST, token=hub.token, Content_Type="application/json; charset=utf-8")[0] == 200
+    assert hub.raw(LIST, token=hub.token, MCP_Protocol_Version="1999-01-01")[0] == 400
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"]:
+        init = {**INIT, "params": {**INIT["params"], "protocolVersion": version}}
+        status, _, body = hub.raw(init, token=hub.token)
+        assert status == 200 and json.loads(body)["result"]["protocolVersion"] == version, body
+        status, _, body = hub.raw(LIST, token=hub.token, MCP_Protocol_Version=version)
+        assert status == 200 and json.loads(body)["result"]["tools"], (version, body)
+    # A body over the limit is refused before it is read whole.
+    big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+           "params": {"name": "fs__read_file", "arguments": {"path": "x" * (5 * 1024 * 1024)}}}
+    ro = hub.create_token("bigbody", "fs:read")
+    assert hub.raw(big, token=ro)[0] == 413
+    assert hub.raw(big, token=hub.token)[0] == 413

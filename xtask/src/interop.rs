@@ -31,6 +31,7 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
         ci::build_bins()?;
     }
     let python = ensure_venv()?;
+    let server_everything = ensure_test_servers()?;
     let root = repo_root();
     let bin_dir = target_dir().join("debug");
     let mut cmd = Command::new(&python);
@@ -40,7 +41,8 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
     }
     cmd.args(["-q", "--timeout=300", "-o", "cache_dir=.cache/pytest"])
         .args(pytest_args)
-        .env("BASTION_BIN_DIR", &bin_dir);
+        .env("BASTION_BIN_DIR", &bin_dir)
+        .env("BASTION_SERVER_EVERYTHING", &server_everything);
     let shown = display(&cmd);
     eprintln!("xtask: $ BASTION_BIN_DIR={} {shown}", bin_dir.display());
     let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
@@ -52,6 +54,40 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
         ),
         _ => bail!("interop tests failed: `{shown}` exited with {status}"),
     }
+}
+
+/// The third-party MCP server the hub tests use as an upstream, pinned.
+const SERVER_EVERYTHING: (&str, &str) = ("@modelcontextprotocol/server-everything", "2026.8.31");
+
+/// Installs the third-party servers the tests start (npm, into `.cache/npm-test`) unless the
+/// pinned version is there, and returns the path of server-everything's entry point.
+fn ensure_test_servers() -> Result<PathBuf> {
+    let (package, version) = SERVER_EVERYTHING;
+    let dir = cache_dir().join("npm-test");
+    let package_dir = dir.join("node_modules").join(package);
+    let entry = package_dir.join("dist").join("index.js");
+    let installed = fs::read_to_string(package_dir.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["version"] == version);
+    if installed && entry.is_file() {
+        return Ok(entry);
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let manifest = dir.join("package.json");
+    if !manifest.exists() {
+        fs::write(&manifest, "{\"name\": \"bastion-test-servers\", \"private\": true}\n")?;
+    }
+    eprintln!("xtask: installing {package}@{version} into {}", dir.display());
+    sh(Command::new("npm")
+        .current_dir(&dir)
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .arg(format!("{package}@{version}")))
+    .context("npm install of the test upstream failed; the hub tests need node and npm (`.ci/run` installs them)")?;
+    if !entry.is_file() {
+        bail!("{} is missing after npm install", entry.display());
+    }
+    Ok(entry)
 }
 
 /// Whether the extra pytest arguments already name a test file, directory or node id (then

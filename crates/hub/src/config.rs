@@ -15,6 +15,8 @@
 //!
 //! [[upstream]]
 //! name = "other"
+//! required = false           # /readyz does not wait for it
+//! call_timeout = "30s"
 //! url = "https://other.example/mcp"   # a remote MCP server over streamable HTTP
 //! bearer_token_env = "OTHER_TOKEN"    # the token is read from this variable
 //!
@@ -59,6 +61,12 @@ pub struct HubConfig {
     /// Roots of the built-in upstreams.
     #[serde(default)]
     pub roots: Vec<PathBuf>,
+    /// Serve MCP sessions (stateful streamable HTTP) instead of stateless requests.
+    #[serde(default)]
+    pub stateful: bool,
+    /// Longest a tool call may take (humantime: `90s`, `15m`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub call_timeout: Option<std::time::Duration>,
     /// Upstreams; empty means the default built-ins.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -169,6 +177,30 @@ pub struct UpstreamConfig {
     /// Globs on the upstream's tool names: these are never offered.
     #[serde(default)]
     pub deny_tools: Vec<String>,
+    /// Whether `/readyz` waits for this upstream (default: yes).
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Longest a call to this upstream may take (default: the hub's `call_timeout`).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub call_timeout: Option<std::time::Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `Option<Duration>` written as a humantime string (`"90s"`, `"15m"`).
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => humantime::parse_duration(&s)
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("duration '{s}': {e}"))),
+        }
+    }
 }
 
 impl HubConfig {
@@ -232,6 +264,8 @@ impl HubConfig {
                 env: entry.env,
                 allow_tools: vec![],
                 deny_tools: vec![],
+                required: true,
+                call_timeout: None,
             });
         }
         // The same checks as a TOML file.

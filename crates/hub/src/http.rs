@@ -2,16 +2,17 @@
 //! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
 //!
 //! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then
-//! the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with the same
-//! lists).
+//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then,
+//! for a `tools/call` by a token without the tool's scope, 403 with `error="insufficient_scope"`
+//! (the scope challenge of the MCP authorization spec), then the `Accept` normalisation, then rmcp
+//! (which repeats the Host/Origin check with the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
-//! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 names the
-//! protected-resource metadata and the scopes (RS-03), and a bearer token is either a static
-//! `bst_` token or an OAuth access token. Without OAuth the same paths pass the token check too
-//! and answer 404, so that no client believes the hub speaks OAuth (RS-06). Tokens are only
-//! ever read from the `Authorization` header, never from the query string.
+//! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
+//! protected-resource metadata (RS-03, RS-04), and a bearer token is either a static `bst_`
+//! token or an OAuth access token. Without OAuth the same paths pass the token check too and
+//! answer 404, so that no client believes the hub speaks OAuth (RS-06). Tokens are only ever read
+//! from the `Authorization` header, never from the query string.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -121,7 +123,11 @@ pub enum Auth {
 struct Guard {
     allowed: Arc<Allowed>,
     auth: Auth,
+    hub: Hub,
 }
+
+/// The largest request body the hub reads (rmcp's own limit): larger ones get 413.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 fn plain(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{text}\n")).into_response()
@@ -172,7 +178,44 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+impl Guard {
+    /// The caller behind a request, or why there is none (`None`: no token at all; else the
+    /// `error_description` of an `invalid_token` challenge).
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Option<&'static str>> {
+        match &self.auth {
+            Auth::None => Ok(Principal::unrestricted("anonymous")),
+            Auth::Tokens(store) => match bearer(headers) {
+                None => Err(None),
+                Some(secret) => store.authenticate(secret).map_err(|r| Some(refusal_text(r))),
+            },
+            Auth::OAuthServer { tokens, oauth } => match bearer(headers) {
+                None => Err(None),
+                Some(secret) if secret.starts_with(SECRET_PREFIX) => {
+                    tokens.authenticate(secret).map_err(|r| Some(refusal_text(r)))
+                }
+                Some(secret) => oauth.verify(secret).await.map(oauth_principal).map_err(|r| Some(r.describe())),
+            },
+        }
+    }
+
+    /// The 401 for a request without a usable token.
+    fn unauthorized(&self, why: Option<&str>) -> Response {
+        match &self.auth {
+            Auth::OAuthServer { oauth, .. } => oauth_unauthorized(oauth, why),
+            _ => unauthorized(why),
+        }
+    }
+
+    /// In OAuth mode, where the protected-resource metadata is (named in every challenge).
+    fn resource_metadata(&self) -> Option<String> {
+        match &self.auth {
+            Auth::OAuthServer { oauth, .. } => Some(oauth.resource_metadata_url()),
+            _ => None,
+        }
+    }
+}
+
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     // HTTP/1.1 requires Host; a request without one cannot be checked and is refused.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -190,40 +233,68 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response
     if !consent_post && origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
         return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
     }
-    // Everything but the probes and the OAuth paths needs a token: an allowlist of public paths
-    // fails closed.
     let path = req.uri().path();
-    if bastion_oauth::PUBLIC_PATHS.contains(&path) {
+    // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
+    if path == "/healthz" || bastion_oauth::PUBLIC_PATHS.contains(&path) {
         return next.run(req).await;
     }
-    if path != "/healthz" && path != "/readyz" {
-        let principal = match &g.auth {
-            Auth::None => Principal::unrestricted("anonymous"),
-            Auth::Tokens(store) => match bearer(req.headers()) {
-                None => return unauthorized(None),
-                Some(secret) => match store.authenticate(secret) {
-                    Ok(p) => p,
-                    Err(Refusal::Unknown) => return unauthorized(Some("unknown token")),
-                    Err(Refusal::Revoked) => return unauthorized(Some("token revoked")),
-                    Err(Refusal::Expired) => return unauthorized(Some("token expired")),
-                },
-            },
-            Auth::OAuthServer { tokens, oauth } => match bearer(req.headers()) {
-                None => return oauth_unauthorized(oauth, None),
-                Some(secret) if secret.starts_with(SECRET_PREFIX) => match tokens.authenticate(secret) {
-                    Ok(p) => p,
-                    Err(r) => return oauth_unauthorized(oauth, Some(refusal_text(r))),
-                },
-                Some(secret) => match oauth.verify(secret).await {
-                    Ok(access) => oauth_principal(access),
-                    Err(r) => return oauth_unauthorized(oauth, Some(r.describe())),
-                },
-            },
+    let (mut parts, body) = req.into_parts();
+    let principal = match g.authenticate(&parts.headers).await {
+        Ok(p) => p,
+        // The readiness probe answers anyone, with details only for a valid token.
+        Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
+        Err(why) => return g.unauthorized(why),
+    };
+    let mut body = body;
+    if parts.method == axum::http::Method::POST && !principal.scopes.contains(&Scope::all()) {
+        // Read the body once to find a tools/call the token may not make; rmcp gets the same bytes.
+        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         };
-        req.extensions_mut().insert(principal);
-        normalise_accept(req.headers_mut());
+        if let Some(denied) = scope_challenge(&g.hub, &principal, &bytes, g.resource_metadata().as_deref()) {
+            return denied;
+        }
+        body = axum::body::Body::from(bytes);
     }
-    next.run(req).await
+    parts.extensions.insert(principal);
+    normalise_accept(&mut parts.headers);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// 403 with the scope challenge when `body` is a `tools/call` of an offered tool that
+/// `principal` may not call. Anything else (other methods, unknown tools, bodies that are not
+/// JSON) goes on to rmcp, which answers it as the protocol says. In OAuth mode the challenge
+/// names the protected-resource metadata too (RS-04).
+fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8], resource_metadata: Option<&str>) -> Option<Response> {
+    #[derive(serde::Deserialize)]
+    struct Call<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+        params: Option<CallParams<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct CallParams<'a> {
+        #[serde(borrow)]
+        name: Option<std::borrow::Cow<'a, str>>,
+    }
+    let call: Call = serde_json::from_slice(body).ok()?;
+    if call.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    let name = call.params?.name?;
+    let needed = hub.required_scope(principal, &name)?;
+    hub.refused(principal, &name, "insufficient_scope");
+    let description = format!("this token may not call '{name}': it needs the scope {needed}");
+    let metadata = resource_metadata.map(|m| format!(", resource_metadata=\"{m}\"")).unwrap_or_default();
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{needed}\"{metadata}, error_description=\"{description}\""
+    );
+    let mut r = plain(StatusCode::FORBIDDEN, &format!("Forbidden: {description}"));
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    Some(r)
 }
 
 /// rmcp answers 406 unless `Accept` names both JSON and SSE; many real clients send `*/*`, only
@@ -244,7 +315,7 @@ async fn healthz() -> Response {
     plain(StatusCode::OK, "ok")
 }
 
-async fn readyz(State(hub): State<Hub>) -> Response {
+async fn readyz(State(hub): State<Hub>, caller: Option<axum::Extension<Principal>>) -> Response {
     let mut ready = true;
     let upstreams: Vec<_> = hub
         .upstreams()
@@ -255,38 +326,51 @@ async fn readyz(State(hub): State<Hub>) -> Response {
                 Status::Starting => json!({"name": u.spec.name, "state": "starting"}),
                 Status::Failed(why) => json!({"name": u.spec.name, "state": "failed", "error": why}),
             };
-            ready &= v["state"] == "ready";
+            ready &= !u.spec.required || v["state"] == "ready";
             v
         })
         .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // Upstream names, errors and tool problems are for authenticated callers only.
+    if caller.is_none() {
+        let body = json!({"ready": ready});
+        return (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    }
     let problems = hub.catalogue().problems.clone();
     let body = json!({"ready": ready, "upstreams": upstreams, "problems": problems});
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// The whole HTTP application.
-pub fn app(hub: Hub, allowed: Allowed, auth: Auth, shutdown: CancellationToken) -> Router {
-    // Stateless with JSON responses: no sessions to expire or lose (connectors that drop
-    // Mcp-Session-Id keep working); a call that sends progress falls back to SSE.
+/// How long an idle MCP session lives in stateful mode before it must initialise again.
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The whole HTTP application. Stateless with JSON responses unless `stateful`: no sessions to
+/// expire or lose (connectors that drop `Mcp-Session-Id` keep working); a call that sends
+/// progress falls back to SSE.
+pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: CancellationToken) -> Router {
     let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
+        .with_legacy_session_mode(stateful)
+        .with_json_response(!stateful)
         .with_allowed_hosts(allowed.hosts.clone())
         .with_allowed_origins(allowed.origins.clone())
         .with_cancellation_token(shutdown);
     let factory_hub = hub.clone();
-    let service =
-        StreamableHttpService::new(move || Ok(factory_hub.clone()), Arc::new(NeverSessionManager::default()), config);
+    let factory = move || Ok(factory_hub.clone());
+    let mcp = if stateful {
+        let mut sessions = LocalSessionManager::default();
+        sessions.session_config.keep_alive = Some(SESSION_IDLE);
+        let service = StreamableHttpService::new(factory, Arc::new(sessions), config);
+        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+    } else {
+        let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
+        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+    };
     let oauth_routes = match &auth {
         Auth::OAuthServer { oauth, .. } => oauth.router(),
         _ => Router::new(),
     };
-    let g = Guard { allowed: Arc::new(allowed), auth };
-    Router::new()
-        .merge(oauth_routes)
-        .route_service("/mcp", service.clone())
-        .route_service("/mcp/", service)
+    let g = Guard { allowed: Arc::new(allowed), auth, hub: hub.clone() };
+    mcp.merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
@@ -432,7 +516,7 @@ mod tests {
             let settings = bastion_oauth::Settings::new("https://hub.example.com/mcp", dir.path()).unwrap();
             let (oauth, _) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".into()])).unwrap();
             let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
-            let app = app(hub(), allowed, Auth::OAuthServer { tokens, oauth }, CancellationToken::new());
+            let app = app(hub(), allowed, Auth::OAuthServer { tokens, oauth }, false, CancellationToken::new());
             let h = "hub.example.com";
             let meta = "resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/mcp\"";
 
@@ -490,15 +574,20 @@ mod tests {
             let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
             let tokens = Auth::Tokens(Arc::new(TokenStore::open(dir.path())));
             for auth in [tokens, Auth::None] {
-                let app = app(hub(), allowed.clone(), auth, CancellationToken::new());
+                let app = app(hub(), allowed.clone(), auth, false, CancellationToken::new());
                 for path in bastion_oauth::PUBLIC_PATHS {
                     let method = if ["/token", "/register", "/revoke"].contains(path) { "POST" } else { "GET" };
                     let r = send(&app, method, path, "hub.example.com", None).await;
                     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
                 }
             }
-            let app =
-                app(hub(), allowed, Auth::Tokens(Arc::new(TokenStore::open(dir.path()))), CancellationToken::new());
+            let app = app(
+                hub(),
+                allowed,
+                Auth::Tokens(Arc::new(TokenStore::open(dir.path()))),
+                false,
+                CancellationToken::new(),
+            );
             let r = send(&app, "POST", "/mcp", "hub.example.com", None).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
             assert_eq!(challenge(&r), "Bearer");

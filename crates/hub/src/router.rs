@@ -15,11 +15,11 @@ use rmcp::model::{
     ClientRequest, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
     ServerConfig, ServerResult, Tool,
 };
-use rmcp::service::{PeerRequestOptions, RequestContext, ServiceError};
+use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::json;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamGauge};
 use crate::scope;
 use crate::tokens::Principal;
 use crate::upstream::{Status, Upstream};
@@ -106,9 +106,11 @@ pub struct Hub {
     /// Longest a call may take before the hub cancels it.
     call_timeout: Duration,
     metrics: Arc<Metrics>,
-    /// Whether clients are told of tool list changes (stdio: the client keeps a stream open;
-    /// stateless HTTP has none, so it declares `listChanged: false`).
+    /// Whether clients are told of tool list changes (stdio and stateful HTTP: the client
+    /// keeps a stream open; stateless HTTP has none, so it declares `listChanged: false`).
     list_changed: bool,
+    /// Clients that initialised and can be told of tool list changes.
+    listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
 }
 
 /// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
@@ -156,14 +158,45 @@ impl Hub {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             metrics: Arc::new(Metrics::default()),
             list_changed: trusted,
+            listeners: Arc::default(),
+        }
+    }
+
+    /// Tells clients of tool list changes (stdio, stateful HTTP sessions): they are sent
+    /// `notifications/tools/list_changed` whenever an upstream's tools change.
+    pub fn with_list_changed(mut self, on: bool) -> Hub {
+        self.list_changed = on;
+        self
+    }
+
+    /// Sends `notifications/tools/list_changed` to every client still connected; forgets the
+    /// others.
+    pub async fn announce_tool_list_changed(&self) {
+        let peers: Vec<_> = {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners.retain(|p| !p.is_transport_closed());
+            listeners.clone()
+        };
+        for peer in peers {
+            if peer.notify_tool_list_changed().await.is_err() {
+                let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+                listeners.retain(|p| !p.is_transport_closed());
+            }
         }
     }
 
     /// The Prometheus exposition text.
     pub fn metrics_text(&self) -> String {
-        let up: Vec<_> =
-            self.upstreams.iter().map(|u| (u.spec.name.clone(), matches!(u.status(), Status::Ready { .. }))).collect();
-        self.metrics.render(&up)
+        let gauges: Vec<_> = self
+            .upstreams
+            .iter()
+            .map(|u| UpstreamGauge {
+                name: u.spec.name.clone(),
+                ready: matches!(u.status(), Status::Ready { .. }),
+                restarts: u.restarts(),
+            })
+            .collect();
+        self.metrics.render(&gauges)
     }
 
     /// Sets the per-call timeout.
@@ -200,6 +233,14 @@ impl Hub {
             .collect()
     }
 
+    /// The scope `who` lacks to call the offered tool `name`, or `None` (allowed, or no such tool).
+    pub fn required_scope(&self, who: &Principal, name: &str) -> Option<String> {
+        let catalogue = self.catalogue();
+        let entry = catalogue.entries.iter().find(|e| e.tool.name == name)?;
+        let upstream = &self.upstreams[entry.upstream].spec.name;
+        (!scope::allowed(&who.scopes, upstream, entry.tier)).then(|| entry.tier.scope(upstream))
+    }
+
     /// Routes one call; every outcome is audited with the caller's name.
     pub async fn call(
         &self,
@@ -226,35 +267,63 @@ impl Hub {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("protocol_error {}", e.code.0),
         };
-        let offered = self.catalogue().entries.iter().any(|e| e.tool.name == name);
-        let metric_outcome = if outcome.starts_with("protocol_error") { "protocol_error" } else { outcome.as_str() };
-        self.metrics.record(if offered { &name } else { "unknown" }, metric_outcome, started.elapsed());
+        let result_bytes = if self.audit.enabled() {
+            match &result {
+                Ok(CallToolResponse::Complete(r)) => serialised_len(r),
+                Ok(_) => 0,
+                Err(e) => serialised_len(e),
+            }
+        } else {
+            0
+        };
+        self.record(who, &name, args, &outcome, started, result_bytes);
+        result
+    }
+
+    /// A `tools/call` the HTTP layer refused with 403 before it reached the hub: audited and
+    /// counted like any other outcome.
+    pub fn refused(&self, who: &Principal, name: &str, outcome: &str) {
+        self.record(who, name, serde_json::Value::Null, outcome, Instant::now(), 0);
+    }
+
+    /// One metrics observation, one log line and one audit line per call.
+    fn record(
+        &self,
+        who: &Principal,
+        name: &str,
+        args: serde_json::Value,
+        outcome: &str,
+        started: Instant,
+        result_bytes: usize,
+    ) {
+        let took = started.elapsed();
+        let catalogue = self.catalogue();
+        let (upstream, tool) = match catalogue.entries.iter().find(|e| e.tool.name == name) {
+            Some(e) => (self.upstreams[e.upstream].spec.name.as_str(), name),
+            None => ("none", "unknown"),
+        };
+        let metric_outcome = if outcome.starts_with("protocol_error") { "protocol_error" } else { outcome };
+        self.metrics.record(upstream, tool, metric_outcome, took);
         tracing::info!(
             target: "bastion::audit",
             token = %who.name,
             tool = %name,
             outcome = %outcome,
-            ms = started.elapsed().as_millis() as u64,
+            ms = took.as_millis() as u64,
             "call"
         );
         if self.audit.enabled() {
-            let result_bytes = match &result {
-                Ok(CallToolResponse::Complete(r)) => serialised_len(r),
-                Ok(_) => 0,
-                Err(e) => serialised_len(e),
-            };
             self.audit.record(&AuditRecord {
                 time: now_rfc3339(),
                 server: "hub",
                 principal: &who.name,
-                tool: &name,
+                tool: name,
                 args,
-                outcome: &outcome,
-                duration_ms: millis(started.elapsed()),
+                outcome,
+                duration_ms: millis(took),
                 result_bytes,
             });
         }
-        result
     }
 
     async fn route(
@@ -295,6 +364,7 @@ impl Hub {
             Status::Failed(why) => return unavailable(up, &why),
         };
         let inner = entry.inner.as_str();
+        let timeout = up.spec.call_timeout.unwrap_or(self.call_timeout);
         let params_name = params.name.clone();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
         forward.arguments = params.arguments;
@@ -323,7 +393,7 @@ impl Hub {
                     .await;
                 Err(ServiceError::Cancelled { reason: Some("cancelled by the caller".into()) })
             }
-            _ = tokio::time::sleep(self.call_timeout) => {
+            _ = tokio::time::sleep(timeout) => {
                 // Only this call is abandoned: the child is told to stop it and stays up for
                 // the others.
                 let _ = child
@@ -332,7 +402,7 @@ impl Hub {
                 up.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&child_token);
                 return Ok(tool_error(
                     "timeout",
-                    &format!("'{}' took longer than the hub's call timeout of {:?}; it was cancelled", params_name, self.call_timeout),
+                    &format!("'{params_name}' took longer than its call timeout of {}; it was cancelled", humantime::format_duration(timeout)),
                 )
                 .into());
             }
@@ -378,6 +448,14 @@ impl ServerHandler for Hub {
             )
     }
 
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        if self.list_changed {
+            let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            listeners.retain(|p| !p.is_transport_closed());
+            listeners.push(ctx.peer);
+        }
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -421,7 +499,9 @@ mod tests {
         let fs = [tool("read_file", Some(true)), tool("write_file", Some(false)), tool("read_file", Some(true))];
         let ext = [
             tool("search", None),
-            tool("Bad-Name", Some(true)),
+            tool("Bad(Name)", Some(true)),
+            tool("get-sum", Some(true)),
+            tool("get_sum", Some(true)),
             tool(&"x".repeat(70), Some(true)),
             tool("run", Some(false)),
         ];
@@ -436,6 +516,7 @@ mod tests {
                 ("fs__read_file".to_owned(), 0, Tier::Read),
                 ("fs__write_file".to_owned(), 0, Tier::Write),
                 ("ext__search".to_owned(), 1, Tier::Destructive),
+                ("ext__get_sum".to_owned(), 1, Tier::Read),
                 ("ext__run".to_owned(), 1, Tier::Write),
                 ("shell__run_command".to_owned(), 2, Tier::Exec),
             ]
@@ -445,10 +526,13 @@ mod tests {
         assert_eq!(search.title.as_deref(), Some("T search"));
         let a = search.annotations.as_ref().unwrap();
         assert_eq!((a.read_only_hint, a.destructive_hint, a.open_world_hint), (Some(false), Some(true), Some(true)));
-        assert_eq!(cat.problems.len(), 3, "{:?}", cat.problems);
+        // The upstream's own name is kept for routing.
+        assert_eq!(cat.entries[3].inner, "get-sum");
+        assert_eq!(cat.problems.len(), 4, "{:?}", cat.problems);
         assert!(cat.problems[0].contains("listed twice"));
-        assert!(cat.problems[1].contains("Bad-Name") && cat.problems[1].contains("does not match"));
-        assert!(cat.problems[2].contains("longer than 64"));
+        assert!(cat.problems[1].contains("Bad(Name)") && cat.problems[1].contains("character other than"));
+        assert!(cat.problems[2].contains("'get_sum'") && cat.problems[2].contains("listed twice"));
+        assert!(cat.problems[3].contains("longer than 64"));
     }
 
     #[test]

@@ -42,9 +42,38 @@ pub fn valid_tool_name(name: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
-/// `{upstream}__{tool}`, or why it cannot be offered.
+/// The name a tool is offered under: `{upstream}__{tool}` with the tool's own name put in
+/// snake case (`get-tiny-image`, `getTinyImage` and `get.tiny image` all become
+/// `get_tiny_image`), since clients such as ChatGPT accept only `^[a-z][a-z0-9_]{0,63}$`. The
+/// hub keeps the upstream's own name for routing. A name with any other character, or one that
+/// would be longer than 64 characters, cannot be offered; the reason is returned.
 pub fn namespaced(upstream: &str, tool: &str) -> Result<String, String> {
-    let name = format!("{upstream}{SEPARATOR}{tool}");
+    let mut name = format!("{upstream}{SEPARATOR}");
+    let mut previous_lower = false;
+    for c in tool.chars() {
+        match c {
+            'A'..='Z' => {
+                if previous_lower {
+                    name.push('_');
+                }
+                name.push(c.to_ascii_lowercase());
+                previous_lower = false;
+            }
+            'a'..='z' | '0'..='9' => {
+                name.push(c);
+                previous_lower = true;
+            }
+            '_' | '-' | '.' | ' ' | '/' => {
+                name.push('_');
+                previous_lower = false;
+            }
+            _ => {
+                return Err(format!(
+                    "{tool:?} has a character other than letters, digits, '_', '-', '.', '/' and space"
+                ));
+            }
+        }
+    }
     if name.len() > MAX_TOOL_LEN {
         return Err(format!("'{name}' is longer than {MAX_TOOL_LEN} characters"));
     }
@@ -170,8 +199,21 @@ mod tests {
         let long = "a".repeat(61);
         assert!(namespaced("fs", &long).unwrap_err().contains("longer than 64"));
         assert!(namespaced("fs", &"a".repeat(MAX_TOOL_LEN - 4)).is_ok());
-        for bad in ["read-file", "Read", "read.file", "read file", "é"] {
-            assert!(namespaced("fs", bad).unwrap_err().contains("does not match"), "{bad}");
+        for (given, offered) in [
+            ("read-file", "fs__read_file"),
+            ("Read", "fs__read"),
+            ("read.file", "fs__read_file"),
+            ("read file", "fs__read_file"),
+            ("getTinyImage", "fs__get_tiny_image"),
+            ("get-tiny-image", "fs__get_tiny_image"),
+            ("HTTPGet", "fs__httpget"),
+            ("v2Search", "fs__v2_search"),
+            ("a/b", "fs__a_b"),
+        ] {
+            assert_eq!(namespaced("fs", given).as_deref(), Ok(offered), "{given}");
+        }
+        for bad in ["é", "read(file)", "x\u{0}", "tab\t", "a:b"] {
+            assert!(namespaced("fs", bad).unwrap_err().contains("character other than"), "{bad}");
         }
         assert_eq!(split("fs__read_file"), Some(("fs", "read_file")));
         assert_eq!(split("fs__x__y"), Some(("fs", "x__y")));

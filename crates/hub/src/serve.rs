@@ -87,10 +87,18 @@ pub struct ServeArgs {
     /// FILE (default: audit.jsonl in the state directory).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Longest a tool call may take before the hub cancels it (e.g. 90s, 15m); the upstream
-    /// stays up for other calls.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "15m")]
-    pub call_timeout: Duration,
+    /// Longest a tool call may take before the hub cancels it (e.g. 90s, 15m; default 15m);
+    /// the upstream stays up for other calls.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub call_timeout: Option<Duration>,
+    /// Serve MCP sessions (`Mcp-Session-Id`) instead of stateless requests, so that clients
+    /// keeping a stream open are told when the tools change. Stateless suits ChatGPT and
+    /// claude.ai, which do not keep sessions reliably.
+    #[arg(long)]
+    pub stateful: bool,
+    /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the hub exits.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub drain_timeout: Duration,
 }
 
 /// `bastion token ...`.
@@ -307,11 +315,15 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
                     env: vec![],
                     filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
                     remote: u.url.clone().map(|url| Remote { url, bearer }),
+                    required: u.required,
+                    call_timeout: u.call_timeout,
                 })
             }
             (Some(kind), _) => {
                 let mut spec = builtin(kind, &u.name, &u.args)?;
                 spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
+                spec.required = u.required;
+                spec.call_timeout = u.call_timeout;
                 Ok(spec)
             }
             (None, Some(command)) => Ok(UpstreamSpec {
@@ -322,6 +334,8 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
                 env: u.env.clone().into_iter().collect(),
                 filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
                 remote: None,
+                required: u.required,
+                call_timeout: u.call_timeout,
             }),
             (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
         })
@@ -361,7 +375,7 @@ async fn signalled() {
 async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if upstreams.iter().all(|u| matches!(u.status(), Status::Ready { .. })) {
+        if upstreams.iter().all(|u| !u.spec.required || matches!(u.status(), Status::Ready { .. })) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -413,7 +427,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
         .collect();
-    let hub = Hub::new(upstreams.clone(), audit, args.stdio).with_call_timeout(args.call_timeout);
+    let stateful = args.stateful || config.stateful;
+    let call_timeout = args.call_timeout.or(config.call_timeout).unwrap_or(crate::router::DEFAULT_CALL_TIMEOUT);
+    let hub = Hub::new(upstreams.clone(), audit, args.stdio)
+        .with_call_timeout(call_timeout)
+        .with_list_changed(args.stdio || stateful);
+    // An upstream's tools changed (it said so, restarted or went down): clients that can hear
+    // it are told to list again.
+    for u in &upstreams {
+        let (u, hub) = (u.clone(), hub.clone());
+        tokio::spawn(async move {
+            loop {
+                u.on_change.notified().await;
+                hub.announce_tool_list_changed().await;
+            }
+        });
+    }
     let mut new_owner_secret = None;
     let auth = match (auth, oauth_settings) {
         (Auth::Tokens(tokens), Some(settings)) => {
@@ -429,23 +458,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.
         wait_ready(&upstreams, Duration::from_secs(30)).await;
-        for u in &upstreams {
-            // Forget the "ready" of the start-up: the client has not listed anything yet.
-            let _ = tokio::time::timeout(Duration::ZERO, u.on_change.notified()).await;
-        }
         let running = hub.serve(rmcp::transport::stdio()).await?;
-        // A child's tools changed (it said so, or it restarted): tell the client to list again.
-        for u in &upstreams {
-            let (u, peer) = (u.clone(), running.peer().clone());
-            tokio::spawn(async move {
-                loop {
-                    u.on_change.notified().await;
-                    if peer.notify_tool_list_changed().await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
         tokio::select! {
             r = running.waiting() => { r?; }
             _ = signalled() => {}
@@ -496,16 +509,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 println!("owner secret: {secret}");
             }
         }
-        let app = http::app(hub, allowed, auth, shutdown.child_token());
-        let stop = shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = signalled() => {}
-                    _ = stop.cancelled() => {}
+        let app = http::app(hub, allowed, auth, stateful, shutdown.child_token());
+        // Stop accepting on the first signal; calls in flight get `--drain-timeout` to finish,
+        // then the children are stopped.
+        let signal = CancellationToken::new();
+        let server = axum::serve(listener, app).with_graceful_shutdown(signal.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+        tokio::pin!(server);
+        tokio::select! {
+            r = &mut server => { r??; }
+            _ = signalled() => {
+                tracing::info!("shutting down: draining calls in flight for up to {}", humantime::format_duration(args.drain_timeout));
+                signal.cancel();
+                if tokio::time::timeout(args.drain_timeout, &mut server).await.is_err() {
+                    tracing::warn!("calls still in flight after the drain timeout; stopping anyway");
+                    server.abort();
                 }
-            })
-            .await?;
+            }
+        }
     }
     shutdown.cancel();
     for s in supervisors {

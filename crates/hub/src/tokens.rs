@@ -129,17 +129,36 @@ impl TokenStore {
         }
     }
 
-    fn save(&self, records: &[TokenRecord]) -> anyhow::Result<()> {
+    /// Runs `change` on the records under an exclusive lock (`tokens.lock`, flock), then writes
+    /// them back atomically: a `bastion token` command and a starting hub can write at once
+    /// without losing each other's records.
+    fn update<T>(&self, change: impl FnOnce(&mut Vec<TokenRecord>) -> anyhow::Result<(T, bool)>) -> anyhow::Result<T> {
         let dir = self.path.parent().context("token file has no directory")?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(records)?)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        Ok(())
+        let lock_path = self.path.with_extension("lock");
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        let mut records = self.load()?;
+        let (out, changed) = change(&mut records)?;
+        if changed {
+            let tmp = self.path.with_extension(format!("json.{}.tmp", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(&records)?)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+        }
+        // The lock is released when `lock` is closed.
+        drop(lock);
+        Ok(out)
     }
 
     /// Creates a token and returns its record and the secret (shown once, never stored).
@@ -158,44 +177,42 @@ impl TokenStore {
         for s in scopes {
             Scope::parse(s).map_err(anyhow::Error::msg)?;
         }
-        let mut records = self.load()?;
-        let at = now();
-        if records.iter().any(|r| r.name == name && check(r, at).is_ok()) {
-            bail!("a live token named '{name}' exists; revoke it first or pick another name");
-        }
-        let secret = format!(
-            "{SECRET_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
-        );
-        let id: String = random_bytes::<4>()?.iter().map(|b| format!("{b:02x}")).collect();
-        let created = now();
-        let record = TokenRecord {
-            id,
-            name: name.to_owned(),
-            sha256: hash(&secret),
-            scopes: scopes.to_vec(),
-            created,
-            expires: expires_in.map(|d| created.saturating_add(d.as_secs())),
-            revoked: None,
-        };
-        records.push(record.clone());
-        self.save(&records)?;
-        Ok((record, secret))
+        self.update(|records| {
+            let at = now();
+            if records.iter().any(|r| r.name == name && check(r, at).is_ok()) {
+                bail!("a live token named '{name}' exists; revoke it first or pick another name");
+            }
+            let secret = format!(
+                "{SECRET_PREFIX}{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
+            );
+            let id: String = random_bytes::<4>()?.iter().map(|b| format!("{b:02x}")).collect();
+            let record = TokenRecord {
+                id,
+                name: name.to_owned(),
+                sha256: hash(&secret),
+                scopes: scopes.to_vec(),
+                created: at,
+                expires: expires_in.map(|d| at.saturating_add(d.as_secs())),
+                revoked: None,
+            };
+            records.push(record.clone());
+            Ok(((record, secret), true))
+        })
     }
 
     /// Revokes the live token with this name or id; returns how many were revoked.
     pub fn revoke(&self, name_or_id: &str) -> anyhow::Result<usize> {
-        let mut records = self.load()?;
-        let at = now();
-        let mut n = 0;
-        for r in records.iter_mut().filter(|r| r.revoked.is_none() && (r.name == name_or_id || r.id == name_or_id)) {
-            r.revoked = Some(at);
-            n += 1;
-        }
-        if n > 0 {
-            self.save(&records)?;
-        }
-        Ok(n)
+        self.update(|records| {
+            let at = now();
+            let mut n = 0;
+            for r in records.iter_mut().filter(|r| r.revoked.is_none() && (r.name == name_or_id || r.id == name_or_id))
+            {
+                r.revoked = Some(at);
+                n += 1;
+            }
+            Ok((n, n > 0))
+        })
     }
 
     /// Checks a presented secret against the store (re-read if the file changed).
@@ -238,6 +255,27 @@ pub fn check(record: &TokenRecord, at: u64) -> Result<(), Refusal> {
 mod tests {
     use super::*;
     use bastion_policy::Tier;
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                // A store per thread, like separate processes.
+                std::thread::spawn(move || {
+                    TokenStore::open(&path).create(&format!("t{i}"), &["*:read".into()], None).unwrap()
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let mut names: Vec<_> = TokenStore::open(&path).load().unwrap().into_iter().map(|r| r.name).collect();
+        names.sort();
+        assert_eq!(names, (0..8).map(|i| format!("t{i}")).collect::<Vec<_>>());
+    }
 
     #[test]
     fn create_stores_only_the_hash_with_private_permissions() {

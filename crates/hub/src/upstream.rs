@@ -74,6 +74,10 @@ pub struct UpstreamSpec {
     /// A remote server over streamable HTTP instead of a child (then `program` and `args` are
     /// unused).
     pub remote: Option<Remote>,
+    /// Whether the hub is ready only when this upstream is (`/readyz`).
+    pub required: bool,
+    /// Longest a call to it may take, if not the hub's default.
+    pub call_timeout: Option<Duration>,
 }
 
 /// A remote upstream: its MCP endpoint and the bearer token the hub presents to it (its own
@@ -142,6 +146,8 @@ impl UpstreamSpec {
             env: vec![],
             filter: ToolFilter::default(),
             remote: None,
+            required: true,
+            call_timeout: None,
         })
     }
 }
@@ -170,11 +176,14 @@ pub struct Upstream {
     status: RwLock<Status>,
     /// Bumped on every status change, so the hub knows when to rebuild its catalogue.
     generation: AtomicU64,
+    /// Starts after the first.
+    restarts: AtomicU64,
     /// Where the child's progress notifications go.
     pub routes: ProgressRoutes,
     /// Set by the child's `notifications/tools/list_changed`.
     list_changed: Arc<Notify>,
-    /// Notified whenever the upstream becomes ready with a (possibly new) tool list.
+    /// Notified whenever the upstream's offered tools change: it became ready with a (possibly
+    /// new) tool list, or stopped being ready.
     pub on_change: Arc<Notify>,
 }
 
@@ -213,6 +222,7 @@ impl Upstream {
             spec,
             status: RwLock::new(Status::Starting),
             generation: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             routes: ProgressRoutes::default(),
             list_changed: Arc::default(),
             on_change: Arc::default(),
@@ -224,6 +234,11 @@ impl Upstream {
         self.status.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// How many times it was started again after the first start.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
     /// How many times the status changed.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -231,9 +246,14 @@ impl Upstream {
 
     fn set(&self, s: Status) {
         let ready = matches!(s, Status::Ready { .. });
-        *self.status.write().unwrap_or_else(|e| e.into_inner()) = s;
+        let was_ready = matches!(
+            std::mem::replace(&mut *self.status.write().unwrap_or_else(|e| e.into_inner()), s),
+            Status::Ready { .. }
+        );
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if ready {
+        // The offered tools change when it becomes ready (again, or with a new list) and when it
+        // stops being ready (its tools are withdrawn until it is back).
+        if ready || was_ready {
             self.on_change.notify_one();
         }
     }
@@ -330,6 +350,7 @@ impl Upstream {
                 _ = shutdown.cancelled() => return,
             }
             backoff = (backoff * 2).min(restart.backoff_max);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
             self.set(Status::Starting);
         }
     }
@@ -357,6 +378,8 @@ mod tests {
             env: vec![],
             filter: ToolFilter::default(),
             remote: None,
+            required: true,
+            call_timeout: None,
         }
     }
 
