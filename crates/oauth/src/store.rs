@@ -455,7 +455,9 @@ impl Store {
         match &req.verifier {
             Some(v) if secret::verify_pkce(v, &challenge) => {}
             Some(_) => return Err(GrantError::InvalidGrant("PKCE verification failed (code_verifier)".into())),
-            None => return Err(GrantError::InvalidRequest("code_verifier is required (PKCE)".into())),
+            // OAuth 2.1 §4.1.3: a code issued with a challenge and redeemed without a verifier
+            // is an invalid grant.
+            None => return Err(GrantError::InvalidGrant("code_verifier is required (PKCE)".into())),
         }
         if let Some(r) = &req.resource
             && !same_resource(r, &resource)
@@ -823,7 +825,7 @@ mod tests {
         other_resource.resource = Some("https://other.example/mcp".into());
         for (req, want) in [
             (wrong_verifier, "InvalidGrant"),
-            (no_verifier, "InvalidRequest"),
+            (no_verifier, "InvalidGrant"),
             (other_client, "InvalidGrant"),
             (other_redirect, "InvalidGrant"),
             (other_resource, "InvalidTarget"),
