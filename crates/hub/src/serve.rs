@@ -709,4 +709,31 @@ mod tests {
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
         check_config(CheckArgs { config: file }).unwrap();
     }
+
+    #[test]
+    fn check_config_checks_the_oauth_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bastion.toml");
+        for (text, want) in [
+            ("public_url = \"https://hub.example.com/other\"\n", "origin root"),
+            ("public_url = \"http://hub.example.com\"\n", "OAuth needs https"),
+            ("public_url = \"https://hub.example.com\"\n[oauth]\ncode_ttl = \"1h\"\n", "code_ttl"),
+            ("public_url = \"https://h.example\"\n[oauth]\ncimd_extra_ca = [\"/no/such.pem\"]\n", "/no/such.pem"),
+            (
+                "public_url = \"https://h.example\"\n[[oauth.client]]\nclient_id = \"a\"\nclient_name = \"A\"\n\
+                 redirect_uris = [\"http://a.example/cb\"]\n",
+                "loopback",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = check_config(CheckArgs { config: file.clone() }).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        std::fs::write(&file, "public_url = \"https://hub.example.com/mcp\"\n[oauth]\naccess_token_ttl = \"2s\"\n")
+            .unwrap();
+        check_config(CheckArgs { config: file.clone() }).unwrap();
+        // Without OAuth mode the table is not checked against a public URL.
+        std::fs::write(&file, "auth = \"none\"\npublic_url = \"https://hub.example.com/x\"\n").unwrap();
+        check_config(CheckArgs { config: file }).unwrap();
+    }
 }
