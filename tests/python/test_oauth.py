@@ -417,6 +417,41 @@ def test_refresh_rotates_and_reuse_revokes_the_family(hub: OAuthHub, http: httpx
     assert listed_tools(mcp(http, hub, LIST, unrelated["access_token"]))
 
 
+def test_refresh_can_narrow_but_not_widen_the_scope(hub: OAuthHub, http: httpx2.Client) -> None:
+    """AS-07: a refresh may ask for fewer scopes than the grant, never more."""
+    flow = new_flow(hub, http)
+    tokens = flow.tokens("fs:read git:read")
+    assert sorted(tokens["scope"].split()) == ["fs:read", "git:read"], tokens["scope"]
+    wider = http.post(f"{hub.issuer}/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                                  "client_id": flow.client_id, "scope": "fs:read fs:write"})
+    assert_oauth_error(wider, 400, "invalid_scope")
+    narrow = assert_token_response(http.post(f"{hub.issuer}/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": flow.client_id,
+        "scope": "fs:read"}))
+    assert narrow["scope"].split() == ["fs:read"], narrow["scope"]
+    names = listed_tools(mcp(http, hub, LIST, narrow["access_token"]))
+    assert "fs__read_file" in names and not any(n.startswith("git__") for n in names), names
+
+
+def test_resource_with_a_trailing_slash_or_none(hub: OAuthHub, http: httpx2.Client) -> None:
+    """AS-06, RS-05: `resource` is accepted with or without a trailing slash, and defaults to
+    the hub's resource when a client leaves it out."""
+    for resource in (hub.resource + "/", None):
+        flow = new_flow(hub, http)
+        params = flow.authorize_params("fs:read")
+        if resource is None:
+            params.pop("resource")
+        else:
+            params["resource"] = resource
+        page = http.get(f"{hub.issuer}/authorize", params=params)
+        assert page.status_code == 200, f"resource={resource!r}: {page.status_code} {page.headers.get('location')}"
+        r = flow.submit(page)
+        code = query(r.headers["location"]).get("code")
+        assert code, r.headers["location"]
+        tokens = assert_token_response(flow.exchange(code, resource=resource))
+        assert listed_tools(mcp(http, hub, LIST, tokens["access_token"])), resource
+
+
 def test_revocation_endpoint(hub: OAuthHub, http: httpx2.Client) -> None:
     """RFC 7009 /revoke: the access token stops working; a revoked refresh token cannot refresh."""
     flow = new_flow(hub, http)
