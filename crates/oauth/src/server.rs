@@ -61,6 +61,11 @@ const REGISTRATIONS_PER_MINUTE: usize = 60;
 const MAX_CLIENTS: u64 = 1000;
 /// A registered client never used for an authorization is forgotten after this.
 const UNUSED_CLIENT_TTL: u64 = 24 * 3600;
+/// Longest `state` accepted (it comes back in a header).
+const MAX_STATE: usize = 1024;
+/// Metadata documents fetched per minute (hub-wide): `/authorize` is public, and each new
+/// `client_id` URL makes the hub fetch something.
+const FETCHES_PER_MINUTE: usize = 30;
 /// Most metadata documents cached.
 const MAX_CACHED_DOCUMENTS: usize = 256;
 
@@ -214,6 +219,8 @@ struct Inner {
     documents: Mutex<HashMap<String, (Client, u64)>>,
     /// When expired codes and tokens were last deleted.
     pruned: Mutex<u64>,
+    /// When recent metadata documents were fetched.
+    fetches: Mutex<VecDeque<u64>>,
     fetcher: Fetcher,
     clock: Clock,
 }
@@ -275,6 +282,7 @@ impl OAuth {
             registrations: Mutex::new(VecDeque::new()),
             documents: Mutex::new(HashMap::new()),
             pruned: Mutex::new(t),
+            fetches: Mutex::new(VecDeque::new()),
             fetcher,
             clock,
         };
@@ -400,6 +408,14 @@ impl OAuth {
             return Ok(c.clone());
         }
         let url = net::metadata_url(id)?;
+        {
+            let mut recent = lock(&self.inner.fetches);
+            recent.retain(|x| x + 60 > t);
+            if recent.len() >= FETCHES_PER_MINUTE {
+                return Err("too many client metadata documents fetched this minute; try again shortly".into());
+            }
+            recent.push_back(t);
+        }
         let fetched = (self.inner.fetcher)(url, self.inner.policy.clone()).await?;
         let c = client::metadata_document(id, &fetched.body)?;
         if fetched.cache_for > 0 {
@@ -660,6 +676,9 @@ async fn authorize(State(o): State<OAuth>, RawQuery(query): RawQuery) -> Respons
         Ok(k) => k,
         Err(e) => return bad(&e),
     };
+    if p.get("state").is_some_and(|st| st.len() > MAX_STATE) {
+        return bad(&format!("state is longer than {MAX_STATE} characters."));
+    }
     let state = p.get("state").cloned();
     let fail = |error: &str, description: &str| {
         o.back(
@@ -944,6 +963,7 @@ async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Respo
                 .map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
                 .filter(|v| !v.is_empty()),
             resource: p.get("resource").cloned(),
+            audience: o.resource().to_owned(),
         };
         o.db(move |s| s.refresh(&req, t, &life)).await
     };

@@ -206,6 +206,10 @@ pub struct RefreshRequest {
     pub scopes: Option<Vec<String>>,
     /// `resource`.
     pub resource: Option<String>,
+    /// The hub's canonical resource now; a grant for another one (the public URL changed) is
+    /// not refreshed, so the client authorizes again instead of looping on 401s. Empty: not
+    /// checked.
+    pub audience: String,
 }
 
 /// Tokens issued by the token endpoint.
@@ -515,6 +519,12 @@ impl Store {
         if now >= u(expires) {
             return Err(GrantError::InvalidGrant("refresh token expired".into()));
         }
+        if !req.audience.is_empty() && !same_resource(&req.audience, &resource) {
+            return Err(GrantError::InvalidGrant(format!(
+                "this grant is for {resource}, not {}; authorize again",
+                req.audience
+            )));
+        }
         if let Some(r) = &req.resource
             && !same_resource(r, &resource)
         {
@@ -754,7 +764,13 @@ mod tests {
     }
 
     fn refresh(token: &str) -> RefreshRequest {
-        RefreshRequest { token: token.into(), client_id: "bcl_1".into(), scopes: None, resource: None }
+        RefreshRequest {
+            token: token.into(),
+            client_id: "bcl_1".into(),
+            scopes: None,
+            resource: None,
+            audience: String::new(),
+        }
     }
 
     #[test]
@@ -893,6 +909,11 @@ mod tests {
         assert_eq!(store.verify_access(&t.access_token, RES, 1000 + 3600), Err(Refusal::Expired));
         assert_eq!(store.verify_access(&t.refresh_token, RES, 1001), Err(Refusal::Unknown));
         assert_eq!(store.verify_access("bat_nope", RES, 1001), Err(Refusal::Unknown));
+        // A grant for the hub's old public URL is not refreshed.
+        let mut moved = refresh(&t.refresh_token);
+        moved.audience = "https://new.example.com/mcp".into();
+        let e = store.refresh(&moved, 1001, &Lifetimes::default()).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("authorize again")), "{e:?}");
         // An expired refresh token is refused too.
         let e = store.refresh(&refresh(&t.refresh_token), 1000 + 31 * 24 * 3600, &Lifetimes::default()).unwrap_err();
         assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("expired")), "{e:?}");

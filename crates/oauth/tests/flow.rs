@@ -698,3 +698,32 @@ async fn state_survives_a_restart() {
     );
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// AS-05: the hub fetches at most 30 metadata documents a minute (`/authorize` is public);
+/// an over-long `state` is refused before anything else.
+#[tokio::test]
+async fn as05_fetch_budget_and_state_length() {
+    let h = hub();
+    let get = |id: String| {
+        let h = &h;
+        async move { h.authorize(&[("response_type", "code"), ("client_id", &id), ("redirect_uri", CHATGPT_CB)]).await }
+    };
+    for i in 0..30 {
+        let r = get(format!("https://c{i}.example/client.json")).await;
+        assert!(r.body.contains("is not its URL"), "{i}: {}", r.body);
+    }
+    let r = get("https://c31.example/client.json".into()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("too many client metadata documents"), "{}", r.body);
+    assert_eq!(h.fetches.load(Ordering::SeqCst), 30);
+    h.advance(61);
+    assert!(get("https://c32.example/client.json".into()).await.body.contains("is not its URL"));
+
+    let id = h.client(CHATGPT_CB).await;
+    let long = "s".repeat(1025);
+    let r = h
+        .authorize(&[("response_type", "code"), ("client_id", &id), ("redirect_uri", CHATGPT_CB), ("state", &long)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.location().is_none());
+}
