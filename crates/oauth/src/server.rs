@@ -346,15 +346,20 @@ impl OAuth {
 
     /// The routes of [`PUBLIC_PATHS`].
     pub fn router(&self) -> Router {
+        // The JSON endpoints answer cross-origin requests (browser-based clients such as the MCP
+        // Inspector, from the origins the hub's Origin check admits); the consent page does not.
+        let json_endpoints = Router::new()
+            .route("/.well-known/oauth-protected-resource", get(protected_resource).options(preflight))
+            .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource).options(preflight))
+            .route("/.well-known/oauth-authorization-server", get(server_metadata).options(preflight))
+            .route("/.well-known/openid-configuration", get(server_metadata).options(preflight))
+            .route("/register", post(register).options(preflight))
+            .route("/token", post(token).options(preflight))
+            .route("/revoke", post(revoke).options(preflight))
+            .layer(axum::middleware::map_response(allow_any_origin));
         Router::new()
-            .route("/.well-known/oauth-protected-resource", get(protected_resource))
-            .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource))
-            .route("/.well-known/oauth-authorization-server", get(server_metadata))
-            .route("/.well-known/openid-configuration", get(server_metadata))
-            .route("/register", post(register))
+            .merge(json_endpoints)
             .route("/authorize", get(authorize).post(decide))
-            .route("/token", post(token))
-            .route("/revoke", post(revoke))
             .layer(DefaultBodyLimit::max(64 * 1024))
             .with_state(self.clone())
     }
@@ -479,6 +484,26 @@ fn single_params(raw: &[u8]) -> Result<HashMap<String, String>, String> {
         }
     }
     Ok(out)
+}
+
+/// `Access-Control-Allow-Origin: *` on the JSON endpoints: they carry no cookies and grant
+/// nothing by themselves (codes need the PKCE verifier, tokens the client's own request).
+async fn allow_any_origin(mut r: Response) -> Response {
+    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r
+}
+
+/// A CORS preflight for the JSON endpoints.
+async fn preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    r
 }
 
 fn no_store(mut r: Response) -> Response {

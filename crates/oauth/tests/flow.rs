@@ -262,6 +262,14 @@ async fn rs01_as01_discovery_documents() {
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(m["scopes_supported"], p["scopes_supported"]);
     assert!(!m.to_string().contains("offline_access"));
+    // Browser-based clients may read the JSON endpoints; the consent page is not for them.
+    assert_eq!(prm.header("access-control-allow-origin"), "*");
+    let pre = h.send(Request::options("/token").body(Body::empty()).unwrap()).await;
+    assert_eq!(pre.status, StatusCode::NO_CONTENT);
+    assert_eq!(pre.header("access-control-allow-origin"), "*");
+    assert!(pre.header("access-control-allow-headers").contains("content-type"));
+    let page = h.authorize(&[("client_id", "x")]).await;
+    assert_eq!(page.header("access-control-allow-origin"), "");
     // RS-03: the challenge.
     assert_eq!(
         h.oauth.challenge(None),
