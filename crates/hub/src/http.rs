@@ -133,6 +133,14 @@ fn plain(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{text}\n")).into_response()
 }
 
+/// A refusal sent before the request body was read: hyper then closes the connection, and a
+/// client that reused it for its next request would see it drop (an OAuth client retries with a
+/// token right after the 401). `Connection: close` says so up front.
+fn closing(mut r: Response) -> Response {
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 fn unauthorized(error: Option<&str>) -> Response {
     let challenge = match error {
         Some(e) => format!("Bearer error=\"invalid_token\", error_description=\"{e}\""),
@@ -200,10 +208,10 @@ impl Guard {
 
     /// The 401 for a request without a usable token.
     fn unauthorized(&self, why: Option<&str>) -> Response {
-        match &self.auth {
+        closing(match &self.auth {
             Auth::OAuthServer { oauth, .. } => oauth_unauthorized(oauth, why),
             _ => unauthorized(why),
-        }
+        })
     }
 
     /// In OAuth mode, where the protected-resource metadata is (named in every challenge).
@@ -220,7 +228,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     // HTTP/1.1 requires Host; a request without one cannot be checked and is refused.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if !g.allowed.host_ok(host) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed");
+        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed"));
     }
     let origin = headers.get(header::ORIGIN);
     // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
@@ -231,7 +239,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         && req.uri().path() == "/authorize"
         && origin.is_some_and(|o| o == "null");
     if !consent_post && origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
+        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
@@ -523,6 +531,7 @@ mod tests {
             let r = send(&app, "POST", "/mcp", h, None).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
             assert_eq!(challenge(&r), format!("Bearer {meta}, scope=\"fs:read\""));
+            assert_eq!(r.headers()[header::CONNECTION], "close", "the unread body ends the connection");
             for bad in ["garbage", "bat_unknown", "bst_unknown"] {
                 let r = send(&app, "POST", "/mcp", h, Some(bad)).await;
                 assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{bad}");
