@@ -88,10 +88,12 @@ impl StaticClient {
     }
 }
 
-/// A display name: control characters removed, cut to [`MAX_NAME`] characters, `fallback` if
-/// nothing is left.
+/// A display name: control characters and bidirectional overrides (which could make
+/// "Evil\u{202E}tpGtahC" read as "ChatGpt..." on the consent page) removed, cut to [`MAX_NAME`]
+/// characters, `fallback` if nothing is left.
 pub fn clean_name(name: &str, fallback: &str) -> String {
-    let name: String = name.chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
+    let bidi = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let name: String = name.chars().filter(|c| !c.is_control() && !bidi(*c)).take(MAX_NAME).collect();
     let name = name.trim();
     if name.is_empty() { fallback.chars().take(MAX_NAME).collect() } else { name.to_owned() }
 }
@@ -334,6 +336,7 @@ mod tests {
     #[test]
     fn names_are_cleaned() {
         assert_eq!(clean_name("  A\u{7}B  ", "x"), "AB");
+        assert_eq!(clean_name("Evil\u{202E}tpGtahC\u{2066}", "x"), "EviltpGtahC");
         assert_eq!(clean_name("", "fallback"), "fallback");
         assert_eq!(clean_name(&"é".repeat(300), "x").chars().count(), MAX_NAME);
     }
