@@ -352,16 +352,21 @@ def _until_ready(h: Hub, what: str) -> None:
     pytest.fail(f"{what} never ready: {h.stderr.read_text()[-3000:]}")
 
 
-def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path) -> None:
-    """Hub A fronts hub B (stateful, so B's restart loses A's session: B answers 404 and A must
-    initialise again). While B is down, A's calls fail cleanly; when B is back, they work."""
+@pytest.mark.parametrize("mode", ["stateless", "stateful"])
+def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path, mode: str) -> None:
+    """Hub A fronts hub B. When B dies, A notices before any call (it pings B every 0.5 s) and
+    its calls fail cleanly; when B is back (a stateful B has lost A's session, answers 404 and A
+    must initialise again), they work."""
     root = tmp_path / "proj"
     root.mkdir()
     (root / "hello.txt").write_text("from b\n")
     port_b, port_a = free_port(), free_port()
     config = tmp_path / "a.toml"
-    config.write_text(f'[[upstream]]\nname = "b"\nurl = "http://127.0.0.1:{port_b}/mcp"\ncall_timeout = "5s"\n')
-    b = _serve_no_auth(tmp_path, "b", port_b, "--stateful", "--root", str(root))
+    config.write_text(
+        f'[[upstream]]\nname = "b"\nurl = "http://127.0.0.1:{port_b}/mcp"\ncall_timeout = "5s"\nping_interval = "500ms"\n'
+    )
+    b_args = ["--root", str(root)] + (["--stateful"] if mode == "stateful" else [])
+    b = _serve_no_auth(tmp_path, "b", port_b, *b_args)
     a = _serve_no_auth(tmp_path, "a", port_a, "--config", str(config))
     hub_a = Hub(port=port_a, state=tmp_path / "a", root=root, token="", stderr=tmp_path / "a.stderr", pid=a.pid)
     hub_b = Hub(port=port_b, state=tmp_path / "b", root=root, token="", stderr=tmp_path / "b.stderr", pid=b.pid)
@@ -374,11 +379,17 @@ def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path)
         assert not result.get("isError") and "from b" in result["content"][0]["text"], result
         b.kill()
         b.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and hub_a.raw(path="/readyz", method="GET")[0] == 200:
+            time.sleep(0.05)
+        _, _, body = hub_a.raw(path="/readyz", method="GET")
+        state = json.loads(body)["upstreams"][0]
+        assert state["state"] in ("failed", "starting"), state
         started = time.monotonic()
         result = json.loads(hub_a.raw(read)[2])["result"]
         assert result.get("isError") and result["structuredContent"]["code"] in ("upstream_unavailable", "upstream_error"), result
         assert time.monotonic() - started < 6, "a call to a dead remote took too long"
-        b = _serve_no_auth(tmp_path, "b", port_b, "--stateful", "--root", str(root))
+        b = _serve_no_auth(tmp_path, "b", port_b, *b_args)
         _until_ready(hub_b, "hub B (restarted)")
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:

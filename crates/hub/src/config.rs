@@ -19,6 +19,7 @@
 //! call_timeout = "30s"
 //! url = "https://other.example/mcp"   # a remote MCP server over streamable HTTP
 //! bearer_token_env = "OTHER_TOKEN"    # the token is read from this variable
+//! ping_interval = "15s"               # how soon the hub notices it went away
 //!
 //! [oauth]                    # only with public_url (OAuth mode); every key optional
 //! access_token_ttl = "1h"
@@ -183,6 +184,9 @@ pub struct UpstreamConfig {
     /// Longest a call to this upstream may take (default: the hub's `call_timeout`).
     #[serde(default, with = "humantime_serde_opt")]
     pub call_timeout: Option<std::time::Duration>,
+    /// How often a `url` upstream is pinged (default 15 s).
+    #[serde(default, with = "humantime_serde_opt")]
+    pub ping_interval: Option<std::time::Duration>,
 }
 
 fn yes() -> bool {
@@ -266,6 +270,7 @@ impl HubConfig {
                 deny_tools: vec![],
                 required: true,
                 call_timeout: None,
+                ping_interval: None,
             });
         }
         // The same checks as a TOML file.
@@ -286,6 +291,12 @@ impl HubConfig {
             }
             crate::upstream::ToolFilter::new(&u.allow_tools, &u.deny_tools)
                 .map_err(|e| format!("upstream '{}': {e}", u.name))?;
+            if u.ping_interval.is_some() && u.url.is_none() {
+                return Err(format!("upstream '{}': ping_interval is only for url upstreams", u.name));
+            }
+            if u.ping_interval.is_some_and(|d| d < std::time::Duration::from_millis(100)) {
+                return Err(format!("upstream '{}': ping_interval must be at least 100ms", u.name));
+            }
             if u.bearer_token_env.is_some() && u.url.is_none() {
                 return Err(format!("upstream '{}': bearer_token_env is only for url upstreams", u.name));
             }

@@ -317,6 +317,7 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
                     remote: u.url.clone().map(|url| Remote { url, bearer }),
                     required: u.required,
                     call_timeout: u.call_timeout,
+                    ping_interval: u.ping_interval,
                 })
             }
             (Some(kind), _) => {
@@ -336,6 +337,7 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
                 remote: None,
                 required: u.required,
                 call_timeout: u.call_timeout,
+                ping_interval: None,
             }),
             (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
         })

@@ -12,7 +12,9 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use rmcp::model::{ClientConfig, Implementation, ProgressNotificationParam, ProgressToken, Tool};
+use rmcp::model::{
+    ClientConfig, ClientRequest, Implementation, PingRequest, ProgressNotificationParam, ProgressToken, Tool,
+};
 use rmcp::service::{NotificationContext, Peer, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -78,7 +80,16 @@ pub struct UpstreamSpec {
     pub required: bool,
     /// Longest a call to it may take, if not the hub's default.
     pub call_timeout: Option<Duration>,
+    /// How often a remote upstream is pinged to notice it went away before a call does
+    /// (default [`DEFAULT_PING_INTERVAL`]). Children are not pinged: their exit is seen at once,
+    /// and a busy single-threaded server may not answer a ping while it works.
+    pub ping_interval: Option<Duration>,
 }
+
+/// How often a remote upstream is pinged unless configured.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a ping may take before the remote upstream counts as gone.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A remote upstream: its MCP endpoint and the bearer token the hub presents to it (its own
 /// credential for that server, never a caller's token).
@@ -148,6 +159,7 @@ impl UpstreamSpec {
             remote: None,
             required: true,
             call_timeout: None,
+            ping_interval: None,
         })
     }
 }
@@ -301,8 +313,26 @@ impl Upstream {
                     let stop = service.cancellation_token();
                     let waiting = service.waiting();
                     tokio::pin!(waiting);
+                    let remote = self.spec.remote.is_some();
+                    let every = self.spec.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL);
+                    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                     let why = loop {
                         tokio::select! {
+                            _ = ping.tick(), if remote => {
+                                let request = ClientRequest::PingRequest(PingRequest {
+                                    method: Default::default(),
+                                    extensions: Default::default(),
+                                });
+                                let failed = match tokio::time::timeout(PING_TIMEOUT, peer.send_request(request)).await {
+                                    Ok(Ok(_)) => None,
+                                    Ok(Err(e)) => Some(format!("did not answer a ping: {e}")),
+                                    Err(_) => Some(format!("did not answer a ping within {PING_TIMEOUT:?}")),
+                                };
+                                if let Some(why) = failed {
+                                    stop.cancel();
+                                    break why;
+                                }
+                            }
                             r = &mut waiting => break match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
                             _ = self.list_changed.notified() => {
                                 match tokio::time::timeout(START_TIMEOUT, peer.list_all_tools()).await {
@@ -380,6 +410,7 @@ mod tests {
             remote: None,
             required: true,
             call_timeout: None,
+            ping_interval: None,
         }
     }
 
