@@ -230,6 +230,21 @@ def test_registration_accepts_loopback_on_any_port(hub: OAuthHub, http: httpx2.C
         assert r.status_code == 201 and r.json()["redirect_uris"] == [uri], (uri, r.text)
 
 
+def test_registration_is_rate_limited(tmp_path: Path) -> None:
+    """AS-04: the public registration endpoint is rate-limited (429 with Retry-After, a JSON
+    error), so an anonymous caller cannot fill the store."""
+    with running_hub(tmp_path) as hub, hub.client() as http:
+        statuses = []
+        for i in range(200):
+            r = register(hub, http, [f"http://127.0.0.1:{1000 + i}/cb"], f"flood {i}")
+            statuses.append(r.status_code)
+            if r.status_code != 201:
+                break
+        assert statuses[-1] == 429, f"200 registrations in a row were accepted: {statuses[-3:]}"
+        assert len(statuses) > 10, f"the limit is too tight for real clients: {statuses}"
+        assert int(r.headers.get("retry-after", "0")) > 0 and r.json().get("error"), (dict(r.headers), r.text)
+
+
 # --- /authorize ----------------------------------------------------------------------------------------
 
 
