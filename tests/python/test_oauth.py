@@ -682,8 +682,9 @@ async def test_tokens_survive_a_restart(tmp_path: Path) -> None:
 
 async def test_expired_access_token_then_refresh(tmp_path: Path) -> None:
     """AS-09, RS-03: with access_token_ttl = 2s the token expires (401 invalid_token) and the
-    refresh token gets a working pair."""
-    with running_hub(tmp_path, config='[oauth]\naccess_token_ttl = "2s"\n') as hub, hub.client() as http:
+    refresh token gets a working pair; with refresh_token_ttl = 4s the refresh token expires too."""
+    config = '[oauth]\naccess_token_ttl = "2s"\nrefresh_token_ttl = "4s"\n'
+    with running_hub(tmp_path, config=config) as hub, hub.client() as http:
         flow = new_flow(hub, http)
         tokens = flow.tokens("fs:read")
         assert tokens["expires_in"] <= 2, tokens
@@ -691,7 +692,17 @@ async def test_expired_access_token_then_refresh(tmp_path: Path) -> None:
         time.sleep(2.5)
         assert_401_invalid_token(http, hub, tokens["access_token"], "an expired access token")
         fresh = assert_token_response(flow.refresh(tokens["refresh_token"]))
+        refreshed_at = time.monotonic()
         await list_and_read(hub, fresh["access_token"])
+        time.sleep(max(0.0, 4.5 - (time.monotonic() - refreshed_at)))
+        assert_oauth_error(flow.refresh(fresh["refresh_token"]), 400, "invalid_grant")
+
+
+def test_a_foreign_host_is_refused(hub: OAuthHub) -> None:
+    """The Host check covers the OAuth routes too (DNS rebinding): only loopback and the public host."""
+    for path in ["/.well-known/oauth-authorization-server", "/authorize", "/register"]:
+        r = httpx2.get(f"http://127.0.0.1:{hub.port}{path}", headers={"Host": "evil.example"}, timeout=10)
+        assert r.status_code == 403, (path, r.status_code)
 
 
 async def test_official_sdk_oauth_client(hub: OAuthHub) -> None:
