@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8765"
-//! public_url = "https://hub.example.com/mcp"
+//! public_url = "https://hub.example.com/mcp"   # with auth on: OAuth mode (see [oauth])
 //! auth = "tokens"            # or "none" (loopback listeners only)
 //! roots = ["/home/me/proj"]  # for the built-in upstreams
 //!
@@ -54,7 +54,7 @@ use crate::scope::valid_upstream_name;
 pub struct HubConfig {
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
-    /// Public URL (tunnel or proxy).
+    /// Public URL (tunnel or proxy); with authentication on, OAuth mode.
     pub public_url: Option<String>,
     /// `tokens` (default) or `none`.
     #[serde(default)]

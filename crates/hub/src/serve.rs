@@ -70,7 +70,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
-    /// `Host` and its origin in `Origin` besides loopback.
+    /// `Host` and its origin in `Origin` besides loopback. With authentication on it also turns
+    /// on OAuth mode (for ChatGPT and claude.ai): the hub becomes its own authorization server
+    /// with issuer scheme://host[:port] of this URL, which must be https (http on loopback) and
+    /// have no path but /mcp.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
