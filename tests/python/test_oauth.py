@@ -29,6 +29,7 @@ from oauth_client import (
     CURSOR_REDIRECTS,
     INIT,
     LIST,
+    MCP_HEADERS,
     Flow,
     OAuthHub,
     assert_oauth_error,
@@ -308,6 +309,44 @@ def test_pkce_s256_is_required_at_authorize(hub: OAuthHub, http: httpx2.Client, 
     got = query(r.headers["location"])
     assert redirect_base(r.headers["location"]) == CHATGPT_REDIRECT
     assert got.get("error") == "invalid_request" and got.get("state") == flow.state and got.get("iss") == hub.issuer, got
+
+
+def test_consent_post_needs_its_csrf_token_and_is_single_use(hub: OAuthHub, http: httpx2.Client) -> None:
+    """AS-06: CSRF protection on the consent form; a submitted consent cannot be replayed into a
+    second code."""
+    flow = new_flow(hub, http, [CHATGPT_REDIRECT])
+    page = flow.get_authorize("fs:read")
+    form = consent_form(page.text)
+    forged = {**form.hidden, "csrf": "forged", "owner_secret": hub.owner_secret, "scope": "fs:read",
+              "decision": "approve"}
+    r = http.post(f"{hub.issuer}/authorize", data=forged)
+    assert r.status_code in (400, 403) and "location" not in r.headers, (r.status_code, r.headers.get("location"))
+    no_request = {k: v for k, v in forged.items() if k != "request"} | {"csrf": form.hidden["csrf"]}
+    r = http.post(f"{hub.issuer}/authorize", data=no_request)
+    assert r.status_code in (400, 403) and "location" not in r.headers, (r.status_code, r.headers.get("location"))
+    first = flow.submit(page)
+    assert first.status_code == 303 and "code=" in first.headers["location"], first.text[:300]
+    again = flow.submit(page)
+    assert "code=" not in again.headers.get("location", ""), f"a replayed consent minted a second code: {again.headers}"
+
+
+def test_only_the_code_response_type(hub: OAuthHub, http: httpx2.Client) -> None:
+    """AS-01, AS-06: `response_type=token` (implicit, removed in OAuth 2.1) is refused with a
+    redirect carrying error, state and iss."""
+    flow = new_flow(hub, http, [CHATGPT_REDIRECT])
+    r = flow.get_authorize("fs:read", response_type="token")
+    assert r.status_code in (302, 303), (r.status_code, r.text[:200])
+    got = query(r.headers["location"])
+    assert got.get("error") == "unsupported_response_type" and got.get("state") == flow.state, got
+    assert got.get("iss") == hub.issuer and "access_token" not in r.headers["location"], got
+
+
+def test_bearer_scheme_is_case_insensitive(hub: OAuthHub, http: httpx2.Client) -> None:
+    """RFC 7235 §2.1: the auth scheme is case-insensitive (some clients send `bearer`)."""
+    token = new_flow(hub, http).tokens("fs:read")["access_token"]
+    for scheme in ("bearer", "BEARER"):
+        r = http.post(f"{hub.issuer}/mcp", json=LIST, headers={**MCP_HEADERS, "Authorization": f"{scheme} {token}"})
+        assert r.status_code == 200, (scheme, r.status_code, r.headers.get("www-authenticate"))
 
 
 def test_unknown_client_or_unregistered_redirect_never_redirects(hub: OAuthHub, http: httpx2.Client) -> None:
@@ -682,15 +721,20 @@ async def test_tokens_survive_a_restart(tmp_path: Path) -> None:
 
 async def test_expired_access_token_then_refresh(tmp_path: Path) -> None:
     """AS-09, RS-03: with access_token_ttl = 2s the token expires (401 invalid_token) and the
-    refresh token gets a working pair; with refresh_token_ttl = 4s the refresh token expires too."""
-    config = '[oauth]\naccess_token_ttl = "2s"\nrefresh_token_ttl = "4s"\n'
+    refresh token gets a working pair; with refresh_token_ttl = 4s the refresh token expires too,
+    and with code_ttl = 1s an unused code."""
+    config = '[oauth]\naccess_token_ttl = "2s"\nrefresh_token_ttl = "4s"\ncode_ttl = "1s"\n'
     with running_hub(tmp_path, config=config) as hub, hub.client() as http:
         flow = new_flow(hub, http)
+        stale = flow.approve("fs:read")
+        stale_verifier = flow.verifier
         tokens = flow.tokens("fs:read")
         assert tokens["expires_in"] <= 2, tokens
         assert listed_tools(mcp(http, hub, LIST, tokens["access_token"]))
         time.sleep(2.5)
         assert_401_invalid_token(http, hub, tokens["access_token"], "an expired access token")
+        # AS-06: a code older than code_ttl is refused.
+        assert_oauth_error(flow.exchange(stale, code_verifier=stale_verifier), 400, "invalid_grant")
         fresh = assert_token_response(flow.refresh(tokens["refresh_token"]))
         refreshed_at = time.monotonic()
         await list_and_read(hub, fresh["access_token"])
