@@ -538,7 +538,9 @@ async def chatgpt_flow(hub: OAuthHub, http: httpx2.Client) -> None:
     assert meta_rs["resource"] == hub.resource and meta_rs["authorization_servers"] == [hub.issuer], meta_rs
     # 3. Authorization server metadata, both names.
     as_url = f"{meta_rs['authorization_servers'][0]}/.well-known/oauth-authorization-server"
-    meta = http.get(as_url).json()
+    as_meta = http.get(as_url)
+    assert as_meta.status_code == 200 and as_meta.headers["content-type"].startswith("application/json"), as_meta.text
+    meta = as_meta.json()
     oidc = http.get(f"{hub.issuer}/.well-known/openid-configuration")
     assert oidc.status_code == 200 and oidc.json()["issuer"] == meta["issuer"] == hub.issuer, oidc.text
     assert "S256" in meta["code_challenge_methods_supported"]
