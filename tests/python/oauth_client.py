@@ -29,10 +29,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import anyio
 import httpx2
@@ -370,7 +370,6 @@ class Flow:
     challenge: str = ""
     state: str = ""
     resource: str = ""
-    history: list[str] = field(default_factory=list)
 
     def authorize_params(self, scope: str | None, **extra: str) -> dict[str, str]:
         self.verifier, self.challenge = pkce()
@@ -470,10 +469,6 @@ def tool_scopes(root: Path) -> dict[str, str]:
                        capture_output=True, text=True, timeout=TIMEOUT * 2)
     assert r.returncode == 0, r.stderr
     return {t["tool"]["name"]: t["scope"] for t in json.loads(r.stdout)["tools"]}
-
-
-def authorize_url(hub: OAuthHub, params: dict[str, str]) -> str:
-    return f"{hub.issuer}/authorize?{urlencode(params)}"
 
 
 # --- Shared flows -------------------------------------------------------------------------------------

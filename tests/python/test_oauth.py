@@ -3,8 +3,9 @@ the hub as protected resource (RS-*) and as its own authorization server (AS-*),
 scripted clients that behave like ChatGPT (CG-04, CG-06), Claude (CL-01) and Cursor (CU-01),
 and by the negative cases of the checklist in ``protocol-and-connectors.md`` §6–§8 and §11.
 
-One hub serves the module; tests that need their own (a 2 s access-token lifetime, the lockout,
-a restart, static-token mode) start one on a fresh state directory. Requests go to the public
+One hub serves the module; tests that need their own (short token lifetimes, the lockout, the
+registration limit, a restart, static-token mode, a trusted metadata-document server) start one
+on a fresh state directory. Requests go to the public
 URL through :class:`oauth_client.ToHub` (plain HTTP to the hub's loopback port, public ``Host``).
 """
 
