@@ -23,6 +23,27 @@
 //!
 //! State lives in `oauth.sqlite3` in the state directory ([`store`]), mode 0600.
 //!
+//! Decisions worth knowing:
+//!
+//! * The hub serves OAuth at the origin root: a public URL may end in `/mcp` but have no other
+//!   path ([`issuer_of`]); `http` only on loopback.
+//! * Every client is public (`token_endpoint_auth_method: "none"`, PKCE protects the code); a
+//!   registration asking for a secret-based method gets `none` back. A registration with any
+//!   unacceptable redirect URI is refused whole (`invalid_redirect_uri`); private-use schemes
+//!   such as Cursor's `cursor://` are accepted (RFC 8252).
+//! * A metadata document is fetched without following redirects (a 3xx is an error), from an
+//!   address checked and pinned before connecting ([`net`]).
+//! * `redirect_uri` is required at `/authorize`, even for a client with a single one.
+//! * A `scope` naming nothing the hub offers is treated as no `scope`: the consent page offers
+//!   every scope and the owner unticks what the client should not get.
+//! * Reuse of a rotated refresh token revokes the grant at once; there is no grace period.
+//! * The consent page's CSP `form-action` lists `'self'` and the redirect URI's origin (or
+//!   scheme): Chromium applies `form-action` to the redirect that follows the form's POST. The
+//!   page is sent with `Referrer-Policy: no-referrer`, so browsers post the form with
+//!   `Origin: null`; the hub's Origin check admits that for `POST /authorize` only.
+//! * Wrong owner secrets lock approvals hub-wide for 15 minutes after 5 in 15 minutes (kept in
+//!   memory: a restart of the hub lifts a lockout).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
