@@ -186,6 +186,19 @@ def running_hub(base: Path, *args: str, root: Path | None = None, ready: bool = 
         proc.wait(timeout=10)
 
 
+def wait_until_ready(h: Hub, what: str) -> None:
+    """Waits for ``/readyz`` to answer 200 (a hub that is not listening yet counts as not ready)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if h.raw(path="/readyz", method="GET")[0] == 200:
+                return
+        except ConnectionError:  # not listening yet
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"{what} never ready: {h.stderr.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     base = tmp_path_factory.mktemp("hub")
@@ -551,14 +564,7 @@ def test_call_timeout_spares_the_upstream_and_sigterm_stops_everything(tmp_path:
         )
     try:
         h = Hub(port=port, state=tmp_path / "state", root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if h.raw(path="/readyz", method="GET")[0] == 200:
-                    break
-            except ConnectionError:  # not listening yet
-                pass  # not listening yet
-            time.sleep(0.05)
+        wait_until_ready(h, "hub")
         shell = _child(proc.pid, "shell")
         call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "shell__run_command", "arguments": {"program": "cat", "args": ["slow.fifo"]}}}
@@ -628,18 +634,8 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
     try:
         h = Hub(port=port, state=state, root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
         owner = h.create_token("admin", "*:*")
-        deadline = time.monotonic() + TIMEOUT
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                status, _, body = h.raw(path="/readyz", method="GET", token=owner)
-                if status == 200:
-                    ready = json.loads(body)
-                    break
-            except ConnectionError:  # not listening yet
-                pass
-            time.sleep(0.1)
-        assert ready, (tmp_path / "stderr").read_text()
+        wait_until_ready(h, "hub")
+        ready = json.loads(h.raw(path="/readyz", method="GET", token=owner)[2])
         assert [u["name"] for u in ready["upstreams"]] == ["files", "fake"]
         assert any("Bad(Name)" in p for p in ready["problems"]), ready
         async with http_session(h, owner) as s:
@@ -768,16 +764,7 @@ def test_a_remote_upstream_over_streamable_http(hub: Hub, tmp_path: Path) -> Non
         )
     try:
         a = Hub(port=port, state=tmp_path / "state", root=hub.root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if a.raw(path="/readyz", method="GET")[0] == 200:
-                    break
-            except ConnectionError:  # not listening yet
-                pass
-            time.sleep(0.05)
-        else:
-            pytest.fail((tmp_path / "stderr").read_text())
+        wait_until_ready(a, "hub A")
         listed = [t["name"] for t in json.loads(a.raw(LIST)[2])["result"]["tools"]]
         assert "remote__fs__read_file" in listed and "remote__git__git_status" in listed, listed
         assert "remote__fs__write_file" not in listed  # B's token for A is read-only

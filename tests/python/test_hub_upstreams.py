@@ -24,7 +24,20 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from test_hub import NAME_RE, TIMEOUT, Hub, _init_repo, bastion, call, free_port, http_session, names, running_hub
+from test_hub import (
+    LIST,
+    NAME_RE,
+    TIMEOUT,
+    Hub,
+    _init_repo,
+    bastion,
+    call,
+    free_port,
+    http_session,
+    names,
+    running_hub,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -340,21 +353,9 @@ def _serve_no_auth(tmp_path: Path, name: str, port: int, *args: str) -> subproce
     )
 
 
-def _until_ready(h: Hub, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if h.raw(path="/readyz", method="GET")[0] == 200:
-                return
-        except ConnectionError:  # not listening yet
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"{what} never ready: {h.stderr.read_text()[-3000:]}")
-
-
 @pytest.mark.parametrize("mode", ["stateless", "stateful"])
 def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path, mode: str) -> None:
-    """Hub A fronts hub B. When B dies, A notices before any call (it pings B every 0.5 s) and
+    """Hub A fronts hub B. When B dies, A notices before any call (it lists B's tools every 0.5 s) and
     its calls fail cleanly; when B is back (a stateful B has lost A's session, answers 404 and A
     must initialise again), they work."""
     root = tmp_path / "proj"
@@ -373,8 +374,15 @@ def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path,
     read = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "b__fs__read_file", "arguments": {"path": "hello.txt"}}}
     try:
-        _until_ready(hub_b, "hub B")
-        _until_ready(hub_a, "hub A")
+        wait_until_ready(hub_b, "hub B")
+        wait_until_ready(hub_a, "hub A")
+        # A may have listed B before all of B's upstreams were up; its next poll catches up.
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            listed = [t["name"] for t in json.loads(hub_a.raw(LIST)[2])["result"]["tools"]]
+            if "b__fs__read_file" in listed:
+                break
+            time.sleep(0.1)
         result = json.loads(hub_a.raw(read)[2])["result"]
         assert not result.get("isError") and "from b" in result["content"][0]["text"], result
         b.kill()
@@ -390,7 +398,7 @@ def test_a_remote_upstream_that_dies_and_restarts_is_reconnected(tmp_path: Path,
         assert result.get("isError") and result["structuredContent"]["code"] in ("upstream_unavailable", "upstream_error"), result
         assert time.monotonic() - started < 6, "a call to a dead remote took too long"
         b = _serve_no_auth(tmp_path, "b", port_b, *b_args)
-        _until_ready(hub_b, "hub B (restarted)")
+        wait_until_ready(hub_b, "hub B (restarted)")
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             result = json.loads(hub_a.raw(read)[2])["result"]

@@ -19,7 +19,7 @@
 //! call_timeout = "30s"
 //! url = "https://other.example/mcp"   # a remote MCP server over streamable HTTP
 //! bearer_token_env = "OTHER_TOKEN"    # the token is read from this variable
-//! ping_interval = "15s"               # how soon the hub notices it went away
+//! ping_interval = "15s"               # how often its tools are listed again
 //!
 //! [oauth]                    # only with public_url (OAuth mode); every key optional
 //! access_token_ttl = "1h"
@@ -184,7 +184,7 @@ pub struct UpstreamConfig {
     /// Longest a call to this upstream may take (default: the hub's `call_timeout`).
     #[serde(default, with = "humantime_serde_opt")]
     pub call_timeout: Option<std::time::Duration>,
-    /// How often a `url` upstream is pinged (default 15 s).
+    /// How often a `url` upstream's tools are listed again (default 15 s).
     #[serde(default, with = "humantime_serde_opt")]
     pub ping_interval: Option<std::time::Duration>,
 }

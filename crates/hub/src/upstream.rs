@@ -12,9 +12,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use rmcp::model::{
-    ClientConfig, ClientRequest, Implementation, PingRequest, ProgressNotificationParam, ProgressToken, Tool,
-};
+use rmcp::model::{ClientConfig, Implementation, ProgressNotificationParam, ProgressToken, Tool};
 use rmcp::service::{NotificationContext, Peer, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -80,15 +78,16 @@ pub struct UpstreamSpec {
     pub required: bool,
     /// Longest a call to it may take, if not the hub's default.
     pub call_timeout: Option<Duration>,
-    /// How often a remote upstream is pinged to notice it went away before a call does
-    /// (default [`DEFAULT_PING_INTERVAL`]). Children are not pinged: their exit is seen at once,
-    /// and a busy single-threaded server may not answer a ping while it works.
+    /// How often a remote upstream's tools are listed again (default [`DEFAULT_PING_INTERVAL`]):
+    /// that notices it went away before a call does, and picks up tool changes a stateless
+    /// remote cannot announce. Children are not polled: their exit is seen at once, they can
+    /// announce changes, and a busy single-threaded server may not answer while it works.
     pub ping_interval: Option<Duration>,
 }
 
-/// How often a remote upstream is pinged unless configured.
+/// How often a remote upstream is polled unless configured.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
-/// How long a ping may take before the remote upstream counts as gone.
+/// How long a poll may take before the remote upstream counts as gone.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A remote upstream: its MCP endpoint and the bearer token the hub presents to it (its own
@@ -319,21 +318,27 @@ impl Upstream {
                     let why = loop {
                         tokio::select! {
                             _ = ping.tick(), if remote => {
-                                let request = ClientRequest::PingRequest(PingRequest {
-                                    method: Default::default(),
-                                    extensions: Default::default(),
-                                });
-                                let failed = match tokio::time::timeout(PING_TIMEOUT, peer.send_request(request)).await {
-                                    Ok(Ok(_)) => None,
-                                    Ok(Err(e)) => Some(format!("did not answer a ping: {e}")),
-                                    Err(_) => Some(format!("did not answer a ping within {PING_TIMEOUT:?}")),
-                                };
-                                if let Some(why) = failed {
-                                    stop.cancel();
-                                    break why;
+                                // Listing is the ping: it proves the remote is there and picks
+                                // up tool changes a stateless remote has no stream to announce.
+                                match tokio::time::timeout(PING_TIMEOUT, peer.list_all_tools()).await {
+                                    Ok(Ok(tools)) => {
+                                        let tools = self.spec.filter.apply(tools);
+                                        let same = matches!(self.status(), Status::Ready { tools: ref t, .. } if **t == tools);
+                                        if !same {
+                                            tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
+                                            self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
+                                        }
+                                    }
+                                    Ok(Err(e)) => {
+                                        stop.cancel();
+                                        break format!("did not answer tools/list: {e}");
+                                    }
+                                    Err(_) => {
+                                        stop.cancel();
+                                        break format!("did not answer tools/list within {PING_TIMEOUT:?}");
+                                    }
                                 }
                             }
-                            r = &mut waiting => break match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
                             _ = self.list_changed.notified() => {
                                 match tokio::time::timeout(START_TIMEOUT, peer.list_all_tools()).await {
                                     Ok(Ok(tools)) => {
