@@ -27,7 +27,7 @@ import httpx2
 import pytest
 import websocket
 
-from oauth_client import LIST, TIMEOUT, Flow, listed_tools, mcp, register, require_program, running_hub
+from oauth_client import LIST, TIMEOUT, Flow, OAuthHub, listed_tools, mcp, register, require_program, running_hub
 
 
 class DevTools:
@@ -89,18 +89,21 @@ class DevTools:
 
 
 @contextmanager
-def chromium(tmp: Path) -> Iterator[DevTools]:
+def chromium(tmp: Path, *extra: str) -> Iterator[DevTools]:
+    """Headless Chromium (``--no-sandbox``: CI runs as root) with a fresh profile, and a DevTools
+    session on its page."""
     exe = require_program("chromium")
     profile = tmp / "chromium-profile"
-    proc = subprocess.Popen(
-        [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-         "--disable-extensions", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--metrics-recording-only", "--password-store=basic", "--use-mock-keychain",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HOME": str(tmp)},
-    )
+    log = tmp / "chromium.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
+             "--disable-extensions", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--metrics-recording-only", "--password-store=basic", "--use-mock-keychain",
+             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
+             *extra, "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "HOME": str(tmp)},
+        )
     tools = None
     try:
         # Chromium writes the port it picked to DevToolsActivePort in the profile.
@@ -108,8 +111,7 @@ def chromium(tmp: Path) -> Iterator[DevTools]:
         deadline = time.monotonic() + TIMEOUT
         while not (port_file.is_file() and port_file.read_text().strip()) and time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"chromium exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}",
-                            pytrace=False)
+                pytest.fail(f"chromium exited with {proc.returncode}: {log.read_text()[-3000:]}", pytrace=False)
             time.sleep(0.05)
         assert port_file.is_file(), "chromium never opened its DevTools port"
         port = int(port_file.read_text().split()[0])
@@ -190,15 +192,22 @@ def callback_listener() -> Iterator[tuple[str, list[dict[str, list[str]]], threa
 def test_chromium_renders_and_submits_the_consent_page(tmp_path: Path) -> None:
     """AS-06 in a browser: the page renders with no console errors or failed loads, the owner
     types the secret and clicks Approve, the loopback redirect carries code, state and iss
-    (AS-08), and the code is exchanged for a token that lists tools."""
+    (AS-08), and the code is exchanged for a token that lists tools. The browser reaches the hub
+    on its loopback address (the Host guard allows loopback); `test_oauth_caddy.py` does the same
+    over HTTPS at the public URL."""
     require_program("chromium")
-    with running_hub(tmp_path / "hub") as hub, hub.client() as http, callback_listener() as (cb, received, got), \
-            chromium(tmp_path) as page:
+    with running_hub(tmp_path / "hub") as hub, chromium(tmp_path) as page:
+        approve_in_browser(hub, page, f"http://127.0.0.1:{hub.port}")
+
+
+def approve_in_browser(hub: OAuthHub, page: DevTools, origin: str) -> None:
+    """Registers a client with a loopback callback, opens `origin`/authorize in the browser,
+    approves as the owner and checks what reaches the callback."""
+    with hub.client() as http, callback_listener() as (cb, received, got):
         reg = register(hub, http, [cb], "Browser Test")
         assert reg.status_code == 201, reg.text
         flow = Flow(hub=hub, http=http, client_id=reg.json()["client_id"], redirect_uri=cb)
-        # The browser reaches the hub on its loopback address (the Host guard allows loopback).
-        url = f"http://127.0.0.1:{hub.port}/authorize?{urlencode(flow.authorize_params('fs:read git:read'))}"
+        url = f"{origin}/authorize?{urlencode(flow.authorize_params('fs:read git:read'))}"
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.send(f"{domain}.enable")
         mark = len(page.events)

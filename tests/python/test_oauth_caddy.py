@@ -10,6 +10,8 @@ temporary directory, and listens on loopback only; the tests trust its local roo
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import ssl
 import subprocess
@@ -20,6 +22,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from test_oauth_browser import approve_in_browser, chromium
 from oauth_client import (
     TIMEOUT,
     OAuthHub,
@@ -127,3 +130,19 @@ async def test_official_sdk_oauth_client_behind_caddy(hub: OAuthHub) -> None:
     names, text, storage, opened = await sdk_oauth_tools(hub)
     assert "fs__read_file" in names and "hello through oauth" in text, (names, text)
     assert opened and opened[0].startswith(f"{hub.issuer}/authorize?"), opened
+
+
+def test_chromium_consent_over_https_behind_caddy(hub: OAuthHub, tmp_path: Path) -> None:
+    """The consent page at its public HTTPS origin in headless Chromium, which trusts exactly
+    Caddy's certificate for localhost (by its public key): render, type the owner secret,
+    Approve, and the loopback callback gets code, state and iss."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    assert hub.ca is not None
+    leaf = hub.ca.parents[3] / "certificates" / "local" / "localhost" / "localhost.crt"
+    cert = x509.load_pem_x509_certificate(leaf.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    with chromium(tmp_path, f"--ignore-certificate-errors-spki-list={pin}") as page:
+        approve_in_browser(hub, page, hub.issuer)
