@@ -17,7 +17,6 @@ import base64
 import hashlib
 import html.parser
 import os
-import queue
 import re
 import secrets
 import shutil
@@ -142,7 +141,6 @@ class OAuthHub:
     stderr: Path
     argv: list[str]
     proc: subprocess.Popen[str] | None = None
-    static_token: str | None = None
     #: When the hub sits behind a TLS front (Caddy): the CA bundle that verifies it. Clients then
     #: go through the front for real instead of through :class:`ToHub`.
     ca: Path | None = None
@@ -190,17 +188,13 @@ class OAuthHub:
         with open(self.stderr, "a") as err:
             self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err, text=True,
                                          env={**os.environ, "RUST_LOG": "info,rmcp=warn"})
-        # Drain stdout (the first start of a static-token hub prints its token there).
-        out: queue.Queue[str] = queue.Queue()
+        # Drain stdout (the first start prints the owner token and, without `bastion owner-secret`,
+        # the owner secret), so the hub never blocks on a full pipe.
         stdout = self.proc.stdout
         assert stdout is not None
-        threading.Thread(target=lambda: [out.put(line) for line in stdout], daemon=True).start()
+        threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            while not out.empty():
-                line = out.get()
-                if line.startswith("token: "):
-                    self.static_token = line.split()[1]
             if self.proc.poll() is not None:
                 pytest.fail(f"the hub exited with {self.proc.returncode}: {' '.join(self.argv)}\n{self.log()}",
                             pytrace=False)
