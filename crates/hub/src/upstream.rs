@@ -317,6 +317,7 @@ impl Upstream {
                     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                     let why = loop {
                         tokio::select! {
+                            r = &mut waiting => break match r { Ok(q) => format!("exited: {q:?}"), Err(e) => format!("exited: {e}") },
                             _ = ping.tick(), if remote => {
                                 // Listing is the ping: it proves the remote is there and picks
                                 // up tool changes a stateless remote has no stream to announce.
