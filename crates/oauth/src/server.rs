@@ -180,6 +180,20 @@ struct Pending {
     locked_until: u64,
 }
 
+/// The outcome of an owner-secret check.
+enum Verdict {
+    /// Approvals are locked for this many seconds; the secret was not looked at.
+    Locked(u64),
+    /// The right secret.
+    Right,
+    /// A wrong secret; this many attempts are left hub-wide (0: locked now).
+    Wrong(usize),
+    /// No owner secret is set.
+    NoSecret,
+    /// The store failed.
+    Failed(String),
+}
+
 /// Wrong owner secrets, hub-wide.
 #[derive(Default)]
 struct Lockout {
@@ -831,20 +845,40 @@ async fn decide(State(o): State<OAuth>, body: Bytes) -> Response {
         "approve" => {}
         _ => return consent_page(&o, &id, &p, StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), None),
     }
-    let locked = lock(&o.inner.lockout).retry_after(t).or((p.locked_until > t).then(|| p.locked_until - t));
-    if let Some(wait) = locked {
-        let m = format!(
+    let locked_message = |wait: u64| {
+        format!(
             "Too many wrong owner secrets: approvals are locked for {} more. Nothing was approved.",
             humantime::format_duration(Duration::from_secs(wait))
-        );
-        return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(&m), Some(wait));
+        )
+    };
+    if p.locked_until > t {
+        let wait = p.locked_until - t;
+        return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(&locked_message(wait)), Some(wait));
     }
+    // The lockout is checked, the secret compared and a failure counted under one lock, so
+    // parallel attempts cannot get more than five guesses past it.
     let given = get("owner_secret").to_owned();
-    let verdict = o.db(move |s| s.check_owner_secret(&given)).await;
+    let inner = o.inner.clone();
+    let verdict = tokio::task::spawn_blocking(move || {
+        let mut lockout = lock(&inner.lockout);
+        if let Some(wait) = lockout.retry_after(t) {
+            return Verdict::Locked(wait);
+        }
+        match lock(&inner.store).check_owner_secret(&given) {
+            Ok(Some(true)) => Verdict::Right,
+            Ok(Some(false)) => Verdict::Wrong(lockout.fail(t)),
+            Ok(None) => Verdict::NoSecret,
+            Err(e) => Verdict::Failed(e.to_string()),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Verdict::Failed(e.to_string()));
     match verdict {
-        Ok(Ok(Some(true))) => {}
-        Ok(Ok(Some(false))) => {
-            let left_hub = lock(&o.inner.lockout).fail(t);
+        Verdict::Right => {}
+        Verdict::Locked(wait) => {
+            return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(&locked_message(wait)), Some(wait));
+        }
+        Verdict::Wrong(left_hub) => {
             let left_request = {
                 let mut all = lock(&o.inner.pending);
                 match all.get_mut(&id) {
@@ -867,15 +901,14 @@ async fn decide(State(o): State<OAuth>, body: Bytes) -> Response {
             let m = format!("Wrong owner secret. {left} attempt(s) left before approvals are locked for 15 minutes.");
             return consent_page(&o, &id, &p, StatusCode::UNAUTHORIZED, Some(&m), None);
         }
-        Ok(Ok(None)) => {
+        Verdict::NoSecret => {
             return error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "No owner secret",
                 "This hub has no owner secret. Run `bastion owner-secret` on the hub's machine.",
             );
         }
-        Ok(Err(e)) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e.to_string()),
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e),
+        Verdict::Failed(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e),
     }
     let granted: Vec<String> = p.scopes.iter().filter(|s| checked.contains(s)).cloned().collect();
     if granted.is_empty() {

@@ -735,3 +735,44 @@ async fn as05_fetch_budget_and_state_length() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.location().is_none());
 }
+
+/// AS-06: parallel wrong secrets get no more than five guesses past the lockout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as06_parallel_guesses_are_counted() {
+    let h = hub();
+    let id = h.client(CHATGPT_CB).await;
+    let mut forms = vec![];
+    for i in 0..12 {
+        let page = h.consent(&id, CHATGPT_CB, "fs:read").await;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("request", page.hidden("request").as_str()),
+                ("csrf", page.hidden("csrf").as_str()),
+                ("owner_secret", &format!("bos_guess{i}")),
+                ("scope", "fs:read"),
+                ("decision", "approve"),
+            ])
+            .finish();
+        forms.push(body);
+    }
+    let tasks: Vec<_> = forms
+        .into_iter()
+        .map(|body| {
+            let app = h.app.clone();
+            tokio::spawn(async move {
+                let req = Request::post("/authorize")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .unwrap();
+                app.oneshot(req).await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8, "{statuses:?}");
+}
