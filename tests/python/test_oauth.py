@@ -581,6 +581,25 @@ def test_wrong_owner_secret_then_lockout(tmp_path: Path) -> None:
         assert int(r.headers.get("retry-after", "0")) > 0, dict(r.headers)
 
 
+def test_parallel_wrong_secrets_cannot_outrun_the_lockout(tmp_path: Path) -> None:
+    """AS-06: twelve wrong secrets submitted at once get at most five checks; then the right
+    secret is refused too."""
+    with running_hub(tmp_path) as hub, hub.client() as http:
+        flow = new_flow(hub, http, [CHATGPT_REDIRECT])
+        pages = [flow.get_authorize("fs:read") for _ in range(13)]
+        assert all(p.status_code == 200 for p in pages)
+        statuses: list[int] = []
+        threads = [threading.Thread(target=lambda p=p, i=i: statuses.append(flow.submit(p, secret=f"wrong-{i}").status_code))
+                   for i, p in enumerate(pages[:12])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(statuses) == 12 and set(statuses) <= {401, 429}, statuses
+        assert statuses.count(401) <= 5, f"more than five wrong secrets were checked: {sorted(statuses)}"
+        assert flow.submit(pages[12]).status_code == 429, "the right secret was accepted during the lockout"
+
+
 # --- CIMD ---------------------------------------------------------------------------------------------------
 
 
