@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8765"
-//! public_url = "https://hub.example.com/mcp"
+//! public_url = "https://hub.example.com/mcp"   # with auth on: OAuth mode (see [oauth])
 //! auth = "tokens"            # or "none" (loopback listeners only)
 //! roots = ["/home/me/proj"]  # for the built-in upstreams
 //!
@@ -20,6 +20,18 @@
 //! url = "https://other.example/mcp"   # a remote MCP server over streamable HTTP
 //! bearer_token_env = "OTHER_TOKEN"    # the token is read from this variable
 //! ping_interval = "15s"               # how often its tools are listed again
+//!
+//! [oauth]                    # only with public_url (OAuth mode); every key optional
+//! access_token_ttl = "1h"
+//! refresh_token_ttl = "30d"
+//! code_ttl = "10m"           # at most 10m
+//! cimd_allow_private = []    # hosts whose client metadata documents may be on private addresses
+//! cimd_extra_ca = []         # PEM files trusted (besides the system's) when fetching them
+//!
+//! [[oauth.client]]           # a client with a fixed client_id (no registration needed)
+//! client_id = "my-app"
+//! client_name = "My app"
+//! redirect_uris = ["https://my-app.example/callback"]
 //!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
@@ -42,7 +54,7 @@ use crate::scope::valid_upstream_name;
 pub struct HubConfig {
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
-    /// Public URL (tunnel or proxy).
+    /// Public URL (tunnel or proxy); with authentication on, OAuth mode.
     pub public_url: Option<String>,
     /// `tokens` (default) or `none`.
     #[serde(default)]
@@ -59,6 +71,74 @@ pub struct HubConfig {
     /// Upstreams; empty means the default built-ins.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
+    /// OAuth settings (used in OAuth mode, that is with a public URL).
+    #[serde(default)]
+    pub oauth: OAuthConfig,
+}
+
+/// The `[oauth]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Access token lifetime (default 1h).
+    #[serde(default, with = "opt_duration")]
+    pub access_token_ttl: Option<std::time::Duration>,
+    /// Refresh token lifetime (default 30d; each rotation starts a new period).
+    #[serde(default, with = "opt_duration")]
+    pub refresh_token_ttl: Option<std::time::Duration>,
+    /// Authorization code lifetime (default and maximum 10m).
+    #[serde(default, with = "opt_duration")]
+    pub code_ttl: Option<std::time::Duration>,
+    /// Hosts whose client metadata documents may be on private addresses.
+    #[serde(default)]
+    pub cimd_allow_private: Vec<String>,
+    /// Extra CA certificates (PEM files) for fetching client metadata documents.
+    #[serde(default)]
+    pub cimd_extra_ca: Vec<PathBuf>,
+    /// Clients with a fixed `client_id`.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<bastion_oauth::StaticClient>,
+}
+
+impl OAuthConfig {
+    /// The authorization server's settings for this public URL and state directory.
+    pub fn settings(&self, public_url: &str, state_dir: &Path) -> Result<bastion_oauth::Settings, String> {
+        let mut s = bastion_oauth::Settings::new(public_url, state_dir)?;
+        if let Some(d) = self.access_token_ttl {
+            s.lifetimes.access = d;
+        }
+        if let Some(d) = self.refresh_token_ttl {
+            s.lifetimes.refresh = d;
+        }
+        if let Some(d) = self.code_ttl {
+            s.lifetimes.code = d;
+        }
+        s.cimd_allow_private = self.cimd_allow_private.clone();
+        s.cimd_extra_ca = self.cimd_extra_ca.clone();
+        s.clients = self.clients.clone();
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Whether anything was set (a table without `public_url` is then worth a warning).
+    pub fn is_set(&self) -> bool {
+        self.access_token_ttl.is_some()
+            || self.refresh_token_ttl.is_some()
+            || self.code_ttl.is_some()
+            || !self.cimd_allow_private.is_empty()
+            || !self.cimd_extra_ca.is_empty()
+            || !self.clients.is_empty()
+    }
+}
+
+/// `"1h"`, `"30d"`: humantime durations in TOML strings.
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Some).map_err(|e| serde::de::Error::custom(format!("'{s}': {e}")))
+    }
 }
 
 /// How HTTP requests are authenticated.
@@ -306,9 +386,45 @@ mod tests {
         assert_eq!(c.auth, AuthMode::None);
         assert_eq!(c.upstreams.len(), 2);
         assert_eq!(c.upstreams[1].env["A"], "1");
+        assert!(!c.oauth.is_set());
         let empty = HubConfig::parse("").unwrap();
         assert_eq!(empty.auth, AuthMode::Tokens);
         assert!(empty.upstreams.is_empty());
+    }
+
+    #[test]
+    fn the_oauth_table_parses() {
+        let c = HubConfig::parse(
+            r#"
+            public_url = "https://hub.example.com"
+            [oauth]
+            access_token_ttl = "2s"
+            refresh_token_ttl = "7d"
+            cimd_allow_private = ["127.0.0.1"]
+            [[oauth.client]]
+            client_id = "mine"
+            client_name = "Mine"
+            redirect_uris = ["https://mine.example/cb"]
+            "#,
+        )
+        .unwrap();
+        assert!(c.oauth.is_set());
+        let s = c.oauth.settings("https://hub.example.com", Path::new("/tmp/x")).unwrap();
+        assert_eq!(s.lifetimes.access.as_secs(), 2);
+        assert_eq!(s.lifetimes.refresh.as_secs(), 7 * 24 * 3600);
+        assert_eq!(s.lifetimes.code.as_secs(), 600);
+        assert_eq!(s.clients[0].client_id, "mine");
+        assert_eq!(s.issuer, "https://hub.example.com");
+        let long = HubConfig::parse("[oauth]\ncode_ttl = \"1h\"").unwrap();
+        assert!(long.oauth.settings("https://h.example", Path::new("/tmp/x")).unwrap_err().contains("code_ttl"));
+        for (text, want) in [
+            ("[oauth]\naccess_token_ttl = \"soon\"", "soon"),
+            ("[oauth]\nbogus = 1", "unknown field"),
+            ("[[oauth.client]]\nclient_id = \"a\"", "missing field"),
+        ] {
+            let e = HubConfig::parse(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -2,10 +2,17 @@
 //! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
 //!
 //! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on every path but `/healthz` and `/readyz`, then, for a
-//! `tools/call` by a token without the tool's scope, 403 with `error="insufficient_scope"` (the
-//! scope challenge of the MCP authorization spec), then the `Accept` normalisation, then rmcp
+//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then,
+//! for a `tools/call` by a token without the tool's scope, 403 with `error="insufficient_scope"`
+//! (the scope challenge of the MCP authorization spec), then the `Accept` normalisation, then rmcp
 //! (which repeats the Host/Origin check with the same lists).
+//!
+//! In OAuth mode (a public URL and authentication on) the authorization server's routes
+//! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
+//! protected-resource metadata (RS-03, RS-04), and a bearer token is either a static `bst_`
+//! token or an OAuth access token. Without OAuth the same paths pass the token check too and
+//! answer 404, so that no client believes the hub speaks OAuth (RS-06). Tokens are only ever read
+//! from the `Authorization` header, never from the query string.
 
 use std::sync::Arc;
 
@@ -23,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::router::Hub;
 use crate::scope::Scope;
-use crate::tokens::{Principal, Refusal, TokenStore};
+use crate::tokens::{Principal, Refusal, SECRET_PREFIX, TokenStore};
 use crate::upstream::Status;
 
 /// Which hosts and browser origins may reach the hub.
@@ -102,6 +109,14 @@ pub enum Auth {
     Tokens(Arc<TokenStore>),
     /// No authentication (`--no-auth`, loopback only): every caller may do everything.
     None,
+    /// OAuth mode: the embedded authorization server's access tokens, and static bearer tokens
+    /// (Cursor, Claude Code and scripts keep using a header).
+    OAuthServer {
+        /// Static `bst_` tokens.
+        tokens: Arc<TokenStore>,
+        /// The authorization server.
+        oauth: bastion_oauth::OAuth,
+    },
 }
 
 #[derive(Clone)]
@@ -118,6 +133,14 @@ fn plain(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{text}\n")).into_response()
 }
 
+/// A refusal sent before the request body was read: hyper then closes the connection, and a
+/// client that reused it for its next request would see it drop (an OAuth client retries with a
+/// token right after the 401). `Connection: close` says so up front.
+fn closing(mut r: Response) -> Response {
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 fn unauthorized(error: Option<&str>) -> Response {
     let challenge = match error {
         Some(e) => format!("Bearer error=\"invalid_token\", error_description=\"{e}\""),
@@ -130,6 +153,33 @@ fn unauthorized(error: Option<&str>) -> Response {
     r
 }
 
+/// A 401 in OAuth mode (RS-03): `resource_metadata` and `scope` always, `error="invalid_token"`
+/// when a token was presented and refused.
+fn oauth_unauthorized(oauth: &bastion_oauth::OAuth, error: Option<&str>) -> Response {
+    let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized: a valid bearer token is required");
+    if let Ok(v) = HeaderValue::from_str(&oauth.challenge(error)) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn refusal_text(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Unknown => "unknown token",
+        Refusal::Revoked => "token revoked",
+        Refusal::Expired => "token expired",
+    }
+}
+
+/// The principal of an OAuth access token: `oauth:<client name>/<grant id>` in the audit
+/// journal, the grant's scopes.
+fn oauth_principal(a: bastion_oauth::Access) -> Principal {
+    Principal {
+        name: format!("oauth:{}/{}", a.client_name, a.grant_id),
+        scopes: a.scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
@@ -139,19 +189,36 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl Guard {
     /// The caller behind a request, or why there is none (`None`: no token at all; else the
     /// `error_description` of an `invalid_token` challenge).
-    fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Option<&'static str>> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Option<&'static str>> {
         match &self.auth {
             Auth::None => Ok(Principal::unrestricted("anonymous")),
             Auth::Tokens(store) => match bearer(headers) {
                 None => Err(None),
-                Some(secret) => store.authenticate(secret).map_err(|refusal| {
-                    Some(match refusal {
-                        Refusal::Unknown => "unknown token",
-                        Refusal::Revoked => "token revoked",
-                        Refusal::Expired => "token expired",
-                    })
-                }),
+                Some(secret) => store.authenticate(secret).map_err(|r| Some(refusal_text(r))),
             },
+            Auth::OAuthServer { tokens, oauth } => match bearer(headers) {
+                None => Err(None),
+                Some(secret) if secret.starts_with(SECRET_PREFIX) => {
+                    tokens.authenticate(secret).map_err(|r| Some(refusal_text(r)))
+                }
+                Some(secret) => oauth.verify(secret).await.map(oauth_principal).map_err(|r| Some(r.describe())),
+            },
+        }
+    }
+
+    /// The 401 for a request without a usable token.
+    fn unauthorized(&self, why: Option<&str>) -> Response {
+        closing(match &self.auth {
+            Auth::OAuthServer { oauth, .. } => oauth_unauthorized(oauth, why),
+            _ => unauthorized(why),
+        })
+    }
+
+    /// In OAuth mode, where the protected-resource metadata is (named in every challenge).
+    fn resource_metadata(&self) -> Option<String> {
+        match &self.auth {
+            Auth::OAuthServer { oauth, .. } => Some(oauth.resource_metadata_url()),
+            _ => None,
         }
     }
 }
@@ -161,22 +228,30 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     // HTTP/1.1 requires Host; a request without one cannot be checked and is refused.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if !g.allowed.host_ok(host) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed");
+        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed"));
     }
     let origin = headers.get(header::ORIGIN);
-    if origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
-        return plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed");
+    // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
+    // with `Origin: null`. That post needs the page's single-use CSRF token and the owner
+    // secret, so `null` is accepted there, and only there, in OAuth mode.
+    let consent_post = matches!(g.auth, Auth::OAuthServer { .. })
+        && req.method() == axum::http::Method::POST
+        && req.uri().path() == "/authorize"
+        && origin.is_some_and(|o| o == "null");
+    if !consent_post && origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
+        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
-    if path == "/healthz" {
+    // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
+    if path == "/healthz" || bastion_oauth::PUBLIC_PATHS.contains(&path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    let principal = match g.authenticate(&parts.headers) {
+    let principal = match g.authenticate(&parts.headers).await {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
-        Err(why) => return unauthorized(why),
+        Err(why) => return g.unauthorized(why),
     };
     let mut body = body;
     if parts.method == axum::http::Method::POST && !principal.scopes.contains(&Scope::all()) {
@@ -185,7 +260,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
             Ok(b) => b,
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         };
-        if let Some(denied) = scope_challenge(&g.hub, &principal, &bytes) {
+        if let Some(denied) = scope_challenge(&g.hub, &principal, &bytes, g.resource_metadata().as_deref()) {
             return denied;
         }
         body = axum::body::Body::from(bytes);
@@ -197,8 +272,9 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 
 /// 403 with the scope challenge when `body` is a `tools/call` of an offered tool that
 /// `principal` may not call. Anything else (other methods, unknown tools, bodies that are not
-/// JSON) goes on to rmcp, which answers it as the protocol says.
-fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8]) -> Option<Response> {
+/// JSON) goes on to rmcp, which answers it as the protocol says. In OAuth mode the challenge
+/// names the protected-resource metadata too (RS-04).
+fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8], resource_metadata: Option<&str>) -> Option<Response> {
     #[derive(serde::Deserialize)]
     struct Call<'a> {
         #[serde(borrow)]
@@ -218,8 +294,10 @@ fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8]) -> Option<Resp
     let needed = hub.required_scope(principal, &name)?;
     hub.refused(principal, &name, "insufficient_scope");
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
-    let challenge =
-        format!("Bearer error=\"insufficient_scope\", scope=\"{needed}\", error_description=\"{description}\"");
+    let metadata = resource_metadata.map(|m| format!(", resource_metadata=\"{m}\"")).unwrap_or_default();
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{needed}\"{metadata}, error_description=\"{description}\""
+    );
     let mut r = plain(StatusCode::FORBIDDEN, &format!("Forbidden: {description}"));
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -295,8 +373,13 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
         Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
     };
+    let oauth_routes = match &auth {
+        Auth::OAuthServer { oauth, .. } => oauth.router(),
+        _ => Router::new(),
+    };
     let g = Guard { allowed: Arc::new(allowed), auth, hub: hub.clone() };
-    mcp.route("/healthz", get(healthz))
+    mcp.merge(oauth_routes)
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
@@ -374,6 +457,150 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert_eq!(bearer(&h), None);
+    }
+
+    mod oauth_mode {
+        use super::super::*;
+        use axum::body::Body;
+        use bastion_oauth::store::{CodeExchange, CodeGrant, Lifetimes};
+        use tower::ServiceExt;
+
+        const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
+        /// An access token minted straight in the store, for `resource`.
+        fn mint(dir: &std::path::Path, resource: &str) -> String {
+            let mut store = bastion_oauth::Store::open(dir).unwrap();
+            let code = format!("bac_{}", bastion_oauth::secret::random_id::<8>().unwrap());
+            let g = CodeGrant {
+                client_id: "static".into(),
+                client_name: "Test client".into(),
+                redirect_uri: "https://a.example/cb".into(),
+                challenge: bastion_oauth::secret::s256(VERIFIER),
+                resource: resource.into(),
+                scopes: vec!["fs:read".into()],
+            };
+            let t = crate::tokens::now();
+            store.insert_code(&code, &g, t + 600).unwrap();
+            let req = CodeExchange {
+                code,
+                client_id: "static".into(),
+                redirect_uri: Some("https://a.example/cb".into()),
+                verifier: Some(VERIFIER.into()),
+                resource: None,
+            };
+            store.exchange_code(&req, t, &Lifetimes::default()).unwrap().access_token
+        }
+
+        fn hub() -> Hub {
+            Hub::new(vec![], bastion_policy::audit::AuditLog::disabled(), false)
+        }
+
+        async fn send(app: &Router, method: &str, uri: &str, host: &str, bearer: Option<&str>) -> Response {
+            let mut b = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("host", host)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
+            if let Some(t) = bearer {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let body = if method == "POST" { Body::from(INIT) } else { Body::empty() };
+            app.clone().oneshot(b.body(body).unwrap()).await.unwrap()
+        }
+
+        fn challenge(r: &Response) -> String {
+            r.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+        }
+
+        /// RS-01..RS-05 through the hub's guard: public OAuth routes, OAuth challenges, both kinds
+        /// of bearer token, audience binding, no token from the query string.
+        #[tokio::test]
+        async fn rs03_rs05_oauth_mode_guard() {
+            let dir = tempfile::tempdir().unwrap();
+            let tokens = Arc::new(TokenStore::open(dir.path()));
+            let (_, bst) = tokens.create("ci", &["fs:read".into()], None).unwrap();
+            let settings = bastion_oauth::Settings::new("https://hub.example.com/mcp", dir.path()).unwrap();
+            let (oauth, _) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".into()])).unwrap();
+            let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
+            let app = app(hub(), allowed, Auth::OAuthServer { tokens, oauth }, false, CancellationToken::new());
+            let h = "hub.example.com";
+            let meta = "resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/mcp\"";
+
+            let r = send(&app, "POST", "/mcp", h, None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(challenge(&r), format!("Bearer {meta}, scope=\"fs:read\""));
+            assert_eq!(r.headers()[header::CONNECTION], "close", "the unread body ends the connection");
+            for bad in ["garbage", "bat_unknown", "bst_unknown"] {
+                let r = send(&app, "POST", "/mcp", h, Some(bad)).await;
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{bad}");
+                let c = challenge(&r);
+                assert!(c.contains(meta) && c.contains("error=\"invalid_token\""), "{bad}: {c}");
+            }
+            let access = mint(dir.path(), "https://hub.example.com/mcp");
+            assert_eq!(send(&app, "POST", "/mcp", h, Some(&access)).await.status(), StatusCode::OK);
+            assert_eq!(send(&app, "POST", "/mcp/", h, Some(&bst)).await.status(), StatusCode::OK);
+            // The token in the query string is not a token.
+            let r = send(&app, "POST", &format!("/mcp?access_token={access}"), h, None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            // A token minted for another resource (RS-05, RFC 8707).
+            let other = mint(dir.path(), "https://other.example/mcp");
+            let r = send(&app, "POST", "/mcp", h, Some(&other)).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert!(challenge(&r).contains("another resource"));
+            // RS-02: discovery without a token, but still behind the Host check.
+            for path in bastion_oauth::PUBLIC_PATHS.iter().filter(|p| p.starts_with("/.well-known")) {
+                assert_eq!(send(&app, "GET", path, h, None).await.status(), StatusCode::OK, "{path}");
+                assert_eq!(send(&app, "GET", path, "evil.example", None).await.status(), StatusCode::FORBIDDEN);
+            }
+            let r = send(&app, "GET", "/authorize?client_id=x", h, None).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an error page, not a 401");
+            // The consent form's post carries `Origin: null` (no-referrer); nowhere else is that
+            // origin accepted.
+            let null_origin = |method: &str, uri: &str| {
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("host", h)
+                    .header("origin", "null")
+                    .body(Body::from("request=x"))
+                    .unwrap()
+            };
+            let r = app.clone().oneshot(null_origin("POST", "/authorize")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "the form's own checks answer");
+            for (m, uri) in [("POST", "/token"), ("POST", "/mcp"), ("GET", "/authorize")] {
+                let r = app.clone().oneshot(null_origin(m, uri)).await.unwrap();
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {uri}");
+            }
+        }
+
+        /// RS-06: without OAuth (static tokens or no auth) the OAuth paths are 404 and the
+        /// challenge names no metadata.
+        #[tokio::test]
+        async fn rs06_no_oauth_routes_without_oauth_mode() {
+            let dir = tempfile::tempdir().unwrap();
+            let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
+            let tokens = Auth::Tokens(Arc::new(TokenStore::open(dir.path())));
+            for auth in [tokens, Auth::None] {
+                let app = app(hub(), allowed.clone(), auth, false, CancellationToken::new());
+                for path in bastion_oauth::PUBLIC_PATHS {
+                    let method = if ["/token", "/register", "/revoke"].contains(path) { "POST" } else { "GET" };
+                    let r = send(&app, method, path, "hub.example.com", None).await;
+                    assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+                }
+            }
+            let app = app(
+                hub(),
+                allowed,
+                Auth::Tokens(Arc::new(TokenStore::open(dir.path()))),
+                false,
+                CancellationToken::new(),
+            );
+            let r = send(&app, "POST", "/mcp", "hub.example.com", None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(challenge(&r), "Bearer");
+        }
     }
 
     #[test]

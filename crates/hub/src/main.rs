@@ -1,7 +1,8 @@
 //! `bastion`: one binary for every Bastion capability. `bastion fs|shell|git` run the built-in
 //! servers over stdio, each in its own process; `bastion serve` runs the hub, which starts them
 //! as its children and serves their tools, namespaced, over MCP streamable HTTP (or stdio);
-//! `bastion token` manages the hub's bearer tokens.
+//! `bastion token` manages the hub's bearer tokens and OAuth grants; `bastion owner-secret` sets
+//! the secret that approves OAuth clients.
 
 mod config;
 mod http;
@@ -35,9 +36,11 @@ enum Command {
     Tools(serve::ToolsArgs),
     /// Check a hub configuration file without starting anything.
     CheckConfig(serve::CheckArgs),
-    /// Manage the hub's bearer tokens.
+    /// Manage the hub's bearer tokens (and list or revoke OAuth grants).
     #[command(subcommand)]
     Token(serve::TokenCommand),
+    /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
+    OwnerSecret(serve::StateDir),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
+        Command::OwnerSecret(state) => serve::owner_secret(state),
     }
 }
 

@@ -70,7 +70,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
-    /// `Host` and its origin in `Origin` besides loopback.
+    /// `Host` and its origin in `Origin` besides loopback. With authentication on it also turns
+    /// on OAuth mode (for ChatGPT and claude.ai): the hub becomes its own authorization server
+    /// with issuer scheme://host[:port] of this URL, which must be https (http on loopback) and
+    /// have no path but /mcp.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
     /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
@@ -141,12 +144,46 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    fn store(&self) -> anyhow::Result<TokenStore> {
-        Ok(TokenStore::open(&match &self.dir {
-            Some(d) => d.clone(),
-            None => default_state_dir()?,
-        }))
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        match &self.dir {
+            Some(d) => Ok(d.clone()),
+            None => default_state_dir(),
+        }
     }
+
+    fn store(&self) -> anyhow::Result<TokenStore> {
+        Ok(TokenStore::open(&self.path()?))
+    }
+
+    /// The OAuth store, if OAuth mode ever ran here.
+    fn oauth(&self) -> anyhow::Result<Option<bastion_oauth::Store>> {
+        Ok(bastion_oauth::Store::open_existing(&self.path()?)?)
+    }
+}
+
+/// `bastion owner-secret`: creates or replaces the owner secret that approves OAuth clients on
+/// the consent page, prints it once on stdout (one line) and stores only a salted hash, in
+/// `oauth.sqlite3` (mode 0600) in the state directory. The state directory is outside every
+/// root, so no tool of the hub can read it, and the secret is typed only into the consent page
+/// in the owner's browser: a model never sees it.
+pub fn owner_secret(state: StateDir) -> anyhow::Result<()> {
+    let dir = state.path()?;
+    let store = bastion_oauth::Store::open(&dir)?;
+    let replaced = store.owner_secret_exists()?;
+    let secret = store.set_owner_secret(now())?;
+    if replaced {
+        eprintln!(
+            "replaced the owner secret (the old one no longer approves anything); stored hashed in {}",
+            store.path().display()
+        );
+    } else {
+        eprintln!("created the owner secret; stored hashed in {}", store.path().display());
+    }
+    eprintln!(
+        "it is shown once: type it on the consent page when you connect ChatGPT, claude.ai or another OAuth client"
+    );
+    println!("{secret}");
+    Ok(())
 }
 
 /// Runs a `bastion token` subcommand.
@@ -180,13 +217,48 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 });
                 println!("{:<8}  {:<20}  {:<10}  {:<20}  {}", r.id, r.name, st, exp, r.scopes.join(","));
             }
+            if let Some(oauth) = state.oauth()? {
+                let grants = oauth.grants(now())?;
+                if !grants.is_empty() {
+                    let time = |t: u64| {
+                        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
+                    };
+                    println!();
+                    println!(
+                        "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  SCOPES",
+                        "OAUTH GRANT", "CLIENT", "STATE", "CREATED", "LAST USED"
+                    );
+                    for g in grants {
+                        println!(
+                            "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  {}",
+                            g.id,
+                            g.client_name,
+                            g.state,
+                            time(g.created),
+                            g.last_used.map_or("never".to_owned(), time),
+                            g.scopes.join(",")
+                        );
+                    }
+                }
+            }
         }
         TokenCommand::Revoke { name, state } => {
             let n = state.store()?.revoke(&name)?;
-            if n == 0 {
-                bail!("no live token named or with id '{name}'");
+            // An OAuth grant by id, by `oauth:NAME/ID` (the audit journal's name) or by client
+            // name: the grant and every token of it.
+            let g = match state.oauth()? {
+                Some(mut oauth) => oauth.revoke_grants(&name, now())?,
+                None => 0,
+            };
+            if n == 0 && g == 0 {
+                bail!("no live token or OAuth grant named or with id '{name}'");
             }
-            eprintln!("revoked {n} token(s) '{name}'");
+            if n > 0 {
+                eprintln!("revoked {n} token(s) '{name}'");
+            }
+            if g > 0 {
+                eprintln!("revoked {g} OAuth grant(s) '{name}' with all their tokens");
+            }
         }
     }
     Ok(())
@@ -275,6 +347,15 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
         .collect()
 }
 
+/// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), sorted: what OAuth
+/// advertises and offers on the consent page.
+fn hub_scopes(hub: &Hub) -> Vec<String> {
+    let catalogue = hub.catalogue();
+    let scopes: std::collections::BTreeSet<String> =
+        catalogue.entries.iter().map(|e| e.tier.scope(&hub.upstreams()[e.upstream].spec.name)).collect();
+    scopes.into_iter().collect()
+}
+
 /// Names of the upstreams, for the start-up banner.
 fn names(specs: &[UpstreamSpec]) -> String {
     specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -328,6 +409,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Auth::Tokens(Arc::new(TokenStore::open(&state_dir)))
     };
+    // OAuth mode: a public URL with authentication on, over HTTP. Checked before anything starts.
+    let oauth_settings = match (&auth, &public_url) {
+        (Auth::Tokens(_), Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
     let audit_path = match &args.audit_log {
         Some(p) => p.clone(),
         None => {
@@ -362,6 +448,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let mut new_owner_secret = None;
+    let auth = match (auth, oauth_settings) {
+        (Auth::Tokens(tokens), Some(settings)) => {
+            let h = hub.clone();
+            let (oauth, created) =
+                bastion_oauth::OAuth::open(settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
+            new_owner_secret = created;
+            Auth::OAuthServer { tokens, oauth }
+        }
+        (auth, _) => auth,
+    };
 
     if args.stdio {
         // A stdio client lists tools right after initialising: give the children a moment.
@@ -383,7 +480,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("audit journal: {}", audit_path.display());
         match &auth {
             Auth::None => println!("authentication: none (loopback only)"),
-            Auth::Tokens(store) => {
+            Auth::Tokens(store) | Auth::OAuthServer { tokens: store, .. } => {
                 let live = store.load()?.iter().any(|r| check(r, now()).is_ok());
                 if live {
                     println!(
@@ -402,6 +499,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 println!(
                     "connect: claude mcp add --transport http bastion {url} --header \"Authorization: Bearer <token>\""
                 );
+            }
+        }
+        if let Auth::OAuthServer { oauth, .. } = &auth {
+            println!(
+                "OAuth: issuer {}; connect ChatGPT or claude.ai to {} (approve on the consent page with the owner secret)",
+                oauth.issuer(),
+                oauth.resource()
+            );
+            if let Some(secret) = &new_owner_secret {
+                println!(
+                    "no owner secret existed: created one (shown once, stored hashed; `bastion owner-secret` replaces it)"
+                );
+                println!("owner secret: {secret}");
             }
         }
         let app = http::app(hub, allowed, auth, stateful, shutdown.child_token());
@@ -505,6 +615,33 @@ pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
     if let Err(e) = Allowed::new(config.public_url.as_deref()) {
         errors.push(e);
     }
+    let oauth = match (&config.public_url, config.auth) {
+        (Some(url), AuthMode::Tokens) => match config.oauth.settings(url, Path::new("/")) {
+            Ok(s) => {
+                for ca in &s.cimd_extra_ca {
+                    if let Err(e) = std::fs::read(ca) {
+                        errors.push(format!("oauth.cimd_extra_ca {}: {e}", ca.display()));
+                    }
+                }
+                format!(
+                    "oauth: on (issuer {}, resource {}/mcp, access tokens {}, refresh tokens {}, {} static client(s))",
+                    s.issuer,
+                    s.issuer,
+                    humantime::format_duration(s.lifetimes.access),
+                    humantime::format_duration(s.lifetimes.refresh),
+                    s.clients.len()
+                )
+            }
+            Err(e) => {
+                errors.push(e);
+                String::new()
+            }
+        },
+        _ if config.oauth.is_set() => {
+            "oauth: off (no public_url, or auth = \"none\"); the [oauth] table applies with --public-url".to_owned()
+        }
+        _ => "oauth: off (no public_url)".to_owned(),
+    };
     for r in &config.roots {
         if !r.is_dir() {
             errors.push(format!("root {} is not a directory", r.display()));
@@ -531,6 +668,7 @@ pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
         config.upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
     };
     println!("{}: ok; upstreams: {upstreams}", args.config.display());
+    println!("{oauth}");
     Ok(())
 }
 
@@ -574,6 +712,33 @@ mod tests {
             assert!(e.contains(want), "{want}: {e}");
         }
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
+        check_config(CheckArgs { config: file }).unwrap();
+    }
+
+    #[test]
+    fn check_config_checks_the_oauth_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bastion.toml");
+        for (text, want) in [
+            ("public_url = \"https://hub.example.com/other\"\n", "origin root"),
+            ("public_url = \"http://hub.example.com\"\n", "OAuth needs https"),
+            ("public_url = \"https://hub.example.com\"\n[oauth]\ncode_ttl = \"1h\"\n", "code_ttl"),
+            ("public_url = \"https://h.example\"\n[oauth]\ncimd_extra_ca = [\"/no/such.pem\"]\n", "/no/such.pem"),
+            (
+                "public_url = \"https://h.example\"\n[[oauth.client]]\nclient_id = \"a\"\nclient_name = \"A\"\n\
+                 redirect_uris = [\"http://a.example/cb\"]\n",
+                "loopback",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = check_config(CheckArgs { config: file.clone() }).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        std::fs::write(&file, "public_url = \"https://hub.example.com/mcp\"\n[oauth]\naccess_token_ttl = \"2s\"\n")
+            .unwrap();
+        check_config(CheckArgs { config: file.clone() }).unwrap();
+        // Without OAuth mode the table is not checked against a public URL.
+        std::fs::write(&file, "auth = \"none\"\npublic_url = \"https://hub.example.com/x\"\n").unwrap();
         check_config(CheckArgs { config: file }).unwrap();
     }
 }

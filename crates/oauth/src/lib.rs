@@ -1,0 +1,69 @@
+//! The hub's embedded OAuth 2.1 authorization server, and the resource-server check of the
+//! tokens it issues.
+//!
+//! With a public URL configured (`bastion serve --public-url https://hub.example.com`) the hub is
+//! both the protected resource (`https://hub.example.com/mcp`) and its own authorization server
+//! (issuer `https://hub.example.com`, no trailing slash, the same string in every document and
+//! response). This crate holds everything OAuth:
+//!
+//! * discovery: protected-resource metadata (RFC 9728) and authorization-server metadata
+//!   (RFC 8414, also served as `/.well-known/openid-configuration`);
+//! * clients: dynamic registration (RFC 7591), client ID metadata documents fetched with SSRF
+//!   protection ([`net`]), and static clients from the hub's configuration;
+//! * the authorization code flow with PKCE S256 only, RFC 8707 `resource` bound into codes and
+//!   tokens, RFC 9207 `iss` in every authorization response, and a consent page that needs the
+//!   **owner secret** (rate limited, with a lockout);
+//! * opaque, hashed, audience-bound access tokens and rotating refresh tokens whose reuse revokes
+//!   the family; revocation (RFC 7009);
+//! * [`OAuth::verify`], which the hub's HTTP guard calls for every `bat_` bearer token.
+//!
+//! The owner secret lives (hashed) in the state directory, outside every root the tools can
+//! reach, and is never shown to a model: the browser of the person approving is the only place
+//! it is typed.
+//!
+//! State lives in `oauth.sqlite3` in the state directory ([`store`]), mode 0600.
+//!
+//! Decisions worth knowing:
+//!
+//! * The hub serves OAuth at the origin root: a public URL may end in `/mcp` but have no other
+//!   path ([`issuer_of`]); `http` only on loopback.
+//! * Every client is public (`token_endpoint_auth_method: "none"`, PKCE protects the code); a
+//!   registration asking for a secret-based method gets `none` back. A registration with any
+//!   unacceptable redirect URI is refused whole (`invalid_redirect_uri`); private-use schemes
+//!   such as Cursor's `cursor://` are accepted (RFC 8252).
+//! * A metadata document is fetched without following redirects (a 3xx is an error), from an
+//!   address checked and pinned before connecting ([`net`]).
+//! * `redirect_uri` is required at `/authorize`, even for a client with a single one.
+//! * A `scope` naming nothing the hub offers is treated as no `scope`: the consent page offers
+//!   every scope and the owner unticks what the client should not get.
+//! * Reuse of a rotated refresh token revokes the grant at once; there is no grace period.
+//! * The consent page's CSP `form-action` lists `'self'` and the redirect URI's origin (or
+//!   scheme): Chromium applies `form-action` to the redirect that follows the form's POST. The
+//!   page is sent with `Referrer-Policy: no-referrer`, so browsers post the form with
+//!   `Origin: null`; the hub's Origin check admits that for `POST /authorize` only.
+//! * Wrong owner secrets lock approvals hub-wide for 15 minutes after 5 in 15 minutes (kept in
+//!   memory: a restart of the hub lifts a lockout).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let settings = bastion_oauth::Settings::new("https://hub.example.com", "/var/lib/bastion".as_ref())?;
+//! let (oauth, new_secret) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".to_owned()]))?;
+//! if let Some(s) = new_secret {
+//!     println!("owner secret: {s}");
+//! }
+//! let app: axum::Router = oauth.router(); // merge with the /mcp routes, behind the Host check
+//! # let _ = app; Ok(()) }
+//! ```
+
+pub mod client;
+pub mod html;
+pub mod net;
+pub mod redirect;
+pub mod secret;
+mod server;
+pub mod store;
+
+pub use client::{Client, Source, StaticClient};
+pub use server::{Clock, Fetcher, OAuth, PUBLIC_PATHS, ScopesFn, Settings, issuer_of, now};
+pub use store::{Access, GrantInfo, Lifetimes, Refusal, Store, StoreError};

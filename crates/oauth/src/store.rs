@@ -1,0 +1,968 @@
+//! The OAuth state: one SQLite file, `oauth.sqlite3` in the hub's state directory (mode 0600,
+//! directory 0700), so grants survive restarts and `bastion token list|revoke` in another
+//! process sees and changes the same state.
+//!
+//! Nothing secret is stored: codes, access and refresh tokens are kept as SHA-256 hashes, the
+//! owner secret as a salted SHA-256 hash. A grant is one approval on the consent page; its
+//! tokens form a family that is revoked together (a replayed code, a reused refresh token,
+//! `bastion token revoke`, `/revoke` with a refresh token).
+//!
+//! Every method is blocking: the server calls them on tokio's blocking pool.
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::client::{Client, Source};
+use crate::secret;
+
+/// The file name in the state directory.
+pub const FILE: &str = "oauth.sqlite3";
+/// Prefix of access tokens.
+pub const ACCESS_PREFIX: &str = "bat_";
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "brt_";
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "bac_";
+/// Prefix of the owner secret.
+pub const OWNER_PREFIX: &str = "bos_";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS owner(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    salt TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients(
+    client_id TEXT PRIMARY KEY,
+    client_name TEXT NOT NULL,
+    redirect_uris TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER
+);
+CREATE TABLE IF NOT EXISTS codes(
+    hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    client_name TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    challenge TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER,
+    grant_id TEXT
+);
+CREATE TABLE IF NOT EXISTS grants(
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    client_name TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER,
+    revoked INTEGER
+);
+CREATE TABLE IF NOT EXISTS tokens(
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    grant_id TEXT NOT NULL REFERENCES grants(id),
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    revoked INTEGER,
+    rotated INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_by_grant ON tokens(grant_id);
+";
+
+/// A store failure (I/O or SQLite).
+#[derive(Debug, thiserror::Error)]
+#[error("OAuth store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+/// Why a token request is refused: the RFC 6749 §5.2 error and its description.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// `invalid_request`.
+    InvalidRequest(String),
+    /// `invalid_grant`.
+    InvalidGrant(String),
+    /// `invalid_target` (RFC 8707).
+    InvalidTarget(String),
+    /// `invalid_scope`.
+    InvalidScope(String),
+    /// `server_error`.
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for GrantError {
+    fn from(e: rusqlite::Error) -> GrantError {
+        GrantError::Internal(e.to_string())
+    }
+}
+
+/// Why an access token is refused at `/mcp`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Refusal {
+    /// Not a token of this hub.
+    Unknown,
+    /// Revoked (itself or its grant).
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Issued for another resource (RFC 8707 audience).
+    WrongAudience,
+}
+
+impl Refusal {
+    /// The `error_description` of the 401.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Unknown => "unknown token",
+            Refusal::Revoked => "token revoked",
+            Refusal::Expired => "token expired",
+            Refusal::WrongAudience => "token issued for another resource",
+        }
+    }
+}
+
+/// Lifetimes of what the server issues.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    /// Access tokens.
+    pub access: Duration,
+    /// Refresh tokens (each rotation starts a new period).
+    pub refresh: Duration,
+    /// Authorization codes.
+    pub code: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Lifetimes {
+        Lifetimes {
+            access: Duration::from_secs(3600),
+            refresh: Duration::from_secs(30 * 24 * 3600),
+            code: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What an approved authorization binds into its code.
+#[derive(Clone, Debug)]
+pub struct CodeGrant {
+    /// The client.
+    pub client_id: String,
+    /// Its display name (kept with the grant for listings and audit lines).
+    pub client_name: String,
+    /// The redirect URI used.
+    pub redirect_uri: String,
+    /// The S256 challenge.
+    pub challenge: String,
+    /// The resource (audience).
+    pub resource: String,
+    /// The scopes the owner approved.
+    pub scopes: Vec<String>,
+}
+
+/// A `grant_type=authorization_code` request.
+#[derive(Clone, Debug, Default)]
+pub struct CodeExchange {
+    /// `code`.
+    pub code: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `code_verifier`.
+    pub verifier: Option<String>,
+    /// `resource`.
+    pub resource: Option<String>,
+}
+
+/// A `grant_type=refresh_token` request.
+#[derive(Clone, Debug, Default)]
+pub struct RefreshRequest {
+    /// `refresh_token`.
+    pub token: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `scope`, if narrowing.
+    pub scopes: Option<Vec<String>>,
+    /// `resource`.
+    pub resource: Option<String>,
+    /// The hub's canonical resource now; a grant for another one (the public URL changed) is
+    /// not refreshed, so the client authorizes again instead of looping on 401s. Empty: not
+    /// checked.
+    pub audience: String,
+}
+
+/// Tokens issued by the token endpoint.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// The access token's scopes.
+    pub scopes: Vec<String>,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The grant they belong to.
+    pub grant_id: String,
+}
+
+/// What a valid access token grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// The grant's id.
+    pub grant_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// A grant as listed by `bastion token list`.
+#[derive(Clone, Debug)]
+pub struct GrantInfo {
+    /// Id (also accepted by `bastion token revoke`).
+    pub id: String,
+    /// The client's id.
+    pub client_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// Approved scopes.
+    pub scopes: Vec<String>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Last authenticated request (to the minute), if any.
+    pub last_used: Option<u64>,
+    /// `live`, `revoked`, or `expired` (no usable refresh or access token left).
+    pub state: &'static str,
+}
+
+/// Whether two resource identifiers are the same, a trailing slash aside.
+pub fn same_resource(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+fn join(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+fn split(scopes: &str) -> Vec<String> {
+    scopes.split_whitespace().map(str::to_owned).collect()
+}
+
+fn i(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store of `state_dir`. The directory is made 0700 and the
+    /// file is created 0600 before SQLite writes anything to it.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(state_dir)?;
+        fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))?;
+        let path = state_dir.join(FILE);
+        fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        Store::connect(path)
+    }
+
+    /// Opens the store of `state_dir` if it exists (the CLI never creates one just to list it).
+    pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
+        let path = state_dir.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Store::connect(path).map(Some)
+    }
+
+    fn connect(path: PathBuf) -> Result<Store, StoreError> {
+        let conn = Connection::open(&path)?;
+        // The hub and a CLI command may write at once: wait for the lock rather than fail.
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether an owner secret is set.
+    pub fn owner_secret_exists(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM owner", [], |r| r.get::<_, i64>(0))? > 0)
+    }
+
+    /// Creates or replaces the owner secret; returns it (shown once, stored hashed).
+    pub fn set_owner_secret(&self, now: u64) -> Result<String, StoreError> {
+        let secret = secret::random_secret(OWNER_PREFIX).map_err(StoreError)?;
+        let salt = secret::random_id::<16>().map_err(StoreError)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO owner(id, salt, hash, created) VALUES (1, ?1, ?2, ?3)",
+            params![salt, secret::salted_hash(&salt, &secret), i(now)],
+        )?;
+        Ok(secret)
+    }
+
+    /// Whether `given` is the owner secret; `None` if there is none.
+    pub fn check_owner_secret(&self, given: &str) -> Result<Option<bool>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row("SELECT salt, hash FROM owner WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(salt, hash)| secret::ct_eq(secret::salted_hash(&salt, given.trim()).as_bytes(), hash.as_bytes())))
+    }
+
+    /// Stores a dynamically registered client.
+    pub fn insert_client(&self, c: &Client, now: u64) -> Result<(), StoreError> {
+        let uris = serde_json::to_string(&c.redirect_uris).map_err(|e| StoreError(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO clients(client_id, client_name, redirect_uris, created) VALUES (?1, ?2, ?3, ?4)",
+            params![c.id, c.name, uris, i(now)],
+        )?;
+        Ok(())
+    }
+
+    /// A dynamically registered client.
+    pub fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row("SELECT client_name, redirect_uris FROM clients WHERE client_id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(row.map(|(name, uris)| Client {
+            id: id.to_owned(),
+            name,
+            redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+            source: Source::Dynamic,
+        }))
+    }
+
+    /// Notes that a client started an authorization (used clients are never pruned).
+    pub fn touch_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE clients SET last_used = ?2 WHERE client_id = ?1", params![id, i(now)])?;
+        Ok(())
+    }
+
+    /// How many dynamically registered clients are stored.
+    pub fn client_count(&self) -> Result<u64, StoreError> {
+        Ok(u(self.conn.query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))?))
+    }
+
+    /// Deletes registered clients never used for an authorization and created before `before`.
+    pub fn prune_clients(&self, before: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute("DELETE FROM clients WHERE last_used IS NULL AND created < ?1", [i(before)])?)
+    }
+
+    /// Stores an authorization code (hashed) valid until `expires`.
+    pub fn insert_code(&self, code: &str, g: &CodeGrant, expires: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO codes(hash, client_id, client_name, redirect_uri, challenge, resource, scopes, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                secret::sha256_hex(code),
+                g.client_id,
+                g.client_name,
+                g.redirect_uri,
+                g.challenge,
+                g.resource,
+                join(&g.scopes),
+                i(expires)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Redeems an authorization code (AS-07). A code is single use: presenting it again revokes
+    /// every token issued from it (RFC 6749 §4.1.2). A request that fails a check (client,
+    /// redirect URI, PKCE verifier, resource) does not use the code up.
+    pub fn exchange_code(&mut self, req: &CodeExchange, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        type Row = (String, String, String, String, String, String, i64, Option<i64>, Option<String>);
+        let row: Option<Row> = tx
+            .query_row(
+                "SELECT client_id, client_name, redirect_uri, challenge, resource, scopes, expires, used, grant_id
+                 FROM codes WHERE hash = ?1",
+                [secret::sha256_hex(&req.code)],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((client_id, client_name, redirect_uri, challenge, resource, scopes, expires, used, grant_id)) = row
+        else {
+            return Err(GrantError::InvalidGrant("unknown authorization code".into()));
+        };
+        if used.is_some() {
+            if let Some(g) = &grant_id {
+                revoke_family(&tx, g, now)?;
+            }
+            tx.commit()?;
+            return Err(GrantError::InvalidGrant(
+                "authorization code already used; the tokens issued for it are revoked".into(),
+            ));
+        }
+        if now >= u(expires) {
+            return Err(GrantError::InvalidGrant("authorization code expired".into()));
+        }
+        if req.client_id != client_id {
+            return Err(GrantError::InvalidGrant("authorization code was issued to another client".into()));
+        }
+        match &req.redirect_uri {
+            Some(r) if *r == redirect_uri => {}
+            Some(_) => {
+                return Err(GrantError::InvalidGrant("redirect_uri differs from the authorization request".into()));
+            }
+            None => return Err(GrantError::InvalidRequest("redirect_uri is required".into())),
+        }
+        match &req.verifier {
+            Some(v) if secret::verify_pkce(v, &challenge) => {}
+            Some(_) => return Err(GrantError::InvalidGrant("PKCE verification failed (code_verifier)".into())),
+            // OAuth 2.1 §4.1.3: a code issued with a challenge and redeemed without a verifier
+            // is an invalid grant.
+            None => return Err(GrantError::InvalidGrant("code_verifier is required (PKCE)".into())),
+        }
+        if let Some(r) = &req.resource
+            && !same_resource(r, &resource)
+        {
+            return Err(GrantError::InvalidTarget(format!("resource must be {resource}, as in the authorization")));
+        }
+        tx.execute("UPDATE codes SET used = ?2 WHERE hash = ?1", params![secret::sha256_hex(&req.code), i(now)])?;
+        let grant = secret::random_id::<6>().map_err(GrantError::Internal)?;
+        tx.execute(
+            "INSERT INTO grants(id, client_id, client_name, scopes, resource, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![grant, client_id, client_name, scopes, resource, i(now)],
+        )?;
+        tx.execute("UPDATE codes SET grant_id = ?2 WHERE hash = ?1", params![secret::sha256_hex(&req.code), grant])?;
+        let scopes = split(&scopes);
+        let issued = issue(&tx, &grant, &scopes, &scopes, now, life)?;
+        tx.commit()?;
+        Ok(issued)
+    }
+
+    /// Rotates a refresh token (AS-09): a new access and refresh token, the old refresh token
+    /// dead. Presenting a refresh token that was already rotated revokes the whole family: one
+    /// of the two presenters is not the client. There is no grace period for a retried request
+    /// (a client that lost the response connects again).
+    pub fn refresh(&mut self, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hash = secret::sha256_hex(&req.token);
+        type Row = (String, String, String, i64, Option<i64>, Option<i64>, String, String, Option<i64>);
+        let row: Option<Row> = tx
+            .query_row(
+                "SELECT t.kind, t.grant_id, t.scopes, t.expires, t.revoked, t.rotated, g.client_id, g.resource, g.revoked
+                 FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
+                [&hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)),
+            )
+            .optional()?;
+        let Some((kind, grant, scopes, expires, revoked, rotated, client_id, resource, grant_revoked)) = row else {
+            return Err(GrantError::InvalidGrant("unknown refresh token".into()));
+        };
+        if kind != "refresh" {
+            return Err(GrantError::InvalidGrant("not a refresh token".into()));
+        }
+        if req.client_id != client_id {
+            return Err(GrantError::InvalidGrant("refresh token was issued to another client".into()));
+        }
+        if revoked.is_some() || grant_revoked.is_some() {
+            return Err(GrantError::InvalidGrant("refresh token revoked".into()));
+        }
+        if rotated.is_some() {
+            revoke_family(&tx, &grant, now)?;
+            tx.commit()?;
+            return Err(GrantError::InvalidGrant(
+                "refresh token already used; every token of this grant is now revoked".into(),
+            ));
+        }
+        if now >= u(expires) {
+            return Err(GrantError::InvalidGrant("refresh token expired".into()));
+        }
+        if !req.audience.is_empty() && !same_resource(&req.audience, &resource) {
+            return Err(GrantError::InvalidGrant(format!(
+                "this grant is for {resource}, not {}; authorize again",
+                req.audience
+            )));
+        }
+        if let Some(r) = &req.resource
+            && !same_resource(r, &resource)
+        {
+            return Err(GrantError::InvalidTarget(format!("resource must be {resource}, as in the grant")));
+        }
+        let granted = split(&scopes);
+        let access_scopes = match &req.scopes {
+            Some(asked) => {
+                if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
+                    return Err(GrantError::InvalidScope(format!("scope '{extra}' was not granted")));
+                }
+                asked.clone()
+            }
+            None => granted.clone(),
+        };
+        tx.execute("UPDATE tokens SET rotated = ?2 WHERE hash = ?1", params![hash, i(now)])?;
+        let issued = issue(&tx, &grant, &access_scopes, &granted, now, life)?;
+        tx.commit()?;
+        Ok(issued)
+    }
+
+    /// Revokes a token (RFC 7009): an access token alone, a refresh token with its family.
+    /// Unknown tokens are ignored.
+    pub fn revoke_token(&mut self, token: &str, now: u64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hash = secret::sha256_hex(token);
+        let row: Option<(String, String)> = tx
+            .query_row("SELECT kind, grant_id FROM tokens WHERE hash = ?1", [&hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((kind, grant)) if kind == "refresh" => revoke_family(&tx, &grant, now)?,
+            Some(_) => {
+                tx.execute(
+                    "UPDATE tokens SET revoked = ?2 WHERE hash = ?1 AND revoked IS NULL",
+                    params![hash, i(now)],
+                )?;
+            }
+            None => {}
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Checks an access token presented to `/mcp` (RS-05): known, an access token, neither it
+    /// nor its grant revoked, not expired, issued for `resource`.
+    pub fn verify_access(&self, token: &str, resource: &str, now: u64) -> Result<Access, Refusal> {
+        type Row = (String, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
+        let row: Option<Row> = self
+            .conn
+            .query_row(
+                "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked, g.last_used
+                 FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
+                [secret::sha256_hex(token)],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| {
+                tracing::error!("OAuth store unreadable, refusing the token: {e}");
+                Refusal::Unknown
+            })?;
+        let Some((kind, scopes, expires, revoked, grant, client_name, aud, grant_revoked, last_used)) = row else {
+            return Err(Refusal::Unknown);
+        };
+        if kind != "access" {
+            return Err(Refusal::Unknown);
+        }
+        if revoked.is_some() || grant_revoked.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if now >= u(expires) {
+            return Err(Refusal::Expired);
+        }
+        if !same_resource(&aud, resource) {
+            return Err(Refusal::WrongAudience);
+        }
+        // At most one write a minute per grant: a request is otherwise read-only.
+        if last_used.is_none_or(|l| u(l) + 60 <= now) {
+            let _ = self.conn.execute("UPDATE grants SET last_used = ?2 WHERE id = ?1", params![grant, i(now)]);
+        }
+        Ok(Access { grant_id: grant, client_name, scopes: split(&scopes) })
+    }
+
+    /// Every grant, newest first.
+    pub fn grants(&self, now: u64) -> Result<Vec<GrantInfo>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT g.id, g.client_id, g.client_name, g.scopes, g.created, g.last_used, g.revoked,
+                    EXISTS(SELECT 1 FROM tokens t WHERE t.grant_id = g.id AND t.revoked IS NULL
+                           AND t.rotated IS NULL AND t.expires > ?1)
+             FROM grants g ORDER BY g.created DESC, g.id",
+        )?;
+        let rows = st.query_map([i(now)], |r| {
+            let revoked: Option<i64> = r.get(6)?;
+            let live: bool = r.get(7)?;
+            Ok(GrantInfo {
+                id: r.get(0)?,
+                client_id: r.get(1)?,
+                client_name: r.get(2)?,
+                scopes: split(&r.get::<_, String>(3)?),
+                created: u(r.get(4)?),
+                last_used: r.get::<_, Option<i64>>(5)?.map(u),
+                state: if revoked.is_some() {
+                    "revoked"
+                } else if live {
+                    "live"
+                } else {
+                    "expired"
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes the live grants with this id, principal name (`oauth:NAME/ID`) or client name,
+    /// and all their tokens; returns how many grants.
+    pub fn revoke_grants(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<String> = {
+            let mut st = tx.prepare(
+                "SELECT id FROM grants WHERE revoked IS NULL
+                 AND (id = ?1 OR client_name = ?1 OR 'oauth:' || client_name || '/' || id = ?1)",
+            )?;
+            st.query_map([id_or_name], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        for g in &ids {
+            revoke_family(&tx, g, now)?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Forgets what can no longer be used: codes and tokens expired for a day, grants revoked
+    /// for 30 days.
+    pub fn prune(&self, now: u64) -> Result<(), StoreError> {
+        let day = i(now).saturating_sub(24 * 3600);
+        let month = i(now).saturating_sub(30 * 24 * 3600);
+        self.conn.execute("DELETE FROM codes WHERE expires < ?1", [day])?;
+        self.conn.execute("DELETE FROM tokens WHERE expires < ?1", [day])?;
+        self.conn
+            .execute("DELETE FROM tokens WHERE grant_id IN (SELECT id FROM grants WHERE revoked < ?1)", [month])?;
+        self.conn.execute("DELETE FROM grants WHERE revoked < ?1", [month])?;
+        Ok(())
+    }
+}
+
+fn revoke_family(conn: &Connection, grant: &str, now: u64) -> Result<(), rusqlite::Error> {
+    conn.execute("UPDATE grants SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL", params![grant, i(now)])?;
+    conn.execute("UPDATE tokens SET revoked = ?2 WHERE grant_id = ?1 AND revoked IS NULL", params![grant, i(now)])?;
+    Ok(())
+}
+
+fn issue(
+    conn: &Connection,
+    grant: &str,
+    access_scopes: &[String],
+    refresh_scopes: &[String],
+    now: u64,
+    life: &Lifetimes,
+) -> Result<Issued, GrantError> {
+    let access = secret::random_secret(ACCESS_PREFIX).map_err(GrantError::Internal)?;
+    let refresh = secret::random_secret(REFRESH_PREFIX).map_err(GrantError::Internal)?;
+    let insert = "INSERT INTO tokens(hash, kind, grant_id, scopes, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    conn.execute(
+        insert,
+        params![
+            secret::sha256_hex(&access),
+            "access",
+            grant,
+            join(access_scopes),
+            i(now),
+            i(now.saturating_add(life.access.as_secs()))
+        ],
+    )?;
+    conn.execute(
+        insert,
+        params![
+            secret::sha256_hex(&refresh),
+            "refresh",
+            grant,
+            join(refresh_scopes),
+            i(now),
+            i(now.saturating_add(life.refresh.as_secs()))
+        ],
+    )?;
+    Ok(Issued {
+        access_token: access,
+        refresh_token: refresh,
+        scopes: access_scopes.to_vec(),
+        expires_in: life.access.as_secs(),
+        grant_id: grant.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RES: &str = "https://hub.example.com/mcp";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    fn code_grant(scopes: &[&str]) -> CodeGrant {
+        CodeGrant {
+            client_id: "bcl_1".into(),
+            client_name: "Test".into(),
+            redirect_uri: "http://127.0.0.1:9/cb".into(),
+            challenge: secret::s256(VERIFIER),
+            resource: RES.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn exchange(code: &str) -> CodeExchange {
+        CodeExchange {
+            code: code.into(),
+            client_id: "bcl_1".into(),
+            redirect_uri: Some("http://127.0.0.1:9/cb".into()),
+            verifier: Some(VERIFIER.into()),
+            resource: Some(RES.into()),
+        }
+    }
+
+    fn issued(store: &mut Store, now: u64) -> Issued {
+        let code = format!("bac_{}", secret::random_id::<8>().unwrap());
+        store.insert_code(&code, &code_grant(&["fs:read", "git:read"]), now + 600).unwrap();
+        store.exchange_code(&exchange(&code), now, &Lifetimes::default()).unwrap()
+    }
+
+    fn refresh(token: &str) -> RefreshRequest {
+        RefreshRequest {
+            token: token.into(),
+            client_id: "bcl_1".into(),
+            scopes: None,
+            resource: None,
+            audience: String::new(),
+        }
+    }
+
+    #[test]
+    fn file_is_private_and_holds_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut store = Store::open(&state).unwrap();
+        let owner = store.set_owner_secret(1).unwrap();
+        let t = issued(&mut store, 1000);
+        assert_eq!(fs::metadata(store.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        drop(store);
+        let bytes = fs::read(state.join(FILE)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for s in [&owner, &t.access_token, &t.refresh_token] {
+            assert!(!text.contains(s.as_str()), "secret stored in clear");
+        }
+        assert!(text.contains(&secret::sha256_hex(&t.access_token)));
+    }
+
+    #[test]
+    fn state_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let owner = store.set_owner_secret(1).unwrap();
+        let t = issued(&mut store, 1000);
+        drop(store);
+        let mut store = Store::open_existing(dir.path()).unwrap().unwrap();
+        assert_eq!(store.check_owner_secret(&owner).unwrap(), Some(true));
+        assert_eq!(store.check_owner_secret(&format!("  {owner}\n")).unwrap(), Some(true));
+        assert_eq!(store.check_owner_secret("bos_wrong").unwrap(), Some(false));
+        assert_eq!(store.verify_access(&t.access_token, RES, 1001).unwrap().scopes, ["fs:read", "git:read"]);
+        assert!(store.refresh(&refresh(&t.refresh_token), 1002, &Lifetimes::default()).is_ok());
+        assert!(Store::open_existing(&dir.path().join("none")).unwrap().is_none());
+    }
+
+    /// AS-07: a code is single use; a replay revokes what the first use issued.
+    #[test]
+    fn as07_code_replay_revokes_the_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
+        let t = store.exchange_code(&exchange("bac_x"), 1000, &Lifetimes::default()).unwrap();
+        assert!(store.verify_access(&t.access_token, RES, 1001).is_ok());
+        let e = store.exchange_code(&exchange("bac_x"), 1002, &Lifetimes::default()).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
+        assert_eq!(store.verify_access(&t.access_token, RES, 1003), Err(Refusal::Revoked));
+        let e = store.refresh(&refresh(&t.refresh_token), 1003, &Lifetimes::default()).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(_)));
+    }
+
+    /// AS-02 / AS-07: a failed check refuses without using the code up.
+    #[test]
+    fn as02_bad_exchanges_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
+        let life = Lifetimes::default();
+        let mut wrong_verifier = exchange("bac_x");
+        wrong_verifier.verifier = Some("a".repeat(43));
+        let mut no_verifier = exchange("bac_x");
+        no_verifier.verifier = None;
+        let mut other_client = exchange("bac_x");
+        other_client.client_id = "bcl_2".into();
+        let mut other_redirect = exchange("bac_x");
+        other_redirect.redirect_uri = Some("http://127.0.0.1:9/cb2".into());
+        let mut other_resource = exchange("bac_x");
+        other_resource.resource = Some("https://other.example/mcp".into());
+        for (req, want) in [
+            (wrong_verifier, "InvalidGrant"),
+            (no_verifier, "InvalidGrant"),
+            (other_client, "InvalidGrant"),
+            (other_redirect, "InvalidGrant"),
+            (other_resource, "InvalidTarget"),
+            (exchange("bac_unknown"), "InvalidGrant"),
+        ] {
+            let e = store.exchange_code(&req, 1000, &life).unwrap_err();
+            assert!(format!("{e:?}").starts_with(want), "{req:?}: {e:?}");
+        }
+        assert!(matches!(store.exchange_code(&exchange("bac_x"), 2000, &life), Err(GrantError::InvalidGrant(_))));
+        let mut slash = exchange("bac_x");
+        slash.resource = Some(format!("{RES}/"));
+        assert!(store.exchange_code(&slash, 1999, &life).is_ok());
+    }
+
+    /// AS-09: refresh rotates; reusing a rotated refresh token revokes the family.
+    #[test]
+    fn as09_refresh_rotation_and_family_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let life = Lifetimes::default();
+        let first = issued(&mut store, 1000);
+        let second = store.refresh(&refresh(&first.refresh_token), 1010, &life).unwrap();
+        assert_ne!(second.refresh_token, first.refresh_token);
+        assert_eq!(second.grant_id, first.grant_id);
+        assert!(store.verify_access(&second.access_token, RES, 1011).is_ok());
+        // Narrowing works; widening does not.
+        let mut narrower = refresh(&second.refresh_token);
+        narrower.scopes = Some(vec!["fs:read".into()]);
+        let mut wider = refresh(&second.refresh_token);
+        wider.scopes = Some(vec!["shell:exec".into()]);
+        assert!(matches!(store.refresh(&wider, 1012, &life), Err(GrantError::InvalidScope(_))));
+        let mut other = refresh(&second.refresh_token);
+        other.client_id = "bcl_2".into();
+        assert!(matches!(store.refresh(&other, 1012, &life), Err(GrantError::InvalidGrant(_))));
+        let third = store.refresh(&narrower, 1012, &life).unwrap();
+        assert_eq!(third.scopes, ["fs:read"]);
+        assert_eq!(store.verify_access(&third.access_token, RES, 1013).unwrap().scopes, ["fs:read"]);
+        // The first refresh token again: theft assumed, everything of the grant dies.
+        let e = store.refresh(&refresh(&first.refresh_token), 1014, &life).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
+        for t in [&second.access_token, &third.access_token] {
+            assert_eq!(store.verify_access(t, RES, 1015), Err(Refusal::Revoked));
+        }
+        assert!(store.refresh(&refresh(&third.refresh_token), 1016, &life).is_err());
+        assert_eq!(store.grants(1016).unwrap()[0].state, "revoked");
+    }
+
+    /// RS-05: audience, expiry, kind.
+    #[test]
+    fn rs05_access_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let t = issued(&mut store, 1000);
+        assert!(store.verify_access(&t.access_token, &format!("{RES}/"), 1001).is_ok());
+        // Last use is recorded to the minute.
+        assert_eq!(store.grants(1001).unwrap()[0].last_used, Some(1001));
+        store.verify_access(&t.access_token, RES, 1030).unwrap();
+        assert_eq!(store.grants(1030).unwrap()[0].last_used, Some(1001));
+        store.verify_access(&t.access_token, RES, 1061).unwrap();
+        assert_eq!(store.grants(1061).unwrap()[0].last_used, Some(1061));
+        assert_eq!(
+            store.verify_access(&t.access_token, "https://other.example/mcp", 1001),
+            Err(Refusal::WrongAudience)
+        );
+        assert_eq!(store.verify_access(&t.access_token, RES, 1000 + 3600), Err(Refusal::Expired));
+        assert_eq!(store.verify_access(&t.refresh_token, RES, 1001), Err(Refusal::Unknown));
+        assert_eq!(store.verify_access("bat_nope", RES, 1001), Err(Refusal::Unknown));
+        // A grant for the hub's old public URL is not refreshed.
+        let mut moved = refresh(&t.refresh_token);
+        moved.audience = "https://new.example.com/mcp".into();
+        let e = store.refresh(&moved, 1001, &Lifetimes::default()).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("authorize again")), "{e:?}");
+        // An expired refresh token is refused too.
+        let e = store.refresh(&refresh(&t.refresh_token), 1000 + 31 * 24 * 3600, &Lifetimes::default()).unwrap_err();
+        assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("expired")), "{e:?}");
+    }
+
+    #[test]
+    fn revocation_by_token_and_by_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let a = issued(&mut store, 1000);
+        let b = issued(&mut store, 1000);
+        // Revoking an access token leaves the refresh token.
+        store.revoke_token(&a.access_token, 1001).unwrap();
+        assert_eq!(store.verify_access(&a.access_token, RES, 1002), Err(Refusal::Revoked));
+        let a2 = store.refresh(&refresh(&a.refresh_token), 1002, &Lifetimes::default()).unwrap();
+        // Revoking a refresh token takes the family.
+        store.revoke_token(&a2.refresh_token, 1003).unwrap();
+        assert_eq!(store.verify_access(&a2.access_token, RES, 1004), Err(Refusal::Revoked));
+        store.revoke_token("brt_unknown", 1004).unwrap();
+        // By id from another handle (the CLI).
+        let mut cli = Store::open_existing(dir.path()).unwrap().unwrap();
+        assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 1);
+        assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 0);
+        assert_eq!(store.verify_access(&b.access_token, RES, 1006), Err(Refusal::Revoked));
+        let c = issued(&mut store, 1000);
+        assert_eq!(cli.revoke_grants(&format!("oauth:Test/{}", c.grant_id), 1007).unwrap(), 1);
+        let d = issued(&mut store, 1000);
+        assert_eq!(cli.revoke_grants("Test", 1008).unwrap(), 1);
+        assert_eq!(store.verify_access(&d.access_token, RES, 1009), Err(Refusal::Revoked));
+        assert!(store.grants(1010).unwrap().iter().all(|g| g.state == "revoked"));
+    }
+
+    #[test]
+    fn clients_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let c = |id: &str| Client {
+            id: id.into(),
+            name: "C".into(),
+            redirect_uris: vec!["https://a.example/cb".into()],
+            source: Source::Dynamic,
+        };
+        store.insert_client(&c("bcl_a"), 100).unwrap();
+        store.insert_client(&c("bcl_b"), 100).unwrap();
+        assert_eq!(store.client("bcl_a").unwrap(), Some(c("bcl_a")));
+        assert_eq!(store.client("bcl_z").unwrap(), None);
+        store.touch_client("bcl_a", 150).unwrap();
+        assert_eq!(store.prune_clients(200).unwrap(), 1);
+        assert_eq!(store.client_count().unwrap(), 1);
+        assert!(store.client("bcl_a").unwrap().is_some());
+    }
+}
