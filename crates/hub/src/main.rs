@@ -55,10 +55,10 @@ fn main() -> anyhow::Result<()> {
         Command::Git(args) => one_thread(bastion_git::run_stdio(args)),
         Command::Shell(args) => one_thread(bastion_shell::run_stdio(args)),
         Command::Serve(args) => {
-            // The hub serves many clients and children at once: two worker threads (the
-            // machines it targets have few cores; the children do the real work).
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            runtime.block_on(serve::serve(args))
+            // One thread: the hub only moves messages between clients and children (which do
+            // the work, in their own processes), and a call crosses several tasks; on one
+            // thread those hand-offs are queue pushes rather than cross-thread wake-ups.
+            one_thread(serve::serve(args))
         }
         Command::Tools(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
