@@ -53,6 +53,37 @@ def bin_dir() -> Path:
     return Path(env).resolve() if env else REPO_ROOT / "target" / "debug"
 
 
+def bastion_binary() -> Path:
+    """Path of the ``bastion`` binary (hub and built-in servers); fails the test when missing."""
+    path = bin_dir() / "bastion"
+    if not path.is_file():
+        import pytest
+
+        pytest.fail(f"{path} does not exist: run `cargo build -p bastion-hub --bins`", pytrace=False)
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: "subprocess.Popen[Any]", grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``grace`` seconds; reaps it."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
 def fs_binary() -> Path:
     """Path of ``bastion-fs``; fails the test with a clear message when it is missing."""
     path = bin_dir() / "bastion-fs"

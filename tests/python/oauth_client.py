@@ -39,7 +39,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from fsclient import bin_dir
+from fsclient import bastion_binary as bastion
+from fsclient import free_port
 
 TIMEOUT = 30.0
 PUBLIC_URL = "https://hub.example"
@@ -62,17 +63,6 @@ LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-def bastion() -> Path:
-    path = bin_dir() / "bastion"
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist: run `cargo build -p bastion-hub --bins`", pytrace=False)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_program(name: str) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,8 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from fsclient import bin_dir
+from fsclient import bastion_binary as bastion
+from fsclient import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -47,17 +47,6 @@ INIT = {
 }
 
 
-def bastion() -> Path:
-    path = bin_dir() / "bastion"
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist: run `cargo build -p bastion-hub --bins`", pytrace=False)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from fsclient import bin_dir
+from fsclient import bastion_binary as bastion
+from fsclient import free_port, stop_process
 
 CLIENTS = 32
 CALLS = 1000
@@ -43,17 +44,6 @@ CONTENT = "hello from the load test\n"  # small: the test is of the hub, not of 
 RSS_GROWTH_LIMIT_KIB = 4 * 1024
 
 
-def bastion() -> Path:
-    path = bin_dir() / "bastion"
-    if not path.is_file():
-        pytest.fail(f"{path} does not exist: run `cargo build -p bastion-hub --bins`", pytrace=False)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -107,12 +97,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
             pytest.fail(f"hub never ready; stderr={stderr.read_text()}")
         yield h
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, 10)
 
 
 class Client:

@@ -27,6 +27,7 @@ import httpx2
 import pytest
 import websocket
 
+from fsclient import stop_process
 from oauth_client import LIST, TIMEOUT, Flow, OAuthHub, listed_tools, mcp, register, require_program, running_hub
 
 
@@ -128,12 +129,7 @@ def chromium(tmp: Path, *extra: str) -> Iterator[DevTools]:
     finally:
         if tools is not None:
             tools.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, 10)
 
 
 def submitted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

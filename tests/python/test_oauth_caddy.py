@@ -23,6 +23,7 @@ import httpx2
 import pytest
 
 from test_oauth_browser import approve_in_browser, chromium
+from fsclient import stop_process
 from oauth_client import (
     TIMEOUT,
     OAuthHub,
@@ -100,12 +101,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthHub]:
             hub.ca = ca
             yield hub
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc, 10)
 
 
 def test_the_front_is_real_tls(hub: OAuthHub) -> None:

@@ -415,19 +415,7 @@ impl Store {
                 "SELECT client_id, client_name, redirect_uri, challenge, resource, scopes, expires, used, grant_id
                  FROM codes WHERE hash = ?1",
                 [secret::sha256_hex(&req.code)],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
+                |r| Row::try_from(r),
             )
             .optional()?;
         let Some((client_id, client_name, redirect_uri, challenge, resource, scopes, expires, used, grant_id)) = row
@@ -578,19 +566,7 @@ impl Store {
                 "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked, g.last_used
                  FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
                 [secret::sha256_hex(token)],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
+                |r| Row::try_from(r),
             )
             .optional()
             .map_err(|e| {
