@@ -121,10 +121,13 @@ def _init_repo(root: Path) -> None:
 
 
 @contextmanager
-def running_hub(base: Path, *args: str, root: Path | None = None, ready: bool = True) -> Iterator[Hub]:
+def running_hub(
+    base: Path, *args: str, root: Path | None = None, ready: bool = True, rust_log: str | None = "info,rmcp=warn"
+) -> Iterator[Hub]:
     """Starts ``bastion serve ARGS`` on a free port with a fresh state directory under ``base``,
     reads the token it prints at first start, waits for ``/readyz`` (unless ``ready`` is false)
-    and kills it at the end. ``root`` (default ``base/proj``) is passed as ``--root``."""
+    and kills it at the end. ``root`` (default ``base/proj``) is passed as ``--root``;
+    ``rust_log`` is its log filter (``None``: the hub's default, warnings only)."""
     if root is None:
         root = base / "proj"
         root.mkdir(exist_ok=True)
@@ -138,7 +141,7 @@ def running_hub(base: Path, *args: str, root: Path | None = None, ready: bool = 
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
-            env={**os.environ, "RUST_LOG": "info,rmcp=warn"},
+            env={k: v for k, v in os.environ.items() if k != "RUST_LOG"} | ({"RUST_LOG": rust_log} if rust_log else {}),
         )
     try:
         # A reader thread: select() on a text pipe misses lines already in Python's buffer.

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fsclient import bastion_binary as bastion
-from fsclient import free_port, stop_process
+from test_hub import Hub, running_hub
 
 CLIENTS = 32
 CALLS = 1000
@@ -44,60 +40,14 @@ CONTENT = "hello from the load test\n"  # small: the test is of the hub, not of 
 RSS_GROWTH_LIMIT_KIB = 4 * 1024
 
 
-
-
-@dataclass
-class Hub:
-    port: int
-    token: str
-    pid: int
-    stderr: Path
-
-
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     root = tmp_path / "root"
     root.mkdir()
     (root / "small.txt").write_text(CONTENT)
-    state = tmp_path / "state"
-    stderr = tmp_path / "hub.stderr"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
-    with open(stderr, "w") as err:
-        proc = subprocess.Popen(
-            [str(bastion()), "serve", "--root", str(root), "--listen", f"127.0.0.1:{port}", "--state-dir", str(state)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env=env,
-        )
-    try:
-        # A reader thread: select() on a text pipe misses lines already in Python's buffer.
-        out: queue.Queue[str] = queue.Queue()
-        assert proc.stdout is not None
-        stdout = proc.stdout
-        threading.Thread(target=lambda: [out.put(line) for line in stdout], daemon=True).start()
-        token = None
-        deadline = time.monotonic() + TIMEOUT
-        while token is None and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                line = out.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line.startswith("token: "):
-                token = line.split()[1]
-        assert token, f"no token printed; stderr={stderr.read_text()}"
-        h = Hub(port=port, token=token, pid=proc.pid, stderr=stderr)
-        while time.monotonic() < deadline:
-            if Client(h).get("/readyz")[0] == 200:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"hub never ready; stderr={stderr.read_text()}")
+    # Warnings only: at `info` the hub would log every call to stderr.
+    with running_hub(tmp_path, root=root, rust_log=None) as h:
         yield h
-    finally:
-        stop_process(proc, 10)
 
 
 class Client:
