@@ -798,3 +798,27 @@ def test_content_type_and_protocol_version_headers(hub: Hub) -> None:
     ro = hub.create_token("bigbody", "fs:read")
     assert hub.raw(big, token=ro)[0] == 413
     assert hub.raw(big, token=hub.token)[0] == 413
+
+
+def test_a_plain_tools_call_gets_the_same_answer_as_through_rmcp(hub: Hub) -> None:
+    """The hub answers a plain stateless `tools/call` itself (no `_meta`: no progress, no 2026
+    metadata) and hands everything else to rmcp. Adding an empty `_meta` sends the same call
+    through rmcp: the two answers must be byte-for-byte the same, for a result, a tool error,
+    an unknown tool, bad arguments, a string id, and each legacy protocol version."""
+    ro = hub.create_token("samepath", "*:read")
+    cases = [
+        ("fs__read_file", {"path": "hello.txt"}, 1, hub.token),
+        ("fs__read_file", {"path": "../etc/passwd"}, "s-1", hub.token),
+        ("nope__x", {}, 3, hub.token),
+        ("fs__read_file", {"nopath": 1}, 4, hub.token),
+        ("git__git_status", {}, 5, ro),
+    ]
+    for version in [None, "2025-03-26", "2025-06-18", "2025-11-25"]:
+        headers = {"MCP_Protocol_Version": version} if version else {}
+        for name, arguments, rid, token in cases:
+            plain = {"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+            via_rmcp = {**plain, "params": {**plain["params"], "_meta": {}}}
+            a = hub.raw(plain, token=token, **headers)
+            b = hub.raw(via_rmcp, token=token, **headers)
+            assert (a[0], a[1]["content-type"], a[2]) == (b[0], b[1]["content-type"], b[2]), (name, version, a, b)
+            assert json.loads(a[2])["id"] == rid

@@ -12,12 +12,13 @@ use bastion_policy::Tier;
 use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ClientRequest, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
-    ServerConfig, ServerResult, Tool,
+    ClientRequest, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProgressToken,
+    ServerCapabilities, ServerConfig, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, UpstreamGauge};
 use crate::scope;
@@ -137,6 +138,24 @@ fn serialised_len(v: &impl serde::Serialize) -> usize {
     c.0
 }
 
+/// Where a call came from, besides who made it: what cancels it (the caller went away or sent
+/// `notifications/cancelled`) and, if the caller asked for progress, where progress goes.
+pub struct CallSite {
+    /// Fires when the caller gives up.
+    pub cancelled: CancellationToken,
+    /// The caller and the `progressToken` it gave, if any.
+    pub progress: Option<(Peer<RoleServer>, ProgressToken)>,
+}
+
+impl CallSite {
+    fn of(ctx: &RequestContext<RoleServer>) -> CallSite {
+        CallSite {
+            cancelled: ctx.ct.clone(),
+            progress: ctx.meta.get_progress_token().map(|token| (ctx.peer.clone(), token)),
+        }
+    }
+}
+
 /// Who is calling: the principal the HTTP auth layer attached to the request, else `fallback`.
 fn principal(ctx: &RequestContext<RoleServer>, fallback: &Principal) -> Principal {
     ctx.extensions
@@ -246,7 +265,7 @@ impl Hub {
         &self,
         who: &Principal,
         params: CallToolRequestParams,
-        ctx: &RequestContext<RoleServer>,
+        site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = params.name.to_string();
@@ -255,7 +274,7 @@ impl Hub {
         } else {
             serde_json::Value::Null
         };
-        let result = self.route(who, params, ctx).await;
+        let result = self.route(who, params, site).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
                 .structured_content
@@ -330,7 +349,7 @@ impl Hub {
         &self,
         who: &Principal,
         params: CallToolRequestParams,
-        ctx: &RequestContext<RoleServer>,
+        site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
         let unavailable = |up: &Upstream, why: &str| -> Result<CallToolResponse, McpError> {
             Ok(tool_error("upstream_unavailable", &format!("upstream '{}' is unavailable: {why}", up.spec.name)).into())
@@ -379,13 +398,13 @@ impl Hub {
             Err(e) => return service_error(prefix, e),
         };
         let child_token = handle.progress_token.clone();
-        if let Some(token) = ctx.meta.get_progress_token() {
-            up.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(child_token.clone(), (ctx.peer.clone(), token));
+        if let Some(progress) = &site.progress {
+            up.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(child_token.clone(), progress.clone());
         }
         let (id, child) = (handle.id.clone(), handle.peer.clone());
         let response = tokio::select! {
             r = handle.await_response() => r,
-            _ = ctx.ct.cancelled() => {
+            _ = site.cancelled.cancelled() => {
                 // The caller gave up (notifications/cancelled, or its connection closed): tell
                 // the child, which stops at its next step.
                 let _ = child
@@ -469,7 +488,7 @@ impl ServerHandler for Hub {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.call(&principal(&ctx, &self.fallback), request, &ctx).await
+        self.call(&principal(&ctx, &self.fallback), request, &CallSite::of(&ctx)).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
