@@ -86,11 +86,11 @@ class Hub:
         h.update({k.replace("_", "-"): v for k, v in headers.items()})
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
         try:
-            # skip_host lets a test send its own Host header.
-            conn.putrequest(method, path, skip_host="Host" in h, skip_accept_encoding=True)
+            # One Host header, the test's own or the hub's address (http.client would add a
+            # second one unless told not to).
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             data = json.dumps(body).encode() if body is not None else b""
-            if "Host" not in h:
-                h["Host"] = f"127.0.0.1:{self.port}"
+            h.setdefault("Host", f"127.0.0.1:{self.port}")
             for k, v in h.items():
                 conn.putheader(k, v)
             conn.putheader("Content-Length", str(len(data)))

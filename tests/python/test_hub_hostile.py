@@ -220,7 +220,7 @@ PATHS = [
     ("/mcp/%2e%2e/metrics", 404),
     ("/mcp%00", 404),
     ("/mcp\\..\\metrics", 404),
-    ("mcp", 404),
+    ("mcp", 403),
     ("*", 404),
     ("/readyz/../mcp", 404),
     ("/healthz/../mcp", 404),
@@ -231,8 +231,10 @@ PATHS = [
     ("/mcp#x", 200),
     ("/mcp/", 200),
     ("http://127.0.0.1:{port}/mcp", 200),
-    ("http://evil.example/mcp", None),  # its Host check: test_absolute_form_target_is_host_checked
+    ("http://evil.example/mcp", 403),  # see test_absolute_form_target_is_host_checked
 ]
+# Targets whose authority is not an allowed host: 403 before authentication.
+HOST_REFUSED = {"mcp", "http://evil.example/mcp"}
 
 
 @pytest.mark.parametrize("target,with_token", PATHS, ids=[p for p, _ in PATHS])
@@ -240,7 +242,11 @@ def test_no_path_reaches_a_tool_without_a_token(env: Env, target: str, with_toke
     target = target.format(port=env.port)
     name = f"path-{hashlib.sha256(target.encode()).hexdigest()[:12]}.txt"
     r = send(env, "POST", target, write_call(name), JSON_HEADERS)
-    assert_401(r, invalid=False)
+    if target in HOST_REFUSED:
+        # The target names a host (absolute or authority form): the Host check refuses it first.
+        assert r.status == 403 and b"Host" in r.body, (target, r)
+    else:
+        assert_401(r, invalid=False)
     assert not env.written(name), f"POST {target} without a token wrote {name}"
     # With a token, what reaches the MCP service carries that token's principal: the read-only
     # view, and the write is refused.
@@ -257,8 +263,8 @@ def test_no_path_reaches_a_tool_without_a_token(env: Env, target: str, with_toke
 
 def test_absolute_form_target_is_host_checked(env: Env) -> None:
     """RFC 9112 §3.2.2: an origin server that receives an absolute-form target MUST ignore Host
-    and use the target's authority. The guard checks the Host header only, so a request for
-    ``http://evil.example/mcp`` with an allowed Host is served."""
+    and use the target's authority, so the guard checks that authority too: a request for
+    ``http://evil.example/mcp`` with an allowed Host is refused."""
     for target in ["http://evil.example/mcp", f"http://localhost.evil.example:{env.port}/mcp"]:
         r = send(env, "POST", target, LIST, JSON_HEADERS, token=env.owner)
         assert r.status == 403, (
@@ -329,23 +335,22 @@ def test_tokens_outside_the_authorization_header_are_ignored(env: Env) -> None:
 
 
 def test_two_authorization_headers(env: Env) -> None:
-    """An invalid header alone, or first, never authenticates. With a valid one first the hub
-    reads only the first header (``HeaderMap::get``) and answers as that token: this is safe
-    because the caller holds every token it presents, so it never gets more than one token it
-    already has, and the choice is fixed (the first), never the stronger of the two."""
+    """RFC 6750 §3.1: one credential per request. Two Authorization headers, in any order and
+    whatever they hold, get 400 `invalid_request`: the hub never picks one of them."""
     def two(a: str, b: str, body: bytes = LIST) -> Reply:
         return post(env, body, (*JSON_HEADERS, ("Authorization", a), ("Authorization", b)))
 
-    assert_401(two("Bearer garbage", f"Bearer {env.owner}"), invalid=True)
-    assert_401(two("Bearer garbage", "Basic x"), invalid=True)
-    assert_401(two("Basic x", f"Bearer {env.owner}"), invalid=False)
-    r = two(f"Bearer {env.owner}", "Bearer garbage")
-    assert r.status in (400, 401) or "fs__write_file" in tool_names(r), r
-    # A read-only token first, the owner's second: never the owner's rights.
-    r = two(f"Bearer {env.ro}", f"Bearer {env.owner}")
-    assert r.status in (400, 401) or "fs__write_file" not in tool_names(r), r
+    for a, b in [
+        ("Bearer garbage", f"Bearer {env.owner}"),
+        (f"Bearer {env.owner}", "Bearer garbage"),
+        ("Basic x", f"Bearer {env.owner}"),
+        (f"Bearer {env.ro}", f"Bearer {env.owner}"),
+        (f"Bearer {env.owner}", f"Bearer {env.owner}"),
+    ]:
+        r = two(a, b)
+        assert r.status == 400 and 'error="invalid_request"' in (r.header("www-authenticate") or ""), (a[:12], b[:12], r)
     r = two(f"Bearer {env.ro}", f"Bearer {env.owner}", write_call("two-auth.txt"))
-    assert r.status in (400, 401, 403), r
+    assert r.status == 400, r
     assert not env.written("two-auth.txt")
 
 
@@ -408,9 +413,8 @@ def test_missing_host_is_refused(env: Env) -> None:
 
 
 def test_duplicated_host_or_origin_is_refused(env: Env) -> None:
-    """RFC 9112 §3.2: a request with more than one Host field line MUST get 400. The guard (and
-    rmcp) read only the first Host and the first Origin, so an allowed first value hides a
-    foreign second one."""
+    """RFC 9112 §3.2: a request with more than one Host field line MUST get 400; two Origin
+    headers are refused too, so an allowed first value cannot hide a foreign second one."""
     good, evil = env.host, "evil.example"
     failures = []
     for order in ([good, evil], [evil, good]):

@@ -227,9 +227,20 @@ impl Guard {
 
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    // HTTP/1.1 requires Host; a request without one cannot be checked and is refused.
+    // RFC 9112 §3.2: more than one Host is a bad request; a second Origin could hide behind an
+    // allowed first one.
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return closing(plain(StatusCode::BAD_REQUEST, "Bad Request: more than one Host header"));
+    }
+    if headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: more than one Origin header"));
+    }
+    // HTTP/1.1 requires Host; a request without one cannot be checked and is refused. An
+    // absolute-form target (`POST http://host/mcp`) names the host that counts (RFC 9112
+    // §3.2.2), so its authority is checked as well.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    if !g.allowed.host_ok(host) {
+    let target_ok = req.uri().authority().is_none_or(|a| g.allowed.host_ok(a.as_str()));
+    if !g.allowed.host_ok(host) || !target_ok {
         return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed"));
     }
     let origin = headers.get(header::ORIGIN);
@@ -249,6 +260,18 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
+    // One credential per request (RFC 6750 §3.1): two Authorization headers are not resolved
+    // by picking one.
+    if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        let mut r = plain(StatusCode::BAD_REQUEST, "Bad Request: more than one Authorization header");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer error=\"invalid_request\", error_description=\"more than one Authorization header\"",
+            ),
+        );
+        return closing(r);
+    }
     let principal = match g.authenticate(&parts.headers).await {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
@@ -270,6 +293,9 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         }
         if fast && let Some(call) = fast::parse(&bytes) {
             return fast::serve(&g.hub, principal, call).await;
+        }
+        if to_mcp && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            return parse_error(&e);
         }
         body = axum::body::Body::from(bytes);
     }
@@ -413,6 +439,13 @@ mod fast {
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("serialising the response: {e}\n")).into_response(),
         }
     }
+}
+
+/// JSON-RPC 2.0 §5.1: a body that is not JSON gets error -32700 with a null id (HTTP 400, as
+/// the streamable HTTP transport allows), rather than rmcp's plain-text 415.
+fn parse_error(e: &serde_json::Error) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("Parse error: {e}")}});
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// rmcp answers 406 unless `Accept` names both JSON and SSE; many real clients send `*/*`, only
