@@ -822,3 +822,26 @@ def test_a_plain_tools_call_gets_the_same_answer_as_through_rmcp(hub: Hub) -> No
             b = hub.raw(via_rmcp, token=token, **headers)
             assert (a[0], a[1]["content-type"], a[2]) == (b[0], b[1]["content-type"], b[2]), (name, version, a, b)
             assert json.loads(a[2])["id"] == rid
+
+
+def test_browser_clients_on_an_allowed_origin_get_cors(hub: Hub) -> None:
+    """A page on a loopback origin (a browser-based MCP client) can call `/mcp` directly: the
+    preflight is answered without a token, and answers name the origin and expose the headers a
+    client reads (including a 401's `WWW-Authenticate`). A foreign origin gets 403 and nothing."""
+    page = "http://localhost:6274"
+    status, headers, _ = hub.raw(method="OPTIONS", Origin=page, Access_Control_Request_Method="POST",
+                                 Access_Control_Request_Headers="authorization, content-type, mcp-protocol-version")
+    assert status == 204 and headers["access-control-allow-origin"] == page, headers
+    allowed = headers["access-control-allow-headers"]
+    assert all(h in allowed for h in ["authorization", "content-type", "mcp-protocol-version", "mcp-session-id"])
+    assert "POST" in headers["access-control-allow-methods"]
+    status, headers, _ = hub.raw(LIST, token=hub.token, Origin=page)
+    assert status == 200 and headers["access-control-allow-origin"] == page
+    status, headers, _ = hub.raw(LIST, Origin=page)
+    assert status == 401 and headers["access-control-allow-origin"] == page
+    assert "www-authenticate" in headers["access-control-expose-headers"]
+    # Not for other paths, and never for a foreign origin.
+    status, headers, _ = hub.raw(path="/metrics", method="GET", token=hub.token, Origin=page)
+    assert status == 200 and "access-control-allow-origin" not in headers
+    status, headers, _ = hub.raw(method="OPTIONS", Origin="https://evil.example", Access_Control_Request_Method="POST")
+    assert status == 403 and "access-control-allow-origin" not in headers

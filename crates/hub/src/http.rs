@@ -225,7 +225,60 @@ impl Guard {
     }
 }
 
+/// CORS for browser clients on an allowed origin (a page on localhost, or on the public URL's
+/// origin) calling `/mcp` directly: the preflight is answered without a token (browsers send
+/// none), and every answer from `/mcp` names that origin, so the page can read it, including a
+/// 401's `WWW-Authenticate`. Tokens are never ambient (no cookies), so this grants a page nothing
+/// it does not hold; foreign origins are refused before any of this.
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let cors_origin = cors_origin(&g, &req);
+    if let Some(origin) = &cors_origin
+        && req.method() == axum::http::Method::OPTIONS
+    {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id, mcp-method, mcp-name",
+            ),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        return r;
+    }
+    let mut r = checked(g, req, next).await;
+    if let Some(origin) = cors_origin {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("mcp-session-id, mcp-protocol-version, www-authenticate"),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    r
+}
+
+/// The `Origin` of a request to `/mcp` that may be answered with CORS headers: exactly one
+/// allowed `Origin`, and a Host the guard would accept.
+fn cors_origin(g: &Guard, req: &Request) -> Option<HeaderValue> {
+    if !matches!(req.uri().path(), "/mcp" | "/mcp/") || req.uri().authority().is_some() {
+        return None;
+    }
+    let headers = req.headers();
+    let mut origins = headers.get_all(header::ORIGIN).iter();
+    let (origin, None) = (origins.next()?, origins.next()) else { return None };
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (host, None) = (hosts.next()?, hosts.next()) else { return None };
+    let allowed =
+        origin.to_str().is_ok_and(|o| g.allowed.origin_ok(o)) && host.to_str().is_ok_and(|h| g.allowed.host_ok(h));
+    allowed.then(|| origin.clone())
+}
+
+async fn checked(g: Guard, req: Request, next: Next) -> Response {
     let headers = req.headers();
     // RFC 9112 §3.2: more than one Host is a bad request; a second Origin could hide behind an
     // allowed first one.
