@@ -32,6 +32,7 @@ use crate::router::Hub;
 use crate::scope::Scope;
 use crate::tokens::{Principal, Refusal, SECRET_PREFIX, TokenStore};
 use crate::upstream::Status;
+use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.
 #[derive(Clone, Debug)]
@@ -379,7 +380,7 @@ fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8], resource_metad
     }
     let name = call.params?.name?;
     let needed = hub.required_scope(principal, &name)?;
-    hub.refused(principal, &name, "insufficient_scope");
+    hub.refused(principal, &name, ErrorCode::InsufficientScope.as_str());
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
     let metadata = resource_metadata.map(|m| format!(", resource_metadata=\"{m}\"")).unwrap_or_default();
     let challenge = format!(

@@ -8,16 +8,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bastion_policy::Tier;
 use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
+use bastion_policy::{Error, ErrorCode, Tier};
+use bastion_server_kit::{call_outcome, error_result};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ClientRequest, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams, ProgressToken,
-    ServerCapabilities, ServerConfig, ServerResult, Tool,
+    ClientRequest, Implementation, ListToolsResult, PaginatedRequestParams, ProgressToken, ServerCapabilities,
+    ServerConfig, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, UpstreamGauge};
@@ -114,28 +114,9 @@ pub struct Hub {
     listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
 }
 
-/// A tool error in the Bastion shape: text `code: message`, structured `{code, message}`.
-pub fn tool_error(code: &str, message: &str) -> CallToolResult {
-    let mut r = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
-    r.structured_content = Some(json!({"code": code, "message": message}));
-    r
-}
-
-/// Bytes of JSON `v` serialises to, counted without building the text.
-fn serialised_len(v: &impl serde::Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
+/// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
+pub fn tool_error(code: ErrorCode, message: &str) -> CallToolResult {
+    error_result(&Error::new(code, message))
 }
 
 /// Where a call came from, besides who made it: what cancels it (the caller went away or sent
@@ -275,26 +256,7 @@ impl Hub {
             serde_json::Value::Null
         };
         let result = self.route(who, params, site).await;
-        let outcome = match &result {
-            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
-                .structured_content
-                .as_ref()
-                .and_then(|s| s.get("code"))
-                .and_then(|c| c.as_str())
-                .unwrap_or("tool_error")
-                .to_owned(),
-            Ok(_) => "ok".to_owned(),
-            Err(e) => format!("protocol_error {}", e.code.0),
-        };
-        let result_bytes = if self.audit.enabled() {
-            match &result {
-                Ok(CallToolResponse::Complete(r)) => serialised_len(r),
-                Ok(_) => 0,
-                Err(e) => serialised_len(e),
-            }
-        } else {
-            0
-        };
+        let (outcome, result_bytes) = call_outcome(&result);
         self.record(who, &name, args, &outcome, started, result_bytes);
         result
     }
@@ -352,7 +314,11 @@ impl Hub {
         site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
         let unavailable = |up: &Upstream, why: &str| -> Result<CallToolResponse, McpError> {
-            Ok(tool_error("upstream_unavailable", &format!("upstream '{}' is unavailable: {why}", up.spec.name)).into())
+            Ok(tool_error(
+                ErrorCode::UpstreamUnavailable,
+                &format!("upstream '{}' is unavailable: {why}", up.spec.name),
+            )
+            .into())
         };
         let catalogue = self.catalogue();
         let Some(entry) = catalogue.entries.iter().find(|e| e.tool.name == params.name) else {
@@ -372,7 +338,7 @@ impl Hub {
         let prefix = up.spec.name.as_str();
         if !scope::allowed(&who.scopes, prefix, entry.tier) {
             return Ok(tool_error(
-                "insufficient_scope",
+                ErrorCode::InsufficientScope,
                 &format!("this token may not call '{}': it needs the scope {}", params.name, entry.tier.scope(prefix)),
             )
             .into());
@@ -420,7 +386,7 @@ impl Hub {
                     .await;
                 up.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&child_token);
                 return Ok(tool_error(
-                    "timeout",
+                    ErrorCode::Timeout,
                     &format!("'{params_name}' took longer than its call timeout of {}; it was cancelled", humantime::format_duration(timeout)),
                 )
                 .into());
@@ -432,7 +398,8 @@ impl Hub {
             Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
             Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
             Ok(_) => {
-                Ok(tool_error("upstream_error", &format!("upstream '{prefix}' sent an unexpected response")).into())
+                Ok(tool_error(ErrorCode::UpstreamError, &format!("upstream '{prefix}' sent an unexpected response"))
+                    .into())
             }
             Err(e) => service_error(prefix, e),
         }
@@ -445,9 +412,9 @@ fn service_error(prefix: &str, e: ServiceError) -> Result<CallToolResponse, McpE
     match e {
         ServiceError::McpError(e) => Err(e),
         e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
-            Ok(tool_error("upstream_unavailable", &format!("upstream '{prefix}' went away: {e}")).into())
+            Ok(tool_error(ErrorCode::UpstreamUnavailable, &format!("upstream '{prefix}' went away: {e}")).into())
         }
-        e => Ok(tool_error("upstream_error", &format!("upstream '{prefix}': {e}")).into()),
+        e => Ok(tool_error(ErrorCode::UpstreamError, &format!("upstream '{prefix}': {e}")).into()),
     }
 }
 
@@ -500,6 +467,7 @@ impl ServerHandler for Hub {
 mod tests {
     use super::*;
     use rmcp::model::{JsonObject, ToolAnnotations};
+    use serde_json::json;
 
     fn tool(name: &str, read_only: Option<bool>) -> Tool {
         let mut t = Tool::new(name.to_owned(), "d", Arc::new(JsonObject::new()));
@@ -556,7 +524,7 @@ mod tests {
 
     #[test]
     fn tool_errors_have_the_bastion_shape() {
-        let r = tool_error("upstream_unavailable", "gone");
+        let r = tool_error(ErrorCode::UpstreamUnavailable, "gone");
         assert_eq!(r.is_error, Some(true));
         assert_eq!(r.structured_content, Some(json!({"code": "upstream_unavailable", "message": "gone"})));
     }

@@ -77,6 +77,12 @@ pub enum ErrorCode {
     NothingToCommit,
     /// The index or work tree has unresolved conflicts.
     MergeConflict,
+    /// A hub upstream is starting, restarting, failed or went away during the call.
+    UpstreamUnavailable,
+    /// A hub upstream answered something the hub could not use.
+    UpstreamError,
+    /// The caller's token does not carry the scope the tool needs.
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -116,6 +122,9 @@ impl ErrorCode {
             ErrorCode::WouldOverwriteChanges => "would_overwrite_changes",
             ErrorCode::NothingToCommit => "nothing_to_commit",
             ErrorCode::MergeConflict => "merge_conflict",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::InsufficientScope => "insufficient_scope",
         }
     }
 }

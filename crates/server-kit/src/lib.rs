@@ -138,11 +138,7 @@ impl ToolTable {
             },
         };
         if let Some(args) = audit_args {
-            let (outcome, bytes) = match &response {
-                Ok(CallToolResponse::Complete(r)) => (outcome_code(r), serialised_len(r)),
-                Ok(_) => ("ok".to_string(), 0),
-                Err(e) => (format!("protocol_error_{}", e.code.0), 0),
-            };
+            let (outcome, bytes) = call_outcome(&response);
             policy.audit.record(&AuditRecord {
                 time: now_rfc3339(),
                 server: self.server,
@@ -158,9 +154,19 @@ impl ToolTable {
     }
 }
 
-/// Bytes of `r` as JSON, counted without building the text (a large result would otherwise be
+/// What the audit journal records of a call's answer: its outcome (`ok`, an error result's
+/// `code`, or `protocol_error_{json-rpc code}`) and its size as JSON.
+pub fn call_outcome(response: &Result<CallToolResponse, McpError>) -> (String, usize) {
+    match response {
+        Ok(CallToolResponse::Complete(r)) => (outcome_code(r), serialised_len(r)),
+        Ok(_) => ("ok".to_string(), 0),
+        Err(e) => (format!("protocol_error_{}", e.code.0), serialised_len(e)),
+    }
+}
+
+/// Bytes of `v` as JSON, counted without building the text (a large result would otherwise be
 /// serialised once more, into a buffer, only to be measured).
-fn serialised_len(r: &CallToolResult) -> usize {
+fn serialised_len(v: &impl serde::Serialize) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -172,7 +178,7 @@ fn serialised_len(r: &CallToolResult) -> usize {
         }
     }
     let mut count = Count(0);
-    match serde_json::to_writer(&mut count, r) {
+    match serde_json::to_writer(&mut count, v) {
         Ok(()) => count.0,
         Err(_) => 0,
     }
