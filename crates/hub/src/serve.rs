@@ -376,6 +376,36 @@ async fn signalled() {
     }
 }
 
+/// The upstreams and their supervisor tasks.
+struct Supervised {
+    upstreams: Vec<Arc<Upstream>>,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancelling it stops every supervisor (and so every child).
+    shutdown: CancellationToken,
+}
+
+impl Supervised {
+    /// Starts a supervisor per upstream.
+    fn start(specs: Vec<UpstreamSpec>) -> Supervised {
+        let shutdown = CancellationToken::new();
+        let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
+        let supervisors = upstreams
+            .iter()
+            .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
+            .collect();
+        Supervised { upstreams, supervisors, shutdown }
+    }
+
+    /// Stops the children (each supervisor closes its child's stdin, then signals it) and
+    /// waits up to 10 s for each.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for s in self.supervisors {
+            let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+    }
+}
+
 /// Waits until every upstream is ready (or `limit` passes).
 async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
@@ -426,12 +456,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
     let specs = upstream_specs(&args.upstreams, &config)?;
     let banner = names(&specs);
-    let shutdown = CancellationToken::new();
-    let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
-    let supervisors: Vec<_> = upstreams
-        .iter()
-        .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
-        .collect();
+    let supervised = Supervised::start(specs);
+    let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
     let stateful = args.stateful || config.stateful;
     let call_timeout = args.call_timeout.or(config.call_timeout).unwrap_or(crate::router::DEFAULT_CALL_TIMEOUT);
     let hub = Hub::new(upstreams.clone(), audit, args.stdio)
@@ -533,10 +559,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    shutdown.cancel();
-    for s in supervisors {
-        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
-    }
+    supervised.stop().await;
     Ok(())
 }
 
@@ -545,12 +568,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// up and every tool could be offered.
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let specs = upstream_specs(&args.upstreams, &args.upstreams.config()?)?;
-    let shutdown = CancellationToken::new();
-    let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
-    let supervisors: Vec<_> = upstreams
-        .iter()
-        .map(|u| tokio::spawn(u.clone().supervise(shutdown.child_token(), Restart::default())))
-        .collect();
+    let supervised = Supervised::start(specs);
+    let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
     let hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
     let catalogue = hub.catalogue();
@@ -593,10 +612,7 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
             eprintln!("upstream failed: {f}");
         }
     }
-    shutdown.cancel();
-    for s in supervisors {
-        let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
-    }
+    supervised.stop().await;
     if !failed.is_empty() || !catalogue.problems.is_empty() {
         bail!("{} upstream(s) failed, {} tool(s) not offered", failed.len(), catalogue.problems.len());
     }

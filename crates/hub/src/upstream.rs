@@ -293,6 +293,20 @@ impl Upstream {
         Ok((service, self.spec.filter.apply(tools)))
     }
 
+    /// Lists the tools again and, if they changed, makes them the offered ones.
+    async fn relist(&self, peer: &Peer<RoleClient>, limit: Duration) -> Result<(), String> {
+        let tools = match tokio::time::timeout(limit, peer.list_all_tools()).await {
+            Ok(Ok(tools)) => self.spec.filter.apply(tools),
+            Ok(Err(e)) => return Err(format!("did not answer tools/list: {e}")),
+            Err(_) => return Err(format!("did not answer tools/list within {limit:?}")),
+        };
+        if !matches!(self.status(), Status::Ready { tools: ref t, .. } if **t == tools) {
+            tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
+            self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
+        }
+        Ok(())
+    }
+
     /// Keeps the upstream running until `shutdown` fires: start, mark ready, wait for the child
     /// to exit, back off, start again.
     pub async fn supervise(self: Arc<Self>, shutdown: CancellationToken, restart: Restart) {
@@ -321,34 +335,14 @@ impl Upstream {
                             _ = ping.tick(), if remote => {
                                 // Listing is the ping: it proves the remote is there and picks
                                 // up tool changes a stateless remote has no stream to announce.
-                                match tokio::time::timeout(PING_TIMEOUT, peer.list_all_tools()).await {
-                                    Ok(Ok(tools)) => {
-                                        let tools = self.spec.filter.apply(tools);
-                                        let same = matches!(self.status(), Status::Ready { tools: ref t, .. } if **t == tools);
-                                        if !same {
-                                            tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
-                                            self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
-                                        }
-                                    }
-                                    Ok(Err(e)) => {
-                                        stop.cancel();
-                                        break format!("did not answer tools/list: {e}");
-                                    }
-                                    Err(_) => {
-                                        stop.cancel();
-                                        break format!("did not answer tools/list within {PING_TIMEOUT:?}");
-                                    }
+                                if let Err(why) = self.relist(&peer, PING_TIMEOUT).await {
+                                    stop.cancel();
+                                    break why;
                                 }
                             }
                             _ = self.list_changed.notified() => {
-                                match tokio::time::timeout(START_TIMEOUT, peer.list_all_tools()).await {
-                                    Ok(Ok(tools)) => {
-                                        let tools = self.spec.filter.apply(tools);
-                                        tracing::info!(upstream = %self.spec.name, tools = tools.len(), "upstream tools changed");
-                                        self.set(Status::Ready { peer: peer.clone(), tools: Arc::new(tools) });
-                                    }
-                                    Ok(Err(e)) => tracing::warn!(upstream = %self.spec.name, "re-listing tools failed: {e}"),
-                                    Err(_) => tracing::warn!(upstream = %self.spec.name, "re-listing tools timed out"),
+                                if let Err(why) = self.relist(&peer, START_TIMEOUT).await {
+                                    tracing::warn!(upstream = %self.spec.name, "re-listing tools: {why}");
                                 }
                             }
                             _ = shutdown.cancelled() => {
