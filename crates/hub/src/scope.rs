@@ -11,28 +11,17 @@
 //! * otherwise (destructive, or hints missing) it is `destructive`.
 //!
 //! Missing annotations are filled conservatively before the rule runs: not read-only,
-//! destructive, open-world. Scopes are `{upstream}:{tier}` with `*` allowed on either side
-//! (`fs:read`, `*:read`, `git:*`, `*:*`); they do not imply one another (`fs:write` does not
-//! grant `fs:read`), so a token says exactly what it may do.
+//! destructive, open-world. What a token's scopes allow is decided by
+//! [`bastion_policy::scope`].
 
 use bastion_policy::Tier;
+pub use bastion_policy::scope::{MAX_UPSTREAM_LEN, Scope, allowed, valid_upstream_name};
 use rmcp::model::{Tool, ToolAnnotations};
 
-/// Longest upstream name.
-pub const MAX_UPSTREAM_LEN: usize = 16;
 /// Longest namespaced tool name.
 pub const MAX_TOOL_LEN: usize = 64;
 /// The separator between upstream and tool.
 pub const SEPARATOR: &str = "__";
-
-/// Whether `name` is a valid upstream name: `[a-z][a-z0-9]{0,15}`. No `_`, so the first `__` of
-/// a namespaced name always ends the upstream.
-pub fn valid_upstream_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && name.len() <= MAX_UPSTREAM_LEN
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9'))
-}
 
 /// Whether `name` is a valid namespaced tool name: `^[a-z][a-z0-9_]{0,63}$`.
 pub fn valid_tool_name(name: &str) -> bool {
@@ -113,57 +102,6 @@ pub fn tier_of(tool: &Tool, kind: &str) -> Tier {
     }
 }
 
-/// Parses a tier name.
-pub fn parse_tier(s: &str) -> Option<Tier> {
-    Some(match s {
-        "read" => Tier::Read,
-        "write" => Tier::Write,
-        "destructive" => Tier::Destructive,
-        "exec" => Tier::Exec,
-        _ => return None,
-    })
-}
-
-/// A validated scope: `{upstream|*}:{tier|*}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
-    upstream: Option<String>,
-    tier: Option<Tier>,
-}
-
-impl Scope {
-    /// `*:*`: everything.
-    pub fn all() -> Scope {
-        Scope { upstream: None, tier: None }
-    }
-
-    /// Parses `fs:read`, `*:write`, `git:*`, `*:*`.
-    pub fn parse(s: &str) -> Result<Scope, String> {
-        let bad = || format!("invalid scope '{s}': expected {{upstream|*}}:{{read|write|destructive|exec|*}}");
-        let (u, t) = s.split_once(':').ok_or_else(bad)?;
-        let upstream = match u {
-            "*" => None,
-            u if valid_upstream_name(u) => Some(u.to_owned()),
-            _ => return Err(bad()),
-        };
-        let tier = match t {
-            "*" => None,
-            t => Some(parse_tier(t).ok_or_else(bad)?),
-        };
-        Ok(Scope { upstream, tier })
-    }
-
-    /// Whether this scope allows a tool of `tier` on `upstream`.
-    pub fn allows(&self, upstream: &str, tier: Tier) -> bool {
-        self.upstream.as_deref().is_none_or(|u| u == upstream) && self.tier.is_none_or(|t| t == tier)
-    }
-}
-
-/// Whether any of `scopes` allows a tool of `tier` on `upstream`.
-pub fn allowed(scopes: &[Scope], upstream: &str, tier: Tier) -> bool {
-    scopes.iter().any(|s| s.allows(upstream, tier))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,23 +112,6 @@ mod tests {
         let mut t = Tool::new("t", "d", Arc::new(JsonObject::new()));
         t.annotations = a;
         t
-    }
-
-    #[test]
-    fn upstream_names() {
-        for (name, ok) in [
-            ("fs", true),
-            ("a", true),
-            ("abcdefghijklmnop", true),
-            ("abcdefghijklmnopq", false),
-            ("", false),
-            ("1fs", false),
-            ("my_fs", false),
-            ("Fs", false),
-            ("f-s", false),
-        ] {
-            assert_eq!(valid_upstream_name(name), ok, "{name}");
-        }
     }
 
     #[test]
@@ -263,22 +184,5 @@ mod tests {
         let a = t.annotations.unwrap();
         assert_eq!(a.title.as_deref(), Some("T"));
         assert_eq!((a.read_only_hint, a.open_world_hint), (Some(true), Some(false)));
-    }
-
-    #[test]
-    fn scopes() {
-        let p = |s: &str| Scope::parse(s).unwrap();
-        assert!(p("fs:read").allows("fs", Tier::Read));
-        assert!(!p("fs:read").allows("fs", Tier::Write));
-        assert!(!p("fs:read").allows("git", Tier::Read));
-        assert!(!p("fs:write").allows("fs", Tier::Read));
-        assert!(p("*:read").allows("git", Tier::Read));
-        assert!(p("git:*").allows("git", Tier::Destructive));
-        assert!(p("*:*").allows("shell", Tier::Exec));
-        assert!(allowed(&[p("fs:read"), p("git:write")], "git", Tier::Write));
-        assert!(!allowed(&[], "git", Tier::Read));
-        for bad in ["fs", "fs:", ":read", "fs:admin", "FS:read", "my_fs:read", "fs:read:x", ""] {
-            assert!(Scope::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP endpoints of the authorization server and the state they share.
 
+use bastion_policy::scope::Scope;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -455,8 +456,8 @@ fn valid_scope_token(s: &str) -> bool {
 
 /// Whether a requested scope pattern (`fs:*`, `*:read`, `*:*`) covers a concrete scope.
 fn covers(pattern: &str, concrete: &str) -> bool {
-    match (pattern.split_once(':'), concrete.split_once(':')) {
-        (Some((pu, pt)), Some((cu, ct))) => (pu == "*" || pu == cu) && (pt == "*" || pt == ct),
+    match (Scope::parse(pattern), Scope::parse(concrete)) {
+        (Ok(p), Ok(c)) => p.covers(&c),
         _ => false,
     }
 }

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod path;
 pub mod resolve;
 pub mod roots;
+pub mod scope;
 pub mod tier;
 
 use std::path::PathBuf;

@@ -38,6 +38,17 @@ impl Tier {
         }
     }
 
+    /// The tier named `s` (`read`, `write`, `destructive`, `exec`).
+    pub fn parse(s: &str) -> Option<Tier> {
+        Some(match s {
+            "read" => Tier::Read,
+            "write" => Tier::Write,
+            "destructive" => Tier::Destructive,
+            "exec" => Tier::Exec,
+            _ => return None,
+        })
+    }
+
     /// The annotation hints for tools of this tier.
     pub fn hints(self) -> Hints {
         Hints {
