@@ -342,14 +342,23 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
             Ok(b) => b,
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
         };
-        if let Some(denied) = scope_challenge(&g.hub, &principal, &bytes, g.resource_metadata().as_deref()) {
-            return denied;
+        let parsed = if fast { fast::parse(&bytes) } else { fast::Parsed::Other };
+        if let fast::Parsed::NotJson(e) = &parsed {
+            return parse_error(e);
         }
-        if fast && let Some(call) = fast::parse(&bytes) {
+        if !principal.scopes.contains(&Scope::all()) {
+            let tool = match &parsed {
+                fast::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
+                _ => called_tool(&bytes),
+            };
+            if let Some(denied) =
+                tool.and_then(|t| scope_challenge(&g.hub, &principal, &t, g.resource_metadata().as_deref()))
+            {
+                return denied;
+            }
+        }
+        if let fast::Parsed::Call(call) = parsed {
             return fast::serve(&g.hub, principal, call).await;
-        }
-        if to_mcp && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-            return parse_error(&e);
         }
         body = axum::body::Body::from(bytes);
     }
@@ -358,11 +367,8 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// 403 with the scope challenge when `body` is a `tools/call` of an offered tool that
-/// `principal` may not call. Anything else (other methods, unknown tools, bodies that are not
-/// JSON) goes on to rmcp, which answers it as the protocol says. In OAuth mode the challenge
-/// names the protected-resource metadata too (RS-04).
-fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8], resource_metadata: Option<&str>) -> Option<Response> {
+/// The tool a `tools/call` body calls, if it is one.
+fn called_tool(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     #[derive(serde::Deserialize)]
     struct Call<'a> {
         #[serde(borrow)]
@@ -378,9 +384,15 @@ fn scope_challenge(hub: &Hub, principal: &Principal, body: &[u8], resource_metad
     if call.method.as_deref() != Some("tools/call") {
         return None;
     }
-    let name = call.params?.name?;
-    let needed = hub.required_scope(principal, &name)?;
-    hub.refused(principal, &name, ErrorCode::InsufficientScope.as_str());
+    call.params?.name
+}
+
+/// 403 with the scope challenge when `principal` may not call the offered tool `name`. Anything
+/// else (unknown tools) goes on, and is answered as the protocol says. In OAuth mode the
+/// challenge names the protected-resource metadata too (RS-04).
+fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metadata: Option<&str>) -> Option<Response> {
+    let needed = hub.required_scope(principal, name)?;
+    hub.refused(principal, name, ErrorCode::InsufficientScope.as_str());
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
     let metadata = resource_metadata.map(|m| format!(", resource_metadata=\"{m}\"")).unwrap_or_default();
     let challenge = format!(
@@ -434,9 +446,26 @@ mod fast {
         params: CallToolRequestParams,
     }
 
-    /// Parses `body` if it is exactly `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":
-    /// {"name":…,"arguments":{…}}}` (in any key order); `None` sends it to rmcp.
-    pub fn parse(body: &[u8]) -> Option<Call> {
+    impl Call {
+        /// The tool called.
+        pub fn tool(&self) -> &str {
+            &self.params.name
+        }
+    }
+
+    /// What a body is to this path.
+    pub enum Parsed {
+        /// Exactly `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":{"name":…,
+        /// "arguments":{…}}}`, in any key order: served here.
+        Call(Call),
+        /// Not JSON at all: a JSON-RPC parse error.
+        NotJson(serde_json::Error),
+        /// JSON of another shape: rmcp's.
+        Other,
+    }
+
+    /// Parses `body` once, for both the direct path and the parse-error answer.
+    pub fn parse(body: &[u8]) -> Parsed {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Request {
@@ -452,13 +481,17 @@ mod fast {
             #[serde(default)]
             arguments: Option<JsonObject>,
         }
-        let r: Request = serde_json::from_slice(body).ok()?;
+        let r: Request = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) if e.is_syntax() || e.is_eof() => return Parsed::NotJson(e),
+            Err(_) => return Parsed::Other,
+        };
         if r.jsonrpc != "2.0" || r.method != "tools/call" {
-            return None;
+            return Parsed::Other;
         }
         let mut params = CallToolRequestParams::new(r.params.name);
         params.arguments = r.params.arguments;
-        Some(Call { id: r.id, params })
+        Parsed::Call(Call { id: r.id, params })
     }
 
     /// Runs the call and answers it as rmcp's stateless JSON mode would.
