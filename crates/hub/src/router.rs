@@ -207,11 +207,14 @@ impl Hub {
 
     /// The merged catalogue, rebuilt only when an upstream's status changed since the last call.
     pub fn catalogue(&self) -> Arc<Catalogue> {
-        let generations: Vec<u64> = self.upstreams.iter().map(|u| u.generation()).collect();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 != generations {
+        // Compared in place: this runs on every call, and nearly always nothing changed.
+        let current = cache.0.len() == self.upstreams.len()
+            && cache.0.iter().zip(self.upstreams.iter()).all(|(seen, u)| *seen == u.generation());
+        if !current {
             // Read the generations before the statuses: a change in between only causes one
             // more rebuild next time, never a stale catalogue kept.
+            let generations = self.upstreams.iter().map(|u| u.generation()).collect();
             *cache = (generations, Arc::new(catalogue(&self.upstreams)));
         }
         cache.1.clone()
