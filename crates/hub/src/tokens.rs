@@ -5,6 +5,8 @@
 //! The file is re-read when its modification time or length changes, so `bastion token revoke`
 //! in another process takes effect on the next request without restarting the hub.
 
+pub use bastion_oauth::now;
+use bastion_oauth::secret::{random_id, random_secret, sha256_hex as hash};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -13,9 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::scope::Scope;
 
@@ -71,22 +71,6 @@ pub enum Refusal {
     Revoked,
     /// Past its expiry.
     Expired,
-}
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Hex SHA-256 of a secret.
-pub fn hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(buf)
 }
 
 /// The default state directory: `$XDG_STATE_HOME/bastion`, else `~/.local/state/bastion`.
@@ -182,11 +166,8 @@ impl TokenStore {
             if records.iter().any(|r| r.name == name && check(r, at).is_ok()) {
                 bail!("a live token named '{name}' exists; revoke it first or pick another name");
             }
-            let secret = format!(
-                "{SECRET_PREFIX}{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
-            );
-            let id: String = random_bytes::<4>()?.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = random_secret(SECRET_PREFIX).map_err(anyhow::Error::msg)?;
+            let id = random_id::<4>().map_err(anyhow::Error::msg)?;
             let record = TokenRecord {
                 id,
                 name: name.to_owned(),
