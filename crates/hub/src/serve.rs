@@ -299,50 +299,50 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
     config
         .upstreams
         .iter()
-        .map(|u| match (&u.builtin, &u.command) {
-            (None, None) if u.url.is_some() => {
-                let bearer = match &u.bearer_token_env {
-                    Some(var) => Some(std::env::var(var).map_err(|_| {
-                        anyhow::anyhow!(
-                            "upstream '{}': environment variable {var} (bearer_token_env) is not set",
-                            u.name
-                        )
-                    })?),
-                    None => None,
-                };
-                Ok(UpstreamSpec {
+        .map(|u| {
+            let mut spec = match (&u.builtin, &u.command, &u.url) {
+                (Some(kind), _, _) => builtin(kind, &u.name, &u.args)?,
+                (None, Some(command), _) => UpstreamSpec {
                     name: u.name.clone(),
-                    kind: "http".into(),
-                    program: PathBuf::new(),
-                    args: vec![],
-                    env: vec![],
-                    filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
-                    remote: u.url.clone().map(|url| Remote { url, bearer }),
-                    required: u.required,
-                    call_timeout: u.call_timeout,
-                    ping_interval: u.ping_interval,
-                })
-            }
-            (Some(kind), _) => {
-                let mut spec = builtin(kind, &u.name, &u.args)?;
-                spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
-                spec.required = u.required;
-                spec.call_timeout = u.call_timeout;
-                Ok(spec)
-            }
-            (None, Some(command)) => Ok(UpstreamSpec {
-                name: u.name.clone(),
-                kind: "stdio".into(),
-                program: command.into(),
-                args: u.args.clone(),
-                env: u.env.clone().into_iter().collect(),
-                filter: ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?,
-                remote: None,
-                required: u.required,
-                call_timeout: u.call_timeout,
-                ping_interval: None,
-            }),
-            (None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
+                    kind: "stdio".into(),
+                    program: command.into(),
+                    args: u.args.clone(),
+                    env: u.env.clone().into_iter().collect(),
+                    filter: ToolFilter::default(),
+                    remote: None,
+                    required: true,
+                    call_timeout: None,
+                    ping_interval: None,
+                },
+                (None, None, Some(url)) => {
+                    let bearer = match &u.bearer_token_env {
+                        Some(var) => Some(std::env::var(var).map_err(|_| {
+                            anyhow::anyhow!(
+                                "upstream '{}': environment variable {var} (bearer_token_env) is not set",
+                                u.name
+                            )
+                        })?),
+                        None => None,
+                    };
+                    UpstreamSpec {
+                        name: u.name.clone(),
+                        kind: "http".into(),
+                        program: PathBuf::new(),
+                        args: vec![],
+                        env: vec![],
+                        filter: ToolFilter::default(),
+                        remote: Some(Remote { url: url.clone(), bearer }),
+                        required: true,
+                        call_timeout: None,
+                        ping_interval: u.ping_interval,
+                    }
+                }
+                (None, None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
+            };
+            spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
+            spec.required = u.required;
+            spec.call_timeout = u.call_timeout;
+            Ok(spec)
         })
         .collect()
 }
