@@ -17,6 +17,7 @@ struct Step {
 pub fn run() -> Result<()> {
     let steps = [
         Step { name: "fmt", action: || sh(cargo().args(["fmt", "--all", "--", "--check"])) },
+        Step { name: "tidy", action: || crate::tidy::run(false) },
         Step {
             name: "clippy",
             action: || sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),

@@ -6,6 +6,8 @@
 //! * `cargo xtask interop [PYTEST ARGS...]` — (re)creates the Python virtual environment in
 //!   `.cache/venv` from `tests/python/requirements.txt` and runs `pytest tests/python` against the
 //!   debug binaries.
+//! * `cargo xtask tidy [--fix]` — the tool index in ARCHITECTURE.md against the source, and no
+//!   source file under `crates/` over 1 000 lines.
 //! * `cargo xtask bench fs` — installs the peer servers, generates a large deterministic file tree
 //!   and compares `bastion-fs` with them and with `rg` in one run. Never part of CI.
 //! * `cargo xtask bench git|shell` — `bastion-git` and `bastion-shell` against their peers.
@@ -21,6 +23,7 @@ mod bench_hub;
 mod bench_shell;
 mod ci;
 mod interop;
+mod tidy;
 mod tree;
 mod util;
 
@@ -50,6 +53,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         pytest_args: Vec<String>,
     },
+    /// Repository checks: the tool index in ARCHITECTURE.md follows the source, no source file
+    /// is over 1 000 lines.
+    Tidy {
+        /// Rewrite the tool index instead of failing on it.
+        #[arg(long)]
+        fix: bool,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -65,6 +75,7 @@ fn main() -> ExitCode {
             let build = if no_build { interop::Build::AlreadyDone } else { interop::Build::Yes };
             interop::run(&pytest_args, build)
         }
+        Command::Tidy { fix } => tidy::run(fix),
         Command::Bench { target } => bench::run(&target),
     };
     match result {
