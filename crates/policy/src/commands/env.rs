@@ -1,5 +1,9 @@
 //! Environment rules: the variables that may never reach a command.
 
+use std::sync::LazyLock;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
 /// Environment variables that never reach a child, whatever a profile passes or sets: they make
 /// programs load code or configuration, or carry credentials.
 pub const ENV_NEVER: &[&str] = &[
@@ -56,20 +60,35 @@ pub const ENV_NEVER: &[&str] = &[
     "npm_config_globalconfig",
 ];
 
-/// True when `name` matches an [`ENV_NEVER`] pattern (`*` at either end).
+/// [`ENV_NEVER`] compiled once, in ASCII upper case. Names are upper-cased the same way before
+/// they are matched, rather than using globset's case-insensitive mode, which folds Unicode as
+/// well (the Kelvin sign would match `K`) and sends every pattern to the regex engine; this way
+/// the whole-name patterns are a hash lookup and `LD_*`, `*_KEY` prefix and suffix tests.
+static NEVER: LazyLock<Option<GlobSet>> = LazyLock::new(|| {
+    let mut set = GlobSetBuilder::new();
+    for pattern in ENV_NEVER {
+        set.add(Glob::new(&pattern.to_ascii_uppercase()).ok()?);
+    }
+    set.build().ok()
+});
+
+/// True when `name` matches an [`ENV_NEVER`] pattern: the whole name, ASCII case-insensitively,
+/// `*` standing for any run of characters.
 pub fn env_never(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    ENV_NEVER.iter().any(|p| {
-        let p = p.to_ascii_uppercase();
-        match (p.strip_prefix('*'), p.strip_suffix('*')) {
-            (Some(rest), _) if rest.ends_with('*') => upper.contains(&rest[..rest.len() - 1]),
-            (Some(rest), _) => upper.ends_with(rest),
-            (None, Some(head)) if head.contains('*') => {
-                let (a, b) = head.split_once('*').unwrap_or((head, ""));
-                upper.starts_with(a) && upper.contains(b)
-            }
-            (None, Some(head)) => upper.starts_with(head),
-            (None, None) => upper == p,
-        }
-    })
+    match &*NEVER {
+        Some(set) => set.is_match(name.to_ascii_uppercase()),
+        // The patterns are constants and compile (the unit test below); were one ever broken,
+        // every name is refused rather than every name let through.
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patterns_compile() {
+        assert!(NEVER.is_some());
+    }
 }
