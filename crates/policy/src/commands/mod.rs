@@ -38,6 +38,8 @@ pub use schema::{
 
 use schema::{invalid_config, parse_profile};
 
+// Here rather than beside the type in `schema.rs`, so the TOML types do not depend on the compiled
+// rules.
 impl ShellConfig {
     /// Compiles the rules this configuration describes.
     pub fn rules(&self) -> Result<CommandRules> {
