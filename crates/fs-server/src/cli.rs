@@ -48,3 +48,20 @@ pub async fn run_stdio(args: FsArgs) -> anyhow::Result<()> {
     );
     bastion_server_kit::run_stdio(FsServer::new(Arc::new(policy))).await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    use super::*;
+
+    #[test]
+    fn tier_flags_name_this_servers_tools() {
+        let command = FsArgs::augment_args(clap::Command::new("t"));
+        let help = |id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_help()).map(|h| h.to_string())
+        };
+        assert!(help("allow_write").is_some_and(|h| h.contains("write_file")), "{:?}", help("allow_write"));
+        assert!(help("allow_destructive").is_some_and(|h| h.contains("implies --allow-write")));
+    }
+}

@@ -55,3 +55,20 @@ pub async fn run_stdio(args: GitArgs) -> anyhow::Result<()> {
     policy.audit.event("git", "start", serde_json::json!({"roots": roots, "max_tier": policy.max_tier}));
     bastion_server_kit::run_stdio(GitServer::new(Arc::new(policy), git)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    use super::*;
+
+    #[test]
+    fn tier_flags_name_this_servers_tools() {
+        let command = GitArgs::augment_args(clap::Command::new("t"));
+        let help = |id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_help()).map(|h| h.to_string())
+        };
+        assert!(help("allow_write").is_some_and(|h| h.contains("git_add")), "{:?}", help("allow_write"));
+        assert!(help("allow_destructive").is_some_and(|h| h.contains("implies --allow-write")));
+    }
+}

@@ -63,3 +63,31 @@ impl TierArgs {
         config.max_tier = config.max_tier.min(Tier::Destructive);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_flags_raise_the_cap_and_never_past_destructive() {
+        // (allow_write, allow_destructive, max_tier in the config file, expected)
+        let table = [
+            (false, false, Tier::Read, Tier::Read),
+            (true, false, Tier::Read, Tier::Write),
+            (false, true, Tier::Read, Tier::Destructive),
+            (true, true, Tier::Read, Tier::Destructive),
+            (false, false, Tier::Write, Tier::Write),
+            (true, false, Tier::Destructive, Tier::Destructive),
+            (false, false, Tier::Exec, Tier::Destructive),
+            (true, true, Tier::Exec, Tier::Destructive),
+        ];
+        for (allow_write, allow_destructive, configured, want) in table {
+            let mut config = PolicyConfig { max_tier: configured, ..Default::default() };
+            TierArgs { allow_write, allow_destructive }.apply(&mut config);
+            assert_eq!(
+                config.max_tier, want,
+                "write={allow_write} destructive={allow_destructive} config={configured:?}"
+            );
+        }
+    }
+}
