@@ -34,7 +34,7 @@ use serde_json::Value;
 
 pub use cli::{CommonArgs, TierArgs};
 pub use result::{Failure, Json, error_result};
-pub use server::{BastionServer, Handler, print_warnings, root_paths, run_stdio};
+pub use server::{BastionServer, Handler, one_thread, print_warnings, root_paths, run_stdio};
 pub use stdio::{Stdio, stdio};
 
 /// One tool of a server: its name, tier and human title.

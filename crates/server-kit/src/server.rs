@@ -176,3 +176,10 @@ pub fn print_warnings(name: &str, policy: &Policy) {
 pub fn root_paths(policy: &Policy) -> Vec<String> {
     policy.roots().iter().map(|r| r.real_path().display().to_string()).collect()
 }
+
+/// Runs a server's `main` future on a current-thread runtime. Servers run on one thread: stdio
+/// is polled on it (see [`crate::stdio`]), blocking work goes to the blocking pool, and the
+/// shell's parent-death signal is tied to this thread.
+pub fn one_thread(main: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(main)
+}
