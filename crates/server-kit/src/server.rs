@@ -183,3 +183,91 @@ pub fn root_paths(policy: &Policy) -> Vec<String> {
 pub fn one_thread(main: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(main)
 }
+
+#[cfg(test)]
+mod tests {
+    use bastion_policy::{PolicyConfig, Tier};
+    use rmcp::handler::server::wrapper::Parameters;
+    use rmcp::{tool, tool_router};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::{Failure, Json, ToolSpec};
+
+    const TOOLS: ToolTable = ToolTable::new(
+        "demo",
+        &[ToolSpec::new("ping", Tier::Read, "Ping"), ToolSpec::new("poke", Tier::Write, "Poke").idempotent()],
+    );
+
+    struct Demo {
+        policy: Policy,
+        router: ToolRouter<Demo>,
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    struct NoArgs {}
+
+    #[derive(Serialize, JsonSchema)]
+    struct Pong {
+        pong: bool,
+    }
+
+    #[tool_router(router = demo_router)]
+    impl Demo {
+        /// Answers pong, to check that the server is there.
+        #[tool(name = "ping")]
+        async fn ping(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<Pong>, Failure> {
+            Ok(Json(Pong { pong: true }))
+        }
+
+        /// Pokes, to check that write tools are offered only under a write cap.
+        #[tool(name = "poke")]
+        async fn poke(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<Pong>, Failure> {
+            Ok(Json(Pong { pong: false }))
+        }
+    }
+
+    impl BastionServer for Demo {
+        const NAME: &'static str = "bastion-demo";
+        const VERSION: &'static str = "9.9.9";
+        const INSTRUCTIONS: &'static str = "Call ping.";
+        fn table(&self) -> &'static ToolTable {
+            &TOOLS
+        }
+        fn tool_router(&self) -> &ToolRouter<Self> {
+            &self.router
+        }
+        fn policy(&self) -> &Policy {
+            &self.policy
+        }
+    }
+
+    fn demo(max_tier: Tier) -> Handler<Demo> {
+        let config = PolicyConfig { roots: vec![std::env::temp_dir()], max_tier, ..Default::default() };
+        Demo { policy: Policy::new(config).unwrap(), router: Demo::demo_router() }.into_handler()
+    }
+
+    #[test]
+    fn the_handler_answers_from_the_table_and_the_tier_cap() {
+        let read = demo(Tier::Read);
+        let info = read.get_info();
+        assert_eq!((info.server_info.name.as_str(), info.server_info.version.as_str()), ("bastion-demo", "9.9.9"));
+        assert_eq!(info.instructions.as_deref(), Some("Call ping."));
+        assert!(info.capabilities.tools.is_some());
+        let offered: Vec<String> = read.server().offered_tools().iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(offered, ["ping"]);
+        assert!(read.get_tool("poke").is_none(), "a write tool is hidden under a read cap");
+        assert!(read.get_tool("nope").is_none());
+        let ping = read.get_tool("ping").unwrap();
+        assert_eq!(ping.title.as_deref(), Some("Ping"));
+        assert_eq!(ping.annotations.as_ref().and_then(|a| a.read_only_hint), Some(true));
+
+        let write = demo(Tier::Write);
+        let offered: Vec<String> = write.server().offered_tools().iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(offered, ["ping", "poke"]);
+        let poke = write.get_tool("poke").unwrap();
+        assert_eq!(poke.annotations.as_ref().and_then(|a| a.idempotent_hint), Some(true));
+        assert!(write.server().call_gate().is_none());
+    }
+}
