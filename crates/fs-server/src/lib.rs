@@ -1,18 +1,20 @@
 //! `bastion-fs` is Bastion's filesystem MCP server: read, list, find, search, write, edit and
 //! patch files beneath configured roots, with every path resolved by `bastion-policy`.
 //!
-//! The library exposes [`FsServer`], an rmcp `ServerHandler`; the `bastion-fs` binary (and
-//! `bastion fs`) serve it over stdio.
+//! The library exposes [`FsServer`], a [`BastionServer`] (its tools, its policy, and the client
+//! roots hooks); `bastion-server-kit` makes it an rmcp `ServerHandler`, and the `bastion-fs`
+//! binary (and `bastion fs`) serve it over stdio.
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use std::sync::Arc;
 //! use bastion_fs::FsServer;
 //! use bastion_policy::{Policy, PolicyConfig};
+//! use bastion_server_kit::BastionServer;
 //! use rmcp::ServiceExt;
 //!
 //! let policy = Policy::new(PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() })?;
-//! FsServer::new(Arc::new(policy)).serve(rmcp::transport::stdio()).await?.waiting().await?;
+//! FsServer::new(Arc::new(policy)).into_handler().serve(rmcp::transport::stdio()).await?.waiting().await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -27,15 +29,11 @@ use std::sync::Arc;
 
 use bastion_policy::{Policy, Tier};
 use bastion_server_kit::{ToolSpec, ToolTable};
+use rmcp::RoleServer;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use rmcp::service::NotificationContext;
 
-pub use bastion_server_kit::{Failure, error_result, init_logging};
+pub use bastion_server_kit::{BastionServer, Failure, error_result, init_logging};
 pub use cli::{FsArgs, run_stdio};
 
 /// Every tool this server offers, with its tier and title. The tier decides whether the tool is
@@ -88,11 +86,6 @@ impl FsServer {
         &self.policy
     }
 
-    /// The tools offered under the policy's tier cap, with tier-derived annotations.
-    pub fn offered_tools(&self) -> Vec<Tool> {
-        TOOLS.offered(&self.tool_router, self.policy.max_tier)
-    }
-
     #[allow(deprecated)] // roots/list is deprecated (SEP-2577) but legacy clients still offer it.
     async fn refresh_client_roots(&self, peer: rmcp::Peer<RoleServer>) {
         let wants = peer.peer_info().is_some_and(|info| info.capabilities.roots.is_some());
@@ -139,33 +132,26 @@ fn file_uri_to_path(uri: &str) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
 }
 
-impl ServerHandler for FsServer {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("bastion-fs", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS.to_string())
+impl BastionServer for FsServer {
+    const NAME: &'static str = "bastion-fs";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const INSTRUCTIONS: &'static str = INSTRUCTIONS;
+
+    fn table(&self) -> &'static ToolTable {
+        &TOOLS
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.offered_tools()))
+    fn tool_router(&self) -> &ToolRouter<Self> {
+        &self.tool_router
     }
 
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        TOOLS.tool(&self.tool_router, name, self.policy.max_tier)
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        // Calls wait while the client's roots are being fetched, so none runs on wider roots.
-        let _gate = self.roots_gate.read().await;
-        TOOLS.call(self, &self.tool_router, &self.policy, request, context).await
+    // Calls wait while the client's roots are being fetched, so none runs on wider roots.
+    fn call_gate(&self) -> Option<&tokio::sync::RwLock<()>> {
+        Some(&self.roots_gate)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

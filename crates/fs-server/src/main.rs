@@ -13,8 +13,7 @@ struct Cli {
     args: bastion_fs::FsArgs,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     bastion_fs::init_logging();
-    bastion_fs::run_stdio(Cli::parse().args).await
+    bastion_server_kit::one_thread(bastion_fs::run_stdio(Cli::parse().args))
 }

@@ -2,37 +2,35 @@
 
 use std::sync::Arc;
 
-use bastion_policy::{GitConfig, Policy, PolicyConfig, Tier};
-use rmcp::ServiceExt;
+use bastion_policy::{GitConfig, Policy, PolicyConfig};
+use bastion_server_kit::{CommonArgs, TierArgs};
 
 use crate::GitServer;
 
 /// `bastion-git`: the git MCP server over stdio. Read-only unless told otherwise.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("allow_write", |a| a.help(
+        "Offer the write tools (git_add, git_unstage, git_commit, git_create_branch, git_switch, git_stash_push)"
+    )),
+    mut_arg("allow_destructive", |a| a.help(
+        "Offer git_restore, git_reset and git_delete_branch too (implies --allow-write)"
+    )),
+)]
 pub struct GitArgs {
     /// Roots (repositories are found only beneath them), config file, audit journal.
     #[command(flatten)]
-    pub common: bastion_server_kit::CommonArgs,
-    /// Offer the write tools (git_add, git_unstage, git_commit, git_create_branch, git_switch,
-    /// git_stash_push).
-    #[arg(long)]
-    pub allow_write: bool,
-    /// Offer git_restore, git_reset and git_delete_branch too (implies --allow-write).
-    #[arg(long)]
-    pub allow_destructive: bool,
+    pub common: CommonArgs,
+    /// `--allow-write`, `--allow-destructive` (no git tool runs programs: `exec` is capped away).
+    #[command(flatten)]
+    pub tiers: TierArgs,
 }
 
 impl GitArgs {
     /// The configuration: the config file (if any), then the flags on top.
     pub fn config(&self) -> bastion_policy::Result<PolicyConfig> {
         let mut config = self.common.load()?;
-        if self.allow_destructive {
-            config.max_tier = config.max_tier.max(Tier::Destructive);
-        } else if self.allow_write {
-            config.max_tier = config.max_tier.max(Tier::Write);
-        }
-        // No git tool runs programs: exec is meaningless here and is capped away.
-        config.max_tier = config.max_tier.min(Tier::Destructive);
+        self.tiers.apply(&mut config);
         Ok(config)
     }
 
@@ -51,14 +49,26 @@ pub async fn run_stdio(args: GitArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => anyhow::bail!("{}", e.message),
     };
-    for w in &policy.warnings {
-        eprintln!("bastion-git: {w}");
-    }
-    let roots: Vec<String> = policy.roots().iter().map(|r| r.real_path().display().to_string()).collect();
+    bastion_server_kit::print_warnings("bastion-git", &policy);
+    let roots = bastion_server_kit::root_paths(&policy);
     tracing::info!(?roots, max_tier = %policy.max_tier, "bastion-git starting");
     policy.audit.event("git", "start", serde_json::json!({"roots": roots, "max_tier": policy.max_tier}));
-    let server = GitServer::new(Arc::new(policy), git);
-    let running = server.serve(bastion_server_kit::stdio()).await?;
-    running.waiting().await?;
-    Ok(())
+    bastion_server_kit::run_stdio(GitServer::new(Arc::new(policy), git)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    use super::*;
+
+    #[test]
+    fn tier_flags_name_this_servers_tools() {
+        let command = GitArgs::augment_args(clap::Command::new("t"));
+        let help = |id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_help()).map(|h| h.to_string())
+        };
+        assert!(help("allow_write").is_some_and(|h| h.contains("git_add")), "{:?}", help("allow_write"));
+        assert!(help("allow_destructive").is_some_and(|h| h.contains("implies --allow-write")));
+    }
 }

@@ -15,11 +15,13 @@
 //! use std::sync::Arc;
 //! use bastion_git::GitServer;
 //! use bastion_policy::{GitConfig, Policy, PolicyConfig};
+//! use bastion_server_kit::BastionServer;
 //! use rmcp::ServiceExt;
 //!
 //! bastion_git::harden_libgit2();
 //! let policy = Policy::new(PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() })?;
-//! GitServer::new(Arc::new(policy), GitConfig::default()).serve(rmcp::transport::stdio()).await?.waiting().await?;
+//! let server = GitServer::new(Arc::new(policy), GitConfig::default());
+//! server.into_handler().serve(rmcp::transport::stdio()).await?.waiting().await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -35,14 +37,8 @@ use std::sync::{Arc, Once};
 use bastion_policy::{GitConfig, Policy, Tier};
 use bastion_server_kit::{ToolSpec, ToolTable};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
-pub use bastion_server_kit::{Failure, error_result, init_logging};
+pub use bastion_server_kit::{BastionServer, Failure, error_result, init_logging};
 pub use cli::{GitArgs, run_stdio};
 
 /// Every tool this server offers, with its tier and title. The tier decides whether the tool is
@@ -132,38 +128,23 @@ impl GitServer {
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
-
-    /// The tools offered under the policy's tier cap, with tier-derived annotations.
-    pub fn offered_tools(&self) -> Vec<Tool> {
-        TOOLS.offered(&self.tool_router, self.policy.max_tier)
-    }
 }
 
-impl ServerHandler for GitServer {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("bastion-git", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS.to_string())
+impl BastionServer for GitServer {
+    const NAME: &'static str = "bastion-git";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const INSTRUCTIONS: &'static str = INSTRUCTIONS;
+
+    fn table(&self) -> &'static ToolTable {
+        &TOOLS
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.offered_tools()))
+    fn tool_router(&self) -> &ToolRouter<Self> {
+        &self.tool_router
     }
 
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        TOOLS.tool(&self.tool_router, name, self.policy.max_tier)
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        TOOLS.call(self, &self.tool_router, &self.policy, request, context).await
+    fn policy(&self) -> &Policy {
+        &self.policy
     }
 }
 

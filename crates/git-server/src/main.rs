@@ -13,8 +13,7 @@ struct Cli {
     args: bastion_git::GitArgs,
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     bastion_git::init_logging();
-    bastion_git::run_stdio(Cli::parse().args).await
+    bastion_server_kit::one_thread(bastion_git::run_stdio(Cli::parse().args))
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bastion_policy::PolicyConfig;
+use bastion_policy::{PolicyConfig, Tier};
 
 /// `--root`, `--config`, `--audit-log`, `--allow-broad-roots`: flattened into each server's
 /// arguments (`#[command(flatten)]`).
@@ -35,5 +35,59 @@ impl CommonArgs {
         }
         config.allow_broad_roots |= self.allow_broad_roots;
         Ok(config)
+    }
+}
+
+/// `--allow-write` and `--allow-destructive`: the tier flags of the servers whose tools are
+/// tiered read / write / destructive (fs, git), flattened into their arguments. A server
+/// rewords the help to name its own tools with clap's `mut_arg`.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct TierArgs {
+    /// Offer the write tools.
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Offer the destructive tools too (implies --allow-write).
+    #[arg(long)]
+    pub allow_destructive: bool,
+}
+
+impl TierArgs {
+    /// Raises `config`'s tier cap to what the flags ask for, then caps it at
+    /// [`Tier::Destructive`]: these servers run no programs, so `exec` means nothing to them.
+    pub fn apply(&self, config: &mut PolicyConfig) {
+        if self.allow_destructive {
+            config.max_tier = config.max_tier.max(Tier::Destructive);
+        } else if self.allow_write {
+            config.max_tier = config.max_tier.max(Tier::Write);
+        }
+        config.max_tier = config.max_tier.min(Tier::Destructive);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_flags_raise_the_cap_and_never_past_destructive() {
+        // (allow_write, allow_destructive, max_tier in the config file, expected)
+        let table = [
+            (false, false, Tier::Read, Tier::Read),
+            (true, false, Tier::Read, Tier::Write),
+            (false, true, Tier::Read, Tier::Destructive),
+            (true, true, Tier::Read, Tier::Destructive),
+            (false, false, Tier::Write, Tier::Write),
+            (true, false, Tier::Destructive, Tier::Destructive),
+            (false, false, Tier::Exec, Tier::Destructive),
+            (true, true, Tier::Exec, Tier::Destructive),
+        ];
+        for (allow_write, allow_destructive, configured, want) in table {
+            let mut config = PolicyConfig { max_tier: configured, ..Default::default() };
+            TierArgs { allow_write, allow_destructive }.apply(&mut config);
+            assert_eq!(
+                config.max_tier, want,
+                "write={allow_write} destructive={allow_destructive} config={configured:?}"
+            );
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! `bastion-server-kit` holds what every Bastion MCP server shares, so each server is only its
-//! tools: the tool table (name, tier, title) from which annotations are derived, the single
-//! choke point every call goes through (tier check, argument-error normalisation, audit line),
-//! the error shape the model sees, stdio without helper threads, and logging to stderr.
+//! tools and its state: the server skeleton ([`BastionServer`], whose [`Handler`] is the one rmcp
+//! `ServerHandler` of every server, and [`run_stdio`]), the tool table (name, tier, title) from
+//! which annotations are derived, the single choke point every call goes through
+//! ([`ToolTable::call`]: tier check, argument-error normalisation, audit line), the result types
+//! and error shape the model sees ([`Json`], [`Failure`]), the command-line flags every server
+//! takes ([`CommonArgs`], [`TierArgs`]), stdio without helper threads, and logging to stderr.
 //!
 //! ```no_run
 //! use bastion_policy::Tier;
@@ -15,6 +18,7 @@
 
 mod cli;
 mod result;
+mod server;
 mod stdio;
 
 use std::time::Instant;
@@ -28,8 +32,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Value;
 
-pub use cli::CommonArgs;
+pub use cli::{CommonArgs, TierArgs};
 pub use result::{Failure, Json, error_result};
+pub use server::{BastionServer, Handler, one_thread, print_warnings, root_paths, run_stdio};
 pub use stdio::{Stdio, stdio};
 
 /// One tool of a server: its name, tier and human title.
@@ -116,6 +121,11 @@ impl ToolTable {
     /// The choke point of every tool call: unknown tools are a protocol error, tools above the
     /// policy's tier cap get `tier_not_allowed`, rmcp's own argument errors are rewritten to
     /// `invalid_argument`, and one audit line is written with the outcome code.
+    ///
+    /// Every server's `call_tool` ([`Handler`]) comes here and nowhere else, so a check that
+    /// must see every call before its tool runs (an approval) belongs in the marked place below,
+    /// where the server, tool, tier, arguments and principal are all known and a refusal can
+    /// still be answered as an error result and journaled like any other outcome.
     pub async fn call<S: Send + Sync + 'static>(
         &self,
         server: &S,
@@ -126,6 +136,7 @@ impl ToolTable {
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = request.name.to_string();
+        let principal = STDIO_PRINCIPAL;
         let audit_args = policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
         let response = match self.tier_of(&name) {
             None => Err(McpError::invalid_params(
@@ -134,6 +145,8 @@ impl ToolTable {
             )),
             Some(tier) => match policy.check_tier(&name, tier) {
                 Err(e) => Ok(error_result(&e).into()),
+                // Before the tool runs: `self.server`, `name`, `tier`, `request.arguments` and
+                // `principal` are known here; a gate that refuses answers `Ok(error_result(..))`.
                 Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
             },
         };
@@ -142,7 +155,7 @@ impl ToolTable {
             policy.audit.record(&AuditRecord {
                 time: now_rfc3339(),
                 server: self.server,
-                principal: "local",
+                principal,
                 tool: &name,
                 args: redact(&args),
                 outcome: &outcome,
@@ -153,6 +166,10 @@ impl ToolTable {
         response
     }
 }
+
+/// Who calls a server that serves stdio: the one local client that started it. (The hub
+/// authenticates its own callers and journals them itself.)
+pub const STDIO_PRINCIPAL: &str = "local";
 
 /// What the audit journal records of a call's answer: its outcome (`ok`, an error result's
 /// `code`, or `protocol_error_{json-rpc code}`) and its size as JSON.

@@ -53,3 +53,35 @@ pub fn error_result(e: &Error) -> CallToolResult {
     r.structured_content = Some(json!({"code": e.code, "message": e.message}));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, JsonSchema)]
+    struct Out {
+        zeta: u32,
+        alpha: Vec<&'static str>,
+    }
+
+    #[test]
+    fn the_text_is_the_structured_content_serialised_in_field_order() {
+        let Ok(CallToolResponse::Complete(r)) = Json(Out { zeta: 1, alpha: vec!["a\"b"] }).into_call_tool_result()
+        else {
+            panic!("a structured result")
+        };
+        assert_eq!(r.is_error, Some(false));
+        let text = r.content[0].as_text().map(|t| t.text.clone()).unwrap();
+        assert_eq!(text, r#"{"zeta":1,"alpha":["a\"b"]}"#);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).ok(), r.structured_content);
+    }
+
+    #[test]
+    fn a_failure_carries_its_code_in_text_and_structure() {
+        let e = Error::new(bastion_policy::ErrorCode::NotFound, "no such file");
+        let r = error_result(&e);
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(r.content[0].as_text().map(|t| t.text.as_str()), Some("not_found: no such file"));
+        assert_eq!(r.structured_content, Some(json!({"code": "not_found", "message": "no such file"})));
+    }
+}

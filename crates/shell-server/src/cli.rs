@@ -1,7 +1,6 @@
 //! Command line of `bastion-shell` (also `bastion shell`).
 
 use bastion_policy::{Policy, PolicyConfig};
-use rmcp::ServiceExt;
 
 use crate::ShellServer;
 
@@ -36,12 +35,11 @@ pub async fn run_stdio(args: ShellArgs) -> anyhow::Result<()> {
     let config = args.config().map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let shell = config.shell.clone();
     let policy = Policy::new(config).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    for w in &policy.warnings {
-        eprintln!("bastion-shell: {w}");
-    }
+    // Before the sandbox probe, so they are printed even when the profile is refused.
+    bastion_server_kit::print_warnings("bastion-shell", &policy);
     let server = ShellServer::new(policy, shell).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let status = server.sandbox_status().clone();
-    let roots: Vec<String> = server.policy().roots().iter().map(|r| r.real_path().display().to_string()).collect();
+    let roots = bastion_server_kit::root_paths(server.policy());
     tracing::info!(
         ?roots,
         profile = server.profile(),
@@ -64,7 +62,5 @@ pub async fn run_stdio(args: ShellArgs) -> anyhow::Result<()> {
         "start",
         serde_json::json!({"roots": roots, "profile": server.profile(), "sandbox": status}),
     );
-    let running = server.serve(bastion_server_kit::stdio()).await?;
-    running.waiting().await?;
-    Ok(())
+    bastion_server_kit::run_stdio(server).await
 }

@@ -10,12 +10,13 @@
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
 //! use bastion_policy::{Policy, PolicyConfig};
+//! use bastion_server_kit::BastionServer;
 //! use bastion_shell::ShellServer;
 //! use rmcp::ServiceExt;
 //!
 //! let config = PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() };
 //! let server = ShellServer::new(Policy::new(config.clone())?, config.shell.clone()).await?;
-//! server.serve(rmcp::transport::stdio()).await?.waiting().await?;
+//! server.into_handler().serve(rmcp::transport::stdio()).await?.waiting().await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -33,14 +34,8 @@ use bastion_policy::commands::ShellConfig;
 use bastion_policy::{Policy, Tier};
 use bastion_server_kit::{ToolSpec, ToolTable};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
-pub use bastion_server_kit::{Failure, init_logging};
+pub use bastion_server_kit::{BastionServer, Failure, init_logging};
 pub use cli::{ShellArgs, run_stdio};
 pub use sandbox::{Status as SandboxStatus, maybe_run_trampoline};
 
@@ -128,42 +123,24 @@ impl ShellServer {
     pub fn policy(&self) -> &Policy {
         &self.inner.policy
     }
+}
 
+impl BastionServer for ShellServer {
+    const NAME: &'static str = "bastion-shell";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const INSTRUCTIONS: &'static str = INSTRUCTIONS;
+
+    // Whether running a command is a read or `exec` depends on the profile.
     fn table(&self) -> &'static ToolTable {
         if self.inner.launcher.rules.tier == Tier::Exec { &EXEC_TOOLS } else { &READ_ONLY_TOOLS }
     }
 
-    /// The tools offered, with tier-derived annotations.
-    pub fn offered_tools(&self) -> Vec<Tool> {
-        self.table().offered(&self.tool_router, self.inner.policy.max_tier)
-    }
-}
-
-impl ServerHandler for ShellServer {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("bastion-shell", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS.to_string())
+    fn tool_router(&self) -> &ToolRouter<Self> {
+        &self.tool_router
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.offered_tools()))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.table().tool(&self.tool_router, name, self.inner.policy.max_tier)
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        self.table().call(self, &self.tool_router, &self.inner.policy, request, context).await
+    fn policy(&self) -> &Policy {
+        &self.inner.policy
     }
 }
 

@@ -17,6 +17,5 @@ fn main() -> anyhow::Result<()> {
     // The sandbox trampoline must run before any thread exists.
     bastion_shell::maybe_run_trampoline();
     bastion_shell::init_logging();
-    let cli = Cli::parse();
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(bastion_shell::run_stdio(cli.args))
+    bastion_server_kit::one_thread(bastion_shell::run_stdio(Cli::parse().args))
 }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use bastion_policy::audit::now_rfc3339;
 use bastion_policy::{Error, ErrorCode};
+use bastion_server_kit::Json;
 use bastion_server_kit::{Failure, error_result};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ProgressNotificationParam, RequestMetaObject};
 use rmcp::{Peer, RoleServer, tool, tool_router};
 use schemars::JsonSchema;

@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bastion_policy::{Access, Error, ErrorCode, RelPath, Result, Root, Target};
+use bastion_server_kit::Json;
 use globset::{Glob, GlobMatcher};
 use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkContext, SinkContextKind, SinkMatch};
 use ignore::{WalkBuilder, WalkState, overrides::OverrideBuilder};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

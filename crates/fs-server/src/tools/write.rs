@@ -5,8 +5,9 @@
 //! (temporary file, fsync, rename), so a crash leaves the old or the new content, never a mix.
 
 use bastion_policy::{CreateMode, EntryKind, Error, ErrorCode, ParentDir, Result, Target, Tier};
+use bastion_server_kit::Json;
 use diffy::patch_set::{FileOperation, ParseOptions, PatchSet};
-use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
