@@ -43,12 +43,10 @@ pub fn salted_hash(salt: &str, secret: &str) -> String {
     hex(&h.finalize())
 }
 
-/// Equality whose time does not depend on where the inputs differ.
+/// Equality whose time does not depend on where the inputs differ (only on their lengths,
+/// which are public here: hashes and fixed-size tokens), from `subtle`.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// `BASE64URL(SHA256(verifier))`, the S256 code challenge of a verifier.

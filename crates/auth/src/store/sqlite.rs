@@ -1,34 +1,29 @@
-//! The OAuth state: one SQLite file, `oauth.sqlite3` in the hub's state directory (mode 0600,
-//! directory 0700), so grants survive restarts and `bastion token list|revoke` in another
-//! process sees and changes the same state.
+//! The SQLite store: one file, `auth.sqlite3` in the hub's state directory (mode 0600, owner
+//! checked; directory 0700), so tokens and grants survive restarts and `bastion token …` in
+//! another process sees and changes the same state. The hub queries it on every request (one
+//! lookup by hash on an index, a few microseconds), so a revocation by another process takes
+//! effect on the next request without a cache to invalidate.
 //!
-//! Nothing secret is stored: codes, access and refresh tokens are kept as SHA-256 hashes, the
-//! owner secret as a salted SHA-256 hash. A grant is one approval on the consent page; its
-//! tokens form a family that is revoked together (a replayed code, a reused refresh token,
-//! `bastion token revoke`, `/revoke` with a refresh token).
-//!
-//! Every method is blocking: the server calls them on tokio's blocking pool.
+//! Earlier versions kept static tokens in `tokens.json` and the OAuth state in `oauth.sqlite3`:
+//! the first open imports the one (renamed `tokens.json.migrated`) and renames the other.
 
 use std::fs;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::client::{Client, Source};
-use crate::secret;
+use super::*;
+use crate::client::Source;
+use crate::scope::{self, ScopeError};
+use crate::{secret, state};
 
 /// The file name in the state directory.
-pub const FILE: &str = "oauth.sqlite3";
-/// Prefix of access tokens.
-pub const ACCESS_PREFIX: &str = "bat_";
-/// Prefix of refresh tokens.
-pub const REFRESH_PREFIX: &str = "brt_";
-/// Prefix of authorization codes.
-pub const CODE_PREFIX: &str = "bac_";
-/// Prefix of the owner secret.
-pub const OWNER_PREFIX: &str = "bos_";
+pub const FILE: &str = "auth.sqlite3";
+/// The OAuth store's earlier name, renamed to [`FILE`] on first open.
+pub const LEGACY_FILE: &str = "oauth.sqlite3";
+/// The static tokens' earlier file, imported on first open and renamed `tokens.json.migrated`.
+pub const LEGACY_TOKENS_FILE: &str = "tokens.json";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS owner(
@@ -77,197 +72,60 @@ CREATE TABLE IF NOT EXISTS tokens(
     rotated INTEGER
 );
 CREATE INDEX IF NOT EXISTS tokens_by_grant ON tokens(grant_id);
+CREATE TABLE IF NOT EXISTS bearer_tokens(
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    revoked INTEGER
+);
+CREATE TABLE IF NOT EXISTS elevations(
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    until INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS elevations_by_subject ON elevations(subject, until);
 ";
 
-/// A store failure (I/O or SQLite).
-#[derive(Debug, thiserror::Error)]
-#[error("OAuth store: {0}")]
-pub struct StoreError(pub String);
+fn join(scopes: &[Scope]) -> String {
+    scope::join(scopes)
+}
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> StoreError {
-        StoreError(e.to_string())
+/// The scopes of a column: a row whose scopes do not parse is an error, never a narrower token.
+fn split(scopes: &str) -> Result<Vec<Scope>, ScopeError> {
+    scope::parse_list(scopes)
+}
+
+/// [`split`] inside a row mapping.
+fn scopes_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<Scope>> {
+    let text: String = r.get(idx)?;
+    split(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// The elevations column of a query (`scopes until` pairs joined by `;`), parsed.
+fn elevations_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Vec<Elevation>> {
+    let text: Option<String> = r.get(idx)?;
+    let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e)
+    };
+    let mut out = vec![];
+    for item in text.as_deref().unwrap_or("").split(';').filter(|x| !x.is_empty()) {
+        let (until, scopes) = item.split_once(' ').ok_or_else(|| bad("malformed elevation".into()))?;
+        let until = until.parse().map_err(|e: std::num::ParseIntError| bad(Box::new(e)))?;
+        out.push(Elevation { scopes: split(scopes).map_err(|e| bad(Box::new(e)))?, until });
     }
+    Ok(out)
 }
 
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> StoreError {
-        StoreError(e.to_string())
-    }
-}
-
-/// Why a token request is refused: the RFC 6749 §5.2 error and its description.
-#[derive(Debug, PartialEq, Eq)]
-pub enum GrantError {
-    /// `invalid_request`.
-    InvalidRequest(String),
-    /// `invalid_grant`.
-    InvalidGrant(String),
-    /// `invalid_target` (RFC 8707).
-    InvalidTarget(String),
-    /// `invalid_scope`.
-    InvalidScope(String),
-    /// `server_error`.
-    Internal(String),
-}
-
-impl From<rusqlite::Error> for GrantError {
-    fn from(e: rusqlite::Error) -> GrantError {
-        GrantError::Internal(e.to_string())
-    }
-}
-
-/// Why an access token is refused at `/mcp`.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub enum Refusal {
-    /// Not a token of this hub.
-    Unknown,
-    /// Revoked (itself or its grant).
-    Revoked,
-    /// Past its expiry.
-    Expired,
-    /// Issued for another resource (RFC 8707 audience).
-    WrongAudience,
-}
-
-impl Refusal {
-    /// The `error_description` of the 401.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Refusal::Unknown => "unknown token",
-            Refusal::Revoked => "token revoked",
-            Refusal::Expired => "token expired",
-            Refusal::WrongAudience => "token issued for another resource",
-        }
-    }
-}
-
-/// Lifetimes of what the server issues.
-#[derive(Clone, Copy, Debug)]
-pub struct Lifetimes {
-    /// Access tokens.
-    pub access: Duration,
-    /// Refresh tokens (each rotation starts a new period).
-    pub refresh: Duration,
-    /// Authorization codes.
-    pub code: Duration,
-}
-
-impl Default for Lifetimes {
-    fn default() -> Lifetimes {
-        Lifetimes {
-            access: Duration::from_secs(3600),
-            refresh: Duration::from_secs(30 * 24 * 3600),
-            code: Duration::from_secs(600),
-        }
-    }
-}
-
-/// What an approved authorization binds into its code.
-#[derive(Clone, Debug)]
-pub struct CodeGrant {
-    /// The client.
-    pub client_id: String,
-    /// Its display name (kept with the grant for listings and audit lines).
-    pub client_name: String,
-    /// The redirect URI used.
-    pub redirect_uri: String,
-    /// The S256 challenge.
-    pub challenge: String,
-    /// The resource (audience).
-    pub resource: String,
-    /// The scopes the owner approved.
-    pub scopes: Vec<String>,
-}
-
-/// A `grant_type=authorization_code` request.
-#[derive(Clone, Debug, Default)]
-pub struct CodeExchange {
-    /// `code`.
-    pub code: String,
-    /// `client_id`.
-    pub client_id: String,
-    /// `redirect_uri`.
-    pub redirect_uri: Option<String>,
-    /// `code_verifier`.
-    pub verifier: Option<String>,
-    /// `resource`.
-    pub resource: Option<String>,
-}
-
-/// A `grant_type=refresh_token` request.
-#[derive(Clone, Debug, Default)]
-pub struct RefreshRequest {
-    /// `refresh_token`.
-    pub token: String,
-    /// `client_id`.
-    pub client_id: String,
-    /// `scope`, if narrowing.
-    pub scopes: Option<Vec<String>>,
-    /// `resource`.
-    pub resource: Option<String>,
-    /// The hub's canonical resource now; a grant for another one (the public URL changed) is
-    /// not refreshed, so the client authorizes again instead of looping on 401s. Empty: not
-    /// checked.
-    pub audience: String,
-}
-
-/// Tokens issued by the token endpoint.
-#[derive(Clone, Debug)]
-pub struct Issued {
-    /// The access token.
-    pub access_token: String,
-    /// The refresh token.
-    pub refresh_token: String,
-    /// The access token's scopes.
-    pub scopes: Vec<String>,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    /// The grant they belong to.
-    pub grant_id: String,
-}
-
-/// What a valid access token grants.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Access {
-    /// The grant's id.
-    pub grant_id: String,
-    /// The client's name.
-    pub client_name: String,
-    /// The token's scopes.
-    pub scopes: Vec<String>,
-}
-
-/// A grant as listed by `bastion token list`.
-#[derive(Clone, Debug)]
-pub struct GrantInfo {
-    /// Id (also accepted by `bastion token revoke`).
-    pub id: String,
-    /// The client's id.
-    pub client_id: String,
-    /// The client's name.
-    pub client_name: String,
-    /// Approved scopes.
-    pub scopes: Vec<String>,
-    /// Seconds since the epoch.
-    pub created: u64,
-    /// Last authenticated request (to the minute), if any.
-    pub last_used: Option<u64>,
-    /// `live`, `revoked`, or `expired` (no usable refresh or access token left).
-    pub state: &'static str,
-}
-
-/// Whether two resource identifiers are the same, a trailing slash aside.
-pub fn same_resource(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
-}
-
-fn join(scopes: &[String]) -> String {
-    scopes.join(" ")
-}
-
-fn split(scopes: &str) -> Vec<String> {
-    scopes.split_whitespace().map(str::to_owned).collect()
+/// The subquery listing a subject's live elevations as `until scopes;...` (`?2` is now).
+fn elevations_of(subject: &str) -> String {
+    format!(
+        "(SELECT group_concat(e.until || ' ' || e.scopes, ';') FROM elevations e \
+         WHERE e.subject = {subject} AND e.until > ?2)"
+    )
 }
 
 fn i(n: u64) -> i64 {
@@ -278,39 +136,51 @@ fn u(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// The store.
-pub struct Store {
+/// The SQLite store.
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
 
-impl Store {
-    /// Opens (creating if needed) the store of `state_dir`. The directory is made 0700 and the
-    /// file is created 0600 before SQLite writes anything to it.
-    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(state_dir)?;
-        fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))?;
+impl SqliteStore {
+    /// Opens (creating if needed) the store of `state_dir`: the directory made 0700, the file
+    /// created 0600 before SQLite writes to it, both checked to be this user's. An earlier
+    /// `oauth.sqlite3` is renamed, an earlier `tokens.json` imported.
+    pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
+        state::ensure_dir(state_dir)?;
         let path = state_dir.join(FILE);
-        fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-        Store::connect(path)
+        let legacy = state_dir.join(LEGACY_FILE);
+        if !path.exists() && legacy.exists() {
+            state::check_private_file(&legacy)?;
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let side = state_dir.join(format!("{LEGACY_FILE}{suffix}"));
+                if side.exists() {
+                    fs::rename(&side, state_dir.join(format!("{FILE}{suffix}")))?;
+                }
+            }
+            fs::rename(&legacy, &path)?;
+        }
+        state::create_private_file(&path)?;
+        let mut store = SqliteStore::connect(path)?;
+        store.migrate_tokens_json(state_dir)?;
+        Ok(store)
     }
 
-    /// Opens the store of `state_dir` if it exists (the CLI never creates one just to list it).
-    pub fn open_existing(state_dir: &Path) -> Result<Option<Store>, StoreError> {
-        let path = state_dir.join(FILE);
-        if !path.exists() {
+    /// Opens the store of `state_dir` if there is one (or an earlier file to migrate): the CLI
+    /// never creates one just to list it.
+    pub fn open_existing(state_dir: &Path) -> Result<Option<SqliteStore>, StoreError> {
+        if [FILE, LEGACY_FILE, LEGACY_TOKENS_FILE].iter().all(|f| !state_dir.join(f).exists()) {
             return Ok(None);
         }
-        Store::connect(path).map(Some)
+        SqliteStore::open(state_dir).map(Some)
     }
 
-    fn connect(path: PathBuf) -> Result<Store, StoreError> {
+    fn connect(path: PathBuf) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(&path)?;
         // The hub and a CLI command may write at once: wait for the lock rather than fail.
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn, path })
+        Ok(SqliteStore { conn, path })
     }
 
     /// The file.
@@ -318,13 +188,37 @@ impl Store {
         &self.path
     }
 
+    /// Imports `tokens.json` (static tokens of earlier versions) with their ids, names, hashes,
+    /// scopes and times, then renames it `tokens.json.migrated` so it is imported once.
+    fn migrate_tokens_json(&mut self, state_dir: &Path) -> Result<(), StoreError> {
+        let legacy = state_dir.join(LEGACY_TOKENS_FILE);
+        let bytes = match fs::read(&legacy) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError(format!("reading {}: {e}", legacy.display()))),
+        };
+        let records: Vec<TokenRecord> = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError(format!("{}: {e}; fix or remove it", legacy.display())))?;
+        let n = self.import_tokens(&records)?;
+        fs::rename(&legacy, state_dir.join(format!("{LEGACY_TOKENS_FILE}.migrated")))?;
+        let _ = fs::remove_file(state_dir.join("tokens.lock"));
+        tracing::info!("imported {n} token(s) from {} into {}", legacy.display(), self.path.display());
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     /// Whether an owner secret is set.
-    pub fn owner_secret_exists(&self) -> Result<bool, StoreError> {
+    fn owner_secret_exists(&self) -> Result<bool, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM owner", [], |r| r.get::<_, i64>(0))? > 0)
     }
 
     /// Creates or replaces the owner secret; returns it (shown once, stored hashed).
-    pub fn set_owner_secret(&self, now: u64) -> Result<String, StoreError> {
+    fn set_owner_secret(&self, now: u64) -> Result<String, StoreError> {
         let secret = secret::random_secret(OWNER_PREFIX).map_err(StoreError)?;
         let salt = secret::random_id::<16>().map_err(StoreError)?;
         self.conn.execute(
@@ -335,7 +229,7 @@ impl Store {
     }
 
     /// Whether `given` is the owner secret; `None` if there is none.
-    pub fn check_owner_secret(&self, given: &str) -> Result<Option<bool>, StoreError> {
+    fn check_owner_secret(&self, given: &str) -> Result<Option<bool>, StoreError> {
         let row: Option<(String, String)> = self
             .conn
             .query_row("SELECT salt, hash FROM owner WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -344,7 +238,7 @@ impl Store {
     }
 
     /// Stores a dynamically registered client.
-    pub fn insert_client(&self, c: &Client, now: u64) -> Result<(), StoreError> {
+    fn insert_client(&self, c: &Client, now: u64) -> Result<(), StoreError> {
         let uris = serde_json::to_string(&c.redirect_uris).map_err(|e| StoreError(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO clients(client_id, client_name, redirect_uris, created) VALUES (?1, ?2, ?3, ?4)",
@@ -354,7 +248,7 @@ impl Store {
     }
 
     /// A dynamically registered client.
-    pub fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+    fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         let row: Option<(String, String)> = self
             .conn
             .query_row("SELECT client_name, redirect_uris FROM clients WHERE client_id = ?1", [id], |r| {
@@ -370,23 +264,23 @@ impl Store {
     }
 
     /// Notes that a client started an authorization (used clients are never pruned).
-    pub fn touch_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
+    fn touch_client(&self, id: &str, now: u64) -> Result<(), StoreError> {
         self.conn.execute("UPDATE clients SET last_used = ?2 WHERE client_id = ?1", params![id, i(now)])?;
         Ok(())
     }
 
     /// How many dynamically registered clients are stored.
-    pub fn client_count(&self) -> Result<u64, StoreError> {
+    fn client_count(&self) -> Result<u64, StoreError> {
         Ok(u(self.conn.query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))?))
     }
 
     /// Deletes registered clients never used for an authorization and created before `before`.
-    pub fn prune_clients(&self, before: u64) -> Result<usize, StoreError> {
+    fn prune_clients(&self, before: u64) -> Result<usize, StoreError> {
         Ok(self.conn.execute("DELETE FROM clients WHERE last_used IS NULL AND created < ?1", [i(before)])?)
     }
 
     /// Stores an authorization code (hashed) valid until `expires`.
-    pub fn insert_code(&self, code: &str, g: &CodeGrant, expires: u64) -> Result<(), StoreError> {
+    fn insert_code(&self, code: &str, g: &CodeGrant, expires: u64) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO codes(hash, client_id, client_name, redirect_uri, challenge, resource, scopes, expires)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -407,7 +301,7 @@ impl Store {
     /// Redeems an authorization code (AS-07). A code is single use: presenting it again revokes
     /// every token issued from it (RFC 6749 §4.1.2). A request that fails a check (client,
     /// redirect URI, PKCE verifier, resource) does not use the code up.
-    pub fn exchange_code(&mut self, req: &CodeExchange, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
+    fn exchange_code(&mut self, req: &CodeExchange, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         type Row = (String, String, String, String, String, String, i64, Option<i64>, Option<String>);
         let row: Option<Row> = tx
@@ -463,7 +357,7 @@ impl Store {
             params![grant, client_id, client_name, scopes, resource, i(now)],
         )?;
         tx.execute("UPDATE codes SET grant_id = ?2 WHERE hash = ?1", params![secret::sha256_hex(&req.code), grant])?;
-        let scopes = split(&scopes);
+        let scopes = split(&scopes).map_err(|e| GrantError::Internal(e.to_string()))?;
         let issued = issue(&tx, &grant, &scopes, &scopes, now, life)?;
         tx.commit()?;
         Ok(issued)
@@ -473,7 +367,7 @@ impl Store {
     /// dead. Presenting a refresh token that was already rotated revokes the whole family: one
     /// of the two presenters is not the client. There is no grace period for a retried request
     /// (a client that lost the response connects again).
-    pub fn refresh(&mut self, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
+    fn refresh(&mut self, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let hash = secret::sha256_hex(&req.token);
         type Row = (String, String, String, i64, Option<i64>, Option<i64>, String, String, Option<i64>);
@@ -518,7 +412,7 @@ impl Store {
         {
             return Err(GrantError::InvalidTarget(format!("resource must be {resource}, as in the grant")));
         }
-        let granted = split(&scopes);
+        let granted = split(&scopes).map_err(|e| GrantError::Internal(e.to_string()))?;
         let access_scopes = match &req.scopes {
             Some(asked) => {
                 if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
@@ -536,7 +430,7 @@ impl Store {
 
     /// Revokes a token (RFC 7009): an access token alone, a refresh token with its family.
     /// Unknown tokens are ignored.
-    pub fn revoke_token(&mut self, token: &str, now: u64) -> Result<(), StoreError> {
+    fn revoke_token(&mut self, token: &str, now: u64) -> Result<(), StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let hash = secret::sha256_hex(token);
         let row: Option<(String, String)> = tx
@@ -558,22 +452,39 @@ impl Store {
 
     /// Checks an access token presented to `/mcp` (RS-05): known, an access token, neither it
     /// nor its grant revoked, not expired, issued for `resource`.
-    pub fn verify_access(&self, token: &str, resource: &str, now: u64) -> Result<Access, Refusal> {
-        type Row = (String, String, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>);
+    fn verify_access(&self, token: &str, resource: &str, now: u64) -> Result<Access, Refusal> {
+        type Row = (String, Vec<Scope>, i64, Option<i64>, String, String, String, Option<i64>, Option<i64>, Vec<Elevation>);
         let row: Option<Row> = self
             .conn
-            .query_row(
-                "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked, g.last_used
+            .prepare_cached(&format!(
+                "SELECT t.kind, t.scopes, t.expires, t.revoked, g.id, g.client_name, g.resource, g.revoked, g.last_used,
+                        {}
                  FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?1",
-                [secret::sha256_hex(token)],
-                |r| Row::try_from(r),
-            )
-            .optional()
+                elevations_of("'grant:' || g.id")
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![secret::sha256_hex(token), i(now)], |r| {
+                    Ok((
+                        r.get(0)?,
+                        scopes_at(r, 1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        elevations_at(r, 9)?,
+                    ))
+                })
+                .optional()
+            })
             .map_err(|e| {
                 tracing::error!("OAuth store unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
-        let Some((kind, scopes, expires, revoked, grant, client_name, aud, grant_revoked, last_used)) = row else {
+        let Some((kind, mut scopes, expires, revoked, grant, client_name, aud, grant_revoked, last_used, elevations)) = row
+        else {
             return Err(Refusal::Unknown);
         };
         if kind != "access" {
@@ -592,25 +503,31 @@ impl Store {
         if last_used.is_none_or(|l| u(l) + 60 <= now) {
             let _ = self.conn.execute("UPDATE grants SET last_used = ?2 WHERE id = ?1", params![grant, i(now)]);
         }
-        Ok(Access { grant_id: grant, client_name, scopes: split(&scopes) })
+        scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
+        Ok(Access { grant_id: grant, client_name, scopes })
     }
 
     /// Every grant, newest first.
-    pub fn grants(&self, now: u64) -> Result<Vec<GrantInfo>, StoreError> {
+    fn grants(&self, now: u64) -> Result<Vec<GrantInfo>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT g.id, g.client_id, g.client_name, g.scopes, g.created, g.last_used, g.revoked,
-                    EXISTS(SELECT 1 FROM tokens t WHERE t.grant_id = g.id AND t.revoked IS NULL
-                           AND t.rotated IS NULL AND t.expires > ?1)
-             FROM grants g ORDER BY g.created DESC, g.id",
+            &format!(
+                "SELECT g.id, g.client_id, g.client_name, g.scopes, g.created, g.last_used, g.revoked,
+                        EXISTS(SELECT 1 FROM tokens t WHERE t.grant_id = g.id AND t.revoked IS NULL
+                               AND t.rotated IS NULL AND t.expires > ?1),
+                        {}
+                 FROM grants g ORDER BY g.created DESC, g.id",
+                elevations_of("'grant:' || g.id")
+            ),
         )?;
-        let rows = st.query_map([i(now)], |r| {
+        let rows = st.query_map([i(now), i(now)], |r| {
             let revoked: Option<i64> = r.get(6)?;
             let live: bool = r.get(7)?;
             Ok(GrantInfo {
                 id: r.get(0)?,
                 client_id: r.get(1)?,
                 client_name: r.get(2)?,
-                scopes: split(&r.get::<_, String>(3)?),
+                scopes: scopes_at(r, 3)?,
+                elevations: elevations_at(r, 8)?,
                 created: u(r.get(4)?),
                 last_used: r.get::<_, Option<i64>>(5)?.map(u),
                 state: if revoked.is_some() {
@@ -627,7 +544,7 @@ impl Store {
 
     /// Revokes the live grants with this id, principal name (`oauth:NAME/ID`) or client name,
     /// and all their tokens; returns how many grants.
-    pub fn revoke_grants(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
+    fn revoke_grants(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<String> = {
             let mut st = tx.prepare(
@@ -645,7 +562,7 @@ impl Store {
 
     /// Forgets what can no longer be used: codes and tokens expired for a day, grants revoked
     /// for 30 days.
-    pub fn prune(&self, now: u64) -> Result<(), StoreError> {
+    fn prune(&self, now: u64) -> Result<(), StoreError> {
         let day = i(now).saturating_sub(24 * 3600);
         let month = i(now).saturating_sub(30 * 24 * 3600);
         self.conn.execute("DELETE FROM codes WHERE expires < ?1", [day])?;
@@ -655,6 +572,180 @@ impl Store {
         self.conn.execute("DELETE FROM grants WHERE revoked < ?1", [month])?;
         Ok(())
     }
+
+    fn create_token(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        expires_in: Option<Duration>,
+        now: u64,
+    ) -> Result<(TokenRecord, String), StoreError> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+            return Err(StoreError("a token name is 1 to 64 printable characters".into()));
+        }
+        if scopes.is_empty() {
+            return Err(StoreError("a token needs at least one scope (for example --scopes '*:read')".into()));
+        }
+        // One immediate transaction: two processes creating the same name cannot both succeed.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let live: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM bearer_tokens WHERE name = ?1 AND revoked IS NULL AND (expires IS NULL OR expires > ?2)",
+            params![name, i(now)],
+            |r| r.get(0),
+        )?;
+        if live > 0 {
+            return Err(StoreError(format!(
+                "a live token named '{name}' exists; revoke it first or pick another name"
+            )));
+        }
+        let secret = secret::random_secret(TOKEN_PREFIX).map_err(StoreError)?;
+        let id = secret::random_id::<4>().map_err(StoreError)?;
+        let record = TokenRecord {
+            id,
+            name: name.to_owned(),
+            sha256: secret::sha256_hex(&secret),
+            scopes: scopes.to_vec(),
+            created: now,
+            expires: expires_in.map(|d| now.saturating_add(d.as_secs())),
+            revoked: None,
+            elevations: vec![],
+        };
+        insert_token(&tx, &record)?;
+        tx.commit()?;
+        Ok((record, secret))
+    }
+
+    fn import_tokens(&mut self, records: &[TokenRecord]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        for r in records {
+            n += insert_token(&tx, r)?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {}
+             FROM bearer_tokens t ORDER BY t.created, t.rowid",
+            elevations_of("'token:' || t.id")
+        ))?;
+        let rows = st.query_map(params![i(now), i(now)], |r| {
+            Ok(TokenRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                sha256: r.get(2)?,
+                scopes: scopes_at(r, 3)?,
+                created: u(r.get(4)?),
+                expires: r.get::<_, Option<i64>>(5)?.map(u),
+                revoked: r.get::<_, Option<i64>>(6)?.map(u),
+                elevations: elevations_at(r, 7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke_tokens(&mut self, name_or_id: &str, now: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE bearer_tokens SET revoked = ?2 WHERE revoked IS NULL AND (name = ?1 OR id = ?1)",
+            params![name_or_id, i(now)],
+        )?)
+    }
+
+    fn authenticate_token(&self, secret: &str, now: u64) -> Result<Principal, Refusal> {
+        type Row = (String, Vec<Scope>, Option<i64>, Option<i64>, Vec<Elevation>);
+        // One lookup on the hash's unique index per request; nothing cached, so a revocation
+        // written by another process is seen by the next request.
+        let row: Option<Row> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT t.name, t.scopes, t.expires, t.revoked, {} FROM bearer_tokens t WHERE t.hash = ?1",
+                elevations_of("'token:' || t.id")
+            ))
+            .and_then(|mut st| {
+                st.query_row(params![secret::sha256_hex(secret), i(now)], |r| {
+                    Ok((r.get(0)?, scopes_at(r, 1)?, r.get(2)?, r.get(3)?, elevations_at(r, 4)?))
+                })
+                .optional()
+            })
+            .map_err(|e| {
+                // An unreadable store refuses everything rather than keeping stale grants.
+                tracing::error!("token store unreadable, refusing the token: {e}");
+                Refusal::Unknown
+            })?;
+        let (name, mut scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
+        if revoked.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if expires.is_some_and(|e| now >= u(e)) {
+            return Err(Refusal::Expired);
+        }
+        scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
+        Ok(Principal { name, scopes })
+    }
+
+    fn elevate(
+        &mut self,
+        name_or_id: &str,
+        scopes: &[Scope],
+        until: u64,
+        now: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        if scopes.is_empty() {
+            return Err(StoreError("an elevation needs at least one scope".into()));
+        }
+        if until <= now {
+            return Err(StoreError("an elevation must last at least a second".into()));
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut subjects: Vec<(String, String)> = vec![];
+        {
+            let mut st = tx.prepare(
+                "SELECT 'token:' || id, name FROM bearer_tokens
+                 WHERE revoked IS NULL AND (expires IS NULL OR expires > ?2) AND (name = ?1 OR id = ?1)",
+            )?;
+            for row in st.query_map(params![name_or_id, i(now)], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                subjects.push(row?);
+            }
+            let mut st = tx.prepare(
+                "SELECT 'grant:' || id, 'oauth:' || client_name || '/' || id FROM grants WHERE revoked IS NULL
+                 AND (id = ?1 OR client_name = ?1 OR 'oauth:' || client_name || '/' || id = ?1)",
+            )?;
+            for row in st.query_map([name_or_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                subjects.push(row?);
+            }
+        }
+        for (subject, _) in &subjects {
+            tx.execute(
+                "INSERT INTO elevations(subject, scopes, created, until) VALUES (?1, ?2, ?3, ?4)",
+                params![subject, join(scopes), i(now), i(until)],
+            )?;
+        }
+        tx.execute("DELETE FROM elevations WHERE until <= ?1", [i(now)])?;
+        tx.commit()?;
+        Ok(subjects.into_iter().map(|(_, name)| name).collect())
+    }
+
+    fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tokens = tx.execute("UPDATE bearer_tokens SET revoked = ?1 WHERE revoked IS NULL", [i(now)])?;
+        let grants = tx.execute("UPDATE grants SET revoked = ?1 WHERE revoked IS NULL", [i(now)])?;
+        tx.execute("UPDATE tokens SET revoked = ?1 WHERE revoked IS NULL", [i(now)])?;
+        // A code approved but not yet exchanged would become a new grant after this.
+        tx.execute("DELETE FROM codes WHERE used IS NULL", [])?;
+        tx.commit()?;
+        Ok(RevokedAll { tokens, grants })
+    }
+}
+
+/// Inserts a token record unless its id is stored already; returns 1 if it was inserted.
+fn insert_token(conn: &Connection, r: &TokenRecord) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "INSERT OR IGNORE INTO bearer_tokens(id, name, hash, scopes, created, expires, revoked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![r.id, r.name, r.sha256, join(&r.scopes), i(r.created), r.expires.map(i), r.revoked.map(i)],
+    )?)
 }
 
 fn revoke_family(conn: &Connection, grant: &str, now: u64) -> Result<(), rusqlite::Error> {
@@ -666,8 +757,8 @@ fn revoke_family(conn: &Connection, grant: &str, now: u64) -> Result<(), rusqlit
 fn issue(
     conn: &Connection,
     grant: &str,
-    access_scopes: &[String],
-    refresh_scopes: &[String],
+    access_scopes: &[Scope],
+    refresh_scopes: &[Scope],
     now: u64,
     life: &Lifetimes,
 ) -> Result<Issued, GrantError> {
