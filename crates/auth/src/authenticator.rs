@@ -118,3 +118,57 @@ impl Authenticator {
         challenge::insufficient_scope(needed, metadata.as_deref(), description)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[tokio::test]
+    async fn principals_and_challenges() {
+        let open = Authenticator::open();
+        assert!(open.is_open());
+        assert_eq!(open.authenticate(None).await.unwrap(), Principal::unrestricted("anonymous"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let (_, secret) = store.create_token("ci", &crate::scope::parse_list("fs:read").unwrap(), None, 100).unwrap();
+        let clock = Arc::new(AtomicU64::new(100));
+        let c = clock.clone();
+        let auth = Authenticator::tokens(Box::new(store)).with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+        assert!(!auth.is_open() && auth.oauth().is_none());
+        let p = auth.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
+        assert_eq!(p.name, "ci");
+        assert_eq!(crate::scope::join(&p.scopes), "fs:read");
+        let missing = auth.authenticate(None).await.unwrap_err();
+        assert_eq!((missing.refusal, missing.www_authenticate.as_str()), (None, "Bearer"));
+        let bad = auth.authenticate(Some("Bearer bst_nope")).await.unwrap_err();
+        assert_eq!(bad.refusal, Some(Refusal::Unknown));
+        assert!(auth.authenticate(Some(&format!("Basic {secret}"))).await.is_err());
+
+        // Elevation through the shared store: seen on the next request, gone when it lapses.
+        let until = 100 + 1800;
+        let elevated = auth
+            .with_store(|s| s.elevate("ci", &crate::scope::parse_list("fs:write").unwrap(), until, 100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(elevated, ["ci"]);
+        let p = auth.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
+        assert_eq!(crate::scope::join(&p.scopes), "fs:read fs:write");
+        clock.store(until, Ordering::SeqCst);
+        let p = auth.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
+        assert_eq!(crate::scope::join(&p.scopes), "fs:read");
+        let scope = auth.insufficient_scope("fs:write", "needs fs:write");
+        assert_eq!(scope, "Bearer error=\"insufficient_scope\", scope=\"fs:write\", error_description=\"needs fs:write\"");
+    }
+}

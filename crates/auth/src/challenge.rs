@@ -96,5 +96,6 @@ mod tests {
             "Bearer error=\"insufficient_scope\", scope=\"fs:write\", error_description=\"no\""
         );
         assert!(insufficient_scope("fs:write", Some(m), "no").contains(&format!(", resource_metadata=\"{m}\", ")));
+        assert_eq!(quoted("token \"expired\" \\"), "token 'expired' '");
     }
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, UpstreamGauge};
 use crate::scope;
-use crate::tokens::Principal;
+use bastion_auth::Principal;
 use crate::upstream::{Status, Upstream};
 
 /// One tool of the merged surface.

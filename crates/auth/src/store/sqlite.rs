@@ -799,6 +799,11 @@ fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn names(scopes: &[Scope]) -> Vec<String> {
+        scopes.iter().map(Scope::to_string).collect()
+    }
 
     const RES: &str = "https://hub.example.com/mcp";
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -810,7 +815,7 @@ mod tests {
             redirect_uri: "http://127.0.0.1:9/cb".into(),
             challenge: secret::s256(VERIFIER),
             resource: RES.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
         }
     }
 
@@ -824,7 +829,7 @@ mod tests {
         }
     }
 
-    fn issued(store: &mut Store, now: u64) -> Issued {
+    fn issued(store: &mut SqliteStore, now: u64) -> Issued {
         let code = format!("bac_{}", secret::random_id::<8>().unwrap());
         store.insert_code(&code, &code_grant(&["fs:read", "git:read"]), now + 600).unwrap();
         store.exchange_code(&exchange(&code), now, &Lifetimes::default()).unwrap()
@@ -844,7 +849,7 @@ mod tests {
     fn file_is_private_and_holds_no_secret() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let mut store = Store::open(&state).unwrap();
+        let mut store = SqliteStore::open(&state).unwrap();
         let owner = store.set_owner_secret(1).unwrap();
         let t = issued(&mut store, 1000);
         assert_eq!(fs::metadata(store.path()).unwrap().permissions().mode() & 0o777, 0o600);
@@ -861,24 +866,24 @@ mod tests {
     #[test]
     fn state_persists_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         let owner = store.set_owner_secret(1).unwrap();
         let t = issued(&mut store, 1000);
         drop(store);
-        let mut store = Store::open_existing(dir.path()).unwrap().unwrap();
+        let mut store = SqliteStore::open_existing(dir.path()).unwrap().unwrap();
         assert_eq!(store.check_owner_secret(&owner).unwrap(), Some(true));
         assert_eq!(store.check_owner_secret(&format!("  {owner}\n")).unwrap(), Some(true));
         assert_eq!(store.check_owner_secret("bos_wrong").unwrap(), Some(false));
-        assert_eq!(store.verify_access(&t.access_token, RES, 1001).unwrap().scopes, ["fs:read", "git:read"]);
+        assert_eq!(store.verify_access(&t.access_token, RES, 1001).unwrap().scopes, ["fs:read", "git:read"].map(|s| s.parse().unwrap()));
         assert!(store.refresh(&refresh(&t.refresh_token), 1002, &Lifetimes::default()).is_ok());
-        assert!(Store::open_existing(&dir.path().join("none")).unwrap().is_none());
+        assert!(SqliteStore::open_existing(&dir.path().join("none")).unwrap().is_none());
     }
 
     /// AS-07: a code is single use; a replay revokes what the first use issued.
     #[test]
     fn as07_code_replay_revokes_the_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
         let t = store.exchange_code(&exchange("bac_x"), 1000, &Lifetimes::default()).unwrap();
         assert!(store.verify_access(&t.access_token, RES, 1001).is_ok());
@@ -893,7 +898,7 @@ mod tests {
     #[test]
     fn as02_bad_exchanges_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
         let life = Lifetimes::default();
         let mut wrong_verifier = exchange("bac_x");
@@ -927,7 +932,7 @@ mod tests {
     #[test]
     fn as09_refresh_rotation_and_family_revocation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         let life = Lifetimes::default();
         let first = issued(&mut store, 1000);
         let second = store.refresh(&refresh(&first.refresh_token), 1010, &life).unwrap();
@@ -936,16 +941,16 @@ mod tests {
         assert!(store.verify_access(&second.access_token, RES, 1011).is_ok());
         // Narrowing works; widening does not.
         let mut narrower = refresh(&second.refresh_token);
-        narrower.scopes = Some(vec!["fs:read".into()]);
+        narrower.scopes = Some(vec!["fs:read".parse().unwrap()]);
         let mut wider = refresh(&second.refresh_token);
-        wider.scopes = Some(vec!["shell:exec".into()]);
+        wider.scopes = Some(vec!["shell:exec".parse().unwrap()]);
         assert!(matches!(store.refresh(&wider, 1012, &life), Err(GrantError::InvalidScope(_))));
         let mut other = refresh(&second.refresh_token);
         other.client_id = "bcl_2".into();
         assert!(matches!(store.refresh(&other, 1012, &life), Err(GrantError::InvalidGrant(_))));
         let third = store.refresh(&narrower, 1012, &life).unwrap();
-        assert_eq!(third.scopes, ["fs:read"]);
-        assert_eq!(store.verify_access(&third.access_token, RES, 1013).unwrap().scopes, ["fs:read"]);
+        assert_eq!(names(&third.scopes), ["fs:read"]);
+        assert_eq!(store.verify_access(&third.access_token, RES, 1013).unwrap().scopes, ["fs:read".parse().unwrap()]);
         // The first refresh token again: theft assumed, everything of the grant dies.
         let e = store.refresh(&refresh(&first.refresh_token), 1014, &life).unwrap_err();
         assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
@@ -960,7 +965,7 @@ mod tests {
     #[test]
     fn rs05_access_checks() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         let t = issued(&mut store, 1000);
         assert!(store.verify_access(&t.access_token, &format!("{RES}/"), 1001).is_ok());
         // Last use is recorded to the minute.
@@ -989,7 +994,7 @@ mod tests {
     #[test]
     fn revocation_by_token_and_by_grant() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         let a = issued(&mut store, 1000);
         let b = issued(&mut store, 1000);
         // Revoking an access token leaves the refresh token.
@@ -1001,7 +1006,7 @@ mod tests {
         assert_eq!(store.verify_access(&a2.access_token, RES, 1004), Err(Refusal::Revoked));
         store.revoke_token("brt_unknown", 1004).unwrap();
         // By id from another handle (the CLI).
-        let mut cli = Store::open_existing(dir.path()).unwrap().unwrap();
+        let mut cli = SqliteStore::open_existing(dir.path()).unwrap().unwrap();
         assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 1);
         assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 0);
         assert_eq!(store.verify_access(&b.access_token, RES, 1006), Err(Refusal::Revoked));
@@ -1016,7 +1021,7 @@ mod tests {
     #[test]
     fn clients_and_pruning() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let c = |id: &str| Client {
             id: id.into(),
             name: "C".into(),
