@@ -97,7 +97,9 @@ impl Authenticator {
             return Err(self.challenge(None));
         };
         let result = match &self.mode {
-            Mode::OAuth(oauth) if token.starts_with(ACCESS_PREFIX) => oauth.verify(token).await.map(Access::into_principal),
+            Mode::OAuth(oauth) if token.starts_with(ACCESS_PREFIX) => {
+                oauth.verify(token).await.map(Access::into_principal)
+            }
             Mode::OAuth(_) if !token.starts_with(TOKEN_PREFIX) => Err(Refusal::Unknown),
             _ => lock(store).authenticate_token(token, (self.clock)()),
         };
@@ -169,6 +171,9 @@ mod tests {
         let p = auth.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
         assert_eq!(crate::scope::join(&p.scopes), "fs:read");
         let scope = auth.insufficient_scope("fs:write", "needs fs:write");
-        assert_eq!(scope, "Bearer error=\"insufficient_scope\", scope=\"fs:write\", error_description=\"needs fs:write\"");
+        assert_eq!(
+            scope,
+            "Bearer error=\"insufficient_scope\", scope=\"fs:write\", error_description=\"needs fs:write\""
+        );
     }
 }

@@ -87,9 +87,11 @@ mod tests {
             format!("Bearer resource_metadata=\"{m}\", scope=\"fs:read git:read\"")
         );
         let refused = oauth(m, &scopes, Some(Refusal::WrongAudience));
-        assert!(refused.www_authenticate.ends_with(
-            ", error=\"invalid_token\", error_description=\"token issued for another resource\""
-        ));
+        assert!(
+            refused
+                .www_authenticate
+                .ends_with(", error=\"invalid_token\", error_description=\"token issued for another resource\"")
+        );
         assert_eq!(refused.refusal, Some(Refusal::WrongAudience));
         assert_eq!(
             insufficient_scope("fs:write", None, "no"),

@@ -27,7 +27,10 @@ fn refuse(path: &Path, why: &str) -> io::Error {
 fn owned_by_us(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
-        return Err(refuse(path, &format!("owned by uid {}, not by this user (uid {me}); refusing to use it", meta.uid())));
+        return Err(refuse(
+            path,
+            &format!("owned by uid {}, not by this user (uid {me}); refusing to use it", meta.uid()),
+        ));
     }
     Ok(())
 }

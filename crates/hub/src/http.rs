@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::router::Hub;
 use crate::scope::Scope;
-use bastion_auth::{Challenge, Principal};
 use crate::upstream::Status;
+use bastion_auth::{Challenge, Principal};
 use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.

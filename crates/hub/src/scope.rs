@@ -14,8 +14,8 @@
 //! destructive, open-world. What a token's scopes allow is decided by
 //! [`bastion_auth::scope`].
 
-use bastion_policy::Tier;
 pub use bastion_auth::scope::{MAX_UPSTREAM_LEN, Scope, allowed, valid_upstream_name};
+use bastion_policy::Tier;
 use rmcp::model::{Tool, ToolAnnotations};
 
 /// Longest namespaced tool name.

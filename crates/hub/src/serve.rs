@@ -16,8 +16,8 @@ use bastion_policy::audit::AuditLog;
 use crate::config::{AuthMode, HubConfig};
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
-use bastion_auth::{SqliteStore, Store, now};
 use crate::upstream::{Remote, Restart, Status, ToolFilter, Upstream, UpstreamSpec};
+use bastion_auth::{SqliteStore, Store, now};
 
 /// Which upstreams to run (shared by `serve` and `tools`).
 #[derive(Args, Debug)]
@@ -246,7 +246,14 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     Err(_) => "expired",
                 };
                 let exp = r.expires.map_or("never".to_owned(), time);
-                println!("{:<8}  {:<20}  {:<10}  {:<20}  {}", r.id, r.name, st, exp, listed_scopes(&r.scopes, &r.elevations));
+                println!(
+                    "{:<8}  {:<20}  {:<10}  {:<20}  {}",
+                    r.id,
+                    r.name,
+                    st,
+                    exp,
+                    listed_scopes(&r.scopes, &r.elevations)
+                );
             }
             let grants = store.grants(at)?;
             if !grants.is_empty() {

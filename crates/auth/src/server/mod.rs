@@ -32,12 +32,12 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::challenge::Refusal;
 use crate::client::{self, Client, Source, StaticClient};
 use crate::html;
 use crate::net::{self, FetchPolicy, Fetched};
 use crate::redirect;
 use crate::secret;
-use crate::challenge::Refusal;
 use crate::store::{
     Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, SqliteStore, Store, StoreError,
 };
@@ -347,10 +347,7 @@ impl OAuth {
         (self.inner.clock)()
     }
 
-    async fn db<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
-    ) -> Result<T, String> {
+    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&mut dyn Store) -> T + Send + 'static) -> Result<T, String> {
         let store = self.inner.store.clone();
         tokio::task::spawn_blocking(move || f(&mut **lock(&store))).await.map_err(|e| format!("store task: {e}"))
     }

@@ -80,7 +80,11 @@ pub(super) async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Byte
         let scopes = match p.get("scope").map(|s| crate::scope::parse_list(s)) {
             Some(Ok(v)) => Some(v).filter(|v| !v.is_empty()),
             Some(Err(e)) => {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &format!("scope '{}' was not granted", e.0));
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("scope '{}' was not granted", e.0),
+                );
             }
             None => None,
         };

@@ -11,5 +11,4 @@ impl OAuth {
         let (token, resource, t) = (token.to_owned(), self.inner.resource.clone(), self.now());
         self.db(move |s| s.verify_access(&token, &resource, t)).await.unwrap_or(Err(Refusal::Unknown))
     }
-
 }

@@ -330,8 +330,7 @@ pub trait Store: Send {
 
     /// Adds `scopes` until `until` to the live static tokens and OAuth grants with this name or
     /// id; returns the names of what was elevated (empty: nothing matched).
-    fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64)
-    -> Result<Vec<String>, StoreError>;
+    fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError>;
     /// Revokes every static token and every OAuth grant (with its tokens and pending codes).
     fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError>;
 }
