@@ -1250,14 +1250,14 @@ mod tests {
 
         // An OAuth grant, by id or by its audit name.
         let grant = format!("oauth:Test/{}", t.grant_id);
-        assert_eq!(store.elevate(&t.grant_id, &sc("shell:exec"), 1100, 1000).unwrap(), [grant.clone()]);
+        assert_eq!(store.elevate(&t.grant_id, &sc("shell:exec"), 1100, 1000).unwrap(), std::slice::from_ref(&grant));
         assert_eq!(
             names(&store.verify_access(&t.access_token, RES, 1001).unwrap().scopes),
             ["fs:read", "git:read", "shell:exec"]
         );
         assert_eq!(names(&store.grants(1001).unwrap()[0].elevations[0].scopes), ["shell:exec"]);
         assert_eq!(names(&store.verify_access(&t.access_token, RES, 1100).unwrap().scopes), ["fs:read", "git:read"]);
-        assert_eq!(store.elevate(&grant, &sc("fs:write"), 1200, 1000).unwrap(), [grant.clone()]);
+        assert_eq!(store.elevate(&grant, &sc("fs:write"), 1200, 1000).unwrap(), std::slice::from_ref(&grant));
 
         // Nothing to elevate, nothing elevated; no elevation of a dead token; no empty ones.
         assert!(store.elevate("nobody", &sc("fs:write"), 2000, 1000).unwrap().is_empty());
