@@ -125,7 +125,7 @@ pub fn issuer_of(public_url: &str) -> Result<String, String> {
 pub struct Settings {
     /// The issuer (see [`issuer_of`]).
     pub issuer: String,
-    /// Where `oauth.sqlite3` lives.
+    /// Where the store (`auth.sqlite3`) lives.
     pub state_dir: PathBuf,
     /// Token and code lifetimes.
     pub lifetimes: Lifetimes,
