@@ -252,7 +252,8 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     r.name,
                     st,
                     exp,
-                    listed_scopes(&r.scopes, &r.elevations)
+                    // A dead token's elevations no longer matter.
+                    listed_scopes(&r.scopes, if st == "live" { &r.elevations } else { &[] })
                 );
             }
             let grants = store.grants(at)?;
@@ -270,7 +271,7 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                         g.state,
                         time(g.created),
                         g.last_used.map_or("never".to_owned(), time),
-                        listed_scopes(&g.scopes, &g.elevations)
+                        listed_scopes(&g.scopes, if g.state == "live" { &g.elevations } else { &[] })
                     );
                 }
             }
