@@ -114,10 +114,8 @@ pub fn issuer_of(public_url: &str) -> Result<String, String> {
             url.path()
         ));
     }
-    Ok(match url.port() {
-        Some(p) => format!("{}://{host}:{p}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    })
+    // `scheme://host[:port]`, the default port left out, as `url` serialises an origin.
+    Ok(url.origin().ascii_serialization())
 }
 
 /// What the authorization server is configured with.
