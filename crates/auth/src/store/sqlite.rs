@@ -20,7 +20,7 @@ use crate::{secret, state};
 
 /// The file name in the state directory.
 pub const FILE: &str = "auth.sqlite3";
-/// The OAuth store's earlier name, renamed to [`FILE`] on first open.
+/// The OAuth store's earlier name, renamed to `auth.sqlite3` on first open.
 pub const LEGACY_FILE: &str = "oauth.sqlite3";
 /// The static tokens' earlier file, imported on first open and renamed `tokens.json.migrated`.
 pub const LEGACY_TOKENS_FILE: &str = "tokens.json";
