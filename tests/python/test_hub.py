@@ -295,9 +295,35 @@ def test_missing_invalid_revoked_and_expired_tokens_get_401(hub: Hub) -> None:
 
 
 def test_tokens_are_stored_hashed_and_private(hub: Hub) -> None:
-    path = hub.state / "tokens.json"
+    path = hub.state / "auth.sqlite3"
     assert path.stat().st_mode & 0o777 == 0o600
-    assert hub.token not in path.read_text()
+    assert hub.token.encode() not in path.read_bytes()
+    assert (hub.state.stat().st_mode & 0o777) == 0o700
+
+
+def test_elevation_lapses_and_revoke_all_takes_effect_on_the_next_request(tmp_path: Path) -> None:
+    """Issue 12: `bastion token elevate` adds scopes that lapse by themselves; `bastion token
+    revoke --all` ends every token at once. Both apply to the running hub's next request."""
+    write = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+             "params": {"name": "fs__write_file", "arguments": {"path": "new.txt", "content": "x"}}}
+    with running_hub(tmp_path, "--allow-write") as h:
+        ro = h.create_token("elevated", "fs:read")
+        refused_for_scope(h, ro, "fs__write_file", write["params"]["arguments"], "fs:write")
+        h.token_cmd("elevate", "elevated", "--scopes", "fs:write", "--for", "2s")
+        listed = h.token_cmd("list").stdout
+        assert "fs:read +fs:write until " in listed, listed
+        status, _, body = h.raw(write, token=ro)
+        assert status == 200 and b'"isError":true' not in body, body
+        assert (h.root / "new.txt").read_text() == "x"
+        time.sleep(2.2)
+        refused_for_scope(h, ro, "fs__write_file", write["params"]["arguments"], "fs:write")
+        assert "+fs:write" not in h.token_cmd("list").stdout
+        assert h.raw(LIST, token=h.token)[0] == 200
+        h.token_cmd("revoke", "--all")
+        for t in (h.token, ro):
+            status, headers, _ = h.raw(LIST, token=t)
+            assert status == 401 and "token revoked" in headers["www-authenticate"]
+        assert "live" not in h.token_cmd("list").stdout
 
 
 def test_bad_host_or_origin_gets_403(hub: Hub) -> None:

@@ -711,11 +711,11 @@ def test_bastion_token_list_and_revoke_cover_oauth_grants(hub: OAuthHub, http: h
 
 
 def test_store_is_private_and_holds_no_token_in_clear(hub: OAuthHub, http: httpx2.Client) -> None:
-    """State in DIR/oauth.sqlite3, mode 0600, secrets hashed."""
+    """State in DIR/auth.sqlite3, mode 0600, secrets hashed."""
     tokens = new_flow(hub, http).tokens("fs:read")
-    store = hub.state / "oauth.sqlite3"
+    store = hub.state / "auth.sqlite3"
     assert store.is_file(), sorted(p.name for p in hub.state.iterdir())
-    for path in [store, *hub.state.glob("oauth.sqlite3-*")]:
+    for path in [store, *hub.state.glob("auth.sqlite3-*")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path.name} is {oct(stat.S_IMODE(path.stat().st_mode))}"
         data = path.read_bytes()
         for secret in (tokens["access_token"], tokens["refresh_token"], hub.owner_secret):

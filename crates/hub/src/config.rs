@@ -97,13 +97,13 @@ pub struct OAuthConfig {
     pub cimd_extra_ca: Vec<PathBuf>,
     /// Clients with a fixed `client_id`.
     #[serde(default, rename = "client")]
-    pub clients: Vec<bastion_oauth::StaticClient>,
+    pub clients: Vec<bastion_auth::StaticClient>,
 }
 
 impl OAuthConfig {
     /// The authorization server's settings for this public URL and state directory.
-    pub fn settings(&self, public_url: &str, state_dir: &Path) -> Result<bastion_oauth::Settings, String> {
-        let mut s = bastion_oauth::Settings::new(public_url, state_dir)?;
+    pub fn settings(&self, public_url: &str, state_dir: &Path) -> Result<bastion_auth::Settings, String> {
+        let mut s = bastion_auth::Settings::new(public_url, state_dir)?;
         if let Some(d) = self.access_token_ttl {
             s.lifetimes.access = d;
         }

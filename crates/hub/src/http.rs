@@ -8,11 +8,12 @@
 //! (which repeats the Host/Origin check with the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
-//! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
+//! ([`bastion_auth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
 //! protected-resource metadata (RS-03, RS-04), and a bearer token is either a static `bst_`
 //! token or an OAuth access token. Without OAuth the same paths pass the token check too and
 //! answer 404, so that no client believes the hub speaks OAuth (RS-06). Tokens are only ever read
-//! from the `Authorization` header, never from the query string.
+//! from the `Authorization` header, never from the query string. What a token is, and the
+//! challenges of the 401 and 403, belong to `bastion-auth`: the guard hands it the header.
 
 use std::sync::Arc;
 
@@ -30,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::router::Hub;
 use crate::scope::Scope;
-use crate::tokens::{Principal, Refusal, SECRET_PREFIX, TokenStore};
 use crate::upstream::Status;
+use bastion_auth::{Challenge, Principal};
 use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.
@@ -103,22 +104,8 @@ fn host_of(authority: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// How requests to `/mcp` are authenticated.
-#[derive(Clone)]
-pub enum Auth {
-    /// Bearer tokens from this store.
-    Tokens(Arc<TokenStore>),
-    /// No authentication (`--no-auth`, loopback only): every caller may do everything.
-    None,
-    /// OAuth mode: the embedded authorization server's access tokens, and static bearer tokens
-    /// (Cursor, Claude Code and scripts keep using a header).
-    OAuthServer {
-        /// Static `bst_` tokens.
-        tokens: Arc<TokenStore>,
-        /// The authorization server.
-        oauth: bastion_oauth::OAuth,
-    },
-}
+/// How requests to `/mcp` are authenticated: static tokens, OAuth, or none (`--no-auth`).
+pub type Auth = bastion_auth::Authenticator;
 
 #[derive(Clone)]
 struct Guard {
@@ -144,85 +131,25 @@ fn closing(mut r: Response) -> Response {
     r
 }
 
-fn unauthorized(error: Option<&str>) -> Response {
-    let challenge = match error {
-        Some(e) => format!("Bearer error=\"invalid_token\", error_description=\"{e}\""),
-        None => "Bearer".to_owned(),
-    };
+/// A 401 with the challenge `bastion-auth` chose (RS-03 in OAuth mode).
+fn unauthorized(challenge: &Challenge) -> Response {
     let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized: a valid bearer token is required");
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
+    if let Ok(v) = HeaderValue::from_str(&challenge.www_authenticate) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     r
-}
-
-/// A 401 in OAuth mode (RS-03): `resource_metadata` and `scope` always, `error="invalid_token"`
-/// when a token was presented and refused.
-fn oauth_unauthorized(oauth: &bastion_oauth::OAuth, error: Option<&str>) -> Response {
-    let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized: a valid bearer token is required");
-    if let Ok(v) = HeaderValue::from_str(&oauth.challenge(error)) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
-}
-
-fn refusal_text(r: Refusal) -> &'static str {
-    match r {
-        Refusal::Unknown => "unknown token",
-        Refusal::Revoked => "token revoked",
-        Refusal::Expired => "token expired",
-    }
-}
-
-/// The principal of an OAuth access token: `oauth:<client name>/<grant id>` in the audit
-/// journal, the grant's scopes.
-fn oauth_principal(a: bastion_oauth::Access) -> Principal {
-    Principal {
-        name: format!("oauth:{}/{}", a.client_name, a.grant_id),
-        scopes: a.scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 impl Guard {
-    /// The caller behind a request, or why there is none (`None`: no token at all; else the
-    /// `error_description` of an `invalid_token` challenge).
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Option<&'static str>> {
-        match &self.auth {
-            Auth::None => Ok(Principal::unrestricted("anonymous")),
-            Auth::Tokens(store) => match bearer(headers) {
-                None => Err(None),
-                Some(secret) => store.authenticate(secret).map_err(|r| Some(refusal_text(r))),
-            },
-            Auth::OAuthServer { tokens, oauth } => match bearer(headers) {
-                None => Err(None),
-                Some(secret) if secret.starts_with(SECRET_PREFIX) => {
-                    tokens.authenticate(secret).map_err(|r| Some(refusal_text(r)))
-                }
-                Some(secret) => oauth.verify(secret).await.map(oauth_principal).map_err(|r| Some(r.describe())),
-            },
-        }
-    }
-
-    /// The 401 for a request without a usable token.
-    fn unauthorized(&self, why: Option<&str>) -> Response {
-        closing(match &self.auth {
-            Auth::OAuthServer { oauth, .. } => oauth_unauthorized(oauth, why),
-            _ => unauthorized(why),
-        })
+    /// The caller behind a request, or the challenge of the 401.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Challenge> {
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.auth.authenticate(authorization).await
     }
 
     /// In OAuth mode, where the protected-resource metadata is (named in every challenge).
     fn resource_metadata(&self) -> Option<String> {
-        match &self.auth {
-            Auth::OAuthServer { oauth, .. } => Some(oauth.resource_metadata_url()),
-            _ => None,
-        }
+        self.auth.oauth().map(bastion_auth::OAuth::resource_metadata_url)
     }
 }
 
@@ -301,7 +228,7 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
     // with `Origin: null`. That post needs the page's single-use CSRF token and the owner
     // secret, so `null` is accepted there, and only there, in OAuth mode.
-    let consent_post = matches!(g.auth, Auth::OAuthServer { .. })
+    let consent_post = g.auth.oauth().is_some()
         && req.method() == axum::http::Method::POST
         && req.uri().path() == "/authorize"
         && origin.is_some_and(|o| o == "null");
@@ -310,7 +237,7 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     }
     let path = req.uri().path();
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
-    if path == "/healthz" || bastion_oauth::PUBLIC_PATHS.contains(&path) {
+    if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -330,7 +257,7 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
-        Err(why) => return g.unauthorized(why),
+        Err(challenge) => return closing(unauthorized(&challenge)),
     };
     let mut body = body;
     let to_mcp = matches!(parts.uri.path(), "/mcp" | "/mcp/");
@@ -394,10 +321,7 @@ fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metada
     let needed = hub.required_scope(principal, name)?;
     hub.refused(principal, name, ErrorCode::InsufficientScope.as_str());
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
-    let metadata = resource_metadata.map(|m| format!(", resource_metadata=\"{m}\"")).unwrap_or_default();
-    let challenge = format!(
-        "Bearer error=\"insufficient_scope\", scope=\"{needed}\"{metadata}, error_description=\"{description}\""
-    );
+    let challenge = bastion_auth::challenge::insufficient_scope(&needed, resource_metadata, &description);
     let mut r = plain(StatusCode::FORBIDDEN, &format!("Forbidden: {description}"));
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -421,7 +345,7 @@ mod fast {
     use tokio_util::sync::CancellationToken;
 
     use crate::router::{CallSite, Hub};
-    use crate::tokens::Principal;
+    use bastion_auth::Principal;
 
     /// Protocol versions served on this path (those negotiated through `initialize`; a missing
     /// header means 2025-03-26, as the specification says).
@@ -603,10 +527,7 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
         Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
     };
-    let oauth_routes = match &auth {
-        Auth::OAuthServer { oauth, .. } => oauth.router(),
-        _ => Router::new(),
-    };
+    let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
     let g = Guard { allowed: Arc::new(allowed), auth, hub: hub.clone(), stateful };
     mcp.merge(oauth_routes)
         .route("/healthz", get(healthz))
@@ -675,24 +596,11 @@ mod tests {
         assert!(Allowed::new(Some("https:///mcp")).is_err());
     }
 
-    #[test]
-    fn bearer_parsing() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-    }
-
     mod oauth_mode {
         use super::super::*;
         use axum::body::Body;
-        use bastion_oauth::store::{CodeExchange, CodeGrant, Lifetimes};
+        use bastion_auth::store::{CodeExchange, CodeGrant, Lifetimes};
+        use bastion_auth::{SqliteStore, Store};
         use tower::ServiceExt;
 
         const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -700,17 +608,17 @@ mod tests {
 
         /// An access token minted straight in the store, for `resource`.
         fn mint(dir: &std::path::Path, resource: &str) -> String {
-            let mut store = bastion_oauth::Store::open(dir).unwrap();
-            let code = format!("bac_{}", bastion_oauth::secret::random_id::<8>().unwrap());
+            let mut store = SqliteStore::open(dir).unwrap();
+            let code = format!("bac_{}", bastion_auth::secret::random_id::<8>().unwrap());
             let g = CodeGrant {
                 client_id: "static".into(),
                 client_name: "Test client".into(),
                 redirect_uri: "https://a.example/cb".into(),
-                challenge: bastion_oauth::secret::s256(VERIFIER),
+                challenge: bastion_auth::secret::s256(VERIFIER),
                 resource: resource.into(),
-                scopes: vec!["fs:read".into()],
+                scopes: vec!["fs:read".parse().unwrap()],
             };
-            let t = crate::tokens::now();
+            let t = bastion_auth::now();
             store.insert_code(&code, &g, t + 600).unwrap();
             let req = CodeExchange {
                 code,
@@ -749,12 +657,13 @@ mod tests {
         #[tokio::test]
         async fn rs03_rs05_oauth_mode_guard() {
             let dir = tempfile::tempdir().unwrap();
-            let tokens = Arc::new(TokenStore::open(dir.path()));
-            let (_, bst) = tokens.create("ci", &["fs:read".into()], None).unwrap();
-            let settings = bastion_oauth::Settings::new("https://hub.example.com/mcp", dir.path()).unwrap();
-            let (oauth, _) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".into()])).unwrap();
+            let mut store = SqliteStore::open(dir.path()).unwrap();
+            let (_, bst) = store.create_token("ci", &["fs:read".parse().unwrap()], None, bastion_auth::now()).unwrap();
+            let tokens = Auth::tokens(Box::new(store));
+            let settings = bastion_auth::Settings::new("https://hub.example.com/mcp", dir.path()).unwrap();
+            let (oauth, _) = bastion_auth::OAuth::open(settings, Arc::new(|| vec!["fs:read".into()])).unwrap();
             let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
-            let app = app(hub(), allowed, Auth::OAuthServer { tokens, oauth }, false, CancellationToken::new());
+            let app = app(hub(), allowed, tokens.with_oauth(oauth), false, CancellationToken::new());
             let h = "hub.example.com";
             let meta = "resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/mcp\"";
 
@@ -780,7 +689,7 @@ mod tests {
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
             assert!(challenge(&r).contains("another resource"));
             // RS-02: discovery without a token, but still behind the Host check.
-            for path in bastion_oauth::PUBLIC_PATHS.iter().filter(|p| p.starts_with("/.well-known")) {
+            for path in bastion_auth::PUBLIC_PATHS.iter().filter(|p| p.starts_with("/.well-known")) {
                 assert_eq!(send(&app, "GET", path, h, None).await.status(), StatusCode::OK, "{path}");
                 assert_eq!(send(&app, "GET", path, "evil.example", None).await.status(), StatusCode::FORBIDDEN);
             }
@@ -811,10 +720,10 @@ mod tests {
         async fn rs06_no_oauth_routes_without_oauth_mode() {
             let dir = tempfile::tempdir().unwrap();
             let allowed = Allowed::new(Some("https://hub.example.com/mcp")).unwrap();
-            let tokens = Auth::Tokens(Arc::new(TokenStore::open(dir.path())));
-            for auth in [tokens, Auth::None] {
+            let tokens = Auth::tokens(Box::new(SqliteStore::open(dir.path()).unwrap()));
+            for auth in [tokens, Auth::open()] {
                 let app = app(hub(), allowed.clone(), auth, false, CancellationToken::new());
-                for path in bastion_oauth::PUBLIC_PATHS {
+                for path in bastion_auth::PUBLIC_PATHS {
                     let method = if ["/token", "/register", "/revoke"].contains(path) { "POST" } else { "GET" };
                     let r = send(&app, method, path, "hub.example.com", None).await;
                     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
@@ -823,7 +732,7 @@ mod tests {
             let app = app(
                 hub(),
                 allowed,
-                Auth::Tokens(Arc::new(TokenStore::open(dir.path()))),
+                Auth::tokens(Box::new(SqliteStore::open(dir.path()).unwrap())),
                 false,
                 CancellationToken::new(),
             );

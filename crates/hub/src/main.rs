@@ -10,7 +10,6 @@ mod metrics;
 mod router;
 mod scope;
 mod serve;
-mod tokens;
 mod upstream;
 
 use clap::{Parser, Subcommand};

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, UpstreamGauge};
 use crate::scope;
-use crate::tokens::Principal;
 use crate::upstream::{Status, Upstream};
+use bastion_auth::Principal;
 
 /// One tool of the merged surface.
 #[derive(Clone, Debug)]

@@ -12,10 +12,10 @@
 //!
 //! Missing annotations are filled conservatively before the rule runs: not read-only,
 //! destructive, open-world. What a token's scopes allow is decided by
-//! [`bastion_policy::scope`].
+//! [`bastion_auth::scope`].
 
+pub use bastion_auth::scope::{MAX_UPSTREAM_LEN, Scope, allowed, valid_upstream_name};
 use bastion_policy::Tier;
-pub use bastion_policy::scope::{MAX_UPSTREAM_LEN, Scope, allowed, valid_upstream_name};
 use rmcp::model::{Tool, ToolAnnotations};
 
 /// Longest namespaced tool name.

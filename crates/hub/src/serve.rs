@@ -16,8 +16,8 @@ use bastion_policy::audit::AuditLog;
 use crate::config::{AuthMode, HubConfig};
 use crate::http::{self, Allowed, Auth};
 use crate::router::Hub;
-use crate::tokens::{TokenStore, check, default_state_dir, now};
 use crate::upstream::{Remote, Restart, Status, ToolFilter, Upstream, UpstreamSpec};
+use bastion_auth::{SqliteStore, Store, now};
 
 /// Which upstreams to run (shared by `serve` and `tools`).
 #[derive(Args, Debug)]
@@ -111,7 +111,7 @@ pub enum TokenCommand {
     Create {
         /// Comma-separated scopes: {upstream|*}:{read|write|destructive|exec|*}, e.g. 'fs:read,git:*'.
         #[arg(long, value_delimiter = ',', required = true)]
-        scopes: Vec<String>,
+        scopes: Vec<bastion_auth::Scope>,
         /// Name written to the audit line of every call made with the token.
         #[arg(long, default_value = "token")]
         name: String,
@@ -121,15 +121,33 @@ pub enum TokenCommand {
         #[command(flatten)]
         state: StateDir,
     },
-    /// List tokens (never their secrets).
+    /// List tokens and OAuth grants (never their secrets), with their temporary scopes.
     List {
         #[command(flatten)]
         state: StateDir,
     },
-    /// Revoke the live token with this name or id.
+    /// Revoke the live token or OAuth grant with this name or id, or (--all) every one.
     Revoke {
-        /// Token name or id.
+        /// Token name or id, OAuth grant id, `oauth:CLIENT/ID` or client name.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Revoke every static token and every OAuth grant at once (the hub creates a new
+        /// `owner` token at its next start).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Add scopes to a live token or OAuth grant for a while; they lapse by themselves.
+    Elevate {
+        /// Token name or id, OAuth grant id, `oauth:CLIENT/ID` or client name.
         name: String,
+        /// Comma-separated scopes to add, e.g. 'fs:write'.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<bastion_auth::Scope>,
+        /// How long, e.g. 30m, 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Duration,
         #[command(flatten)]
         state: StateDir,
     },
@@ -147,37 +165,37 @@ impl StateDir {
     fn path(&self) -> anyhow::Result<PathBuf> {
         match &self.dir {
             Some(d) => Ok(d.clone()),
-            None => default_state_dir(),
+            None => Ok(bastion_auth::state::default_dir()?),
         }
     }
 
-    fn store(&self) -> anyhow::Result<TokenStore> {
-        Ok(TokenStore::open(&self.path()?))
+    /// The store, created if needed.
+    fn store(&self) -> anyhow::Result<SqliteStore> {
+        Ok(SqliteStore::open(&self.path()?)?)
     }
 
-    /// The OAuth store, if OAuth mode ever ran here.
-    fn oauth(&self) -> anyhow::Result<Option<bastion_oauth::Store>> {
-        Ok(bastion_oauth::Store::open_existing(&self.path()?)?)
+    /// The store if there is one: listing or revoking never creates it.
+    fn existing(&self) -> anyhow::Result<Option<SqliteStore>> {
+        Ok(SqliteStore::open_existing(&self.path()?)?)
     }
 }
 
 /// `bastion owner-secret`: creates or replaces the owner secret that approves OAuth clients on
 /// the consent page, prints it once on stdout (one line) and stores only a salted hash, in
-/// `oauth.sqlite3` (mode 0600) in the state directory. The state directory is outside every
+/// `auth.sqlite3` (mode 0600) in the state directory. The state directory is outside every
 /// root, so no tool of the hub can read it, and the secret is typed only into the consent page
 /// in the owner's browser: a model never sees it.
 pub fn owner_secret(state: StateDir) -> anyhow::Result<()> {
-    let dir = state.path()?;
-    let store = bastion_oauth::Store::open(&dir)?;
+    let store = state.store()?;
     let replaced = store.owner_secret_exists()?;
     let secret = store.set_owner_secret(now())?;
     if replaced {
         eprintln!(
             "replaced the owner secret (the old one no longer approves anything); stored hashed in {}",
-            store.path().display()
+            store.location()
         );
     } else {
-        eprintln!("created the owner secret; stored hashed in {}", store.path().display());
+        eprintln!("created the owner secret; stored hashed in {}", store.location());
     }
     eprintln!(
         "it is shown once: type it on the consent page when you connect ChatGPT, claude.ai or another OAuth client"
@@ -186,70 +204,94 @@ pub fn owner_secret(state: StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn time(t: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
+}
+
+/// Scopes as listed: `a,b`, then each live elevation as `+c until TIME`.
+fn listed_scopes(scopes: &[bastion_auth::Scope], elevations: &[bastion_auth::Elevation]) -> String {
+    let mut out = scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    for e in elevations {
+        let added = e.scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+        out.push_str(&format!(" +{added} until {}", time(e.until)));
+    }
+    out
+}
+
 /// Runs a `bastion token` subcommand.
 pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { scopes, name, expires, state } => {
-            let store = state.store()?;
-            let (rec, secret) = store.create(&name, &scopes, expires)?;
+            let mut store = state.store()?;
+            let (rec, secret) = store.create_token(&name, &scopes, expires, now())?;
             eprintln!(
                 "created token '{}' (id {}) with scopes {}; stored hashed in {}",
                 rec.name,
                 rec.id,
-                rec.scopes.join(","),
-                store.path().display()
+                listed_scopes(&rec.scopes, &[]),
+                store.location()
             );
             eprintln!("the secret below is shown once:");
             println!("{secret}");
         }
         TokenCommand::List { state } => {
-            let store = state.store()?;
+            let store = state.existing()?;
             let at = now();
             println!("{:<8}  {:<20}  {:<10}  {:<20}  SCOPES", "ID", "NAME", "STATE", "EXPIRES");
-            for r in store.load()? {
-                let st = match check(&r, at) {
+            let Some(store) = store else { return Ok(()) };
+            for r in store.tokens(at)? {
+                let st = match r.check(at) {
                     Ok(()) => "live",
-                    Err(crate::tokens::Refusal::Revoked) => "revoked",
+                    Err(bastion_auth::Refusal::Revoked) => "revoked",
                     Err(_) => "expired",
                 };
-                let exp = r.expires.map_or("never".to_owned(), |e| {
-                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(e)).to_string()
-                });
-                println!("{:<8}  {:<20}  {:<10}  {:<20}  {}", r.id, r.name, st, exp, r.scopes.join(","));
+                let exp = r.expires.map_or("never".to_owned(), time);
+                println!(
+                    "{:<8}  {:<20}  {:<10}  {:<20}  {}",
+                    r.id,
+                    r.name,
+                    st,
+                    exp,
+                    // A dead token's elevations no longer matter.
+                    listed_scopes(&r.scopes, if st == "live" { &r.elevations } else { &[] })
+                );
             }
-            if let Some(oauth) = state.oauth()? {
-                let grants = oauth.grants(now())?;
-                if !grants.is_empty() {
-                    let time = |t: u64| {
-                        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
-                    };
-                    println!();
+            let grants = store.grants(at)?;
+            if !grants.is_empty() {
+                println!();
+                println!(
+                    "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  SCOPES",
+                    "OAUTH GRANT", "CLIENT", "STATE", "CREATED", "LAST USED"
+                );
+                for g in grants {
                     println!(
-                        "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  SCOPES",
-                        "OAUTH GRANT", "CLIENT", "STATE", "CREATED", "LAST USED"
+                        "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  {}",
+                        g.id,
+                        g.client_name,
+                        g.state,
+                        time(g.created),
+                        g.last_used.map_or("never".to_owned(), time),
+                        listed_scopes(&g.scopes, if g.state == "live" { &g.elevations } else { &[] })
                     );
-                    for g in grants {
-                        println!(
-                            "{:<12}  {:<24}  {:<8}  {:<20}  {:<20}  {}",
-                            g.id,
-                            g.client_name,
-                            g.state,
-                            time(g.created),
-                            g.last_used.map_or("never".to_owned(), time),
-                            g.scopes.join(",")
-                        );
-                    }
                 }
             }
         }
-        TokenCommand::Revoke { name, state } => {
-            let n = state.store()?.revoke(&name)?;
+        TokenCommand::Revoke { all: true, state, .. } => {
+            let Some(mut store) = state.existing()? else {
+                bail!("no tokens or OAuth grants in {}", state.path()?.display());
+            };
+            let r = store.revoke_all(now())?;
+            eprintln!("revoked every token ({}) and every OAuth grant ({}) with all their tokens", r.tokens, r.grants);
+        }
+        TokenCommand::Revoke { name, state, .. } => {
+            let name = name.unwrap_or_default();
+            let Some(mut store) = state.existing()? else {
+                bail!("no live token or OAuth grant named or with id '{name}'");
+            };
+            let n = store.revoke_tokens(&name, now())?;
             // An OAuth grant by id, by `oauth:NAME/ID` (the audit journal's name) or by client
             // name: the grant and every token of it.
-            let g = match state.oauth()? {
-                Some(mut oauth) => oauth.revoke_grants(&name, now())?,
-                None => 0,
-            };
+            let g = store.revoke_grants(&name, now())?;
             if n == 0 && g == 0 {
                 bail!("no live token or OAuth grant named or with id '{name}'");
             }
@@ -259,6 +301,24 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             if g > 0 {
                 eprintln!("revoked {g} OAuth grant(s) '{name}' with all their tokens");
             }
+        }
+        TokenCommand::Elevate { name, scopes, duration, state } => {
+            let Some(mut store) = state.existing()? else {
+                bail!("no live token or OAuth grant named or with id '{name}'");
+            };
+            let at = now();
+            let until = at.saturating_add(duration.as_secs());
+            let elevated = store.elevate(&name, &scopes, until, at)?;
+            if elevated.is_empty() {
+                bail!("no live token or OAuth grant named or with id '{name}'");
+            }
+            eprintln!(
+                "added {} to {} until {} ({})",
+                listed_scopes(&scopes, &[]),
+                elevated.join(", "),
+                time(until),
+                humantime::format_duration(duration)
+            );
         }
     }
     Ok(())
@@ -425,30 +485,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let no_auth = args.no_auth || config.auth == AuthMode::None;
     let state_dir = match &args.state_dir {
         Some(d) => d.clone(),
-        None => default_state_dir()?,
+        None => bastion_auth::state::default_dir()?,
     };
     let auth = if args.stdio {
-        Auth::None
+        Auth::open()
     } else if no_auth {
         if !listen.ip().is_loopback() {
             bail!(
                 "authentication can only be off (--no-auth, auth = \"none\") on a loopback listen address (got {listen})"
             );
         }
-        Auth::None
+        Auth::open()
     } else {
-        Auth::Tokens(Arc::new(TokenStore::open(&state_dir)))
+        Auth::tokens(Box::new(SqliteStore::open(&state_dir)?))
     };
     // OAuth mode: a public URL with authentication on, over HTTP. Checked before anything starts.
-    let oauth_settings = match (&auth, &public_url) {
-        (Auth::Tokens(_), Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
+    let oauth_settings = match (auth.is_open(), &public_url) {
+        (false, Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
         _ => None,
     };
     let audit_path = match &args.audit_log {
         Some(p) => p.clone(),
         None => {
-            std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-            std::fs::set_permissions(&state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            bastion_auth::state::ensure_dir(&state_dir)?;
             state_dir.join("audit.jsonl")
         }
     };
@@ -475,15 +534,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let mut new_owner_secret = None;
-    let auth = match (auth, oauth_settings) {
-        (Auth::Tokens(tokens), Some(settings)) => {
+    let auth = match oauth_settings {
+        Some(settings) => {
             let h = hub.clone();
             let (oauth, created) =
-                bastion_oauth::OAuth::open(settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
+                bastion_auth::OAuth::open(settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
             new_owner_secret = created;
-            Auth::OAuthServer { tokens, oauth }
+            auth.with_oauth(oauth)
         }
-        (auth, _) => auth,
+        None => auth,
     };
 
     if args.stdio {
@@ -504,30 +563,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         println!("upstreams: {banner}");
         println!("audit journal: {}", audit_path.display());
-        match &auth {
-            Auth::None => println!("authentication: none (loopback only)"),
-            Auth::Tokens(store) | Auth::OAuthServer { tokens: store, .. } => {
-                let live = store.load()?.iter().any(|r| check(r, now()).is_ok());
-                if live {
-                    println!(
-                        "authentication: bearer tokens from {} (bastion token create|list|revoke)",
-                        store.path().display()
-                    );
-                } else {
-                    let (rec, secret) = store.create("owner", &["*:*".into()], None)?;
-                    println!(
-                        "no token existed: created '{}' with scope *:* (shown once, stored hashed in {})",
-                        rec.name,
-                        store.path().display()
-                    );
-                    println!("token: {secret}");
+        let tokens = auth.with_store(|store| -> anyhow::Result<_> {
+            let live = store.tokens(now())?.iter().any(|r| r.check(now()).is_ok());
+            let created = if live {
+                None
+            } else {
+                Some(store.create_token("owner", &[bastion_auth::Scope::all()], None, now())?)
+            };
+            Ok((store.location(), created))
+        });
+        match tokens {
+            None => println!("authentication: none (loopback only)"),
+            Some(tokens) => {
+                match tokens? {
+                    (location, None) => println!(
+                        "authentication: bearer tokens from {location} (bastion token create|list|revoke|elevate)"
+                    ),
+                    (location, Some((rec, secret))) => {
+                        println!(
+                            "no token existed: created '{}' with scope *:* (shown once, stored hashed in {location})",
+                            rec.name,
+                        );
+                        println!("token: {secret}");
+                    }
                 }
                 println!(
                     "connect: claude mcp add --transport http bastion {url} --header \"Authorization: Bearer <token>\""
                 );
             }
         }
-        if let Auth::OAuthServer { oauth, .. } = &auth {
+        if let Some(oauth) = auth.oauth() {
             println!(
                 "OAuth: issuer {}; connect ChatGPT or claude.ai to {} (approve on the consent page with the owner secret)",
                 oauth.issuer(),

@@ -29,7 +29,6 @@ pub mod limits;
 pub mod path;
 pub mod resolve;
 pub mod roots;
-pub mod scope;
 pub mod tier;
 
 use std::path::PathBuf;

@@ -130,11 +130,8 @@ pub fn csp_source(uri: &str) -> Option<String> {
     let safe = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
     let src = match url.scheme() {
         "http" | "https" => {
-            let host = url.host_str()?;
-            match url.port() {
-                Some(p) => format!("{}://{host}:{p}", url.scheme()),
-                None => format!("{}://{host}", url.scheme()),
-            }
+            url.host_str()?;
+            url.origin().ascii_serialization()
         }
         s => format!("{s}:"),
     };

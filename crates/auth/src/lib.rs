@@ -1,7 +1,30 @@
-//! The hub's embedded OAuth 2.1 authorization server, and the resource-server check of the
-//! tokens it issues.
+//! Authentication for the Bastion hub, in one place: who a request is ([`Principal`]), what it
+//! may call ([`Scope`], parsed once), the static bearer tokens and the hub's embedded OAuth 2.1
+//! authorization server that vouch for it, the [`Store`] they share, the 401/403 challenges
+//! ([`challenge`]) and the state directory ([`state`]). No MCP types.
 //!
-//! With a public URL configured (`bastion serve --public-url https://hub.example.com`) the hub is
+//! The hub's HTTP guard makes one call per request, [`Authenticator::authenticate`], with the
+//! `Authorization` header, and gets a [`Principal`] or the [`Challenge`] to send back:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bastion_auth::{Authenticator, SqliteStore, Store};
+//! let dir = std::path::Path::new("/var/lib/bastion");
+//! let auth = Authenticator::tokens(Box::new(SqliteStore::open(dir)?));
+//! match auth.authenticate(Some("Bearer bst_...")).await {
+//!     Ok(who) => println!("{} may use {:?}", who.name, who.scopes),
+//!     Err(c) => println!("401, WWW-Authenticate: {}", c.www_authenticate),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! **Static tokens** (`bst_…`) are created by `bastion token create`, shown once and kept as
+//! SHA-256 hashes in the store; every request looks its hash up (one indexed query), so a
+//! revocation by another process applies to the next request. `bastion token elevate` adds
+//! scopes that lapse by themselves, to a token or an OAuth grant; `bastion token revoke --all`
+//! revokes every token and grant at once.
+//!
+//! **OAuth.** //! With a public URL configured (`bastion serve --public-url https://hub.example.com`) the hub is
 //! both the protected resource (`https://hub.example.com/mcp`) and its own authorization server
 //! (issuer `https://hub.example.com`, no trailing slash, the same string in every document and
 //! response). This crate holds everything OAuth:
@@ -21,7 +44,7 @@
 //! reach, and is never shown to a model: the browser of the person approving is the only place
 //! it is typed.
 //!
-//! State lives in `oauth.sqlite3` in the state directory ([`store`]), mode 0600.
+//! State lives in `auth.sqlite3` in the state directory ([`store`]), mode 0600.
 //!
 //! Decisions worth knowing:
 //!
@@ -47,8 +70,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! let settings = bastion_oauth::Settings::new("https://hub.example.com", "/var/lib/bastion".as_ref())?;
-//! let (oauth, new_secret) = bastion_oauth::OAuth::open(settings, Arc::new(|| vec!["fs:read".to_owned()]))?;
+//! let settings = bastion_auth::Settings::new("https://hub.example.com", "/var/lib/bastion".as_ref())?;
+//! let (oauth, new_secret) = bastion_auth::OAuth::open(settings, Arc::new(|| vec!["fs:read".to_owned()]))?;
 //! if let Some(s) = new_secret {
 //!     println!("owner secret: {s}");
 //! }
@@ -56,14 +79,27 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
+pub mod authenticator;
+pub mod challenge;
 pub mod client;
 pub mod html;
 pub mod net;
+pub mod principal;
 pub mod redirect;
+pub mod scope;
 pub mod secret;
 mod server;
+pub mod state;
 pub mod store;
 
+pub use authenticator::{Authenticator, SharedStore, bearer};
+pub use challenge::{Challenge, Refusal};
 pub use client::{Client, Source, StaticClient};
+pub use principal::Principal;
+pub use scope::{MAX_UPSTREAM_LEN, Scope, ScopeError, allowed, valid_upstream_name};
 pub use server::{Clock, Fetcher, OAuth, PUBLIC_PATHS, ScopesFn, Settings, issuer_of, now};
-pub use store::{Access, GrantInfo, Lifetimes, Refusal, Store, StoreError};
+pub use store::{
+    Access, Elevation, GrantInfo, Lifetimes, RevokedAll, SqliteStore, Store, StoreError, TOKEN_PREFIX, TokenRecord,
+};

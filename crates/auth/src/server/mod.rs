@@ -1,6 +1,21 @@
-//! The HTTP endpoints of the authorization server and the state they share.
+//! The authorization server: its settings, the state its endpoints share, and the router. One
+//! module per endpoint: [`discovery`], [`register`], [`authorize`] (with the consent page),
+//! [`token`], [`revoke`], and [`verify`] (the resource-server check of `/mcp`).
 
-use bastion_policy::scope::Scope;
+mod authorize;
+mod discovery;
+mod register;
+mod revoke;
+mod token;
+mod verify;
+
+use authorize::{authorize, decide};
+use discovery::{protected_resource, server_metadata};
+use register::register;
+use revoke::revoke;
+use token::token;
+
+use crate::scope::Scope;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -17,13 +32,14 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::challenge::Refusal;
 use crate::client::{self, Client, Source, StaticClient};
 use crate::html;
 use crate::net::{self, FetchPolicy, Fetched};
 use crate::redirect;
 use crate::secret;
 use crate::store::{
-    Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Refusal, Store, StoreError,
+    Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, SqliteStore, Store, StoreError,
 };
 
 /// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), asked on each use.
@@ -98,10 +114,8 @@ pub fn issuer_of(public_url: &str) -> Result<String, String> {
             url.path()
         ));
     }
-    Ok(match url.port() {
-        Some(p) => format!("{}://{host}:{p}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
-    })
+    // `scheme://host[:port]`, the default port left out, as `url` serialises an origin.
+    Ok(url.origin().ascii_serialization())
 }
 
 /// What the authorization server is configured with.
@@ -109,7 +123,7 @@ pub fn issuer_of(public_url: &str) -> Result<String, String> {
 pub struct Settings {
     /// The issuer (see [`issuer_of`]).
     pub issuer: String,
-    /// Where `oauth.sqlite3` lives.
+    /// Where the store (`auth.sqlite3`) lives.
     pub state_dir: PathBuf,
     /// Token and code lifetimes.
     pub lifetimes: Lifetimes,
@@ -227,7 +241,7 @@ struct Inner {
     policy: FetchPolicy,
     statics: Vec<Client>,
     scopes: ScopesFn,
-    store: Arc<Mutex<Store>>,
+    store: Arc<Mutex<Box<dyn Store>>>,
     pending: Mutex<HashMap<String, Pending>>,
     lockout: Mutex<Lockout>,
     registrations: Mutex<VecDeque<u64>>,
@@ -270,7 +284,7 @@ impl OAuth {
         fetcher: Fetcher,
     ) -> Result<(OAuth, Option<String>), String> {
         settings.validate()?;
-        let store = Store::open(&settings.state_dir).map_err(|e| e.to_string())?;
+        let store: Box<dyn Store> = Box::new(SqliteStore::open(&settings.state_dir).map_err(|e| e.to_string())?);
         let t = clock();
         let created = if store.owner_secret_exists().map_err(|e| e.to_string())? {
             None
@@ -327,36 +341,13 @@ impl OAuth {
         s
     }
 
-    /// The `WWW-Authenticate` value of a 401 from `/mcp` (RS-03): `resource_metadata` and
-    /// `scope`, plus `error="invalid_token"` and a description when a token was refused.
-    pub fn challenge(&self, refused: Option<&str>) -> String {
-        let mut c = format!(
-            "Bearer resource_metadata=\"{}\", scope=\"{}\"",
-            self.resource_metadata_url(),
-            self.scopes_supported().join(" ")
-        );
-        if let Some(d) = refused {
-            c.push_str(&format!(", error=\"invalid_token\", error_description=\"{}\"", d.replace(['"', '\\'], "'")));
-        }
-        c
-    }
-
     fn now(&self) -> u64 {
         (self.inner.clock)()
     }
 
-    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&mut Store) -> T + Send + 'static) -> Result<T, String> {
+    async fn db<T: Send + 'static>(&self, f: impl FnOnce(&mut dyn Store) -> T + Send + 'static) -> Result<T, String> {
         let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || f(&mut lock(&store))).await.map_err(|e| format!("store task: {e}"))
-    }
-
-    /// Checks an access token presented to `/mcp` (RS-05).
-    pub async fn verify(&self, token: &str) -> Result<Access, Refusal> {
-        if !token.starts_with(crate::store::ACCESS_PREFIX) {
-            return Err(Refusal::Unknown);
-        }
-        let (token, resource, t) = (token.to_owned(), self.inner.resource.clone(), self.now());
-        self.db(move |s| s.verify_access(&token, &resource, t)).await.unwrap_or(Err(Refusal::Unknown))
+        tokio::task::spawn_blocking(move || f(&mut **lock(&store))).await.map_err(|e| format!("store task: {e}"))
     }
 
     /// The routes of [`PUBLIC_PATHS`].
@@ -584,481 +575,6 @@ impl OAuth {
             Some(location) => redirect_to(status, &location),
             None => error_page(StatusCode::BAD_REQUEST, "Invalid redirect", "The app's redirect URI cannot be used."),
         }
-    }
-}
-
-async fn protected_resource(State(o): State<OAuth>) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "resource": o.resource(),
-            "authorization_servers": [o.issuer()],
-            "scopes_supported": o.scopes_supported(),
-            "bearer_methods_supported": ["header"],
-            "resource_name": "Bastion",
-        }),
-    )
-}
-
-async fn server_metadata(State(o): State<OAuth>) -> Response {
-    let i = o.issuer();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "issuer": i,
-            "authorization_endpoint": format!("{i}/authorize"),
-            "token_endpoint": format!("{i}/token"),
-            "registration_endpoint": format!("{i}/register"),
-            "revocation_endpoint": format!("{i}/revoke"),
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none"],
-            "revocation_endpoint_auth_methods_supported": ["none"],
-            "scopes_supported": o.scopes_supported(),
-            "client_id_metadata_document_supported": true,
-            "authorization_response_iss_parameter_supported": true,
-        }),
-    )
-}
-
-/// `POST /register` (AS-04).
-async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
-    let t = o.now();
-    {
-        let mut recent = lock(&o.inner.registrations);
-        recent.retain(|x| x + 60 > t);
-        if recent.len() >= REGISTRATIONS_PER_MINUTE {
-            let mut r = oauth_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "too many registrations; try again in a minute",
-            );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            return r;
-        }
-    }
-    let (name, redirect_uris) = match client::registration(&body) {
-        Ok(x) => x,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, e.error, &e.description),
-    };
-    let id = match secret::random_id::<16>() {
-        Ok(x) => format!("bcl_{x}"),
-        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
-    };
-    let c = Client { id, name, redirect_uris, source: Source::Dynamic };
-    let stored = c.clone();
-    let result = o
-        .db(move |s| -> Result<bool, StoreError> {
-            s.prune_clients(t.saturating_sub(UNUSED_CLIENT_TTL))?;
-            if s.client_count()? >= MAX_CLIENTS {
-                return Ok(false);
-            }
-            s.insert_client(&stored, t)?;
-            Ok(true)
-        })
-        .await;
-    match result {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
-            return oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "too many registered clients; the operator can revoke unused ones",
-            );
-        }
-        Ok(Err(e)) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
-        Err(e) => return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
-    }
-    lock(&o.inner.registrations).push_back(t);
-    tracing::info!(client_id = %c.id, client_name = %c.name, "client registered");
-    json_response(
-        StatusCode::CREATED,
-        &json!({
-            "client_id": c.id,
-            "client_id_issued_at": t,
-            "client_name": c.name,
-            "redirect_uris": c.redirect_uris,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-            "token_endpoint_auth_method": "none",
-        }),
-    )
-}
-
-/// `GET /authorize` (AS-02, AS-03, AS-06): the client and redirect URI are checked before the
-/// browser is sent anywhere; then every other error goes back to the client with `state` and
-/// `iss`; a valid request gets the consent page.
-async fn authorize(State(o): State<OAuth>, RawQuery(query): RawQuery) -> Response {
-    let bad = |m: &str| error_page(StatusCode::BAD_REQUEST, "Authorization request refused", m);
-    let p = match single_params(query.unwrap_or_default().as_bytes()) {
-        Ok(p) => p,
-        Err(e) => return bad(&e),
-    };
-    let Some(client_id) = p.get("client_id").filter(|c| !c.is_empty()) else {
-        return bad("The request has no client_id.");
-    };
-    let client = match o.client(client_id).await {
-        Ok(c) => c,
-        Err(e) => return bad(&format!("The app could not be identified: {e}")),
-    };
-    let redirect_uri = match p.get("redirect_uri") {
-        Some(r) if client.redirect_uris.iter().any(|x| x == r) => r.clone(),
-        Some(r) => {
-            return bad(&format!("The redirect URI '{r}' is not registered for this app; nothing was sent to it."));
-        }
-        // Required even when only one is registered: every MCP client sends it, and the token
-        // request must repeat it.
-        None => return bad("The request has no redirect_uri."),
-    };
-    // A registered URI passed this check when it was registered; a metadata document's URIs
-    // were filtered by it. Checked again all the same: nothing unchecked goes into a Location.
-    if let Err(e) = redirect::check(&redirect_uri) {
-        return bad(&e);
-    }
-    if p.get("state").is_some_and(|st| st.len() > MAX_STATE) {
-        return bad(&format!("state is longer than {MAX_STATE} characters."));
-    }
-    let state = p.get("state").cloned();
-    let fail = |error: &str, description: &str| {
-        o.back(
-            StatusCode::FOUND,
-            &redirect_uri,
-            state.as_deref(),
-            &[("error", error), ("error_description", description)],
-        )
-    };
-    if p.get("response_type").map(String::as_str) != Some("code") {
-        return fail("unsupported_response_type", "response_type must be code");
-    }
-    let challenge = match (p.get("code_challenge"), p.get("code_challenge_method").map(String::as_str)) {
-        (Some(c), Some("S256")) if secret::valid_challenge(c) => c.clone(),
-        (Some(_), Some("S256")) => return fail("invalid_request", "code_challenge is not a base64url SHA-256 value"),
-        (None, _) => return fail("invalid_request", "code_challenge is required (PKCE S256)"),
-        (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
-    };
-    let resource = match p.get("resource") {
-        None => o.resource().to_owned(),
-        Some(r) if crate::store::same_resource(r, o.resource()) => o.resource().to_owned(),
-        Some(_) => return fail("invalid_target", &format!("this server's resource is {}", o.resource())),
-    };
-    let scopes = requested_scopes(p.get("scope").map(String::as_str), &o.scopes_supported());
-    if scopes.is_empty() {
-        return fail("invalid_scope", "the hub offers no tools yet; try again when its upstreams are ready");
-    }
-    let (id, csrf) = match (secret::random_secret(""), secret::random_secret("")) {
-        (Ok(a), Ok(b)) => (a, b),
-        _ => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", "No randomness available."),
-    };
-    let t = o.now();
-    let pending = Pending {
-        csrf,
-        client,
-        redirect_uri,
-        state,
-        challenge,
-        resource,
-        scopes,
-        created: t,
-        failures: 0,
-        locked_until: 0,
-    };
-    {
-        let mut all = lock(&o.inner.pending);
-        all.retain(|_, p| p.created + PENDING_TTL > t);
-        if all.len() >= MAX_PENDING {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Busy",
-                "Too many authorizations are waiting; try later.",
-            );
-        }
-        all.insert(id.clone(), pending.clone());
-    }
-    if pending.client.source == Source::Dynamic {
-        let cid = pending.client.id.clone();
-        let _ = o.db(move |s| s.touch_client(&cid, t)).await;
-    }
-    consent_page(&o, &id, &pending, StatusCode::OK, None, None)
-}
-
-fn consent_page(
-    o: &OAuth,
-    id: &str,
-    p: &Pending,
-    status: StatusCode,
-    message: Option<&str>,
-    retry_after: Option<u64>,
-) -> Response {
-    let scopes: Vec<(String, String)> = p.scopes.iter().map(|s| (s.clone(), describe_scope(s))).collect();
-    let body = html::consent(&html::Consent {
-        request: id,
-        csrf: &p.csrf,
-        client_name: &p.client.name,
-        client_id: &p.client.id,
-        source: p.client.source.describe(),
-        redirect_target: &redirect::display_target(&p.redirect_uri),
-        loopback: redirect::check(&p.redirect_uri) == Ok(redirect::Kind::Loopback),
-        scopes: &scopes,
-        message,
-        issuer: o.issuer(),
-    });
-    let mut r = html_response(status, body, redirect::csp_source(&p.redirect_uri).as_deref());
-    if let Some(s) = retry_after
-        && let Ok(v) = HeaderValue::from_str(&s.to_string())
-    {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
-/// `POST /authorize`: the owner's decision on the consent page.
-async fn decide(State(o): State<OAuth>, body: Bytes) -> Response {
-    let bad = |m: &str| error_page(StatusCode::BAD_REQUEST, "Authorization refused", m);
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut checked: Vec<String> = vec![];
-    for (k, v) in url::form_urlencoded::parse(&body) {
-        if k == "scope" {
-            checked.push(v.into_owned());
-        } else {
-            fields.insert(k.into_owned(), v.into_owned());
-        }
-    }
-    let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-    let id = get("request").to_owned();
-    let t = o.now();
-    let pending = lock(&o.inner.pending).get(&id).filter(|p| p.created + PENDING_TTL > t).cloned();
-    let Some(p) = pending else {
-        return bad("This authorization request has expired or was already decided. Start again from the app.");
-    };
-    if !secret::ct_eq(get("csrf").as_bytes(), p.csrf.as_bytes()) {
-        return bad("The form does not belong to this authorization request. Start again from the app.");
-    }
-    let deny = |o: &OAuth| {
-        if lock(&o.inner.pending).remove(&id).is_none() {
-            return bad("This authorization request was already decided.");
-        }
-        o.back(StatusCode::SEE_OTHER, &p.redirect_uri, p.state.as_deref(), &[("error", "access_denied")])
-    };
-    match get("decision") {
-        "deny" => return deny(&o),
-        "approve" => {}
-        _ => return consent_page(&o, &id, &p, StatusCode::BAD_REQUEST, Some("Choose Approve or Deny."), None),
-    }
-    let locked_message = |wait: u64| {
-        format!(
-            "Too many wrong owner secrets: approvals are locked for {} more. Nothing was approved.",
-            humantime::format_duration(Duration::from_secs(wait))
-        )
-    };
-    if p.locked_until > t {
-        let wait = p.locked_until - t;
-        return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(&locked_message(wait)), Some(wait));
-    }
-    // The lockout is checked, the secret compared and a failure counted under one lock, so
-    // parallel attempts cannot get more than five guesses past it.
-    let given = get("owner_secret").to_owned();
-    let inner = o.inner.clone();
-    let verdict = tokio::task::spawn_blocking(move || {
-        let mut lockout = lock(&inner.lockout);
-        if let Some(wait) = lockout.retry_after(t) {
-            return Verdict::Locked(wait);
-        }
-        match lock(&inner.store).check_owner_secret(&given) {
-            Ok(Some(true)) => Verdict::Right,
-            Ok(Some(false)) => Verdict::Wrong(lockout.fail(t)),
-            Ok(None) => Verdict::NoSecret,
-            Err(e) => Verdict::Failed(e.to_string()),
-        }
-    })
-    .await
-    .unwrap_or_else(|e| Verdict::Failed(e.to_string()));
-    match verdict {
-        Verdict::Right => {}
-        Verdict::Locked(wait) => {
-            return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(&locked_message(wait)), Some(wait));
-        }
-        Verdict::Wrong(left_hub) => {
-            let left_request = {
-                let mut all = lock(&o.inner.pending);
-                match all.get_mut(&id) {
-                    Some(q) => {
-                        q.failures += 1;
-                        if q.failures >= LOCK_AFTER {
-                            q.locked_until = t + LOCK_WINDOW;
-                        }
-                        LOCK_AFTER.saturating_sub(q.failures)
-                    }
-                    None => 0,
-                }
-            };
-            let left = left_hub.min(left_request);
-            tracing::warn!(client = %p.client.name, "wrong owner secret on the consent page");
-            if left == 0 {
-                let m = "Wrong owner secret. Too many wrong attempts: approvals are locked for 15 minutes.";
-                return consent_page(&o, &id, &p, StatusCode::TOO_MANY_REQUESTS, Some(m), Some(LOCK_WINDOW));
-            }
-            let m = format!("Wrong owner secret. {left} attempt(s) left before approvals are locked for 15 minutes.");
-            return consent_page(&o, &id, &p, StatusCode::UNAUTHORIZED, Some(&m), None);
-        }
-        Verdict::NoSecret => {
-            return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "No owner secret",
-                "This hub has no owner secret. Run `bastion owner-secret` on the hub's machine.",
-            );
-        }
-        Verdict::Failed(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e),
-    }
-    let granted: Vec<String> = p.scopes.iter().filter(|s| checked.contains(s)).cloned().collect();
-    if granted.is_empty() {
-        return deny(&o);
-    }
-    if lock(&o.inner.pending).remove(&id).is_none() {
-        return bad("This authorization request was already decided.");
-    }
-    let code = match secret::random_secret(crate::store::CODE_PREFIX) {
-        Ok(c) => c,
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e),
-    };
-    let grant = CodeGrant {
-        client_id: p.client.id.clone(),
-        client_name: p.client.name.clone(),
-        redirect_uri: p.redirect_uri.clone(),
-        challenge: p.challenge.clone(),
-        resource: p.resource.clone(),
-        scopes: granted,
-    };
-    let expires = t + o.inner.lifetimes.code.as_secs();
-    let stored = code.clone();
-    match o.db(move |s| s.insert_code(&stored, &grant, expires)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e.to_string()),
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Server error", &e),
-    }
-    tracing::info!(client = %p.client.name, "authorization approved");
-    o.back(StatusCode::SEE_OTHER, &p.redirect_uri, p.state.as_deref(), &[("code", &code)])
-}
-
-/// `client_id` from the form, or from HTTP Basic credentials (some clients send it there even
-/// as public clients).
-fn client_id(p: &HashMap<String, String>, headers: &HeaderMap) -> Option<String> {
-    if let Some(c) = p.get("client_id").filter(|c| !c.is_empty()) {
-        return Some(c.clone());
-    }
-    use base64::Engine;
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, b64) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let id = text.split(':').next()?;
-    let id: String = url::form_urlencoded::parse(format!("x={id}").as_bytes()).next()?.1.into_owned();
-    (!id.is_empty()).then_some(id)
-}
-
-fn grant_error(e: GrantError) -> Response {
-    let (error, d) = match e {
-        GrantError::InvalidRequest(d) => ("invalid_request", d),
-        GrantError::InvalidGrant(d) => ("invalid_grant", d),
-        GrantError::InvalidTarget(d) => ("invalid_target", d),
-        GrantError::InvalidScope(d) => ("invalid_scope", d),
-        GrantError::Internal(d) => {
-            tracing::error!("token endpoint: {d}");
-            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error");
-        }
-    };
-    oauth_error(StatusCode::BAD_REQUEST, error, &d)
-}
-
-/// `POST /token` (AS-07, AS-09).
-async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
-    let p = match single_params(&body) {
-        Ok(p) => p,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
-    };
-    let Some(client_id) = client_id(&p, &headers) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id is required");
-    };
-    let grant_type = p.get("grant_type").map(String::as_str).unwrap_or("");
-    if !matches!(grant_type, "authorization_code" | "refresh_token") {
-        let (e, d) = if grant_type.is_empty() {
-            ("invalid_request", "grant_type is required".to_owned())
-        } else {
-            ("unsupported_grant_type", format!("grant_type '{grant_type}' is not supported"))
-        };
-        return oauth_error(StatusCode::BAD_REQUEST, e, &d);
-    }
-    if !o.known(&client_id).await {
-        // 401 invalid_client makes Claude register again (CL-01).
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client; register again");
-    }
-    let t = o.now();
-    let life = o.inner.lifetimes;
-    let result = if grant_type == "authorization_code" {
-        let Some(code) = p.get("code").filter(|c| !c.is_empty()) else {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code is required");
-        };
-        let req = CodeExchange {
-            code: code.clone(),
-            client_id,
-            redirect_uri: p.get("redirect_uri").cloned(),
-            verifier: p.get("code_verifier").cloned(),
-            resource: p.get("resource").cloned(),
-        };
-        o.db(move |s| s.exchange_code(&req, t, &life)).await
-    } else {
-        let Some(token) = p.get("refresh_token").filter(|c| !c.is_empty()) else {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
-        };
-        let req = RefreshRequest {
-            token: token.clone(),
-            client_id,
-            scopes: p
-                .get("scope")
-                .map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-                .filter(|v| !v.is_empty()),
-            resource: p.get("resource").cloned(),
-            audience: o.resource().to_owned(),
-        };
-        o.db(move |s| s.refresh(&req, t, &life)).await
-    };
-    if result.as_ref().is_ok_and(|r| r.is_ok()) {
-        o.prune_hourly(t).await;
-    }
-    match result {
-        Ok(Ok(i)) => json_response(
-            StatusCode::OK,
-            &json!({
-                "access_token": i.access_token,
-                "token_type": "Bearer",
-                "expires_in": i.expires_in,
-                "refresh_token": i.refresh_token,
-                "scope": i.scopes.join(" "),
-            }),
-        ),
-        Ok(Err(e)) => grant_error(e),
-        Err(e) => grant_error(GrantError::Internal(e)),
-    }
-}
-
-/// `POST /revoke` (RFC 7009): 200 whether or not the token was known.
-async fn revoke(State(o): State<OAuth>, body: Bytes) -> Response {
-    let p = match single_params(&body) {
-        Ok(p) => p,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
-    };
-    let Some(token) = p.get("token").filter(|t| !t.is_empty()).cloned() else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is required");
-    };
-    let t = o.now();
-    match o.db(move |s| s.revoke_token(&token, t)).await {
-        Ok(Ok(())) => no_store(StatusCode::OK.into_response()),
-        Ok(Err(e)) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
-        Err(e) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
     }
 }
 

@@ -1,0 +1,117 @@
+//! `POST /token`: the authorization code and refresh token grants.
+
+use super::*;
+
+/// `client_id` from the form, or from HTTP Basic credentials (some clients send it there even
+/// as public clients).
+fn client_id(p: &HashMap<String, String>, headers: &HeaderMap) -> Option<String> {
+    if let Some(c) = p.get("client_id").filter(|c| !c.is_empty()) {
+        return Some(c.clone());
+    }
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let id = text.split(':').next()?;
+    let id: String = url::form_urlencoded::parse(format!("x={id}").as_bytes()).next()?.1.into_owned();
+    (!id.is_empty()).then_some(id)
+}
+
+fn grant_error(e: GrantError) -> Response {
+    let (error, d) = match e {
+        GrantError::InvalidRequest(d) => ("invalid_request", d),
+        GrantError::InvalidGrant(d) => ("invalid_grant", d),
+        GrantError::InvalidTarget(d) => ("invalid_target", d),
+        GrantError::InvalidScope(d) => ("invalid_scope", d),
+        GrantError::Internal(d) => {
+            tracing::error!("token endpoint: {d}");
+            return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error");
+        }
+    };
+    oauth_error(StatusCode::BAD_REQUEST, error, &d)
+}
+
+/// `POST /token` (AS-07, AS-09).
+pub(super) async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Bytes) -> Response {
+    let p = match single_params(&body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e),
+    };
+    let Some(client_id) = client_id(&p, &headers) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client_id is required");
+    };
+    let grant_type = p.get("grant_type").map(String::as_str).unwrap_or("");
+    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        let (e, d) = if grant_type.is_empty() {
+            ("invalid_request", "grant_type is required".to_owned())
+        } else {
+            ("unsupported_grant_type", format!("grant_type '{grant_type}' is not supported"))
+        };
+        return oauth_error(StatusCode::BAD_REQUEST, e, &d);
+    }
+    if !o.known(&client_id).await {
+        // 401 invalid_client makes Claude register again (CL-01).
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client; register again");
+    }
+    let t = o.now();
+    let life = o.inner.lifetimes;
+    let result = if grant_type == "authorization_code" {
+        let Some(code) = p.get("code").filter(|c| !c.is_empty()) else {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code is required");
+        };
+        let req = CodeExchange {
+            code: code.clone(),
+            client_id,
+            redirect_uri: p.get("redirect_uri").cloned(),
+            verifier: p.get("code_verifier").cloned(),
+            resource: p.get("resource").cloned(),
+        };
+        o.db(move |s| s.exchange_code(&req, t, &life)).await
+    } else {
+        let Some(token) = p.get("refresh_token").filter(|c| !c.is_empty()) else {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
+        };
+        // A narrowing `scope` is parsed here; one that is not a scope of this hub was never
+        // granted.
+        let scopes = match p.get("scope").map(|s| crate::scope::parse_list(s)) {
+            Some(Ok(v)) => Some(v).filter(|v| !v.is_empty()),
+            Some(Err(e)) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    &format!("scope '{}' was not granted", e.0),
+                );
+            }
+            None => None,
+        };
+        let req = RefreshRequest {
+            token: token.clone(),
+            client_id,
+            scopes,
+            resource: p.get("resource").cloned(),
+            audience: o.resource().to_owned(),
+        };
+        o.db(move |s| s.refresh(&req, t, &life)).await
+    };
+    if result.as_ref().is_ok_and(|r| r.is_ok()) {
+        o.prune_hourly(t).await;
+    }
+    match result {
+        Ok(Ok(i)) => json_response(
+            StatusCode::OK,
+            &json!({
+                "access_token": i.access_token,
+                "token_type": "Bearer",
+                "expires_in": i.expires_in,
+                "refresh_token": i.refresh_token,
+                "scope": crate::scope::join(&i.scopes),
+            }),
+        ),
+        Ok(Err(e)) => grant_error(e),
+        Err(e) => grant_error(GrantError::Internal(e)),
+    }
+}

@@ -1,0 +1,336 @@
+//! The store of everything authentication keeps: static bearer tokens, their elevations, the
+//! owner secret, OAuth clients, codes, grants and tokens. One small trait, [`Store`], with the
+//! SQLite implementation ([`SqliteStore`], `auth.sqlite3` in the state directory) as the
+//! default; a second backend (PostgreSQL, for several hub replicas) implements the same trait.
+//!
+//! Nothing secret is stored: codes, access, refresh and static tokens are kept as SHA-256
+//! hashes, the owner secret as a salted SHA-256 hash. A grant is one approval on the consent
+//! page; its tokens form a family that is revoked together (a replayed code, a reused refresh
+//! token, `bastion token revoke`, `/revoke` with a refresh token).
+//!
+//! Every method is blocking: the OAuth server calls them on tokio's blocking pool; the static
+//! token check is one indexed query, made inline. Every method that depends on the time takes
+//! `now` (seconds since the epoch), so tests inject their clock.
+
+mod sqlite;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::challenge::Refusal;
+use crate::client::Client;
+use crate::principal::Principal;
+use crate::scope::Scope;
+
+pub use sqlite::{LEGACY_FILE, LEGACY_TOKENS_FILE, SqliteStore};
+
+/// The SQLite store's file name in the state directory.
+pub const FILE: &str = sqlite::FILE;
+/// Prefix of access tokens.
+pub const ACCESS_PREFIX: &str = "bat_";
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "brt_";
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "bac_";
+/// Prefix of the owner secret.
+pub const OWNER_PREFIX: &str = "bos_";
+/// Prefix of static bearer tokens, so a leaked one is recognisable (secret scanners, logs).
+pub const TOKEN_PREFIX: &str = "bst_";
+
+/// A store failure (I/O or SQLite).
+#[derive(Debug, thiserror::Error)]
+#[error("auth store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<crate::scope::ScopeError> for StoreError {
+    fn from(e: crate::scope::ScopeError) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+/// Why a token request is refused: the RFC 6749 §5.2 error and its description.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// `invalid_request`.
+    InvalidRequest(String),
+    /// `invalid_grant`.
+    InvalidGrant(String),
+    /// `invalid_target` (RFC 8707).
+    InvalidTarget(String),
+    /// `invalid_scope`.
+    InvalidScope(String),
+    /// `server_error`.
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for GrantError {
+    fn from(e: rusqlite::Error) -> GrantError {
+        GrantError::Internal(e.to_string())
+    }
+}
+
+/// Lifetimes of what the server issues.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    /// Access tokens.
+    pub access: Duration,
+    /// Refresh tokens (each rotation starts a new period).
+    pub refresh: Duration,
+    /// Authorization codes.
+    pub code: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Lifetimes {
+        Lifetimes {
+            access: Duration::from_secs(3600),
+            refresh: Duration::from_secs(30 * 24 * 3600),
+            code: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What an approved authorization binds into its code.
+#[derive(Clone, Debug)]
+pub struct CodeGrant {
+    /// The client.
+    pub client_id: String,
+    /// Its display name (kept with the grant for listings and audit lines).
+    pub client_name: String,
+    /// The redirect URI used.
+    pub redirect_uri: String,
+    /// The S256 challenge.
+    pub challenge: String,
+    /// The resource (audience).
+    pub resource: String,
+    /// The scopes the owner approved.
+    pub scopes: Vec<Scope>,
+}
+
+/// A `grant_type=authorization_code` request.
+#[derive(Clone, Debug, Default)]
+pub struct CodeExchange {
+    /// `code`.
+    pub code: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<String>,
+    /// `code_verifier`.
+    pub verifier: Option<String>,
+    /// `resource`.
+    pub resource: Option<String>,
+}
+
+/// A `grant_type=refresh_token` request.
+#[derive(Clone, Debug, Default)]
+pub struct RefreshRequest {
+    /// `refresh_token`.
+    pub token: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `scope`, if narrowing.
+    pub scopes: Option<Vec<Scope>>,
+    /// `resource`.
+    pub resource: Option<String>,
+    /// The hub's canonical resource now; a grant for another one (the public URL changed) is
+    /// not refreshed, so the client authorizes again instead of looping on 401s. Empty: not
+    /// checked.
+    pub audience: String,
+}
+
+/// Tokens issued by the token endpoint.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// The access token's scopes.
+    pub scopes: Vec<Scope>,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The grant they belong to.
+    pub grant_id: String,
+}
+
+/// What a valid access token grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// The grant's id.
+    pub grant_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// The token's scopes and the grant's elevations that have not lapsed.
+    pub scopes: Vec<Scope>,
+}
+
+impl Access {
+    /// The principal of an OAuth access token: `oauth:<client name>/<grant id>` in the audit
+    /// journal, the token's scopes.
+    pub fn into_principal(self) -> Principal {
+        Principal { name: format!("oauth:{}/{}", self.client_name, self.grant_id), scopes: self.scopes }
+    }
+}
+
+/// A grant as listed by `bastion token list`.
+#[derive(Clone, Debug)]
+pub struct GrantInfo {
+    /// Id (also accepted by `bastion token revoke`).
+    pub id: String,
+    /// The client's id.
+    pub client_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// Approved scopes.
+    pub scopes: Vec<Scope>,
+    /// Elevations that have not lapsed.
+    pub elevations: Vec<Elevation>,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// Last authenticated request (to the minute), if any.
+    pub last_used: Option<u64>,
+    /// `live`, `revoked`, or `expired` (no usable refresh or access token left).
+    pub state: &'static str,
+}
+
+/// Whether two resource identifiers are the same, a trailing slash aside.
+pub fn same_resource(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// A static bearer token as stored: never the secret itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Short random id (also accepted by `revoke` and `elevate`).
+    pub id: String,
+    /// Human name; written to the audit lines of every call made with the token.
+    pub name: String,
+    /// Lower-case hex SHA-256 of the secret.
+    pub sha256: String,
+    /// What it may call.
+    pub scopes: Vec<Scope>,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// Expiry, seconds since the Unix epoch; `None` never expires.
+    pub expires: Option<u64>,
+    /// Revocation time, if revoked.
+    pub revoked: Option<u64>,
+    /// Elevations that have not lapsed (listing only; never in the legacy file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elevations: Vec<Elevation>,
+}
+
+impl TokenRecord {
+    /// Whether the token is usable at `at`.
+    pub fn check(&self, at: u64) -> Result<(), Refusal> {
+        if self.revoked.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if self.expires.is_some_and(|e| at >= e) {
+            return Err(Refusal::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// Scopes added to a token or grant for a while (`bastion token elevate`); they lapse by
+/// themselves at `until`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Elevation {
+    /// The added scopes.
+    pub scopes: Vec<Scope>,
+    /// When they lapse, seconds since the epoch.
+    pub until: u64,
+}
+
+/// What `revoke_all` revoked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevokedAll {
+    /// Static tokens.
+    pub tokens: usize,
+    /// OAuth grants (with every token issued for them).
+    pub grants: usize,
+}
+
+/// The store: static tokens and everything of the OAuth server. Object safe, so the hub holds a
+/// `Box<dyn Store>` whatever the backend.
+pub trait Store: Send {
+    /// Where the store is (a file, a database URL without credentials), for messages.
+    fn location(&self) -> String;
+
+    /// Whether an owner secret is set.
+    fn owner_secret_exists(&self) -> Result<bool, StoreError>;
+    /// Creates or replaces the owner secret; returns it (shown once, stored hashed).
+    fn set_owner_secret(&self, now: u64) -> Result<String, StoreError>;
+    /// Whether `given` is the owner secret; `None` if there is none.
+    fn check_owner_secret(&self, given: &str) -> Result<Option<bool>, StoreError>;
+
+    /// Stores a dynamically registered client.
+    fn insert_client(&self, c: &Client, now: u64) -> Result<(), StoreError>;
+    /// A dynamically registered client.
+    fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// Notes that a client started an authorization (used clients are never pruned).
+    fn touch_client(&self, id: &str, now: u64) -> Result<(), StoreError>;
+    /// How many dynamically registered clients are stored.
+    fn client_count(&self) -> Result<u64, StoreError>;
+    /// Deletes registered clients never used for an authorization and created before `before`.
+    fn prune_clients(&self, before: u64) -> Result<usize, StoreError>;
+
+    /// Stores an authorization code (hashed) valid until `expires`.
+    fn insert_code(&self, code: &str, g: &CodeGrant, expires: u64) -> Result<(), StoreError>;
+    /// Redeems an authorization code (AS-07); a replayed code revokes what it issued.
+    fn exchange_code(&mut self, req: &CodeExchange, now: u64, life: &Lifetimes) -> Result<Issued, GrantError>;
+    /// Rotates a refresh token (AS-09); reuse of a rotated one revokes the family.
+    fn refresh(&mut self, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Result<Issued, GrantError>;
+    /// Revokes a token (RFC 7009): an access token alone, a refresh token with its family.
+    fn revoke_token(&mut self, token: &str, now: u64) -> Result<(), StoreError>;
+    /// Checks an access token presented to `/mcp` (RS-05); its scopes include the grant's
+    /// elevations that have not lapsed.
+    fn verify_access(&self, token: &str, resource: &str, now: u64) -> Result<Access, Refusal>;
+    /// Every grant, newest first.
+    fn grants(&self, now: u64) -> Result<Vec<GrantInfo>, StoreError>;
+    /// Revokes the live grants with this id, principal name (`oauth:NAME/ID`) or client name,
+    /// and all their tokens; returns how many grants.
+    fn revoke_grants(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError>;
+    /// Forgets what can no longer be used.
+    fn prune(&self, now: u64) -> Result<(), StoreError>;
+
+    /// Creates a static token (the name must not be that of a live token); returns its record
+    /// and its secret (shown once, never stored).
+    fn create_token(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        expires_in: Option<Duration>,
+        now: u64,
+    ) -> Result<(TokenRecord, String), StoreError>;
+    /// Imports records as they are (ids, hashes, times): the migration of a `tokens.json`.
+    /// Records whose id is already stored are skipped; returns how many were added.
+    fn import_tokens(&mut self, records: &[TokenRecord]) -> Result<usize, StoreError>;
+    /// Every static token, oldest first, with the elevations that have not lapsed at `now`.
+    fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes the live static tokens with this name or id; returns how many.
+    fn revoke_tokens(&mut self, name_or_id: &str, now: u64) -> Result<usize, StoreError>;
+    /// Checks a presented static token: the principal with its scopes and unexpired elevations.
+    fn authenticate_token(&self, secret: &str, now: u64) -> Result<Principal, Refusal>;
+
+    /// Adds `scopes` until `until` to the live static tokens and OAuth grants with this name or
+    /// id; returns the names of what was elevated (empty: nothing matched).
+    fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError>;
+    /// Revokes every static token and every OAuth grant (with its tokens and pending codes).
+    fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError>;
+}
