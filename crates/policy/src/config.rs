@@ -23,6 +23,13 @@ use crate::tier::Tier;
 /// [limits]
 /// output_chars = 50000
 ///
+/// [approval]                  # see bastion_policy::approval
+/// approval_timeout = "5m"
+///
+/// [[approval.rule]]
+/// tool = "delete_*"
+/// action = "ask"
+///
 /// [git]
 /// author_name = "Build Bot"     # commits made by bastion-git use this identity
 /// author_email = "bot@example.com"
@@ -49,6 +56,8 @@ pub struct PolicyConfig {
     pub git: GitConfig,
     /// Settings of the shell server: profile, extra programs, sandbox and limits.
     pub shell: crate::commands::ShellConfig,
+    /// Approval rules (`[approval]`, `[[approval.rule]]`): which calls the person decides.
+    pub approval: crate::approval::ApprovalConfig,
 }
 
 impl Default for PolicyConfig {
@@ -63,6 +72,7 @@ impl Default for PolicyConfig {
             limits: Limits::default(),
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
+            approval: crate::approval::ApprovalConfig::default(),
         }
     }
 }
