@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod approvals;
 mod cli;
 mod result;
 mod stdio;
@@ -134,7 +135,12 @@ impl ToolTable {
             )),
             Some(tier) => match policy.check_tier(&name, tier) {
                 Err(e) => Ok(error_result(&e).into()),
-                Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
+                // The approval gate (switches, rules, the person): a small insertion, the rest
+                // lives in `approvals.rs`.
+                Ok(()) => match approvals::check(self.server, &name, tier, policy, &request, &context).await {
+                    Err(e) => Ok(error_result(&e).into()),
+                    Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
+                },
             },
         };
         if let Some(args) = audit_args {
