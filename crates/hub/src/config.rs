@@ -33,6 +33,15 @@
 //! client_name = "My app"
 //! redirect_uris = ["https://my-app.example/callback"]
 //!
+//! [approval]                 # who decides what: see bastion_policy::approval
+//! approval_timeout = "5m"    # defaults: ask for destructive calls and execute-on-open files
+//! mode = "hold"              # or "return": approval_pending, then the same call retried
+//!
+//! [[approval.rule]]          # ordered; the first match decides
+//! server = "shell"
+//! programs = ["cargo"]
+//! action = "allow"           # allow | ask | deny
+//!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
 //! command = "docs-mcp"       # any stdio MCP server
@@ -74,6 +83,10 @@ pub struct HubConfig {
     /// OAuth settings (used in OAuth mode, that is with a public URL).
     #[serde(default)]
     pub oauth: OAuthConfig,
+    /// Approval rules (`[approval]`, `[[approval.rule]]`; see `bastion_policy::approval`),
+    /// enforced by the hub for every upstream.
+    #[serde(default)]
+    pub approval: bastion_policy::ApprovalConfig,
 }
 
 /// The `[oauth]` table.

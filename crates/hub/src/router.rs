@@ -112,6 +112,8 @@ pub struct Hub {
     list_changed: bool,
     /// Clients that initialised and can be told of tool list changes.
     listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
+    /// The approval gate (`None`: every call that passes the scopes runs).
+    approvals: Option<Arc<crate::approvals::HubApprovals>>,
 }
 
 /// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
@@ -126,6 +128,9 @@ pub struct CallSite {
     pub cancelled: CancellationToken,
     /// The caller and the `progressToken` it gave, if any.
     pub progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    /// The caller, when it is reachable (not on the direct stateless path): its client name
+    /// and, for approvals, whether it can be asked through elicitation.
+    pub peer: Option<Peer<RoleServer>>,
 }
 
 impl CallSite {
@@ -133,6 +138,7 @@ impl CallSite {
         CallSite {
             cancelled: ctx.ct.clone(),
             progress: ctx.meta.get_progress_token().map(|token| (ctx.peer.clone(), token)),
+            peer: Some(ctx.peer.clone()),
         }
     }
 }
@@ -159,7 +165,15 @@ impl Hub {
             metrics: Arc::new(Metrics::default()),
             list_changed: trusted,
             listeners: Arc::default(),
+            approvals: None,
         }
+    }
+
+    /// Puts calls through the approval gate (switches, rules, the person) before they are
+    /// forwarded.
+    pub fn with_approvals(mut self, approvals: Arc<crate::approvals::HubApprovals>) -> Hub {
+        self.approvals = Some(approvals);
+        self
     }
 
     /// Tells clients of tool list changes (stdio, stateful HTTP sessions): they are sent
@@ -352,6 +366,26 @@ impl Hub {
             Status::Failed(why) => return unavailable(up, &why),
         };
         let inner = entry.inner.as_str();
+        if let Some(gate) = &self.approvals {
+            let call = crate::approvals::HubCall {
+                upstream: prefix,
+                kind: up.spec.kind.as_str(),
+                inner,
+                shown: &params.name,
+                tier: entry.tier,
+                args: params.arguments.as_ref(),
+            };
+            // The caller giving up while the person decides withdraws the request.
+            let decided = tokio::select! {
+                r = gate.check(who, call, site) => r,
+                _ = site.cancelled.cancelled() => {
+                    return Err(McpError::internal_error("cancelled by the caller while waiting for approval", None));
+                }
+            };
+            if let Err(e) = decided {
+                return Ok(error_result(&e).into());
+            }
+        }
         let timeout = up.spec.call_timeout.unwrap_or(self.call_timeout);
         let params_name = params.name.clone();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
