@@ -81,8 +81,7 @@ impl HubApprovals {
         }
         let args = Value::Object(call.args.cloned().unwrap_or_default());
         let roots: Vec<&Path> = self.roots.iter().map(PathBuf::as_path).collect();
-        let paths: Vec<String> =
-            path_arguments(&args).iter().map(|p| relative_for_matching(p, &roots)).collect();
+        let paths: Vec<String> = path_arguments(&args).iter().map(|p| relative_for_matching(p, &roots)).collect();
         let programs = program_arguments(&args);
         let client = site.peer.as_ref().and_then(|p| p.peer_info()).map(|i| i.client_info.name.clone());
         let facts = CallFacts {
@@ -145,7 +144,9 @@ impl HubApprovals {
         let meta = std::fs::metadata(&real).ok()?;
         if !meta.is_file() || meta.len() > (1 << 20) {
             use std::os::unix::fs::MetadataExt;
-            return Some(format!("node {} {} {}.{}", meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec()).into_bytes());
+            return Some(
+                format!("node {} {} {}.{}", meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec()).into_bytes(),
+            );
         }
         std::fs::read(&real).ok()
     }
