@@ -34,6 +34,10 @@ pub struct Entry {
     pub inner: String,
     /// Its tier, from its annotations.
     pub tier: Tier,
+    /// The tier the default approval rules see: the same, except that a tool which does not
+    /// declare `destructiveHint` (counted destructive for scopes, as MCP presumes) is not asked
+    /// about by default as if it had declared it; a rule can still ask for it by server.
+    pub approval_tier: Tier,
     /// The definition as offered (namespaced name, filled annotations).
     pub tool: Tool,
 }
@@ -80,11 +84,13 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
                 cat.problems.push(format!("{upstream}: tool '{}' not offered: '{name}' is listed twice", t.name));
                 continue;
             }
+            let declared = t.annotations.as_ref().and_then(|a| a.destructive_hint).is_some();
             let mut tool = t.clone();
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
             let tier = scope::tier_of(&tool, kind);
-            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, tool });
+            let approval_tier = if tier == Tier::Destructive && !declared { Tier::Write } else { tier };
+            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, approval_tier, tool });
         }
     }
     cat
@@ -372,7 +378,7 @@ impl Hub {
                 kind: up.spec.kind.as_str(),
                 inner,
                 shown: &params.name,
-                tier: entry.tier,
+                tier: entry.approval_tier,
                 args: params.arguments.as_ref(),
             };
             // The caller giving up while the person decides withdraws the request.
@@ -550,6 +556,10 @@ mod tests {
         assert_eq!(search.title.as_deref(), Some("T search"));
         let a = search.annotations.as_ref().unwrap();
         assert_eq!((a.read_only_hint, a.destructive_hint, a.open_world_hint), (Some(false), Some(true), Some(true)));
+        // A tool that does not declare destructiveHint is destructive for scopes, but the
+        // default approval rules see it as a write (only declared deletions ask by default).
+        assert_eq!((cat.entries[2].tier, cat.entries[2].approval_tier), (Tier::Destructive, Tier::Write));
+        assert_eq!(cat.entries[1].approval_tier, Tier::Write);
         // The upstream's own name is kept for routing.
         assert_eq!(cat.entries[3].inner, "get-sum");
         assert_eq!(cat.problems.len(), 4, "{:?}", cat.problems);
