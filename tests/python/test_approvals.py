@@ -241,6 +241,46 @@ async def test_a_file_changed_after_the_request_is_stale(tmp_path: Path) -> None
         assert (root / ".envrc").read_text() == "export A=3\n", "nothing was written"
 
 
+async def test_a_held_call_sends_progress_while_it_waits(tmp_path: Path) -> None:
+    async with fs(tmp_path) as (s, root, state, audit):
+        (root / "old.txt").write_text("x")
+        seen: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+
+        async with anyio.create_task_group() as tg:
+            result: dict[str, Any] = {}
+
+            async def delete() -> None:
+                with anyio.fail_after(TIMEOUT):
+                    result["r"] = await s.call_tool("delete_path", {"path": "old.txt"}, progress_callback=on_progress)
+
+            tg.start_soon(delete)
+            [p] = await wait_pending(state)
+            # Progress comes every 5 seconds.
+            deadline = time.monotonic() + 12
+            while not seen and time.monotonic() < deadline:
+                await anyio.sleep(0.2)
+            cli(state, "approve", p["id"])
+        assert not result["r"].is_error
+        assert seen, "no progress notification while waiting"
+        assert p["id"] in (seen[0][2] or "") and seen[0][1] == 300.0
+
+
+async def test_an_edit_is_shown_as_the_tools_own_dry_run_diff(tmp_path: Path) -> None:
+    async with fs(tmp_path, '[approval]\nmode = "return"\n') as (s, root, state, audit):
+        (root / ".vscode").mkdir()
+        (root / ".vscode" / "settings.json").write_text('{\r\n  "a": 1,\r\n  "b": 2\r\n}\r\n')
+        args = {"path": ".vscode/settings.json", "old_text": '"b": 2', "new_text": '"b": 3'}
+        code, _ = await code_of(s, "edit_file", args)
+        assert code == "approval_pending"
+        [p] = pending(state)
+        r = p["rendering"]
+        assert r.startswith("edit .vscode/settings.json") and '-  "b": 2' in r and '+  "b": 3' in r, r
+        assert '"b": 2' in (root / ".vscode" / "settings.json").read_text(), "the dry run wrote nothing"
+
+
 @pytest.mark.parametrize("path", EXECUTE_ON_OPEN)
 async def test_writes_to_execute_on_open_files_ask(tmp_path: Path, path: str) -> None:
     async with fs(tmp_path, '[approval]\nmode = "return"\n') as (s, root, state, audit):

@@ -483,14 +483,18 @@ pub fn current_text(policy: &Policy, args: &Value, path: &str) -> Option<String>
 /// principal is `local` (stdio), the client its `clientInfo.name`; paths are resolved beneath
 /// the roots. Without a started engine (a library user, or a child of the hub, which decides
 /// itself) every call passes.
-pub(crate) async fn check(
+pub(crate) async fn check<D>(
     server: &'static str,
     tool: &str,
     tier: Tier,
     policy: &Policy,
     request: &rmcp::model::CallToolRequestParams,
     ctx: &rmcp::service::RequestContext<RoleServer>,
-) -> Result<(), Error> {
+    dry_run: impl FnOnce() -> D,
+) -> Result<(), Error>
+where
+    D: Future<Output = Option<String>>,
+{
     let Some(engine) = engine() else { return Ok(()) };
     engine.admit(tool, tier)?;
     let rules = &policy.approval;
@@ -516,10 +520,41 @@ pub(crate) async fn check(
     gate(
         Gated { engine, rules, facts, shown_tool: tool, args: &args },
         || if targets_files { fingerprint(policy, &args) } else { None },
-        async { render(tool, &args, &|p| current_text(policy, &args, p)) },
+        async {
+            // The tool's own dry run (edit_file) shows exactly what would be written.
+            match dry_run().await {
+                Some(diff) => {
+                    format!("{} {}\n{diff}", tool.trim_end_matches("_file"), args["path"].as_str().unwrap_or("?"))
+                }
+                None => render(tool, &args, &|p| current_text(policy, &args, p)),
+            }
+        },
         waiting,
     )
     .await
+}
+
+/// The unified diff a tool with a `dry_run` parameter (fs `edit_file`) reports for this call,
+/// run with `dry_run: true` (which writes nothing); `None` for other tools or on failure.
+pub async fn dry_run_diff<S: Send + Sync + 'static>(
+    server: &S,
+    router: &rmcp::handler::server::router::tool::ToolRouter<S>,
+    request: &rmcp::model::CallToolRequestParams,
+    ctx: &rmcp::service::RequestContext<RoleServer>,
+) -> Option<String> {
+    let tool = router.get(&request.name)?;
+    tool.input_schema.get("properties")?.get("dry_run")?;
+    let mut dry = request.clone();
+    let mut args = dry.arguments.take().unwrap_or_default();
+    args.insert("dry_run".into(), Value::Bool(true));
+    dry.arguments = Some(args);
+    let context = rmcp::handler::server::tool::ToolCallContext::new(server, dry, ctx.clone());
+    match router.call(context).await.ok()? {
+        rmcp::model::CallToolResponse::Complete(r) if r.is_error != Some(true) => {
+            r.structured_content?.get("diff")?.as_str().map(str::to_owned)
+        }
+        _ => None,
+    }
 }
 
 /// The name of this server for its socket and journal: `fs` for `bastion-fs` and `bastion fs`.

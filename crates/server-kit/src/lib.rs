@@ -137,7 +137,11 @@ impl ToolTable {
                 Err(e) => Ok(error_result(&e).into()),
                 // The approval gate (switches, rules, the person): a small insertion, the rest
                 // lives in `approvals.rs`.
-                Ok(()) => match approvals::check(self.server, &name, tier, policy, &request, &context).await {
+                Ok(()) => match approvals::check(self.server, &name, tier, policy, &request, &context, || {
+                    approvals::dry_run_diff(server, router, &request, &context)
+                })
+                .await
+                {
                     Err(e) => Ok(error_result(&e).into()),
                     Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
                 },
