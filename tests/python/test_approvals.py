@@ -495,3 +495,52 @@ async def test_no_bearer_token_reaches_the_control_api(hub: Hub) -> None:
         conn.close()
     [still] = pending(hub.state)
     assert still["id"] == p["id"], "still pending: nothing over HTTP decided it"
+
+
+async def test_hub_stateful_sessions_are_asked_through_elicitation(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text("[approval]\napprove_via_elicitation = true\n")
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={})
+
+    with running_hub(tmp_path, "--allow-write", "--stateful", "--config", str(config)) as h:
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {h.token}"}, timeout=httpx2.Timeout(30.0, read=300.0))
+        async with client:
+            async with streamable_http_client(f"http://127.0.0.1:{h.port}/mcp", http_client=client) as (read, write):
+                async with ClientSession(read, write, elicitation_callback=on_elicit) as s:
+                    with anyio.fail_after(TIMEOUT):
+                        await s.initialize()
+                    code, text = await code_of(s, "fs__write_file", {"path": ".envrc", "content": "x\n"})
+                    assert code is None, text
+        assert (h.root / ".envrc").read_text() == "x\n"
+        assert len(asked) == 1
+        [dec] = events(h.state / "audit.jsonl", "approval_decision")
+        assert (dec["detail"]["channel"], dec["detail"]["principal"]) == ("elicitation", "owner")
+
+
+async def test_shell_program_rules(tmp_path: Path) -> None:
+    root, state, audit = tmp_path / "proj", tmp_path / "state", tmp_path / "audit.jsonl"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    cfg = tmp_path / "shell.toml"
+    cfg.write_text(
+        '[[approval.rule]]\nname = "no cat"\nprograms = "cat"\naction = "deny"\n'
+        '[[approval.rule]]\nname = "ask for ls"\nserver = "shell"\nprograms = ["ls"]\naction = "ask"\nmode = "return"\n'
+    )
+    args = ["shell", "--root", str(root), "--profile", "read-only", "--config", str(cfg), "--state-dir", str(state),
+            "--audit-log", str(audit)]
+    params = StdioServerParameters(command=str(bastion_binary()), args=args, env={"RUST_BACKTRACE": "1"})
+    async with stdio_session(params, "bastion-shell") as s:
+        code, text = await code_of(s, "run_command", {"program": "cat", "args": ["a.txt"]})
+        assert code == "approval_denied" and "no cat" in text, text
+        code, text = await code_of(s, "run_command", {"program": "ls", "args": ["-a"], "cwd": "."})
+        assert code == "approval_pending", text
+        [p] = pending(state)
+        assert (p["server"], p["rule"]) == ("shell", "ask for ls")
+        assert "$ ls -a" in p["rendering"] and "cwd: ." in p["rendering"], p["rendering"]
+        cli(state, "approve", p["id"])
+        code, text = await code_of(s, "run_command", {"program": "ls", "args": ["-a"], "cwd": "."})
+        assert code is None and "a.txt" in text, text

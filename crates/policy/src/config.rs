@@ -223,6 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_approval_section() {
+        let c = PolicyConfig::from_toml(
+            "[approval]\nmode = \"return\"\napproval_timeout = \"90s\"\n[[approval.rule]]\ntool = \"delete_*\"\naction = \"deny\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.approval.mode, crate::approval::Mode::Return);
+        assert_eq!(c.approval.approval_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(c.approval.rules.len(), 1);
+        let err = PolicyConfig::from_toml("[[approval.rule]]\naction = \"perhaps\"\n", "bastion.toml").unwrap_err();
+        assert!(err.message.contains("perhaps"), "{}", err.message);
+        assert!(PolicyConfig::default().approval.defaults);
+    }
+
+    #[test]
     fn refuses_slash_and_home() {
         let c = PolicyConfig { roots: vec![PathBuf::from("/")], ..Default::default() };
         assert_eq!(c.check_roots().unwrap_err().code, ErrorCode::InvalidConfig);
