@@ -294,6 +294,8 @@ impl HubConfig {
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<HubConfig, String> {
         let config: HubConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Approval rules compile here, so `check-config` catches a bad glob before `serve`.
+        bastion_policy::ApprovalRules::new(&config.approval).map_err(|e| e.message)?;
         let mut names = HashSet::new();
         for u in &config.upstreams {
             if !valid_upstream_name(&u.name) {
@@ -447,6 +449,8 @@ mod tests {
             ("[[upstream]]\nname = \"abcdefghijklmnopq\"\nbuiltin = \"fs\"", "must match"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\n[[upstream]]\nname = \"a\"\nbuiltin = \"git\"", "twice"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"ftp\"", "unknown builtin"),
+            ("[[approval.rule]]\nname = \"r\"\ntool = \"a[\"\naction = \"ask\"", "approval rule 'r'"),
+            ("[[approval.rule]]\naction = \"maybe\"", "maybe"),
             ("[[upstream]]\nname = \"a\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\ncommand = \"x\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://x\"", "exactly one"),

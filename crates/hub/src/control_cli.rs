@@ -20,8 +20,9 @@ pub struct ControlTarget {
     /// ~/.local/state/bastion, as the hub's).
     #[arg(long = "state-dir", value_name = "DIR", env = "BASTION_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// One control socket, instead of every socket of the state directory.
-    #[arg(long, value_name = "SOCKET", conflicts_with = "state_dir")]
+    /// One control socket, instead of every socket of the state directory (wins over
+    /// --state-dir).
+    #[arg(long, value_name = "SOCKET")]
     pub control: Option<PathBuf>,
 }
 
