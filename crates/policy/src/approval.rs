@@ -321,13 +321,13 @@ impl ApprovalRules {
     /// Whether judging a call of `tier` may need its paths: callers compute paths (which costs
     /// a resolution per path) only then.
     pub fn needs_paths(&self, tier: Tier) -> bool {
-        (self.defaults && tier >= Tier::Write) || self.rules.iter().any(|r| r.paths.is_some())
+        (self.defaults && changes_files(tier)) || self.rules.iter().any(|r| r.paths.is_some())
     }
 
     /// Whether any rule can do something other than allow a call of `tier` (the fast path: a
     /// read call with the defaults only is allowed without looking at anything else).
     pub fn may_act(&self, tier: Tier) -> bool {
-        !self.rules.is_empty() || (self.defaults && tier >= Tier::Write)
+        !self.rules.is_empty() || (self.defaults && changes_files(tier))
     }
 
     /// Whether rules look at paths at all.
@@ -353,7 +353,7 @@ impl ApprovalRules {
             if call.tier == Tier::Destructive {
                 return verdict(Action::Ask, "default: destructive");
             }
-            if call.tier >= Tier::Write && call.paths.iter().any(|p| self.is_execute_on_open(p)) {
+            if changes_files(call.tier) && call.paths.iter().any(|p| self.is_execute_on_open(p)) {
                 return verdict(Action::Ask, "default: execute-on-open");
             }
         }
@@ -364,6 +364,12 @@ impl ApprovalRules {
     pub fn is_execute_on_open(&self, rel: &str) -> bool {
         self.execute_on_open.is_denied(Path::new(rel), Access::Read)
     }
+}
+
+/// Write and destructive calls change files; a command (exec) is judged by its program, not by
+/// its working directory, so running one inside `.github/` does not ask by default.
+fn changes_files(tier: Tier) -> bool {
+    matches!(tier, Tier::Write | Tier::Destructive)
 }
 
 impl Rule {
@@ -571,6 +577,7 @@ mod tests {
             ("move_path", Tier::Write, &["notes.txt", ".envrc"], Action::Ask, "default: execute-on-open"),
             ("write_file", Tier::Write, &[".envrc.example"], Action::Allow, "default: allow"),
             ("write_file", Tier::Write, &["docs/github/workflows.md"], Action::Allow, "default: allow"),
+            ("run_command", Tier::Exec, &[".github/workflows"], Action::Allow, "default: allow"),
         ];
         for (tool, tier, paths, action, rule) in table {
             let paths = strings(paths);
@@ -659,6 +666,7 @@ mod tests {
         assert!(!rules.may_act(Tier::Destructive));
         assert!(ApprovalRules::default().may_act(Tier::Write));
         assert!(!ApprovalRules::default().may_act(Tier::Read));
+        assert!(!ApprovalRules::default().may_act(Tier::Exec));
     }
 
     #[test]
