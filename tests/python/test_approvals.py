@@ -544,3 +544,18 @@ async def test_shell_program_rules(tmp_path: Path) -> None:
         cli(state, "approve", p["id"])
         code, text = await code_of(s, "run_command", {"program": "ls", "args": ["-a"], "cwd": "."})
         assert code is None and "a.txt" in text, text
+
+
+async def test_hub_an_approved_write_to_a_changed_file_is_stale(hub: Hub) -> None:
+    (hub.root / ".envrc").write_text("export A=1\n")
+    args = {"path": ".envrc", "content": "export A=2\n"}
+    async with http_session(hub, hub.token) as s:
+        code, _ = await code_of(s, "fs__write_file", args)
+        assert code == "approval_pending"
+        [p] = pending(hub.state)
+        assert "-export A=1" in p["rendering"] and "+export A=2" in p["rendering"], p["rendering"]
+        cli(hub.state, "approve", p["id"])
+        (hub.root / ".envrc").write_text("export A=3\n")
+        code, text = await code_of(s, "fs__write_file", args)
+        assert code == "stale", text
+    assert (hub.root / ".envrc").read_text() == "export A=3\n"
