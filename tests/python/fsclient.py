@@ -118,6 +118,9 @@ def server_params(
         args.append("--allow-write")
     if destructive:
         args.append("--allow-destructive")
+        # Approvals (a destructive call asks the person by default) are tested in
+        # test_approvals.py; the tool suites run the tools directly.
+        args.append("--no-approvals")
     if audit_log is not None:
         args += ["--audit-log", os.fspath(audit_log)]
     if config is not None:

@@ -127,6 +127,9 @@ def git_server_params(
         args.append("--allow-write")
     if destructive:
         args.append("--allow-destructive")
+        # Approvals (a destructive call asks the person by default) are tested in
+        # test_approvals.py; the tool suites run the tools directly.
+        args.append("--no-approvals")
     if config is not None:
         args += ["--config", os.fspath(config)]
     if audit_log is not None:

@@ -33,6 +33,15 @@
 //! client_name = "My app"
 //! redirect_uris = ["https://my-app.example/callback"]
 //!
+//! [approval]                 # who decides what: see bastion_policy::approval
+//! approval_timeout = "5m"    # defaults: ask for destructive calls and execute-on-open files
+//! mode = "hold"              # or "return": approval_pending, then the same call retried
+//!
+//! [[approval.rule]]          # ordered; the first match decides
+//! server = "shell"
+//! programs = ["cargo"]
+//! action = "allow"           # allow | ask | deny
+//!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
 //! command = "docs-mcp"       # any stdio MCP server
@@ -74,6 +83,10 @@ pub struct HubConfig {
     /// OAuth settings (used in OAuth mode, that is with a public URL).
     #[serde(default)]
     pub oauth: OAuthConfig,
+    /// Approval rules (`[approval]`, `[[approval.rule]]`; see `bastion_policy::approval`),
+    /// enforced by the hub for every upstream.
+    #[serde(default)]
+    pub approval: bastion_policy::ApprovalConfig,
 }
 
 /// The `[oauth]` table.
@@ -281,6 +294,8 @@ impl HubConfig {
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<HubConfig, String> {
         let config: HubConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Approval rules compile here, so `check-config` catches a bad glob before `serve`.
+        bastion_policy::ApprovalRules::new(&config.approval).map_err(|e| e.message)?;
         let mut names = HashSet::new();
         for u in &config.upstreams {
             if !valid_upstream_name(&u.name) {
@@ -434,6 +449,8 @@ mod tests {
             ("[[upstream]]\nname = \"abcdefghijklmnopq\"\nbuiltin = \"fs\"", "must match"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\n[[upstream]]\nname = \"a\"\nbuiltin = \"git\"", "twice"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"ftp\"", "unknown builtin"),
+            ("[[approval.rule]]\nname = \"r\"\ntool = \"a[\"\naction = \"ask\"", "approval rule 'r'"),
+            ("[[approval.rule]]\naction = \"maybe\"", "maybe"),
             ("[[upstream]]\nname = \"a\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\ncommand = \"x\"", "exactly one"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nurl = \"http://x\"", "exactly one"),

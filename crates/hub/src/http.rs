@@ -424,7 +424,7 @@ mod fast {
         // The call runs in its own task, which outlives this future if the client goes away:
         // then the guard fires and the hub cancels the call upstream, as rmcp does (#857).
         let mut on_disconnect = Some(cancelled.clone().drop_guard());
-        let site = CallSite { cancelled, progress: None };
+        let site = CallSite { cancelled, progress: None, peer: None };
         let hub = hub.clone();
         let params = call.params;
         let outcome = tokio::spawn(async move { hub.call(&principal, params, &site).await }).await;

@@ -4,7 +4,9 @@
 //! `bastion token` manages the hub's bearer tokens and OAuth grants; `bastion owner-secret` sets
 //! the secret that approves OAuth clients.
 
+mod approvals;
 mod config;
+mod control_cli;
 mod http;
 mod metrics;
 mod router;
@@ -40,6 +42,18 @@ enum Command {
     Token(serve::TokenCommand),
     /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
     OwnerSecret(serve::StateDir),
+    /// List the calls waiting for your approval (with --watch, as they come).
+    Approvals(control_cli::ApprovalsArgs),
+    /// Approve a pending call by its id.
+    Approve(control_cli::ApproveArgs),
+    /// Deny a pending call by its id.
+    Deny(control_cli::DenyArgs),
+    /// Cap the running hub and servers: observe (reading only) or normal.
+    Mode(control_cli::ModeArgs),
+    /// Refuse every call (`paused`) until `bastion resume`; calls in flight finish.
+    Pause(control_cli::SwitchArgs),
+    /// Undo `bastion pause`.
+    Resume(control_cli::SwitchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +80,12 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
         Command::OwnerSecret(state) => serve::owner_secret(state),
+        Command::Approvals(args) => control_cli::approvals(args),
+        Command::Approve(a) => control_cli::decide(&a.id, true, None, &a.target),
+        Command::Deny(a) => control_cli::decide(&a.id, false, a.reason, &a.target),
+        Command::Mode(a) => control_cli::switch(control_cli::mode_request(a.mode), &a.target),
+        Command::Pause(a) => control_cli::switch(serde_json::json!({"op": "pause", "channel": "cli"}), &a.target),
+        Command::Resume(a) => control_cli::switch(serde_json::json!({"op": "resume", "channel": "cli"}), &a.target),
     }
 }
 

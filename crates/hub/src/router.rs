@@ -34,6 +34,10 @@ pub struct Entry {
     pub inner: String,
     /// Its tier, from its annotations.
     pub tier: Tier,
+    /// The tier the default approval rules see: the same, except that a tool which does not
+    /// declare `destructiveHint` (counted destructive for scopes, as MCP presumes) is not asked
+    /// about by default as if it had declared it; a rule can still ask for it by server.
+    pub approval_tier: Tier,
     /// The definition as offered (namespaced name, filled annotations).
     pub tool: Tool,
 }
@@ -80,11 +84,13 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
                 cat.problems.push(format!("{upstream}: tool '{}' not offered: '{name}' is listed twice", t.name));
                 continue;
             }
+            let declared = t.annotations.as_ref().and_then(|a| a.destructive_hint).is_some();
             let mut tool = t.clone();
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
             let tier = scope::tier_of(&tool, kind);
-            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, tool });
+            let approval_tier = if tier == Tier::Destructive && !declared { Tier::Write } else { tier };
+            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, approval_tier, tool });
         }
     }
     cat
@@ -112,6 +118,8 @@ pub struct Hub {
     list_changed: bool,
     /// Clients that initialised and can be told of tool list changes.
     listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
+    /// The approval gate (`None`: every call that passes the scopes runs).
+    approvals: Option<Arc<crate::approvals::HubApprovals>>,
 }
 
 /// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
@@ -126,6 +134,9 @@ pub struct CallSite {
     pub cancelled: CancellationToken,
     /// The caller and the `progressToken` it gave, if any.
     pub progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    /// The caller, when it is reachable (not on the direct stateless path): its client name
+    /// and, for approvals, whether it can be asked through elicitation.
+    pub peer: Option<Peer<RoleServer>>,
 }
 
 impl CallSite {
@@ -133,6 +144,7 @@ impl CallSite {
         CallSite {
             cancelled: ctx.ct.clone(),
             progress: ctx.meta.get_progress_token().map(|token| (ctx.peer.clone(), token)),
+            peer: Some(ctx.peer.clone()),
         }
     }
 }
@@ -159,7 +171,15 @@ impl Hub {
             metrics: Arc::new(Metrics::default()),
             list_changed: trusted,
             listeners: Arc::default(),
+            approvals: None,
         }
+    }
+
+    /// Puts calls through the approval gate (switches, rules, the person) before they are
+    /// forwarded.
+    pub fn with_approvals(mut self, approvals: Arc<crate::approvals::HubApprovals>) -> Hub {
+        self.approvals = Some(approvals);
+        self
     }
 
     /// Tells clients of tool list changes (stdio, stateful HTTP sessions): they are sent
@@ -352,6 +372,26 @@ impl Hub {
             Status::Failed(why) => return unavailable(up, &why),
         };
         let inner = entry.inner.as_str();
+        if let Some(gate) = &self.approvals {
+            let call = crate::approvals::HubCall {
+                upstream: prefix,
+                kind: up.spec.kind.as_str(),
+                inner,
+                shown: &params.name,
+                tier: entry.approval_tier,
+                args: params.arguments.as_ref(),
+            };
+            // The caller giving up while the person decides withdraws the request.
+            let decided = tokio::select! {
+                r = gate.check(who, call, site) => r,
+                _ = site.cancelled.cancelled() => {
+                    return Err(McpError::internal_error("cancelled by the caller while waiting for approval", None));
+                }
+            };
+            if let Err(e) = decided {
+                return Ok(error_result(&e).into());
+            }
+        }
         let timeout = up.spec.call_timeout.unwrap_or(self.call_timeout);
         let params_name = params.name.clone();
         let mut forward = CallToolRequestParams::new(inner.to_owned());
@@ -516,6 +556,10 @@ mod tests {
         assert_eq!(search.title.as_deref(), Some("T search"));
         let a = search.annotations.as_ref().unwrap();
         assert_eq!((a.read_only_hint, a.destructive_hint, a.open_world_hint), (Some(false), Some(true), Some(true)));
+        // A tool that does not declare destructiveHint is destructive for scopes, but the
+        // default approval rules see it as a write (only declared deletions ask by default).
+        assert_eq!((cat.entries[2].tier, cat.entries[2].approval_tier), (Tier::Destructive, Tier::Write));
+        assert_eq!(cat.entries[1].approval_tier, Tier::Write);
         // The upstream's own name is kept for routing.
         assert_eq!(cat.entries[3].inner, "get-sum");
         assert_eq!(cat.problems.len(), 4, "{:?}", cat.problems);

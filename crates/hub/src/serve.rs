@@ -340,6 +340,8 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
     }
     let builtin = |kind: &str, name: &str, extra: &[String]| -> anyhow::Result<UpstreamSpec> {
         let mut a = root_args.clone();
+        // The hub decides approvals, mode and pause at its own layer, for every upstream.
+        a.push("--no-approvals".into());
         if args.allow_write && kind != "shell" {
             a.push("--allow-write".into());
         }
@@ -519,9 +521,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
     let stateful = args.stateful || config.stateful;
     let call_timeout = args.call_timeout.or(config.call_timeout).unwrap_or(crate::router::DEFAULT_CALL_TIMEOUT);
+    let approval_roots = match (&args.upstreams.roots, &config.roots) {
+        (flags, _) if !flags.is_empty() => flags.clone(),
+        (_, file) if !file.is_empty() => file.clone(),
+        _ => vec![std::env::current_dir()?],
+    };
+    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    std::fs::set_permissions(&state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let approvals = crate::approvals::HubApprovals::start(&config.approval, approval_roots, &state_dir, &audit_path)?;
+    let control_socket = approvals.socket_path().to_path_buf();
     let hub = Hub::new(upstreams.clone(), audit, args.stdio)
         .with_call_timeout(call_timeout)
-        .with_list_changed(args.stdio || stateful);
+        .with_list_changed(args.stdio || stateful)
+        .with_approvals(approvals);
     // An upstream's tools changed (it said so, restarted or went down): clients that can hear
     // it are told to list again.
     for u in &upstreams {
@@ -563,6 +575,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         println!("upstreams: {banner}");
         println!("audit journal: {}", audit_path.display());
+        println!("approvals: bastion approvals --watch (control socket {})", control_socket.display());
         let tokens = auth.with_store(|store| -> anyhow::Result<_> {
             let live = store.tokens(now())?.iter().any(|r| r.check(now()).is_ok());
             let created = if live {

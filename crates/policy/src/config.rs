@@ -23,6 +23,13 @@ use crate::tier::Tier;
 /// [limits]
 /// output_chars = 50000
 ///
+/// [approval]                  # see bastion_policy::approval
+/// approval_timeout = "5m"
+///
+/// [[approval.rule]]
+/// tool = "delete_*"
+/// action = "ask"
+///
 /// [git]
 /// author_name = "Build Bot"     # commits made by bastion-git use this identity
 /// author_email = "bot@example.com"
@@ -49,6 +56,8 @@ pub struct PolicyConfig {
     pub git: GitConfig,
     /// Settings of the shell server: profile, extra programs, sandbox and limits.
     pub shell: crate::commands::ShellConfig,
+    /// Approval rules (`[approval]`, `[[approval.rule]]`): which calls the person decides.
+    pub approval: crate::approval::ApprovalConfig,
 }
 
 impl Default for PolicyConfig {
@@ -63,6 +72,7 @@ impl Default for PolicyConfig {
             limits: Limits::default(),
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
+            approval: crate::approval::ApprovalConfig::default(),
         }
     }
 }
@@ -210,6 +220,21 @@ mod tests {
         assert_eq!(c.git.author_email, None);
         assert!(c.deny.read_list().contains(&"*.db".to_string()));
         assert!(c.deny.read_list().contains(&".env".to_string()));
+    }
+
+    #[test]
+    fn parses_the_approval_section() {
+        let c = PolicyConfig::from_toml(
+            "[approval]\nmode = \"return\"\napproval_timeout = \"90s\"\n[[approval.rule]]\ntool = \"delete_*\"\naction = \"deny\"\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.approval.mode, crate::approval::Mode::Return);
+        assert_eq!(c.approval.approval_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(c.approval.rules.len(), 1);
+        let err = PolicyConfig::from_toml("[[approval.rule]]\naction = \"perhaps\"\n", "bastion.toml").unwrap_err();
+        assert!(err.message.contains("perhaps"), "{}", err.message);
+        assert!(PolicyConfig::default().approval.defaults);
     }
 
     #[test]

@@ -83,6 +83,18 @@ pub enum ErrorCode {
     UpstreamError,
     /// The caller's token does not carry the scope the tool needs.
     InsufficientScope,
+    /// The call waits for the person's approval (return mode): ask them, then retry the same call.
+    ApprovalPending,
+    /// The person (or a rule) refused the call.
+    ApprovalDenied,
+    /// Nobody decided within the approval timeout.
+    ApprovalTimeout,
+    /// A file an approved call targets changed after the request; nothing was written.
+    Stale,
+    /// The server is in observe mode: writes, deletions and commands are refused.
+    ModeObserve,
+    /// The operator paused the server: every call is refused until they resume it.
+    Paused,
 }
 
 impl ErrorCode {
@@ -125,6 +137,12 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::ApprovalPending => "approval_pending",
+            ErrorCode::ApprovalDenied => "approval_denied",
+            ErrorCode::ApprovalTimeout => "approval_timeout",
+            ErrorCode::Stale => "stale",
+            ErrorCode::ModeObserve => "mode_observe",
+            ErrorCode::Paused => "paused",
         }
     }
 }

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod approval;
 pub mod audit;
 pub mod commands;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod tier;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+pub use approval::{ApprovalConfig, ApprovalRules};
 pub use audit::AuditLog;
 pub use config::{DenyConfig, GitConfig, PolicyConfig};
 pub use deny::{Access, DenyRules};
@@ -59,6 +61,10 @@ pub struct Policy {
     pub audit: AuditLog,
     /// Warnings produced while building (broad roots), for the binary to print.
     pub warnings: Vec<String>,
+    /// Approval rules (which calls the person decides).
+    pub approval: ApprovalRules,
+    /// The `[approval]` section as configured, for the runtime that enforces it.
+    pub approval_config: ApprovalConfig,
 }
 
 impl Policy {
@@ -66,6 +72,7 @@ impl Policy {
     pub fn new(config: PolicyConfig) -> Result<Self> {
         let warnings = config.check_roots()?;
         let deny = DenyRules::new(&config.deny.read_list(), &config.deny.write_list())?;
+        let approval = ApprovalRules::new(&config.approval)?;
         let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);
         let audit = match &config.audit_log {
             Some(path) => AuditLog::open(path).map_err(|e| {
@@ -81,6 +88,8 @@ impl Policy {
             limits: config.limits,
             audit,
             warnings,
+            approval,
+            approval_config: config.approval,
         })
     }
 

@@ -20,6 +20,14 @@ pub struct CommonArgs {
     /// Allow a root that is or contains the home directory or a .ssh directory.
     #[arg(long)]
     pub allow_broad_roots: bool,
+    /// Where the control socket for approvals, mode and pause is made (default: the hub's,
+    /// $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
+    #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// No approvals, mode or pause here: the hub passes this to its built-in children, since it
+    /// decides at its own layer.
+    #[arg(long)]
+    pub no_approvals: bool,
 }
 
 impl CommonArgs {
@@ -34,6 +42,9 @@ impl CommonArgs {
             config.audit_log = self.audit_log.clone();
         }
         config.allow_broad_roots |= self.allow_broad_roots;
+        if !self.no_approvals {
+            crate::approvals::start(&config, &crate::approvals::process_name(), self.state_dir.as_deref());
+        }
         Ok(config)
     }
 }

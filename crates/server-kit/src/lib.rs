@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod approvals;
 mod cli;
 mod result;
 mod server;
@@ -145,9 +146,16 @@ impl ToolTable {
             )),
             Some(tier) => match policy.check_tier(&name, tier) {
                 Err(e) => Ok(error_result(&e).into()),
-                // Before the tool runs: `self.server`, `name`, `tier`, `request.arguments` and
-                // `principal` are known here; a gate that refuses answers `Ok(error_result(..))`.
-                Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
+                // The approval gate (switches, rules, the person): a small insertion, the rest
+                // lives in `approvals.rs`.
+                Ok(()) => match approvals::check(self.server, &name, tier, policy, &request, &context, || {
+                    approvals::dry_run_diff(server, router, &request, &context)
+                })
+                .await
+                {
+                    Err(e) => Ok(error_result(&e).into()),
+                    Ok(()) => router.call(ToolCallContext::new(server, request, context)).await.map(normalise_error),
+                },
             },
         };
         if let Some(args) = audit_args {

@@ -27,7 +27,9 @@ impl Server {
         for r in roots {
             cmd.arg("--root").arg(r);
         }
-        cmd.args(["--allow-destructive"]).args(extra);
+        // Approvals (a destructive call asks the person by default) are tested with the
+        // approvals engine; these tests drive the tools directly.
+        cmd.args(["--allow-destructive", "--no-approvals"]).args(extra);
         Server::start_with(cmd, home)
     }
 

@@ -1,0 +1,651 @@
+//! The approvals queue and the server-wide switches (mode, pause), with their journal.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use bastion_policy::approval::Mode;
+use bastion_policy::audit::{AuditLog, millis};
+use bastion_policy::{Error, ErrorCode, Tier};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// The server-wide mode cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Tiers and rules as configured.
+    Normal,
+    /// Only read calls run; writes, deletions and commands get `mode_observe`.
+    Observe,
+}
+
+impl RunMode {
+    /// `normal` or `observe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Normal => "normal",
+            RunMode::Observe => "observe",
+        }
+    }
+
+    /// Parses `normal` or `observe`.
+    pub fn parse(s: &str) -> Option<RunMode> {
+        match s {
+            "normal" => Some(RunMode::Normal),
+            "observe" => Some(RunMode::Observe),
+            _ => None,
+        }
+    }
+}
+
+/// What a call asks the person to approve.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Server (or hub upstream) name.
+    pub server: String,
+    /// The tool as the caller named it.
+    pub tool: String,
+    /// Its tier.
+    pub tier: Tier,
+    /// Who calls.
+    pub principal: String,
+    /// The client's name, if it said.
+    pub client: Option<String>,
+    /// The rule that asked.
+    pub rule: String,
+    /// Hold or return.
+    pub mode: Mode,
+    /// How long the request (and, in return mode, the approval) stays valid.
+    pub timeout: Duration,
+    /// The arguments rendered for a human (a diff, an argv and cwd, refs and paths, JSON).
+    pub rendering: String,
+    /// [`bastion_policy::approval::args_hash`] of the exact arguments.
+    pub args_hash: String,
+    /// A fingerprint of the targets at request time (compared before running: `stale`).
+    pub fingerprint: Option<String>,
+}
+
+/// A decision on a pending request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Approved or denied.
+    pub approved: bool,
+    /// Why (denials).
+    pub reason: Option<String>,
+    /// How it was decided: `cli`, `elicitation`, `dashboard`.
+    pub channel: String,
+}
+
+/// How a held call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Approved: run it.
+    Approved {
+        /// The deciding channel.
+        channel: String,
+    },
+    /// Denied (`approval_denied`).
+    Denied {
+        /// The person's reason, if given.
+        reason: Option<String>,
+    },
+    /// Nobody decided in time (`approval_timeout`).
+    TimedOut,
+}
+
+/// An approval usable once by the same principal for the same tool and arguments (return mode).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The request's id.
+    pub id: String,
+    /// The target fingerprint taken at request time.
+    pub fingerprint: Option<String>,
+}
+
+struct Pending {
+    req: Request,
+    id: String,
+    requested: SystemTime,
+    started: Instant,
+    expires: Instant,
+    waiter: Option<oneshot::Sender<Decision>>,
+}
+
+struct StoredGrant {
+    id: String,
+    principal: String,
+    tool: String,
+    args_hash: String,
+    fingerprint: Option<String>,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    pending: BTreeMap<String, Pending>,
+    grants: Vec<StoredGrant>,
+}
+
+/// The approvals engine of one server or hub. Shared (`Arc`) between the call path and the
+/// control socket.
+pub struct Engine {
+    server: Mutex<String>,
+    state: Mutex<State>,
+    // Atomics, so an allowed call checks the switches without taking a lock.
+    paused: AtomicBool,
+    observe: AtomicBool,
+    audit: Arc<AuditLog>,
+    watchers: Mutex<Vec<mpsc::Sender<Value>>>,
+    notify_send: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("paused", &self.paused).field("observe", &self.observe).finish_non_exhaustive()
+    }
+}
+
+/// A held request: dropping it before a decision withdraws the request (the caller went away).
+#[derive(Debug)]
+pub struct Ticket {
+    /// The request's id.
+    pub id: String,
+    engine: Arc<Engine>,
+    rx: Option<oneshot::Receiver<Decision>>,
+    timeout: Duration,
+    done: bool,
+}
+
+impl Ticket {
+    /// Waits for a decision until the request's timeout.
+    pub async fn wait(mut self) -> Outcome {
+        let Some(rx) = self.rx.take() else { return Outcome::TimedOut };
+        let outcome = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(d)) if d.approved => Outcome::Approved { channel: d.channel },
+            Ok(Ok(d)) => Outcome::Denied { reason: d.reason },
+            // The sender went away without deciding: only an expiry sweep does that.
+            Ok(Err(_)) | Err(_) => {
+                self.engine.expire(&self.id);
+                Outcome::TimedOut
+            }
+        };
+        self.done = true;
+        outcome
+    }
+}
+
+impl Ticket {
+    /// Leaves the request queued without waiting (return mode: the call answers at once with
+    /// `approval_pending` and this id).
+    pub fn detach(mut self) -> String {
+        self.done = true;
+        std::mem::take(&mut self.id)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.done {
+            self.engine.withdraw(&self.id);
+        }
+    }
+}
+
+impl Engine {
+    /// An engine journaling to `audit` under the name `server`.
+    pub fn new(server: &str, audit: Arc<AuditLog>) -> Arc<Engine> {
+        let notify_send = find_program("notify-send");
+        Arc::new(Engine {
+            server: Mutex::new(server.to_owned()),
+            state: Mutex::default(),
+            paused: AtomicBool::new(false),
+            observe: AtomicBool::new(false),
+            audit,
+            watchers: Mutex::default(),
+            notify_send,
+        })
+    }
+
+    /// The name journaled and shown (`fs`, `hub`, …).
+    pub fn server(&self) -> String {
+        lock(&self.server).clone()
+    }
+
+    /// Renames the engine (a standalone server learns its name at its first call).
+    pub fn set_server(&self, name: &str) {
+        let mut s = lock(&self.server);
+        if *s != name {
+            *s = name.to_owned();
+        }
+    }
+
+    /// The switches, checked before anything else on every call: `paused` refuses everything,
+    /// `observe` refuses every tier above read.
+    pub fn admit(&self, tool: &str, tier: Tier) -> Result<(), Error> {
+        if self.paused.load(Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorCode::Paused,
+                "the operator paused this server; every call is refused until they run `bastion resume`; tell the user",
+            ));
+        }
+        if tier > Tier::Read && self.observe.load(Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorCode::ModeObserve,
+                format!(
+                    "{tool} is a {tier}-tier tool and the server is in observe mode (reading only); the user can lift it with `bastion mode normal`"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> RunMode {
+        if self.observe.load(Ordering::Acquire) { RunMode::Observe } else { RunMode::Normal }
+    }
+
+    /// Whether paused.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Sets the mode; journaled with the channel.
+    pub fn set_mode(&self, mode: RunMode, channel: &str) {
+        let before = self.observe.swap(mode == RunMode::Observe, Ordering::AcqRel);
+        let detail =
+            json!({"mode": mode.as_str(), "previous": if before {"observe"} else {"normal"}, "channel": channel});
+        self.event("mode_change", detail);
+    }
+
+    /// Pauses (`true`) or resumes; journaled with the channel. Calls in flight finish.
+    pub fn set_paused(&self, paused: bool, channel: &str) {
+        self.paused.store(paused, Ordering::Release);
+        self.event(if paused { "pause" } else { "resume" }, json!({"channel": channel}));
+    }
+
+    /// Uses an approved grant for exactly this principal, tool and argument hash (return mode),
+    /// once. Expired grants are dropped on the way.
+    pub fn take_grant(&self, principal: &str, tool: &str, args_hash: &str) -> Option<Grant> {
+        let now = Instant::now();
+        let grant = {
+            let mut st = lock(&self.state);
+            st.grants.retain(|g| g.expires > now);
+            let i = st
+                .grants
+                .iter()
+                .position(|g| g.principal == principal && g.tool == tool && g.args_hash == args_hash)?;
+            st.grants.swap_remove(i)
+        };
+        self.event("approval_used", json!({"id": grant.id, "principal": principal, "tool": tool}));
+        Some(Grant { id: grant.id, fingerprint: grant.fingerprint })
+    }
+
+    /// The id of a request still pending for exactly this principal, tool and argument hash (a
+    /// return-mode retry before the decision gets the same id, not a second request).
+    pub fn pending_for(&self, principal: &str, tool: &str, args_hash: &str) -> Option<String> {
+        self.sweep();
+        let st = lock(&self.state);
+        st.pending
+            .values()
+            .find(|p| p.req.principal == principal && p.req.tool == tool && p.req.args_hash == args_hash)
+            .map(|p| p.id.clone())
+    }
+
+    /// Queues a request; journaled, watchers told, a desktop notification sent when possible.
+    pub fn submit(self: &Arc<Self>, req: Request) -> Ticket {
+        self.sweep();
+        let id = new_id();
+        let (tx, rx) = oneshot::channel();
+        let timeout = req.timeout;
+        let now = Instant::now();
+        let pending = Pending {
+            id: id.clone(),
+            requested: SystemTime::now(),
+            started: now,
+            expires: now + timeout,
+            waiter: (req.mode == Mode::Hold).then_some(tx),
+            req,
+        };
+        let view = view(&pending);
+        let journal = json!({
+            "id": id, "principal": pending.req.principal, "client": pending.req.client, "tool": pending.req.tool,
+            "tier": pending.req.tier, "rule": pending.req.rule, "mode": pending.req.mode.as_str(),
+            "args_sha256": pending.req.args_hash, "expires_in_s": timeout.as_secs(),
+        });
+        let summary = format!("{} {} by {}", id, pending.req.tool, pending.req.principal);
+        lock(&self.state).pending.insert(id.clone(), pending);
+        self.audit.event(&self.server(), "approval_request", journal);
+        self.broadcast(json!({"event": "request", "request": view}));
+        self.desktop_notification(&summary);
+        Ticket { id, engine: self.clone(), rx: (timeout > Duration::ZERO).then_some(rx), timeout, done: false }
+    }
+
+    /// Decides a pending request. A hold-mode call is woken; a return-mode approval becomes a
+    /// single-use grant valid for the request's timeout.
+    pub fn decide(&self, id: &str, decision: Decision) -> Result<(), Error> {
+        self.sweep();
+        let pending = lock(&self.state).pending.remove(id).ok_or_else(|| {
+            Error::new(
+                ErrorCode::NotFound,
+                format!("no pending approval has the id '{id}' (decided, expired or withdrawn)"),
+            )
+        })?;
+        let waited = pending.started.elapsed();
+        self.audit.event(
+            &self.server(),
+            "approval_decision",
+            json!({
+                "id": id, "decision": if decision.approved {"approved"} else {"denied"},
+                "channel": decision.channel, "reason": decision.reason, "tool": pending.req.tool,
+                "principal": pending.req.principal, "wait_ms": millis(waited),
+            }),
+        );
+        self.broadcast(json!({
+            "event": "decision", "id": id, "decision": if decision.approved {"approved"} else {"denied"},
+            "channel": decision.channel, "reason": decision.reason,
+        }));
+        match pending.waiter {
+            Some(tx) => {
+                let _ = tx.send(decision);
+            }
+            None if decision.approved => {
+                lock(&self.state).grants.push(StoredGrant {
+                    id: pending.id,
+                    principal: pending.req.principal,
+                    tool: pending.req.tool,
+                    args_hash: pending.req.args_hash,
+                    fingerprint: pending.req.fingerprint,
+                    expires: Instant::now() + pending.req.timeout,
+                });
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The fingerprint taken when request `id` was made (for the `stale` check of a held call).
+    pub fn fingerprint_of(&self, id: &str) -> Option<String> {
+        lock(&self.state).pending.get(id).and_then(|p| p.req.fingerprint.clone())
+    }
+
+    /// Pending requests, oldest first, as JSON for the CLI and the dashboard.
+    pub fn list(&self) -> Vec<Value> {
+        self.sweep();
+        let st = lock(&self.state);
+        let mut v: Vec<&Pending> = st.pending.values().collect();
+        v.sort_by_key(|p| p.started);
+        v.into_iter().map(view).collect()
+    }
+
+    /// Mode, pause and counts.
+    pub fn status(&self) -> Value {
+        self.sweep();
+        let st = lock(&self.state);
+        json!({
+            "server": self.server(), "pid": std::process::id(), "mode": self.mode().as_str(),
+            "paused": self.paused(), "pending": st.pending.len(), "grants": st.grants.len(),
+        })
+    }
+
+    /// A stream of events (`request`, `decision`, `expired`, `withdrawn`, `mode`, `pause`,
+    /// `resume`) as JSON values.
+    pub fn subscribe(&self) -> mpsc::Receiver<Value> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.watchers).push(tx);
+        rx
+    }
+
+    fn expire(&self, id: &str) {
+        if let Some(p) = lock(&self.state).pending.remove(id) {
+            self.expired(&p);
+        }
+    }
+
+    fn withdraw(&self, id: &str) {
+        if let Some(p) = lock(&self.state).pending.remove(id) {
+            self.audit.event(
+                &self.server(),
+                "approval_withdrawn",
+                json!({"id": id, "tool": p.req.tool, "wait_ms": millis(p.started.elapsed())}),
+            );
+            self.broadcast(json!({"event": "withdrawn", "id": id}));
+        }
+    }
+
+    fn expired(&self, p: &Pending) {
+        self.audit.event(
+            &self.server(),
+            "approval_expired",
+            json!({"id": p.id, "tool": p.req.tool, "principal": p.req.principal, "wait_ms": millis(p.started.elapsed())}),
+        );
+        self.broadcast(json!({"event": "expired", "id": p.id}));
+    }
+
+    /// Drops return-mode requests past their expiry (held ones expire in their own wait).
+    fn sweep(&self) {
+        let now = Instant::now();
+        let gone: Vec<Pending> = {
+            let mut st = lock(&self.state);
+            let ids: Vec<String> =
+                st.pending.values().filter(|p| p.waiter.is_none() && p.expires <= now).map(|p| p.id.clone()).collect();
+            ids.iter().filter_map(|id| st.pending.remove(id)).collect()
+        };
+        for p in &gone {
+            self.expired(p);
+        }
+    }
+
+    fn event(&self, name: &str, detail: Value) {
+        self.audit.event(&self.server(), name, detail.clone());
+        let mut ev = json!({"event": name});
+        if let (Value::Object(e), Value::Object(d)) = (&mut ev, detail) {
+            e.extend(d);
+        }
+        self.broadcast(ev);
+    }
+
+    fn broadcast(&self, ev: Value) {
+        let mut watchers = lock(&self.watchers);
+        watchers.retain(|w| w.send(ev.clone()).is_ok());
+    }
+
+    fn desktop_notification(&self, summary: &str) {
+        let Some(program) = &self.notify_send else { return };
+        let child = std::process::Command::new(program)
+            .args([
+                "--app-name=Bastion",
+                "Bastion: approval needed",
+                &format!("{summary}\nbastion approve ID / deny ID"),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        // Reaped off the call path so no zombie is left behind.
+        if let Ok(mut child) = child {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+    }
+}
+
+fn view(p: &Pending) -> Value {
+    let now = Instant::now();
+    json!({
+        "id": p.id,
+        "server": p.req.server,
+        "tool": p.req.tool,
+        "tier": p.req.tier,
+        "principal": p.req.principal,
+        "client": p.req.client,
+        "rule": p.req.rule,
+        "mode": p.req.mode.as_str(),
+        "requested": humantime::format_rfc3339_seconds(p.requested).to_string(),
+        "waiting_s": now.saturating_duration_since(p.started).as_secs(),
+        "expires_in_s": p.expires.saturating_duration_since(now).as_secs(),
+        "args_sha256": p.req.args_hash,
+        "rendering": p.req.rendering,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A short random id a person can type: 8 characters of a lower-case alphabet without look-alikes.
+fn new_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut buf = [0u8; 8];
+    if getrandom::fill(&mut buf).is_err() {
+        // No randomness: fall back to the clock, still unique within the process.
+        let n = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        buf = (n as u64).to_le_bytes();
+    }
+    buf.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(mode: Mode, timeout: Duration) -> Request {
+        Request {
+            server: "fs".into(),
+            tool: "delete_path".into(),
+            tier: Tier::Destructive,
+            principal: "alice".into(),
+            client: Some("cli".into()),
+            rule: "default: destructive".into(),
+            mode,
+            timeout,
+            rendering: "delete a.txt".into(),
+            args_hash: "h1".into(),
+            fingerprint: Some("fp".into()),
+        }
+    }
+
+    fn approve() -> Decision {
+        Decision { approved: true, reason: None, channel: "cli".into() }
+    }
+
+    #[tokio::test]
+    async fn hold_waits_for_the_decision() {
+        let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
+        let t = e.submit(request(Mode::Hold, Duration::from_secs(5)));
+        assert_eq!(e.list().len(), 1);
+        assert_eq!(e.fingerprint_of(&t.id).as_deref(), Some("fp"));
+        e.decide(&t.id.clone(), approve()).unwrap();
+        assert_eq!(t.wait().await, Outcome::Approved { channel: "cli".into() });
+        assert!(e.list().is_empty());
+
+        let t = e.submit(request(Mode::Hold, Duration::from_secs(5)));
+        let deny = Decision { approved: false, reason: Some("no".into()), channel: "cli".into() };
+        e.decide(&t.id.clone(), deny).unwrap();
+        assert_eq!(t.wait().await, Outcome::Denied { reason: Some("no".into()) });
+        // A decided id cannot be decided again.
+        let t = e.submit(request(Mode::Hold, Duration::from_secs(5)));
+        let id = t.id.clone();
+        e.decide(&id, approve()).unwrap();
+        assert_eq!(e.decide(&id, approve()).unwrap_err().code, ErrorCode::NotFound);
+        drop(t);
+    }
+
+    #[tokio::test]
+    async fn hold_times_out_and_a_dropped_ticket_withdraws() {
+        let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
+        let t = e.submit(request(Mode::Hold, Duration::from_millis(50)));
+        let id = t.id.clone();
+        assert_eq!(t.wait().await, Outcome::TimedOut);
+        assert_eq!(e.decide(&id, approve()).unwrap_err().code, ErrorCode::NotFound);
+        let t = e.submit(request(Mode::Hold, Duration::from_secs(5)));
+        assert_eq!(e.list().len(), 1);
+        drop(t);
+        assert!(e.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn return_mode_binds_principal_tool_and_arguments_once() {
+        let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
+        let t = e.submit(request(Mode::Return, Duration::from_secs(5)));
+        let id = t.detach();
+        assert_eq!(e.pending_for("alice", "delete_path", "h1").as_deref(), Some(id.as_str()));
+        assert!(e.take_grant("alice", "delete_path", "h1").is_none(), "not approved yet");
+        e.decide(&id, approve()).unwrap();
+        // Not for another principal, another tool, other arguments.
+        assert!(e.take_grant("bob", "delete_path", "h1").is_none());
+        assert!(e.take_grant("alice", "write_file", "h1").is_none());
+        assert!(e.take_grant("alice", "delete_path", "h2").is_none());
+        let g = e.take_grant("alice", "delete_path", "h1").unwrap();
+        assert_eq!((g.id.as_str(), g.fingerprint.as_deref()), (id.as_str(), Some("fp")));
+        // Single use: the second identical call, and a replay of the id, get nothing.
+        assert!(e.take_grant("alice", "delete_path", "h1").is_none());
+        assert_eq!(e.decide(&id, approve()).unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[tokio::test]
+    async fn return_mode_requests_and_grants_expire() {
+        let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
+        let t = e.submit(request(Mode::Return, Duration::from_millis(30)));
+        let id = t.detach();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(e.list().is_empty());
+        assert_eq!(e.decide(&id, approve()).unwrap_err().code, ErrorCode::NotFound);
+        let t = e.submit(request(Mode::Return, Duration::from_millis(200)));
+        let id = t.detach();
+        e.decide(&id, approve()).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(e.take_grant("alice", "delete_path", "h1").is_none(), "the approval expired");
+    }
+
+    #[test]
+    fn observe_and_pause() {
+        let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
+        assert!(e.admit("delete_path", Tier::Destructive).is_ok());
+        e.set_mode(RunMode::Observe, "cli");
+        assert!(e.admit("read_file", Tier::Read).is_ok());
+        for tier in [Tier::Write, Tier::Destructive, Tier::Exec] {
+            assert_eq!(e.admit("t", tier).unwrap_err().code, ErrorCode::ModeObserve);
+        }
+        e.set_mode(RunMode::Normal, "cli");
+        e.set_paused(true, "cli");
+        assert_eq!(e.admit("read_file", Tier::Read).unwrap_err().code, ErrorCode::Paused);
+        e.set_paused(false, "cli");
+        assert!(e.admit("write_file", Tier::Write).is_ok());
+    }
+
+    #[test]
+    fn everything_is_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let e = Engine::new("fs", Arc::new(AuditLog::open(&path).unwrap()));
+        let watch = e.subscribe();
+        e.set_mode(RunMode::Observe, "cli");
+        e.set_paused(true, "cli");
+        e.set_paused(false, "cli");
+        let t = e.submit(request(Mode::Return, Duration::from_secs(5)));
+        let id = t.detach();
+        e.decide(&id, approve()).unwrap();
+        e.take_grant("alice", "delete_path", "h1").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let events: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            events,
+            ["mode_change", "pause", "resume", "approval_request", "approval_decision", "approval_used"]
+        );
+        assert!(text.contains("\"channel\":\"cli\"") && text.contains("wait_ms"));
+        let seen: Vec<String> = watch.try_iter().map(|v| v["event"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(seen, ["mode_change", "pause", "resume", "request", "decision", "approval_used"]);
+    }
+}
