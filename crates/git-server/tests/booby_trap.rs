@@ -11,7 +11,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Server, files_under, git, git_command, init, write};
+use common::{files_under, git, git_command, init, write};
 use serde_json::json;
 
 const HOOKS: &[&str] = &[
@@ -171,7 +171,7 @@ fn every_tool_succeeds_and_nothing_runs() {
         ),
     );
     let root = repo.parent().unwrap().to_path_buf();
-    let mut s = Server::start(&[&root], &home, &[]);
+    let mut s = common::start(&[&root], &home, &[]);
     let r = json!("repo");
     let calls: Vec<(&str, serde_json::Value)> = vec![
         ("git_status", json!({"repo": r})),

@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Server, git, init, write};
+use common::{git, init, write};
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -52,7 +52,7 @@ fn index_paths(repo: &Path) -> String {
 #[test]
 fn option_injection_is_refused_or_taken_literally() {
     let f = fixture();
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     let pwned = f.base.join("pwned");
     let out = format!("--output={}", pwned.display());
     let r = "repo";
@@ -110,7 +110,7 @@ fn option_injection_is_refused_or_taken_literally() {
 #[test]
 fn pathspecs_stay_in_the_work_tree() {
     let f = fixture();
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     let abs_secret = f.base.join("outside/private.txt").display().to_string();
     let abs_in_repo = f.repo.join("a.txt").display().to_string();
     let before = index_paths(&f.repo);
@@ -181,7 +181,7 @@ fn repositories_must_lie_inside_a_root() {
     init(&alternates);
     write(alternates.join(".git/objects/info/alternates"), &format!("{}\n", other.join(".git/objects").display()));
 
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     s.err("git_status", json!({"repo": "../other"}), "path_outside_root");
     s.err("git_log", json!({"repo": other.display().to_string()}), "path_outside_root");
     s.err("git_log", json!({"repo": "other-link"}), "path_outside_root");
@@ -197,10 +197,10 @@ fn repositories_must_lie_inside_a_root() {
     assert_eq!(st["repo"], "repo");
     drop(s);
 
-    let mut plain_server = Server::start(&[&plain], &f.home, &[]);
+    let mut plain_server = common::start(&[&plain], &f.home, &[]);
     plain_server.err("git_status", json!({}), "not_a_repository");
     drop(plain_server);
-    let mut inner_server = Server::start(&[&inner], &f.home, &[]);
+    let mut inner_server = common::start(&[&inner], &f.home, &[]);
     inner_server.err("git_log", json!({}), "not_a_repository");
     assert!(!f.base.join("plain/.git").exists() && !inner.join(".git").exists(), "a repository was created");
 }
@@ -218,7 +218,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     let lib = f.root.join("lib");
     init(&lib);
     let repo = json!({"repo": "repo"});
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     s.ok("git_log", repo.clone());
     s.ok("git_status", repo.clone());
 
@@ -302,7 +302,7 @@ fn a_repository_owned_by_another_user_is_refused() {
     git(&foreign, &["commit", "-q", "-m", "f"]);
     let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&foreign).status().unwrap();
     assert!(status.success());
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     for tool in ["git_status", "git_log", "git_branches"] {
         let msg = s.err(tool, json!({"repo": "foreign"}), "repository_not_owned");
         assert!(msg.contains("safe.directory"), "{msg}");
@@ -313,9 +313,7 @@ fn a_repository_owned_by_another_user_is_refused() {
 #[test]
 fn tiers_are_enforced() {
     let f = fixture();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bastion-git"));
-    cmd.arg("--root").arg(&f.root);
-    let mut read_only = Server::start_with(cmd, &f.home);
+    let mut read_only = common::builder(&[&f.root], &f.home).start();
     let listed = read_only.request("tools/list", json!({}));
     let names: Vec<&str> =
         listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
