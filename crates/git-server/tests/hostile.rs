@@ -67,6 +67,7 @@ fn option_injection_is_refused_or_taken_literally() {
         ("git_diff", json!({"repo": r, "from": "--no-index"}), "invalid_revision"),
         ("git_show", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
         ("git_show", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("git_show", json!({"repo": r, "rev": "-p"}), "invalid_revision"),
         ("git_blame", json!({"repo": r, "path": "a.txt", "rev": "--contents=/etc/hostname"}), "invalid_revision"),
         ("git_blame", json!({"repo": r, "path": "--contents=/etc/hostname"}), "not_found"),
         ("git_create_branch", json!({"repo": r, "name": "--force"}), "invalid_reference_name"),
@@ -76,8 +77,11 @@ fn option_injection_is_refused_or_taken_literally() {
         ("git_switch", json!({"repo": r, "branch": "-p"}), "invalid_reference_name"),
         ("git_switch", json!({"repo": r, "branch": "-"}), "invalid_reference_name"),
         ("git_delete_branch", json!({"repo": r, "name": "--format=x"}), "invalid_reference_name"),
+        ("git_delete_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
         ("git_reset", json!({"repo": r, "rev": "--hard"}), "invalid_revision"),
         ("git_reset", json!({"repo": r, "rev": out, "mode": "hard"}), "invalid_revision"),
+        ("git_reset", json!({"repo": r, "rev": "main", "mode": "--hard"}), "invalid_argument"),
+        ("git_log", json!({"repo": r, "until": "--until=now"}), "invalid_argument"),
         ("git_status", json!({"repo": "--git-dir=/etc"}), "not_found"),
         ("git_status", json!({"repo": r, "untracked_files": "--ignored"}), "invalid_argument"),
     ];
@@ -90,6 +94,7 @@ fn option_injection_is_refused_or_taken_literally() {
     // Paths that look like options or pathspec magic are literal names that match nothing.
     let add = s.ok("git_add", json!({"repo": r, "paths": ["--all", "-A", ":(top)*", "*"]}));
     assert_eq!(add["staged_count"], 0, "{add}");
+    assert_eq!(add["unmatched"].as_array().map(Vec::len), Some(4), "{add}");
     write(f.repo.join("a.txt"), "one\ntwo\nthree\n");
     s.ok("git_add", json!({"repo": r, "paths": ["a.txt"]}));
     let before = git(&f.repo, &["rev-parse", "HEAD"]);
@@ -101,8 +106,10 @@ fn option_injection_is_refused_or_taken_literally() {
     // A ref literally named like an option is reachable by its full name, as a name.
     let shown = s.ok("git_show", json!({"repo": r, "rev": "refs/heads/--format=x", "stat_only": true}));
     assert_eq!(shown["commit"]["parents"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["commit"]["hash"], json!(before.trim()));
     let branches = s.ok("git_branches", json!({"repo": r, "kind": "local"}));
     assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "--format=x"));
+    assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "-p"));
     assert!(!pwned.exists(), "an option was executed");
     assert!(!f.repo.join("--format=x").exists() && !f.repo.join("x").exists());
 }
@@ -125,20 +132,24 @@ fn pathspecs_stay_in_the_work_tree() {
         ("out-link", "path_outside_root"),
         (".git/config", "denied_by_glob"),
         (".GIT/hooks/pre-commit", "denied_by_glob"),
+        (".git/hooks", "denied_by_glob"),
         ("", "invalid_path"),
         ("a\u{0}b", "invalid_path"),
     ];
+    let mut outputs = Vec::new();
     for (path, code) in &cases {
         for tool in ["git_add", "git_unstage", "git_restore"] {
-            s.err(tool, json!({"repo": "repo", "paths": [path]}), code);
+            outputs.push(s.err(tool, json!({"repo": "repo", "paths": [path]}), code));
         }
-        s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code);
-        s.err("git_log", json!({"repo": "repo", "paths": [path]}), code);
-        s.err("git_status", json!({"repo": "repo", "paths": [path]}), code);
+        outputs.push(s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("git_log", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("git_status", json!({"repo": "repo", "paths": [path]}), code));
         if !path.is_empty() {
-            s.err("git_blame", json!({"repo": "repo", "path": path}), code);
+            outputs.push(s.err("git_blame", json!({"repo": "repo", "path": path}), code));
         }
     }
+    outputs.push(s.err("git_show", json!({"repo": "repo", "rev": "HEAD:../outside/private.txt"}), "invalid_revision"));
+    assert!(!outputs.iter().any(|o| o.contains("SECRET")), "{outputs:?}");
     assert_eq!(index_paths(&f.repo), before, "the index changed");
     assert_eq!(std::fs::read_to_string(f.base.join("outside/private.txt")).unwrap(), "SECRET\n");
     // An absolute path inside the work tree is fine.
@@ -202,6 +213,10 @@ fn repositories_must_lie_inside_a_root() {
     drop(plain_server);
     let mut inner_server = common::start(&[&inner], &f.home, &[]);
     inner_server.err("git_log", json!({}), "not_a_repository");
+    drop(inner_server);
+    // A root inside the git directory: the work tree would be outside it.
+    let mut git_dir_server = common::start(&[&f.repo.join(".git")], &f.home, &[]);
+    git_dir_server.err("git_log", json!({}), "path_outside_root");
     assert!(!f.base.join("plain/.git").exists() && !inner.join(".git").exists(), "a repository was created");
 }
 
@@ -303,7 +318,7 @@ fn a_repository_owned_by_another_user_is_refused() {
     let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&foreign).status().unwrap();
     assert!(status.success());
     let mut s = common::start(&[&f.root], &f.home, &[]);
-    for tool in ["git_status", "git_log", "git_branches"] {
+    for tool in ["git_status", "git_log", "git_diff", "git_branches"] {
         let msg = s.err(tool, json!({"repo": "foreign"}), "repository_not_owned");
         assert!(msg.contains("safe.directory"), "{msg}");
     }
