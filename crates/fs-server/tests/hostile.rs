@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bastion_testkit::{Kind, Server, ServerBuilder, temp_dir, write};
+use bastion_testkit::{Kind, Server, ServerBuilder, missing_prerequisite, temp_dir, write};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -211,19 +211,13 @@ fn fs(root: &Path) -> ServerBuilder {
     ServerBuilder::new(Kind::Fs).root(root).timeout(Duration::from_secs(15))
 }
 
-/// A skip: fails under CI (`CI` set), where every prerequisite is provisioned.
-fn skip(why: &str) {
-    assert!(std::env::var_os("CI").is_none(), "prerequisite missing under CI: {why}");
-    eprintln!("skipped: {why}");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Case tables
 // ---------------------------------------------------------------------------------------------
 
 /// What to check after a case, beyond its code.
 enum Check {
-    NoCheck,
+    Nothing,
     Gone(&'static str),
     IsLink(&'static str),
     Regular(&'static str, &'static str),
@@ -249,7 +243,7 @@ impl Check {
     fn verify(&self, tree: &Tree) {
         let lexists = |rel: &str| std::fs::symlink_metadata(tree.root.join(rel)).is_ok();
         match self {
-            NoCheck => {}
+            Nothing => {}
             Gone(rel) => assert!(!lexists(rel), "{rel} still exists"),
             IsLink(rel) => assert!(
                 std::fs::symlink_metadata(tree.root.join(rel)).is_ok_and(|m| m.file_type().is_symlink()),
@@ -374,7 +368,7 @@ fn outside_cases() -> Vec<Case> {
                 tool_of(tool),
                 args_for(tool, path),
                 "path_outside_root",
-                NoCheck,
+                Nothing,
             ));
         }
     }
@@ -389,7 +383,7 @@ fn literal_cases() -> Vec<Case> {
             if tool.starts_with("apply_patch") && path.contains('\\') {
                 expect = "patch_failed"; // diff headers cannot carry an unquoted backslash
             }
-            let check = if expect == "ok" { CreatedLiterallyInside(path) } else { NoCheck };
+            let check = if expect == "ok" { CreatedLiterallyInside(path) } else { Nothing };
             cases.push(case(&format!("{name}-{tool}"), tool_of(tool), args_for(tool, path), expect, check));
         }
     }
@@ -421,7 +415,7 @@ fn malformed_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for (label, path) in &paths {
         for tool in tools {
-            cases.push(case(&format!("{label}-{tool}"), tool_of(tool), args_for(tool, path), "invalid_path", NoCheck));
+            cases.push(case(&format!("{label}-{tool}"), tool_of(tool), args_for(tool, path), "invalid_path", Nothing));
         }
     }
     cases
@@ -430,7 +424,7 @@ fn malformed_cases() -> Vec<Case> {
 fn run_case(case: &Case) {
     let mut tree = build_tree();
     if case.id.ends_with("chardev") && !tree.root.join("devnull").exists() {
-        skip("cannot create device nodes here");
+        missing_prerequisite("cannot create device nodes here (run as root)");
         return;
     }
     let args = tree.sub(case.args.clone());
@@ -510,78 +504,78 @@ fn deletes_and_writes_aimed_at_the_root() {
 /// `SYMLINK_CASES` of the Python table.
 fn symlink_cases() -> Vec<Case> {
     vec![
-        case("read-abs-file-link", "read_file", json!({"path": "abs_file_link"}), "path_outside_root", NoCheck),
-        case("read-rel-file-link", "read_file", json!({"path": "rel_file_link"}), "path_outside_root", NoCheck),
+        case("read-abs-file-link", "read_file", json!({"path": "abs_file_link"}), "path_outside_root", Nothing),
+        case("read-rel-file-link", "read_file", json!({"path": "rel_file_link"}), "path_outside_root", Nothing),
         case(
             "read-abs-dir-link",
             "read_file",
             json!({"path": "abs_dir_link/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "read-rel-dir-link",
             "read_file",
             json!({"path": "rel_dir_link/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("read-sibling-link", "read_file", json!({"path": "evil_link/data.txt"}), "path_outside_root", NoCheck),
+        case("read-sibling-link", "read_file", json!({"path": "evil_link/data.txt"}), "path_outside_root", Nothing),
         case(
             "read-abs-via-link-prefix",
             "read_file",
             json!({"path": "{root}/abs_dir_link/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("info-abs-file-link", "file_info", json!({"path": "abs_file_link"}), "path_outside_root", NoCheck),
-        case("info-rel-dir-link", "file_info", json!({"path": "rel_dir_link"}), "path_outside_root", NoCheck),
-        case("list-abs-dir-link", "list_directory", json!({"path": "abs_dir_link"}), "path_outside_root", NoCheck),
-        case("list-rel-dir-link", "list_directory", json!({"path": "rel_dir_link"}), "path_outside_root", NoCheck),
+        case("info-abs-file-link", "file_info", json!({"path": "abs_file_link"}), "path_outside_root", Nothing),
+        case("info-rel-dir-link", "file_info", json!({"path": "rel_dir_link"}), "path_outside_root", Nothing),
+        case("list-abs-dir-link", "list_directory", json!({"path": "abs_dir_link"}), "path_outside_root", Nothing),
+        case("list-rel-dir-link", "list_directory", json!({"path": "rel_dir_link"}), "path_outside_root", Nothing),
         case(
             "find-rel-dir-link",
             "find_files",
             json!({"pattern": "*", "path": "rel_dir_link"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "search-abs-dir-link",
             "search_text",
             json!({"pattern": "SENTINEL", "path": "abs_dir_link"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "search-rel-file-link",
             "search_text",
             json!({"pattern": "SENTINEL", "path": "rel_file_link"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("read-loop", "read_file", json!({"path": "loop_a"}), "path_outside_root", NoCheck),
+        case("read-loop", "read_file", json!({"path": "loop_a"}), "path_outside_root", Nothing),
         case(
             "read-proc-root-passwd",
             "read_file",
             json!({"path": "proc_root/etc/passwd"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "read-proc-root-sentinel",
             "read_file",
             json!({"path": "proc_root{outside}/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("read-proc-cwd", "read_file", json!({"path": "proc_cwd/cwdfile.txt"}), "path_outside_root", NoCheck),
-        case("list-proc-root", "list_directory", json!({"path": "proc_root"}), "path_outside_root", NoCheck),
+        case("read-proc-cwd", "read_file", json!({"path": "proc_cwd/cwdfile.txt"}), "path_outside_root", Nothing),
+        case("list-proc-root", "list_directory", json!({"path": "proc_root"}), "path_outside_root", Nothing),
         case(
             "write-proc-root",
             "write_file",
             json!({"path": "proc_root{outside}/pwned.txt", "content": "x"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-abs-file-link",
@@ -616,85 +610,85 @@ fn symlink_cases() -> Vec<Case> {
             "write_file",
             json!({"path": "dangling_abs", "content": "pwned", "overwrite": false}),
             "already_exists",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-into-dangling-dir",
             "write_file",
             json!({"path": "dangling_dir/x.txt", "content": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-into-dangling-rel-dir",
             "write_file",
             json!({"path": "dangling_rel_dir/x.txt", "content": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-into-abs-dir-link",
             "write_file",
             json!({"path": "abs_dir_link/new.txt", "content": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-into-rel-dir-link",
             "write_file",
             json!({"path": "rel_dir_link/new.txt", "content": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-over-abs-dir-link-file",
             "write_file",
             json!({"path": "abs_dir_link/sentinel.txt", "content": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "edit-abs-file-link",
             "edit_file",
             json!({"path": "abs_file_link", "old_text": "SENTINEL", "new_text": "pwned"}),
             "not_a_regular_file",
-            NoCheck,
+            Nothing,
         ),
         case(
             "edit-through-dir-link",
             "edit_file",
             json!({"path": "rel_dir_link/sentinel.txt", "old_text": "SENTINEL", "new_text": "pwned"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "patch-through-dir-link",
             "apply_patch",
             json!({"patch": "--- a/abs_dir_link/sentinel.txt\n+++ b/abs_dir_link/sentinel.txt\n@@ -1 +1 @@\n-x\n+pwned\n"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "patch-create-dangling",
             "apply_patch",
             json!({"patch": "--- /dev/null\n+++ b/dangling_abs\n@@ -0,0 +1 @@\n+pwned\n"}),
             "already_exists",
-            NoCheck,
+            Nothing,
         ),
-        case("mkdir-dangling-dir", "create_directory", json!({"path": "dangling_dir"}), "path_outside_root", NoCheck),
+        case("mkdir-dangling-dir", "create_directory", json!({"path": "dangling_dir"}), "path_outside_root", Nothing),
         case(
             "mkdir-dangling-rel-dir",
             "create_directory",
             json!({"path": "dangling_rel_dir/deeper"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "mkdir-in-abs-dir-link",
             "create_directory",
             json!({"path": "abs_dir_link/newdir"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-into-dir-link",
@@ -758,37 +752,37 @@ fn symlink_cases() -> Vec<Case> {
             "read_file",
             json!({"path": "holder/out/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "read-nested-file-link",
             "read_file",
             json!({"path": "holder/sentinel_link"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "delete-through-dir-link",
             "delete_path",
             json!({"path": "rel_dir_link/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "delete-through-abs-dir-link",
             "delete_path",
             json!({"path": "abs_dir_link/sentinel.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("read-link-to-env", "read_file", json!({"path": "notes_env"}), "denied_by_glob", NoCheck),
-        case("info-link-to-env", "file_info", json!({"path": "notes_env"}), "denied_by_glob", NoCheck),
+        case("read-link-to-env", "read_file", json!({"path": "notes_env"}), "denied_by_glob", Nothing),
+        case("info-link-to-env", "file_info", json!({"path": "notes_env"}), "denied_by_glob", Nothing),
         case(
             "search-link-to-env",
             "search_text",
             json!({"pattern": "TOKEN", "path": "notes_env"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-link-to-env",
@@ -802,7 +796,7 @@ fn symlink_cases() -> Vec<Case> {
             "write_file",
             json!({"path": "git_link/config", "content": "[core]\n\thooksPath = /tmp\n"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-hook-via-git-link",
@@ -816,14 +810,14 @@ fn symlink_cases() -> Vec<Case> {
             "edit_file",
             json!({"path": "git_link/config", "old_text": "bare = false", "new_text": "bare = true"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "patch-via-git-link",
             "apply_patch",
             json!({"patch": "--- a/git_link/config\n+++ b/git_link/config\n@@ -1,2 +1,2 @@\n [core]\n-\tbare = false\n+\tbare = true\n"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "mkdir-via-git-link",
@@ -832,7 +826,7 @@ fn symlink_cases() -> Vec<Case> {
             "denied_by_glob",
             NothingCreated(&[".git/hooks/new"]),
         ),
-        case("delete-via-git-link", "delete_path", json!({"path": "git_link/config"}), "denied_by_glob", NoCheck),
+        case("delete-via-git-link", "delete_path", json!({"path": "git_link/config"}), "denied_by_glob", Nothing),
         case(
             "move-into-git-link",
             "move_path",
@@ -851,21 +845,21 @@ fn hardlink_cases() -> Vec<Case> {
             "write_file",
             json!({"path": "hard.txt", "content": "pwned\n"}),
             "hardlinked_file",
-            NoCheck,
+            Nothing,
         ),
         case(
             "edit-hardlink",
             "edit_file",
             json!({"path": "hard.txt", "old_text": "HARDLINK", "new_text": "pwned"}),
             "hardlinked_file",
-            NoCheck,
+            Nothing,
         ),
         case(
             "edit-hardlink-dry-run-shows-no-content",
             "edit_file",
             json!({"path": "hard.txt", "old_text": "nomatch-zzz", "new_text": "pwned"}),
             "edit_mismatch",
-            NoCheck,
+            Nothing,
         ),
         case("delete-hardlink-name-only", "delete_path", json!({"path": "hard.txt"}), "ok", Gone("hard.txt")),
         case(
@@ -873,7 +867,7 @@ fn hardlink_cases() -> Vec<Case> {
             "write_file",
             json!({"path": "{root}/hard.txt", "content": "pwned\n"}),
             "hardlinked_file",
-            NoCheck,
+            Nothing,
         ),
     ]
 }
@@ -881,41 +875,41 @@ fn hardlink_cases() -> Vec<Case> {
 /// `SPECIAL_CASES` of the Python table.
 fn special_cases() -> Vec<Case> {
     vec![
-        case("read-fifo", "read_file", json!({"path": "pipe"}), "not_a_regular_file", NoCheck),
-        case("write-fifo", "write_file", json!({"path": "pipe", "content": "x"}), "not_a_regular_file", NoCheck),
+        case("read-fifo", "read_file", json!({"path": "pipe"}), "not_a_regular_file", Nothing),
+        case("write-fifo", "write_file", json!({"path": "pipe", "content": "x"}), "not_a_regular_file", Nothing),
         case(
             "edit-fifo",
             "edit_file",
             json!({"path": "pipe", "old_text": "x", "new_text": "y"}),
             "not_a_regular_file",
-            NoCheck,
+            Nothing,
         ),
-        case("read-socket", "read_file", json!({"path": "sock"}), "not_a_regular_file", NoCheck),
-        case("write-socket", "write_file", json!({"path": "sock", "content": "x"}), "not_a_regular_file", NoCheck),
-        case("read-chardev", "read_file", json!({"path": "devnull"}), "not_a_regular_file", NoCheck),
-        case("write-chardev", "write_file", json!({"path": "devnull", "content": "x"}), "not_a_regular_file", NoCheck),
+        case("read-socket", "read_file", json!({"path": "sock"}), "not_a_regular_file", Nothing),
+        case("write-socket", "write_file", json!({"path": "sock", "content": "x"}), "not_a_regular_file", Nothing),
+        case("read-chardev", "read_file", json!({"path": "devnull"}), "not_a_regular_file", Nothing),
+        case("write-chardev", "write_file", json!({"path": "devnull", "content": "x"}), "not_a_regular_file", Nothing),
         case(
             "edit-chardev",
             "edit_file",
             json!({"path": "devnull", "old_text": "x", "new_text": "y"}),
             "not_a_regular_file",
-            NoCheck,
+            Nothing,
         ),
-        case("read-dir", "read_file", json!({"path": "sub"}), "not_a_regular_file", NoCheck),
-        case("search-fifo", "search_text", json!({"pattern": "x", "path": "pipe"}), "ok", NoCheck),
+        case("read-dir", "read_file", json!({"path": "sub"}), "not_a_regular_file", Nothing),
+        case("search-fifo", "search_text", json!({"pattern": "x", "path": "pipe"}), "ok", Nothing),
         case(
             "patch-fifo",
             "apply_patch",
             json!({"patch": "--- a/pipe\n+++ b/pipe\n@@ -1 +1 @@\n-x\n+y\n"}),
             "not_a_regular_file",
-            NoCheck,
+            Nothing,
         ),
         case(
             "patch-symlink",
             "apply_patch",
             json!({"patch": "--- a/notes_env\n+++ b/notes_env\n@@ -1 +1 @@\n-x\n+y\n"}),
             "not_a_regular_file",
-            NoCheck,
+            Nothing,
         ),
     ]
 }
@@ -928,7 +922,7 @@ fn git_cases() -> Vec<Case> {
             "write_file",
             json!({"path": ".git/config", "content": "[core]\n\thooksPath = /tmp\n"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-GIT-hooks",
@@ -956,14 +950,14 @@ fn git_cases() -> Vec<Case> {
             "write_file",
             json!({"path": "sub/.git", "content": "gitdir: /tmp\n"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-sub-git-head",
             "write_file",
             json!({"path": "sub/.git/HEAD", "content": "x"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-new-nested-git",
@@ -972,36 +966,36 @@ fn git_cases() -> Vec<Case> {
             "denied_by_glob",
             NothingCreated(&["vendor/lib/.git"]),
         ),
-        case("write-dot-git-itself", "write_file", json!({"path": ".git", "content": "x"}), "denied_by_glob", NoCheck),
+        case("write-dot-git-itself", "write_file", json!({"path": ".git", "content": "x"}), "denied_by_glob", Nothing),
         case(
             "write-git-dot-segments",
             "write_file",
             json!({"path": "sub/./../.git/config", "content": "x"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "write-git-abs",
             "write_file",
             json!({"path": "{root}/.git/config", "content": "x"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "edit-git-config",
             "edit_file",
             json!({"path": ".git/config", "old_text": "bare = false", "new_text": "bare = true"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "patch-create-git-hook",
             "apply_patch",
             json!({"patch": "--- /dev/null\n+++ b/.git/hooks/post-checkout\n@@ -0,0 +1 @@\n+#!/bin/sh\n"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
-        case("mkdir-git-hooks-new", "create_directory", json!({"path": ".git/hooks/new"}), "denied_by_glob", NoCheck),
+        case("mkdir-git-hooks-new", "create_directory", json!({"path": ".git/hooks/new"}), "denied_by_glob", Nothing),
         case(
             "mkdir-GIT",
             "create_directory",
@@ -1009,24 +1003,24 @@ fn git_cases() -> Vec<Case> {
             "denied_by_glob",
             NothingCreated(&["sub2/.GIT"]),
         ),
-        case("delete-git", "delete_path", json!({"path": ".git", "recursive": true}), "denied_by_glob", NoCheck),
-        case("delete-git-config", "delete_path", json!({"path": ".git/config"}), "denied_by_glob", NoCheck),
+        case("delete-git", "delete_path", json!({"path": ".git", "recursive": true}), "denied_by_glob", Nothing),
+        case("delete-git-config", "delete_path", json!({"path": ".git/config"}), "denied_by_glob", Nothing),
         case(
             "delete-dir-holding-git",
             "delete_path",
             json!({"path": "sub", "recursive": true}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
-        case("write-env", "write_file", json!({"path": ".env", "content": "TOKEN=x"}), "denied_by_glob", NoCheck),
+        case("write-env", "write_file", json!({"path": ".env", "content": "TOKEN=x"}), "denied_by_glob", Nothing),
         case(
             "write-ssh-key-via-tilde",
             "write_file",
             json!({"path": "~/.ssh/id_rsa", "content": "x"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
-        case("read-ssh-key-via-tilde", "read_file", json!({"path": "~/.ssh/id_rsa"}), "denied_by_glob", NoCheck),
+        case("read-ssh-key-via-tilde", "read_file", json!({"path": "~/.ssh/id_rsa"}), "denied_by_glob", Nothing),
     ]
 }
 
@@ -1045,7 +1039,7 @@ fn move_cases() -> Vec<Case> {
             "move_path",
             json!({"source": "README.md", "destination": ".git/config", "overwrite": true}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-into-sub-git",
@@ -1066,14 +1060,14 @@ fn move_cases() -> Vec<Case> {
             "move_path",
             json!({"source": ".git/config", "destination": "config"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-dir-holding-git",
             "move_path",
             json!({"source": "sub", "destination": "sub_moved"}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-env-away",
@@ -1087,28 +1081,28 @@ fn move_cases() -> Vec<Case> {
             "move_path",
             json!({"source": "README.md", "destination": ".env", "overwrite": true}),
             "denied_by_glob",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-out-dotdot",
             "move_path",
             json!({"source": "README.md", "destination": "../moved.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-out-abs",
             "move_path",
             json!({"source": "README.md", "destination": "{outside}/moved.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-out-sibling",
             "move_path",
             json!({"source": "README.md", "destination": "{base}/proj-evil/moved.txt"}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-in-from-outside",
@@ -1124,67 +1118,67 @@ fn move_cases() -> Vec<Case> {
             "path_outside_root",
             NothingCreated(&["stolen.txt"]),
         ),
-        case("move-root", "move_path", json!({"source": ".", "destination": "elsewhere"}), "invalid_path", NoCheck),
+        case("move-root", "move_path", json!({"source": ".", "destination": "elsewhere"}), "invalid_path", Nothing),
         case(
             "move-root-abs",
             "move_path",
             json!({"source": "{root}", "destination": "elsewhere"}),
             "invalid_path",
-            NoCheck,
+            Nothing,
         ),
         case(
             "move-onto-root",
             "move_path",
             json!({"source": "README.md", "destination": ".", "overwrite": true}),
             "invalid_path",
-            NoCheck,
+            Nothing,
         ),
-        case("move-dotdot-name", "move_path", json!({"source": "sub/..", "destination": "x"}), "invalid_path", NoCheck),
+        case("move-dotdot-name", "move_path", json!({"source": "sub/..", "destination": "x"}), "invalid_path", Nothing),
     ]
 }
 
 /// `DELETE_CASES` of the Python table.
 fn delete_cases() -> Vec<Case> {
     vec![
-        case("delete-dotdot", "delete_path", json!({"path": "..", "recursive": true}), "path_outside_root", NoCheck),
+        case("delete-dotdot", "delete_path", json!({"path": "..", "recursive": true}), "path_outside_root", Nothing),
         case(
             "delete-dotdot-slash",
             "delete_path",
             json!({"path": "../", "recursive": true}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("delete-dot", "delete_path", json!({"path": ".", "recursive": true}), "invalid_path", NoCheck),
-        case("delete-empty", "delete_path", json!({"path": "", "recursive": true}), "invalid_path", NoCheck),
-        case("delete-root-abs", "delete_path", json!({"path": "{root}", "recursive": true}), "invalid_path", NoCheck),
+        case("delete-dot", "delete_path", json!({"path": ".", "recursive": true}), "invalid_path", Nothing),
+        case("delete-empty", "delete_path", json!({"path": "", "recursive": true}), "invalid_path", Nothing),
+        case("delete-root-abs", "delete_path", json!({"path": "{root}", "recursive": true}), "invalid_path", Nothing),
         case(
             "delete-root-abs-slash",
             "delete_path",
             json!({"path": "{root}/", "recursive": true}),
             "invalid_path",
-            NoCheck,
+            Nothing,
         ),
         case(
             "delete-root-abs-dot",
             "delete_path",
             json!({"path": "{root}/.", "recursive": true}),
             "invalid_path",
-            NoCheck,
+            Nothing,
         ),
-        case("delete-sub-dotdot", "delete_path", json!({"path": "sub/..", "recursive": true}), "invalid_path", NoCheck),
-        case("delete-base", "delete_path", json!({"path": "{base}", "recursive": true}), "path_outside_root", NoCheck),
-        case("delete-slash", "delete_path", json!({"path": "/", "recursive": true}), "path_outside_root", NoCheck),
+        case("delete-sub-dotdot", "delete_path", json!({"path": "sub/..", "recursive": true}), "invalid_path", Nothing),
+        case("delete-base", "delete_path", json!({"path": "{base}", "recursive": true}), "path_outside_root", Nothing),
+        case("delete-slash", "delete_path", json!({"path": "/", "recursive": true}), "path_outside_root", Nothing),
         case(
             "delete-outside-dir",
             "delete_path",
             json!({"path": "../outside", "recursive": true}),
             "path_outside_root",
-            NoCheck,
+            Nothing,
         ),
-        case("delete-env", "delete_path", json!({"path": ".env"}), "denied_by_glob", NoCheck),
-        case("write-root", "write_file", json!({"path": ".", "content": "x"}), "invalid_path", NoCheck),
-        case("write-empty", "write_file", json!({"path": "", "content": "x"}), "invalid_path", NoCheck),
-        case("write-sub-dotdot", "write_file", json!({"path": "sub/..", "content": "x"}), "invalid_path", NoCheck),
+        case("delete-env", "delete_path", json!({"path": ".env"}), "denied_by_glob", Nothing),
+        case("write-root", "write_file", json!({"path": ".", "content": "x"}), "invalid_path", Nothing),
+        case("write-empty", "write_file", json!({"path": "", "content": "x"}), "invalid_path", Nothing),
+        case("write-sub-dotdot", "write_file", json!({"path": "sub/..", "content": "x"}), "invalid_path", Nothing),
     ]
 }
 

@@ -86,7 +86,7 @@ fn trapped(base: &Path, markers: &Path) -> PathBuf {
     let included = base.join("included.gitconfig");
     write(
         &included,
-        &format!("[core]\n\teditor = {}\n[alias]\n\tst = !{}\n", e("included-editor"), e("included-alias")),
+        format!("[core]\n\teditor = {}\n[alias]\n\tst = !{}\n", e("included-editor"), e("included-alias")),
     );
     let settings: Vec<(&str, String)> = vec![
         ("core.fsmonitor", e("fsmonitor")),
@@ -165,7 +165,7 @@ fn every_tool_succeeds_and_nothing_runs() {
     let home = base.path().join("home");
     write(
         home.join(".gitconfig"),
-        &format!(
+        format!(
             "[core]\n\tfsmonitor = {0} global-fsmonitor\n\tpager = {0} global-pager\n[credential]\n\thelper = !{0} global-credential\n",
             base.path().join("evil.sh").display()
         ),

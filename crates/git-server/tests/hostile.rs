@@ -184,13 +184,13 @@ fn repositories_must_lie_inside_a_root() {
     std::fs::create_dir_all(&inner).unwrap();
     // Repositories inside the root whose metadata or work tree are outside it.
     let gitfile = f.root.join("gitfile");
-    write(gitfile.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    write(gitfile.join(".git"), format!("gitdir: {}\n", other.join(".git").display()));
     let worktree = f.root.join("worktree");
     init(&worktree);
     git(&worktree, &["config", "core.worktree", &other.display().to_string()]);
     let alternates = f.root.join("alternates");
     init(&alternates);
-    write(alternates.join(".git/objects/info/alternates"), &format!("{}\n", other.join(".git/objects").display()));
+    write(alternates.join(".git/objects/info/alternates"), format!("{}\n", other.join(".git/objects").display()));
 
     let mut s = common::start(&[&f.root], &f.home, &[]);
     s.err("git_status", json!({"repo": "../other"}), "path_outside_root");
@@ -260,7 +260,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
 
     // Object alternates outside the root.
     let alternates = f.repo.join(".git/objects/info/alternates");
-    write(&alternates, &format!("{}\n", other.join(".git/objects").display()));
+    write(&alternates, format!("{}\n", other.join(".git/objects").display()));
     s.err("git_log", repo.clone(), "path_outside_root");
     std::fs::remove_file(&alternates).unwrap();
     s.ok("git_log", repo.clone());
@@ -268,7 +268,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     // Alternates through a link inside the root, re-pointed outside without touching the list.
     let link = f.root.join("objects-link");
     symlink(lib.join(".git/objects"), &link).unwrap();
-    write(&alternates, &format!("{}\n", link.display()));
+    write(&alternates, format!("{}\n", link.display()));
     s.ok("git_log", repo.clone());
     std::fs::remove_file(&link).unwrap();
     symlink(other.join(".git/objects"), &link).unwrap();
@@ -278,7 +278,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
 
     // .git replaced by a gitlink file to a repository outside the root.
     std::fs::rename(f.repo.join(".git"), f.root.join("saved-git")).unwrap();
-    write(f.repo.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    write(f.repo.join(".git"), format!("gitdir: {}\n", other.join(".git").display()));
     s.err("git_log", repo.clone(), "path_outside_root");
     std::fs::remove_file(f.repo.join(".git")).unwrap();
     std::fs::rename(f.root.join("saved-git"), f.repo.join(".git")).unwrap();

@@ -103,6 +103,19 @@ pub fn bastion_binary() -> &'static Path {
     })
 }
 
+/// Whether the tests run under CI: `CI` set to anything but `""`, `0` or `false` (the rule of
+/// `tests/python/prereq.py` and of `cargo xtask`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// A prerequisite of a test is missing: locally the caller skips (this prints why), under CI this
+/// panics, since `cargo xtask ci` provisions every prerequisite.
+pub fn missing_prerequisite(why: &str) {
+    assert!(!in_ci(), "prerequisite missing under CI: {why}");
+    eprintln!("skipped: {why}");
+}
+
 /// A fresh temporary directory (removed when dropped).
 pub fn temp_dir() -> tempfile::TempDir {
     match tempfile::Builder::new().prefix("bastion-test-").tempdir() {
