@@ -70,7 +70,8 @@ pub fn workspace_root() -> PathBuf {
 /// The `bastion` binary the tests drive.
 ///
 /// With `BASTION_BIN_DIR` set (as `cargo xtask ci` does after its build step) the binary there is
-/// used as is. Otherwise `cargo build -p bastion-hub --bin bastion` runs once per test process:
+/// used as is. Otherwise `cargo build -p bastion-hub --bin bastion` runs once per test run (per
+/// process under `cargo test`, per `NEXTEST_RUN_ID` under nextest):
 /// `env!("CARGO_BIN_EXE_bastion")` exists only inside the hub crate, and a binary merely found in
 /// `target/` may predate the source under test, which is worse than the second a no-op build
 /// costs.
@@ -87,6 +88,16 @@ pub fn bastion_binary() -> &'static Path {
             .map(PathBuf::from)
             .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
             .unwrap_or_else(|| workspace.join("target"));
+        let bin = target.join("debug").join("bastion");
+        // nextest runs each test in its own process: one build per run is enough, and a stamp
+        // named after the run says it happened (cargo test shares one process per test binary,
+        // where the OnceLock alone does this).
+        let stamp = std::env::var("NEXTEST_RUN_ID")
+            .ok()
+            .map(|run| target.join("tmp").join(format!("bastion-testkit-built-{run}")));
+        if stamp.as_ref().is_some_and(|s| s.exists()) && bin.is_file() {
+            return bin;
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let status = Command::new(&cargo)
             .args(["build", "--quiet", "-p", "bastion-hub", "--bin", "bastion"])
@@ -97,8 +108,11 @@ pub fn bastion_binary() -> &'static Path {
             Ok(s) if s.success() => {}
             other => panic!("cargo build -p bastion-hub --bin bastion failed: {other:?}"),
         }
-        let bin = target.join("debug").join("bastion");
         assert!(bin.is_file(), "{} does not exist after the build", bin.display());
+        if let Some(stamp) = stamp {
+            // Best effort: without the stamp the next test process runs the no-op build again.
+            let _ = std::fs::create_dir_all(target.join("tmp")).and_then(|()| std::fs::write(stamp, b""));
+        }
         bin
     })
 }
@@ -116,9 +130,18 @@ pub fn missing_prerequisite(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// A fresh temporary directory (removed when dropped).
+/// A fresh temporary directory (removed when dropped), named `bastion-test-<lowercase hex>`.
+///
+/// The name is lowercase on purpose: tempfile's random suffix mixes cases, and a path spliced
+/// into a bundled short flag (`make -C/tmp/…`) would then be read differently from run to run
+/// (an uppercase `E` in the suffix made `-C<path>` refuse as `-E`), so a case's outcome would
+/// depend on chance.
 pub fn temp_dir() -> tempfile::TempDir {
-    match tempfile::Builder::new().prefix("bastion-test-").tempdir() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let name = format!("bastion-test-{nanos:x}-{:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    match tempfile::Builder::new().prefix(&name).rand_bytes(0).tempdir() {
         Ok(d) => d,
         Err(e) => panic!("cannot create a temporary directory: {e}"),
     }
