@@ -1,19 +1,22 @@
-//! Hostile inputs through the real `bastion shell` binary, the tables:
+//! Hostile inputs through the real `bastion shell` binary (through `bastion-testkit`):
 //!
 //! * a. the Desktop Commander bypasses as argv (shells, wrappers, interpreters, quoted and
 //!   path-qualified program names, shell metacharacters in arguments);
 //! * b. per-program flag tricks (security-notes §4.4): exec, write and read-elsewhere flags in
 //!   every spelling (abbreviated, bundled, attached, after operands), and the build tools' own;
-//! * c. paths outside the roots, through `..`, absolute paths, symlinks and /proc, and deny globs;
+//! * c. paths outside the roots, through `..`, absolute paths, symlinks and /proc, deny globs,
+//!   recursive readers and the host's TLS keys;
 //! * d. a corpus of command-injection payloads as an argument to `echo` (must come back literally)
-//!   and `ls` (never executed), as `cwd` and as the program name.
+//!   and `ls` (never executed), as `cwd` and as the program name;
+//! * e. project code run by `make` in the build-test profile trying to leave the kernel sandbox:
+//!   files, network, UNIX sockets, signals, /proc, namespaces, capabilities, process escapes,
+//!   rlimits, environment;
+//! * the read-only profile cannot write even inside the root.
 //!
 //! Every case runs in its own tree with a fresh server and afterwards checks that no marker file
 //! appeared (in the tree, `/tmp`, `$HOME`, the working directory or `/`), that nothing outside the
 //! root changed (content, mode, mtime, xattrs) and that no output contained the outside sentinel
-//! or the output of a planted program. What project code run by `make` can do inside the kernel
-//! sandbox (files, network, signals, namespaces, rlimits, environment) stays in
-//! `tests/python/test_shell_hostile.py`.
+//! or the output of a planted program.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -30,6 +33,69 @@ use tempfile::TempDir;
 // ---------------------------------------------------------------------------------------------
 // The hostile tree
 // ---------------------------------------------------------------------------------------------
+
+/// What project code tries from inside the sandbox: `python3 probe.py OP ARGS...` prints
+/// `PROBE-RAN OP`, then the outcome or `DENIED OP <errno>`.
+const PROBE_PY: &str = r##"
+import ctypes, errno, os, socket, sys
+
+def main(op, *a):
+    print("PROBE-RAN", op, flush=True)
+    try:
+        if op == "read":
+            print("READ:" + open(a[0], errors="replace").read())
+        elif op == "write":
+            with open(a[0], "w") as f:
+                f.write("x")
+            print("WROTE")
+        elif op == "listdir":
+            print("LISTED:", os.listdir(a[0]))
+        elif op == "tcp":
+            s = socket.create_connection((a[0], int(a[1])), timeout=2)
+            s.sendall(b"hello")
+            print("CONNECTED")
+        elif op == "udp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"hello", (a[0], int(a[1])))
+            print("SENT")
+        elif op == "unix":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(a[0])
+            print("CONNECTED")
+        elif op == "abstract":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect("\0" + a[0])
+            print("CONNECTED")
+        elif op == "socketpair":
+            x, y = socket.socketpair()
+            x.send(b"pair-ok")
+            print(y.recv(7).decode())
+        elif op == "unshare":
+            libc = ctypes.CDLL(None, use_errno=True)
+            flags = {"user": 0x10000000, "net": 0x40000000, "mount": 0x00020000, "pid": 0x20000000}[a[0]]
+            if libc.unshare(flags) != 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            print("UNSHARED")
+        elif op == "kill":
+            os.kill(int(a[0]), int(a[1]))
+            print("SIGNALLED")
+        elif op == "bigwrite":
+            with open(a[0], "wb") as f:
+                for _ in range(int(a[1]) // 65536):
+                    f.write(b"z" * 65536)
+            print("BIGWROTE")
+        elif op == "env":
+            for k, v in sorted(os.environ.items()):
+                print(f"{k}={v}")
+        elif op == "fds":
+            print("FDS:", sorted(int(n) for n in os.listdir("/proc/self/fd")))
+        else:
+            print("unknown op", op)
+    except OSError as e:
+        print("DENIED", op, errno.errorcode.get(e.errno, e.errno), e, flush=True)
+
+main(*sys.argv[1:])
+"##;
 
 /// `make sh CMD='...'` runs one shell snippet in the sandbox; `make py ARGS='...'` runs probe.py.
 const MAKEFILE: &str = ".PHONY: sh py\nsh:\n\t@$(CMD)\npy:\n\t@python3 probe.py $(ARGS)\n";
@@ -152,8 +218,7 @@ fn build_box() -> Box {
     symlink("/", root.join("link_slash")).unwrap();
     assert!(Command::new("mkfifo").arg(root.join("fifo")).status().unwrap().success());
     write(root.join("Makefile"), MAKEFILE);
-    // probe.py is the Python suite's; these tables never run it, but the tree is the same.
-    write(root.join("probe.py"), "print('PROBE-RAN')\n");
+    write(root.join("probe.py"), PROBE_PY);
     let before_outside = state(&base, &[&root, &cfg]);
     let before_root = state(&root, &[]);
     Box { _dir: dir, base, root, outside, cfg, sentinel, marker, outputs: Vec::new(), before_outside, before_root }
@@ -957,4 +1022,815 @@ fn injection_payloads() {
             b.assert_contained(false);
         },
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rest of c.: waits, recursive readers, host secrets
+// ---------------------------------------------------------------------------------------------
+
+/// A shell server with a profile (or none: the config says), a config file and extra
+/// environment.
+fn shell_with(root: &Path, profile: Option<&str>, config: Option<&Path>, env: &[(String, String)]) -> Server {
+    let mut b = ServerBuilder::new(Kind::Shell).root(root).timeout(Duration::from_secs(30));
+    if let Some(p) = profile {
+        b = b.arg("--profile").arg(p);
+    }
+    if let Some(c) = config {
+        b = b.arg("--config").arg(c);
+    }
+    for (k, v) in env {
+        b = b.env(k, v);
+    }
+    b.start()
+}
+
+impl Box {
+    /// `run_command` with extra fields (`timeout_ms`, `stdin`, ...).
+    fn run_with(&mut self, s: &mut Server, program: &str, args: &[String], extra: Value) -> (Option<String>, Value) {
+        let mut a = json!({"program": program, "args": args});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            a[k] = v;
+        }
+        self.call(s, "run_command", a)
+    }
+
+    /// Runs a shell snippet as a make recipe inside the sandbox; returns the run_command result.
+    fn sandboxed(&mut self, s: &mut Server, snippet: &str, timeout_ms: u64) -> Value {
+        let cmd = self.sub(snippet).replace('$', "$$");
+        let (code, out) = self.run_with(
+            s,
+            "make",
+            &["-s".into(), "sh".into(), format!("CMD={cmd}")],
+            json!({"timeout_ms": timeout_ms}),
+        );
+        assert!(code.is_none(), "{code:?} {out}");
+        out
+    }
+
+    /// Runs probe.py inside the sandbox; returns stdout + stderr.
+    fn probe(&mut self, s: &mut Server, args: &[&str]) -> String {
+        let joined = args.iter().map(|a| self.sub(a)).collect::<Vec<_>>().join(" ");
+        let (code, out) = self.run_with(
+            s,
+            "make",
+            &["-s".into(), "py".into(), format!("ARGS={joined}")],
+            json!({"timeout_ms": 20_000}),
+        );
+        assert!(code.is_none(), "{code:?} {out}");
+        let text =
+            format!("{}{}", out["stdout"].as_str().unwrap_or_default(), out["stderr"].as_str().unwrap_or_default());
+        assert!(text.contains(&format!("PROBE-RAN {}", args[0])), "the probe did not run: {text}");
+        text
+    }
+}
+
+fn stdout(out: &Value) -> &str {
+    out["stdout"].as_str().unwrap_or_default()
+}
+
+fn stderr(out: &Value) -> &str {
+    out["stderr"].as_str().unwrap_or_default()
+}
+
+/// Pids of live processes whose command line contains `marker` (like `pgrep -f`; this process
+/// and zombies excluded), only those whose command name is `name` when given.
+fn pgrep(marker: &str, name: Option<&str>) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !cmdline.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let state = stat[close + 2..].chars().next().unwrap_or('?');
+        if state == 'Z' || name.is_some_and(|n| n != comm) {
+            continue;
+        }
+        found.push(pid);
+    }
+    found
+}
+
+/// Polls until no process has `marker` in its command line, for at most `within`; returns the
+/// survivors.
+fn wait_gone(marker: &str, within: Duration) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = pgrep(marker, None);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A unique `sleep` duration that doubles as a marker in the process list.
+fn unique_sleep() -> String {
+    let t = token();
+    let n = u64::from_str_radix(&t[t.len().saturating_sub(8)..], 16).unwrap_or(0);
+    format!("{}.{:08}", 400 + n % 500, n % 100_000_000)
+}
+
+#[test]
+fn literal_tilde_and_variables_stay_inside() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "read-only");
+    for arg in ["~/.bashrc", "~root/.bashrc", "$HOME/.bashrc", "${HOME}/.profile", "*", "*.txt", "{a,b}.txt"] {
+        let (code, out) = b.run(&mut s, "cat", &[arg.to_string()], None);
+        assert!(code.is_none() && out["exit_code"] == 1 && stderr(&out).contains("No such file"), "{arg} {out}");
+        assert_eq!(out["stdout"], "");
+    }
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn fifo_cannot_hang_the_server() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "read-only");
+    let t0 = std::time::Instant::now();
+    let (code, _) = b.run_with(&mut s, "cat", &["fifo".into()], json!({"timeout_ms": 800}));
+    assert!(code.as_deref() == Some("timeout") && t0.elapsed() < Duration::from_secs(5), "{code:?}");
+    let (code, out) = b.run(&mut s, "echo", &["still".into(), "here".into()], None);
+    assert!(code.is_none() && out["stdout"] == "still here\n");
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn recursive_readers_do_not_reveal_denied_files() {
+    let cases: [(&str, &[&str]); 6] = [
+        ("grep", &["-r", "secret", "."]),
+        ("grep", &["-R", "secret"]),
+        ("rg", &["secret"]),
+        ("rg", &["--hidden", "secret"]),
+        ("rg", &["-uuu", "secret"]),
+        ("diff", &["-r", "sub", "."]),
+    ];
+    each(
+        &cases,
+        |(p, a)| format!("{p} {}", a.join(" ")),
+        |&(program, args)| {
+            let mut b = build_box();
+            write(b.root.join("sub/.env"), "NESTED=inside-root-dotenv-secret\n");
+            let mut s = shell(&b.root, "read-only");
+            let (code, out) = b.run(&mut s, program, &b.sub_all(args), None);
+            assert!(
+                code.is_none()
+                    || ["denied_by_glob", "argument_not_allowed"].contains(&code.as_deref().unwrap_or_default()),
+                "{code:?} {out}"
+            );
+            let text = out.to_string();
+            assert!(!text.contains("inside-root-dotenv-secret"), "{out}");
+            assert!(!text.contains("inside-root-key-secret"), "{out}");
+            drop(s);
+            b.assert_contained(false);
+        },
+    );
+}
+
+fn readable_private_key() -> Option<PathBuf> {
+    let rd = std::fs::read_dir("/etc/ssl/private").ok()?;
+    rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).find(|p| std::fs::read(p).is_ok())
+}
+
+#[test]
+fn system_private_keys_stay_unreadable() {
+    let Some(key) = readable_private_key() else {
+        missing_prerequisite(
+            "no readable key in /etc/ssl/private on this host (Debian package `ssl-cert`, read as root)",
+        );
+        return;
+    };
+    let mut b = build_box();
+    let first_line: String = String::from_utf8_lossy(&std::fs::read(&key).unwrap())
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .chars()
+        .take(20)
+        .collect();
+    symlink(key.parent().unwrap(), b.root.join("sub/certs")).unwrap();
+    let mut s = shell(&b.root, "build-test");
+    let (code, out) =
+        b.run(&mut s, "make", &["-s".into(), "sh".into(), format!("CMD=cat {} || true", key.display())], None);
+    assert!(code.is_none());
+    assert!(!stdout(&out).contains(&first_line), "project code read a TLS private key of the host");
+    let (code, out) = b.run(
+        &mut s,
+        "make",
+        &["-s".into(), "sh".into(), "CMD=cat /etc/ssl/certs/ca-certificates.crt | head -c 30".into()],
+        None,
+    );
+    assert!(code.is_none() && stdout(&out).contains("BEGIN CERTIFICATE"), "the CA roots stay readable: {out}");
+    drop(s);
+    let mut s = shell(&b.root, "read-only");
+    let (_, out) = b.run(&mut s, "grep", &["-R".into(), "-h".into(), "".into(), "sub".into()], None);
+    assert!(!out.to_string().contains(&first_line), "grep -R followed a symlink to a TLS private key");
+    drop(s);
+    b.assert_contained(false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// e. Project code in the build-test profile against the sandbox
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sandbox_files_outside_cannot_be_read() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    for path in [
+        "{outside}/sentinel.txt",
+        "{base}/proj-evil/data.txt",
+        "{base}/loot.txt",
+        "/etc/shadow",
+        "/root/.bashrc",
+        "/root/.profile",
+        "/proc/self/root{outside}/sentinel.txt",
+        "link_sentinel",
+        "link_out/sentinel.txt",
+    ] {
+        let text = b.probe(&mut s, &["read", path]);
+        assert!(text.contains("DENIED read") && !text.contains("READ:"), "{path} {text}");
+    }
+    for d in ["/root", "/home", "/tmp", "{outside}", "{base}", "/var", "/etc", "link_slash/tmp"] {
+        let text = b.probe(&mut s, &["listdir", d]);
+        assert!(text.contains("DENIED listdir"), "{d} {text}");
+    }
+    let out = b.sandboxed(&mut s, "cat {outside}/sentinel.txt; ls /root; head -c 100 /root/.bashrc; echo done", 20_000);
+    assert!(
+        (stderr(&out).contains("Permission denied") || stderr(&out).contains("Read-only file system"))
+            && out["stdout"] == "done\n",
+        "{out}"
+    );
+    // A symlink made inside the root does not help, nor does a hardlink.
+    let out = b.sandboxed(
+        &mut s,
+        "ln -s {outside}/sentinel.txt l1 && cat l1; ln {outside}/sentinel.txt l2; cat l2; echo done",
+        20_000,
+    );
+    assert!(out["stdout"] == "done\n" && !b.root.join("l2").exists(), "{out}");
+    // Inside the root: readable (the probe's positive control).
+    let text = b.probe(&mut s, &["read", "in.txt"]);
+    assert!(text.contains("READ:hello"));
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_writes_outside_are_denied() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    for path in [
+        "{outside}/{m}",
+        "{base}/{m}",
+        "/tmp/{m}",
+        "/root/{m}",
+        "/{m}",
+        "/dev/shm/{m}",
+        "/var/tmp/{m}",
+        "link_out/{m}",
+        "link_slash/tmp/{m}",
+    ] {
+        let text = b.probe(&mut s, &["write", path]);
+        assert!(text.contains("DENIED write") && !text.contains("WROTE"), "{path} {text}");
+    }
+    b.sandboxed(
+        &mut s,
+        "touch {outside}/{m}; mkdir {outside}/{m}d; cp in.txt /tmp/{m}; mv a.txt {outside}/{m}; \
+         ln -s / {outside}/{m}l; echo x > {base}/{m}; echo x >> {outside}/sentinel.txt; \
+         rm -f {outside}/sentinel.txt; true",
+        20_000,
+    );
+    assert!(b.root.join("a.txt").exists(), "a root file was moved out");
+    // Inside the root: writable (the positive control).
+    let text = b.probe(&mut s, &["write", "made-inside.txt"]);
+    assert!(text.contains("WROTE") && std::fs::read_to_string(b.root.join("made-inside.txt")).unwrap() == "x");
+    std::fs::remove_file(b.root.join("made-inside.txt")).unwrap();
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_metadata_outside_cannot_change() {
+    let mut b = build_box();
+    let secret = b.outside.join("sentinel.txt");
+    let (before_file, before_dir) = (std::fs::metadata(&secret).unwrap(), std::fs::metadata(&b.outside).unwrap());
+    let mut s = shell(&b.root, "build-test");
+    b.sandboxed(
+        &mut s,
+        "chmod 4777 {outside}/sentinel.txt; chmod 777 {outside}; touch -d 2001-01-01 {outside}/sentinel.txt; \
+         python3 -c 'import os; os.setxattr(\"{outside}/sentinel.txt\", \"user.bastion\", b\"1\")'; true",
+        20_000,
+    );
+    drop(s);
+    let (after_file, after_dir) = (std::fs::metadata(&secret).unwrap(), std::fs::metadata(&b.outside).unwrap());
+    let changed = (
+        after_file.permissions().mode() & 0o7777 != before_file.permissions().mode() & 0o7777,
+        after_dir.permissions().mode() & 0o7777 != before_dir.permissions().mode() & 0o7777,
+        (after_file.mtime(), after_file.mtime_nsec()) != (before_file.mtime(), before_file.mtime_nsec()),
+        !xattrs(&secret).is_empty(),
+    );
+    // Put things back before asserting, so a failure here leaves no setuid file behind.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(before_file.permissions().mode() & 0o7777))
+        .unwrap();
+    std::fs::set_permissions(&b.outside, std::fs::Permissions::from_mode(before_dir.permissions().mode() & 0o7777))
+        .unwrap();
+    let f = std::fs::File::options().write(true).open(&secret).unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(before_file.accessed().unwrap())
+            .set_modified(before_file.modified().unwrap()),
+    )
+    .unwrap();
+    for name in xattrs(&secret) {
+        let _ = rustix::fs::removexattr(&secret, name.as_str());
+    }
+    assert!(!changed.0, "chmod of a file outside the root worked");
+    assert!(!changed.1, "chmod of a directory outside the root worked");
+    assert!(!changed.2, "utimes of a file outside the root worked");
+    assert!(!changed.3, "setxattr on a file outside the root worked");
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_git_metadata_stays_read_only() {
+    let mut b = build_box();
+    let git = b.root.join(".git");
+    write(git.join("config"), "[core]\n\tbare = false\n");
+    write(git.join("HEAD"), "ref: refs/heads/main\n");
+    std::fs::create_dir_all(git.join("hooks")).unwrap();
+    let before = state(&git, &[]);
+    let mut s = shell(&b.root, "build-test");
+    b.sandboxed(
+        &mut s,
+        "printf '%s\\n' '#!/bin/sh' 'touch /tmp/{m}' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit; \
+         printf '\\tfsmonitor = touch /tmp/{m}\\n' >> .git/config; echo x > .git/HEAD; rm -rf .git/hooks; true",
+        20_000,
+    );
+    b.sandboxed(
+        &mut s,
+        "mv .git .git-old && mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout; true",
+        20_000,
+    );
+    drop(s);
+    let after = if git.is_dir() { state(&git, &[]) } else { BTreeMap::new() };
+    assert!(after == before, "project code changed .git: {:?}", after.keys().collect::<Vec<_>>());
+    assert!(!b.root.join(".git-old").exists());
+    b.assert_contained(false);
+}
+
+#[test]
+fn node_never_reads_code_from_stdin() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    let stdin = b.sub("require('fs').writeFileSync('{m}', '')");
+    let (code, _) = b.run_with(&mut s, "node", &[], json!({"stdin": stdin}));
+    assert_eq!(code.as_deref(), Some("argument_not_allowed"));
+    let (code, p) =
+        b.call(&mut s, "start_process", json!({"program": "node", "args": ["-e", "setTimeout(() => {}, 5000)"]}));
+    assert!(code.is_none(), "{p}");
+    let (code, _) = b.call(&mut s, "write_process_input", json!({"id": p["id"], "data": "process.exit(3)\n"}));
+    assert_eq!(code.as_deref(), Some("argument_not_allowed"));
+    b.call(&mut s, "kill_process", json!({"id": p["id"]}));
+    drop(s);
+    b.assert_contained(false);
+}
+
+fn assert_would_block<T>(r: std::io::Result<T>, what: &str) {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => panic!("{what}: {e}"),
+        Ok(_) => panic!("{what}: something reached it from the sandbox"),
+    }
+}
+
+#[test]
+fn sandbox_network_is_closed() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    let mut b = build_box();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port().to_string();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let udp_port = udp.local_addr().unwrap().port().to_string();
+    let unix_path = b.cfg.join("agent.sock");
+    let unix = UnixListener::bind(&unix_path).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let inside_path = b.root.join("inside.sock");
+    let inside = UnixListener::bind(&inside_path).unwrap();
+    inside.set_nonblocking(true).unwrap();
+    let abstract_name = format!("bastion-test-{}", token());
+    let abstract_sock =
+        UnixListener::bind_addr(&SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap()).unwrap();
+    abstract_sock.set_nonblocking(true).unwrap();
+    let (unix_s, inside_s) = (unix_path.display().to_string(), inside_path.display().to_string());
+    let mut s = shell(&b.root, "build-test");
+    let text = b.probe(&mut s, &["tcp", "127.0.0.1", &tcp_port]);
+    assert!(text.contains("DENIED tcp") && !text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["tcp", "localhost", &tcp_port]);
+    assert!(!text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["udp", "127.0.0.1", &udp_port]);
+    assert!(text.contains("DENIED udp") && !text.contains("SENT"), "{text}");
+    let text = b.probe(&mut s, &["unix", &unix_s]);
+    assert!(text.contains("DENIED unix") && !text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["unix", &inside_s]);
+    assert!(text.contains("DENIED unix") && !text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["abstract", &abstract_name]);
+    assert!(text.contains("DENIED abstract") && !text.contains("CONNECTED"), "{text}");
+    // Pipes between processes still work (make -j, test runners).
+    let text = b.probe(&mut s, &["socketpair"]);
+    assert!(text.contains("pair-ok"), "{text}");
+    drop(s);
+    assert_would_block(tcp.accept(), "tcp");
+    assert_would_block(unix.accept(), "unix");
+    assert_would_block(inside.accept(), "unix in the root");
+    assert_would_block(abstract_sock.accept(), "abstract");
+    assert_would_block(udp.recv_from(&mut [0u8; 100]), "udp");
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_tcp_only_to_the_configured_port() {
+    let mut b = build_box();
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let allowed_port = allowed.local_addr().unwrap().port().to_string();
+    let config = b.cfg.join("tcp.toml");
+    write(&config, format!("[shell]\nprofile = \"build-test\"\ntcp_connect = [{allowed_port}]\n"));
+    let mut s = shell_with(&b.root, None, Some(&config), &[]);
+    let text = b.probe(&mut s, &["tcp", "127.0.0.1", &allowed_port]);
+    assert!(text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["tcp", "127.0.0.1", &other.local_addr().unwrap().port().to_string()]);
+    assert!(text.contains("DENIED tcp") && !text.contains("CONNECTED"), "{text}");
+    let text = b.probe(&mut s, &["udp", "127.0.0.1", &udp.local_addr().unwrap().port().to_string()]);
+    assert!(!text.contains("SENT"), "{text}");
+    let text = b.probe(&mut s, &["abstract", "bastion-none"]);
+    assert!(text.contains("DENIED abstract"), "{text}");
+    drop(s);
+    assert_would_block(other.accept(), "tcp to another port");
+    assert_would_block(udp.recv_from(&mut [0u8; 100]), "udp");
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_cannot_signal_or_inspect_the_server() {
+    let mut b = build_box();
+    let secret = format!("SERVER-ENV-SECRET-{}", token());
+    let mut helper = Command::new("sleep").arg(unique_sleep()).spawn().unwrap();
+    let env = [("BASTION_TEST_SECRET".to_string(), secret.clone()), ("MY_SECRET".to_string(), secret.clone())];
+    let mut s = shell_with(&b.root, Some("build-test"), None, &env);
+    let server = s.pid();
+    for pid in [server, helper.id(), 1] {
+        let text = b.probe(&mut s, &["kill", &pid.to_string(), "0"]);
+        assert!(!text.contains("SIGNALLED") || pid == 1, "{pid} {text}");
+    }
+    let out = b.sandboxed(
+        &mut s,
+        &format!(
+            "kill -0 {server} && echo SIGNALLED; kill -9 {server}; kill -9 {}; kill -STOP {server}; echo done",
+            helper.id()
+        ),
+        20_000,
+    );
+    assert!(!stdout(&out).contains("SIGNALLED") && stdout(&out).contains("done"), "{out}");
+    for path in [
+        format!("/proc/{server}/environ"),
+        format!("/proc/{server}/cmdline"),
+        format!("/proc/{}/environ", helper.id()),
+        "/proc/1/environ".to_string(),
+    ] {
+        let text = b.probe(&mut s, &["read", &path]);
+        assert!(!text.contains(&secret), "{path}");
+    }
+    let out = b.sandboxed(&mut s, "cat /proc/*/environ | tr '\\0' '\\n'; ls /proc; ps -e 2>&1 || true", 20_000);
+    assert!(!out.to_string().contains(&secret));
+    assert!(!stdout(&out).split_whitespace().any(|w| w == server.to_string()), "{out}");
+    // Only the command's own processes are visible (its pid namespace).
+    let out = b.sandboxed(&mut s, "ls -d /proc/[0-9]* | wc -l", 20_000);
+    assert!(stdout(&out).trim().parse::<u32>().unwrap() <= 6, "{out}");
+    // kill -9 -1 kills everything the command may signal: only its own namespace.
+    let (code, _) = b.run_with(
+        &mut s,
+        "make",
+        &["-s".into(), "sh".into(), "CMD=kill -9 -1; sleep 1".into()],
+        json!({"timeout_ms": 10_000}),
+    );
+    assert!(code.is_none());
+    assert_eq!(b.run(&mut s, "echo", &["alive".into()], None).1["stdout"], "alive\n");
+    assert!(helper.try_wait().unwrap().is_none(), "a process outside the sandbox was killed");
+    assert!(Path::new(&format!("/proc/{server}")).exists());
+    drop(s);
+    let _ = helper.kill();
+    let _ = helper.wait();
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_namespaces_and_privileges() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    for kind in ["user", "net", "mount", "pid"] {
+        let text = b.probe(&mut s, &["unshare", kind]);
+        assert!(text.contains("DENIED unshare") && !text.contains("UNSHARED"), "{text}");
+    }
+    let out = b.sandboxed(
+        &mut s,
+        "unshare -r id && echo ESCAPED; unshare -rm sh -c 'mount -t tmpfs none sub && echo MOUNTED'; \
+         mount -t tmpfs none sub && echo MOUNTED; chroot / true && echo CHROOTED; echo done",
+        20_000,
+    );
+    for word in ["ESCAPED", "MOUNTED", "CHROOTED"] {
+        assert!(!stdout(&out).contains(word), "{out}");
+    }
+    assert!(stdout(&out).ends_with("done\n"));
+    let out = b.sandboxed(
+        &mut s,
+        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status",
+        20_000,
+    );
+    let fields: BTreeMap<&str, &str> = stdout(&out).lines().filter_map(|l| l.split_once(":\t")).collect();
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(fields.get(cap), Some(&"0000000000000000"), "{fields:?}");
+    }
+    assert!(fields.get("NoNewPrivs") == Some(&"1") && fields.get("Seccomp") == Some(&"2"), "{fields:?}");
+    // A setuid-root copy of id gains nothing (no-new-privileges, no capabilities).
+    let out = b.sandboxed(
+        &mut s,
+        "cp /usr/bin/id ./suid-id && chmod u+s ./suid-id && ./suid-id -u; grep CapEff /proc/self/status; rm -f suid-id",
+        20_000,
+    );
+    assert!(stdout(&out).contains("CapEff:\t0000000000000000"), "{out}");
+    // Descriptors of the server do not reach the command (only 0, 1, 2 and the probe's own).
+    let text = b.probe(&mut s, &["fds"]);
+    let list = text.split("FDS: ").nth(1).unwrap().lines().next().unwrap();
+    let fds: Vec<u32> = serde_json::from_str(list).unwrap();
+    assert!(fds.len() >= 3 && fds[..3] == [0, 1, 2] && fds.len() <= 4, "{fds:?}");
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_timeout_escapes_are_killed() {
+    let mut b = build_box();
+    let marker = unique_sleep();
+    let mut s = shell(&b.root, "build-test");
+    let t0 = std::time::Instant::now();
+    let cmd = format!(
+        "CMD=setsid sleep {marker} & nohup sleep {marker} >/dev/null 2>&1 & (trap '' HUP TERM; sleep {marker}) & echo started; sleep {marker}"
+    );
+    let (code, out) = b.run_with(&mut s, "make", &["-s".into(), "sh".into(), cmd], json!({"timeout_ms": 1000}));
+    assert!(code.as_deref() == Some("timeout") && out["stdout"] == "started\n", "{code:?} {out}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        wait_gone(&marker, Duration::from_secs(2)),
+        Vec::<u32>::new(),
+        "a detached process survived the timeout"
+    );
+    // Same with start_process + kill_process.
+    let (code, p) = b.call(
+        &mut s,
+        "start_process",
+        json!({"program": "make", "args": ["-s", "sh", format!("CMD=setsid sleep {marker} & sleep {marker}")]}),
+    );
+    assert!(code.is_none(), "{p}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pgrep(&marker, Some("sleep")).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pgrep(&marker, Some("sleep")).len(), 2);
+    b.call(&mut s, "kill_process", json!({"id": p["id"]}));
+    assert_eq!(wait_gone(&marker, Duration::from_secs(2)), Vec::<u32>::new());
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_rlimits() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    let out = b.sandboxed(&mut s, "cat /proc/self/limits", 20_000);
+    drop(s);
+    let field = |l: &str, a: usize, z: usize| l.get(a..z.min(l.len())).unwrap_or_default().trim().to_string();
+    let limits: BTreeMap<String, (String, String)> =
+        stdout(&out).lines().skip(1).map(|l| (field(l, 0, 26), (field(l, 26, 47), field(l, 47, 68)))).collect();
+    let pair = |a: &str| (a.to_string(), a.to_string());
+    assert_eq!(limits["Max open files"], pair("4096"));
+    assert_eq!(limits["Max core file size"], pair("0"));
+    assert_eq!(limits["Max cpu time"], pair("900"));
+    assert_eq!(limits["Max file size"], pair(&(2048u64 << 20).to_string()));
+    assert_eq!(limits["Max address space"], pair(&(8192u64 << 20).to_string()));
+
+    let config = b.cfg.join("limits.toml");
+    write(
+        &config,
+        "[shell]\nprofile = \"build-test\"\n[shell.rlimits]\nfile_size_mib = 1\ncpu_seconds = 1\nopen_files = 64\n",
+    );
+    let mut s = shell_with(&b.root, None, Some(&config), &[]);
+    let out = b.sandboxed(&mut s, "head -c 3000000 /dev/zero > big.bin; echo exit=$?", 20_000);
+    assert!(std::fs::metadata(b.root.join("big.bin")).unwrap().len() <= 1 << 20);
+    assert!(!stdout(&out).contains("exit=0"), "{out}");
+    let text = b.probe(&mut s, &["bigwrite", "big2.bin", &(3u64 << 20).to_string()]);
+    assert!(!text.contains("BIGWROTE") && std::fs::metadata(b.root.join("big2.bin")).unwrap().len() <= 1 << 20);
+    let t0 = std::time::Instant::now();
+    let out = b.sandboxed(&mut s, "python3 -c 'while True: pass'; echo exit=$?", 15_000);
+    assert!(t0.elapsed() < Duration::from_secs(8) && !stdout(&out).contains("exit=0"), "{out}");
+    let out = b.sandboxed(
+        &mut s,
+        "python3 -c 'import os; [os.open(\"/dev/null\", 0) for _ in range(100)]' 2>&1 | tail -1",
+        20_000,
+    );
+    assert!(stdout(&out).contains("Too many open files"), "{out}");
+    drop(s);
+    std::fs::remove_file(b.root.join("big.bin")).unwrap();
+    std::fs::remove_file(b.root.join("big2.bin")).unwrap();
+    b.assert_contained(false);
+}
+
+const SECRET_ENV: [(&str, &str); 19] = [
+    ("GITHUB_TOKEN", "ghp_SECRETVALUE-github"),
+    ("MY_SECRET", "SECRETVALUE-my"),
+    ("AWS_SECRET_ACCESS_KEY", "SECRETVALUE-aws"),
+    ("OPENAI_API_KEY", "SECRETVALUE-openai"),
+    ("SSH_AUTH_SOCK", "/tmp/SECRETVALUE-agent.sock"),
+    ("LD_PRELOAD", "/nonexistent/SECRETVALUE.so"),
+    ("LD_LIBRARY_PATH", "/nonexistent/SECRETVALUE"),
+    ("NODE_OPTIONS", "--require /nonexistent/SECRETVALUE.js"),
+    ("RIPGREP_CONFIG_PATH", "{root}/rgrc"),
+    ("PYTEST_ADDOPTS", "-p SECRETVALUE"),
+    ("PYTHONPATH", "{root}/evilpy"),
+    ("PYTHONSTARTUP", "{root}/evilpy/sitecustomize.py"),
+    ("GIT_DIR", "/nonexistent/SECRETVALUE-git"),
+    ("LESSOPEN", "|/nonexistent/SECRETVALUE %s"),
+    ("BASH_ENV", "{root}/pre.sh"),
+    ("ENV", "{root}/pre.sh"),
+    ("MAKEFLAGS", "--eval=$(info SECRETVALUE-makeflags)"),
+    ("PAGER", "/nonexistent/SECRETVALUE-pager"),
+    ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/tmp/SECRETVALUE-bus"),
+];
+
+/// What a command may see: the fixed variables, the profile's set_env and pass_env, and what
+/// make and the shell add themselves.
+const ALLOWED_ENV: [&str; 35] = [
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "TERM",
+    "CARGO_NET_OFFLINE",
+    "CARGO_TERM_COLOR",
+    "NO_COLOR",
+    "GOFLAGS",
+    "GOPROXY",
+    "npm_config_offline",
+    "npm_config_update_notifier",
+    "PYTHONDONTWRITEBYTECODE",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "GOROOT",
+    "GOPATH",
+    "GOCACHE",
+    "GOMODCACHE",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "JAVA_HOME",
+    "MAKELEVEL",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKE_TERMOUT",
+    "MAKE_TERMERR",
+    "MAKEOVERRIDES",
+    "CMD",
+    "ARGS",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+];
+
+#[test]
+fn sandbox_environment_is_allowlisted() {
+    let mut b = build_box();
+    write(b.root.join("rgrc"), "--pre=./pre.sh\n");
+    write(b.root.join("evilpy/sitecustomize.py"), format!("print('RAN-{}')\n", b.marker));
+    let env: Vec<(String, String)> = SECRET_ENV.iter().map(|(k, v)| (k.to_string(), b.sub(v))).collect();
+    let mut s = shell_with(&b.root, Some("build-test"), None, &env);
+    let out = b.sandboxed(&mut s, "env", 20_000);
+    let lines: BTreeMap<&str, &str> = stdout(&out).lines().filter_map(|l| l.split_once('=')).collect();
+    let unexpected: Vec<&&str> = lines.keys().filter(|k| !ALLOWED_ENV.contains(k) && **k != "_").collect();
+    assert!(unexpected.is_empty(), "unexpected variables: {unexpected:?}");
+    for k in ["PATH", "HOME", "TMPDIR", "LANG", "TERM"] {
+        assert!(lines.contains_key(k), "{k}");
+    }
+    assert!(!out.to_string().contains("SECRETVALUE"));
+    // make puts its own flags and command-line variables there (`s -- CMD=env`), nothing else.
+    assert_eq!(lines["MAKEFLAGS"], "s -- CMD=env");
+    assert!(lines["LANG"] == "C.UTF-8" && lines["TERM"] == "dumb");
+    assert!(!lines["HOME"].starts_with("/root") && lines["HOME"] == lines["TMPDIR"]);
+    let base = b.base.display().to_string();
+    assert!(
+        lines["PATH"].split(':').all(|p| ["/usr/local/bin", "/usr/bin", "/bin"].contains(&p) || !p.starts_with(&base))
+    );
+    let text = b.probe(&mut s, &["env"]);
+    assert!(!text.contains("SECRETVALUE") && !text.contains(&format!("RAN-{}", b.marker)));
+    let (code, out) = b.run(&mut s, "rg", &["hello".into(), "in.txt".into()], None);
+    assert!(code.is_none() && out["stdout"] == "hello\n", "{out}");
+    drop(s);
+    let mut s = shell_with(&b.root, Some("read-only"), None, &env);
+    let (code, out) = b.run(&mut s, "rg", &["hello".into()], None);
+    assert!(code.is_none() && !stdout(&out).contains(&format!("RAN-{}", b.marker)));
+    let (_, out) = b.run(&mut s, "echo", &["$GITHUB_TOKEN".into(), "${MY_SECRET}".into()], None);
+    assert_eq!(out["stdout"], "$GITHUB_TOKEN ${MY_SECRET}\n");
+    drop(s);
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_scratch_home_is_private_and_removed() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "build-test");
+    let out = b.sandboxed(&mut s, "echo x > $HOME/f && echo HOME=$HOME && ls $TMPDIR/.. ; echo rc=$?", 20_000);
+    let home = PathBuf::from(stdout(&out).lines().find_map(|l| l.strip_prefix("HOME=")).unwrap());
+    assert!(!stdout(&out).contains("rc=0"), "a command can list the other commands' scratch directories");
+    assert!(!home.exists(), "the scratch directory outlived its command");
+    let parent = home.parent().unwrap().to_path_buf();
+    assert!(parent.is_dir() && std::fs::metadata(&parent).unwrap().permissions().mode() & 0o7777 == 0o700);
+    s.close();
+    assert!(!parent.exists(), "the server's scratch directory outlived the server");
+    b.assert_contained(false);
+}
+
+#[test]
+fn sandbox_program_on_a_root_in_path_is_refused() {
+    let mut b = build_box();
+    // A root on the server's PATH must never provide a "trusted" program.
+    for name in ["go", "pytest"] {
+        let fake = b.root.join("bin").join(name);
+        write(&fake, format!("#!/bin/sh\necho RAN-{}\n", b.marker));
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", b.root.join("bin").display());
+    let mut s = shell_with(&b.root, Some("build-test"), None, &[("PATH".into(), path)]);
+    for (program, args) in [("go", "version"), ("pytest", "-q")] {
+        let (code, out) = b.run(&mut s, program, &[args.to_string()], None);
+        assert_eq!(code.as_deref(), Some("command_not_allowed"), "{program} {out}");
+    }
+    drop(s);
+    b.assert_contained(false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The read-only profile cannot write, even inside the root
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn read_only_profile_cannot_write() {
+    let mut b = build_box();
+    let mut s = shell(&b.root, "read-only");
+    let (code, out) = b.run(&mut s, "cat", &["in.txt".into()], None);
+    assert!(code.is_none() && out["stdout"] == "hello\nworld\n");
+    for args in [&["-o", "out.txt", "a.txt"][..], &["--output=out.txt", "a.txt"], &["-ro", "a.txt", "a.txt"]] {
+        assert_eq!(b.run(&mut s, "sort", &b.sub_all(args), None).0.as_deref(), Some("argument_not_allowed"));
+    }
+    assert_eq!(
+        b.run(&mut s, "make", &["sh".into(), "CMD=touch x".into()], None).0.as_deref(),
+        Some("command_not_allowed")
+    );
+    assert_eq!(b.run(&mut s, "cargo", &["build".into()], None).0.as_deref(), Some("command_not_allowed"));
+    drop(s);
+    // Even a writing program added by the operator's config cannot write: the roots are
+    // read-only in the read-only profile's sandbox.
+    let config = b.cfg.join("ro.toml");
+    write(
+        &config,
+        "[shell]\nprofile = \"read-only\"\n[shell.programs.touch]\noperands = \"paths\"\n[shell.programs.cp]\noperands = \"paths\"\n",
+    );
+    let mut s = shell_with(&b.root, None, Some(&config), &[]);
+    let denied = |out: &Value| {
+        out["exit_code"] != 0
+            && (stderr(out).contains("Permission denied") || stderr(out).contains("Read-only file system"))
+    };
+    let (code, out) = b.run(&mut s, "touch", &["new.txt".into()], None);
+    assert!(code.is_none() && denied(&out), "{out}");
+    let (code, out) = b.run(&mut s, "cp", &["in.txt".into(), "copy.txt".into()], None);
+    assert!(code.is_none() && denied(&out), "{out}");
+    let target = format!("{}/x", b.outside.display());
+    let (code, _) = b.run(&mut s, "cp", &["in.txt".into(), target], None);
+    assert_eq!(code.as_deref(), Some("path_outside_root"));
+    drop(s);
+    b.assert_contained(true);
+    b.assert_contained(false);
 }

@@ -365,7 +365,8 @@ impl ServerBuilder {
     }
 }
 
-/// A running server (killed when dropped; its stderr is printed if the test is failing).
+/// A running server (hung up on when dropped, then killed; its stderr is printed if the test is
+/// failing).
 pub struct Server {
     child: Child,
     // `None` once closed.
@@ -592,6 +593,16 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Like a client hanging up: EOF on stdin, a moment to clean up (the shell server removes
+        // its scratch directories), then SIGKILL.
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
