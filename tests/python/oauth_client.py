@@ -19,7 +19,6 @@ import html.parser
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -63,17 +62,6 @@ LIST = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-
-
-def require_program(name: str) -> str:
-    """The path of `name`; in CI (``CI=true``) a missing program fails the test, locally it skips."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"`{name}` is not installed (Debian package `{name}`; `.ci/run` installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return path
 
 
 # --- Reaching the hub under its public URL ---------------------------------------------------

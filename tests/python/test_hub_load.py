@@ -24,6 +24,9 @@ import pytest
 
 from test_hub import Hub, running_hub
 
+# The slow tier: `cargo xtask ci` runs it in its own `slow` step after `interop`.
+pytestmark = pytest.mark.slow
+
 CLIENTS = 32
 CALLS = 1000
 WARMUP = 64  # per client: ~2 000 calls before the first memory sample

@@ -28,7 +28,8 @@ import pytest
 import websocket
 
 from fsclient import stop_process
-from oauth_client import LIST, TIMEOUT, Flow, OAuthHub, listed_tools, mcp, register, require_program, running_hub
+from prereq import require_program
+from oauth_client import LIST, TIMEOUT, Flow, OAuthHub, listed_tools, mcp, register, running_hub
 
 
 class DevTools:

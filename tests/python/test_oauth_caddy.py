@@ -24,6 +24,7 @@ import pytest
 
 from test_oauth_browser import approve_in_browser, chromium
 from fsclient import stop_process
+from prereq import require_program
 from oauth_client import (
     TIMEOUT,
     OAuthHub,
@@ -32,7 +33,6 @@ from oauth_client import (
     free_port,
     mcp,
     INIT,
-    require_program,
     running_hub,
     sdk_oauth_tools,
 )

@@ -1,11 +1,18 @@
 //! `cargo xtask ci`: the whole test suite, in order, stopping at the first failure.
+//!
+//! Steps: `provision` (the system packages the tests run, see `provision.rs`), `fmt`, `clippy`,
+//! `build`, `test` (nextest: unit and integration tests, the latter through `bastion-testkit`),
+//! `doc` (the doc examples: nextest does not run doctests), `interop` (the Python end-to-end tests
+//! with the official SDK, except the slow tier) and `slow` (the load and soak tests, pytest marker
+//! `slow`). Each step's duration is printed as it ends and again in the summary.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::interop;
 use crate::util::{cargo, fmt_duration, run as sh};
+use crate::{interop, provision};
 
 /// One CI step: a name for the summary and the work it does.
 struct Step {
@@ -13,9 +20,10 @@ struct Step {
     action: fn() -> Result<()>,
 }
 
-/// Runs fmt, clippy, build, the Rust tests and the interop tests, then prints a timing summary.
+/// Runs every step (see the module comment), then prints a timing summary.
 pub fn run() -> Result<()> {
     let steps = [
+        Step { name: "provision", action: provision::run },
         Step { name: "fmt", action: || sh(cargo().args(["fmt", "--all", "--", "--check"])) },
         Step { name: "tidy", action: || crate::tidy::run(false) },
         Step {
@@ -24,11 +32,13 @@ pub fn run() -> Result<()> {
         },
         Step { name: "build", action: build_bins },
         Step { name: "test", action: rust_tests },
+        Step { name: "doc", action: || sh(with_bins(cargo().args(["test", "--workspace", "--doc"]))) },
         Step {
             name: "interop",
-            // The binaries were built by the `build` step just above.
-            action: || interop::run(&[], interop::Build::AlreadyDone),
+            // The binaries were built by the `build` step above.
+            action: || interop::run(&["-m".into(), "not slow".into()], interop::Build::AlreadyDone),
         },
+        Step { name: "slow", action: || interop::run(&["-m".into(), "slow".into()], interop::Build::AlreadyDone) },
     ];
 
     let started = Instant::now();
@@ -37,7 +47,10 @@ pub fn run() -> Result<()> {
         eprintln!("\nxtask: ==> ci step `{}`", step.name);
         let t0 = Instant::now();
         let outcome = (step.action)();
-        timings.push((step.name, t0.elapsed(), outcome.is_ok()));
+        let took = t0.elapsed();
+        let mark = if outcome.is_ok() { "ok" } else { "FAILED" };
+        eprintln!("xtask: <== ci step `{}` {mark} in {}", step.name, fmt_duration(took));
+        timings.push((step.name, took, outcome.is_ok()));
         if let Err(err) = outcome {
             print_summary(&timings, started.elapsed());
             bail!("ci step `{}` failed: {err:#}", step.name);
@@ -55,12 +68,18 @@ pub fn build_bins() -> Result<()> {
 /// `cargo nextest run --workspace`, or `cargo test --workspace` when nextest is not installed.
 fn rust_tests() -> Result<()> {
     match nextest_missing_reason() {
-        None => sh(cargo().args(["nextest", "run", "--workspace"])),
+        None => sh(with_bins(cargo().args(["nextest", "run", "--workspace"]))),
         Some(reason) => {
             eprintln!("xtask: cargo-nextest is unavailable ({reason}); falling back to `cargo test`");
-            sh(cargo().args(["test", "--workspace"]))
+            sh(with_bins(cargo().args(["test", "--workspace", "--all-targets"])))
         }
     }
+}
+
+/// Points the test kit at the binaries the `build` step made (`BASTION_BIN_DIR`), so that no test
+/// process runs a cargo build of its own.
+fn with_bins(cmd: &mut Command) -> &mut Command {
+    cmd.env("BASTION_BIN_DIR", interop::target_dir().join("debug"))
 }
 
 /// Why `cargo nextest` cannot be used, or `None` if it works.
@@ -80,7 +99,7 @@ fn print_summary(timings: &[(&str, Duration, bool)], total: Duration) {
     eprintln!("\nxtask: ci timing summary");
     for (name, took, ok) in timings {
         let mark = if *ok { "ok" } else { "FAILED" };
-        eprintln!("  {name:<8} {:>9}  {mark}", fmt_duration(*took));
+        eprintln!("  {name:<10} {:>9}  {mark}", fmt_duration(*took));
     }
-    eprintln!("  {:<8} {:>9}", "total", fmt_duration(total));
+    eprintln!("  {:<10} {:>9}", "total", fmt_duration(total));
 }

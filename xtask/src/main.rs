@@ -1,8 +1,11 @@
 //! Developer automation for the Bastion workspace, run as `cargo xtask <command>`.
 //!
-//! * `cargo xtask ci` — the whole test suite, exactly as CI runs it: format check, clippy with
-//!   warnings denied, a build of every binary, the Rust tests (nextest, or `cargo test` when
-//!   nextest is missing), then the Python interop tests.
+//! * `cargo xtask ci` — the whole test suite, exactly as CI runs it: provisioning of the programs
+//!   the tests run, format check, clippy with warnings denied, a build of every binary, the Rust
+//!   tests (nextest, or `cargo test` when nextest is missing), the doc examples, the Python interop
+//!   tests, then the slow tier (pytest marker `slow`: load and soak tests).
+//! * `cargo xtask provision` — installs the Debian packages the tests run (as root or with
+//!   passwordless sudo); under CI a prerequisite it cannot install fails the run.
 //! * `cargo xtask interop [PYTEST ARGS...]` — (re)creates the Python virtual environment in
 //!   `.cache/venv` from `tests/python/requirements.txt` and runs `pytest tests/python` against the
 //!   debug binaries.
@@ -23,6 +26,7 @@ mod bench_hub;
 mod bench_shell;
 mod ci;
 mod interop;
+mod provision;
 mod tidy;
 mod tree;
 mod util;
@@ -42,8 +46,10 @@ struct Cli {
 /// The tasks `cargo xtask` knows.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the full CI pipeline: fmt, clippy, build, tests, interop.
+    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, slow.
     Ci,
+    /// Install the system packages the tests need (Debian, as root or with passwordless sudo).
+    Provision,
     /// Run the Python interop tests (official MCP SDK) against the debug binaries.
     Interop {
         /// Skip `cargo build --workspace --bins` (use the binaries already built).
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ci => ci::run(),
+        Command::Provision => provision::run(),
         Command::Interop { no_build, pytest_args } => {
             let build = if no_build { interop::Build::AlreadyDone } else { interop::Build::Yes };
             interop::run(&pytest_args, build)

@@ -63,6 +63,12 @@ pub fn output_of(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Whether this runs under CI: `CI` set to anything but `""`, `0` or `false` (the rule of
+/// `tests/python/prereq.py` and the Rust test kit).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
 /// Whether `program` is found on `PATH` (and runs with `--version`).
 pub fn have(program: &str) -> bool {
     succeeds(Command::new(program).arg("--version"))

@@ -11,7 +11,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Server, files_under, git, git_command, init, write};
+use common::{files_under, git, git_command, init, write};
 use serde_json::json;
 
 const HOOKS: &[&str] = &[
@@ -86,7 +86,7 @@ fn trapped(base: &Path, markers: &Path) -> PathBuf {
     let included = base.join("included.gitconfig");
     write(
         &included,
-        &format!("[core]\n\teditor = {}\n[alias]\n\tst = !{}\n", e("included-editor"), e("included-alias")),
+        format!("[core]\n\teditor = {}\n[alias]\n\tst = !{}\n", e("included-editor"), e("included-alias")),
     );
     let settings: Vec<(&str, String)> = vec![
         ("core.fsmonitor", e("fsmonitor")),
@@ -165,13 +165,13 @@ fn every_tool_succeeds_and_nothing_runs() {
     let home = base.path().join("home");
     write(
         home.join(".gitconfig"),
-        &format!(
+        format!(
             "[core]\n\tfsmonitor = {0} global-fsmonitor\n\tpager = {0} global-pager\n[credential]\n\thelper = !{0} global-credential\n",
             base.path().join("evil.sh").display()
         ),
     );
     let root = repo.parent().unwrap().to_path_buf();
-    let mut s = Server::start(&[&root], &home, &[]);
+    let mut s = common::start(&[&root], &home, &[]);
     let r = json!("repo");
     let calls: Vec<(&str, serde_json::Value)> = vec![
         ("git_status", json!({"repo": r})),

@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Server, git, init, write};
+use common::{git, init, write};
 use serde_json::{Value, json};
 
 struct Fixture {
@@ -52,7 +52,7 @@ fn index_paths(repo: &Path) -> String {
 #[test]
 fn option_injection_is_refused_or_taken_literally() {
     let f = fixture();
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     let pwned = f.base.join("pwned");
     let out = format!("--output={}", pwned.display());
     let r = "repo";
@@ -67,6 +67,7 @@ fn option_injection_is_refused_or_taken_literally() {
         ("git_diff", json!({"repo": r, "from": "--no-index"}), "invalid_revision"),
         ("git_show", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
         ("git_show", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("git_show", json!({"repo": r, "rev": "-p"}), "invalid_revision"),
         ("git_blame", json!({"repo": r, "path": "a.txt", "rev": "--contents=/etc/hostname"}), "invalid_revision"),
         ("git_blame", json!({"repo": r, "path": "--contents=/etc/hostname"}), "not_found"),
         ("git_create_branch", json!({"repo": r, "name": "--force"}), "invalid_reference_name"),
@@ -76,8 +77,11 @@ fn option_injection_is_refused_or_taken_literally() {
         ("git_switch", json!({"repo": r, "branch": "-p"}), "invalid_reference_name"),
         ("git_switch", json!({"repo": r, "branch": "-"}), "invalid_reference_name"),
         ("git_delete_branch", json!({"repo": r, "name": "--format=x"}), "invalid_reference_name"),
+        ("git_delete_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
         ("git_reset", json!({"repo": r, "rev": "--hard"}), "invalid_revision"),
         ("git_reset", json!({"repo": r, "rev": out, "mode": "hard"}), "invalid_revision"),
+        ("git_reset", json!({"repo": r, "rev": "main", "mode": "--hard"}), "invalid_argument"),
+        ("git_log", json!({"repo": r, "until": "--until=now"}), "invalid_argument"),
         ("git_status", json!({"repo": "--git-dir=/etc"}), "not_found"),
         ("git_status", json!({"repo": r, "untracked_files": "--ignored"}), "invalid_argument"),
     ];
@@ -90,6 +94,7 @@ fn option_injection_is_refused_or_taken_literally() {
     // Paths that look like options or pathspec magic are literal names that match nothing.
     let add = s.ok("git_add", json!({"repo": r, "paths": ["--all", "-A", ":(top)*", "*"]}));
     assert_eq!(add["staged_count"], 0, "{add}");
+    assert_eq!(add["unmatched"].as_array().map(Vec::len), Some(4), "{add}");
     write(f.repo.join("a.txt"), "one\ntwo\nthree\n");
     s.ok("git_add", json!({"repo": r, "paths": ["a.txt"]}));
     let before = git(&f.repo, &["rev-parse", "HEAD"]);
@@ -101,8 +106,10 @@ fn option_injection_is_refused_or_taken_literally() {
     // A ref literally named like an option is reachable by its full name, as a name.
     let shown = s.ok("git_show", json!({"repo": r, "rev": "refs/heads/--format=x", "stat_only": true}));
     assert_eq!(shown["commit"]["parents"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["commit"]["hash"], json!(before.trim()));
     let branches = s.ok("git_branches", json!({"repo": r, "kind": "local"}));
     assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "--format=x"));
+    assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "-p"));
     assert!(!pwned.exists(), "an option was executed");
     assert!(!f.repo.join("--format=x").exists() && !f.repo.join("x").exists());
 }
@@ -110,7 +117,7 @@ fn option_injection_is_refused_or_taken_literally() {
 #[test]
 fn pathspecs_stay_in_the_work_tree() {
     let f = fixture();
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     let abs_secret = f.base.join("outside/private.txt").display().to_string();
     let abs_in_repo = f.repo.join("a.txt").display().to_string();
     let before = index_paths(&f.repo);
@@ -125,20 +132,24 @@ fn pathspecs_stay_in_the_work_tree() {
         ("out-link", "path_outside_root"),
         (".git/config", "denied_by_glob"),
         (".GIT/hooks/pre-commit", "denied_by_glob"),
+        (".git/hooks", "denied_by_glob"),
         ("", "invalid_path"),
         ("a\u{0}b", "invalid_path"),
     ];
+    let mut outputs = Vec::new();
     for (path, code) in &cases {
         for tool in ["git_add", "git_unstage", "git_restore"] {
-            s.err(tool, json!({"repo": "repo", "paths": [path]}), code);
+            outputs.push(s.err(tool, json!({"repo": "repo", "paths": [path]}), code));
         }
-        s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code);
-        s.err("git_log", json!({"repo": "repo", "paths": [path]}), code);
-        s.err("git_status", json!({"repo": "repo", "paths": [path]}), code);
+        outputs.push(s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("git_log", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("git_status", json!({"repo": "repo", "paths": [path]}), code));
         if !path.is_empty() {
-            s.err("git_blame", json!({"repo": "repo", "path": path}), code);
+            outputs.push(s.err("git_blame", json!({"repo": "repo", "path": path}), code));
         }
     }
+    outputs.push(s.err("git_show", json!({"repo": "repo", "rev": "HEAD:../outside/private.txt"}), "invalid_revision"));
+    assert!(!outputs.iter().any(|o| o.contains("SECRET")), "{outputs:?}");
     assert_eq!(index_paths(&f.repo), before, "the index changed");
     assert_eq!(std::fs::read_to_string(f.base.join("outside/private.txt")).unwrap(), "SECRET\n");
     // An absolute path inside the work tree is fine.
@@ -173,15 +184,15 @@ fn repositories_must_lie_inside_a_root() {
     std::fs::create_dir_all(&inner).unwrap();
     // Repositories inside the root whose metadata or work tree are outside it.
     let gitfile = f.root.join("gitfile");
-    write(gitfile.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    write(gitfile.join(".git"), format!("gitdir: {}\n", other.join(".git").display()));
     let worktree = f.root.join("worktree");
     init(&worktree);
     git(&worktree, &["config", "core.worktree", &other.display().to_string()]);
     let alternates = f.root.join("alternates");
     init(&alternates);
-    write(alternates.join(".git/objects/info/alternates"), &format!("{}\n", other.join(".git/objects").display()));
+    write(alternates.join(".git/objects/info/alternates"), format!("{}\n", other.join(".git/objects").display()));
 
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     s.err("git_status", json!({"repo": "../other"}), "path_outside_root");
     s.err("git_log", json!({"repo": other.display().to_string()}), "path_outside_root");
     s.err("git_log", json!({"repo": "other-link"}), "path_outside_root");
@@ -197,11 +208,15 @@ fn repositories_must_lie_inside_a_root() {
     assert_eq!(st["repo"], "repo");
     drop(s);
 
-    let mut plain_server = Server::start(&[&plain], &f.home, &[]);
+    let mut plain_server = common::start(&[&plain], &f.home, &[]);
     plain_server.err("git_status", json!({}), "not_a_repository");
     drop(plain_server);
-    let mut inner_server = Server::start(&[&inner], &f.home, &[]);
+    let mut inner_server = common::start(&[&inner], &f.home, &[]);
     inner_server.err("git_log", json!({}), "not_a_repository");
+    drop(inner_server);
+    // A root inside the git directory: the work tree would be outside it.
+    let mut git_dir_server = common::start(&[&f.repo.join(".git")], &f.home, &[]);
+    git_dir_server.err("git_log", json!({}), "path_outside_root");
     assert!(!f.base.join("plain/.git").exists() && !inner.join(".git").exists(), "a repository was created");
 }
 
@@ -218,7 +233,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     let lib = f.root.join("lib");
     init(&lib);
     let repo = json!({"repo": "repo"});
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
+    let mut s = common::start(&[&f.root], &f.home, &[]);
     s.ok("git_log", repo.clone());
     s.ok("git_status", repo.clone());
 
@@ -245,7 +260,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
 
     // Object alternates outside the root.
     let alternates = f.repo.join(".git/objects/info/alternates");
-    write(&alternates, &format!("{}\n", other.join(".git/objects").display()));
+    write(&alternates, format!("{}\n", other.join(".git/objects").display()));
     s.err("git_log", repo.clone(), "path_outside_root");
     std::fs::remove_file(&alternates).unwrap();
     s.ok("git_log", repo.clone());
@@ -253,7 +268,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     // Alternates through a link inside the root, re-pointed outside without touching the list.
     let link = f.root.join("objects-link");
     symlink(lib.join(".git/objects"), &link).unwrap();
-    write(&alternates, &format!("{}\n", link.display()));
+    write(&alternates, format!("{}\n", link.display()));
     s.ok("git_log", repo.clone());
     std::fs::remove_file(&link).unwrap();
     symlink(other.join(".git/objects"), &link).unwrap();
@@ -263,7 +278,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
 
     // .git replaced by a gitlink file to a repository outside the root.
     std::fs::rename(f.repo.join(".git"), f.root.join("saved-git")).unwrap();
-    write(f.repo.join(".git"), &format!("gitdir: {}\n", other.join(".git").display()));
+    write(f.repo.join(".git"), format!("gitdir: {}\n", other.join(".git").display()));
     s.err("git_log", repo.clone(), "path_outside_root");
     std::fs::remove_file(f.repo.join(".git")).unwrap();
     std::fs::rename(f.root.join("saved-git"), f.repo.join(".git")).unwrap();
@@ -302,8 +317,8 @@ fn a_repository_owned_by_another_user_is_refused() {
     git(&foreign, &["commit", "-q", "-m", "f"]);
     let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&foreign).status().unwrap();
     assert!(status.success());
-    let mut s = Server::start(&[&f.root], &f.home, &[]);
-    for tool in ["git_status", "git_log", "git_branches"] {
+    let mut s = common::start(&[&f.root], &f.home, &[]);
+    for tool in ["git_status", "git_log", "git_diff", "git_branches"] {
         let msg = s.err(tool, json!({"repo": "foreign"}), "repository_not_owned");
         assert!(msg.contains("safe.directory"), "{msg}");
     }
@@ -313,9 +328,7 @@ fn a_repository_owned_by_another_user_is_refused() {
 #[test]
 fn tiers_are_enforced() {
     let f = fixture();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bastion-git"));
-    cmd.arg("--root").arg(&f.root);
-    let mut read_only = Server::start_with(cmd, &f.home);
+    let mut read_only = common::builder(&[&f.root], &f.home).start();
     let listed = read_only.request("tools/list", json!({}));
     let names: Vec<&str> =
         listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
