@@ -49,6 +49,11 @@ pub struct PolicyConfig {
     pub git: GitConfig,
     /// Settings of the shell server: profile, extra programs, sandbox and limits.
     pub shell: crate::commands::ShellConfig,
+    /// Bastion's own state, refused to every tool: filled at start from the command line (the
+    /// state directory, the configuration files loaded), never read from a file a tool could
+    /// write.
+    #[serde(skip)]
+    pub protect: Vec<PathBuf>,
 }
 
 impl Default for PolicyConfig {
@@ -63,6 +68,7 @@ impl Default for PolicyConfig {
             limits: Limits::default(),
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
+            protect: Vec::new(),
         }
     }
 }

@@ -83,6 +83,9 @@ pub enum ErrorCode {
     UpstreamError,
     /// The caller's token does not carry the scope the tool needs.
     InsufficientScope,
+    /// The path is Bastion's own state (state directory, configuration, journal, binary):
+    /// no tool may touch it, whatever the roots.
+    ProtectedPath,
 }
 
 impl ErrorCode {
@@ -125,6 +128,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::ProtectedPath => "protected_path",
         }
     }
 }

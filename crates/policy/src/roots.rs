@@ -16,6 +16,7 @@ use rustix::io::Errno;
 use crate::deny::{Access, DenyRules};
 use crate::error::{Error, ErrorCode, Result, truncate_for_message};
 use crate::path::{RelPath, check_final_name};
+use crate::protect::protected_error;
 use crate::resolve::{Links, ResolveMode, open_beneath, real_path};
 
 /// One allowed directory, held open for the life of the server.
@@ -365,6 +366,9 @@ impl Roots {
         )
         .map_err(|e| Error::from_errno(e, &rel.display()))?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(e, &rel.display()))?;
+        if deny.protected().is_same_file(&stat) {
+            return Err(protected_error(&rel.display()));
+        }
         if !is_regular(&stat) {
             return Err(Error::new(ErrorCode::NotARegularFile, format!("'{}' is not a regular file", rel.display())));
         }
@@ -423,7 +427,10 @@ impl Roots {
             deny.check_in(&t.root, &t.rel, access)?;
         }
         match open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::Refuse, self.mode) {
-            Ok(fd) => return Ok((fd, t.rel.clone())),
+            Ok(fd) => {
+                check_not_protected_file(deny, fd.as_fd(), &shown)?;
+                return Ok((fd, t.rel.clone()));
+            }
             Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::XDEV) => {}
             Err(e) => return Err(Error::from_errno(e, &shown)),
         }
@@ -446,6 +453,11 @@ impl Roots {
                 && (d.is_denied_in(&t.root, rel.as_path(), access)
                     || stale.is_some_and(|p| d.is_denied_in(&t.root, p, access)))
             {
+                let protected =
+                    d.is_protected_in(&t.root, rel.as_path()) || stale.is_some_and(|p| d.is_protected_in(&t.root, p));
+                if protected {
+                    return Err(protected_error(&shown));
+                }
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -466,6 +478,7 @@ impl Roots {
                 ));
             }
         };
+        check_not_protected_file(deny, fd.as_fd(), &shown)?;
         Ok((fd, rel))
     }
 
@@ -679,9 +692,15 @@ impl Roots {
                 .map_err(|e| Error::from_errno(e, &shown))?;
             return Ok(kind);
         }
+        if deny.protected().any_beneath(p.root.real_path(), p.child_rel().as_path()) {
+            return Err(holds_protected(&shown, "nothing was deleted"));
+        }
         let dir = self.open_subdir(p.fd.as_fd(), &p.name, &shown)?;
         let mut budget = 200_000;
         if let Some(found) = self.first_denied_inside(&p.root, dir.as_fd(), &p.child_rel(), deny, &mut budget)? {
+            if deny.is_protected_in(&p.root, found.as_path()) {
+                return Err(holds_protected(&shown, "nothing was deleted"));
+            }
             return Err(Error::new(
                 ErrorCode::DeniedByGlob,
                 format!("'{shown}' contains '{}', which is on the deny list; nothing was deleted", found.display()),
@@ -718,11 +737,17 @@ impl Roots {
         };
         let kind = EntryKind::from_mode(st.st_mode);
         if kind == EntryKind::Directory {
+            if deny.protected().any_beneath(from.root.real_path(), from.child_rel().as_path()) {
+                return Err(holds_protected(&from_shown, "it cannot be moved"));
+            }
             let dir = self.open_subdir(from.fd.as_fd(), &from.name, &from_shown)?;
             let mut budget = 200_000;
             if let Some(found) =
                 self.first_denied_inside(&from.root, dir.as_fd(), &from.child_rel(), deny, &mut budget)?
             {
+                if deny.is_protected_in(&from.root, found.as_path()) {
+                    return Err(holds_protected(&from_shown, "it cannot be moved"));
+                }
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -825,6 +850,30 @@ impl Roots {
         }
         (Roots { roots: kept, mode: self.mode }, notes)
     }
+}
+
+/// Refuses an opened file that is one of Bastion's own files under another name (a hard link
+/// or bind mount of it), by device and inode.
+fn check_not_protected_file(deny: Option<&DenyRules>, fd: BorrowedFd<'_>, shown: &str) -> Result<()> {
+    let Some(deny) = deny else { return Ok(()) };
+    if deny.protected().is_empty() {
+        return Ok(());
+    }
+    match rustix::fs::fstat(fd) {
+        Ok(st) if deny.protected().is_same_file(&st) => Err(protected_error(shown)),
+        _ => Ok(()),
+    }
+}
+
+/// A directory that holds Bastion's own state is never moved or deleted wholesale. The message
+/// does not name what is inside: it may lie outside what the model can see.
+fn holds_protected(shown: &str, outcome: &str) -> Error {
+    Error::new(
+        ErrorCode::ProtectedPath,
+        format!(
+            "'{shown}' holds Bastion's own state (its tokens, configuration, journal or program); {outcome}. This is a fixed boundary, not an error: do not retry it; act on the other entries one by one"
+        ),
+    )
 }
 
 fn check_replaceable(st: &Stat, shown: &str) -> Result<()> {

@@ -20,6 +20,9 @@ pub struct CommonArgs {
     /// Allow a root that is or contains the home directory or a .ssh directory.
     #[arg(long)]
     pub allow_broad_roots: bool,
+    /// A path no tool may touch (repeatable): the hub passes its own state to its children.
+    #[arg(long = "protect", value_name = "PATH", hide = true)]
+    pub protect: Vec<PathBuf>,
 }
 
 impl CommonArgs {
@@ -34,6 +37,11 @@ impl CommonArgs {
             config.audit_log = self.audit_log.clone();
         }
         config.allow_broad_roots |= self.allow_broad_roots;
+        // Bastion's own state: what the hub passed, this server's config file and the default
+        // state directory (the audit journal and the binary are added by `Policy::new`).
+        config.protect.extend(self.protect.iter().cloned());
+        config.protect.extend(self.config.iter().cloned());
+        config.protect.extend(bastion_policy::state::default_state_dir());
         Ok(config)
     }
 }

@@ -185,6 +185,19 @@ impl Launcher {
         } else {
             read_paths.extend(root_paths);
         }
+        // Landlock grants whole trees: Bastion's own state beneath them is covered in the
+        // command's mount namespace, which must exist for that.
+        let protected = policy.protected();
+        let mut hidden_paths: Vec<PathBuf> =
+            read_paths.iter().chain(&write_paths).flat_map(|dir| protected.beneath(dir)).collect();
+        hidden_paths.sort();
+        hidden_paths.dedup();
+        if !hidden_paths.is_empty() && !status.userns {
+            return Err(Error::new(
+                ErrorCode::SandboxUnavailable,
+                "Bastion's own state (its tokens, configuration or journal) lies inside the directories commands may use, and this host gives the sandbox no mount namespace to hide it; commands are refused. The operator must move the state directory out of the roots (--state-dir) or enable user namespaces",
+            ));
+        }
         let spec = Spec {
             program: exe,
             argv0: program.to_string(),
@@ -194,6 +207,7 @@ impl Launcher {
             read_paths,
             write_paths,
             readonly_paths,
+            hidden_paths,
             tcp_connect: self.rules.tcp_connect.clone(),
             landlock: true,
             seccomp: true,
