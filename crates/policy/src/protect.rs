@@ -37,6 +37,8 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Protected {
     entries: Vec<Entry>,
+    /// Device and inode of the files found directly in protected directories at start.
+    inodes: Vec<(u64, u64)>,
 }
 
 impl Protected {
@@ -53,10 +55,24 @@ impl Protected {
     pub fn extend<P: AsRef<Path>>(&mut self, paths: &[P]) {
         for p in paths {
             let Some(real) = real_path_of(p.as_ref()) else { continue };
-            let id = std::fs::metadata(&real).ok().map(|m| (m.dev(), m.ino()));
+            let meta = std::fs::metadata(&real).ok();
+            let id = meta.as_ref().map(|m| (m.dev(), m.ino()));
             let lowered = real.as_os_str().as_bytes().to_ascii_lowercase();
             if self.entries.iter().any(|e| e.lowered == lowered) {
                 continue;
+            }
+            // The files directly in a protected directory (tokens, OAuth store, owner secret)
+            // are remembered by inode too, so a hard link to one elsewhere in a root is refused.
+            if meta.is_some_and(|m| m.is_dir())
+                && let Ok(entries) = std::fs::read_dir(&real)
+            {
+                for e in entries.flatten().take(1024) {
+                    if let Ok(m) = e.metadata()
+                        && m.is_file()
+                    {
+                        self.inodes.push((m.dev(), m.ino()));
+                    }
+                }
             }
             self.entries.push(Entry { real, lowered, id });
         }
@@ -111,7 +127,7 @@ impl Protected {
     /// start, by device and inode (a hard link or bind mount of it under another name).
     pub fn is_same_file(&self, st: &Stat) -> bool {
         let key = (st.st_dev, st.st_ino);
-        self.entries.iter().any(|e| e.id == Some(key))
+        self.entries.iter().any(|e| e.id == Some(key)) || self.inodes.contains(&key)
     }
 }
 

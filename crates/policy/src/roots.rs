@@ -364,7 +364,10 @@ impl Roots {
             Links::Refuse,
             self.mode,
         )
-        .map_err(|e| Error::from_errno(e, &rel.display()))?;
+        .map_err(|e| {
+            let t = Target { root: root.clone(), rel: rel.clone() };
+            self.refuse_protected_or(&t, Some(deny), Error::from_errno(e, &rel.display()))
+        })?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(e, &rel.display()))?;
         if deny.protected().is_same_file(&stat) {
             return Err(protected_error(&rel.display()));
@@ -440,7 +443,7 @@ impl Roots {
         let mut tries = 0;
         let (fd, rel) = loop {
             let fd = open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::FollowBeneath, self.mode)
-                .map_err(|e| Error::from_errno(e, &shown))?;
+                .map_err(|e| self.refuse_protected_or(t, deny, Error::from_errno(e, &shown)))?;
             let rel = t.root.relative_of(fd.as_fd()).ok_or_else(|| {
                 Error::new(
                     ErrorCode::PathOutsideRoot,
@@ -482,6 +485,32 @@ impl Roots {
         Ok((fd, rel))
     }
 
+    /// `protected_path` instead of `err` when `t` could not be opened but leads, through
+    /// in-root links, into Bastion's own state: the deepest ancestor that resolves is read back
+    /// and the rest of the path appended. Without this, `link_to_state/missing` would answer
+    /// `not_found` where `link_to_state/tokens.json` answers `protected_path`, telling the model
+    /// which of Bastion's files exist.
+    fn refuse_protected_or(&self, t: &Target, deny: Option<&DenyRules>, err: Error) -> Error {
+        let Some(deny) = deny else { return err };
+        if deny.protected().is_empty() {
+            return err;
+        }
+        let mut ancestor = t.rel.split_last().map(|(p, _)| p);
+        while let Some(dir) = ancestor {
+            if let Ok(fd) = open_beneath(t.root.dir(), dir.for_syscall(), OFlags::PATH, Links::FollowBeneath, self.mode)
+            {
+                let Some(real) = t.root.relative_of(fd.as_fd()) else { return err };
+                let rest = t.rel.as_path().strip_prefix(dir.as_path()).unwrap_or(t.rel.as_path());
+                if deny.is_protected_in(&t.root, &real.as_path().join(rest)) {
+                    return protected_error(&t.shown());
+                }
+                return err;
+            }
+            ancestor = dir.split_last().map(|(p, _)| p);
+        }
+        err
+    }
+
     fn same_inode(&self, root: &Root, rel: &RelPath, fd: BorrowedFd<'_>) -> bool {
         let Ok(opened) = rustix::fs::fstat(fd) else { return false };
         let Ok(again) =
@@ -507,12 +536,14 @@ impl Roots {
         // model to create) a missing denied directory. Then the parent is resolved like any path
         // (in-root links allowed) and the real path of the parent plus the final name is checked.
         deny.check_in(&t.root, &t.rel, Access::Write)?;
-        let (fd, rel) = self.open_checked(
-            &Target { root: t.root.clone(), rel: parent },
-            OFlags::RDONLY | OFlags::DIRECTORY,
-            None,
-            Access::Write,
-        )?;
+        let (fd, rel) = self
+            .open_checked(
+                &Target { root: t.root.clone(), rel: parent },
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                None,
+                Access::Write,
+            )
+            .map_err(|e| self.refuse_protected_or(t, Some(deny), e))?;
         let p = ParentDir { fd, rel, name: name.to_os_string(), root: t.root.clone() };
         deny.check_in(&t.root, &p.child_rel(), Access::Write)?;
         Ok(p)
@@ -541,7 +572,7 @@ impl Roots {
                     continue;
                 }
                 Err(Errno::NOENT) => {}
-                Err(e) => return Err(Error::from_errno(e, &so_far.display())),
+                Err(e) => return Err(self.refuse_protected_or(t, Some(deny), Error::from_errno(e, &so_far.display()))),
             }
             let p = self.parent(&step, deny)?;
             if let Some(st) = p.lstat()? {
