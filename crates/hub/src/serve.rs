@@ -437,16 +437,6 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         Some(d) => d.clone(),
         None => default_state_dir()?,
     };
-    // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
-    // not trusted when another user could replace it, and protected in every child.
-    let roots = if args.upstreams.roots.is_empty() { config.roots.clone() } else { args.upstreams.roots.clone() };
-    let roots = if roots.is_empty() { vec![std::env::current_dir()?] } else { roots };
-    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, args.allow_state_in_root)
-        .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
-    if let Err(e) = own {
-        eprintln!("bastion: {}", e.message);
-        std::process::exit(2);
-    }
     let auth = if args.stdio {
         Auth::None
     } else if no_auth {
@@ -459,6 +449,16 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Auth::Tokens(Arc::new(TokenStore::open(&state_dir)))
     };
+    // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
+    // not trusted when another user could replace it, and protected in every child.
+    let roots = if args.upstreams.roots.is_empty() { config.roots.clone() } else { args.upstreams.roots.clone() };
+    let roots = if roots.is_empty() { vec![std::env::current_dir()?] } else { roots };
+    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, args.allow_state_in_root)
+        .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
+    if let Err(e) = own {
+        eprintln!("bastion: {}", e.message);
+        std::process::exit(2);
+    }
     // OAuth mode: a public URL with authentication on, over HTTP. Checked before anything starts.
     let oauth_settings = match (&auth, &public_url) {
         (Auth::Tokens(_), Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
