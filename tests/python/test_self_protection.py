@@ -112,6 +112,8 @@ async def test_an_fs_token_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
                 ("fs__edit_file", {"path": path, "old_text": "fs-only", "new_text": "forged"}),
                 ("fs__move_path", {"source": path, "destination": "moved"}),
                 ("fs__create_directory", {"path": f"{path}/sub"}),
+                ("fs__search_text", {"pattern": "fs-only", "path": path}),
+                ("fs__find_files", {"pattern": "*", "path": path}),
             ]:
                 err, data, text = await call(s, tool, args)
                 assert error_code(err, data, text) == "protected_path", (tool, path, text)
@@ -120,8 +122,10 @@ async def test_an_fs_token_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
         err, data, text = await call(s, "fs__write_file", {"path": ".bst/tokens.json.new", "content": forged})
         assert error_code(err, data, text) == "protected_path", text
         # Walks and listings do not see it.
-        err, data, text = await call(s, "fs__search_text", {"pattern": "fs-only"})
-        assert not err and ".bst" not in text and "fs-only" not in text, text
+        for args in [{"pattern": "fs-only"}, {"pattern": "fs-only", "include_hidden": True},
+                     {"pattern": "fs-only", "path": "."}]:
+            err, data, text = await call(s, "fs__search_text", args)
+            assert not err and ".bst" not in text and "fs-only" not in text, (args, text)
         err, data, text = await call(s, "fs__find_files", {"pattern": "*.json*"})
         assert not err and ".bst" not in text, text
         err, data, text = await call(s, "fs__list_directory", {"depth": 3})
