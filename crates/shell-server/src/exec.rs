@@ -363,4 +363,29 @@ mod tests {
         }
         assert_eq!(small.text(), "01234\n[... 6 bytes omitted ...]\nbcdef");
     }
+
+    /// Bastion's own state beneath a root is handed to the trampoline to cover; without a mount
+    /// namespace the command is refused before anything starts.
+    #[test]
+    fn protected_state_beneath_a_root_is_hidden_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(root.join(".bst")).unwrap();
+        let config = bastion_policy::PolicyConfig {
+            roots: vec![root.clone()],
+            protect: vec![root.join(".bst")],
+            ..Default::default()
+        };
+        let policy = Policy::new(config).unwrap();
+        let rules = bastion_policy::commands::CommandRules::shipped("read-only").unwrap();
+        let launcher = Launcher::new(rules, ShellConfig::default()).unwrap();
+        let mut status = Status { landlock: "full".into(), userns: true, ..Default::default() };
+        let prepared = launcher.prepare(&policy, &status, "ls", &[], None).unwrap();
+        assert_eq!(prepared.spec.hidden_paths, vec![root.join(".bst")]);
+        status.userns = false;
+        let err = launcher.prepare(&policy, &status, "ls", &[], None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::SandboxUnavailable);
+        assert!(err.message.contains("Bastion's own state"), "{}", err.message);
+        assert!(!err.message.contains(&root.display().to_string()), "{}", err.message);
+    }
 }
