@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 from fsclient import bastion_binary as bastion
-from fsclient import free_port
+from fsclient import err as fs_err
+from fsclient import free_port, fs_binary, fs_session, server_params, stdio_session
 from test_hub import TIMEOUT, Hub, call, http_session, refused_for_scope
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +221,41 @@ def test_a_state_dir_others_can_write_is_not_trusted(tmp_path: Path) -> None:
     os.chmod(state, 0o777)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 2 and "chmod 700" in r.stderr, r.stderr
+
+
+async def test_a_standalone_server_protects_its_config_journal_and_binary(tmp_path: Path) -> None:
+    """``bastion-fs`` alone: its own ``--config``, ``--audit-log`` and binary are protected, even
+    inside its root, and a ``--protect`` path (what the hub passes) is refused too."""
+    root = tmp_path / "project"
+    (root / "logs").mkdir(parents=True)
+    (root / "bin").mkdir()
+    (root / "state").mkdir()
+    (root / "hello.txt").write_text("hello\n")
+    (root / "fs.toml").write_text("max_tier = \"write\"\n")
+    (root / "state" / "owner-secret").write_text("s3cret\n")
+    binary = root / "bin" / "bastion-fs"
+    binary.write_bytes(fs_binary().read_bytes())
+    binary.chmod(0o755)
+    journal = root / "logs" / "audit.jsonl"
+    async with fs_session(root, config=root / "fs.toml", audit_log=journal,
+                          extra_args=["--protect", str(root / "state")]) as s:
+        for path in ["fs.toml", "logs/audit.jsonl", "state/owner-secret", "STATE"]:
+            await fs_err(s, "read_file", {"path": path}, "protected_path")
+            await fs_err(s, "write_file", {"path": path, "content": "max_tier = \"destructive\"\n", "overwrite": True},
+                         "protected_path")
+        listing = await s.call_tool("list_directory", {"depth": 3})
+        text = "".join(getattr(c, "text", "") for c in listing.content)
+        assert "hello.txt" in text and "fs.toml" not in text and "audit.jsonl" not in text, text
+    assert (root / "fs.toml").read_text() == "max_tier = \"write\"\n"
+    # The binary the server runs as is protected where it lies: a copy started from inside the
+    # root cannot read or replace itself.
+    launch = server_params(root, write=True)
+    launch.command = str(binary)
+    async with stdio_session(launch, "bastion-fs") as s:
+        await fs_err(s, "read_file", {"path": "bin/bastion-fs"}, "protected_path")
+        await fs_err(s, "write_file", {"path": "bin/bastion-fs", "content": "#!/bin/sh\n", "overwrite": True},
+                     "protected_path")
+        await fs_err(s, "move_path", {"source": "bin", "destination": "bin2"}, "protected_path")
+        ok_text = (await s.call_tool("read_file", {"path": "hello.txt"})).content[0]
+        assert "hello" in getattr(ok_text, "text", "")
+    assert binary.read_bytes()[:4] == b"\x7fELF"
