@@ -37,8 +37,9 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Protected {
     entries: Vec<Entry>,
-    /// Device and inode of the files found directly in protected directories at start.
-    inodes: Vec<(u64, u64)>,
+    /// Device and inode of the files found directly in protected directories at start, with
+    /// their paths.
+    inodes: Vec<((u64, u64), PathBuf)>,
 }
 
 impl Protected {
@@ -70,7 +71,7 @@ impl Protected {
                     if let Ok(m) = e.metadata()
                         && m.is_file()
                     {
-                        self.inodes.push((m.dev(), m.ino()));
+                        self.inodes.push(((m.dev(), m.ino()), e.path()));
                     }
                 }
             }
@@ -123,11 +124,15 @@ impl Protected {
         self.entries.iter().filter(|e| e.real != dir && e.real.starts_with(dir)).map(|e| e.real.clone()).collect()
     }
 
-    /// Whether an opened file is one of the protected files or directories as they were at
-    /// start, by device and inode (a hard link or bind mount of it under another name).
+    /// Whether an opened file is one of the protected files or directories, by device and inode
+    /// (a hard link or bind mount of it under another name). A match is confirmed on the
+    /// protected path itself, so an inode number freed by a replaced state file and reused by an
+    /// ordinary file is not mistaken for it.
     pub fn is_same_file(&self, st: &Stat) -> bool {
         let key = (st.st_dev, st.st_ino);
-        self.entries.iter().any(|e| e.id == Some(key)) || self.inodes.contains(&key)
+        let still = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
+        self.entries.iter().any(|e| e.id == Some(key) && still(&e.real))
+            || self.inodes.iter().any(|(k, path)| *k == key && still(path))
     }
 }
 
@@ -231,5 +236,22 @@ mod tests {
         assert!(set.any_beneath(&real, Path::new("state")));
         assert!(set.any_beneath(&real, Path::new("")));
         assert!(!set.any_beneath(&real, Path::new("state/sub")));
+    }
+
+    #[test]
+    fn inode_matches_are_confirmed_on_the_protected_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(state.join("tokens.json"), "[]").unwrap();
+        std::fs::hard_link(state.join("tokens.json"), dir.path().join("hl")).unwrap();
+        let set = Protected::resolve(&[&state]);
+        let stat = |p: &Path| rustix::fs::stat(p).unwrap();
+        assert!(set.is_same_file(&stat(&dir.path().join("hl"))));
+        assert!(set.is_same_file(&stat(&state)));
+        // The hub replaces its files atomically: the old inode is no longer Bastion's.
+        std::fs::write(state.join("tokens.json.tmp"), "[1]").unwrap();
+        std::fs::rename(state.join("tokens.json.tmp"), state.join("tokens.json")).unwrap();
+        assert!(!set.is_same_file(&stat(&dir.path().join("hl"))));
     }
 }
