@@ -150,6 +150,11 @@ async def test_the_shell_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
                      ["head", "-c", "100", ".bst/audit.jsonl"]]:
             err, data, text = await call(s, "shell__run_command", {"program": args[0], "args": args[1:]})
             assert error_code(err, data, text) == "protected_path", (args, text)
+        for cwd in [".bst", ".BST", "./.bst/"]:
+            err, data, text = await call(s, "shell__run_command", {"program": "ls", "args": [], "cwd": cwd})
+            assert error_code(err, data, text) == "protected_path", (cwd, text)
+        err, data, text = await call(s, "git__git_status", {"repo": ".bst"})
+        assert error_code(err, data, text) == "protected_path", text
         # A recursive search over the root runs, and the sandbox shows it nothing of the state.
         err, data, text = await call(s, "shell__run_command", {"program": "grep", "args": ["-r", "scopes", "."]})
         assert "owner" not in text and "fs-only" not in text and ".bst/tokens.json" not in text, text
