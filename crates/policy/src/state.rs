@@ -27,10 +27,11 @@ pub fn check_state_dir_outside_roots(state_dir: &Path, roots: &[PathBuf], allowe
     for root in roots {
         let Some(root) = real_path_of(root) else { continue };
         if state.starts_with(&root) || root.starts_with(&state) {
+            let relation = if state.starts_with(&root) { "lies inside" } else { "contains" };
             return Err(Error::new(
                 ErrorCode::InvalidConfig,
                 format!(
-                    "the state directory {} lies inside the root {} (tokens, OAuth store and journals would sit beside the files the tools work on); choose a --state-dir outside every root, or pass --allow-state-in-root (it then stays unreachable to every tool)",
+                    "the state directory {} {relation} the root {} (tokens, OAuth store and journals would sit beside the files the tools work on); choose a --state-dir outside every root, or pass --allow-state-in-root (it then stays unreachable to every tool)",
                     state_dir.display(),
                     root.display()
                 ),
@@ -82,8 +83,12 @@ pub fn check_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// [`check_private`] on the state directory and every entry directly in it.
+/// [`check_private`] on the state directory and every entry directly in it. The directory
+/// itself may be reached through a symbolic link (a state directory kept on another disk); the
+/// entries in it may not.
 pub fn check_private_dir(dir: &Path) -> Result<()> {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = real.as_path();
     check_private(dir)?;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -138,6 +143,9 @@ mod tests {
         let err = check_private_dir(&state).unwrap_err();
         assert!(err.message.contains("chmod 700"), "{}", err.message);
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("state-link");
+        std::os::unix::fs::symlink(&state, &link).unwrap();
+        check_private_dir(&link).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", state.join("oauth.sqlite3")).unwrap();
         assert!(check_private_dir(&state).unwrap_err().message.contains("symbolic link"));
     }
