@@ -472,9 +472,11 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             state_dir.join("audit.jsonl")
         }
     };
+    // Absolute, so a child started elsewhere resolves them to the same files.
     args.upstreams.protect = [Some(state_dir.clone()), args.upstreams.config.clone(), Some(audit_path.clone())]
         .into_iter()
         .flatten()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
         .collect();
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
