@@ -401,9 +401,11 @@ async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> Non
 
 
 async def test_stdio_mode(tmp_path: Path) -> None:
-    (tmp_path / "hello.txt").write_text("over stdio\n")
+    # The state directory lies beside the root: inside it, the hub would refuse to start.
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "hello.txt").write_text("over stdio\n")
     params = StdioServerParameters(
-        command=str(bastion()), args=["serve", "--stdio", "--root", str(tmp_path)],
+        command=str(bastion()), args=["serve", "--stdio", "--root", str(tmp_path / "proj")],
         env={"RUST_LOG": "warn", "BASTION_STATE_DIR": str(tmp_path / "state")},
     )
     async with stdio_client(params) as (read, write):

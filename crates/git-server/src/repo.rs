@@ -522,6 +522,12 @@ impl Repo {
         }
     }
 
+    /// Whether a path inside the repository is Bastion's own state (skipped silently, like
+    /// walks skip it).
+    pub(crate) fn protected(&self, policy: &Policy, path: &Path) -> bool {
+        policy.deny.is_protected_in(&self.root, &self.rel.as_path().join(path))
+    }
+
     /// Whether the root-relative form of a path inside the repository is on the deny list.
     pub(crate) fn denied(&self, policy: &Policy, path: &Path) -> bool {
         policy.deny.is_denied_in(&self.root, &self.rel.as_path().join(path), Access::Read)

@@ -31,6 +31,10 @@ pub struct UpstreamArgs {
     /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Paths no tool may touch, passed to the built-in children as `--protect` (filled by
+    /// `serve` with the hub's own state, never from a flag).
+    #[arg(skip)]
+    pub protect: Vec<PathBuf>,
 }
 
 impl UpstreamArgs {
@@ -102,6 +106,9 @@ pub struct ServeArgs {
     /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the hub exits.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
     pub drain_timeout: Duration,
+    /// Allow a --state-dir inside a root (it still stays unreachable to every tool).
+    #[arg(long)]
+    pub allow_state_in_root: bool,
 }
 
 /// `bastion token ...`.
@@ -338,6 +345,9 @@ fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec
         let r = r.canonicalize().with_context(|| format!("root {}", r.display()))?;
         root_args.extend(["--root".to_owned(), r.to_string_lossy().into_owned()]);
     }
+    for p in &args.protect {
+        root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
+    }
     let builtin = |kind: &str, name: &str, extra: &[String]| -> anyhow::Result<UpstreamSpec> {
         let mut a = root_args.clone();
         // The hub decides approvals, mode and pause at its own layer, for every upstream.
@@ -480,7 +490,7 @@ async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
 }
 
 /// `bastion serve`.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let config = args.upstreams.config()?;
     let listen = args.listen.or(config.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8765)));
     let public_url = args.public_url.clone().or(config.public_url.clone());
@@ -501,6 +511,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         Auth::tokens(Box::new(SqliteStore::open(&state_dir)?))
     };
+    // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
+    // not trusted when another user could replace it, and protected in every child.
+    let roots = if args.upstreams.roots.is_empty() { config.roots.clone() } else { args.upstreams.roots.clone() };
+    let roots = if roots.is_empty() { vec![std::env::current_dir()?] } else { roots };
+    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, args.allow_state_in_root)
+        .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
+    if let Err(e) = own {
+        eprintln!("bastion: {}", e.message);
+        std::process::exit(2);
+    }
     // OAuth mode: a public URL with authentication on, over HTTP. Checked before anything starts.
     let oauth_settings = match (auth.is_open(), &public_url) {
         (false, Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
@@ -513,6 +533,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             state_dir.join("audit.jsonl")
         }
     };
+    // Absolute, so a child started elsewhere resolves them to the same files.
+    args.upstreams.protect = [Some(state_dir.clone()), args.upstreams.config.clone(), Some(audit_path.clone())]
+        .into_iter()
+        .flatten()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
     let specs = upstream_specs(&args.upstreams, &config)?;

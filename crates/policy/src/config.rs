@@ -58,6 +58,11 @@ pub struct PolicyConfig {
     pub shell: crate::commands::ShellConfig,
     /// Approval rules (`[approval]`, `[[approval.rule]]`): which calls the person decides.
     pub approval: crate::approval::ApprovalConfig,
+    /// Bastion's own state, refused to every tool: filled at start from the command line (the
+    /// state directory, the configuration files loaded), never read from a file a tool could
+    /// write.
+    #[serde(skip)]
+    pub protect: Vec<PathBuf>,
 }
 
 impl Default for PolicyConfig {
@@ -73,6 +78,7 @@ impl Default for PolicyConfig {
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
             approval: crate::approval::ApprovalConfig::default(),
+            protect: Vec::new(),
         }
     }
 }

@@ -6,8 +6,11 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use std::sync::Arc;
+
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::RelPath;
+use crate::protect::{Protected, protected_error};
 use crate::roots::Root;
 
 /// Secrets nobody may read or write through Bastion, unless the operator's configuration says
@@ -53,12 +56,16 @@ pub enum Access {
 /// `.git`) against `/`-separated root-relative paths. A glob without a leading `/` matches at any
 /// depth; `dir/**` also matches `dir` itself, so the directory cannot be renamed or deleted
 /// wholesale either.
+///
+/// The rules also carry Bastion's [`Protected`] paths (its own state), matched on the real
+/// path beside the globs: whoever applies the deny rules applies them too.
 #[derive(Clone, Debug)]
 pub struct DenyRules {
     read: Globs,
     write: Globs,
     read_patterns: Vec<String>,
     write_patterns: Vec<String>,
+    protected: Arc<Protected>,
 }
 
 impl DenyRules {
@@ -69,7 +76,13 @@ impl DenyRules {
         let mut all_write: Vec<String> = read.to_vec();
         all_write.extend(write_only.iter().cloned());
         let write_set = compile(&all_write)?;
-        Ok(DenyRules { read: read_set, write: write_set, read_patterns: read.to_vec(), write_patterns: all_write })
+        Ok(DenyRules {
+            read: read_set,
+            write: write_set,
+            read_patterns: read.to_vec(),
+            write_patterns: all_write,
+            protected: Arc::default(),
+        })
     }
 
     /// The built-in defaults.
@@ -83,7 +96,35 @@ impl DenyRules {
             write: empty(),
             read_patterns: Vec::new(),
             write_patterns: Vec::new(),
+            protected: Arc::default(),
         })
+    }
+
+    /// These rules with `protected` as Bastion's own state (replacing any set before).
+    pub fn with_protected(mut self, protected: Protected) -> Self {
+        self.protected = Arc::new(protected);
+        self
+    }
+
+    /// Bastion's own state, refused to every access.
+    pub fn protected(&self) -> &Protected {
+        &self.protected
+    }
+
+    /// Whether `rel`, relative to `root`, is Bastion's own state (or inside it). Matched on the
+    /// root's real path, so a narrowed root is judged where it really is.
+    pub fn is_protected_in(&self, root: &Root, rel: &Path) -> bool {
+        self.protected.covers_in(root.real_path(), rel)
+    }
+
+    /// The error for a refusal of `rel` (relative to `root`): `protected_path` for Bastion's own
+    /// state, `denied_by_glob` with `glob_message` otherwise.
+    pub fn refusal(&self, root: &Root, rel: &Path, shown: &str, glob_message: String) -> Error {
+        if self.is_protected_in(root, rel) {
+            protected_error(shown)
+        } else {
+            Error::new(ErrorCode::DeniedByGlob, glob_message)
+        }
     }
 
     /// Whether `rel` is denied for `access`.
@@ -102,17 +143,25 @@ impl DenyRules {
         }
     }
 
-    /// Whether `rel`, relative to `root`, is denied. Globs are matched on the path relative to
-    /// the *configured* root, so a root narrowed by a client to `.git` still denies writes there.
+    /// Whether `rel`, relative to `root`, is denied: Bastion's own state, or a glob. Globs are
+    /// matched on the path relative to the *configured* root, so a root narrowed by a client to
+    /// `.git` still denies writes there.
     pub fn is_denied_in(&self, root: &Root, rel: &Path, access: Access) -> bool {
+        if self.is_protected_in(root, rel) {
+            return true;
+        }
         match root.prefix() {
             Some(prefix) => self.is_denied(&prefix.join(rel), access),
             None => self.is_denied(rel, access),
         }
     }
 
-    /// Returns `denied_by_glob` when `rel` (relative to `root`) is denied for `access`.
+    /// Returns `protected_path` for Bastion's own state, `denied_by_glob` when `rel` (relative
+    /// to `root`) is denied for `access`.
     pub fn check_in(&self, root: &Root, rel: &RelPath, access: Access) -> Result<()> {
+        if self.is_protected_in(root, rel.as_path()) {
+            return Err(protected_error(&rel.display()));
+        }
         if self.is_denied_in(root, rel.as_path(), access) {
             let what = match access {
                 Access::Read => "may not be read or written",

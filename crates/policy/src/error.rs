@@ -95,6 +95,9 @@ pub enum ErrorCode {
     ModeObserve,
     /// The operator paused the server: every call is refused until they resume it.
     Paused,
+    /// The path is Bastion's own state (state directory, configuration, journal, binary):
+    /// no tool may touch it, whatever the roots.
+    ProtectedPath,
 }
 
 impl ErrorCode {
@@ -143,6 +146,7 @@ impl ErrorCode {
             ErrorCode::Stale => "stale",
             ErrorCode::ModeObserve => "mode_observe",
             ErrorCode::Paused => "paused",
+            ErrorCode::ProtectedPath => "protected_path",
         }
     }
 }

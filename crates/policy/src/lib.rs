@@ -28,11 +28,13 @@ pub mod deny;
 pub mod error;
 pub mod limits;
 pub mod path;
+pub mod protect;
 pub mod resolve;
 pub mod roots;
+pub mod state;
 pub mod tier;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use approval::{ApprovalConfig, ApprovalRules};
@@ -42,6 +44,7 @@ pub use deny::{Access, DenyRules};
 pub use error::{Error, ErrorCode, Result};
 pub use limits::Limits;
 pub use path::RelPath;
+pub use protect::Protected;
 pub use resolve::ResolveMode;
 pub use roots::{CreateMode, EntryKind, OpenedDir, OpenedFile, ParentDir, Root, Roots, Target};
 pub use tier::Tier;
@@ -69,9 +72,16 @@ pub struct Policy {
 
 impl Policy {
     /// Validates the configuration and opens the roots.
+    ///
+    /// Bastion's own state is protected from the start: `config.protect`, the audit journal and
+    /// the running binary.
     pub fn new(config: PolicyConfig) -> Result<Self> {
         let warnings = config.check_roots()?;
-        let deny = DenyRules::new(&config.deny.read_list(), &config.deny.write_list())?;
+        let mut own: Vec<PathBuf> = config.protect.clone();
+        own.extend(config.audit_log.iter().cloned());
+        own.extend(protect::running_binary());
+        let deny = DenyRules::new(&config.deny.read_list(), &config.deny.write_list())?
+            .with_protected(Protected::resolve(&own));
         let approval = ApprovalRules::new(&config.approval)?;
         let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);
         let audit = match &config.audit_log {
@@ -91,6 +101,18 @@ impl Policy {
             approval,
             approval_config: config.approval,
         })
+    }
+
+    /// Adds `paths` to Bastion's own state, refused to every tool (resolved to real paths now).
+    pub fn protect<P: AsRef<Path>>(&mut self, paths: &[P]) {
+        let mut set = self.deny.protected().clone();
+        set.extend(paths);
+        self.deny = self.deny.clone().with_protected(set);
+    }
+
+    /// Bastion's own state as this policy protects it.
+    pub fn protected(&self) -> &Protected {
+        self.deny.protected()
     }
 
     /// The roots in force now (configured, possibly narrowed by the client).

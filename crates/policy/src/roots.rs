@@ -16,6 +16,7 @@ use rustix::io::Errno;
 use crate::deny::{Access, DenyRules};
 use crate::error::{Error, ErrorCode, Result, truncate_for_message};
 use crate::path::{RelPath, check_final_name};
+use crate::protect::protected_error;
 use crate::resolve::{Links, ResolveMode, open_beneath, real_path};
 
 /// One allowed directory, held open for the life of the server.
@@ -363,8 +364,14 @@ impl Roots {
             Links::Refuse,
             self.mode,
         )
-        .map_err(|e| Error::from_errno(e, &rel.display()))?;
+        .map_err(|e| {
+            let t = Target { root: root.clone(), rel: rel.clone() };
+            self.refuse_protected_or(&t, Some(deny), Error::from_errno(e, &rel.display()))
+        })?;
         let stat = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(e, &rel.display()))?;
+        if deny.protected().is_same_file(&stat) {
+            return Err(protected_error(&rel.display()));
+        }
         if !is_regular(&stat) {
             return Err(Error::new(ErrorCode::NotARegularFile, format!("'{}' is not a regular file", rel.display())));
         }
@@ -423,7 +430,10 @@ impl Roots {
             deny.check_in(&t.root, &t.rel, access)?;
         }
         match open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::Refuse, self.mode) {
-            Ok(fd) => return Ok((fd, t.rel.clone())),
+            Ok(fd) => {
+                check_not_protected_file(deny, fd.as_fd(), &shown)?;
+                return Ok((fd, t.rel.clone()));
+            }
             Err(Errno::LOOP) | Err(Errno::NOTDIR) | Err(Errno::XDEV) => {}
             Err(e) => return Err(Error::from_errno(e, &shown)),
         }
@@ -433,7 +443,7 @@ impl Roots {
         let mut tries = 0;
         let (fd, rel) = loop {
             let fd = open_beneath(t.root.dir(), t.rel.for_syscall(), flags, Links::FollowBeneath, self.mode)
-                .map_err(|e| Error::from_errno(e, &shown))?;
+                .map_err(|e| self.refuse_protected_or(t, deny, Error::from_errno(e, &shown)))?;
             let rel = t.root.relative_of(fd.as_fd()).ok_or_else(|| {
                 Error::new(
                     ErrorCode::PathOutsideRoot,
@@ -446,6 +456,11 @@ impl Roots {
                 && (d.is_denied_in(&t.root, rel.as_path(), access)
                     || stale.is_some_and(|p| d.is_denied_in(&t.root, p, access)))
             {
+                let protected =
+                    d.is_protected_in(&t.root, rel.as_path()) || stale.is_some_and(|p| d.is_protected_in(&t.root, p));
+                if protected {
+                    return Err(protected_error(&shown));
+                }
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -466,7 +481,34 @@ impl Roots {
                 ));
             }
         };
+        check_not_protected_file(deny, fd.as_fd(), &shown)?;
         Ok((fd, rel))
+    }
+
+    /// `protected_path` instead of `err` when `t` could not be opened but leads, through
+    /// in-root links, into Bastion's own state: the deepest ancestor that resolves is read back
+    /// and the rest of the path appended. Without this, `link_to_state/missing` would answer
+    /// `not_found` where `link_to_state/tokens.json` answers `protected_path`, telling the model
+    /// which of Bastion's files exist.
+    fn refuse_protected_or(&self, t: &Target, deny: Option<&DenyRules>, err: Error) -> Error {
+        let Some(deny) = deny else { return err };
+        if deny.protected().is_empty() {
+            return err;
+        }
+        let mut ancestor = t.rel.split_last().map(|(p, _)| p);
+        while let Some(dir) = ancestor {
+            if let Ok(fd) = open_beneath(t.root.dir(), dir.for_syscall(), OFlags::PATH, Links::FollowBeneath, self.mode)
+            {
+                let Some(real) = t.root.relative_of(fd.as_fd()) else { return err };
+                let rest = t.rel.as_path().strip_prefix(dir.as_path()).unwrap_or(t.rel.as_path());
+                if deny.is_protected_in(&t.root, &real.as_path().join(rest)) {
+                    return protected_error(&t.shown());
+                }
+                return err;
+            }
+            ancestor = dir.split_last().map(|(p, _)| p);
+        }
+        err
     }
 
     fn same_inode(&self, root: &Root, rel: &RelPath, fd: BorrowedFd<'_>) -> bool {
@@ -494,12 +536,14 @@ impl Roots {
         // model to create) a missing denied directory. Then the parent is resolved like any path
         // (in-root links allowed) and the real path of the parent plus the final name is checked.
         deny.check_in(&t.root, &t.rel, Access::Write)?;
-        let (fd, rel) = self.open_checked(
-            &Target { root: t.root.clone(), rel: parent },
-            OFlags::RDONLY | OFlags::DIRECTORY,
-            None,
-            Access::Write,
-        )?;
+        let (fd, rel) = self
+            .open_checked(
+                &Target { root: t.root.clone(), rel: parent },
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                None,
+                Access::Write,
+            )
+            .map_err(|e| self.refuse_protected_or(t, Some(deny), e))?;
         let p = ParentDir { fd, rel, name: name.to_os_string(), root: t.root.clone() };
         deny.check_in(&t.root, &p.child_rel(), Access::Write)?;
         Ok(p)
@@ -528,7 +572,7 @@ impl Roots {
                     continue;
                 }
                 Err(Errno::NOENT) => {}
-                Err(e) => return Err(Error::from_errno(e, &so_far.display())),
+                Err(e) => return Err(self.refuse_protected_or(t, Some(deny), Error::from_errno(e, &so_far.display()))),
             }
             let p = self.parent(&step, deny)?;
             if let Some(st) = p.lstat()? {
@@ -679,9 +723,15 @@ impl Roots {
                 .map_err(|e| Error::from_errno(e, &shown))?;
             return Ok(kind);
         }
+        if deny.protected().any_beneath(p.root.real_path(), p.child_rel().as_path()) {
+            return Err(holds_protected(&shown, "nothing was deleted"));
+        }
         let dir = self.open_subdir(p.fd.as_fd(), &p.name, &shown)?;
         let mut budget = 200_000;
         if let Some(found) = self.first_denied_inside(&p.root, dir.as_fd(), &p.child_rel(), deny, &mut budget)? {
+            if deny.is_protected_in(&p.root, found.as_path()) {
+                return Err(holds_protected(&shown, "nothing was deleted"));
+            }
             return Err(Error::new(
                 ErrorCode::DeniedByGlob,
                 format!("'{shown}' contains '{}', which is on the deny list; nothing was deleted", found.display()),
@@ -718,11 +768,17 @@ impl Roots {
         };
         let kind = EntryKind::from_mode(st.st_mode);
         if kind == EntryKind::Directory {
+            if deny.protected().any_beneath(from.root.real_path(), from.child_rel().as_path()) {
+                return Err(holds_protected(&from_shown, "it cannot be moved"));
+            }
             let dir = self.open_subdir(from.fd.as_fd(), &from.name, &from_shown)?;
             let mut budget = 200_000;
             if let Some(found) =
                 self.first_denied_inside(&from.root, dir.as_fd(), &from.child_rel(), deny, &mut budget)?
             {
+                if deny.is_protected_in(&from.root, found.as_path()) {
+                    return Err(holds_protected(&from_shown, "it cannot be moved"));
+                }
                 return Err(Error::new(
                     ErrorCode::DeniedByGlob,
                     format!(
@@ -825,6 +881,30 @@ impl Roots {
         }
         (Roots { roots: kept, mode: self.mode }, notes)
     }
+}
+
+/// Refuses an opened file that is one of Bastion's own files under another name (a hard link
+/// or bind mount of it), by device and inode.
+fn check_not_protected_file(deny: Option<&DenyRules>, fd: BorrowedFd<'_>, shown: &str) -> Result<()> {
+    let Some(deny) = deny else { return Ok(()) };
+    if deny.protected().is_empty() {
+        return Ok(());
+    }
+    match rustix::fs::fstat(fd) {
+        Ok(st) if deny.protected().is_same_file(&st) => Err(protected_error(shown)),
+        _ => Ok(()),
+    }
+}
+
+/// A directory that holds Bastion's own state is never moved or deleted wholesale. The message
+/// does not name what is inside: it may lie outside what the model can see.
+fn holds_protected(shown: &str, outcome: &str) -> Error {
+    Error::new(
+        ErrorCode::ProtectedPath,
+        format!(
+            "'{shown}' holds Bastion's own state (its tokens, configuration, journal or program); {outcome}. This is a fixed boundary, not an error: do not retry it; act on the other entries one by one"
+        ),
+    )
 }
 
 fn check_replaceable(st: &Stat, shown: &str) -> Result<()> {

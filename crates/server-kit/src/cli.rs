@@ -28,6 +28,9 @@ pub struct CommonArgs {
     /// decides at its own layer.
     #[arg(long)]
     pub no_approvals: bool,
+    /// A path no tool may touch (repeatable): the hub passes its own state to its children.
+    #[arg(long = "protect", value_name = "PATH", hide = true)]
+    pub protect: Vec<PathBuf>,
 }
 
 impl CommonArgs {
@@ -42,6 +45,12 @@ impl CommonArgs {
             config.audit_log = self.audit_log.clone();
         }
         config.allow_broad_roots |= self.allow_broad_roots;
+        // Bastion's own state: what the hub passed, this server's config file and the default
+        // state directory (the audit journal and the binary are added by `Policy::new`).
+        config.protect.extend(self.protect.iter().cloned());
+        config.protect.extend(self.config.iter().cloned());
+        config.protect.extend(bastion_policy::state::default_state_dir());
+        config.protect.extend(self.state_dir.iter().cloned());
         if !self.no_approvals {
             crate::approvals::start(&config, &crate::approvals::process_name(), self.state_dir.as_deref());
         }

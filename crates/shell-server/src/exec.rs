@@ -185,6 +185,19 @@ impl Launcher {
         } else {
             read_paths.extend(root_paths);
         }
+        // Landlock grants whole trees: Bastion's own state beneath them is covered in the
+        // command's mount namespace, which must exist for that.
+        let protected = policy.protected();
+        let mut hidden_paths: Vec<PathBuf> =
+            read_paths.iter().chain(&write_paths).flat_map(|dir| protected.beneath(dir)).collect();
+        hidden_paths.sort();
+        hidden_paths.dedup();
+        if !hidden_paths.is_empty() && !status.userns {
+            return Err(Error::new(
+                ErrorCode::SandboxUnavailable,
+                "Bastion's own state (its tokens, configuration or journal) lies inside the directories commands may use, and this host gives the sandbox no mount namespace to hide it; commands are refused. The operator must move the state directory out of the roots (--state-dir) or enable user namespaces",
+            ));
+        }
         let spec = Spec {
             program: exe,
             argv0: program.to_string(),
@@ -194,6 +207,7 @@ impl Launcher {
             read_paths,
             write_paths,
             readonly_paths,
+            hidden_paths,
             tcp_connect: self.rules.tcp_connect.clone(),
             landlock: true,
             seccomp: true,
@@ -348,5 +362,30 @@ mod tests {
             small.push(&[*b]);
         }
         assert_eq!(small.text(), "01234\n[... 6 bytes omitted ...]\nbcdef");
+    }
+
+    /// Bastion's own state beneath a root is handed to the trampoline to cover; without a mount
+    /// namespace the command is refused before anything starts.
+    #[test]
+    fn protected_state_beneath_a_root_is_hidden_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(root.join(".bst")).unwrap();
+        let config = bastion_policy::PolicyConfig {
+            roots: vec![root.clone()],
+            protect: vec![root.join(".bst")],
+            ..Default::default()
+        };
+        let policy = Policy::new(config).unwrap();
+        let rules = bastion_policy::commands::CommandRules::shipped("read-only").unwrap();
+        let launcher = Launcher::new(rules, ShellConfig::default()).unwrap();
+        let mut status = Status { landlock: "full".into(), userns: true, ..Default::default() };
+        let prepared = launcher.prepare(&policy, &status, "ls", &[], None).unwrap();
+        assert_eq!(prepared.spec.hidden_paths, vec![root.join(".bst")]);
+        status.userns = false;
+        let err = launcher.prepare(&policy, &status, "ls", &[], None).unwrap_err();
+        assert_eq!(err.code, ErrorCode::SandboxUnavailable);
+        assert!(err.message.contains("Bastion's own state"), "{}", err.message);
+        assert!(!err.message.contains(&root.display().to_string()), "{}", err.message);
     }
 }

@@ -18,6 +18,7 @@ fn spec(root: &Path, script: &str) -> Spec {
         read_paths: vec![],
         write_paths: vec![root.to_path_buf()],
         readonly_paths: vec![],
+        hidden_paths: vec![],
         tcp_connect: vec![],
         landlock: true,
         seccomp: true,

@@ -497,6 +497,9 @@ impl GitServer {
         if path.is_empty() {
             return Ok(());
         }
+        if repo.protected(self.policy(), Path::new(path)) {
+            return Err(bastion_policy::protect::protected_error(&bastion_policy::error::truncate_for_message(path)));
+        }
         if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) || repo.denied(self.policy(), Path::new(path)) {
             return Err(Error::new(
                 ErrorCode::DeniedByGlob,

@@ -339,6 +339,9 @@ impl GitServer {
         for entry in statuses.iter() {
             let s = entry.status();
             let path = lossy(entry.path_bytes());
+            if repo.protected(self.policy(), std::path::Path::new(path.trim_end_matches('/'))) {
+                continue;
+            }
             used += path.len() + 40;
             if used > budget {
                 out.truncated = true;

@@ -288,6 +288,9 @@ impl GitServer {
             if !s.intersects(wt_changes | Status::CONFLICTED) {
                 continue;
             }
+            if repo.protected(self.policy(), &wt_path) {
+                continue;
+            }
             if repo.denied(self.policy(), &wt_path) {
                 out.skipped_denied.push(lossy_path(&wt_path));
                 continue;

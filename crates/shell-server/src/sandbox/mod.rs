@@ -39,6 +39,11 @@ pub struct Spec {
     /// Mounted read-only even inside a writable path (a root's `.git`).
     #[serde(default)]
     pub readonly_paths: Vec<PathBuf>,
+    /// Bastion's own state beneath a granted path, covered before Landlock applies (Landlock
+    /// cannot subtract a subdirectory from an allowed one): a directory by an empty read-only
+    /// tmpfs, a file by `/dev/null`. The command cannot start when this cannot be done.
+    #[serde(default)]
+    pub hidden_paths: Vec<PathBuf>,
     /// TCP ports the program may connect to.
     pub tcp_connect: Vec<u16>,
     /// Apply Landlock.

@@ -58,6 +58,16 @@ fn run(spec: Spec) -> ! {
             confine_mounts(&spec, &mut status);
         }
     }
+    if !spec.hidden_paths.is_empty() {
+        if !status.userns {
+            fail(
+                "Bastion's own state lies beneath the command's directories and no mount namespace is available to hide it",
+            );
+        }
+        if let Err(e) = hide_paths(&spec.hidden_paths, &spec.cwd) {
+            fail(&format!("cannot hide Bastion's own state from the command: {e}"));
+        }
+    }
     set_rlimits(&spec);
     status.capabilities_dropped = drop_capabilities();
     status.no_new_privs = rustix::thread::set_no_new_privs(true).is_ok();
@@ -160,6 +170,33 @@ fn confine_mounts(spec: &Spec, status: &mut Status) {
         Ok(()) => status.readonly_mounts = true,
         Err(e) => status.notes.push(format!("could not make the other mounts read-only: {e}")),
     }
+}
+
+/// Covers each path with nothing: a directory with an empty read-only tmpfs, a file with
+/// `/dev/null` (reads see an empty file, writes vanish). Paths that do not exist are skipped: a
+/// command that creates one makes its own file, not Bastion's. Done in the command's mount
+/// namespace, before Landlock, so the host's view is untouched and the command cannot undo it
+/// (no capabilities, and Landlock forbids mount changes).
+fn hide_paths(paths: &[PathBuf], cwd: &Path) -> std::io::Result<()> {
+    use rustix::mount::MountFlags;
+    for p in paths {
+        let Ok(meta) = std::fs::symlink_metadata(p) else { continue };
+        if meta.is_dir() {
+            rustix::mount::mount(
+                "tmpfs",
+                p,
+                "tmpfs",
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                c"size=4k,mode=0555",
+            )?;
+        } else {
+            rustix::mount::mount_bind(Path::new("/dev/null"), p)?;
+            sys::set_mount_readonly(p, true)?;
+        }
+    }
+    // The working directory may be (beneath) a covered path: enter it again so it names what
+    // the command may see.
+    std::env::set_current_dir(cwd)
 }
 
 fn wait_and_exit(child: i32) -> ! {
