@@ -4,16 +4,19 @@
 //! `bastion token` manages the hub's bearer tokens and OAuth grants; `bastion owner-secret` sets
 //! the secret that approves OAuth clients.
 
+mod completions;
 mod config;
+mod doctor;
 mod http;
 mod metrics;
 mod router;
 mod scope;
 mod serve;
+mod setup;
 mod tokens;
 mod upstream;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "bastion", version, about = "Bastion: safe, auditable MCP servers for files, commands and git")]
@@ -41,6 +44,14 @@ enum Command {
     Token(serve::TokenCommand),
     /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
     OwnerSecret(serve::StateDir),
+    /// Add Bastion to an MCP client's configuration (Claude Desktop, Claude Code, Cursor, VS Code, Codex).
+    Setup(setup::SetupArgs),
+    /// Check the kernel, the sandbox, the state directory, the configuration and the public URL.
+    Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(completions::ManArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +78,11 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
         Command::OwnerSecret(state) => serve::owner_secret(state),
+        Command::Setup(args) => setup::setup(args),
+        // A failed check is an answer, not an error: the report is printed, the status says it.
+        Command::Doctor(args) => if doctor::doctor(args)? { Ok(()) } else { std::process::exit(1) },
+        Command::Completions(args) => completions::completions(&args, Cli::command()),
+        Command::Man(args) => completions::man(&args, Cli::command()),
     }
 }
 
