@@ -72,7 +72,10 @@ pub fn man(args: &ManArgs, cmd: clap::Command) -> anyhow::Result<()> {
 fn write_pages(cmd: &clap::Command, dir: &Path) -> anyhow::Result<()> {
     let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned();
     let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).title(name.clone()).render(&mut buf).with_context(|| format!("rendering {name}.1"))?;
+    clap_mangen::Man::new(cmd.clone())
+        .title(name.clone())
+        .render(&mut buf)
+        .with_context(|| format!("rendering {name}.1"))?;
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {

@@ -344,11 +344,7 @@ fn config(path: Option<&Path>) -> (Check, Option<crate::config::HubConfig>) {
 }
 
 fn http_client() -> Option<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .ok()
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build().ok()
 }
 
 async fn public_url_check(url: Option<&str>, client: &Option<reqwest::Client>) -> Check {
@@ -517,7 +513,9 @@ mod tests {
     fn imf_fixdate_parses() {
         let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
-        for bad in ["", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT"] {
+        for bad in
+            ["", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT"]
+        {
             assert!(httpdate(bad).is_err(), "{bad}");
         }
     }

@@ -80,7 +80,13 @@ fn main() -> anyhow::Result<()> {
         Command::OwnerSecret(state) => serve::owner_secret(state),
         Command::Setup(args) => setup::setup(args),
         // A failed check is an answer, not an error: the report is printed, the status says it.
-        Command::Doctor(args) => if doctor::doctor(args)? { Ok(()) } else { std::process::exit(1) },
+        Command::Doctor(args) => {
+            if doctor::doctor(args)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         Command::Completions(args) => completions::completions(&args, Cli::command()),
         Command::Man(args) => completions::man(&args, Cli::command()),
     }

@@ -218,7 +218,9 @@ fn target(args: &SetupArgs) -> anyhow::Result<Target> {
 }
 
 fn utf8(path: &Path) -> anyhow::Result<String> {
-    path.to_str().map(str::to_owned).with_context(|| format!("{} is not UTF-8: clients take JSON strings", path.display()))
+    path.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{} is not UTF-8: clients take JSON strings", path.display()))
 }
 
 /// The client's file with the entry `name` set to `target`: the whole new text.
