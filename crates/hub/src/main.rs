@@ -4,6 +4,7 @@
 //! `bastion token` manages the hub's bearer tokens and OAuth grants; `bastion owner-secret` sets
 //! the secret that approves OAuth clients.
 
+mod bundle;
 mod completions;
 mod config;
 mod doctor;
@@ -52,6 +53,9 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page, or write every page into a directory.
     Man(completions::ManArgs),
+    /// The Claude Desktop bundle's entry point: `serve --stdio` for the directories given.
+    #[command(hide = true)]
+    BundleServe(bundle::BundleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Completions(args) => completions::completions(&args, Cli::command()),
         Command::Man(args) => completions::man(&args, Cli::command()),
+        Command::BundleServe(args) => one_thread(serve::serve(bundle::serve_args(args)?)),
     }
 }
 
