@@ -13,6 +13,15 @@
 //!   of the Node filesystem server (added latency, CPU per call), throughput with 32 clients and
 //!   the memory of the hub and its children. Never part of CI.
 //!
+//! * `cargo xtask dist [--test]` — the `.deb` (cargo-deb) with the binary, man pages,
+//!   completions, systemd units, AppArmor profile and docs; `--test` checks its contents and
+//!   installs and purges it in a throw-away Debian root.
+//! * `cargo xtask install-check` — `cargo install` into a temporary root, completions, man
+//!   pages, and the systemd units verified and rated (CI's `install` step).
+//! * `cargo xtask system [--release]` — boots a Debian root with `systemd-nspawn -b` and runs
+//!   the hub as the hardened `bastion@.service` (CI's `system` step).
+//! * `cargo xtask mcpb` — the Claude Desktop bundle, validated, packed and started.
+//!
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
 mod bench;
@@ -20,7 +29,10 @@ mod bench_git;
 mod bench_hub;
 mod bench_shell;
 mod ci;
+mod dist;
 mod interop;
+mod mcpb;
+mod system;
 mod tree;
 mod util;
 
@@ -50,6 +62,22 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         pytest_args: Vec<String>,
     },
+    /// Build the .deb in target/dist (and with --test, check and install it in a throw-away root).
+    Dist {
+        /// Check the package: contents, install and purge in a Debian root, the units.
+        #[arg(long)]
+        test: bool,
+    },
+    /// cargo install into a temporary root, then check completions, man pages and the units.
+    InstallCheck,
+    /// Boot a Debian root under systemd-nspawn and run the hub as bastion@.service in it.
+    System {
+        /// Test the release binary (as the .deb ships it) instead of the debug one.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the Claude Desktop bundle (.mcpb) in target/dist, validated and tested.
+    Mcpb,
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -66,6 +94,10 @@ fn main() -> ExitCode {
             interop::run(&pytest_args, build)
         }
         Command::Bench { target } => bench::run(&target),
+        Command::Dist { test } => dist::dist(test),
+        Command::InstallCheck => dist::install_check(),
+        Command::System { release } => system::run_system(release),
+        Command::Mcpb => mcpb::run_mcpb(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
