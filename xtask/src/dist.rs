@@ -92,7 +92,8 @@ pub fn install_check() -> Result<()> {
 /// Man pages (gzipped, as Debian ships them) and completions rendered by `binary` into `out`,
 /// then the bash completion loaded into a real bash.
 fn render_docs(binary: &Path, out: &Path) -> Result<()> {
-    let man = out.join("man");
+    // man(1) looks for section 1 in MANPATH/man1.
+    let man = out.join("man/man1");
     let completions = out.join("completions");
     for dir in [&man, &completions] {
         if dir.exists() {
