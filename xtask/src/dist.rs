@@ -53,9 +53,7 @@ pub fn dist(test: bool) -> Result<()> {
     render_docs(&binary, &dist)?;
     let cargo_deb = ensure_cargo_deb()?;
     let mut deb = Command::new(&cargo_deb);
-    deb.current_dir(repo_root())
-        .args(["deb", "-p", "bastion-hub", "--no-build", "--no-strip", "-o"])
-        .arg(&dist);
+    deb.current_dir(repo_root()).args(["deb", "-p", "bastion-hub", "--no-build", "--no-strip", "-o"]).arg(&dist);
     let out = output_of(&mut deb).with_context(|| format!("`{}` failed", display(&deb)))?;
     let package = PathBuf::from(out.lines().last().unwrap_or_default().trim());
     ensure!(package.is_file(), "cargo-deb printed {out:?}, not the path of a package");
@@ -115,7 +113,10 @@ fn render_docs(binary: &Path, out: &Path) -> Result<()> {
         .output()
         .context("running bash")?;
     let said = String::from_utf8_lossy(&loaded.stdout);
-    ensure!(loaded.status.success() && said.contains("-F _bastion bastion"), "bash did not load the completion: {said}");
+    ensure!(
+        loaded.status.success() && said.contains("-F _bastion bastion"),
+        "bash did not load the completion: {said}"
+    );
     run(Command::new("gzip").args(["-9", "-n", "-f"]).args(pages(&man)?))?;
     Ok(())
 }
@@ -261,7 +262,10 @@ pub fn check_units(binary: &Path, man_dir: &Path) -> Result<()> {
         };
         let verify = analyze(&["verify"]).output()?;
         let complaints = String::from_utf8_lossy(&verify.stderr);
-        ensure!(verify.status.success() && complaints.trim().is_empty(), "systemd-analyze verify {name}:\n{complaints}");
+        ensure!(
+            verify.status.success() && complaints.trim().is_empty(),
+            "systemd-analyze verify {name}:\n{complaints}"
+        );
         let security = analyze(&["security", "--offline=yes", "--no-pager"]).output()?;
         let report = String::from_utf8_lossy(&security.stdout);
         let exposure = report
@@ -270,7 +274,9 @@ pub fn check_units(binary: &Path, man_dir: &Path) -> Result<()> {
             .and_then(|l| l.split(": ").nth(1))
             .and_then(|l| l.split_whitespace().next())
             .and_then(|n| n.parse::<f64>().ok())
-            .with_context(|| format!("no exposure level for {name} in:\n{report}{}", String::from_utf8_lossy(&security.stderr)))?;
+            .with_context(|| {
+                format!("no exposure level for {name} in:\n{report}{}", String::from_utf8_lossy(&security.stderr))
+            })?;
         ensure!(exposure <= MAX_EXPOSURE, "{name} is rated {exposure}, above {MAX_EXPOSURE}:\n{report}");
         eprintln!("xtask: {name}: verified, exposure {exposure} (at most {MAX_EXPOSURE})");
     }

@@ -45,7 +45,9 @@ pub fn run_mcpb() -> Result<()> {
         build.args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion"]);
         let binary = match target {
             Some(t) => {
-                build.args(["--target", t]).env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
+                build
+                    .args(["--target", t])
+                    .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
                 target_dir().join(t).join("release/bastion")
             }
             None => target_dir().join("release/bastion"),
@@ -92,10 +94,7 @@ fn ensure_mcpb() -> Result<(PathBuf, PathBuf)> {
     let pinned = dir.join(".pinned");
     if !cli.is_file() || std::fs::read_to_string(&pinned).ok().as_deref() != Some(MCPB) {
         std::fs::create_dir_all(&dir)?;
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg(MCPB))?;
+        run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg(MCPB))?;
         std::fs::write(&pinned, MCPB)?;
     }
     let system = output_of(Command::new("node").arg("--version")).unwrap_or_default();

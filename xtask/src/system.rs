@@ -9,7 +9,8 @@
 //! the namespaces must all be on under the unit's restrictions) and runs `ls` through
 //! `shell__run_command`. `systemd-analyze security` on the live unit must stay at 2.0 or lower.
 //!
-//! nspawn runs without registering with machined (the host need not run systemd) and shares
+//! nspawn gets the Landlock system calls added to its seccomp allow list (systemd 252 lacks
+//! them). It runs without registering with machined (the host need not run systemd) and shares
 //! the host's network, so the hub listens on a port chosen free on the host.
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,10 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
         .arg("-D")
         .arg(root)
         .args(["-b", "--register=no", "--keep-unit", "--console=pipe", "-M", "bastion-ci"])
+        // nspawn's own seccomp allow list (systemd 252, bookworm) lacks the Landlock calls, so
+        // every service in the container would see ENOSYS and run without Landlock: allow
+        // them, as a container meant to run Bastion must.
+        .arg("--system-call-filter=landlock_create_ruleset landlock_add_rule landlock_restrict_self")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -241,6 +246,7 @@ fn install_into(root: &Path, binary: &Path, port: u16) -> Result<()> {
     copy(&repo_root().join("packaging/deb/sysusers.conf"), "usr/lib/sysusers.d/bastion.conf")?;
     std::fs::create_dir_all(root.join("srv/bastion/ci"))?;
     std::fs::write(root.join("srv/bastion/ci/hello.txt"), "hello from the container\n")?;
+    std::fs::create_dir_all(root.join("etc/bastion"))?;
     std::fs::write(
         root.join("etc/bastion/ci.toml"),
         format!("listen = \"127.0.0.1:{port}\"\nauth = \"tokens\"\nroots = [\"/srv/bastion/ci\"]\n"),
@@ -253,7 +259,17 @@ fn install_into(root: &Path, binary: &Path, port: u16) -> Result<()> {
 fn create_token(root: &Path) -> Result<String> {
     let out = Command::new("chroot")
         .arg(root)
-        .args(["env", "BASTION_STATE_DIR=/var/lib/bastion/ci", "bastion", "token", "create", "--scopes", "*:*", "--name", "ci"])
+        .args([
+            "env",
+            "BASTION_STATE_DIR=/var/lib/bastion/ci",
+            "bastion",
+            "token",
+            "create",
+            "--scopes",
+            "*:*",
+            "--name",
+            "ci",
+        ])
         .stderr(Stdio::inherit())
         .output()
         .context("bastion token create")?;
