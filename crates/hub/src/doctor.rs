@@ -246,8 +246,10 @@ async fn sandbox(no_landlock: bool) -> Check {
         return Check::fail(
             "sandbox",
             detail,
-            "see the landlock and seccomp checks; under systemd, the unit must not set \
-             SystemCallFilter= that denies landlock_*, seccomp or unshare (use packaging/systemd/bastion@.service)",
+            "see the landlock and seccomp checks; under systemd, SystemCallFilter= must allow seccomp, mount, \
+             mount_setattr and landlock_* by name (systemd 252 leaves Landlock out of @system-service; see \
+             packaging/systemd/bastion@.service); in a systemd-nspawn container, add \
+             --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self'",
         );
     }
     if !status.userns {
