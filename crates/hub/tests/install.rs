@@ -2,6 +2,9 @@
 //! configurations of each client (with `HOME` pointed at a temporary directory), `completions`
 //! loaded into a real bash, `man`, and `doctor` (with Landlock pretended away).
 
+// Helpers outside #[test] functions panic on broken fixtures, as the tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
