@@ -17,11 +17,11 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::interop::target_dir;
 use crate::util::{apt_install, cache_dir, cargo, display, have, output_of, repo_root, run};
 
-/// The highest `systemd-analyze security` exposure a shipped unit may have.
-const MAX_EXPOSURE: f64 = 2.0;
-
-/// The shipped units: (file under packaging/systemd, whether it is a user unit).
-const UNITS: &[(&str, bool)] = &[("bastion@.service", false), ("bastion.service", true)];
+/// The shipped units: (file under packaging/systemd, whether it is a user unit, the highest
+/// `systemd-analyze security` exposure it may have). The user unit is allowed 0.4 more: the
+/// rating counts that much for a missing `User=`, which a user unit cannot set (systemd 252's
+/// user manager fails at setgroups with `User=%u`); every other item matches the system unit.
+const UNITS: &[(&str, bool, f64)] = &[("bastion@.service", false, 2.0), ("bastion.service", true, 2.2)];
 
 /// Paths the `.deb` must contain (as `dpkg-deb -c` prints them).
 const MUST_SHIP: &[&str] = &[
@@ -225,7 +225,7 @@ fn snapshot(root: &Path) -> Result<BTreeSet<String>> {
 
 /// `systemd-analyze verify` and `security --offline=yes` on every shipped unit (with its
 /// binary path pointed at `binary` and `man_dir` on MANPATH so the references resolve), each
-/// rated at [`MAX_EXPOSURE`] or lower.
+/// rated at its limit in [`UNITS`] or lower.
 pub fn check_units(binary: &Path, man_dir: &Path) -> Result<()> {
     if !have("systemd-analyze") {
         apt_install(&["systemd"])?;
@@ -241,7 +241,7 @@ pub fn check_units(binary: &Path, man_dir: &Path) -> Result<()> {
         run(Command::new("chmod").arg("0755").arg(&work))?;
         run(Command::new("chmod").arg("0700").arg(&runtime))?;
     }
-    for (name, user) in UNITS {
+    for (name, user, max) in UNITS {
         let text = std::fs::read_to_string(repo_root().join("packaging/systemd").join(name))?;
         let local = work.join(name.replace('@', "@ci"));
         std::fs::write(&local, text.replace("/usr/bin/bastion", &binary.to_string_lossy()))?;
@@ -277,8 +277,8 @@ pub fn check_units(binary: &Path, man_dir: &Path) -> Result<()> {
             .with_context(|| {
                 format!("no exposure level for {name} in:\n{report}{}", String::from_utf8_lossy(&security.stderr))
             })?;
-        ensure!(exposure <= MAX_EXPOSURE, "{name} is rated {exposure}, above {MAX_EXPOSURE}:\n{report}");
-        eprintln!("xtask: {name}: verified, exposure {exposure} (at most {MAX_EXPOSURE})");
+        ensure!(exposure <= *max, "{name} is rated {exposure}, above {max}:\n{report}");
+        eprintln!("xtask: {name}: verified, exposure {exposure} (at most {max})");
     }
     std::fs::remove_dir_all(&work).ok();
     Ok(())
