@@ -47,9 +47,8 @@ const MUST_SHIP: &[&str] = &[
 /// `cargo xtask dist [--test]`: builds `target/dist/bastion_VERSION_amd64.deb` from a release
 /// build; with `test`, checks it as described in the module documentation.
 pub fn dist(test: bool) -> Result<()> {
-    run(cargo().args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion"]))?;
-    let binary = target_dir().join("release/bastion");
     let dist = repo_root().join("target/dist");
+    let binary = release_binary()?;
     render_docs(&binary, &dist)?;
     let cargo_deb = ensure_cargo_deb()?;
     let mut deb = Command::new(&cargo_deb);
@@ -64,6 +63,20 @@ pub fn dist(test: bool) -> Result<()> {
         check_units(&binary, &dist.join("man"))?;
     }
     Ok(())
+}
+
+/// The release `bastion`, built as `cargo install` builds it (the unit graph differs from
+/// `cargo build -p`'s, so this reuses a previous install's artifacts instead of a second
+/// fat-LTO build) into `target/dist/install`; `target/release/bastion`, which cargo-deb
+/// packages, is the same file.
+pub fn release_binary() -> Result<PathBuf> {
+    let mut install = cargo();
+    install
+        .args(["install", "--locked", "--path", "crates/hub", "--root"])
+        .arg(repo_root().join("target/dist/install"))
+        .env("CARGO_TARGET_DIR", target_dir());
+    run(&mut install)?;
+    Ok(target_dir().join("release/bastion"))
 }
 
 /// CI's `install` step, kept to seconds: `cargo install` of the debug build into a temporary

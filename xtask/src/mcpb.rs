@@ -41,18 +41,17 @@ pub fn run_mcpb() -> Result<()> {
     std::fs::create_dir_all(&dist)?;
     let mut bundles = Vec::new();
     for (arch, target) in arches {
-        let mut build = cargo();
-        build.args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion"]);
         let binary = match target {
             Some(t) => {
+                let mut build = cargo();
                 build
-                    .args(["--target", t])
+                    .args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion", "--target", t])
                     .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
+                run(&mut build)?;
                 target_dir().join(t).join("release/bastion")
             }
-            None => target_dir().join("release/bastion"),
+            None => crate::dist::release_binary()?,
         };
-        run(&mut build)?;
         let stage = dist.join(format!("mcpb-{arch}"));
         if stage.exists() {
             std::fs::remove_dir_all(&stage)?;

@@ -50,14 +50,12 @@ pub fn run_system(release: bool) -> Result<()> {
     if !have("systemd-nspawn") {
         apt_install(&["systemd-container"])?;
     }
-    let profile = if release { "release" } else { "debug" };
-    let mut build = cargo();
-    build.args(["build", "--locked", "-p", "bastion-hub", "--bin", "bastion"]);
-    if release {
-        build.arg("--release");
-    }
-    run(&mut build)?;
-    let binary = target_dir().join(profile).join("bastion");
+    let binary = if release {
+        crate::dist::release_binary()?
+    } else {
+        run(cargo().args(["build", "--locked", "-p", "bastion-hub", "--bin", "bastion"]))?;
+        target_dir().join("debug/bastion")
+    };
     let root = fresh_root("system")?;
     let result = boot_and_test(&root, &binary);
     std::fs::remove_dir_all(&root).ok();
