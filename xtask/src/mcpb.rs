@@ -90,7 +90,7 @@ fn cross_aarch64() -> bool {
 /// Node (20 or later) and the path of the pinned mcpb CLI script.
 fn ensure_mcpb() -> Result<(PathBuf, PathBuf)> {
     let dir = cache_dir().join("mcpb");
-    let cli = dir.join("node_modules/@anthropic-ai/mcpb/dist/cli.js");
+    let cli = dir.join("node_modules/@anthropic-ai/mcpb/dist/cli/cli.js");
     let pinned = dir.join(".pinned");
     if !cli.is_file() || std::fs::read_to_string(&pinned).ok().as_deref() != Some(MCPB) {
         std::fs::create_dir_all(&dir)?;
