@@ -33,6 +33,8 @@ pub fn run() -> Result<()> {
         Step { name: "build", action: build_bins },
         Step { name: "test", action: rust_tests },
         Step { name: "doc", action: || sh(with_bins(cargo().args(["test", "--workspace", "--doc"]))) },
+        Step { name: "install", action: crate::dist::install_check },
+        Step { name: "system", action: || crate::system::run_system(false) },
         Step {
             name: "interop",
             // The binaries were built by the `build` step above.

@@ -18,6 +18,15 @@
 //!   of the Node filesystem server (added latency, CPU per call), throughput with 32 clients and
 //!   the memory of the hub and its children. Never part of CI.
 //!
+//! * `cargo xtask dist [--test]` — the `.deb` (cargo-deb) with the binary, man pages,
+//!   completions, systemd units, AppArmor profile and docs; `--test` checks its contents and
+//!   installs and purges it in a throw-away Debian root.
+//! * `cargo xtask install-check` — `cargo install` into a temporary root, completions, man
+//!   pages, and the systemd units verified and rated (CI's `install` step).
+//! * `cargo xtask system [--release]` — boots a Debian root with `systemd-nspawn -b` and runs
+//!   the hub as the hardened `bastion@.service` (CI's `system` step).
+//! * `cargo xtask mcpb` — the Claude Desktop bundle, validated, packed and started.
+//!
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
 mod bench;
@@ -25,8 +34,11 @@ mod bench_git;
 mod bench_hub;
 mod bench_shell;
 mod ci;
+mod dist;
 mod interop;
+mod mcpb;
 mod provision;
+mod system;
 mod tidy;
 mod tree;
 mod util;
@@ -66,6 +78,29 @@ enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Build the .deb in target/dist (and with --test, check and install it in a throw-away root).
+    Dist {
+        /// Check the package: contents, install and purge in a Debian root, the units.
+        #[arg(long)]
+        test: bool,
+        /// Package target/release/bastion as it is (built earlier).
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// cargo install into a temporary root, then check completions, man pages and the units.
+    InstallCheck,
+    /// Boot a Debian root under systemd-nspawn and run the hub as bastion@.service in it.
+    System {
+        /// Test the release binary (as the .deb ships it) instead of the debug one.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the Claude Desktop bundle (.mcpb) in target/dist, validated and tested.
+    Mcpb {
+        /// Bundle target/release/bastion as it is (built earlier).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -84,6 +119,10 @@ fn main() -> ExitCode {
         }
         Command::Tidy { fix } => tidy::run(fix),
         Command::Bench { target } => bench::run(&target),
+        Command::Dist { test, no_build } => dist::dist(test, !no_build),
+        Command::InstallCheck => dist::install_check(),
+        Command::System { release } => system::run_system(release),
+        Command::Mcpb { no_build } => mcpb::run_mcpb(!no_build),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,17 @@ const NEEDS: &[Need] = &[
     Need { program: "chromium", package: "chromium", why: "the OAuth consent page in a real browser" },
     // The caddy package's systemd unit does not run without systemd, so nothing takes 80/443.
     Need { program: "caddy", package: "caddy", why: "the TLS-terminating front of the OAuth tests" },
+    // nginx is the other tested front (with openssl for its test certificate).
+    Need { program: "nginx", package: "nginx", why: "the nginx front recipe's tests" },
+    Need { program: "openssl", package: "openssl", why: "the nginx test's certificate" },
+    // The install and system steps: unit checks, a Debian root, and booting it under systemd.
+    Need {
+        program: "systemd-analyze",
+        package: "systemd",
+        why: "systemd-analyze verify/security on the shipped units",
+    },
+    Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system step boots" },
+    Need { program: "systemd-nspawn", package: "systemd-container", why: "boots that root under systemd" },
     Need { program: "fc-list", package: "fonts-liberation", why: "a font for headless Chromium to lay out pages" },
 ];
 

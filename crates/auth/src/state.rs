@@ -9,15 +9,12 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The default state directory: `$XDG_STATE_HOME/bastion`, else `~/.local/state/bastion`.
+/// The default state directory: `$XDG_STATE_HOME/bastion`, else `~/.local/state/bastion`
+/// (one definition, [`bastion_policy::state::default_state_dir`], which the servers also use to
+/// protect it).
 pub fn default_dir() -> io::Result<PathBuf> {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("bastion"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "neither XDG_STATE_HOME nor HOME is set"))?;
-    Ok(PathBuf::from(home).join(".local/state/bastion"))
+    bastion_policy::state::default_state_dir()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "neither XDG_STATE_HOME nor HOME is set"))
 }
 
 fn refuse(path: &Path, why: &str) -> io::Error {

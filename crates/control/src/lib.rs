@@ -37,9 +37,5 @@ pub fn default_state_dir() -> Option<std::path::PathBuf> {
     if let Some(d) = std::env::var_os("BASTION_STATE_DIR").filter(|d| !d.is_empty()) {
         return Some(d.into());
     }
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Some(std::path::PathBuf::from(d).join("bastion"));
-    }
-    let home = std::env::var_os("HOME").filter(|d| !d.is_empty())?;
-    Some(std::path::PathBuf::from(home).join(".local/state/bastion"))
+    bastion_policy::state::default_state_dir()
 }

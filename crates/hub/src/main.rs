@@ -5,16 +5,20 @@
 //! the secret that approves OAuth clients.
 
 mod approvals;
+mod bundle;
+mod completions;
 mod config;
 mod control_cli;
+mod doctor;
 mod http;
 mod metrics;
 mod router;
 mod scope;
 mod serve;
+mod setup;
 mod upstream;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "bastion", version, about = "Bastion: safe, auditable MCP servers for files, commands and git")]
@@ -54,6 +58,17 @@ enum Command {
     Pause(control_cli::SwitchArgs),
     /// Undo `bastion pause`.
     Resume(control_cli::SwitchArgs),
+    /// Add Bastion to an MCP client's configuration (Claude Desktop, Claude Code, Cursor, VS Code, Codex).
+    Setup(setup::SetupArgs),
+    /// Check the kernel, the sandbox, the state directory, the configuration and the public URL.
+    Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(completions::ManArgs),
+    /// The Claude Desktop bundle's entry point: `serve --stdio` for the directories given.
+    #[command(hide = true)]
+    BundleServe(bundle::BundleArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +101,18 @@ fn main() -> anyhow::Result<()> {
         Command::Mode(a) => control_cli::switch(control_cli::mode_request(a.mode), &a.target),
         Command::Pause(a) => control_cli::switch(serde_json::json!({"op": "pause", "channel": "cli"}), &a.target),
         Command::Resume(a) => control_cli::switch(serde_json::json!({"op": "resume", "channel": "cli"}), &a.target),
+        Command::Setup(args) => setup::setup(args),
+        // A failed check is an answer, not an error: the report is printed, the status says it.
+        Command::Doctor(args) => {
+            if doctor::doctor(args)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Completions(args) => completions::completions(&args, Cli::command()),
+        Command::Man(args) => completions::man(&args, Cli::command()),
+        Command::BundleServe(args) => one_thread(serve::serve(bundle::serve_args(args)?)),
     }
 }
 
