@@ -23,6 +23,9 @@ use crate::tier::Tier;
 /// [limits]
 /// output_chars = 50000
 ///
+/// [redact]
+/// disabled = ["jwt"]            # secrets in output are redacted by default; see bastion_policy::redact
+///
 /// [git]
 /// author_name = "Build Bot"     # commits made by bastion-git use this identity
 /// author_email = "bot@example.com"
@@ -49,6 +52,8 @@ pub struct PolicyConfig {
     pub git: GitConfig,
     /// Settings of the shell server: profile, extra programs, sandbox and limits.
     pub shell: crate::commands::ShellConfig,
+    /// Redaction of secrets in tool output.
+    pub redact: crate::redact::RedactConfig,
 }
 
 impl Default for PolicyConfig {
@@ -63,6 +68,7 @@ impl Default for PolicyConfig {
             limits: Limits::default(),
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
+            redact: crate::redact::RedactConfig::default(),
         }
     }
 }

@@ -83,6 +83,9 @@ pub enum ErrorCode {
     UpstreamError,
     /// The caller's token does not carry the scope the tool needs.
     InsufficientScope,
+    /// The new content would write a redaction marker (`[REDACTED:kind]`) over the secret it
+    /// stands for: the caller only ever saw the file redacted.
+    RedactedContent,
 }
 
 impl ErrorCode {
@@ -125,6 +128,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::RedactedContent => "redacted_content",
         }
     }
 }

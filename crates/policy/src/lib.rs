@@ -27,6 +27,7 @@ pub mod deny;
 pub mod error;
 pub mod limits;
 pub mod path;
+pub mod redact;
 pub mod resolve;
 pub mod roots;
 pub mod scope;
@@ -41,6 +42,7 @@ pub use deny::{Access, DenyRules};
 pub use error::{Error, ErrorCode, Result};
 pub use limits::Limits;
 pub use path::RelPath;
+pub use redact::{RedactConfig, Redactor};
 pub use resolve::ResolveMode;
 pub use roots::{CreateMode, EntryKind, OpenedDir, OpenedFile, ParentDir, Root, Roots, Target};
 pub use tier::Tier;
@@ -58,6 +60,8 @@ pub struct Policy {
     pub limits: Limits,
     /// The journal.
     pub audit: AuditLog,
+    /// Secret redaction of tool output (`[redact]`).
+    pub redactor: Redactor,
     /// Warnings produced while building (broad roots), for the binary to print.
     pub warnings: Vec<String>,
 }
@@ -74,6 +78,7 @@ impl Policy {
             })?,
             None => AuditLog::disabled(),
         };
+        let redactor = Redactor::new(&config.redact)?;
         Ok(Policy {
             configured: roots.clone(),
             effective: RwLock::new(roots),
@@ -81,6 +86,7 @@ impl Policy {
             max_tier: config.max_tier,
             limits: config.limits,
             audit,
+            redactor,
             warnings,
         })
     }
