@@ -189,6 +189,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
+
+    #[test]
     fn file_uris() {
         assert_eq!(file_uri_to_path("file:///srv/my%20proj"), Some(PathBuf::from("/srv/my proj")));
         assert_eq!(file_uri_to_path("file://localhost/srv"), Some(PathBuf::from("/srv")));

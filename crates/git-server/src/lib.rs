@@ -164,6 +164,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
+
+    #[test]
     fn every_tool_has_a_valid_name_and_a_route() {
         let server = GitServer::new(
             Arc::new(

@@ -153,3 +153,13 @@ with no network. Use run_command for short commands (output is cut to a budget w
 start_process + read_process_output for long ones. ",
     bastion_server_kit::untrusted_content!()
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
+}
