@@ -274,6 +274,8 @@ struct Rule {
     /// Run on the whole text (key blocks span lines; an operator's pattern may), rather than on
     /// the lines where the trigger was found.
     whole: bool,
+    /// The trigger is a key name that must be followed by `=` or `:` (see [`assigned_after`]).
+    assignment: bool,
     check: Check,
 }
 
@@ -372,6 +374,7 @@ impl Redactor {
                 trigger: compile(&spec.trigger)?,
                 regex,
                 whole: spec.whole,
+                assignment: spec.trigger == SECRET_WORDS,
                 check: spec.check,
             });
         }
@@ -409,7 +412,7 @@ impl Redactor {
             // Each line holding a trigger, once.
             let mut done = 0usize;
             for t in rule.trigger.find_iter(text) {
-                if t.start() < done {
+                if t.start() < done || (rule.assignment && !assigned_after(text, t.end())) {
                     continue;
                 }
                 let start = text[..t.start()].rfind('\n').map_or(0, |n| n + 1);
@@ -480,6 +483,11 @@ impl Redactor {
 impl Rule {
     /// Adds the secrets of `hay` (which starts at byte `base` of the text) to `spans`.
     fn collect(&self, hay: &str, base: usize, index: usize, spans: &mut Vec<(usize, usize, usize)>) {
+        // Most lines a trigger finds hold no secret (`token` in code and prose): a DFA answers
+        // that far faster than a search for capture groups.
+        if !self.regex.is_match(hay) {
+            return;
+        }
         for caps in self.regex.captures_iter(hay) {
             let group = ["s", "dq", "sq"].iter().find_map(|g| caps.name(g)).or_else(|| caps.get(0));
             let Some(m) = group else { continue };
@@ -489,6 +497,24 @@ impl Rule {
             spans.push((base + m.start(), base + m.end(), index));
         }
     }
+}
+
+/// Whether a key name ending at byte `end` of `text` is assigned: the rest of the key
+/// (`[A-Za-z0-9_.-]`), an optional closing quote, blanks, then `=` or `:`. Most places the word
+/// `token` or `password` appears (code, prose, file names) fail this at once, before any regular
+/// expression runs: measured on this crate's `audit.rs` (22 such words in 7 KiB, no secret), the
+/// assignment patterns went from 22 µs to well under 1.
+fn assigned_after(text: &str, end: usize) -> bool {
+    let mut rest =
+        text.as_bytes()[end..].iter().skip_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let mut next = rest.next();
+    if matches!(next, Some(b'"' | b'\'')) {
+        next = rest.next();
+    }
+    while matches!(next, Some(b' ' | b'\t')) {
+        next = rest.next();
+    }
+    matches!(next, Some(b'=' | b':'))
 }
 
 /// The `redacted_content` error for `shown`, whose text the caller holds only redacted.
