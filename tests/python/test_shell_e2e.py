@@ -717,3 +717,28 @@ async def test_argument_errors(project: Path) -> None:
             with anyio.fail_after(10):
                 await s.call_tool("no_such_tool", {})
         assert error_code(*await call(s, "sandbox_status", {})) is None
+
+
+async def test_command_output_is_redacted(project: Path, tmp_path: Path) -> None:
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    (project / "deploy.txt").write_text(f"user=ci\nGITHUB_TOKEN={token}\nDB_PASSWORD=hunter22\n")
+    shown = "user=ci\nGITHUB_TOKEN=[REDACTED:github_token]\nDB_PASSWORD=[REDACTED:secret_assignment]\n"
+    log = tmp_path / "shell.jsonl"
+    async with shell_session(project, audit_log=log) as s:
+        out = await run(s, "cat", ["deploy.txt"])
+        assert out["stdout"] == shown
+        # The byte counts are those of what the program wrote.
+        assert out["stdout_bytes"] == len((project / "deploy.txt").read_bytes())
+        out = await run(s, "cat", ["deploy.txt", "missing-file"])
+        assert out["stdout"] == shown and "missing-file" in out["stderr"]
+        p = await ok(s, "start_process", {"program": "cat", "args": ["deploy.txt"]})
+        rest, last = await read_until_exit(s, p["id"], 0)
+        assert rest == shown
+        await run(s, "echo", ["nothing to hide"])
+    raw = log.read_text()
+    assert token not in raw and "hunter22" not in raw
+    calls = [json.loads(line) for line in raw.splitlines() if '"tool"' in line]
+    runs = [c for c in calls if c["tool"] == "run_command"]
+    assert [c.get("redactions") for c in runs] == [2, 2, None]
+    reads = [c for c in calls if c["tool"] == "read_process_output" and c.get("redactions")]
+    assert sum(c["redactions"] for c in reads) == 2

@@ -175,15 +175,23 @@ impl BastionServer for FsServer {
     }
 }
 
-const INSTRUCTIONS: &str = "Bastion filesystem server. Paths are relative to the first root (see list_roots) or absolute inside a root. \
+const INSTRUCTIONS: &str = concat!(
+    "Bastion filesystem server. Paths are relative to the first root (see list_roots) or absolute inside a root. \
 Use find_files to locate files by name, search_text to search contents, read_file with offset/limit for large files. \
 Every result says truncated=true when cut; pass the returned next_offset / cursor back to continue. \
 Errors start with a stable code (path_outside_root, denied_by_glob, not_found, edit_mismatch, ...) followed by what to do instead. \
-Secrets (.env, keys, credentials) and .git internals are protected by policy: do not try to work around denied_by_glob.";
+Secrets (.env, keys, credentials) and .git internals are protected by policy: do not try to work around denied_by_glob. ",
+    bastion_server_kit::untrusted_content!()
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
 
     #[test]
     fn file_uris() {

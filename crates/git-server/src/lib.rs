@@ -148,17 +148,25 @@ impl BastionServer for GitServer {
     }
 }
 
-const INSTRUCTIONS: &str = "Bastion git server (libgit2; no git program, hooks or filters ever run). \
+const INSTRUCTIONS: &str = concat!(
+    "Bastion git server (libgit2; no git program, hooks or filters ever run). \
 Every tool takes an optional repo (a directory relative to the first root, default the root itself) and root (a root name when several are configured). \
 Paths are relative to the repository's top-level directory and are matched literally (no globs). \
 Revisions are anything git understands (HEAD~2, main, v1.0, a hash, A..B for git_log) but never start with '-'. \
 Start with git_status; use git_diff for changes, git_log/git_show for history, git_blame for who changed a line. \
 Long results say truncated=true; pass the returned next_offset / next_skip back to continue. \
-Errors start with a stable code (not_a_repository, invalid_revision, path_outside_root, would_overwrite_changes, nothing_to_commit, ...) followed by what to do instead.";
+Errors start with a stable code (not_a_repository, invalid_revision, path_outside_root, would_overwrite_changes, nothing_to_commit, ...) followed by what to do instead. ",
+    bastion_server_kit::untrusted_content!()
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
 
     #[test]
     fn every_tool_has_a_valid_name_and_a_route() {

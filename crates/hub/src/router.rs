@@ -470,11 +470,12 @@ impl ServerHandler for Hub {
         };
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("bastion", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
+            .with_instructions(concat!(
                 "Bastion hub: tools of several servers under one name space, {server}__{tool} \
                  (fs__ files, git__ repositories, shell__ allowlisted commands). Only the tools \
-                 your token may call are listed.",
-            )
+                 your token may call are listed. ",
+                bastion_server_kit::untrusted_content!()
+            ))
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {

@@ -76,8 +76,21 @@ impl AuditLog {
 
     /// Appends one record. One `write` per line, so concurrent writers never interleave lines.
     pub fn record(&self, rec: &AuditRecord<'_>) {
+        self.record_counted(rec, 0);
+    }
+
+    /// Appends one record with the number of secrets redacted from the call's result, written
+    /// as a last field `redactions` only when non-zero (so every other line keeps its shape).
+    pub fn record_counted(&self, rec: &AuditRecord<'_>, redactions: usize) {
+        #[derive(Serialize)]
+        struct Counted<'r, 'a> {
+            #[serde(flatten)]
+            rec: &'r AuditRecord<'a>,
+            #[serde(skip_serializing_if = "is_zero")]
+            redactions: usize,
+        }
         let Some(file) = &self.file else { return };
-        let Ok(mut line) = serde_json::to_vec(rec) else { return };
+        let Ok(mut line) = serde_json::to_vec(&Counted { rec, redactions }) else { return };
         line.push(b'\n');
         if let Ok(mut f) = file.lock()
             && let Err(e) = f.write_all(&line)
@@ -96,6 +109,10 @@ impl AuditLog {
             let _ = f.write_all(&line);
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The current time as RFC 3339 with milliseconds, UTC.
@@ -175,6 +192,32 @@ pub fn looks_like_secret(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn redactions_are_a_last_field_only_when_non_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let rec = AuditRecord {
+            time: "t".into(),
+            server: "fs",
+            principal: "local",
+            tool: "read_file",
+            args: json!({"path": "a"}),
+            outcome: "ok",
+            duration_ms: 1.5,
+            result_bytes: 10,
+        };
+        log.record(&rec);
+        log.record_counted(&rec, 0);
+        log.record_counted(&rec, 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let plain = r#"{"time":"t","server":"fs","principal":"local","tool":"read_file","args":{"path":"a"},"outcome":"ok","duration_ms":1.5,"result_bytes":10"#;
+        assert_eq!(lines[0], format!("{plain}}}"));
+        assert_eq!(lines[1], lines[0]);
+        assert_eq!(lines[2], format!("{plain},\"redactions\":2}}"));
+    }
 
     #[test]
     fn redacts_secrets_and_contents() {

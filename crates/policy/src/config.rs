@@ -29,6 +29,8 @@ use crate::tier::Tier;
 /// [[approval.rule]]
 /// tool = "delete_*"
 /// action = "ask"
+/// [redact]
+/// disabled = ["jwt"]            # secrets in output are redacted by default; see bastion_policy::redact
 ///
 /// [git]
 /// author_name = "Build Bot"     # commits made by bastion-git use this identity
@@ -63,6 +65,8 @@ pub struct PolicyConfig {
     /// write.
     #[serde(skip)]
     pub protect: Vec<PathBuf>,
+    /// Redaction of secrets in tool output.
+    pub redact: crate::redact::RedactConfig,
 }
 
 impl Default for PolicyConfig {
@@ -79,6 +83,7 @@ impl Default for PolicyConfig {
             shell: crate::commands::ShellConfig::default(),
             approval: crate::approval::ApprovalConfig::default(),
             protect: Vec::new(),
+            redact: crate::redact::RedactConfig::default(),
         }
     }
 }

@@ -35,6 +35,21 @@ pub const DEFAULT_DENY: &[&str] = &[
     ".git-credentials",
     "*credential*",
     "*secret*",
+    // Credential containers, by extension. Measured on 7,674 files (Bastion, cargo, flask,
+    // express, fastapi, tokio): no ordinary file matches. Secret *words* in names were left out
+    // after the same measurement: `*token*` denies `tokens.rs`, `cancellation_token.rs`;
+    // `*api_key*` denies fastapi's `security/api_key.py`; `*password*` its tests. Secret values
+    // in ordinary files are redacted instead (`redact`).
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.ppk",
+    "*.kdbx",
+    "*.tfstate",
+    "*.tfstate.*",
+    ".htpasswd",
+    ".pgpass",
 ];
 
 /// Paths never written through the filesystem server: git metadata (hooks and config are code

@@ -98,6 +98,9 @@ pub enum ErrorCode {
     /// The path is Bastion's own state (state directory, configuration, journal, binary):
     /// no tool may touch it, whatever the roots.
     ProtectedPath,
+    /// The new content would write a redaction marker (`[REDACTED:kind]`) over the secret it
+    /// stands for: the caller only ever saw the file redacted.
+    RedactedContent,
 }
 
 impl ErrorCode {
@@ -147,6 +150,7 @@ impl ErrorCode {
             ErrorCode::ModeObserve => "mode_observe",
             ErrorCode::Paused => "paused",
             ErrorCode::ProtectedPath => "protected_path",
+            ErrorCode::RedactedContent => "redacted_content",
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod limits;
 pub mod path;
 pub mod protect;
+pub mod redact;
 pub mod resolve;
 pub mod roots;
 pub mod state;
@@ -45,6 +46,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use limits::Limits;
 pub use path::RelPath;
 pub use protect::Protected;
+pub use redact::{RedactConfig, Redactor};
 pub use resolve::ResolveMode;
 pub use roots::{CreateMode, EntryKind, OpenedDir, OpenedFile, ParentDir, Root, Roots, Target};
 pub use tier::Tier;
@@ -62,6 +64,8 @@ pub struct Policy {
     pub limits: Limits,
     /// The journal.
     pub audit: AuditLog,
+    /// Secret redaction of tool output (`[redact]`).
+    pub redactor: Redactor,
     /// Warnings produced while building (broad roots), for the binary to print.
     pub warnings: Vec<String>,
     /// Approval rules (which calls the person decides).
@@ -90,6 +94,7 @@ impl Policy {
             })?,
             None => AuditLog::disabled(),
         };
+        let redactor = Redactor::new(&config.redact)?;
         Ok(Policy {
             configured: roots.clone(),
             effective: RwLock::new(roots),
@@ -97,6 +102,7 @@ impl Policy {
             max_tier: config.max_tier,
             limits: config.limits,
             audit,
+            redactor,
             warnings,
             approval,
             approval_config: config.approval,

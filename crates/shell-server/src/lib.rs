@@ -144,9 +144,22 @@ impl BastionServer for ShellServer {
     }
 }
 
-const INSTRUCTIONS: &str = "Bastion shell server. Commands run as a program plus an argument list, never through a shell: \
+const INSTRUCTIONS: &str = concat!(
+    "Bastion shell server. Commands run as a program plus an argument list, never through a shell: \
 pipes, redirections, $(...), globs and ';' are literal text. Call list_allowed_commands first to see the programs and \
 flags this profile allows; anything else is refused with command_not_allowed or argument_not_allowed. \
 Paths in arguments and cwd must be inside the roots. Every command runs in a kernel sandbox (see sandbox_status) \
 with no network. Use run_command for short commands (output is cut to a budget with stdout_truncated/stderr_truncated), \
-start_process + read_process_output for long ones.";
+start_process + read_process_output for long ones. ",
+    bastion_server_kit::untrusted_content!()
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_say_tool_output_is_data() {
+        assert!(INSTRUCTIONS.ends_with(bastion_server_kit::UNTRUSTED_CONTENT), "{INSTRUCTIONS}");
+    }
+}

@@ -297,14 +297,18 @@ impl ShellServer {
         let result = self.run_to_end(&prepared, a.stdin, timeout, meta, ct, peer).await;
         let _ = std::fs::remove_dir_all(&prepared.scratch);
         let (outcome, out, err) = result?;
+        // What the program printed is redacted after the head/tail cut, as the model sees it.
+        let (mut stdout, mut stderr) = (out.text(), err.text());
+        let redactor = &inner.policy.redactor;
+        bastion_server_kit::count_redactions(redactor.redact_string(&mut stdout) + redactor.redact_string(&mut stderr));
         let run = RunOut {
             program: a.program.clone(),
             args: prepared.spec.args.clone(),
             cwd: prepared.cwd_shown.clone(),
             exit_code: outcome.and_then(|e| e.code),
             signal: outcome.and_then(|e| e.signal),
-            stdout: out.text(),
-            stderr: err.text(),
+            stdout,
+            stderr,
             stdout_truncated: out.truncated(),
             stderr_truncated: err.truncated(),
             stdout_bytes: out.total(),
@@ -435,9 +439,12 @@ impl ShellServer {
         };
         let next_offset = offset + bytes.len() as u64;
         let exit = p.exit();
+        // Offsets stay those of the raw output; only the text shown is redacted.
+        let mut output = String::from_utf8_lossy(&bytes).into_owned();
+        bastion_server_kit::count_redactions(self.inner.policy.redactor.redact_string(&mut output));
         Ok(Json(ReadOutputOut {
             id: a.id,
-            output: String::from_utf8_lossy(&bytes).into_owned(),
+            output,
             offset,
             next_offset,
             truncated: next_offset < end,

@@ -74,6 +74,9 @@ pub struct ReadFileOut {
     /// Characters of line next_offset already returned (pass as char_offset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_char_offset: Option<u64>,
+    /// Secrets replaced by markers in `content` (for the audit journal; not sent).
+    #[serde(skip)]
+    pub(crate) redactions: usize,
 }
 
 /// Arguments of `read_many_files`.
@@ -251,6 +254,7 @@ impl FsServer {
     async fn read_file(&self, Parameters(a): Parameters<ReadFileArgs>) -> Result<CallToolResult, Failure> {
         let budget = self.budget(a.max_chars);
         let (out, image) = self.read_file_impl(&a, budget)?;
+        bastion_server_kit::count_redactions(out.redactions);
         let mut result = CallToolResult::structured(serde_json::to_value(&out).map_err(internal)?);
         if let Some((data, mime)) = image {
             result.content.insert(0, ContentBlock::image(data, mime));
@@ -296,6 +300,7 @@ impl FsServer {
             };
             match self.read_file_impl(&args, remaining.min(per_file)) {
                 Ok((out, None)) => {
+                    bastion_server_kit::count_redactions(out.redactions);
                     let content = out.content.unwrap_or_default();
                     remaining = remaining.saturating_sub(content.chars().count());
                     any_cut |= out.truncated;
@@ -416,6 +421,7 @@ impl Page {
             truncated: self.truncated,
             next_offset: self.next_offset,
             next_char_offset: self.next_char_offset,
+            redactions: 0,
         }
     }
 }
@@ -458,6 +464,15 @@ fn assemble(lines: &[&str], start: usize, total: usize, char_offset: Option<u64>
         page.next_offset = Some((start + lines.len()) as u64 + 1);
     }
     page
+}
+
+/// Secrets replaced in `content`, the part returned of a text in which `whole` were replaced:
+/// its markers (a file may hold marker text of its own, hence the cap).
+fn redactions_in(content: Option<&str>, whole: usize) -> usize {
+    match content {
+        Some(c) if whole > 0 => c.matches(bastion_policy::redact::MARKER_PREFIX).count().min(whole),
+        _ => 0,
+    }
 }
 
 /// Feeds a file to `f` in 64 KiB chunks from the start, without loading it.
@@ -527,6 +542,7 @@ impl FsServer {
                 truncated: false,
                 next_offset: None,
                 next_char_offset: None,
+                redactions: 0,
             };
             return Ok((out, Some((data, mime))));
         }
@@ -541,11 +557,16 @@ impl FsServer {
                 ));
             }
         };
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        // The whole text is redacted before the window is cut, so a secret is never split by a
+        // page boundary, and a key block keeps its line count (line numbers stay the file's).
+        let redacted = policy.redactor.redact(&text);
+        let lines: Vec<&str> = redacted.text.split_inclusive('\n').collect();
         let total = lines.len();
         let (start, end) = window(a, total);
         let page = assemble(&lines[start..end], start, total, a.char_offset, budget);
-        Ok((page.into_out(shown, encoding.as_str(), size, Some(sha256)), None))
+        let mut out = page.into_out(shown, encoding.as_str(), size, Some(sha256));
+        out.redactions = redactions_in(out.content.as_deref(), redacted.count);
+        Ok((out, None))
     }
 
     /// `read_file` on a file above the read limit: streamed in chunks with bounded memory. One
@@ -604,10 +625,22 @@ impl FsServer {
             }
         })
         .map_err(io)?;
-        let texts: Vec<String> = collected.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+        // Lines of a file this large are redacted one by one (a key block is caught by its
+        // unterminated form, from its BEGIN line on).
+        let redactor = &self.policy().redactor;
+        let mut found = 0usize;
+        let texts: Vec<String> = collected
+            .iter()
+            .map(|l| {
+                let mut t = String::from_utf8_lossy(l).into_owned();
+                found += redactor.redact_string(&mut t);
+                t
+            })
+            .collect();
         let lines: Vec<&str> = texts.iter().map(String::as_str).collect();
         let page = assemble(&lines, start, total, a.char_offset, budget);
         let mut out = page.into_out(shown, "utf-8-lossy", size, None);
+        out.redactions = redactions_in(out.content.as_deref(), found);
         // The window may have ended early because of the byte cap; say where to continue.
         if out.next_offset.is_none() && start + lines.len() < end {
             out.next_offset = Some((start + lines.len()) as u64 + 1);

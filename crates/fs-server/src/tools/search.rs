@@ -128,6 +128,9 @@ pub struct MatchOut {
     /// Context lines after.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// Secrets replaced by markers in these lines (for the audit journal; not sent).
+    #[serde(skip)]
+    pub(crate) redactions: usize,
 }
 
 /// Result of `search_text`.
@@ -161,7 +164,9 @@ impl FsServer {
     #[tool(name = "search_text")]
     async fn search_text(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchOut>, Failure> {
         let this = self.clone();
-        Ok(Json(blocking(move || this.search_impl(a)).await?))
+        let out = blocking(move || this.search_impl(a)).await?;
+        bastion_server_kit::count_redactions(out.matches.iter().map(|m| m.redactions).sum());
+        Ok(Json(out))
     }
 }
 
@@ -202,6 +207,7 @@ struct FileSearch<'a> {
     roots: &'a bastion_policy::Roots,
     root: Arc<Root>,
     deny: &'a bastion_policy::DenyRules,
+    redactor: &'a bastion_policy::Redactor,
     prefix: String,
     /// Most matches kept per file (the page size plus what the cursor skips, plus one).
     need: usize,
@@ -226,6 +232,8 @@ impl FileSearch<'_> {
         match self.roots.open_walked_file(&self.root, rel, self.deny) {
             Ok(opened) => {
                 let mut sink = Collect {
+                    redactor: self.redactor,
+                    before_redactions: 0,
                     prefix: &self.prefix,
                     rel,
                     path: None,
@@ -472,6 +480,7 @@ impl FsServer {
             roots: &roots,
             root: target.root.clone(),
             deny: &policy.deny,
+            redactor: &policy.redactor,
             prefix: path_prefix(self, target.root.name()),
             need,
             context,
@@ -583,6 +592,10 @@ fn build_glob(pattern: &str) -> Result<GlobMatcher> {
 
 /// Collects matches with their context lines.
 struct Collect<'a> {
+    /// Lines are redacted before they are clipped, so a clip never leaves half a secret.
+    redactor: &'a bastion_policy::Redactor,
+    /// Secrets redacted in `before`.
+    before_redactions: usize,
     prefix: &'a str,
     rel: &'a RelPath,
     /// The path as shown, formatted on the first match only (most files have none).
@@ -597,24 +610,32 @@ impl Sink for Collect<'_> {
 
     fn matched(&mut self, _: &Searcher, m: &SinkMatch<'_>) -> std::result::Result<bool, Self::Error> {
         let text = String::from_utf8_lossy(m.bytes());
+        let text = self.redactor.redact(&text);
         let path = self.path.get_or_insert_with(|| format!("{}{}", self.prefix, self.rel.display())).clone();
         self.hits.push(MatchOut {
             path,
             line: m.line_number().unwrap_or(0),
-            text: clip_line(&text, MAX_LINE_CHARS),
+            text: clip_line(&text.text, MAX_LINE_CHARS),
             before: std::mem::take(&mut self.before),
             after: Vec::new(),
+            redactions: text.count + std::mem::take(&mut self.before_redactions),
         });
         Ok(self.hits.len() < self.max)
     }
 
     fn context(&mut self, _: &Searcher, c: &SinkContext<'_>) -> std::result::Result<bool, Self::Error> {
-        let line = clip_line(&String::from_utf8_lossy(c.bytes()), MAX_LINE_CHARS);
+        let raw = String::from_utf8_lossy(c.bytes());
+        let redacted = self.redactor.redact(&raw);
+        let line = clip_line(&redacted.text, MAX_LINE_CHARS);
         match c.kind() {
-            SinkContextKind::Before => self.before.push(line),
+            SinkContextKind::Before => {
+                self.before.push(line);
+                self.before_redactions += redacted.count;
+            }
             SinkContextKind::After => {
                 if let Some(last) = self.hits.last_mut() {
                     last.after.push(line);
+                    last.redactions += redacted.count;
                 }
             }
             SinkContextKind::Other => {}

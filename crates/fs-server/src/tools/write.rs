@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
 use super::read::kind_name;
+use bastion_policy::redact::{MARKER_PREFIX, first_marker, redacted_content};
+
 use super::{read_all, shown_path};
 use crate::text::{Content, Encoding, decode, sha256_hex, to_crlf, uses_crlf};
 use crate::{Failure, FsServer};
@@ -374,6 +376,13 @@ impl FsServer {
                 ));
             }
         }
+        // New content holding a redaction marker is checked against the file it replaces, so a
+        // model cannot write back a redacted read over the secret (read only in that rare case).
+        if a.content.contains(MARKER_PREFIX)
+            && let Some(Content::Text(old, _)) = self.current_bytes(&p)?.map(decode)
+        {
+            policy.redactor.check_no_markers_written(&old, &a.content, &shown)?;
+        }
         let crlf = self.current_head(&p, 64 << 10)?.is_some_and(|b| uses_crlf(&String::from_utf8_lossy(&b)));
         let content = if crlf && !a.content.contains('\r') { to_crlf(&a.content) } else { a.content };
         let mode = if a.overwrite.unwrap_or(true) { CreateMode::CreateOrReplace } else { CreateMode::CreateNew };
@@ -448,6 +457,13 @@ impl FsServer {
             let (old, replacement) = (fix(&e.old_text), fix(&e.new_text));
             let want = e.expected_replacements.unwrap_or(1);
             let found = new.matches(old.as_str()).count() as u64;
+            if found == 0
+                && let Some(kind) = first_marker(&old)
+                && policy.redactor.redact(&new).text.contains(old.as_str())
+            {
+                // old_text was copied from a redacted read: it matches what was shown, not the file.
+                return Err(redacted_content(&shown, kind));
+            }
             if found != want {
                 let msg = if found == 0 {
                     format!("{label}old_text was not found in '{shown}'.{}", near_miss(&new, &old))
@@ -461,6 +477,7 @@ impl FsServer {
             new = new.replacen(old.as_str(), &replacement, want as usize);
             total += want;
         }
+        policy.redactor.check_no_markers_written(&text, &new, &shown)?;
         let diff = unified(&shown, &text, &new);
         let bytes = encoding.encode(&new).ok_or_else(|| {
             Error::new(
@@ -580,14 +597,20 @@ impl FsServer {
                     }
                 },
             };
+            // A hunk whose context was copied from a redacted read does not apply; say why.
+            let refused = |e| match first_marker(&a.patch) {
+                Some(kind) if policy.redactor.redact(&base).count > 0 => redacted_content(&shown, kind),
+                _ => hunk_error(&shown, e),
+            };
             let applied = match diffy::apply(&base, patch) {
                 Ok(t) => t,
                 // A CRLF file patched with an LF diff (what models usually produce).
-                Err(_) if uses_crlf(&base) => diffy::apply(&base.replace("\r\n", "\n"), patch)
-                    .map(|t| to_crlf(&t))
-                    .map_err(|e| hunk_error(&shown, e))?,
-                Err(e) => return Err(hunk_error(&shown, e)),
+                Err(_) if uses_crlf(&base) => {
+                    diffy::apply(&base.replace("\r\n", "\n"), patch).map(|t| to_crlf(&t)).map_err(refused)?
+                }
+                Err(e) => return Err(refused(e)),
             };
+            policy.redactor.check_no_markers_written(&base, &applied, &shown)?;
             let new = if op == "delete" { None } else { Some(applied.into_bytes()) };
             if let Some(n) = &new {
                 self.policy().check_write_size(n.len(), &shown)?;
