@@ -24,6 +24,7 @@ pub fn run() -> Result<()> {
         },
         Step { name: "build", action: build_bins },
         Step { name: "test", action: rust_tests },
+        Step { name: "fuzz", action: crate::fuzz::ci },
         Step {
             name: "interop",
             // The binaries were built by the `build` step just above.

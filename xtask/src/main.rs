@@ -15,6 +15,9 @@
 //!   of the Node filesystem server (added latency, CPU per call), throughput with 32 clients and
 //!   the memory of the hub and its children. Never part of CI.
 //!
+//! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
+//!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
+//!
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
 mod bench;
@@ -22,6 +25,7 @@ mod bench_git;
 mod bench_hub;
 mod bench_shell;
 mod ci;
+mod fuzz;
 mod interop;
 mod tidy;
 mod tree;
@@ -60,6 +64,17 @@ enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Run the fuzz targets of `fuzz/` (seeds in `fuzz/corpus/TARGET`).
+    Fuzz {
+        /// The target (`path_resolve`, `command_rules`, ...); every target when omitted.
+        target: Option<String>,
+        /// How long each target runs: 90, 20s, 5m, 1h.
+        #[arg(long, default_value = "5m", value_parser = fuzz::parse_time)]
+        time: std::time::Duration,
+        /// libFuzzer sanitizer: none (default; the code under test is safe Rust) or address.
+        #[arg(long, default_value = "none")]
+        sanitizer: String,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -76,6 +91,7 @@ fn main() -> ExitCode {
             interop::run(&pytest_args, build)
         }
         Command::Tidy { fix } => tidy::run(fix),
+        Command::Fuzz { target, time, sanitizer } => fuzz::run(&fuzz::Options { target, time, sanitizer }),
         Command::Bench { target } => bench::run(&target),
     };
     match result {
