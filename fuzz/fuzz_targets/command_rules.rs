@@ -58,8 +58,7 @@ fn models() -> &'static Vec<(CommandRules, Vec<Model>)> {
                                     (flag.to_owned(), Takes::Two)
                                 } else if let Some(flag) = f.strip_suffix("[=VALUE]") {
                                     (flag.to_owned(), Takes::Optional)
-                                } else if let Some(flag) =
-                                    f.strip_suffix(" VALUE").or_else(|| f.strip_suffix(" PATH"))
+                                } else if let Some(flag) = f.strip_suffix(" VALUE").or_else(|| f.strip_suffix(" PATH"))
                                 {
                                     (flag.to_owned(), Takes::One)
                                 } else {
@@ -163,6 +162,8 @@ fuzz_target!(|data: &[u8]| {
     let again = checked.argv[m.program.fixed_prefix_len()..].to_vec();
     match rules.check(&m.program.name, &again) {
         Ok(second) => assert_eq!(second.argv, checked.argv, "{profile}/{}: {args:?} not a fixpoint", m.program.name),
-        Err(e) => panic!("{profile}/{}: {args:?} accepted as {:?}, refused on re-check: {e}", m.program.name, checked.argv),
+        Err(e) => {
+            panic!("{profile}/{}: {args:?} accepted as {:?}, refused on re-check: {e}", m.program.name, checked.argv)
+        }
     }
 });

@@ -46,7 +46,8 @@ fn fixture() -> &'static Fixture {
             })
         });
         let clock: bastion_auth::Clock = Arc::new(|| CLOCK.load(Ordering::Relaxed));
-        let scopes: bastion_auth::ScopesFn = Arc::new(|| vec!["fs:read".into(), "fs:write".into(), "shell:exec".into()]);
+        let scopes: bastion_auth::ScopesFn =
+            Arc::new(|| vec!["fs:read".into(), "fs:write".into(), "shell:exec".into()]);
         let (oauth, _) = OAuth::build(settings, scopes, clock, fetcher).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         Fixture { _dir: dir, rt, app: oauth.router() }

@@ -104,6 +104,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = roots.parent(&target, &f.deny) {
         assert_beneath(f, &p.fd, "parent", raw);
         check_rel(&p.child_rel(), raw);
-        assert!(!f.deny.is_denied(p.child_rel().as_path(), bastion_policy::Access::Write), "{raw:?}: denied write target");
+        assert!(
+            !f.deny.is_denied(p.child_rel().as_path(), bastion_policy::Access::Write),
+            "{raw:?}: denied write target"
+        );
     }
 });
