@@ -81,6 +81,18 @@ pub fn ci() -> Result<()> {
 fn fuzz_command(subcommand: &str, sanitizer: &str) -> Command {
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1").args(["fuzz", subcommand, "--sanitizer", sanitizer, "--debug-assertions"]);
+    // `cargo run` gives xtask its own package's variables; ring's build script declares
+    // `rerun-if-env-changed` on `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`, so passing them on would
+    // rebuild ring and everything above it whenever xtask and a plain `cargo fuzz` alternate.
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("CARGO_PKG_")
+            || n.starts_with("CARGO_MANIFEST_")
+            || matches!(&*n, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+        {
+            cmd.env_remove(&name);
+        }
+    }
     cmd
 }
 
