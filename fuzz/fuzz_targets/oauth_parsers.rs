@@ -16,8 +16,14 @@ fn check_uri(uri: &str) {
     assert!(!uri.contains('#'), "{uri:?} has a fragment");
     let location = redirect::with_params(uri, &[("code", "c&d= e"), ("state", "#x\r\n"), ("iss", "https://h.example")])
         .unwrap_or_else(|| panic!("{uri:?} accepted but cannot carry a response"));
-    let again = redirect::check(&location).unwrap_or_else(|e| panic!("{uri:?} -> {location:?}: {e}"));
-    assert_eq!(again, kind, "{uri:?} -> {location:?} changed kind");
+    // The length limit is on what a client registers; the response's parameters may take the
+    // Location past it, so a long one is checked for its characters only.
+    if location.len() <= redirect::MAX_LEN {
+        let again = redirect::check(&location).unwrap_or_else(|e| panic!("{uri:?} -> {location:?}: {e}"));
+        assert_eq!(again, kind, "{uri:?} -> {location:?} changed kind");
+    } else {
+        assert!(!location.contains(['\'', '"', '<', '>', ' ', '\r', '\n']), "{uri:?} -> {location:?}");
+    }
     if let Some(src) = redirect::csp_source(uri) {
         assert!(!src.contains([';', ',', ' ', '\'', '"']), "{uri:?}: CSP source {src:?}");
     }
