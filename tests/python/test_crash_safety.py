@@ -11,6 +11,7 @@ hub's upstreams). The same checks run 100 times in process in ``crates/auth/test
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sqlite3
@@ -52,7 +53,6 @@ def check_store(state: Path) -> sqlite3.Connection:
 
 
 def token_state(db: sqlite3.Connection, token: str) -> tuple[bool, bool]:
-    import hashlib
     row = db.execute(
         """SELECT t.revoked IS NOT NULL OR g.revoked IS NOT NULL, t.rotated IS NOT NULL
            FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = ?""",
