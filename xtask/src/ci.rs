@@ -35,6 +35,7 @@ pub fn run() -> Result<()> {
         Step { name: "doc", action: || sh(with_bins(cargo().args(["test", "--workspace", "--doc"]))) },
         Step { name: "install", action: crate::dist::install_check },
         Step { name: "system", action: || crate::system::run_system(false) },
+        Step { name: "fuzz", action: crate::fuzz::ci },
         Step {
             name: "interop",
             // The binaries were built by the `build` step above.

@@ -26,6 +26,8 @@
 //! * `cargo xtask system [--release]` — boots a Debian root with `systemd-nspawn -b` and runs
 //!   the hub as the hardened `bastion@.service` (CI's `system` step).
 //! * `cargo xtask mcpb` — the Claude Desktop bundle, validated, packed and started.
+//! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
+//!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
 //!
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
@@ -35,6 +37,7 @@ mod bench_hub;
 mod bench_shell;
 mod ci;
 mod dist;
+mod fuzz;
 mod interop;
 mod mcpb;
 mod provision;
@@ -101,6 +104,17 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Run the fuzz targets of `fuzz/` (seeds in `fuzz/corpus/TARGET`).
+    Fuzz {
+        /// The target (`path_resolve`, `command_rules`, ...); every target when omitted.
+        target: Option<String>,
+        /// How long each target runs: 90, 20s, 5m, 1h.
+        #[arg(long, default_value = "5m", value_parser = fuzz::parse_time)]
+        time: std::time::Duration,
+        /// libFuzzer sanitizer: none (default; the code under test is safe Rust) or address.
+        #[arg(long, default_value = "none")]
+        sanitizer: String,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -118,6 +132,7 @@ fn main() -> ExitCode {
             interop::run(&pytest_args, build)
         }
         Command::Tidy { fix } => tidy::run(fix),
+        Command::Fuzz { target, time, sanitizer } => fuzz::run(&fuzz::Options { target, time, sanitizer }),
         Command::Bench { target } => bench::run(&target),
         Command::Dist { test, no_build } => dist::dist(test, !no_build),
         Command::InstallCheck => dist::install_check(),

@@ -51,10 +51,16 @@ pub fn check(uri: &str) -> Result<Kind, String> {
     }
     // Only the characters RFC 3986 allows in a URI: no spaces, quotes, angle brackets or
     // controls that could leak into HTML, headers or a CSP.
-    if let Some(c) = uri.chars().find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+,;=%".contains(*c))) {
+    if let Some(c) = uri.chars().find(|c| !uri_char(*c)) {
         return Err(format!("redirect URI contains the character {c:?}"));
     }
     let url = Url::parse(uri).map_err(|e| format!("redirect URI '{uri}' is not an absolute URI: {e}"))?;
+    // What goes into a Location is the parsed URL serialised again, and the parser decodes
+    // percent-escapes in host names (`https:/a%27b` becomes `https://a'b/`): the serialisation
+    // must pass the same check as the text.
+    if let Some(c) = url.as_str().chars().find(|c| !uri_char(*c)) {
+        return Err(format!("redirect URI '{uri}' names a host with the character {c:?}"));
+    }
     if url.fragment().is_some() || uri.contains('#') {
         return Err(format!("redirect URI '{uri}' has a fragment"));
     }
@@ -79,6 +85,11 @@ pub fn check(uri: &str) -> Result<Kind, String> {
         _ if url.cannot_be_a_base() && url.path().is_empty() => Err(format!("redirect URI '{uri}' has no target")),
         _ => Ok(Kind::PrivateUse),
     }
+}
+
+/// A character RFC 3986 allows in a URI.
+fn uri_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+,;=%".contains(c)
 }
 
 fn is_loopback(host: &Host<&str>) -> bool {
@@ -189,6 +200,11 @@ mod tests {
             ("https://chatgpt.com/\"><script>", Err("character")),
             ("https://chatgpt.com/'x", Err("character")),
             ("https://chatgpt.com/\ncb", Err("character")),
+            // Found by the oauth_parsers fuzz target: the host is percent-decoded on parsing, so
+            // the Location would have carried a quote the text did not.
+            ("https:/c%27b", Err("character")),
+            ("https://a%22b.example/cb", Err("character")),
+            ("https://a%3Cb.example/cb", Err("not an absolute URI")),
         ];
         for (uri, want) in cases {
             match (check(uri), want) {
