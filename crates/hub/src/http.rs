@@ -44,6 +44,14 @@ pub struct Allowed {
 }
 
 impl Allowed {
+    /// Loopback only: `localhost`, `127.0.0.1` and `::1`, origins on any port.
+    pub fn loopback() -> Allowed {
+        Allowed {
+            hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec(),
+        }
+    }
+
     /// Loopback, plus the host of `public_url` if given (`https://hub.example.com/mcp`).
     pub fn new(public_url: Option<&str>) -> Result<Allowed, String> {
         let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();

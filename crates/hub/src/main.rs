@@ -1,47 +1,13 @@
 //! `bastion`: one binary for every Bastion capability. `bastion fs|shell|git` run the built-in
-//! servers over stdio, each in its own process; `bastion serve` runs the hub, which starts them
-//! as its children and serves their tools, namespaced, over MCP streamable HTTP (or stdio);
-//! `bastion token` manages the hub's bearer tokens and OAuth grants; `bastion owner-secret` sets
-//! the secret that approves OAuth clients.
+//! servers over stdio, each in its own process; `bastion serve` runs the hub (the
+//! `bastion_hub` library), which starts them as its children and serves their tools,
+//! namespaced, over MCP streamable HTTP (or stdio); `bastion token` manages the hub's bearer
+//! tokens and OAuth grants; `bastion owner-secret` sets the secret that approves OAuth clients.
 
-mod config;
-mod http;
-mod metrics;
-mod router;
-mod scope;
-mod serve;
-mod tokens;
-mod upstream;
-
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "bastion", version, about = "Bastion: safe, auditable MCP servers for files, commands and git")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the filesystem MCP server over stdio (same flags as bastion-fs).
-    Fs(bastion_fs::FsArgs),
-    /// Run the git MCP server over stdio (same flags as bastion-git).
-    Git(bastion_git::GitArgs),
-    /// Run the shell MCP server over stdio (same flags as bastion-shell).
-    Shell(bastion_shell::ShellArgs),
-    /// Run the hub: the built-in servers on the roots, as one MCP server over HTTP or stdio.
-    Serve(serve::ServeArgs),
-    /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.
-    Tools(serve::ToolsArgs),
-    /// Check a hub configuration file without starting anything.
-    CheckConfig(serve::CheckArgs),
-    /// Manage the hub's bearer tokens (and list or revoke OAuth grants).
-    #[command(subcommand)]
-    Token(serve::TokenCommand),
-    /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
-    OwnerSecret(serve::StateDir),
-}
+use bastion_hub::cli::{Cli, Command};
+use bastion_hub::serve;
+use bastion_hub::settings::HubSettings;
+use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     // `bastion shell` re-executes this binary as its sandbox trampoline: that must happen before
@@ -54,12 +20,10 @@ fn main() -> anyhow::Result<()> {
         Command::Fs(args) => one_thread(bastion_fs::run_stdio(args)),
         Command::Git(args) => one_thread(bastion_git::run_stdio(args)),
         Command::Shell(args) => one_thread(bastion_shell::run_stdio(args)),
-        Command::Serve(args) => {
-            // One thread: the hub only moves messages between clients and children (which do
-            // the work, in their own processes), and a call crosses several tasks; on one
-            // thread those hand-offs are queue pushes rather than cross-thread wake-ups.
-            one_thread(serve::serve(args))
-        }
+        // One thread: the hub only moves messages between clients and children (which do the
+        // work, in their own processes), and a call crosses several tasks; on one thread those
+        // hand-offs are queue pushes rather than cross-thread wake-ups.
+        Command::Serve(args) => one_thread(serve::serve(HubSettings::from_serve_args(&args)?)),
         Command::Tools(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(serve::tools(args))
@@ -70,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs a stdio server on the current thread (no helper threads: one process per server).
+/// Runs a server on the current thread (no helper threads: one process per server).
 fn one_thread(server: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(server)
 }
