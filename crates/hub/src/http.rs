@@ -1,11 +1,18 @@
-//! Serving the hub over MCP streamable HTTP: the axum router (`/mcp`, `/mcp/`, `/healthz`,
-//! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
+//! Serving the hub over MCP streamable HTTP. The route table ([`app`]):
 //!
-//! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then,
-//! for a `tools/call` by a token without the tool's scope, 403 with `error="insufficient_scope"`
-//! (the scope challenge of the MCP authorization spec), then the `Accept` normalisation, then rmcp
-//! (which repeats the Host/Origin check with the same lists).
+//! | route | handler |
+//! |---|---|
+//! | `POST /mcp`, `POST /mcp/` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
+//! | other methods on `/mcp`, `/mcp/` | rmcp's `StreamableHttpService` |
+//! | the OAuth paths | [`bastion_oauth::OAuth::router`] (OAuth mode only) |
+//! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
+//!
+//! all behind one guard layer. Order of checks on every request: Host and Origin (403), then
+//! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
+//! `/readyz` and the OAuth paths (the guard), then on `/mcp`, for a `tools/call` by a token
+//! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
+//! MCP authorization spec), then the `Accept` normalisation, then rmcp (which repeats the
+//! Host/Origin check with the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
 //! ([`bastion_oauth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
@@ -21,7 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -132,9 +139,6 @@ pub enum Auth {
 struct Guard {
     allowed: Arc<Allowed>,
     auth: Auth,
-    hub: Hub,
-    /// MCP sessions (`--stateful`): every request goes through rmcp's session layer.
-    stateful: bool,
 }
 
 /// The largest request body the hub reads (rmcp's own limit): larger ones get 413.
@@ -340,39 +344,81 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
         Err(why) => return g.unauthorized(why),
     };
-    let mut body = body;
-    let to_mcp = matches!(parts.uri.path(), "/mcp" | "/mcp/");
-    let fast = !g.stateful && to_mcp && fast::headers_qualify(&parts.method, &parts.headers);
-    if parts.method == axum::http::Method::POST && (fast || !principal.scopes.contains(&Scope::all())) {
-        // Read the body once, to find a tools/call the token may not make and to serve a plain
-        // tools/call directly; anything else goes on to rmcp with the same bytes.
-        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(b) => b,
-            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
-        };
-        let parsed = if fast { fast::parse(&bytes) } else { fast::Parsed::Other };
-        if let fast::Parsed::NotJson(e) = &parsed {
-            return parse_error(e);
-        }
-        if !principal.scopes.contains(&Scope::all()) {
-            let tool = match &parsed {
-                fast::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
-                _ => called_tool(&bytes),
-            };
-            if let Some(denied) =
-                tool.and_then(|t| scope_challenge(&g.hub, &principal, &t, g.resource_metadata().as_deref()))
-            {
-                return denied;
-            }
-        }
-        if let fast::Parsed::Call(call) = parsed {
-            return fast::serve(&g.hub, principal, call).await;
-        }
-        body = axum::body::Body::from(bytes);
-    }
     parts.extensions.insert(principal);
-    normalise_accept(&mut parts.headers);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// What `/mcp` needs besides the request: the hub for direct calls and scope checks, rmcp's
+/// service for everything else.
+#[derive(Clone)]
+struct McpEndpoint {
+    hub: Hub,
+    rmcp: Rmcp,
+    /// Stateless mode: plain `tools/call` requests are answered by [`direct`].
+    direct: bool,
+    /// In OAuth mode, the protected-resource metadata named in the scope challenge.
+    resource_metadata: Option<Arc<str>>,
+}
+
+/// rmcp's streamable HTTP service, with or without sessions.
+#[derive(Clone)]
+enum Rmcp {
+    Stateless(StreamableHttpService<Hub, NeverSessionManager>),
+    Stateful(StreamableHttpService<Hub, LocalSessionManager>),
+}
+
+/// `POST /mcp` (and `/mcp/`), after the guard (Host, Origin, bearer token; the caller's
+/// [`Principal`] is in the request's extensions). A token without `*:*` has its `tools/call`
+/// checked against the tool's scope first (403 with the scope challenge); then a plain
+/// stateless `tools/call` is answered by [`direct`], and everything else goes to rmcp with the
+/// same bytes. The body is read and parsed once, and only when one of those needs it.
+async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let Some(principal) = parts.extensions.get::<Principal>() else {
+        // Only the guard's own refusals skip the principal; rmcp then serves nobody.
+        return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
+    };
+    let direct = mcp.direct && direct::headers_qualify(&parts.method, &parts.headers);
+    let restricted = !principal.scopes.contains(&Scope::all());
+    if !(direct || restricted) {
+        return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+    };
+    let parsed = if direct { direct::parse(&bytes) } else { direct::Parsed::Other };
+    if let direct::Parsed::NotJson(e) = &parsed {
+        return parse_error(e);
+    }
+    if restricted {
+        let tool = match &parsed {
+            direct::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
+            _ => called_tool(&bytes),
+        };
+        if let Some(denied) =
+            tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, mcp.resource_metadata.as_deref()))
+        {
+            return denied;
+        }
+    }
+    if let direct::Parsed::Call(call) = parsed
+        && let Some(principal) = parts.extensions.remove::<Principal>()
+    {
+        return direct::answer(&mcp.hub, principal, call).await;
+    }
+    to_rmcp(State(mcp), Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// Every other request to `/mcp` (and the `POST`s [`post_mcp`] does not answer): rmcp's
+/// streamable HTTP service, after the `Accept` normalisation.
+async fn to_rmcp(State(mcp): State<McpEndpoint>, mut req: Request) -> Response {
+    normalise_accept(req.headers_mut());
+    let response = match &mcp.rmcp {
+        Rmcp::Stateless(service) => service.handle(req).await,
+        Rmcp::Stateful(service) => service.handle(req).await,
+    };
+    response.map(axum::body::Body::new)
 }
 
 /// The tool a `tools/call` body calls, if it is one.
@@ -413,13 +459,15 @@ fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metada
     Some(r)
 }
 
-/// The direct path for the commonest request: a stateless, legacy-protocol `tools/call` with no
-/// `_meta` (so no progress, no per-request 2026 protocol metadata). rmcp's stateless service
-/// builds a service, a transport and a task for every request (about 60 µs of the hub's ~160 µs
-/// per call); this answers the same JSON-RPC message, serialised from the same rmcp types, from
-/// the hub directly. Everything else — other methods, `_meta`, progress, 2026-07-28 requests,
+/// The direct path for the commonest request, served by [`post_mcp`]: a stateless,
+/// legacy-protocol `tools/call` with no `_meta` (so no progress, no per-request 2026 protocol
+/// metadata). rmcp's stateless service builds a service, a transport and a task for every
+/// request (about 60 µs of the hub's ~160 µs per call); this answers the same JSON-RPC message,
+/// serialised from the same rmcp types, from the hub directly, through the same
+/// [`Hub::call`]. Everything else — other methods, `_meta`, progress, 2026-07-28 requests,
 /// unknown protocol versions, bodies that are not exactly a JSON-RPC request — goes to rmcp.
-mod fast {
+/// `crates/hub/tests/direct_path.rs` checks that both paths give the same bytes.
+pub mod direct {
     use axum::http::{HeaderMap, Method, StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use rmcp::model::{
@@ -433,7 +481,7 @@ mod fast {
 
     /// Protocol versions served on this path (those negotiated through `initialize`; a missing
     /// header means 2025-03-26, as the specification says).
-    const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+    pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
     /// Whether the request line and headers allow the direct path.
     pub fn headers_qualify(method: &Method, headers: &HeaderMap) -> bool {
@@ -474,12 +522,15 @@ mod fast {
 
     /// Parses `body` once, for both the direct path and the parse-error answer.
     pub fn parse(body: &[u8]) -> Parsed {
+        // Borrowed where serde_json can (no escapes): no allocation for the fixed strings.
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct Request {
-            jsonrpc: String,
+        struct Request<'a> {
+            #[serde(borrow)]
+            jsonrpc: std::borrow::Cow<'a, str>,
             id: RequestId,
-            method: String,
+            #[serde(borrow)]
+            method: std::borrow::Cow<'a, str>,
             params: Params,
         }
         #[derive(serde::Deserialize)]
@@ -503,7 +554,7 @@ mod fast {
     }
 
     /// Runs the call and answers it as rmcp's stateless JSON mode would.
-    pub async fn serve(hub: &Hub, principal: Principal, call: Call) -> Response {
+    pub async fn answer(hub: &Hub, principal: Principal, call: Call) -> Response {
         let cancelled = CancellationToken::new();
         // The call runs in its own task, which outlives this future if the client goes away:
         // then the guard fires and the hub cancels the call upstream, as rmcp does (#857).
@@ -602,21 +653,29 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         .with_cancellation_token(shutdown);
     let factory_hub = hub.clone();
     let factory = move || Ok(factory_hub.clone());
-    let mcp = if stateful {
+    let rmcp = if stateful {
         let mut sessions = LocalSessionManager::default();
         sessions.session_config.keep_alive = Some(SESSION_IDLE);
-        let service = StreamableHttpService::new(factory, Arc::new(sessions), config);
-        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+        Rmcp::Stateful(StreamableHttpService::new(factory, Arc::new(sessions), config))
     } else {
-        let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
-        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+        Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
     let oauth_routes = match &auth {
         Auth::OAuthServer { oauth, .. } => oauth.router(),
         _ => Router::new(),
     };
-    let g = Guard { allowed: Arc::new(allowed), auth, hub: hub.clone(), stateful };
-    mcp.merge(oauth_routes)
+    let g = Guard { allowed: Arc::new(allowed), auth };
+    let endpoint = McpEndpoint {
+        hub: hub.clone(),
+        rmcp,
+        direct: !stateful,
+        resource_metadata: g.resource_metadata().map(Arc::from),
+    };
+    let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
+    Router::new()
+        .route("/mcp", mcp.clone())
+        .route("/mcp/", mcp)
+        .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
