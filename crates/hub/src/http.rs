@@ -59,22 +59,32 @@ impl Allowed {
         }
     }
 
-    /// Loopback, plus the host of `public_url` if given (`https://hub.example.com/mcp`).
+    /// Loopback, plus the host of `public_url` if given (`https://hub.example.com/mcp`) and its
+    /// origin as a browser sends it (`https://hub.example.com`: lower case, no default port).
     pub fn new(public_url: Option<&str>) -> Result<Allowed, String> {
-        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-        let mut origins: Vec<String> =
-            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec();
-        if let Some(url) = public_url {
-            let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("--public-url '{url}' has no scheme"))?;
-            if scheme != "http" && scheme != "https" {
-                return Err(format!("--public-url '{url}' must be http or https"));
-            }
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = host_of(authority).ok_or_else(|| format!("--public-url '{url}' has no host"))?;
-            hosts.push(host.to_ascii_lowercase());
-            origins.push(format!("{scheme}://{}", authority.to_ascii_lowercase()));
+        let mut allowed = Allowed::loopback();
+        let Some(raw) = public_url else { return Ok(allowed) };
+        let url = url::Url::parse(raw).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => format!("--public-url '{raw}' has no scheme"),
+            e => format!("--public-url '{raw}': {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("--public-url '{raw}' must be http or https"));
         }
-        Ok(Allowed { hosts, origins })
+        // The url crate reads `https:///mcp` and `https:mcp` as a URL whose host is `mcp`
+        // (WHATWG's forgiving parse); a public URL must name its host after `//` itself.
+        let names_host = raw.split_once("://").is_some_and(|(_, rest)| !rest.starts_with(['/', '\\']));
+        let host = match url.host() {
+            Some(_) if !names_host || !url.username().is_empty() || url.password().is_some() => None,
+            Some(url::Host::Domain(d)) => Some(d.to_owned()),
+            Some(url::Host::Ipv4(a)) => Some(a.to_string()),
+            Some(url::Host::Ipv6(a)) => Some(a.to_string()),
+            None => None,
+        };
+        let host = host.ok_or_else(|| format!("--public-url '{raw}' has no host"))?;
+        allowed.hosts.push(host);
+        allowed.origins.push(url.origin().ascii_serialization());
+        Ok(allowed)
     }
 
     /// Whether a `Host` header value is allowed (port ignored).
@@ -98,6 +108,11 @@ impl Allowed {
 }
 
 /// The host part of an authority (`[::1]:8080` → `::1`, `a.b:1` → `a.b`); `None` if malformed.
+///
+/// Written out rather than taken from the url crate: it runs on every request's `Host` (and
+/// absolute-form target), where the url crate would allocate a URL per request and normalise
+/// what it is given (`127.1`, percent-escapes, IDNA), accepting hosts this exact comparison
+/// refuses. A `Host` must spell an allowed host exactly, in any case.
 fn host_of(authority: &str) -> Option<&str> {
     if authority.contains('@') {
         return None;
@@ -737,9 +752,34 @@ mod tests {
 
     #[test]
     fn public_url_errors() {
-        assert!(Allowed::new(Some("hub.example.com")).is_err());
-        assert!(Allowed::new(Some("ftp://hub.example.com")).is_err());
-        assert!(Allowed::new(Some("https:///mcp")).is_err());
+        for (url, want) in [
+            ("hub.example.com", "has no scheme"),
+            ("ftp://hub.example.com", "must be http or https"),
+            ("https:///mcp", "has no host"),
+            ("https:mcp", "has no host"),
+            ("https://user@hub.example.com/mcp", "has no host"),
+            ("https://user:pw@hub.example.com/mcp", "has no host"),
+            ("https://hub.example.com:99999/mcp", "invalid port"),
+            ("https://[::1/mcp", "invalid IPv6"),
+        ] {
+            let e = Allowed::new(Some(url)).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn public_url_host_and_origin() {
+        for (url, host, origin) in [
+            ("https://Hub.Example.com/mcp", "hub.example.com", "https://hub.example.com"),
+            ("https://hub.example.com:443/mcp", "hub.example.com", "https://hub.example.com"),
+            ("https://hub.example.com:8443", "hub.example.com", "https://hub.example.com:8443"),
+            ("http://[::1]:9000/mcp", "::1", "http://[::1]:9000"),
+            ("http://127.0.0.1:9000", "127.0.0.1", "http://127.0.0.1:9000"),
+        ] {
+            let a = Allowed::new(Some(url)).unwrap();
+            assert_eq!(a.hosts.last().map(String::as_str), Some(host), "{url}");
+            assert_eq!(a.origins.last().map(String::as_str), Some(origin), "{url}");
+        }
     }
 
     #[test]
