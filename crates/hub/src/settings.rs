@@ -128,20 +128,44 @@ pub enum SettingsError {
     CurrentDir(std::io::Error),
 }
 
+impl SettingsError {
+    /// A stable snake_case code for the kind of problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettingsError::File(_) => "config_file",
+            SettingsError::NoAuthNeedsLoopback(_) => "no_auth_needs_loopback",
+            SettingsError::PublicUrl(_) => "public_url",
+            SettingsError::OAuth(_) => "oauth_settings",
+            SettingsError::ExtraCa { .. } => "oauth_extra_ca",
+            SettingsError::Root { .. } => "root",
+            SettingsError::TokenVariableUnset { .. } => "token_variable_unset",
+            SettingsError::ProgramNotFound { .. } => "program_not_found",
+            SettingsError::StateDir(_) => "state_dir",
+            SettingsError::OwnPath(_) => "own_path",
+            SettingsError::CurrentDir(_) => "current_dir",
+        }
+    }
+}
+
 /// Every problem found, and where the settings came from.
 #[derive(Debug)]
 pub struct Problems {
     /// The configuration file, if one was read.
     pub file: Option<PathBuf>,
+    /// Whether flags were merged over it (`serve`, `tools`) rather than the file alone
+    /// (`check-config`).
+    pub flags: bool,
     /// The problems, in the order they were found.
     pub errors: Vec<SettingsError>,
 }
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.file {
-            Some(file) => write!(f, "{} problem(s) in {}:", self.errors.len(), file.display())?,
-            None => write!(f, "{} problem(s) in the flags:", self.errors.len())?,
+        let n = self.errors.len();
+        match (&self.file, self.flags) {
+            (Some(file), false) => write!(f, "{n} problem(s) in {}:", file.display())?,
+            (Some(file), true) => write!(f, "{n} problem(s) in the flags and {}:", file.display())?,
+            (None, _) => write!(f, "{n} problem(s) in the flags:")?,
         }
         for e in &self.errors {
             write!(f, "\n  {e}")?;
@@ -163,12 +187,13 @@ enum Depth {
 /// Collects problems instead of stopping at the first.
 struct Found {
     file: Option<PathBuf>,
+    flags: bool,
     errors: Vec<SettingsError>,
 }
 
 impl Found {
-    fn new(file: Option<&Path>) -> Found {
-        Found { file: file.map(Path::to_path_buf), errors: vec![] }
+    fn new(file: Option<&Path>, flags: bool) -> Found {
+        Found { file: file.map(Path::to_path_buf), flags, errors: vec![] }
     }
 
     fn ok<T>(&mut self, r: Result<T, SettingsError>) -> Option<T> {
@@ -176,12 +201,16 @@ impl Found {
     }
 
     fn finish<T>(self, value: T) -> Result<T, Problems> {
-        if self.errors.is_empty() { Ok(value) } else { Err(Problems { file: self.file, errors: self.errors }) }
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(Problems { file: self.file, flags: self.flags, errors: self.errors })
+        }
     }
 
     fn fail(mut self, e: SettingsError) -> Problems {
         self.errors.push(e);
-        Problems { file: self.file, errors: self.errors }
+        Problems { file: self.file, flags: self.flags, errors: self.errors }
     }
 }
 
@@ -196,8 +225,8 @@ impl HubSettings {
     /// The settings of `bastion serve`: its flags over its `--config` file.
     pub fn from_serve_args(args: &ServeArgs) -> Result<HubSettings, Problems> {
         let file = args.upstreams.config.as_deref();
-        let config = load(file).map_err(|e| found_fail(file, e))?;
-        let mut found = Found::new(file);
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let mut found = Found::new(file, true);
         let asked = Asked {
             listen: args.listen.or(config.listen).unwrap_or(DEFAULT_LISTEN),
             public_url: args.public_url.clone().or(config.public_url.clone()),
@@ -229,8 +258,8 @@ impl HubSettings {
     /// The upstreams of `bastion tools`: its flags over its `--config` file.
     pub fn upstreams_of(args: &UpstreamArgs) -> Result<Vec<UpstreamSpec>, Problems> {
         let file = args.config.as_deref();
-        let config = load(file).map_err(|e| found_fail(file, e))?;
-        let mut found = Found::new(file);
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let mut found = Found::new(file, true);
         let specs = upstreams(&mut found, args, &config, Depth::Start);
         found.finish(specs)
     }
@@ -240,8 +269,8 @@ impl HubSettings {
     /// and a summary of what it would do. The OAuth settings are checked against a placeholder
     /// state directory: nothing is opened.
     pub fn check_file(file: &Path) -> Result<String, Problems> {
-        let config = load(Some(file)).map_err(|e| found_fail(Some(file), e))?;
-        let mut found = Found::new(Some(file));
+        let config = load(Some(file)).map_err(|e| Found::new(Some(file), false).fail(e))?;
+        let mut found = Found::new(Some(file), false);
         let asked = Asked {
             listen: config.listen.unwrap_or(DEFAULT_LISTEN),
             public_url: config.public_url.clone(),
@@ -268,10 +297,6 @@ impl HubSettings {
         let default = if config.upstreams.is_empty() { " (default)" } else { "" };
         found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}", file.display()))
     }
-}
-
-fn found_fail(file: Option<&Path>, e: SettingsError) -> Problems {
-    Found::new(file).fail(e)
 }
 
 /// The HTTP choices once flags and file are merged.
@@ -449,6 +474,124 @@ fn find_program(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(argv: &[&str]) -> Result<HubSettings, Problems> {
+        let flags = Flags::try_parse_from(std::iter::once("bastion").chain(argv.iter().copied())).unwrap();
+        HubSettings::from_serve_args(&flags.serve)
+    }
+
+    #[test]
+    fn flags_win_over_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:9001\"\nstateful = true\ncall_timeout = \"90s\"\nroots = [\"{root}\"]\n\
+                 [[upstream]]\nname = \"files\"\nbuiltin = \"fs\"\n\
+                 [[upstream]]\nname = \"run\"\nbuiltin = \"shell\"\n\
+                 [[upstream]]\nname = \"docs\"\ncommand = \"docs-mcp\"\nenv = {{ A = \"1\" }}\n\
+                 [[upstream]]\nname = \"far\"\nurl = \"https://far.example/mcp\"\nping_interval = \"2s\"\n"
+            ),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let s = settings(&["--config", file, "--state-dir", root, "--listen", "127.0.0.1:9002"]).unwrap();
+        let Transport::Http(http) = &s.transport else { panic!("not http") };
+        assert_eq!(http.listen.port(), 9002, "the flag wins");
+        assert!(http.stateful, "the file's, no flag");
+        assert!(matches!(http.auth, AuthSettings::Tokens));
+        assert_eq!(s.call_timeout, Duration::from_secs(90));
+        let names: Vec<_> = s.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["files", "run", "docs", "far"]);
+        // The source decides the exec tier, not a name.
+        let runs: Vec<_> = s.upstreams.iter().map(|u| u.source.runs_programs()).collect();
+        assert_eq!(runs, [false, true, false, false]);
+        match &s.upstreams[0].source {
+            Source::Builtin { server: Builtin::Fs, args, .. } => assert_eq!(args[0], "--root"),
+            other => panic!("{other:?}"),
+        }
+        match &s.upstreams[2].source {
+            Source::Command { program, env, .. } => {
+                assert_eq!(program, Path::new("docs-mcp"));
+                assert_eq!(env, &[("A".to_owned(), "1".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.upstreams[3].source {
+            Source::Remote(r) => {
+                assert_eq!((r.url.as_str(), r.ping_interval), ("https://far.example/mcp", Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = settings(&["--config", file, "--state-dir", root, "--stdio", "--call-timeout", "5s"]).unwrap();
+        assert!(matches!(s.transport, Transport::Stdio));
+        assert_eq!(s.call_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_defaults_are_the_three_builtins_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let s = settings(&["--root", root, "--state-dir", root]).unwrap();
+        let Transport::Http(http) = &s.transport else { panic!("not http") };
+        assert_eq!(http.listen, DEFAULT_LISTEN);
+        assert_eq!(s.call_timeout, DEFAULT_CALL_TIMEOUT);
+        let got: Vec<_> = s
+            .upstreams
+            .iter()
+            .map(|u| match &u.source {
+                Source::Builtin { server, args, .. } => (server.name(), args.iter().any(|a| a == "--allow-write")),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [("fs", false), ("git", false), ("shell", false)]);
+        let s = settings(&["--root", root, "--state-dir", root, "--allow-write"]).unwrap();
+        let writes: Vec<_> = s
+            .upstreams
+            .iter()
+            .map(|u| matches!(&u.source, Source::Builtin { args, .. } if args.iter().any(|a| a == "--allow-write")))
+            .collect();
+        assert_eq!(writes, [true, true, false], "never for shell");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let e = settings(&[
+            "--state-dir",
+            root,
+            "--no-auth",
+            "--listen",
+            "0.0.0.0:1",
+            "--public-url",
+            "ftp://x",
+            "--root",
+            "/no/such/root",
+        ])
+        .err()
+        .unwrap();
+        let codes: Vec<_> = e.errors.iter().map(SettingsError::code).collect();
+        assert_eq!(codes, ["public_url", "no_auth_needs_loopback", "root"]);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("3 problem(s) in the flags:\n  --public-url 'ftp://x' must be http or https"),
+            "{text}"
+        );
+        assert!(text.contains("on a loopback listen address (got 0.0.0.0:1)"), "{text}");
+        // Over stdio there is no listener to check.
+        let e = settings(&["--state-dir", root, "--stdio", "--no-auth", "--listen", "0.0.0.0:1", "--root", root]);
+        assert!(e.is_ok());
+    }
 
     #[test]
     fn programs_are_found_like_the_child_would_be() {
