@@ -185,14 +185,14 @@ fn yes() -> bool {
 
 impl HubConfig {
     /// Reads and validates a file: TOML, or (`*.json`) a client's `mcpServers` file.
-    pub fn load(path: &Path) -> anyhow::Result<HubConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<HubConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             HubConfig::from_mcp_servers(&text)
         } else {
             HubConfig::parse(&text)
         };
-        parsed.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        parsed.map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Imports the `mcpServers` object of a Claude Desktop / Cursor style JSON file: every

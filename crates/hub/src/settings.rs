@@ -216,7 +216,7 @@ impl Found {
 
 fn load(file: Option<&Path>) -> Result<HubConfig, SettingsError> {
     match file {
-        Some(p) => HubConfig::load(p).map_err(|e| SettingsError::File(format!("{e:#}"))),
+        Some(p) => HubConfig::load(p).map_err(SettingsError::File),
         None => Ok(HubConfig::default()),
     }
 }
