@@ -1,6 +1,6 @@
-//! The command line of `bastion`, as clap parses it: raw flags only. Nothing here is read after
-//! start-up: [`crate::settings::HubSettings`] turns these flags and the configuration file into
-//! the one value the hub runs from.
+//! The command line of `bastion`, as clap parses it: raw flags only. The hub never decides
+//! anything from them directly: [`crate::settings::HubSettings`] turns these flags and the
+//! configuration file into the one value it runs from.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -474,7 +474,7 @@ fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metada
     Some(r)
 }
 
-/// The direct path for the commonest request, served by [`post_mcp`]: a stateless,
+/// The direct path for the commonest request, served by `post_mcp`: a stateless,
 /// legacy-protocol `tools/call` with no `_meta` (so no progress, no per-request 2026 protocol
 /// metadata). rmcp's stateless service builds a service, a transport and a task for every
 /// request (about 60 µs of the hub's ~160 µs per call); this answers the same JSON-RPC message,
