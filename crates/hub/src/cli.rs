@@ -90,6 +90,7 @@ pub struct ServeArgs {
     /// with issuer scheme://host[:port] of this URL, which must be https (http on loopback) and
     /// have no path but /mcp.
     #[arg(long, value_name = "URL")]
+    #[allow(rustdoc::broken_intra_doc_links)] // the text is clap's help: `[:port]` is no link
     pub public_url: Option<String>,
     /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
     #[arg(long)]
