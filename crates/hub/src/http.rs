@@ -364,9 +364,13 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
 }
 
 /// What `/mcp` needs besides the request: the hub for direct calls and scope checks, rmcp's
-/// service for everything else.
-#[derive(Clone)]
-struct McpEndpoint {
+/// service for everything else. Shared behind one `Arc`: axum clones a handler's state for
+/// every request, and cloning rmcp's service would copy its configuration (host and origin
+/// lists) each time.
+type McpEndpoint = Arc<Endpoint>;
+
+/// See [`McpEndpoint`].
+struct Endpoint {
     hub: Hub,
     rmcp: Rmcp,
     /// Stateless mode: plain `tools/call` requests are answered by [`direct`].
@@ -376,7 +380,6 @@ struct McpEndpoint {
 }
 
 /// rmcp's streamable HTTP service, with or without sessions.
-#[derive(Clone)]
 enum Rmcp {
     Stateless(StreamableHttpService<Hub, NeverSessionManager>),
     Stateful(StreamableHttpService<Hub, LocalSessionManager>),
@@ -680,12 +683,12 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         _ => Router::new(),
     };
     let g = Guard { allowed: Arc::new(allowed), auth };
-    let endpoint = McpEndpoint {
+    let endpoint = Arc::new(Endpoint {
         hub: hub.clone(),
         rmcp,
         direct: !stateful,
         resource_metadata: g.resource_metadata().map(Arc::from),
-    };
+    });
     let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
     Router::new()
         .route("/mcp", mcp.clone())
