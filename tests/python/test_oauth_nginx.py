@@ -29,6 +29,7 @@ import pytest
 
 from test_oauth_browser import approve_in_browser, chromium
 from fsclient import stop_process
+from prereq import require_program
 from oauth_client import (
     TIMEOUT,
     OAuthHub,
@@ -37,7 +38,6 @@ from oauth_client import (
     free_port,
     mcp,
     INIT,
-    require_program,
     running_hub,
     sdk_oauth_tools,
 )
