@@ -620,6 +620,37 @@ mod tests {
     }
 
     #[test]
+    fn the_hub_protects_its_own_state_and_decides_approvals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            "[approval]\napprove_via_elicitation = true\n[[approval.rule]]\nserver = \"fs\"\naction = \"ask\"\n",
+        )
+        .unwrap();
+        let (root_s, state_s, file_s) = (root.to_str().unwrap(), state.to_str().unwrap(), file.to_str().unwrap());
+        let s =
+            settings(&["--root", root_s, "--state-dir", state_s, "--config", file_s, "--allow-state-in-root"]).unwrap();
+        assert!(s.allow_state_in_root);
+        assert_eq!(s.roots, [root.clone()]);
+        assert_eq!(s.audit_log, state.join("audit.jsonl"));
+        assert!(s.approvals.config.approve_via_elicitation);
+        assert_eq!(s.approvals.config.rules.len(), 1);
+        assert!(s.approvals.control_socket.starts_with(&state), "{}", s.approvals.control_socket.display());
+        for u in &s.upstreams {
+            let Source::Builtin { args, .. } = &u.source else { panic!("{u:?}") };
+            let protected: Vec<_> = args.windows(2).filter(|w| w[0] == "--protect").map(|w| w[1].as_str()).collect();
+            assert_eq!(protected, [state_s, file_s, state.join("audit.jsonl").to_str().unwrap()]);
+            assert!(args.iter().any(|a| a == "--no-approvals"), "{args:?}");
+        }
+        let s = settings(&["--root", root_s, "--state-dir", state_s, "--audit-log", file_s]).unwrap();
+        assert!(!s.allow_state_in_root);
+        assert_eq!(s.audit_log, file);
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_code() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
