@@ -634,7 +634,7 @@ mod tests {
         let s =
             settings(&["--root", root_s, "--state-dir", state_s, "--config", file_s, "--allow-state-in-root"]).unwrap();
         assert!(s.allow_state_in_root);
-        assert_eq!(s.roots, [root.clone()]);
+        assert_eq!(s.roots, std::slice::from_ref(&root));
         assert_eq!(s.audit_log, state.join("audit.jsonl"));
         assert!(s.approvals.config.approve_via_elicitation);
         assert_eq!(s.approvals.config.rules.len(), 1);
