@@ -341,7 +341,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         Some(AuthSettings::OAuth(s)) => (Auth::tokens(Box::new(SqliteStore::open(&state_dir)?)), Some(s.clone())),
     };
     // The control socket lives in the state directory, so it exists whatever the journal's path.
-    bastion_auth::state::ensure_dir(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    bastion_auth::state::ensure_dir(&state_dir)?;
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let banner = names(&specs);
     let supervised = Supervised::start(specs);
