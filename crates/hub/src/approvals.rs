@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bastion_control::{Engine, socket};
-use bastion_policy::approval::{
-    ApprovalConfig, ApprovalRules, CallFacts, path_arguments, program_arguments, relative_for_matching,
-};
+use bastion_policy::approval::{ApprovalRules, CallFacts, path_arguments, program_arguments, relative_for_matching};
 use bastion_policy::audit::AuditLog;
 use bastion_policy::{Access, DenyRules, Error, Tier};
 use bastion_server_kit::approvals::{Gated, Waiting, gate, render};
@@ -23,6 +21,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::router::CallSite;
+use crate::settings::ApprovalSettings;
 use bastion_auth::Principal;
 
 /// The hub's engine, rules and control socket.
@@ -38,7 +37,8 @@ pub struct HubApprovals {
 pub struct HubCall<'a> {
     /// The upstream's name.
     pub upstream: &'a str,
-    /// The upstream's kind (`fs`, `git`, `shell`, `stdio`, `remote`).
+    /// The upstream's kind ([`crate::upstream::Source::kind`]: `fs`, `git`, `shell`, `stdio`,
+    /// `http`).
     pub kind: &'a str,
     /// The upstream's own tool name.
     pub inner: &'a str,
@@ -51,18 +51,19 @@ pub struct HubCall<'a> {
 }
 
 impl HubApprovals {
-    /// Compiles the rules and binds `control/hub-PID.sock` in `state_dir`.
+    /// Compiles the rules and binds the control socket of `settings` (`control/hub-PID.sock` in
+    /// the state directory); `roots` are the built-in servers' roots, paths are matched
+    /// relative to them.
     pub fn start(
-        config: &ApprovalConfig,
-        roots: Vec<PathBuf>,
-        state_dir: &Path,
+        settings: &ApprovalSettings,
+        roots: &[PathBuf],
         audit_path: &Path,
     ) -> anyhow::Result<Arc<HubApprovals>> {
-        let rules = ApprovalRules::new(config).map_err(|e| anyhow::anyhow!("[approval]: {}", e.message))?;
+        let rules = ApprovalRules::new(&settings.config).map_err(|e| anyhow::anyhow!("[approval]: {}", e.message))?;
         let audit = AuditLog::open(audit_path)?;
         let engine = Engine::new("hub", Arc::new(audit));
-        let path = socket::socket_path(state_dir, "hub");
-        let listening = socket::listen(engine.clone(), &path)
+        let path = &settings.control_socket;
+        let listening = socket::listen(engine.clone(), path)
             .map_err(|e| anyhow::anyhow!("control socket {}: {e}", path.display()))?;
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
         Ok(Arc::new(HubApprovals { engine, rules, roots, deny: DenyRules::defaults(), _socket: listening }))

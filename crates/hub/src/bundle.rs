@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, FromArgMatches};
 
-use crate::serve::ServeArgs;
+use crate::cli::ServeArgs;
 
 /// Flags of `bastion bundle-serve`.
 #[derive(Args, Debug)]

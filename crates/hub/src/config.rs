@@ -75,7 +75,7 @@ pub struct HubConfig {
     #[serde(default)]
     pub stateful: bool,
     /// Longest a tool call may take (humantime: `90s`, `15m`).
-    #[serde(default, with = "humantime_serde_opt")]
+    #[serde(default, with = "humantime_serde")]
     pub call_timeout: Option<std::time::Duration>,
     /// Upstreams; empty means the default built-ins.
     #[serde(default, rename = "upstream")]
@@ -94,13 +94,13 @@ pub struct HubConfig {
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// Access token lifetime (default 1h).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "humantime_serde")]
     pub access_token_ttl: Option<std::time::Duration>,
     /// Refresh token lifetime (default 30d; each rotation starts a new period).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "humantime_serde")]
     pub refresh_token_ttl: Option<std::time::Duration>,
     /// Authorization code lifetime (default and maximum 10m).
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "humantime_serde")]
     pub code_ttl: Option<std::time::Duration>,
     /// Hosts whose client metadata documents may be on private addresses.
     #[serde(default)]
@@ -141,16 +141,6 @@ impl OAuthConfig {
             || !self.cimd_allow_private.is_empty()
             || !self.cimd_extra_ca.is_empty()
             || !self.clients.is_empty()
-    }
-}
-
-/// `"1h"`, `"30d"`: humantime durations in TOML strings.
-mod opt_duration {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Some).map_err(|e| serde::de::Error::custom(format!("'{s}': {e}")))
     }
 }
 
@@ -195,10 +185,10 @@ pub struct UpstreamConfig {
     #[serde(default = "yes")]
     pub required: bool,
     /// Longest a call to this upstream may take (default: the hub's `call_timeout`).
-    #[serde(default, with = "humantime_serde_opt")]
+    #[serde(default, with = "humantime_serde")]
     pub call_timeout: Option<std::time::Duration>,
     /// How often a `url` upstream's tools are listed again (default 15 s).
-    #[serde(default, with = "humantime_serde_opt")]
+    #[serde(default, with = "humantime_serde")]
     pub ping_interval: Option<std::time::Duration>,
 }
 
@@ -206,38 +196,25 @@ fn yes() -> bool {
     true
 }
 
-/// `Option<Duration>` written as a humantime string (`"90s"`, `"15m"`).
-mod humantime_serde_opt {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => humantime::parse_duration(&s)
-                .map(Some)
-                .map_err(|e| serde::de::Error::custom(format!("duration '{s}': {e}"))),
-        }
-    }
-}
-
 impl HubConfig {
     /// Reads and validates a file: TOML, or (`*.json`) a client's `mcpServers` file.
-    pub fn load(path: &Path) -> anyhow::Result<HubConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<HubConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             HubConfig::from_mcp_servers(&text)
         } else {
             HubConfig::parse(&text)
         };
-        parsed.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        parsed.map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Imports the `mcpServers` object of a Claude Desktop / Cursor style JSON file: every
-    /// stdio entry (`command`, `args`, `env`) becomes an upstream. Names are made valid by
-    /// lower-casing and dropping other characters (`GitHub-MCP` → `githubmcp`), cut to 16; a
-    /// name that is still invalid or collides is an error. Upstreams come in the byte order of
-    /// the original names. Remote entries (`url`) are refused
-    /// until remote upstreams exist.
+    /// stdio entry (`command`, `args`, `env`) becomes a command upstream, every remote entry
+    /// (`url`, streamable HTTP) a remote one. Names are made valid by lower-casing and dropping
+    /// other characters (`GitHub-MCP` → `githubmcp`), cut to 16; a name that is still invalid
+    /// or collides is an error. Upstreams come in the byte order of the original names. An
+    /// entry's `headers` are not imported: a remote upstream's token comes from an environment
+    /// variable named in a TOML file (`bearer_token_env`), never from the file itself.
     pub fn from_mcp_servers(text: &str) -> Result<HubConfig, String> {
         #[derive(Deserialize)]
         struct File {

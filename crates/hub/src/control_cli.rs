@@ -35,6 +35,7 @@ pub struct ApprovalsArgs {
     /// JSON (one array; with --watch one event per line).
     #[arg(long)]
     pub json: bool,
+    /// Which running servers.
     #[command(flatten)]
     pub target: ControlTarget,
 }
@@ -44,6 +45,7 @@ pub struct ApprovalsArgs {
 pub struct ApproveArgs {
     /// The request's id, as `bastion approvals` shows it.
     pub id: String,
+    /// Which running servers.
     #[command(flatten)]
     pub target: ControlTarget,
 }
@@ -56,6 +58,7 @@ pub struct DenyArgs {
     /// Why; the model is told.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Which running servers.
     #[command(flatten)]
     pub target: ControlTarget,
 }
@@ -74,6 +77,7 @@ pub enum ModeName {
 pub struct ModeArgs {
     /// observe or normal.
     pub mode: ModeName,
+    /// Which running servers.
     #[command(flatten)]
     pub target: ControlTarget,
 }
@@ -81,6 +85,7 @@ pub struct ModeArgs {
 /// `bastion pause` / `bastion resume`.
 #[derive(Args, Debug)]
 pub struct SwitchArgs {
+    /// Which running servers.
     #[command(flatten)]
     pub target: ControlTarget,
 }

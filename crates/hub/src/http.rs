@@ -1,11 +1,18 @@
-//! Serving the hub over MCP streamable HTTP: the axum router (`/mcp`, `/mcp/`, `/healthz`,
-//! `/readyz`, `/metrics`), the Host/Origin guard and the bearer-token layer in front of rmcp's service.
+//! Serving the hub over MCP streamable HTTP. The route table ([`app`]):
 //!
-//! Order of checks on every request: Host and Origin (403), then the bearer token (401 with
-//! `WWW-Authenticate: Bearer`) on every path but `/healthz`, `/readyz` and the OAuth paths, then,
-//! for a `tools/call` by a token without the tool's scope, 403 with `error="insufficient_scope"`
-//! (the scope challenge of the MCP authorization spec), then the `Accept` normalisation, then rmcp
-//! (which repeats the Host/Origin check with the same lists).
+//! | route | handler |
+//! |---|---|
+//! | `POST /mcp`, `POST /mcp/` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
+//! | other methods on `/mcp`, `/mcp/` | rmcp's `StreamableHttpService` |
+//! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
+//! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
+//!
+//! all behind one guard layer. Order of checks on every request: Host and Origin (403), then
+//! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
+//! `/readyz` and the OAuth paths (the guard), then on `/mcp`, for a `tools/call` by a token
+//! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
+//! MCP authorization spec), then the `Accept` normalisation, then rmcp (which repeats the
+//! Host/Origin check with the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
 //! ([`bastion_auth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
@@ -22,7 +29,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
@@ -45,22 +52,40 @@ pub struct Allowed {
 }
 
 impl Allowed {
-    /// Loopback, plus the host of `public_url` if given (`https://hub.example.com/mcp`).
-    pub fn new(public_url: Option<&str>) -> Result<Allowed, String> {
-        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-        let mut origins: Vec<String> =
-            ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec();
-        if let Some(url) = public_url {
-            let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("--public-url '{url}' has no scheme"))?;
-            if scheme != "http" && scheme != "https" {
-                return Err(format!("--public-url '{url}' must be http or https"));
-            }
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            let host = host_of(authority).ok_or_else(|| format!("--public-url '{url}' has no host"))?;
-            hosts.push(host.to_ascii_lowercase());
-            origins.push(format!("{scheme}://{}", authority.to_ascii_lowercase()));
+    /// Loopback only: `localhost`, `127.0.0.1` and `::1`, origins on any port.
+    pub fn loopback() -> Allowed {
+        Allowed {
+            hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"].map(String::from).to_vec(),
         }
-        Ok(Allowed { hosts, origins })
+    }
+
+    /// Loopback, plus the host of `public_url` if given (`https://hub.example.com/mcp`) and its
+    /// origin as a browser sends it (`https://hub.example.com`: lower case, no default port).
+    pub fn new(public_url: Option<&str>) -> Result<Allowed, String> {
+        let mut allowed = Allowed::loopback();
+        let Some(raw) = public_url else { return Ok(allowed) };
+        let url = url::Url::parse(raw).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => format!("--public-url '{raw}' has no scheme"),
+            e => format!("--public-url '{raw}': {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("--public-url '{raw}' must be http or https"));
+        }
+        // The url crate reads `https:///mcp` and `https:mcp` as a URL whose host is `mcp`
+        // (WHATWG's forgiving parse); a public URL must name its host after `//` itself.
+        let names_host = raw.split_once("://").is_some_and(|(_, rest)| !rest.starts_with(['/', '\\']));
+        let host = match url.host() {
+            Some(_) if !names_host || !url.username().is_empty() || url.password().is_some() => None,
+            Some(url::Host::Domain(d)) => Some(d.to_owned()),
+            Some(url::Host::Ipv4(a)) => Some(a.to_string()),
+            Some(url::Host::Ipv6(a)) => Some(a.to_string()),
+            None => None,
+        };
+        let host = host.ok_or_else(|| format!("--public-url '{raw}' has no host"))?;
+        allowed.hosts.push(host);
+        allowed.origins.push(url.origin().ascii_serialization());
+        Ok(allowed)
     }
 
     /// Whether a `Host` header value is allowed (port ignored).
@@ -84,6 +109,11 @@ impl Allowed {
 }
 
 /// The host part of an authority (`[::1]:8080` → `::1`, `a.b:1` → `a.b`); `None` if malformed.
+///
+/// Written out rather than taken from the url crate: it runs on every request's `Host` (and
+/// absolute-form target), where the url crate would allocate a URL per request and normalise
+/// what it is given (`127.1`, percent-escapes, IDNA), accepting hosts this exact comparison
+/// refuses. A `Host` must spell an allowed host exactly, in any case.
 fn host_of(authority: &str) -> Option<&str> {
     if authority.contains('@') {
         return None;
@@ -111,9 +141,6 @@ pub type Auth = bastion_auth::Authenticator;
 struct Guard {
     allowed: Arc<Allowed>,
     auth: Auth,
-    hub: Hub,
-    /// MCP sessions (`--stateful`): every request goes through rmcp's session layer.
-    stateful: bool,
 }
 
 /// The largest request body the hub reads (rmcp's own limit): larger ones get 413.
@@ -259,39 +286,84 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
         Err(challenge) => return closing(unauthorized(&challenge)),
     };
-    let mut body = body;
-    let to_mcp = matches!(parts.uri.path(), "/mcp" | "/mcp/");
-    let fast = !g.stateful && to_mcp && fast::headers_qualify(&parts.method, &parts.headers);
-    if parts.method == axum::http::Method::POST && (fast || !principal.scopes.contains(&Scope::all())) {
-        // Read the body once, to find a tools/call the token may not make and to serve a plain
-        // tools/call directly; anything else goes on to rmcp with the same bytes.
-        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(b) => b,
-            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
-        };
-        let parsed = if fast { fast::parse(&bytes) } else { fast::Parsed::Other };
-        if let fast::Parsed::NotJson(e) = &parsed {
-            return parse_error(e);
-        }
-        if !principal.scopes.contains(&Scope::all()) {
-            let tool = match &parsed {
-                fast::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
-                _ => called_tool(&bytes),
-            };
-            if let Some(denied) =
-                tool.and_then(|t| scope_challenge(&g.hub, &principal, &t, g.resource_metadata().as_deref()))
-            {
-                return denied;
-            }
-        }
-        if let fast::Parsed::Call(call) = parsed {
-            return fast::serve(&g.hub, principal, call).await;
-        }
-        body = axum::body::Body::from(bytes);
-    }
     parts.extensions.insert(principal);
-    normalise_accept(&mut parts.headers);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// What `/mcp` needs besides the request: the hub for direct calls and scope checks, rmcp's
+/// service for everything else. Shared behind one `Arc`: axum clones a handler's state for
+/// every request, and cloning rmcp's service would copy its configuration (host and origin
+/// lists) each time.
+type McpEndpoint = Arc<Endpoint>;
+
+/// See [`McpEndpoint`].
+struct Endpoint {
+    hub: Hub,
+    rmcp: Rmcp,
+    /// Stateless mode: plain `tools/call` requests are answered by [`direct`].
+    direct: bool,
+    /// In OAuth mode, the protected-resource metadata named in the scope challenge.
+    resource_metadata: Option<Arc<str>>,
+}
+
+/// rmcp's streamable HTTP service, with or without sessions.
+enum Rmcp {
+    Stateless(StreamableHttpService<Hub, NeverSessionManager>),
+    Stateful(StreamableHttpService<Hub, LocalSessionManager>),
+}
+
+/// `POST /mcp` (and `/mcp/`), after the guard (Host, Origin, bearer token; the caller's
+/// [`Principal`] is in the request's extensions). A token without `*:*` has its `tools/call`
+/// checked against the tool's scope first (403 with the scope challenge); then a plain
+/// stateless `tools/call` is answered by [`direct`], and everything else goes to rmcp with the
+/// same bytes. The body is read and parsed once, and only when one of those needs it.
+async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let Some(principal) = parts.extensions.get::<Principal>() else {
+        // Only the guard's own refusals skip the principal; rmcp then serves nobody.
+        return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
+    };
+    let direct = mcp.direct && direct::headers_qualify(&parts.method, &parts.headers);
+    let restricted = !principal.scopes.contains(&Scope::all());
+    if !(direct || restricted) {
+        return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+    };
+    let parsed = if direct { direct::parse(&bytes) } else { direct::Parsed::Other };
+    if let direct::Parsed::NotJson(e) = &parsed {
+        return parse_error(e);
+    }
+    if restricted {
+        let tool = match &parsed {
+            direct::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
+            _ => called_tool(&bytes),
+        };
+        if let Some(denied) =
+            tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, mcp.resource_metadata.as_deref()))
+        {
+            return denied;
+        }
+    }
+    if let direct::Parsed::Call(call) = parsed
+        && let Some(principal) = parts.extensions.remove::<Principal>()
+    {
+        return direct::answer(&mcp.hub, principal, call).await;
+    }
+    to_rmcp(State(mcp), Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// Every other request to `/mcp` (and the `POST`s [`post_mcp`] does not answer): rmcp's
+/// streamable HTTP service, after the `Accept` normalisation.
+async fn to_rmcp(State(mcp): State<McpEndpoint>, mut req: Request) -> Response {
+    normalise_accept(req.headers_mut());
+    let response = match &mcp.rmcp {
+        Rmcp::Stateless(service) => service.handle(req).await,
+        Rmcp::Stateful(service) => service.handle(req).await,
+    };
+    response.map(axum::body::Body::new)
 }
 
 /// The tool a `tools/call` body calls, if it is one.
@@ -329,13 +401,15 @@ fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metada
     Some(r)
 }
 
-/// The direct path for the commonest request: a stateless, legacy-protocol `tools/call` with no
-/// `_meta` (so no progress, no per-request 2026 protocol metadata). rmcp's stateless service
-/// builds a service, a transport and a task for every request (about 60 µs of the hub's ~160 µs
-/// per call); this answers the same JSON-RPC message, serialised from the same rmcp types, from
-/// the hub directly. Everything else — other methods, `_meta`, progress, 2026-07-28 requests,
+/// The direct path for the commonest request, served by `post_mcp`: a stateless,
+/// legacy-protocol `tools/call` with no `_meta` (so no progress, no per-request 2026 protocol
+/// metadata). rmcp's stateless service builds a service, a transport and a task for every
+/// request (about 60 µs of the hub's ~160 µs per call); this answers the same JSON-RPC message,
+/// serialised from the same rmcp types, from the hub directly, through the same
+/// [`Hub::call`]. Everything else — other methods, `_meta`, progress, 2026-07-28 requests,
 /// unknown protocol versions, bodies that are not exactly a JSON-RPC request — goes to rmcp.
-mod fast {
+/// `crates/hub/tests/direct_path.rs` checks that both paths give the same bytes.
+pub mod direct {
     use axum::http::{HeaderMap, Method, StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use rmcp::model::{
@@ -349,7 +423,7 @@ mod fast {
 
     /// Protocol versions served on this path (those negotiated through `initialize`; a missing
     /// header means 2025-03-26, as the specification says).
-    const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+    pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
     /// Whether the request line and headers allow the direct path.
     pub fn headers_qualify(method: &Method, headers: &HeaderMap) -> bool {
@@ -390,12 +464,15 @@ mod fast {
 
     /// Parses `body` once, for both the direct path and the parse-error answer.
     pub fn parse(body: &[u8]) -> Parsed {
+        // Borrowed where serde_json can (no escapes): no allocation for the fixed strings.
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct Request {
-            jsonrpc: String,
+        struct Request<'a> {
+            #[serde(borrow)]
+            jsonrpc: std::borrow::Cow<'a, str>,
             id: RequestId,
-            method: String,
+            #[serde(borrow)]
+            method: std::borrow::Cow<'a, str>,
             params: Params,
         }
         #[derive(serde::Deserialize)]
@@ -419,7 +496,7 @@ mod fast {
     }
 
     /// Runs the call and answers it as rmcp's stateless JSON mode would.
-    pub async fn serve(hub: &Hub, principal: Principal, call: Call) -> Response {
+    pub async fn answer(hub: &Hub, principal: Principal, call: Call) -> Response {
         let cancelled = CancellationToken::new();
         // The call runs in its own task, which outlives this future if the client goes away:
         // then the guard fires and the hub cancels the call upstream, as rmcp does (#857).
@@ -518,18 +595,26 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         .with_cancellation_token(shutdown);
     let factory_hub = hub.clone();
     let factory = move || Ok(factory_hub.clone());
-    let mcp = if stateful {
+    let rmcp = if stateful {
         let mut sessions = LocalSessionManager::default();
         sessions.session_config.keep_alive = Some(SESSION_IDLE);
-        let service = StreamableHttpService::new(factory, Arc::new(sessions), config);
-        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+        Rmcp::Stateful(StreamableHttpService::new(factory, Arc::new(sessions), config))
     } else {
-        let service = StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config);
-        Router::new().route_service("/mcp", service.clone()).route_service("/mcp/", service)
+        Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
-    let g = Guard { allowed: Arc::new(allowed), auth, hub: hub.clone(), stateful };
-    mcp.merge(oauth_routes)
+    let g = Guard { allowed: Arc::new(allowed), auth };
+    let endpoint = Arc::new(Endpoint {
+        hub: hub.clone(),
+        rmcp,
+        direct: !stateful,
+        resource_metadata: g.resource_metadata().map(Arc::from),
+    });
+    let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
+    Router::new()
+        .route("/mcp", mcp.clone())
+        .route("/mcp/", mcp)
+        .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
@@ -591,9 +676,34 @@ mod tests {
 
     #[test]
     fn public_url_errors() {
-        assert!(Allowed::new(Some("hub.example.com")).is_err());
-        assert!(Allowed::new(Some("ftp://hub.example.com")).is_err());
-        assert!(Allowed::new(Some("https:///mcp")).is_err());
+        for (url, want) in [
+            ("hub.example.com", "has no scheme"),
+            ("ftp://hub.example.com", "must be http or https"),
+            ("https:///mcp", "has no host"),
+            ("https:mcp", "has no host"),
+            ("https://user@hub.example.com/mcp", "has no host"),
+            ("https://user:pw@hub.example.com/mcp", "has no host"),
+            ("https://hub.example.com:99999/mcp", "invalid port"),
+            ("https://[::1/mcp", "invalid IPv6"),
+        ] {
+            let e = Allowed::new(Some(url)).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn public_url_host_and_origin() {
+        for (url, host, origin) in [
+            ("https://Hub.Example.com/mcp", "hub.example.com", "https://hub.example.com"),
+            ("https://hub.example.com:443/mcp", "hub.example.com", "https://hub.example.com"),
+            ("https://hub.example.com:8443", "hub.example.com", "https://hub.example.com:8443"),
+            ("http://[::1]:9000/mcp", "::1", "http://[::1]:9000"),
+            ("http://127.0.0.1:9000", "127.0.0.1", "http://127.0.0.1:9000"),
+        ] {
+            let a = Allowed::new(Some(url)).unwrap();
+            assert_eq!(a.hosts.last().map(String::as_str), Some(host), "{url}");
+            assert_eq!(a.origins.last().map(String::as_str), Some(origin), "{url}");
+        }
     }
 
     mod oauth_mode {

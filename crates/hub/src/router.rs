@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, UpstreamGauge};
 use crate::scope;
-use crate::upstream::{Status, Upstream};
+use crate::upstream::{Source, Status, Upstream};
 use bastion_auth::Principal;
 
 /// One tool of the merged surface.
@@ -60,18 +60,20 @@ pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
             _ => None,
         })
         .collect();
-    merge(upstreams.iter().zip(&ready).enumerate().filter_map(|(i, (u, tools))| {
-        tools.as_ref().map(|t| (i, u.spec.name.as_str(), u.spec.kind.as_str(), t.as_slice()))
-    }))
+    merge(
+        upstreams.iter().zip(&ready).enumerate().filter_map(|(i, (u, tools))| {
+            tools.as_ref().map(|t| (i, u.spec.name.as_str(), &u.spec.source, t.as_slice()))
+        }),
+    )
 }
 
-/// Merges `(index, upstream name, kind, tools)` into one surface. A tool whose namespaced name
+/// Merges `(index, upstream name, source, tools)` into one surface. A tool whose namespaced name
 /// is invalid, too long or already taken is not offered (a client would reject the whole list
 /// or call the wrong tool); it is reported in [`Catalogue::problems`] (`/readyz`) instead.
-pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [Tool])>) -> Catalogue {
+pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'a [Tool])>) -> Catalogue {
     let mut cat = Catalogue::default();
     let mut seen = std::collections::HashSet::new();
-    for (i, upstream, kind, tools) in upstreams {
+    for (i, upstream, source, tools) in upstreams {
         for t in tools {
             let name = match scope::namespaced(upstream, &t.name) {
                 Ok(n) => n,
@@ -88,7 +90,7 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a str, &'a [
             let mut tool = t.clone();
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
-            let tier = scope::tier_of(&tool, kind);
+            let tier = source.tier_of(&tool);
             let approval_tier = if tier == Tier::Destructive && !declared { Tier::Write } else { tier };
             cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, approval_tier, tool });
         }
@@ -375,7 +377,7 @@ impl Hub {
         if let Some(gate) = &self.approvals {
             let call = crate::approvals::HubCall {
                 upstream: prefix,
-                kind: up.spec.kind.as_str(),
+                kind: up.spec.source.kind(),
                 inner,
                 shown: &params.name,
                 tier: entry.approval_tier,
@@ -510,6 +512,7 @@ impl ServerHandler for Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::Builtin;
     use rmcp::model::{JsonObject, ToolAnnotations};
     use serde_json::json;
 
@@ -537,8 +540,12 @@ mod tests {
             tool("run", Some(false)),
         ];
         let sh = [tool("run_command", Some(false))];
+        let builtin = |server| Source::Builtin { server, program: "bastion".into(), args: vec![] };
+        let (fs_source, shell_source) = (builtin(Builtin::Fs), builtin(Builtin::Shell));
+        let ext_source = Source::Command { program: "ext".into(), args: vec![], env: vec![] };
         let cat = merge(
-            [(0, "fs", "fs", &fs[..]), (1, "ext", "stdio", &ext[..]), (2, "shell", "shell", &sh[..])].into_iter(),
+            [(0, "fs", &fs_source, &fs[..]), (1, "ext", &ext_source, &ext[..]), (2, "shell", &shell_source, &sh[..])]
+                .into_iter(),
         );
         let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.upstream, e.tier)).collect();
         assert_eq!(

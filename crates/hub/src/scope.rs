@@ -4,7 +4,7 @@
 //! The rule, in one place:
 //!
 //! * a tool whose `readOnlyHint` is true is `read`;
-//! * otherwise, on an upstream of kind `shell` (bastion-shell), it is `exec`: every non-read tool
+//! * otherwise, on the built-in `shell` upstream (bastion-shell), it is `exec`: every non-read tool
 //!   of bastion-shell runs a program (with `--profile build-test`, project code), and its
 //!   annotations alone cannot say so (exec tools carry the same hints as destructive ones);
 //! * otherwise `destructiveHint: false` makes it `write`;
@@ -86,14 +86,15 @@ pub fn fill_annotations(tool: &mut Tool) {
     a.open_world_hint.get_or_insert(true);
 }
 
-/// The tier of a tool (annotations already filled) on an upstream of `kind`.
-pub fn tier_of(tool: &Tool, kind: &str) -> Tier {
+/// The tier of a tool (annotations already filled); `runs_programs` for an upstream whose every
+/// non-read tool runs a program (see [`crate::upstream::Source::tier_of`]).
+pub fn tier_of(tool: &Tool, runs_programs: bool) -> Tier {
     let a = tool.annotations.as_ref();
     let read_only = a.and_then(|a| a.read_only_hint).unwrap_or(false);
     let destructive = a.and_then(|a| a.destructive_hint).unwrap_or(true);
     if read_only {
         Tier::Read
-    } else if kind == "shell" {
+    } else if runs_programs {
         Tier::Exec
     } else if !destructive {
         Tier::Write
@@ -152,21 +153,21 @@ mod tests {
             Some(a)
         };
         let cases = [
-            (ann(Some(true), Some(false)), "fs", Tier::Read),
-            (ann(Some(true), Some(true)), "fs", Tier::Read),
-            (ann(Some(false), Some(false)), "fs", Tier::Write),
-            (ann(Some(false), Some(true)), "fs", Tier::Destructive),
-            (ann(Some(false), None), "fs", Tier::Destructive),
-            (ann(None, Some(false)), "fs", Tier::Write),
-            (None, "fs", Tier::Destructive),
-            (ann(Some(true), None), "shell", Tier::Read),
-            (ann(Some(false), Some(true)), "shell", Tier::Exec),
-            (ann(Some(false), Some(false)), "shell", Tier::Exec),
+            (ann(Some(true), Some(false)), false, Tier::Read),
+            (ann(Some(true), Some(true)), false, Tier::Read),
+            (ann(Some(false), Some(false)), false, Tier::Write),
+            (ann(Some(false), Some(true)), false, Tier::Destructive),
+            (ann(Some(false), None), false, Tier::Destructive),
+            (ann(None, Some(false)), false, Tier::Write),
+            (None, false, Tier::Destructive),
+            (ann(Some(true), None), true, Tier::Read),
+            (ann(Some(false), Some(true)), true, Tier::Exec),
+            (ann(Some(false), Some(false)), true, Tier::Exec),
         ];
-        for (a, kind, want) in cases {
+        for (a, runs_programs, want) in cases {
             let mut t = tool(a.clone());
             fill_annotations(&mut t);
-            assert_eq!(tier_of(&t, kind), want, "{a:?} on {kind}");
+            assert_eq!(tier_of(&t, runs_programs), want, "{a:?}, runs programs: {runs_programs}");
         }
     }
 

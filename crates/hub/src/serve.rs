@@ -1,8 +1,7 @@
-//! `bastion serve` and `bastion token`: turning flags into upstreams, a listener and an auth
-//! mode, then running until a signal.
+//! `bastion serve`, `tools`, `check-config`, `token` and `owner-secret`: running the hub from its
+//! [`HubSettings`] until a signal, and the commands around it.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,105 +12,15 @@ use tokio_util::sync::CancellationToken;
 
 use bastion_policy::audit::AuditLog;
 
-use crate::config::{AuthMode, HubConfig};
-use crate::http::{self, Allowed, Auth};
+use crate::cli::{CheckArgs, ToolsArgs};
+use crate::http::{self, Auth};
 use crate::router::Hub;
-use crate::upstream::{Remote, Restart, Status, ToolFilter, Upstream, UpstreamSpec};
+use crate::settings::{AuthSettings, HttpSettings, HubSettings, Transport};
+use crate::upstream::{Restart, Status, Upstream, UpstreamSpec};
 use bastion_auth::{SqliteStore, Store, now};
 
-/// Which upstreams to run (shared by `serve` and `tools`).
-#[derive(Args, Debug)]
-pub struct UpstreamArgs {
-    /// A directory the built-in servers may use (repeatable; default: the current directory).
-    #[arg(long = "root", value_name = "DIR")]
-    pub roots: Vec<PathBuf>,
-    /// Offer the write tools of the built-in fs and git servers (default: read-only).
-    #[arg(long)]
-    pub allow_write: bool,
-    /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Paths no tool may touch, passed to the built-in children as `--protect` (filled by
-    /// `serve` with the hub's own state, never from a flag).
-    #[arg(skip)]
-    pub protect: Vec<PathBuf>,
-}
-
-impl UpstreamArgs {
-    fn config(&self) -> anyhow::Result<HubConfig> {
-        match &self.config {
-            Some(p) => HubConfig::load(p),
-            None => Ok(HubConfig::default()),
-        }
-    }
-}
-
-/// Flags of `bastion check-config`.
-#[derive(Args, Debug)]
-pub struct CheckArgs {
-    /// The hub configuration file to check.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-}
-
-/// Flags of `bastion tools`.
-#[derive(Args, Debug)]
-pub struct ToolsArgs {
-    #[command(flatten)]
-    upstreams: UpstreamArgs,
-    /// Print JSON (the tools as `tools/list` would show them to a `*:*` token, with tier and
-    /// scope) instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-/// Flags of `bastion serve`.
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    upstreams: UpstreamArgs,
-    /// Address to listen on (default: 127.0.0.1:8765).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
-    /// `Host` and its origin in `Origin` besides loopback. With authentication on it also turns
-    /// on OAuth mode (for ChatGPT and claude.ai): the hub becomes its own authorization server
-    /// with issuer scheme://host[:port] of this URL, which must be https (http on loopback) and
-    /// have no path but /mcp.
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
-    #[arg(long)]
-    pub stdio: bool,
-    /// Serve HTTP without authentication. Refused unless --listen is a loopback address.
-    #[arg(long)]
-    pub no_auth: bool,
-    /// Where tokens and the audit journal are kept (default: $XDG_STATE_HOME/bastion or
-    /// ~/.local/state/bastion).
-    #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Append the hub's JSON-lines audit journal (one line per call, with the token's name) to
-    /// FILE (default: audit.jsonl in the state directory).
-    #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
-    /// Longest a tool call may take before the hub cancels it (e.g. 90s, 15m; default 15m);
-    /// the upstream stays up for other calls.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub call_timeout: Option<Duration>,
-    /// Serve MCP sessions (`Mcp-Session-Id`) instead of stateless requests, so that clients
-    /// keeping a stream open are told when the tools change. Stateless suits ChatGPT and
-    /// claude.ai, which do not keep sessions reliably.
-    #[arg(long)]
-    pub stateful: bool,
-    /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the hub exits.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
-    pub drain_timeout: Duration,
-    /// Allow a --state-dir inside a root (it still stays unreachable to every tool).
-    #[arg(long)]
-    pub allow_state_in_root: bool,
-}
-
 /// `bastion token ...`.
+#[allow(missing_docs)] // the flattened `state` fields: their flag is documented in `StateDir`
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token; its secret is printed once on stdout and stored only as a hash.
@@ -331,94 +240,6 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The upstreams: those of the configuration file, or the three built-in servers (shell with
-/// its `read-only` profile). Built-ins get the roots (flags, else the file's, else the current
-/// directory) and, with `--allow-write`, fs and git their write tools.
-fn upstream_specs(args: &UpstreamArgs, config: &HubConfig) -> anyhow::Result<Vec<UpstreamSpec>> {
-    let roots = match (&args.roots, &config.roots) {
-        (flags, _) if !flags.is_empty() => flags.clone(),
-        (_, file) if !file.is_empty() => file.clone(),
-        _ => vec![std::env::current_dir()?],
-    };
-    let mut root_args = vec![];
-    for r in &roots {
-        let r = r.canonicalize().with_context(|| format!("root {}", r.display()))?;
-        root_args.extend(["--root".to_owned(), r.to_string_lossy().into_owned()]);
-    }
-    for p in &args.protect {
-        root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
-    }
-    let builtin = |kind: &str, name: &str, extra: &[String]| -> anyhow::Result<UpstreamSpec> {
-        let mut a = root_args.clone();
-        // The hub decides approvals, mode and pause at its own layer, for every upstream.
-        a.push("--no-approvals".into());
-        if args.allow_write && kind != "shell" {
-            a.push("--allow-write".into());
-        }
-        a.extend_from_slice(extra);
-        let mut spec = UpstreamSpec::builtin(kind, a)?;
-        spec.name = name.to_owned();
-        Ok(spec)
-    };
-    if config.upstreams.is_empty() {
-        let read_only = ["--profile".to_owned(), "read-only".to_owned()];
-        return Ok(vec![
-            builtin("fs", "fs", &[])?,
-            builtin("git", "git", &[])?,
-            builtin("shell", "shell", &read_only)?,
-        ]);
-    }
-    config
-        .upstreams
-        .iter()
-        .map(|u| {
-            let mut spec = match (&u.builtin, &u.command, &u.url) {
-                (Some(kind), _, _) => builtin(kind, &u.name, &u.args)?,
-                (None, Some(command), _) => UpstreamSpec {
-                    name: u.name.clone(),
-                    kind: "stdio".into(),
-                    program: command.into(),
-                    args: u.args.clone(),
-                    env: u.env.clone().into_iter().collect(),
-                    filter: ToolFilter::default(),
-                    remote: None,
-                    required: true,
-                    call_timeout: None,
-                    ping_interval: None,
-                },
-                (None, None, Some(url)) => {
-                    let bearer = match &u.bearer_token_env {
-                        Some(var) => Some(std::env::var(var).map_err(|_| {
-                            anyhow::anyhow!(
-                                "upstream '{}': environment variable {var} (bearer_token_env) is not set",
-                                u.name
-                            )
-                        })?),
-                        None => None,
-                    };
-                    UpstreamSpec {
-                        name: u.name.clone(),
-                        kind: "http".into(),
-                        program: PathBuf::new(),
-                        args: vec![],
-                        env: vec![],
-                        filter: ToolFilter::default(),
-                        remote: Some(Remote { url: url.clone(), bearer }),
-                        required: true,
-                        call_timeout: None,
-                        ping_interval: u.ping_interval,
-                    }
-                }
-                (None, None, None) => bail!("upstream '{}' has neither builtin nor command", u.name),
-            };
-            spec.filter = ToolFilter::new(&u.allow_tools, &u.deny_tools).map_err(anyhow::Error::msg)?;
-            spec.required = u.required;
-            spec.call_timeout = u.call_timeout;
-            Ok(spec)
-        })
-        .collect()
-}
-
 /// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), sorted: what OAuth
 /// advertises and offers on the consent page.
 fn hub_scopes(hub: &Hub) -> Vec<String> {
@@ -489,76 +310,48 @@ async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
     }
 }
 
-/// `bastion serve`.
-pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.upstreams.config()?;
-    let listen = args.listen.or(config.listen).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8765)));
-    let public_url = args.public_url.clone().or(config.public_url.clone());
-    let no_auth = args.no_auth || config.auth == AuthMode::None;
-    let state_dir = match &args.state_dir {
-        Some(d) => d.clone(),
-        None => bastion_auth::state::default_dir()?,
-    };
-    let auth = if args.stdio {
-        Auth::open()
-    } else if no_auth {
-        if !listen.ip().is_loopback() {
-            bail!(
-                "authentication can only be off (--no-auth, auth = \"none\") on a loopback listen address (got {listen})"
-            );
-        }
-        Auth::open()
-    } else {
-        Auth::tokens(Box::new(SqliteStore::open(&state_dir)?))
-    };
+/// `bastion serve`: runs the hub from its settings until a signal.
+pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
+    let HubSettings {
+        upstreams: specs,
+        transport,
+        state_dir,
+        audit_log: audit_path,
+        call_timeout,
+        drain_timeout,
+        roots,
+        allow_state_in_root,
+        approvals: approval,
+    } = settings;
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
-    // not trusted when another user could replace it, and protected in every child.
-    let roots = if args.upstreams.roots.is_empty() { config.roots.clone() } else { args.upstreams.roots.clone() };
-    let roots = if roots.is_empty() { vec![std::env::current_dir()?] } else { roots };
-    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, args.allow_state_in_root)
+    // not trusted when another user could replace it (the children protect it: `--protect`).
+    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, allow_state_in_root)
         .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
     if let Err(e) = own {
         eprintln!("bastion: {}", e.message);
         std::process::exit(2);
     }
-    // OAuth mode: a public URL with authentication on, over HTTP. Checked before anything starts.
-    let oauth_settings = match (auth.is_open(), &public_url) {
-        (false, Some(url)) => Some(config.oauth.settings(url, &state_dir).map_err(anyhow::Error::msg)?),
-        _ => None,
+    let (stdio, http) = match transport {
+        Transport::Stdio => (true, None),
+        Transport::Http(http) => (false, Some(http)),
     };
-    let audit_path = match &args.audit_log {
-        Some(p) => p.clone(),
-        None => {
-            bastion_auth::state::ensure_dir(&state_dir)?;
-            state_dir.join("audit.jsonl")
-        }
+    let (auth, oauth_settings) = match http.as_ref().map(|h| &h.auth) {
+        None | Some(AuthSettings::None) => (Auth::open(), None),
+        Some(AuthSettings::Tokens) => (Auth::tokens(Box::new(SqliteStore::open(&state_dir)?)), None),
+        Some(AuthSettings::OAuth(s)) => (Auth::tokens(Box::new(SqliteStore::open(&state_dir)?)), Some(s.clone())),
     };
-    // Absolute, so a child started elsewhere resolves them to the same files.
-    args.upstreams.protect = [Some(state_dir.clone()), args.upstreams.config.clone(), Some(audit_path.clone())]
-        .into_iter()
-        .flatten()
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
-        .collect();
+    // The control socket lives in the state directory, so it exists whatever the journal's path.
+    bastion_auth::state::ensure_dir(&state_dir)?;
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
-    let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
-    let specs = upstream_specs(&args.upstreams, &config)?;
     let banner = names(&specs);
     let supervised = Supervised::start(specs);
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
-    let stateful = args.stateful || config.stateful;
-    let call_timeout = args.call_timeout.or(config.call_timeout).unwrap_or(crate::router::DEFAULT_CALL_TIMEOUT);
-    let approval_roots = match (&args.upstreams.roots, &config.roots) {
-        (flags, _) if !flags.is_empty() => flags.clone(),
-        (_, file) if !file.is_empty() => file.clone(),
-        _ => vec![std::env::current_dir()?],
-    };
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    std::fs::set_permissions(&state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let approvals = crate::approvals::HubApprovals::start(&config.approval, approval_roots, &state_dir, &audit_path)?;
+    let stateful = http.as_ref().is_some_and(|h| h.stateful);
+    let approvals = crate::approvals::HubApprovals::start(&approval, &roots, &audit_path)?;
     let control_socket = approvals.socket_path().to_path_buf();
-    let hub = Hub::new(upstreams.clone(), audit, args.stdio)
+    let hub = Hub::new(upstreams.clone(), audit, stdio)
         .with_call_timeout(call_timeout)
-        .with_list_changed(args.stdio || stateful)
+        .with_list_changed(stdio || stateful)
         .with_approvals(approvals);
     // An upstream's tools changed (it said so, restarted or went down): clients that can hear
     // it are told to list again.
@@ -576,22 +369,15 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         Some(settings) => {
             let h = hub.clone();
             let (oauth, created) =
-                bastion_auth::OAuth::open(settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
+                bastion_auth::OAuth::open(*settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
             new_owner_secret = created;
             auth.with_oauth(oauth)
         }
         None => auth,
     };
 
-    if args.stdio {
-        // A stdio client lists tools right after initialising: give the children a moment.
-        wait_ready(&upstreams, Duration::from_secs(30)).await;
-        let running = hub.serve(rmcp::transport::stdio()).await?;
-        tokio::select! {
-            r = running.waiting() => { r?; }
-            _ = signalled() => {}
-        }
-    } else {
+    if let Some(http) = http {
+        let HttpSettings { listen, public_url, allowed, stateful, .. } = http;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         let url = format!("http://{local}/mcp");
@@ -654,13 +440,21 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         tokio::select! {
             r = &mut server => { r??; }
             _ = signalled() => {
-                tracing::info!("shutting down: draining calls in flight for up to {}", humantime::format_duration(args.drain_timeout));
+                tracing::info!("shutting down: draining calls in flight for up to {}", humantime::format_duration(drain_timeout));
                 signal.cancel();
-                if tokio::time::timeout(args.drain_timeout, &mut server).await.is_err() {
+                if tokio::time::timeout(drain_timeout, &mut server).await.is_err() {
                     tracing::warn!("calls still in flight after the drain timeout; stopping anyway");
                     server.abort();
                 }
             }
+        }
+    } else {
+        // A stdio client lists tools right after initialising: give the children a moment.
+        wait_ready(&upstreams, Duration::from_secs(30)).await;
+        let running = hub.serve(rmcp::transport::stdio()).await?;
+        tokio::select! {
+            r = running.waiting() => { r?; }
+            _ = signalled() => {}
         }
     }
     supervised.stop().await;
@@ -671,7 +465,7 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
 /// the scope it needs, and what could not be offered; exits non-zero unless every upstream came
 /// up and every tool could be offered.
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
-    let specs = upstream_specs(&args.upstreams, &args.upstreams.config()?)?;
+    let specs = HubSettings::upstreams_of(&args.upstreams)?;
     let supervised = Supervised::start(specs);
     let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
@@ -725,96 +519,15 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
 
 /// `bastion check-config`: validates a configuration file without starting anything — syntax,
 /// names, listen/auth combination, public URL, roots, that every command can be found and
-/// every token variable is set.
+/// every token variable is set — with the same messages `bastion serve` gives.
 pub fn check_config(args: CheckArgs) -> anyhow::Result<()> {
-    let config = HubConfig::load(&args.config)?;
-    let mut errors = vec![];
-    if config.auth == AuthMode::None && config.listen.is_some_and(|l| !l.ip().is_loopback()) {
-        errors.push("auth = \"none\" needs a loopback listen address".to_owned());
-    }
-    if let Err(e) = Allowed::new(config.public_url.as_deref()) {
-        errors.push(e);
-    }
-    let oauth = match (&config.public_url, config.auth) {
-        (Some(url), AuthMode::Tokens) => match config.oauth.settings(url, Path::new("/")) {
-            Ok(s) => {
-                for ca in &s.cimd_extra_ca {
-                    if let Err(e) = std::fs::read(ca) {
-                        errors.push(format!("oauth.cimd_extra_ca {}: {e}", ca.display()));
-                    }
-                }
-                format!(
-                    "oauth: on (issuer {}, resource {}/mcp, access tokens {}, refresh tokens {}, {} static client(s))",
-                    s.issuer,
-                    s.issuer,
-                    humantime::format_duration(s.lifetimes.access),
-                    humantime::format_duration(s.lifetimes.refresh),
-                    s.clients.len()
-                )
-            }
-            Err(e) => {
-                errors.push(e);
-                String::new()
-            }
-        },
-        _ if config.oauth.is_set() => {
-            "oauth: off (no public_url, or auth = \"none\"); the [oauth] table applies with --public-url".to_owned()
-        }
-        _ => "oauth: off (no public_url)".to_owned(),
-    };
-    for r in &config.roots {
-        if !r.is_dir() {
-            errors.push(format!("root {} is not a directory", r.display()));
-        }
-    }
-    for u in &config.upstreams {
-        if let Some(c) = &u.command
-            && find_program(c).is_none()
-        {
-            errors.push(format!("upstream '{}': command '{c}' not found", u.name));
-        }
-        if let Some(var) = &u.bearer_token_env
-            && std::env::var_os(var).is_none()
-        {
-            errors.push(format!("upstream '{}': environment variable {var} (bearer_token_env) is not set", u.name));
-        }
-    }
-    if !errors.is_empty() {
-        bail!("{} problem(s) in {}:\n  {}", errors.len(), args.config.display(), errors.join("\n  "));
-    }
-    let upstreams = if config.upstreams.is_empty() {
-        "fs, git, shell (default)".to_owned()
-    } else {
-        config.upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", ")
-    };
-    println!("{}: ok; upstreams: {upstreams}", args.config.display());
-    println!("{oauth}");
+    println!("{}", HubSettings::check_file(&args.config)?);
     Ok(())
-}
-
-/// `program` as the child would run it: a path if it has a `/`, else the first match on `$PATH`.
-fn find_program(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| executable(p))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn programs_are_found_like_the_child_would_be() {
-        assert!(find_program("sh").is_some());
-        assert!(find_program("/bin/sh").is_some());
-        assert!(find_program("no-such-program-bastion").is_none());
-        assert!(find_program("/etc/passwd").is_none()); // not executable
-        assert!(find_program("/").is_none());
-    }
 
     #[test]
     fn check_config_reports_every_problem() {

@@ -55,34 +55,99 @@ impl ClientHandler for ChildClient {
     }
 }
 
+/// A built-in server of this binary (`bastion fs|git|shell`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// `bastion fs`.
+    Fs,
+    /// `bastion git`.
+    Git,
+    /// `bastion shell`: every tool that is not read-only runs a program.
+    Shell,
+}
+
+impl Builtin {
+    /// The three, in the order the hub starts them when none is configured.
+    pub const ALL: [Builtin; 3] = [Builtin::Fs, Builtin::Git, Builtin::Shell];
+
+    /// Its subcommand, also its default upstream name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Fs => "fs",
+            Builtin::Git => "git",
+            Builtin::Shell => "shell",
+        }
+    }
+
+    /// `fs`, `git` or `shell`.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// Where an upstream's tools come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A built-in server run as a child of this very binary: `program server args...`.
+    Builtin {
+        /// Which one.
+        server: Builtin,
+        /// This binary.
+        program: PathBuf,
+        /// Its arguments after the subcommand (`--root ...`, `--allow-write`, the file's `args`).
+        args: Vec<String>,
+    },
+    /// Any stdio MCP server.
+    Command {
+        /// Program to run (a path, or a name looked up on `$PATH`).
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment (added to the hub's own).
+        env: Vec<(String, String)>,
+    },
+    /// A remote MCP server over streamable HTTP.
+    Remote(Remote),
+}
+
+impl Source {
+    /// Whether every tool of it that is not read-only runs a program (bastion-shell): such
+    /// tools are `exec`, which their annotations alone cannot say (exec tools carry the same
+    /// hints as destructive ones).
+    pub fn runs_programs(&self) -> bool {
+        matches!(self, Source::Builtin { server: Builtin::Shell, .. })
+    }
+
+    /// `fs`, `git` or `shell` for a built-in, `stdio` for any other command, `http` for a
+    /// remote server: what the approval gate tells apart (an fs call's files are shown to the
+    /// person who decides).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Builtin { server, .. } => server.name(),
+            Source::Command { .. } => "stdio",
+            Source::Remote(_) => "http",
+        }
+    }
+
+    /// The tier of one of its tools (annotations already filled): the rule of [`crate::scope`].
+    pub fn tier_of(&self, tool: &Tool) -> bastion_policy::Tier {
+        crate::scope::tier_of(tool, self.runs_programs())
+    }
+}
+
 /// How to start an upstream.
 #[derive(Clone, Debug)]
 pub struct UpstreamSpec {
     /// Namespace prefix, `[a-z][a-z0-9]{0,15}`.
     pub name: String,
-    /// `fs`, `git`, `shell` for built-ins (decides the exec rule in [`crate::scope`]), `stdio` for
-    /// any other command, `http` for a remote server.
-    pub kind: String,
-    /// Program to run.
-    pub program: PathBuf,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// Extra environment (added to the hub's own).
-    pub env: Vec<(String, String)>,
+    /// What to start or connect to.
+    pub source: Source,
     /// Which of its tools are offered.
     pub filter: ToolFilter,
-    /// A remote server over streamable HTTP instead of a child (then `program` and `args` are
-    /// unused).
-    pub remote: Option<Remote>,
     /// Whether the hub is ready only when this upstream is (`/readyz`).
     pub required: bool,
     /// Longest a call to it may take, if not the hub's default.
     pub call_timeout: Option<Duration>,
-    /// How often a remote upstream's tools are listed again (default [`DEFAULT_PING_INTERVAL`]):
-    /// that notices it went away before a call does, and picks up tool changes a stateless
-    /// remote cannot announce. Children are not polled: their exit is seen at once, they can
-    /// announce changes, and a busy single-threaded server may not answer while it works.
-    pub ping_interval: Option<Duration>,
 }
 
 /// How often a remote upstream is polled unless configured.
@@ -98,6 +163,11 @@ pub struct Remote {
     pub url: String,
     /// Bearer token, without the `Bearer ` prefix.
     pub bearer: Option<String>,
+    /// How often its tools are listed again (default [`DEFAULT_PING_INTERVAL`]): that notices
+    /// it went away before a call does, and picks up tool changes a stateless remote cannot
+    /// announce. Children are not polled: their exit is seen at once, they can announce
+    /// changes, and a busy single-threaded server may not answer while it works.
+    pub ping_interval: Duration,
 }
 
 impl std::fmt::Debug for Remote {
@@ -105,6 +175,7 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("url", &self.url)
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("ping_interval", &self.ping_interval)
             .finish()
     }
 }
@@ -141,25 +212,6 @@ impl ToolFilter {
 
     fn apply(&self, tools: Vec<Tool>) -> Vec<Tool> {
         tools.into_iter().filter(|t| self.permits(&t.name)).collect()
-    }
-}
-
-impl UpstreamSpec {
-    /// A built-in server run as a child of this very binary (`bastion <kind> <args>`).
-    pub fn builtin(kind: &str, args: Vec<String>) -> std::io::Result<UpstreamSpec> {
-        let args = std::iter::once(kind.to_owned()).chain(args).collect();
-        Ok(UpstreamSpec {
-            name: kind.to_owned(),
-            kind: kind.to_owned(),
-            program: std::env::current_exe()?,
-            args,
-            env: vec![],
-            filter: ToolFilter::default(),
-            remote: None,
-            required: true,
-            call_timeout: None,
-            ping_interval: None,
-        })
     }
 }
 
@@ -272,8 +324,8 @@ impl Upstream {
     /// Starts the child, initialises it and lists its tools.
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
-        let service = match &self.spec.remote {
-            Some(remote) => {
+        let service = match &self.spec.source {
+            Source::Remote(remote) => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
                 if let Some(token) = &remote.bearer {
                     config = config.auth_header(token.as_str());
@@ -281,9 +333,16 @@ impl Upstream {
                 let transport = StreamableHttpClientTransport::from_config(config);
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
             }
-            None => {
-                let mut cmd = Command::new(&self.spec.program);
-                cmd.args(&self.spec.args).envs(self.spec.env.iter().map(|(k, v)| (k, v)));
+            Source::Builtin { server, program, args } => {
+                let mut cmd = Command::new(program);
+                cmd.arg(server.name()).args(args);
+                // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
+                let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
+                tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
+            Source::Command { program, args, env } => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
                 // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
                 let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
@@ -326,8 +385,10 @@ impl Upstream {
                     let stop = service.cancellation_token();
                     let waiting = service.waiting();
                     tokio::pin!(waiting);
-                    let remote = self.spec.remote.is_some();
-                    let every = self.spec.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL);
+                    let (remote, every) = match &self.spec.source {
+                        Source::Remote(r) => (true, r.ping_interval),
+                        _ => (false, DEFAULT_PING_INTERVAL),
+                    };
                     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                     let why = loop {
                         tokio::select! {
@@ -402,15 +463,14 @@ mod tests {
     fn spec(program: &str, args: &[&str]) -> UpstreamSpec {
         UpstreamSpec {
             name: "t".into(),
-            kind: "stdio".into(),
-            program: program.into(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: vec![],
+            source: Source::Command {
+                program: program.into(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                env: vec![],
+            },
             filter: ToolFilter::default(),
-            remote: None,
             required: true,
             call_timeout: None,
-            ping_interval: None,
         }
     }
 

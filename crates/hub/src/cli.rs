@@ -1,0 +1,148 @@
+//! The command line of `bastion`, as clap parses it: raw flags only. The hub never decides
+//! anything from them directly: [`crate::settings::HubSettings`] turns these flags and the
+//! configuration file into the one value it runs from.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::serve::{StateDir, TokenCommand};
+use crate::{bundle, completions, control_cli, doctor, setup};
+
+/// `bastion`.
+#[derive(Parser)]
+#[command(name = "bastion", version, about = "Bastion: safe, auditable MCP servers for files, commands and git")]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the filesystem MCP server over stdio (same flags as bastion-fs).
+    Fs(bastion_fs::FsArgs),
+    /// Run the git MCP server over stdio (same flags as bastion-git).
+    Git(bastion_git::GitArgs),
+    /// Run the shell MCP server over stdio (same flags as bastion-shell).
+    Shell(bastion_shell::ShellArgs),
+    /// Run the hub: the built-in servers on the roots, as one MCP server over HTTP or stdio.
+    Serve(ServeArgs),
+    /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.
+    Tools(ToolsArgs),
+    /// Check a hub configuration file without starting anything.
+    CheckConfig(CheckArgs),
+    /// Manage the hub's bearer tokens (and list or revoke OAuth grants).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
+    OwnerSecret(StateDir),
+    /// List the calls waiting for your approval (with --watch, as they come).
+    Approvals(control_cli::ApprovalsArgs),
+    /// Approve a pending call by its id.
+    Approve(control_cli::ApproveArgs),
+    /// Deny a pending call by its id.
+    Deny(control_cli::DenyArgs),
+    /// Cap the running hub and servers: observe (reading only) or normal.
+    Mode(control_cli::ModeArgs),
+    /// Refuse every call (`paused`) until `bastion resume`; calls in flight finish.
+    Pause(control_cli::SwitchArgs),
+    /// Undo `bastion pause`.
+    Resume(control_cli::SwitchArgs),
+    /// Add Bastion to an MCP client's configuration (Claude Desktop, Claude Code, Cursor, VS Code, Codex).
+    Setup(setup::SetupArgs),
+    /// Check the kernel, the sandbox, the state directory, the configuration and the public URL.
+    Doctor(doctor::DoctorArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(completions::ManArgs),
+    /// The Claude Desktop bundle's entry point: `serve --stdio` for the directories given.
+    #[command(hide = true)]
+    BundleServe(bundle::BundleArgs),
+}
+
+/// Which upstreams to run (shared by `serve` and `tools`).
+#[derive(Args, Debug, Default)]
+pub struct UpstreamArgs {
+    /// A directory the built-in servers may use (repeatable; default: the current directory).
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// Offer the write tools of the built-in fs and git servers (default: read-only).
+    #[arg(long)]
+    pub allow_write: bool,
+    /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `bastion check-config`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The hub configuration file to check.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Flags of `bastion tools`.
+#[derive(Args, Debug)]
+pub struct ToolsArgs {
+    /// Which upstreams.
+    #[command(flatten)]
+    pub upstreams: UpstreamArgs,
+    /// Print JSON (the tools as `tools/list` would show them to a `*:*` token, with tier and
+    /// scope) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `bastion serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Which upstreams.
+    #[command(flatten)]
+    pub upstreams: UpstreamArgs,
+    /// Address to listen on (default: 127.0.0.1:8765).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The URL clients use when the hub sits behind a tunnel or proxy; its host is allowed in
+    /// `Host` and its origin in `Origin` besides loopback. With authentication on it also turns
+    /// on OAuth mode (for ChatGPT and claude.ai): the hub becomes its own authorization server
+    /// with issuer scheme://host[:port] of this URL, which must be https (http on loopback) and
+    /// have no path but /mcp.
+    #[arg(long, value_name = "URL")]
+    #[allow(rustdoc::broken_intra_doc_links)] // the text is clap's help: `[:port]` is no link
+    pub public_url: Option<String>,
+    /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Serve HTTP without authentication. Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Where tokens and the audit journal are kept (default: $XDG_STATE_HOME/bastion or
+    /// ~/.local/state/bastion).
+    #[arg(long, value_name = "DIR", env = "BASTION_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Append the hub's JSON-lines audit journal (one line per call, with the token's name) to
+    /// FILE (default: audit.jsonl in the state directory).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Longest a tool call may take before the hub cancels it (e.g. 90s, 15m; default 15m);
+    /// the upstream stays up for other calls.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub call_timeout: Option<Duration>,
+    /// Serve MCP sessions (`Mcp-Session-Id`) instead of stateless requests, so that clients
+    /// keeping a stream open are told when the tools change. Stateless suits ChatGPT and
+    /// claude.ai, which do not keep sessions reliably.
+    #[arg(long)]
+    pub stateful: bool,
+    /// On SIGTERM or Ctrl-C, how long calls in flight may take to finish before the hub exits.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub drain_timeout: Duration,
+    /// Allow a --state-dir inside a root (it still stays unreachable to every tool).
+    #[arg(long)]
+    pub allow_state_in_root: bool,
+}

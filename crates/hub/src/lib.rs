@@ -1,0 +1,51 @@
+//! The Bastion hub: one MCP server, over streamable HTTP or stdio, whose tools are those of
+//! several upstream MCP servers — the built-in fs, git and shell servers run as children of
+//! this binary, any stdio command, remote servers — namespaced `{upstream}__{tool}`, filtered
+//! by the caller's scopes, audited, behind a Host/Origin guard and bearer tokens (or the hub's
+//! own OAuth 2.1 server).
+//!
+//! The `bastion` binary is glue: it parses flags ([`cli`]), turns them and the configuration
+//! file ([`config`]) into one [`settings::HubSettings`] value, and runs [`serve::serve`].
+//! The parts, in the order a request meets them:
+//!
+//! * [`http`]: the axum application — the guard (Host, Origin, bearer token), the `POST /mcp`
+//!   handler that answers a plain stateless `tools/call` itself and hands everything else to
+//!   rmcp's streamable HTTP service, `/healthz`, `/readyz`, `/metrics`;
+//! * [`router`]: the aggregating `ServerHandler`; [`router::Hub::call`] is the one function
+//!   every tool call goes through, whichever path it came by;
+//! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
+//! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters.
+//!
+//! ```no_run
+//! use bastion_hub::cli::ServeArgs;
+//! use bastion_hub::settings::HubSettings;
+//! use clap::Parser;
+//!
+//! #[derive(Parser)]
+//! struct Flags {
+//!     #[command(flatten)]
+//!     serve: ServeArgs,
+//! }
+//!
+//! let flags = Flags::parse_from(["bastion", "--stdio", "--root", "."]);
+//! let settings = HubSettings::from_serve_args(&flags.serve)?;
+//! tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(bastion_hub::serve::serve(settings))?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod approvals;
+pub mod bundle;
+pub mod cli;
+pub mod completions;
+pub mod config;
+pub mod control_cli;
+pub mod doctor;
+pub mod http;
+pub mod metrics;
+pub mod router;
+pub mod scope;
+pub mod serve;
+pub mod settings;
+pub mod setup;
+pub mod upstream;

@@ -1,0 +1,691 @@
+//! [`HubSettings`]: what the hub was asked to do, built once from the flags and the
+//! configuration file. The flags win over the file, field by field, here and nowhere else;
+//! everything after start-up reads these settings, never the flags or the file.
+//!
+//! Every problem is a [`SettingsError`] with a fixed wording; all of them are gathered (not just
+//! the first) into [`Problems`], which `bastion serve`, `bastion tools` and `bastion check-config`
+//! print the same way.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{ServeArgs, UpstreamArgs};
+use crate::config::{AuthMode, HubConfig};
+use crate::http::Allowed;
+use crate::router::DEFAULT_CALL_TIMEOUT;
+use crate::upstream::{Builtin, DEFAULT_PING_INTERVAL, Remote, Source, ToolFilter, UpstreamSpec};
+
+/// Where the hub listens unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8765);
+
+/// Everything `bastion serve` runs from.
+pub struct HubSettings {
+    /// The upstreams, in order, resolved (roots canonical, tokens read from the environment).
+    pub upstreams: Vec<UpstreamSpec>,
+    /// How clients reach the hub.
+    pub transport: Transport,
+    /// Where the auth store (tokens, OAuth), the control socket and (by default) the audit
+    /// journal are kept.
+    pub state_dir: PathBuf,
+    /// The audit journal (`--audit-log`, else `audit.jsonl` in the state directory).
+    pub audit_log: PathBuf,
+    /// The roots of the built-in servers as given (flags, else the file's, else the current
+    /// directory): the state directory must lie outside them, and approval rules match paths
+    /// relative to them.
+    pub roots: Vec<PathBuf>,
+    /// Whether the state directory may lie inside a root (`--allow-state-in-root`; it stays
+    /// unreachable to every tool all the same).
+    pub allow_state_in_root: bool,
+    /// The approval gate: the `[approval]` rules and where its control socket is.
+    pub approvals: ApprovalSettings,
+    /// Longest a tool call may take unless its upstream says otherwise.
+    pub call_timeout: Duration,
+    /// On a signal, how long calls in flight may take to finish.
+    pub drain_timeout: Duration,
+}
+
+/// The hub's approval gate (its built-in children run with `--no-approvals`).
+pub struct ApprovalSettings {
+    /// The `[approval]` table of the configuration file (rules, mode, timeout,
+    /// `approve_via_elicitation`); checked when the file was parsed.
+    pub config: bastion_policy::ApprovalConfig,
+    /// The control socket `bastion approvals|approve|deny|mode|pause|resume` talk to, in the
+    /// state directory.
+    pub control_socket: PathBuf,
+}
+
+/// How clients reach the hub.
+pub enum Transport {
+    /// MCP on stdin/stdout; the parent process is trusted with every tool.
+    Stdio,
+    /// MCP streamable HTTP.
+    Http(HttpSettings),
+}
+
+/// The HTTP listener and its guard.
+pub struct HttpSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The URL clients use when the hub sits behind a tunnel or proxy.
+    pub public_url: Option<String>,
+    /// The hosts and origins allowed in `Host` and `Origin`.
+    pub allowed: Allowed,
+    /// How requests are authenticated.
+    pub auth: AuthSettings,
+    /// MCP sessions (`Mcp-Session-Id`) instead of stateless requests.
+    pub stateful: bool,
+}
+
+/// How HTTP requests are authenticated.
+pub enum AuthSettings {
+    /// Nobody is asked for a token (a loopback listener only).
+    None,
+    /// Static bearer tokens from the auth store (`bastion_auth::SqliteStore`) in the state
+    /// directory.
+    Tokens,
+    /// Static bearer tokens, and the hub's own OAuth authorization server (a public URL is set).
+    OAuth(Box<bastion_auth::Settings>),
+}
+
+/// One problem in the flags or the configuration file. The wording is stable: tests and
+/// people's scripts match it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file cannot be read or parsed (the message names the file).
+    #[error("{0}")]
+    File(String),
+    /// Authentication off on a listener other people can reach.
+    #[error("authentication can only be off (--no-auth, auth = \"none\") on a loopback listen address (got {0})")]
+    NoAuthNeedsLoopback(SocketAddr),
+    /// A public URL that is not an http(s) URL with a host.
+    #[error("{0}")]
+    PublicUrl(String),
+    /// The `[oauth]` table does not fit the public URL.
+    #[error("{0}")]
+    OAuth(String),
+    /// An extra CA file for client metadata documents cannot be read.
+    #[error("oauth.cimd_extra_ca {}: {error}", path.display())]
+    ExtraCa {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A root that is not an existing directory.
+    #[error("root {}: {why}", path.display())]
+    Root {
+        /// The root as given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        why: String,
+    },
+    /// A remote upstream's token variable is not set.
+    #[error("upstream '{upstream}': environment variable {var} (bearer_token_env) is not set")]
+    TokenVariableUnset {
+        /// The upstream.
+        upstream: String,
+        /// The variable.
+        var: String,
+    },
+    /// A command upstream's program is not on `$PATH` (checked by `check-config` only: `serve`
+    /// starts anyway and reports the upstream failed, retrying).
+    #[error("upstream '{upstream}': command '{program}' not found")]
+    ProgramNotFound {
+        /// The upstream.
+        upstream: String,
+        /// The program.
+        program: String,
+    },
+    /// No state directory was given and none can be derived.
+    #[error("state directory: {0}")]
+    StateDir(String),
+    /// The built-ins run this binary again, which must be found.
+    #[error("this program's own path: {0}")]
+    OwnPath(std::io::Error),
+    /// The default root is the current directory, which must exist.
+    #[error("the current directory: {0}")]
+    CurrentDir(std::io::Error),
+}
+
+impl SettingsError {
+    /// A stable snake_case code for the kind of problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettingsError::File(_) => "config_file",
+            SettingsError::NoAuthNeedsLoopback(_) => "no_auth_needs_loopback",
+            SettingsError::PublicUrl(_) => "public_url",
+            SettingsError::OAuth(_) => "oauth_settings",
+            SettingsError::ExtraCa { .. } => "oauth_extra_ca",
+            SettingsError::Root { .. } => "root",
+            SettingsError::TokenVariableUnset { .. } => "token_variable_unset",
+            SettingsError::ProgramNotFound { .. } => "program_not_found",
+            SettingsError::StateDir(_) => "state_dir",
+            SettingsError::OwnPath(_) => "own_path",
+            SettingsError::CurrentDir(_) => "current_dir",
+        }
+    }
+}
+
+/// Every problem found, and where the settings came from.
+#[derive(Debug)]
+pub struct Problems {
+    /// The configuration file, if one was read.
+    pub file: Option<PathBuf>,
+    /// Whether flags were merged over it (`serve`, `tools`) rather than the file alone
+    /// (`check-config`).
+    pub flags: bool,
+    /// The problems, in the order they were found.
+    pub errors: Vec<SettingsError>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        match (&self.file, self.flags) {
+            (Some(file), false) => write!(f, "{n} problem(s) in {}:", file.display())?,
+            (Some(file), true) => write!(f, "{n} problem(s) in the flags and {}:", file.display())?,
+            (None, _) => write!(f, "{n} problem(s) in the flags:")?,
+        }
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// How thoroughly to check: `serve` and `tools` check what they need to start; `check-config`
+/// also looks for what would only fail later (programs on `$PATH`, CA files).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    Start,
+    Check,
+}
+
+/// Collects problems instead of stopping at the first.
+struct Found {
+    file: Option<PathBuf>,
+    flags: bool,
+    errors: Vec<SettingsError>,
+}
+
+impl Found {
+    fn new(file: Option<&Path>, flags: bool) -> Found {
+        Found { file: file.map(Path::to_path_buf), flags, errors: vec![] }
+    }
+
+    fn ok<T>(&mut self, r: Result<T, SettingsError>) -> Option<T> {
+        r.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Problems> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(Problems { file: self.file, flags: self.flags, errors: self.errors })
+        }
+    }
+
+    fn fail(mut self, e: SettingsError) -> Problems {
+        self.errors.push(e);
+        Problems { file: self.file, flags: self.flags, errors: self.errors }
+    }
+}
+
+fn load(file: Option<&Path>) -> Result<HubConfig, SettingsError> {
+    match file {
+        Some(p) => HubConfig::load(p).map_err(SettingsError::File),
+        None => Ok(HubConfig::default()),
+    }
+}
+
+impl HubSettings {
+    /// The settings of `bastion serve`: its flags over its `--config` file.
+    pub fn from_serve_args(args: &ServeArgs) -> Result<HubSettings, Problems> {
+        let file = args.upstreams.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let mut found = Found::new(file, true);
+        let asked = Asked {
+            listen: args.listen.or(config.listen).unwrap_or(DEFAULT_LISTEN),
+            public_url: args.public_url.clone().or(config.public_url.clone()),
+            no_auth: args.no_auth || config.auth == AuthMode::None,
+            stateful: args.stateful || config.stateful,
+        };
+        let state_dir = match &args.state_dir {
+            Some(d) => Some(d.clone()),
+            None => found.ok(bastion_auth::state::default_dir().map_err(|e| SettingsError::StateDir(e.to_string()))),
+        };
+        let state_dir = state_dir.unwrap_or_default();
+        let audit_log = args.audit_log.clone().unwrap_or_else(|| state_dir.join("audit.jsonl"));
+        // Bastion's own files, which no tool may touch: absolute, so a child started elsewhere
+        // resolves them to the same files.
+        let protect: Vec<PathBuf> = [Some(state_dir.clone()), file.map(Path::to_path_buf), Some(audit_log.clone())]
+            .into_iter()
+            .flatten()
+            .map(|p| std::path::absolute(&p).unwrap_or(p))
+            .collect();
+        let transport = if args.stdio {
+            // No listener and no tokens; a bad public URL is still an error rather than ignored.
+            found.ok(Allowed::new(asked.public_url.as_deref()).map_err(SettingsError::PublicUrl));
+            Transport::Stdio
+        } else {
+            Transport::Http(http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start))
+        };
+        let roots = roots(&mut found, &args.upstreams, &config);
+        let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
+        let approvals = ApprovalSettings {
+            control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
+            config: config.approval,
+        };
+        found.finish(HubSettings {
+            upstreams,
+            transport,
+            audit_log,
+            roots,
+            allow_state_in_root: args.allow_state_in_root,
+            approvals,
+            state_dir,
+            call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
+            drain_timeout: args.drain_timeout,
+        })
+    }
+
+    /// The upstreams of `bastion tools`: its flags over its `--config` file.
+    pub fn upstreams_of(args: &UpstreamArgs) -> Result<Vec<UpstreamSpec>, Problems> {
+        let file = args.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let mut found = Found::new(file, true);
+        let roots = roots(&mut found, args, &config);
+        let specs = upstreams(&mut found, args, &config, &roots, &[], Depth::Start);
+        found.finish(specs)
+    }
+
+    /// `bastion check-config`: the settings a `bastion serve --config FILE` without other flags
+    /// would run from, checked further (programs on `$PATH`, CA files, roots are directories),
+    /// and a summary of what it would do. The OAuth settings are checked against a placeholder
+    /// state directory: nothing is opened.
+    pub fn check_file(file: &Path) -> Result<String, Problems> {
+        let config = load(Some(file)).map_err(|e| Found::new(Some(file), false).fail(e))?;
+        let mut found = Found::new(Some(file), false);
+        let asked = Asked {
+            listen: config.listen.unwrap_or(DEFAULT_LISTEN),
+            public_url: config.public_url.clone(),
+            no_auth: config.auth == AuthMode::None,
+            stateful: config.stateful,
+        };
+        let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
+        let roots = roots(&mut found, &UpstreamArgs::default(), &config);
+        let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], Depth::Check);
+        let oauth = match &http.auth {
+            AuthSettings::OAuth(s) => format!(
+                "oauth: on (issuer {}, resource {}/mcp, access tokens {}, refresh tokens {}, {} static client(s))",
+                s.issuer,
+                s.issuer,
+                humantime::format_duration(s.lifetimes.access),
+                humantime::format_duration(s.lifetimes.refresh),
+                s.clients.len()
+            ),
+            _ if config.oauth.is_set() => {
+                "oauth: off (no public_url, or auth = \"none\"); the [oauth] table applies with --public-url".to_owned()
+            }
+            _ => "oauth: off (no public_url)".to_owned(),
+        };
+        let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        let default = if config.upstreams.is_empty() { " (default)" } else { "" };
+        found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}", file.display()))
+    }
+}
+
+/// The HTTP choices once flags and file are merged.
+struct Asked {
+    listen: SocketAddr,
+    public_url: Option<String>,
+    no_auth: bool,
+    stateful: bool,
+}
+
+/// The listener, the allowed hosts and the authentication mode. In OAuth mode the `[oauth]`
+/// table is checked against the public URL before anything starts.
+fn http_settings(
+    found: &mut Found,
+    config: &HubConfig,
+    asked: Asked,
+    state_dir: Option<&Path>,
+    depth: Depth,
+) -> HttpSettings {
+    let Asked { listen, public_url, no_auth, stateful } = asked;
+    let allowed = found
+        .ok(Allowed::new(public_url.as_deref()).map_err(SettingsError::PublicUrl))
+        .unwrap_or_else(Allowed::loopback);
+    let auth = if no_auth {
+        if !listen.ip().is_loopback() {
+            found.errors.push(SettingsError::NoAuthNeedsLoopback(listen));
+        }
+        AuthSettings::None
+    } else {
+        match (&public_url, state_dir) {
+            (Some(url), Some(dir)) => match found.ok(config.oauth.settings(url, dir).map_err(SettingsError::OAuth)) {
+                Some(s) => {
+                    if depth == Depth::Check {
+                        for ca in &s.cimd_extra_ca {
+                            if let Err(error) = std::fs::read(ca) {
+                                found.errors.push(SettingsError::ExtraCa { path: ca.clone(), error });
+                            }
+                        }
+                    }
+                    AuthSettings::OAuth(Box::new(s))
+                }
+                None => AuthSettings::Tokens,
+            },
+            _ => AuthSettings::Tokens,
+        }
+    };
+    HttpSettings { listen, public_url, allowed, auth, stateful }
+}
+
+/// The roots of the built-in servers: the flags', else the file's, else the current directory.
+fn roots(found: &mut Found, args: &UpstreamArgs, config: &HubConfig) -> Vec<PathBuf> {
+    match (&args.roots, &config.roots) {
+        (flags, _) if !flags.is_empty() => flags.clone(),
+        (_, file) if !file.is_empty() => file.clone(),
+        _ => match std::env::current_dir() {
+            Ok(d) => vec![d],
+            Err(e) => {
+                found.errors.push(SettingsError::CurrentDir(e));
+                vec![]
+            }
+        },
+    }
+}
+
+/// The upstreams: those of the configuration file, or the three built-in servers (shell with
+/// its `read-only` profile). Built-ins get the roots, `--protect` for each of `protect` (the
+/// hub's own files), `--no-approvals` (the hub decides approvals, mode and pause at its own
+/// layer) and, with `--allow-write`, fs and git their write tools.
+fn upstreams(
+    found: &mut Found,
+    args: &UpstreamArgs,
+    config: &HubConfig,
+    roots: &[PathBuf],
+    protect: &[PathBuf],
+    depth: Depth,
+) -> Vec<UpstreamSpec> {
+    let mut root_args = vec![];
+    for r in roots {
+        let canonical = r.canonicalize().map_err(|e| e.to_string()).and_then(|c| {
+            // `serve` leaves a root that is a file to the built-in servers, which refuse it.
+            if depth == Depth::Check && !c.is_dir() { Err("not a directory".to_owned()) } else { Ok(c) }
+        });
+        match canonical {
+            Ok(c) => root_args.extend(["--root".to_owned(), c.to_string_lossy().into_owned()]),
+            Err(why) => found.errors.push(SettingsError::Root { path: r.clone(), why }),
+        }
+    }
+    for p in protect {
+        root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
+    }
+    root_args.push("--no-approvals".to_owned());
+    let own = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            found.errors.push(SettingsError::OwnPath(e));
+            PathBuf::new()
+        }
+    };
+    let builtin = |server: Builtin, extra: &[String]| {
+        let mut a = root_args.clone();
+        if args.allow_write && server != Builtin::Shell {
+            a.push("--allow-write".into());
+        }
+        a.extend_from_slice(extra);
+        Source::Builtin { server, program: own.clone(), args: a }
+    };
+    if config.upstreams.is_empty() {
+        let read_only = ["--profile".to_owned(), "read-only".to_owned()];
+        return Builtin::ALL
+            .into_iter()
+            .map(|server| UpstreamSpec {
+                name: server.name().to_owned(),
+                source: builtin(server, if server == Builtin::Shell { &read_only } else { &[] }),
+                filter: ToolFilter::default(),
+                required: true,
+                call_timeout: None,
+            })
+            .collect();
+    }
+    let mut specs = vec![];
+    for u in &config.upstreams {
+        // The file was validated when it was parsed: exactly one of builtin, command, url.
+        let source = match (&u.builtin, &u.command, &u.url) {
+            (Some(b), _, _) => match Builtin::from_name(b) {
+                Some(server) => builtin(server, &u.args),
+                None => continue,
+            },
+            (None, Some(command), _) => {
+                if depth == Depth::Check && find_program(command).is_none() {
+                    found
+                        .errors
+                        .push(SettingsError::ProgramNotFound { upstream: u.name.clone(), program: command.clone() });
+                }
+                Source::Command {
+                    program: command.into(),
+                    args: u.args.clone(),
+                    env: u.env.clone().into_iter().collect(),
+                }
+            }
+            (None, None, Some(url)) => {
+                let bearer = match &u.bearer_token_env {
+                    Some(var) => match std::env::var(var) {
+                        Ok(t) => Some(t),
+                        Err(_) => {
+                            found
+                                .errors
+                                .push(SettingsError::TokenVariableUnset { upstream: u.name.clone(), var: var.clone() });
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                Source::Remote(Remote {
+                    url: url.clone(),
+                    bearer,
+                    ping_interval: u.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
+                })
+            }
+            (None, None, None) => continue,
+        };
+        // Checked when the file was parsed; an error here would be a bug, reported all the same.
+        let filter = match ToolFilter::new(&u.allow_tools, &u.deny_tools) {
+            Ok(f) => f,
+            Err(e) => {
+                found.errors.push(SettingsError::File(format!("upstream '{}': {e}", u.name)));
+                ToolFilter::default()
+            }
+        };
+        specs.push(UpstreamSpec {
+            name: u.name.clone(),
+            source,
+            filter,
+            required: u.required,
+            call_timeout: u.call_timeout,
+        });
+    }
+    specs
+}
+
+/// `program` as the child would run it: a path if it has a `/`, else the first match on `$PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(argv: &[&str]) -> Result<HubSettings, Problems> {
+        let flags = Flags::try_parse_from(std::iter::once("bastion").chain(argv.iter().copied())).unwrap();
+        HubSettings::from_serve_args(&flags.serve)
+    }
+
+    #[test]
+    fn flags_win_over_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:9001\"\nstateful = true\ncall_timeout = \"90s\"\nroots = [\"{root}\"]\n\
+                 [[upstream]]\nname = \"files\"\nbuiltin = \"fs\"\n\
+                 [[upstream]]\nname = \"run\"\nbuiltin = \"shell\"\n\
+                 [[upstream]]\nname = \"docs\"\ncommand = \"docs-mcp\"\nenv = {{ A = \"1\" }}\n\
+                 [[upstream]]\nname = \"far\"\nurl = \"https://far.example/mcp\"\nping_interval = \"2s\"\n"
+            ),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let s = settings(&["--config", file, "--state-dir", root, "--listen", "127.0.0.1:9002"]).unwrap();
+        let Transport::Http(http) = &s.transport else { panic!("not http") };
+        assert_eq!(http.listen.port(), 9002, "the flag wins");
+        assert!(http.stateful, "the file's, no flag");
+        assert!(matches!(http.auth, AuthSettings::Tokens));
+        assert_eq!(s.call_timeout, Duration::from_secs(90));
+        let names: Vec<_> = s.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["files", "run", "docs", "far"]);
+        // The source decides the exec tier, not a name.
+        let runs: Vec<_> = s.upstreams.iter().map(|u| u.source.runs_programs()).collect();
+        assert_eq!(runs, [false, true, false, false]);
+        match &s.upstreams[0].source {
+            Source::Builtin { server: Builtin::Fs, args, .. } => assert_eq!(args[0], "--root"),
+            other => panic!("{other:?}"),
+        }
+        match &s.upstreams[2].source {
+            Source::Command { program, env, .. } => {
+                assert_eq!(program, Path::new("docs-mcp"));
+                assert_eq!(env, &[("A".to_owned(), "1".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &s.upstreams[3].source {
+            Source::Remote(r) => {
+                assert_eq!((r.url.as_str(), r.ping_interval), ("https://far.example/mcp", Duration::from_secs(2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = settings(&["--config", file, "--state-dir", root, "--stdio", "--call-timeout", "5s"]).unwrap();
+        assert!(matches!(s.transport, Transport::Stdio));
+        assert_eq!(s.call_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_defaults_are_the_three_builtins_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let s = settings(&["--root", root, "--state-dir", root]).unwrap();
+        let Transport::Http(http) = &s.transport else { panic!("not http") };
+        assert_eq!(http.listen, DEFAULT_LISTEN);
+        assert_eq!(s.call_timeout, DEFAULT_CALL_TIMEOUT);
+        let got: Vec<_> = s
+            .upstreams
+            .iter()
+            .map(|u| match &u.source {
+                Source::Builtin { server, args, .. } => (server.name(), args.iter().any(|a| a == "--allow-write")),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [("fs", false), ("git", false), ("shell", false)]);
+        let s = settings(&["--root", root, "--state-dir", root, "--allow-write"]).unwrap();
+        let writes: Vec<_> = s
+            .upstreams
+            .iter()
+            .map(|u| matches!(&u.source, Source::Builtin { args, .. } if args.iter().any(|a| a == "--allow-write")))
+            .collect();
+        assert_eq!(writes, [true, true, false], "never for shell");
+    }
+
+    #[test]
+    fn the_hub_protects_its_own_state_and_decides_approvals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            "[approval]\napprove_via_elicitation = true\n[[approval.rule]]\nserver = \"fs\"\naction = \"ask\"\n",
+        )
+        .unwrap();
+        let (root_s, state_s, file_s) = (root.to_str().unwrap(), state.to_str().unwrap(), file.to_str().unwrap());
+        let s =
+            settings(&["--root", root_s, "--state-dir", state_s, "--config", file_s, "--allow-state-in-root"]).unwrap();
+        assert!(s.allow_state_in_root);
+        assert_eq!(s.roots, std::slice::from_ref(&root));
+        assert_eq!(s.audit_log, state.join("audit.jsonl"));
+        assert!(s.approvals.config.approve_via_elicitation);
+        assert_eq!(s.approvals.config.rules.len(), 1);
+        assert!(s.approvals.control_socket.starts_with(&state), "{}", s.approvals.control_socket.display());
+        for u in &s.upstreams {
+            let Source::Builtin { args, .. } = &u.source else { panic!("{u:?}") };
+            let protected: Vec<_> = args.windows(2).filter(|w| w[0] == "--protect").map(|w| w[1].as_str()).collect();
+            assert_eq!(protected, [state_s, file_s, state.join("audit.jsonl").to_str().unwrap()]);
+            assert!(args.iter().any(|a| a == "--no-approvals"), "{args:?}");
+        }
+        let s = settings(&["--root", root_s, "--state-dir", state_s, "--audit-log", file_s]).unwrap();
+        assert!(!s.allow_state_in_root);
+        assert_eq!(s.audit_log, file);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let e = settings(&[
+            "--state-dir",
+            root,
+            "--no-auth",
+            "--listen",
+            "0.0.0.0:1",
+            "--public-url",
+            "ftp://x",
+            "--root",
+            "/no/such/root",
+        ])
+        .err()
+        .unwrap();
+        let codes: Vec<_> = e.errors.iter().map(SettingsError::code).collect();
+        assert_eq!(codes, ["public_url", "no_auth_needs_loopback", "root"]);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("3 problem(s) in the flags:\n  --public-url 'ftp://x' must be http or https"),
+            "{text}"
+        );
+        assert!(text.contains("on a loopback listen address (got 0.0.0.0:1)"), "{text}");
+        // Over stdio there is no listener to check.
+        let e = settings(&["--state-dir", root, "--stdio", "--no-auth", "--listen", "0.0.0.0:1", "--root", root]);
+        assert!(e.is_ok());
+    }
+
+    #[test]
+    fn programs_are_found_like_the_child_would_be() {
+        assert!(find_program("sh").is_some());
+        assert!(find_program("/bin/sh").is_some());
+        assert!(find_program("no-such-program-bastion").is_none());
+        assert!(find_program("/etc/passwd").is_none()); // not executable
+        assert!(find_program("/").is_none());
+    }
+}
