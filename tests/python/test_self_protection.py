@@ -97,13 +97,19 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 async def test_an_fs_token_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
     fs_token = hub.create_token("fs-only", "fs:read,fs:write")
-    tokens_file = hub.state / "tokens.json"
-    before = tokens_file.read_bytes()
-    assert b"fs-only" in before
+    tokens_file = hub.state / "auth.sqlite3"
+    assert tokens_file.exists()
+
+    def token_list() -> str:
+        return subprocess.run([bastion(), "token", "list", "--state-dir", str(hub.state)], check=True,
+                              capture_output=True, text=True).stdout
+
+    before = token_list()
+    assert "fs-only" in before
     forged = json.dumps([{"name": "forged", "hash": hashlib.sha256(FORGED_SECRET.encode()).hexdigest(),
                           "scopes": ["*:*"]}])
     async with http_session(hub, fs_token) as s:
-        for path in [".bst/tokens.json", ".bst/audit.jsonl", ".bst", ".BST/tokens.json", "./.bst/../.bst/tokens.json",
+        for path in [".bst/auth.sqlite3", ".bst/tokens.json", ".bst/audit.jsonl", ".bst", ".BST/tokens.json", "./.bst/../.bst/tokens.json",
                      str(tokens_file), "bastion.toml"]:
             for tool, args in [
                 ("fs__read_file", {"path": path}),
@@ -133,7 +139,7 @@ async def test_an_fs_token_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
         assert not err and ".bst" not in text and "bastion.toml" not in text and "hello.txt" in text, text
         err, data, text = await call(s, "fs__read_many_files", {"paths": [".bst/tokens.json", "hello.txt"]})
         assert "fs-only" not in text and "hello" in text, text
-    assert tokens_file.read_bytes() == before
+    assert token_list() == before
     assert not (hub.state / "tokens.json.new").exists()
     # The token did not give itself any shell scope (the default shell profile is read-only, so
     # run_command needs shell:read here; shell:exec with an exec profile), and the forged secret
@@ -146,7 +152,7 @@ async def test_an_fs_token_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
 
 async def test_the_shell_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
     async with http_session(hub, hub.token) as s:
-        for args in [["cat", ".bst/tokens.json"], ["cat", "bastion.toml"], ["ls", "-la", ".bst"],
+        for args in [["cat", ".bst/tokens.json"], ["cat", ".bst/auth.sqlite3"], ["cat", "bastion.toml"], ["ls", "-la", ".bst"],
                      ["head", "-c", "100", ".bst/audit.jsonl"]]:
             err, data, text = await call(s, "shell__run_command", {"program": args[0], "args": args[1:]})
             assert error_code(err, data, text) == "protected_path", (args, text)
