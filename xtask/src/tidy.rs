@@ -7,6 +7,8 @@
 //!   `cargo xtask tidy --fix` rewrites the table.
 //! * **File size.** No Rust source file under `crates/` is longer than [`MAX_LINES`]: a file that
 //!   grows past it holds more than one concern and is split by concern.
+//! * **Where `unsafe` lives.** The workspace denies `unsafe_code`; a file may lift that only if
+//!   it is in [`UNSAFE_FILES`], the list ARCHITECTURE.md repeats. A new one is a decision.
 //!
 //! The same checks run as a unit test of this crate, so `cargo test --workspace` fails too.
 
@@ -20,6 +22,17 @@ use crate::util::repo_root;
 
 /// Longest Rust source file allowed under `crates/`.
 pub const MAX_LINES: usize = 1_000;
+
+/// The only files allowed `#[allow(unsafe_code)]`, each for syscalls or FFI with no safe
+/// wrapper (see the `// SAFETY:` comments there).
+pub const UNSAFE_FILES: &[&str] = &[
+    // fork, unshare, capability drop, close_range, the Landlock ABI query.
+    "crates/shell-server/src/sandbox/sys.rs",
+    // Registering our own duplicate of stdin/stdout with tokio's reactor.
+    "crates/server-kit/src/stdio.rs",
+    // libgit2's process-global options (owner validation, object cache).
+    "crates/git-server/src/lib.rs",
+];
 
 const START: &str = "<!-- tool-index:start (cargo xtask tidy --fix rewrites this table) -->";
 const END: &str = "<!-- tool-index:end -->";
@@ -60,6 +73,16 @@ pub fn run(fix: bool) -> Result<()> {
     for (path, lines) in long_files(&root.join("crates"))? {
         let shown = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
         problems.push(format!("{shown} has {lines} lines (at most {MAX_LINES}): split it by concern"));
+    }
+
+    for file in rust_files(&root.join("crates"))? {
+        let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        if text.contains("allow(unsafe_code)") && !UNSAFE_FILES.contains(&shown.as_str()) {
+            problems.push(format!(
+                "{shown} allows unsafe_code but is not in UNSAFE_FILES (xtask/src/tidy.rs, ARCHITECTURE.md)"
+            ));
+        }
     }
 
     if problems.is_empty() {
