@@ -130,18 +130,12 @@ pub fn missing_prerequisite(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// A fresh temporary directory (removed when dropped), named `bastion-test-<lowercase hex>`.
+/// A fresh temporary directory (removed when dropped), named `bastion-test-<random>`.
 ///
-/// The name is lowercase on purpose: tempfile's random suffix mixes cases, and a path spliced
-/// into a bundled short flag (`make -C/tmp/…`) would then be read differently from run to run
-/// (an uppercase `E` in the suffix made `-C<path>` refuse as `-E`), so a case's outcome would
-/// depend on chance.
+/// The random part mixes cases, as real paths do: a path spliced into a bundled short flag
+/// (`make -C/tmp/bastion-test-xE…`) must mean the same whatever letters it holds.
 pub fn temp_dir() -> tempfile::TempDir {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let name = format!("bastion-test-{nanos:x}-{:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    match tempfile::Builder::new().prefix(&name).rand_bytes(0).tempdir() {
+    match tempfile::Builder::new().prefix("bastion-test-").tempdir() {
         Ok(d) => d,
         Err(e) => panic!("cannot create a temporary directory: {e}"),
     }
