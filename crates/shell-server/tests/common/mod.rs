@@ -5,8 +5,12 @@
 //! appeared (in the tree, `/tmp`, `$HOME`, the working directory or `/`), that nothing outside the
 //! root changed (content, mode, mtime, xattrs) and that no output contained the outside sentinel
 //! or the output of a planted program.
+//!
+//! `project` is the small project of the tool suites (`tools_*.rs`).
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
+
+pub mod project;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
