@@ -1,6 +1,6 @@
 """``bastion fs`` through the official MCP Python SDK over stdio: the one end-to-end check with an
 independent client. The behaviour of every tool and the hostile-input tables are tested in Rust
-(``crates/fs-server/tests/tools.rs`` and ``hostile.rs``) through the same binary.
+(``crates/fs-server/tests/tools_*.rs`` and ``hostile_*.rs``) through the same binary.
 """
 
 from __future__ import annotations

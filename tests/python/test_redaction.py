@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import time
+from typing import Any
+
 from fsclient import err, fs_session, ok
+from shellclient import ok as shell_ok
+from shellclient import run, shell_session
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -152,3 +157,47 @@ async def test_writing_back_a_redacted_read_is_refused(project: Path) -> None:
         assert settings.read_text() == SETTINGS.replace("5432", "5433")
         # A file without secrets may hold a marker (documentation).
         await ok(s, "write_file", {"path": "docs/redaction.md", "content": "Secrets show as [REDACTED:github_token].\n"})
+
+
+# --------------------------------------------------------------------------------------------
+# Command and process output of bastion-shell
+# --------------------------------------------------------------------------------------------
+
+
+async def read_until_exit(s: Any, pid: int, offset: int = 0) -> tuple[str, dict[str, Any]]:
+    """Reads a process's output from ``offset`` until it has ended and nothing is left."""
+    text = ""
+    deadline = time.monotonic() + 20
+    while True:
+        out = await shell_ok(s, "read_process_output", {"id": pid, "offset": offset, "wait_ms": 500})
+        assert out["offset"] == offset
+        text += out["output"]
+        offset = out["next_offset"]
+        if not out["running"] and not out["truncated"]:
+            return text, out
+        assert time.monotonic() < deadline, "the process never ended"
+
+
+async def test_command_output_is_redacted(project: Path, tmp_path: Path) -> None:
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    (project / "deploy.txt").write_text(f"user=ci\nGITHUB_TOKEN={token}\nDB_PASSWORD=hunter22\n")
+    shown = "user=ci\nGITHUB_TOKEN=[REDACTED:github_token]\nDB_PASSWORD=[REDACTED:secret_assignment]\n"
+    log = tmp_path / "shell.jsonl"
+    async with shell_session(project, audit_log=log) as s:
+        out = await run(s, "cat", ["deploy.txt"])
+        assert out["stdout"] == shown
+        # The byte counts are those of what the program wrote.
+        assert out["stdout_bytes"] == len((project / "deploy.txt").read_bytes())
+        out = await run(s, "cat", ["deploy.txt", "missing-file"])
+        assert out["stdout"] == shown and "missing-file" in out["stderr"]
+        p = await shell_ok(s, "start_process", {"program": "cat", "args": ["deploy.txt"]})
+        rest, last = await read_until_exit(s, p["id"], 0)
+        assert rest == shown
+        await run(s, "echo", ["nothing to hide"])
+    raw = log.read_text()
+    assert token not in raw and "hunter22" not in raw
+    calls = [json.loads(line) for line in raw.splitlines() if '"tool"' in line]
+    runs = [c for c in calls if c["tool"] == "run_command"]
+    assert [c.get("redactions") for c in runs] == [2, 2, None]
+    reads = [c for c in calls if c["tool"] == "read_process_output" and c.get("redactions")]
+    assert sum(c["redactions"] for c in reads) == 2

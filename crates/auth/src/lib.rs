@@ -6,15 +6,22 @@
 //! The hub's HTTP guard makes one call per request, [`Authenticator::authenticate`], with the
 //! `Authorization` header, and gets a [`Principal`] or the [`Challenge`] to send back:
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use bastion_auth::{Authenticator, SqliteStore, Store};
-//! let dir = std::path::Path::new("/var/lib/bastion");
-//! let auth = Authenticator::tokens(Box::new(SqliteStore::open(dir)?));
-//! match auth.authenticate(Some("Bearer bst_...")).await {
-//!     Ok(who) => println!("{} may use {:?}", who.name, who.scopes),
-//!     Err(c) => println!("401, WWW-Authenticate: {}", c.www_authenticate),
-//! }
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bastion_auth::{Authenticator, Scope, SqliteStore, Store};
+//! let dir = tempfile::tempdir()?; // the hub's state directory
+//! let mut store = SqliteStore::open(dir.path())?;
+//! let (_, secret) = store.create_token("ci", &[Scope::parse("fs:read")?], None, bastion_auth::now())?;
+//! let auth = Authenticator::tokens(Box::new(store));
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! runtime.block_on(async {
+//!     let who = auth.authenticate(Some(&format!("Bearer {secret}"))).await.expect("a live token");
+//!     println!("{} may use {:?}", who.name, who.scopes);
+//!     match auth.authenticate(Some("Bearer bst_unknown")).await {
+//!         Ok(who) => panic!("{} got in with an unknown token", who.name),
+//!         Err(c) => println!("401, WWW-Authenticate: {}", c.www_authenticate),
+//!     }
+//! });
 //! # Ok(()) }
 //! ```
 //!
@@ -67,10 +74,11 @@
 //! * Wrong owner secrets lock approvals hub-wide for 15 minutes after 5 in 15 minutes (kept in
 //!   memory: a restart of the hub lifts a lockout).
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! let settings = bastion_auth::Settings::new("https://hub.example.com", "/var/lib/bastion".as_ref())?;
+//! let state = tempfile::tempdir()?; // the hub's state directory
+//! let settings = bastion_auth::Settings::new("https://hub.example.com", state.path())?;
 //! let (oauth, new_secret) = bastion_auth::OAuth::open(settings, Arc::new(|| vec!["fs:read".to_owned()]))?;
 //! if let Some(s) = new_secret {
 //!     println!("owner secret: {s}");

@@ -7,15 +7,19 @@
 //! leading out and check-then-use races are closed by construction, and the deny globs are matched
 //! on the real path of what was opened.
 //!
-//! ```no_run
+//! ```
 //! use bastion_policy::{Policy, PolicyConfig};
 //!
-//! let config = PolicyConfig { roots: vec!["/srv/project".into()], ..Default::default() };
+//! let project = tempfile::tempdir().expect("a temporary directory");
+//! std::fs::create_dir(project.path().join("src")).expect("src/");
+//! std::fs::write(project.path().join("src/main.rs"), "fn main() {}\n").expect("src/main.rs");
+//! let config = PolicyConfig { roots: vec![project.path().into()], ..Default::default() };
 //! let policy = Policy::new(config).expect("valid policy");
 //! let roots = policy.roots();
 //! let target = roots.target("src/main.rs", None).expect("inside the root");
 //! let file = roots.open_file(&target, &policy.deny).expect("readable");
-//! println!("{} bytes", file.stat.st_size);
+//! assert_eq!(file.stat.st_size, 13);
+//! assert!(roots.target("../elsewhere", None).is_err());
 //! ```
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

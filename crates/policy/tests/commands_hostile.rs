@@ -75,6 +75,14 @@ const READ_ONLY: &[Case] = &[
     ("cat", &["a\0b"], "argument_not_allowed"),
     // grep -R follows symbolic links out of the tree (-r does not).
     ("grep", &["-R", "x"], "argument_not_allowed"),
+    // getopt_long: the rest of a bundle after a letter that takes a value is that value, whatever
+    // letters it holds; a denied letter before it is still a flag.
+    ("grep", &["-eRx", "f"], "ok"),
+    ("grep", &["-ie-R", "f"], "ok"),
+    ("grep", &["-fRules", "f"], "ok"),
+    ("grep", &["-iR", "x"], "argument_not_allowed"),
+    ("grep", &["-iRe", "x"], "argument_not_allowed"),
+    ("date", &["-Iseconds"], "ok"),
 ];
 
 /// The `build-test` profile: subcommands, denied flags of build tools and their abbreviations,
@@ -93,6 +101,22 @@ const BUILD_TEST: &[Case] = &[
     ("pytest", &["-p", "evil"], "argument_not_allowed"),
     ("make", &["--eval=x:"], "argument_not_allowed"),
     ("make", &["test"], "ok"),
+    // The rest of a bundle after a letter that takes a value is that value (getopt_long), even when
+    // it holds a denied letter: `-C/srv/Example` is a directory, not `-E`.
+    ("make", &["-C/srv/Example", "test"], "ok"),
+    ("make", &["-CE"], "ok"),
+    ("make", &["-C", "/srv/Example"], "ok"),
+    ("make", &["-f/srv/Eval.mk"], "ok"),
+    ("make", &["-I/usr/include/Extra", "test"], "ok"),
+    ("make", &["-sC/srv/Example"], "ok"),
+    // A denied letter bundled before any letter that takes a value is still the flag.
+    ("make", &["-E", "x:"], "argument_not_allowed"),
+    ("make", &["-sE", "x:"], "argument_not_allowed"),
+    ("make", &["-kEC/srv"], "argument_not_allowed"),
+    ("npm", &["test", "-C/srv/gadget"], "ok"),
+    ("npm", &["test", "-sg"], "argument_not_allowed"),
+    ("npm", &["test", "-gC/srv"], "argument_not_allowed"),
+    ("cargo", &["build", "-vC", "x"], "argument_not_allowed"),
     ("go", &["test", "-toolexec=/bin/x", "./..."], "argument_not_allowed"),
     ("npm", &["test"], "ok"),
     ("npm", &["exec", "x"], "argument_not_allowed"),

@@ -6,7 +6,7 @@
 //! and error shape the model sees ([`Json`], [`Failure`]), the command-line flags every server
 //! takes ([`CommonArgs`], [`TierArgs`]), stdio without helper threads, and logging to stderr.
 //!
-//! ```no_run
+//! ```
 //! use bastion_policy::Tier;
 //! use bastion_server_kit::{ToolSpec, ToolTable};
 //!

@@ -21,6 +21,8 @@
 //! The client is a small line-delimited JSON-RPC loop rather than rmcp's: it is synchronous (no
 //! runtime per test), shows the exact bytes a server sent when something is off, and answers the
 //! one server-to-client request the servers make (`roots/list`) from a list the test sets.
+//! Long calls are observed with [`Server::call_with_progress`] (the progress notifications) and
+//! abandoned with [`Server::start_call`] and [`Server::cancel`].
 //! Independent clients (the official Python SDK) are the job of `tests/python`.
 #![deny(missing_docs)]
 
@@ -130,18 +132,12 @@ pub fn missing_prerequisite(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// A fresh temporary directory (removed when dropped), named `bastion-test-<lowercase hex>`.
+/// A fresh temporary directory (removed when dropped), named `bastion-test-<random>`.
 ///
-/// The name is lowercase on purpose: tempfile's random suffix mixes cases, and a path spliced
-/// into a bundled short flag (`make -C/tmp/…`) would then be read differently from run to run
-/// (an uppercase `E` in the suffix made `-C<path>` refuse as `-E`), so a case's outcome would
-/// depend on chance.
+/// The random part mixes cases, as real paths do: a path spliced into a bundled short flag
+/// (`make -C/tmp/bastion-test-xE…`) must mean the same whatever letters it holds.
 pub fn temp_dir() -> tempfile::TempDir {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let name = format!("bastion-test-{nanos:x}-{:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    match tempfile::Builder::new().prefix(&name).rand_bytes(0).tempdir() {
+    match tempfile::Builder::new().prefix("bastion-test-").tempdir() {
         Ok(d) => d,
         Err(e) => panic!("cannot create a temporary directory: {e}"),
     }
@@ -449,24 +445,52 @@ impl Server {
     /// Sends a request and returns the whole response (`result` or `error`), answering the
     /// server's own requests (`roots/list`, `ping`) while it waits.
     pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params);
+        self.wait(id, method, |_| {})
+    }
+
+    /// Sends a request without waiting for its answer; returns its id (for [`Server::response`]
+    /// or [`Server::cancel`]).
+    pub fn send_request(&mut self, method: &str, params: Value) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// Waits for the response to request `id` (sent with [`Server::send_request`]).
+    pub fn response(&mut self, id: u64) -> Value {
+        self.wait(id, "the request", |_| {})
+    }
+
+    /// Abandons request `id` as a client does (`notifications/cancelled`); the server sends no
+    /// response to it, and later waits skip one if it comes anyway.
+    pub fn cancel(&mut self, id: u64, reason: &str) {
+        self.notify("notifications/cancelled", json!({"requestId": id, "reason": reason}));
+    }
+
+    /// Reads messages until the response to `id`, answering the server's requests and handing
+    /// every notification to `on_notification` (other responses, to abandoned requests, are
+    /// skipped).
+    fn wait(&mut self, id: u64, what: &str, mut on_notification: impl FnMut(&Value)) -> Value {
         loop {
             let msg = match self.rx.recv_timeout(self.timeout) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("{method}: no answer within {:?}; stderr:\n{}", self.timeout, self.stderr_text())
+                    panic!("{what}: no answer within {:?}; stderr:\n{}", self.timeout, self.stderr_text())
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("{method}: the server closed stdout; stderr:\n{}", self.stderr_text())
+                    panic!("{what}: the server closed stdout; stderr:\n{}", self.stderr_text())
                 }
             };
             assert!(msg.get("__not_json__").is_none(), "the server wrote a line that is not JSON: {msg}");
             if let Some(server_method) = msg.get("method").and_then(Value::as_str) {
-                if let Some(req_id) = msg.get("id") {
-                    let answer = self.answer(server_method, req_id.clone());
-                    self.send(&answer);
+                match msg.get("id") {
+                    Some(req_id) => {
+                        let answer = self.answer(server_method, req_id.clone());
+                        self.send(&answer);
+                    }
+                    None => on_notification(&msg),
                 }
                 continue;
             }
@@ -490,20 +514,31 @@ impl Server {
     /// `tools/call`; `Err(error)` for a JSON-RPC (protocol) error.
     pub fn try_call(&mut self, tool: &str, args: Value) -> Result<CallResult, Value> {
         let v = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        if let Some(e) = v.get("error") {
-            return Err(e.clone());
+        call_result(tool, &v)
+    }
+
+    /// `tools/call` with a progress token: the result (which must not be a protocol error) and
+    /// the `params` of every `notifications/progress` the server sent for it, in order.
+    pub fn call_with_progress(&mut self, tool: &str, args: Value) -> (CallResult, Vec<Value>) {
+        let token = format!("progress-{}", self.next_id);
+        let params = json!({"name": tool, "arguments": args, "_meta": {"progressToken": token}});
+        let id = self.send_request("tools/call", params);
+        let mut progress = Vec::new();
+        let v = self.wait(id, tool, |n| {
+            if n["method"] == "notifications/progress" && n["params"]["progressToken"] == json!(token) {
+                progress.push(n["params"].clone());
+            }
+        });
+        match call_result(tool, &v) {
+            Ok(r) => (r, progress),
+            Err(e) => panic!("{tool}({}): protocol error {e}", short(&args)),
         }
-        let result = &v["result"];
-        assert!(result.is_object(), "{tool}: malformed response {v}");
-        let content = result["content"].as_array().cloned().unwrap_or_default();
-        let text: Vec<&str> =
-            content.iter().filter(|c| c["type"] == "text").filter_map(|c| c["text"].as_str()).collect();
-        Ok(CallResult {
-            is_error: result["isError"] == json!(true),
-            structured: result.get("structuredContent").cloned().unwrap_or(Value::Null),
-            text: text.join("\n"),
-            content,
-        })
+    }
+
+    /// Starts a `tools/call` without waiting for it; returns the request id (for
+    /// [`Server::cancel`], or [`Server::response`]).
+    pub fn start_call(&mut self, tool: &str, args: Value) -> u64 {
+        self.send_request("tools/call", json!({"name": tool, "arguments": args}))
     }
 
     /// `tools/call` that must not be a protocol error.
@@ -601,6 +636,23 @@ impl Server {
             }
         }
     }
+}
+
+/// A `tools/call` response as a [`CallResult`]; `Err(error)` for a JSON-RPC (protocol) error.
+fn call_result(tool: &str, v: &Value) -> Result<CallResult, Value> {
+    if let Some(e) = v.get("error") {
+        return Err(e.clone());
+    }
+    let result = &v["result"];
+    assert!(result.is_object(), "{tool}: malformed response {v}");
+    let content = result["content"].as_array().cloned().unwrap_or_default();
+    let text: Vec<&str> = content.iter().filter(|c| c["type"] == "text").filter_map(|c| c["text"].as_str()).collect();
+    Ok(CallResult {
+        is_error: result["isError"] == json!(true),
+        structured: result.get("structuredContent").cloned().unwrap_or(Value::Null),
+        text: text.join("\n"),
+        content,
+    })
 }
 
 impl Drop for Server {

@@ -106,7 +106,13 @@ impl Program {
                 };
                 pattern_given |= self.pattern_flags.contains(&flag);
                 match kind {
-                    Value::None | Value::Optional => {}
+                    Value::None => {}
+                    // getopt_long's `x::`: the rest of the bundle, if any, is the value (`-Iseconds`).
+                    Value::Optional => {
+                        if pos + c.len_utf8() < body.len() {
+                            break;
+                        }
+                    }
                     Value::Two => {
                         return Err(self.refuse(format!("{flag} takes two values; give it on its own")));
                     }

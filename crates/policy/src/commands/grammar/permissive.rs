@@ -56,41 +56,53 @@ impl Program {
                 {
                     return Err(self.refuse(format!("{name} abbreviates {full}, which is not allowed: it {reason}")));
                 }
-            } else if !name.starts_with("--") {
-                // Go's single-dash long flags (`-toolexec`) and bundled short letters.
+            } else {
+                // Go's single-dash long flags (`-toolexec`).
                 if let Some((flag, reason)) = self.denied.iter().find(|(d, _)| {
                     !d.starts_with("--") && d.len() > 2 && (name == d.as_str() || name.starts_with(&format!("{d}=")))
                 }) {
                     return Err(self.refuse(format!("{flag} is not allowed: it {reason}")));
                 }
-                for c in name[1..].chars() {
-                    let flag = format!("-{c}");
-                    if let Some(reason) = self.denied_reason(&flag) {
-                        return Err(self.refuse(format!("{flag} (in {name}) is not allowed: it {reason}")));
-                    }
-                }
+                self.check_short_bundle(a, args, &mut i, &mut paths)?;
+                continue;
             }
-            let path_flag = self.long.get(name).copied().or_else(|| {
-                let mut chars = name.chars();
-                match (chars.next(), chars.next(), chars.next()) {
-                    (Some('-'), Some(c), None) => self.short.get(&c).copied(),
-                    _ => None,
-                }
-            });
-            if path_flag == Some(Value::Path) {
+            if self.long.get(name) == Some(&Value::Path) {
                 let v = match inline {
                     Some(v) => v.to_string(),
                     None => self.take_value(args, &mut i, name)?,
                 };
                 paths.push(v);
-            } else if let Some(c) =
-                name.strip_prefix('-').filter(|n| !n.starts_with('-')).and_then(|n| n.chars().next())
-                && self.short.get(&c) == Some(&Value::Path)
-                && name.len() > 2
-            {
-                paths.push(name[2..].to_string());
             }
         }
         Ok(CheckedArgs { argv: args.to_vec(), paths })
+    }
+
+    /// A bundle of short letters (`-sC/srv/Example`), read as `getopt_long` reads it: each letter
+    /// up to the first one known to take a value is checked against the denied flags, and the rest
+    /// of the bundle is that value (`-C/srv/Example` is `-C` with `/srv/Example`, not `-E`), or
+    /// else the next argument. A letter the profile does not describe is taken to need no value,
+    /// so the letters after it are still checked: unknown is read the strict way.
+    fn check_short_bundle(&self, bundle: &str, args: &[String], i: &mut usize, paths: &mut Vec<String>) -> Result<()> {
+        let body = &bundle[1..];
+        for (pos, c) in body.char_indices() {
+            let flag = format!("-{c}");
+            if let Some(reason) = self.denied_reason(&flag) {
+                let shown = truncate_for_message(bundle);
+                return Err(self.refuse(format!("{flag} (in {shown}) is not allowed: it {reason}")));
+            }
+            let rest = &body[pos + c.len_utf8()..];
+            match self.short.get(&c) {
+                None | Some(Value::None) => {}
+                Some(Value::Optional) if rest.is_empty() => {}
+                Some(kind) => {
+                    let v = if rest.is_empty() { self.take_value(args, i, &flag)? } else { rest.to_string() };
+                    if *kind == Value::Path {
+                        paths.push(v);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 }

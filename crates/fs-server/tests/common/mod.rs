@@ -1,0 +1,4 @@
+//! Shared parts of the fs integration suites.
+
+pub mod hostile;
+pub mod project;
