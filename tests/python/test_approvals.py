@@ -559,3 +559,29 @@ async def test_hub_an_approved_write_to_a_changed_file_is_stale(hub: Hub) -> Non
         code, text = await code_of(s, "fs__write_file", args)
         assert code == "stale", text
     assert (hub.root / ".envrc").read_text() == "export A=3\n"
+
+
+def test_elevations_and_revocations_are_journaled(tmp_path: Path) -> None:
+    """``bastion token elevate|revoke|revoke --all`` append to the journal the hub writes by
+    default (``audit.jsonl`` in the state directory), beside the calls they affect."""
+    state = tmp_path / "state"
+    audit = state / "audit.jsonl"
+    for name in ("ci", "laptop"):
+        cli(state, "token", "create", "--name", name, "--scopes", "fs:read")
+    cli(state, "token", "elevate", "ci", "--scopes", "fs:write,git:*", "--for", "30m")
+    [e] = events(audit, "elevation")
+    assert e["server"] == "hub"
+    d = e["detail"]
+    assert (d["name"], d["elevated"], d["scopes"], d["seconds"], d["channel"]) == (
+        "ci", ["ci"], ["fs:write", "git:*"], 1800, "cli")
+    assert d["until"].endswith("Z"), d
+    cli(state, "token", "revoke", "laptop")
+    [r] = events(audit, "revoke")
+    assert (r["detail"]["name"], r["detail"]["tokens"], r["detail"]["grants"]) == ("laptop", 1, 0)
+    cli(state, "token", "revoke", "--all")
+    [a] = events(audit, "revoke_all")
+    assert (a["detail"]["tokens"], a["detail"]["grants"], a["detail"]["channel"]) == (1, 0, "cli")
+    # A refused elevation changes nothing and journals nothing.
+    assert cli(state, "token", "elevate", "nobody", "--scopes", "fs:write", "--for", "1m", check=False).returncode != 0
+    assert len(events(audit, "elevation")) == 1
+    assert oct(audit.stat().st_mode & 0o777) == "0o600"
