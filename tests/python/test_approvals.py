@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -585,3 +586,63 @@ def test_elevations_and_revocations_are_journaled(tmp_path: Path) -> None:
     assert cli(state, "token", "elevate", "nobody", "--scopes", "fs:write", "--for", "1m", check=False).returncode != 0
     assert len(events(audit, "elevation")) == 1
     assert oct(audit.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("how", ["eof", "sigterm", "sigint"])
+def test_a_standalone_server_removes_its_control_socket_when_it_exits(tmp_path: Path, how: str) -> None:
+    """``<state>/control/fs-PID.sock`` lives as long as the server: a clean exit (EOF on stdin,
+    SIGTERM, SIGINT) removes it, so ``bastion approvals`` never meets a socket of a dead process."""
+    root, state = tmp_path / "proj", tmp_path / "state"
+    root.mkdir()
+    proc = subprocess.Popen([str(bastion_binary()), "fs", "--root", str(root), "--state-dir", str(state)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sock = state / "control" / f"fs-{proc.pid}.sock"
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not sock.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "the server exited early"
+            time.sleep(0.05)
+        assert sock.is_socket(), f"no control socket at {sock}"
+        assert proc.stdin is not None and proc.stdout is not None
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+        proc.stdin.write(json.dumps(init).encode() + b"\n")
+        proc.stdin.flush()
+        assert b'"id":1' in proc.stdout.readline()
+        if how == "eof":
+            proc.stdin.close()
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not sock.exists(), "the control socket outlived its server"
+    assert pending(state) == []
+
+
+async def test_hub_matches_real_paths_through_the_roots(hub: Hub) -> None:
+    """The hub resolves an fs call's paths as its fs child does (``bastion_policy::Roots``): a
+    link inside the root to ``.vscode/tasks.json`` is that file, so writing through it asks; the
+    person sees the target's current text; a link to a denied file shows nothing of it."""
+    (hub.root / ".vscode").mkdir()
+    (hub.root / ".vscode" / "tasks.json").write_text('{"tasks": []}\n')
+    (hub.root / "notes.json").symlink_to(".vscode/tasks.json")
+    (hub.root / ".env").write_text("SECRET=hunter2\n")
+    (hub.root / "env.txt").symlink_to(".env")
+    async with http_session(hub, hub.token) as s:
+        code, text = await code_of(s, "fs__write_file", {"path": "notes.json", "content": "{}\n"})
+        assert code == "approval_pending", text
+        [p] = pending(hub.state)
+        assert p["tool"] == "fs__write_file"
+        assert '-{"tasks": []}' in p["rendering"] and "+{}" in p["rendering"], p["rendering"]
+        cli(hub.state, "deny", p["id"])
+        # A plain file elsewhere is allowed without asking.
+        assert (await code_of(s, "fs__write_file", {"path": "plain.txt", "content": "x"}))[0] is None
+        # Through a link to a denied file: the child refuses it; nothing of it reaches a rendering.
+        code, _ = await code_of(s, "fs__write_file", {"path": "env.txt", "content": "x"})
+        assert code is not None
+        assert all("hunter2" not in q["rendering"] for q in pending(hub.state))
+    assert (hub.root / ".vscode" / "tasks.json").read_text() == '{"tasks": []}\n'
+    assert (hub.root / ".env").read_text() == "SECRET=hunter2\n"

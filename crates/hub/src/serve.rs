@@ -559,7 +559,7 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let allowed = Allowed::new(public_url.as_deref()).map_err(anyhow::Error::msg)?;
     let specs = upstream_specs(&args.upstreams, &config)?;
     let banner = names(&specs);
-    let supervised = Supervised::start(specs);
+    let supervised = Supervised::start(specs.clone());
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
     let stateful = args.stateful || config.stateful;
     let call_timeout = args.call_timeout.or(config.call_timeout).unwrap_or(crate::router::DEFAULT_CALL_TIMEOUT);
@@ -570,7 +570,8 @@ pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     std::fs::set_permissions(&state_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let approvals = crate::approvals::HubApprovals::start(&config.approval, approval_roots, &state_dir, &audit_path)?;
+    let approvals =
+        crate::approvals::HubApprovals::start(&config.approval, approval_roots, &specs, &state_dir, &audit_path)?;
     let control_socket = approvals.socket_path().to_path_buf();
     let hub = Hub::new(upstreams.clone(), audit, args.stdio)
         .with_call_timeout(call_timeout)
