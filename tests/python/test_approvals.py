@@ -646,3 +646,70 @@ async def test_hub_matches_real_paths_through_the_roots(hub: Hub) -> None:
         assert all("hunter2" not in q["rendering"] for q in pending(hub.state))
     assert (hub.root / ".vscode" / "tasks.json").read_text() == '{"tasks": []}\n'
     assert (hub.root / ".env").read_text() == "SECRET=hunter2\n"
+
+
+async def test_hub_sends_progress_while_it_holds_a_call(tmp_path: Path) -> None:
+    """Over ``--stateful`` HTTP the hub's gate tells a caller that asked for progress that it is
+    still waiting (every 5 s) before the approval arrives, naming the request."""
+    with running_hub(tmp_path, "--allow-write", "--stateful") as h:
+        seen: list[tuple[float, float | None, str | None]] = []
+        approved_at: list[int] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+
+        async with http_session(h, h.token) as s:
+            async with anyio.create_task_group() as tg:
+                result: dict[str, Any] = {}
+
+                async def write() -> None:
+                    with anyio.fail_after(TIMEOUT):
+                        result["r"] = await s.call_tool(
+                            "fs__write_file", {"path": ".mcp.json", "content": "{}"}, progress_callback=on_progress
+                        )
+
+                tg.start_soon(write)
+                [p] = await wait_pending(h.state)
+                deadline = time.monotonic() + 12
+                while not seen and time.monotonic() < deadline:
+                    await anyio.sleep(0.2)
+                approved_at.append(len(seen))
+                cli(h.state, "approve", p["id"])
+        assert not result["r"].is_error, result["r"]
+        assert approved_at[0] >= 1, "no progress notification before the approval"
+        assert p["id"] in (seen[0][2] or "") and seen[0][1] == 300.0, seen
+        assert (h.root / ".mcp.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("present", [True, False])
+async def test_a_pending_request_notifies_the_desktop(tmp_path: Path, present: bool) -> None:
+    """A request pending approval runs ``notify-send`` (found on ``PATH``) naming its id; with no
+    such program on ``PATH`` nothing is run and the request is still queued."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "notify.args"
+    bin_dir.mkdir()
+    if present:
+        script = bin_dir / "notify-send"
+        script.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n')
+        script.chmod(0o755)
+    root, state, audit = tmp_path / "proj", tmp_path / "state", tmp_path / "audit.jsonl"
+    root.mkdir()
+    (root / "old.txt").write_text("x")
+    cfg = tmp_path / "policy.toml"
+    cfg.write_text('[approval]\nmode = "return"\n')
+    params = fs_params(root, state, audit, config=cfg)
+    # Only the fake's directory (and /bin for its shell) on PATH: a real notify-send is never run.
+    params.env = {"RUST_BACKTRACE": "1", "PATH": f"{bin_dir}:/usr/bin:/bin" if present else str(bin_dir)}
+    async with stdio_session(params, "bastion-fs") as s:
+        code, text = await code_of(s, "delete_path", {"path": "old.txt"})
+        assert code == "approval_pending", text
+        [p] = pending(state)
+        if present:
+            deadline = time.monotonic() + TIMEOUT
+            while not (record.exists() and record.read_text().strip()) and time.monotonic() < deadline:
+                await anyio.sleep(0.1)
+            lines = record.read_text().splitlines()
+            assert lines[0] == "--app-name=Bastion", lines
+            assert any(p["id"] in l and "delete_path" in l for l in lines), lines
+        else:
+            assert not record.exists()
+    assert (root / "old.txt").exists()
