@@ -12,6 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
+import threading
 import signal
 import subprocess
 import time
@@ -713,3 +715,77 @@ async def test_a_pending_request_notifies_the_desktop(tmp_path: Path, present: b
         else:
             assert not record.exists()
     assert (root / "old.txt").exists()
+
+
+class Watch:
+    """``bastion approvals --watch`` running in the background; lines read on a thread."""
+
+    def __init__(self, state: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(bastion_binary()), "approvals", "--watch", "--state-dir", str(state)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        out = self.proc.stdout
+        assert out is not None
+        threading.Thread(target=lambda: [self.lines.put(l.rstrip("\n")) for l in out], daemon=True).start()
+
+    async def until(self, pred: Any) -> str:
+        """Waits for a line matching ``pred``; every line read is kept in ``seen``."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                await anyio.sleep(0.05)
+                continue
+            self.seen.append(line)
+            if pred(line):
+                return line
+        pytest.fail(f"bastion approvals --watch never printed the line; it printed: {self.seen}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=TIMEOUT)
+
+
+async def test_watch_shows_the_queues_of_a_hub_and_a_server_alone(tmp_path: Path) -> None:
+    """Two processes share a state directory: ``bastion approvals --watch`` follows both queues,
+    in the format README's transcript shows."""
+    config = tmp_path / "hub.toml"
+    config.write_text('[approval]\nmode = "return"\n')
+    with running_hub(tmp_path, "--allow-write", "--config", str(config)) as h:
+        async with fs(tmp_path, '[approval]\nmode = "return"\n') as (s, root, state, audit), \
+                http_session(h, h.token) as remote:
+            assert state == h.state
+            (root / "notes.txt").write_text("build/\n*.log\n")
+            watch = Watch(state)
+            try:
+                assert await watch.until(lambda l: l.startswith("watching")) == "watching 2 server(s); Ctrl-C to stop"
+                assert (await code_of(s, "delete_path", {"path": "notes.txt"}))[0] == "approval_pending"
+                head = await watch.until(lambda l: l.startswith("── approval"))
+                local_id = head.split()[2]
+                assert head == f"── approval {local_id} ─ fs delete_path (destructive)", head
+                by = await watch.until(lambda l: l.startswith("   by "))
+                assert by.startswith("   by local via ") and "· rule: default: destructive · return mode · waiting " in by, by
+                assert await watch.until(lambda l: l.startswith("   │ delete")) == "   │ delete notes.txt"
+                await watch.until(lambda l: l == "   │ -*.log")
+                assert await watch.until(lambda l: l.startswith("   →")) == (
+                    f"   → bastion approve {local_id}    or    bastion deny {local_id} --reason TEXT")
+                code, _ = await code_of(remote, "fs__write_file", {"path": ".mcp.json", "content": "{}"})
+                assert code == "approval_pending"
+                head = await watch.until(lambda l: l.startswith("── approval"))
+                hub_id = head.split()[2]
+                assert head == f"── approval {hub_id} ─ fs fs__write_file (write)", head
+                by = await watch.until(lambda l: l.startswith("   by "))
+                # Stateless HTTP keeps no clientInfo: the principal alone.
+                assert by.startswith("   by owner · rule: default: execute-on-open · return mode · waiting "), by
+                cli(state, "approve", local_id)
+                assert await watch.until(lambda l: local_id in l and "approved" in l) == f"   {local_id} approved by cli"
+                cli(state, "deny", hub_id, "--reason", "never touch .mcp.json")
+                assert await watch.until(lambda l: hub_id in l and "denied" in l) == (
+                    f"   {hub_id} denied by cli: never touch .mcp.json")
+                assert len(pending(state)) == 0
+            finally:
+                watch.stop()
