@@ -313,7 +313,6 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             if n == 0 && g == 0 {
                 bail!("no live token or OAuth grant named or with id '{name}'");
             }
-            state.journal("revoke", serde_json::json!({"name": name, "tokens": n, "grants": g, "channel": "cli"}))?;
             if n > 0 {
                 eprintln!("revoked {n} token(s) '{name}'");
             }
