@@ -12,6 +12,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
+import threading
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -559,3 +562,227 @@ async def test_hub_an_approved_write_to_a_changed_file_is_stale(hub: Hub) -> Non
         code, text = await code_of(s, "fs__write_file", args)
         assert code == "stale", text
     assert (hub.root / ".envrc").read_text() == "export A=3\n"
+
+
+def test_elevations_and_revocations_are_journaled(tmp_path: Path) -> None:
+    """``bastion token elevate`` and ``revoke --all`` append to the journal the hub writes by
+    default (``audit.jsonl`` in the state directory), beside the calls they affect."""
+    state = tmp_path / "state"
+    audit = state / "audit.jsonl"
+    for name in ("ci", "laptop"):
+        cli(state, "token", "create", "--name", name, "--scopes", "fs:read")
+    cli(state, "token", "elevate", "ci", "--scopes", "fs:write,git:*", "--for", "30m")
+    [e] = events(audit, "elevation")
+    assert e["server"] == "hub"
+    d = e["detail"]
+    assert (d["name"], d["elevated"], d["scopes"], d["seconds"], d["channel"]) == (
+        "ci", ["ci"], ["fs:write", "git:*"], 1800, "cli")
+    assert d["until"].endswith("Z"), d
+    cli(state, "token", "revoke", "--all")
+    [a] = events(audit, "revoke_all")
+    assert (a["detail"]["tokens"], a["detail"]["grants"], a["detail"]["channel"]) == (2, 0, "cli")
+    # A refused elevation changes nothing and journals nothing.
+    assert cli(state, "token", "elevate", "nobody", "--scopes", "fs:write", "--for", "1m", check=False).returncode != 0
+    assert len(events(audit, "elevation")) == 1
+    assert oct(audit.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("how", ["eof", "sigterm", "sigint"])
+def test_a_standalone_server_removes_its_control_socket_when_it_exits(tmp_path: Path, how: str) -> None:
+    """``<state>/control/fs-PID.sock`` lives as long as the server: a clean exit (EOF on stdin,
+    SIGTERM, SIGINT) removes it, so ``bastion approvals`` never meets a socket of a dead process."""
+    root, state = tmp_path / "proj", tmp_path / "state"
+    root.mkdir()
+    proc = subprocess.Popen([str(bastion_binary()), "fs", "--root", str(root), "--state-dir", str(state)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sock = state / "control" / f"fs-{proc.pid}.sock"
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not sock.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, "the server exited early"
+            time.sleep(0.05)
+        assert sock.is_socket(), f"no control socket at {sock}"
+        assert proc.stdin is not None and proc.stdout is not None
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+        proc.stdin.write(json.dumps(init).encode() + b"\n")
+        proc.stdin.flush()
+        assert b'"id":1' in proc.stdout.readline()
+        if how == "eof":
+            proc.stdin.close()
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not sock.exists(), "the control socket outlived its server"
+    assert pending(state) == []
+
+
+async def test_hub_matches_real_paths_through_the_roots(hub: Hub) -> None:
+    """The hub resolves an fs call's paths as its fs child does (``bastion_policy::Roots``): a
+    link inside the root to ``.vscode/tasks.json`` is that file, so writing through it asks; the
+    person sees the target's current text; a link to a denied file shows nothing of it."""
+    (hub.root / ".vscode").mkdir()
+    (hub.root / ".vscode" / "tasks.json").write_text('{"tasks": []}\n')
+    (hub.root / "notes.json").symlink_to(".vscode/tasks.json")
+    (hub.root / ".env").write_text("SECRET=hunter2\n")
+    (hub.root / "env.txt").symlink_to(".env")
+    async with http_session(hub, hub.token) as s:
+        code, text = await code_of(s, "fs__write_file", {"path": "notes.json", "content": "{}\n"})
+        assert code == "approval_pending", text
+        [p] = pending(hub.state)
+        assert p["tool"] == "fs__write_file"
+        assert '-{"tasks": []}' in p["rendering"] and "+{}" in p["rendering"], p["rendering"]
+        cli(hub.state, "deny", p["id"])
+        # A plain file elsewhere is allowed without asking.
+        assert (await code_of(s, "fs__write_file", {"path": "plain.txt", "content": "x"}))[0] is None
+        # Through a link to a denied file: the child refuses it; nothing of it reaches a rendering.
+        code, _ = await code_of(s, "fs__write_file", {"path": "env.txt", "content": "x"})
+        assert code is not None
+        assert all("hunter2" not in q["rendering"] for q in pending(hub.state))
+    assert (hub.root / ".vscode" / "tasks.json").read_text() == '{"tasks": []}\n'
+    assert (hub.root / ".env").read_text() == "SECRET=hunter2\n"
+
+
+async def test_hub_sends_progress_while_it_holds_a_call(tmp_path: Path) -> None:
+    """Over ``--stateful`` HTTP the hub's gate tells a caller that asked for progress that it is
+    still waiting (every 5 s) before the approval arrives, naming the request."""
+    with running_hub(tmp_path, "--allow-write", "--stateful") as h:
+        seen: list[tuple[float, float | None, str | None]] = []
+        approved_at: list[int] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+
+        async with http_session(h, h.token) as s:
+            async with anyio.create_task_group() as tg:
+                result: dict[str, Any] = {}
+
+                async def write() -> None:
+                    with anyio.fail_after(TIMEOUT):
+                        result["r"] = await s.call_tool(
+                            "fs__write_file", {"path": ".mcp.json", "content": "{}"}, progress_callback=on_progress
+                        )
+
+                tg.start_soon(write)
+                [p] = await wait_pending(h.state)
+                deadline = time.monotonic() + 12
+                while not seen and time.monotonic() < deadline:
+                    await anyio.sleep(0.2)
+                approved_at.append(len(seen))
+                cli(h.state, "approve", p["id"])
+        assert not result["r"].is_error, result["r"]
+        assert approved_at[0] >= 1, "no progress notification before the approval"
+        assert p["id"] in (seen[0][2] or "") and seen[0][1] == 300.0, seen
+        assert (h.root / ".mcp.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("present", [True, False])
+async def test_a_pending_request_notifies_the_desktop(tmp_path: Path, present: bool) -> None:
+    """A request pending approval runs ``notify-send`` (found on ``PATH``) naming its id; with no
+    such program on ``PATH`` nothing is run and the request is still queued."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "notify.args"
+    bin_dir.mkdir()
+    if present:
+        script = bin_dir / "notify-send"
+        script.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n')
+        script.chmod(0o755)
+    root, state, audit = tmp_path / "proj", tmp_path / "state", tmp_path / "audit.jsonl"
+    root.mkdir()
+    (root / "old.txt").write_text("x")
+    cfg = tmp_path / "policy.toml"
+    cfg.write_text('[approval]\nmode = "return"\n')
+    params = fs_params(root, state, audit, config=cfg)
+    # Only the fake's directory (and /bin for its shell) on PATH: a real notify-send is never run.
+    params.env = {"RUST_BACKTRACE": "1", "PATH": f"{bin_dir}:/usr/bin:/bin" if present else str(bin_dir)}
+    async with stdio_session(params, "bastion-fs") as s:
+        code, text = await code_of(s, "delete_path", {"path": "old.txt"})
+        assert code == "approval_pending", text
+        [p] = pending(state)
+        if present:
+            deadline = time.monotonic() + TIMEOUT
+            while not (record.exists() and record.read_text().strip()) and time.monotonic() < deadline:
+                await anyio.sleep(0.1)
+            lines = record.read_text().splitlines()
+            assert lines[0] == "--app-name=Bastion", lines
+            assert any(p["id"] in l and "delete_path" in l for l in lines), lines
+        else:
+            assert not record.exists()
+    assert (root / "old.txt").exists()
+
+
+class Watch:
+    """``bastion approvals --watch`` running in the background; lines read on a thread."""
+
+    def __init__(self, state: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(bastion_binary()), "approvals", "--watch", "--state-dir", str(state)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        out = self.proc.stdout
+        assert out is not None
+        threading.Thread(target=lambda: [self.lines.put(l.rstrip("\n")) for l in out], daemon=True).start()
+
+    async def until(self, pred: Any) -> str:
+        """Waits for a line matching ``pred``; every line read is kept in ``seen``."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                await anyio.sleep(0.05)
+                continue
+            self.seen.append(line)
+            if pred(line):
+                return line
+        pytest.fail(f"bastion approvals --watch never printed the line; it printed: {self.seen}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=TIMEOUT)
+
+
+async def test_watch_shows_the_queues_of_a_hub_and_a_server_alone(tmp_path: Path) -> None:
+    """Two processes share a state directory: ``bastion approvals --watch`` follows both queues,
+    in the format README's transcript shows."""
+    config = tmp_path / "hub.toml"
+    config.write_text('[approval]\nmode = "return"\n')
+    with running_hub(tmp_path, "--allow-write", "--config", str(config)) as h:
+        async with fs(tmp_path, '[approval]\nmode = "return"\n') as (s, root, state, audit), \
+                http_session(h, h.token) as remote:
+            assert state == h.state
+            (root / "notes.txt").write_text("build/\n*.log\n")
+            watch = Watch(state)
+            try:
+                assert await watch.until(lambda l: l.startswith("watching")) == "watching 2 server(s); Ctrl-C to stop"
+                assert (await code_of(s, "delete_path", {"path": "notes.txt"}))[0] == "approval_pending"
+                head = await watch.until(lambda l: l.startswith("── approval"))
+                local_id = head.split()[2]
+                assert head == f"── approval {local_id} ─ fs delete_path (destructive)", head
+                by = await watch.until(lambda l: l.startswith("   by "))
+                assert by.startswith("   by local via ") and "· rule: default: destructive · return mode · waiting " in by, by
+                assert await watch.until(lambda l: l.startswith("   │ delete")) == "   │ delete notes.txt"
+                await watch.until(lambda l: l == "   │ -*.log")
+                assert await watch.until(lambda l: l.startswith("   →")) == (
+                    f"   → bastion approve {local_id}    or    bastion deny {local_id} --reason TEXT")
+                code, _ = await code_of(remote, "fs__write_file", {"path": ".mcp.json", "content": "{}"})
+                assert code == "approval_pending"
+                head = await watch.until(lambda l: l.startswith("── approval"))
+                hub_id = head.split()[2]
+                assert head == f"── approval {hub_id} ─ fs fs__write_file (write)", head
+                by = await watch.until(lambda l: l.startswith("   by "))
+                # Stateless HTTP keeps no clientInfo: the principal alone.
+                assert by.startswith("   by owner · rule: default: execute-on-open · return mode · waiting "), by
+                cli(state, "approve", local_id)
+                assert await watch.until(lambda l: local_id in l and "approved" in l) == f"   {local_id} approved by cli"
+                cli(state, "deny", hub_id, "--reason", "never touch .mcp.json")
+                assert await watch.until(lambda l: hub_id in l and "denied" in l) == (
+                    f"   {hub_id} denied by cli: never touch .mcp.json")
+                assert len(pending(state)) == 0
+            finally:
+                watch.stop()

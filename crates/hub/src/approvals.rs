@@ -3,25 +3,30 @@
 //! engine as a server alone (`bastion_policy::approval`, bastion-control), and the principal of
 //! the caller's token.
 //!
-//! Paths are matched as the caller wrote them, made relative to the built-in roots and
-//! lexically normalised (the hub does not open files beneath its children's roots); for the
-//! human rendering and the `stale` fingerprint of an fs upstream, files are read beneath the
-//! first root, refusing the deny list.
+//! For a built-in fs upstream the hub builds the very [`Policy`] its child builds, from the
+//! child's own arguments (roots, `--config` deny globs, protected paths), and resolves paths
+//! through its `Roots` as a server alone does: rules match real paths (`notes -> .envrc` is
+//! `.envrc`), and the human rendering and the `stale` fingerprint read files beneath the roots
+//! with the deny list and protected paths applied. Only calls whose rules look at paths pay for
+//! the resolution. Paths of other upstreams (git, shell) are matched as the caller wrote them,
+//! made relative to the built-in roots and lexically normalised; nothing is opened for them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bastion_control::{Engine, socket};
 use bastion_policy::approval::{ApprovalRules, CallFacts, path_arguments, program_arguments, relative_for_matching};
 use bastion_policy::audit::AuditLog;
-use bastion_policy::{Access, DenyRules, Error, Tier};
-use bastion_server_kit::approvals::{Gated, Waiting, gate, render};
+use bastion_policy::{Error, Policy, Tier};
+use bastion_server_kit::approvals::{Gated, Waiting, current_text, gate, real_paths, render};
+use clap::Parser;
 use rmcp::model::JsonObject;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::router::CallSite;
 use crate::settings::ApprovalSettings;
+use crate::upstream::{Builtin, Source, UpstreamSpec};
 use bastion_auth::Principal;
 
 /// The hub's engine, rules and control socket.
@@ -29,8 +34,27 @@ pub struct HubApprovals {
     engine: Arc<Engine>,
     rules: ApprovalRules,
     roots: Vec<PathBuf>,
-    deny: DenyRules,
+    /// The policy of each built-in fs upstream, by upstream name.
+    fs: HashMap<String, Policy>,
     _socket: socket::ControlSocket,
+}
+
+/// The command line of a built-in fs child, parsed here as the child parses it.
+#[derive(Parser)]
+struct FsChild {
+    #[command(flatten)]
+    args: bastion_fs::FsArgs,
+}
+
+/// The policy a built-in fs child builds from `spec`'s arguments, without its journal (the
+/// hub only resolves and reads through it).
+fn child_policy(args: &[String]) -> anyhow::Result<Policy> {
+    // clap takes the first word as the program name; the child's arguments follow it.
+    let child = FsChild::try_parse_from(std::iter::once("fs").chain(args.iter().map(String::as_str)))?;
+    let mut config = child.args.common.load().map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    child.args.tiers.apply(&mut config);
+    config.audit_log = None;
+    Policy::new(config).map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
 /// One call as the router knows it.
@@ -51,12 +75,14 @@ pub struct HubCall<'a> {
 }
 
 impl HubApprovals {
-    /// Compiles the rules and binds the control socket of `settings` (`control/hub-PID.sock` in
-    /// the state directory); `roots` are the built-in servers' roots, paths are matched
-    /// relative to them.
+    /// Compiles the rules, builds the policy of every built-in fs upstream among `upstreams`
+    /// (so paths resolve exactly as in the child) and binds the control socket of `settings`
+    /// (`control/hub-PID.sock` in the state directory); `roots` are the built-in servers' roots,
+    /// against which other upstreams' paths are matched.
     pub fn start(
         settings: &ApprovalSettings,
         roots: &[PathBuf],
+        upstreams: &[UpstreamSpec],
         audit_path: &Path,
     ) -> anyhow::Result<Arc<HubApprovals>> {
         let rules = ApprovalRules::new(&settings.config).map_err(|e| anyhow::anyhow!("[approval]: {}", e.message))?;
@@ -66,7 +92,20 @@ impl HubApprovals {
         let listening = socket::listen(engine.clone(), path)
             .map_err(|e| anyhow::anyhow!("control socket {}: {e}", path.display()))?;
         let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
-        Ok(Arc::new(HubApprovals { engine, rules, roots, deny: DenyRules::defaults(), _socket: listening }))
+        let mut fs = HashMap::new();
+        for spec in upstreams {
+            let Source::Builtin { server: Builtin::Fs, args, .. } = &spec.source else { continue };
+            match child_policy(args) {
+                Ok(policy) => {
+                    fs.insert(spec.name.clone(), policy);
+                }
+                // The child refuses the same arguments and never starts; its calls never come.
+                Err(e) => {
+                    tracing::warn!(upstream = %spec.name, error = %e, "approvals: no policy for this fs upstream")
+                }
+            }
+        }
+        Ok(Arc::new(HubApprovals { engine, rules, roots, fs, _socket: listening }))
     }
 
     /// The control socket's path.
@@ -81,8 +120,15 @@ impl HubApprovals {
             return Ok(());
         }
         let args = Value::Object(call.args.cloned().unwrap_or_default());
-        let roots: Vec<&Path> = self.roots.iter().map(PathBuf::as_path).collect();
-        let paths: Vec<String> = path_arguments(&args).iter().map(|p| relative_for_matching(p, &roots)).collect();
+        let policy = if call.kind == "fs" { self.fs.get(call.upstream) } else { None };
+        let paths: Vec<String> = match policy {
+            _ if !self.rules.needs_paths(call.tier) => Vec::new(),
+            Some(policy) => real_paths(policy, &args),
+            None => {
+                let roots: Vec<&Path> = self.roots.iter().map(PathBuf::as_path).collect();
+                path_arguments(&args).iter().map(|p| relative_for_matching(p, &roots)).collect()
+            }
+        };
         let programs = program_arguments(&args);
         let client = site.peer.as_ref().and_then(|p| p.peer_info()).map(|i| i.client_info.name.clone());
         let facts = CallFacts {
@@ -102,23 +148,9 @@ impl HubApprovals {
             }
             None => Waiting { progress: site.progress.clone(), elicit: None },
         };
-        let files = call.kind == "fs" && matches!(call.tier, Tier::Write | Tier::Destructive);
-        let current = |p: &str| if files { self.read(p) } else { None };
-        let fingerprint = || {
-            if !files {
-                return None;
-            }
-            let mut h = Sha256::new();
-            for p in path_arguments(&args) {
-                h.update(p.as_bytes());
-                h.update([0]);
-                match self.read_bytes(&p) {
-                    Some(b) => h.update(Sha256::digest(&b)),
-                    None => h.update(b"absent"),
-                }
-            }
-            Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>())
-        };
+        let files = policy.filter(|_| matches!(call.tier, Tier::Write | Tier::Destructive));
+        let current = |p: &str| files.and_then(|policy| current_text(policy, &args, p));
+        let fingerprint = || files.and_then(|policy| bastion_server_kit::approvals::fingerprint(policy, &args));
         let shown = call.shown;
         gate(
             Gated { engine: &self.engine, rules: &self.rules, facts, shown_tool: shown, args: &args },
@@ -127,35 +159,5 @@ impl HubApprovals {
             waiting,
         )
         .await
-    }
-
-    fn read_bytes(&self, raw: &str) -> Option<Vec<u8>> {
-        let first = self.roots.first()?;
-        let roots: Vec<&Path> = self.roots.iter().map(PathBuf::as_path).collect();
-        let rel = relative_for_matching(raw, &roots);
-        if rel.is_empty() || self.deny.is_denied(Path::new(&rel), Access::Read) {
-            return None;
-        }
-        let path = first.join(&rel);
-        // Only what stays inside the root after links, for the person's eyes alone.
-        let real = path.canonicalize().ok()?;
-        if !real.starts_with(first) {
-            return None;
-        }
-        let meta = std::fs::metadata(&real).ok()?;
-        if !meta.is_file() || meta.len() > (1 << 20) {
-            use std::os::unix::fs::MetadataExt;
-            return Some(
-                format!("node {} {} {}.{}", meta.ino(), meta.len(), meta.ctime(), meta.ctime_nsec()).into_bytes(),
-            );
-        }
-        std::fs::read(&real).ok()
-    }
-
-    fn read(&self, raw: &str) -> Option<String> {
-        let bytes = self.read_bytes(raw)?;
-        // Directories and large files come back as a node stamp, not as text to diff.
-        (!bytes.starts_with(b"node ")).then_some(())?;
-        String::from_utf8(bytes).ok()
     }
 }

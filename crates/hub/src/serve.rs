@@ -94,6 +94,15 @@ impl StateDir {
     fn existing(&self) -> anyhow::Result<Option<SqliteStore>> {
         Ok(SqliteStore::open_existing(&self.path()?)?)
     }
+
+    /// Appends an event to the hub's journal (`audit.jsonl` here, where `serve` writes by
+    /// default), so elevations and revocations sit beside the calls they affect.
+    fn journal(&self, event: &str, detail: serde_json::Value) -> anyhow::Result<()> {
+        let path = self.path()?.join("audit.jsonl");
+        let log = AuditLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        log.event("hub", event, detail);
+        Ok(())
+    }
 }
 
 /// `bastion owner-secret`: creates or replaces the owner secret that approves OAuth clients on
@@ -197,6 +206,8 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 bail!("no tokens or OAuth grants in {}", state.path()?.display());
             };
             let r = store.revoke_all(now())?;
+            state
+                .journal("revoke_all", serde_json::json!({"tokens": r.tokens, "grants": r.grants, "channel": "cli"}))?;
             eprintln!("revoked every token ({}) and every OAuth grant ({}) with all their tokens", r.tokens, r.grants);
         }
         TokenCommand::Revoke { name, state, .. } => {
@@ -228,6 +239,10 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             if elevated.is_empty() {
                 bail!("no live token or OAuth grant named or with id '{name}'");
             }
+            let added: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+            let detail = serde_json::json!({"name": name, "elevated": elevated, "scopes": added,
+                "until": time(until), "seconds": duration.as_secs(), "channel": "cli"});
+            state.journal("elevation", detail)?;
             eprintln!(
                 "added {} to {} until {} ({})",
                 listed_scopes(&scopes, &[]),
@@ -344,10 +359,10 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     bastion_auth::state::ensure_dir(&state_dir)?;
     let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
     let banner = names(&specs);
-    let supervised = Supervised::start(specs);
+    let supervised = Supervised::start(specs.clone());
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
     let stateful = http.as_ref().is_some_and(|h| h.stateful);
-    let approvals = crate::approvals::HubApprovals::start(&approval, &roots, &audit_path)?;
+    let approvals = crate::approvals::HubApprovals::start(&approval, &roots, &specs, &audit_path)?;
     let control_socket = approvals.socket_path().to_path_buf();
     let hub = Hub::new(upstreams.clone(), audit, stdio)
         .with_call_timeout(call_timeout)

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bastion_control::{Decision, Engine, Outcome, Request, socket};
@@ -31,7 +31,9 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 struct Started {
     engine: Arc<Engine>,
-    _socket: Option<socket::ControlSocket>,
+    // Behind a lock so that [`stop`] can drop it: a static is never dropped, and a socket file
+    // left behind names a process that is gone.
+    socket: Mutex<Option<socket::ControlSocket>>,
 }
 
 static STARTED: OnceLock<Started> = OnceLock::new();
@@ -64,10 +66,19 @@ pub fn start(config: &PolicyConfig, name: &str, state_dir: Option<&Path>) -> Arc
                 },
                 None => None,
             };
-            Started { engine, _socket: socket }
+            Started { engine, socket: Mutex::new(socket) }
         })
         .engine
         .clone()
+}
+
+/// Closes the control socket started by [`start`] and removes its file; the process is about
+/// to exit (EOF on stdin or a signal). Nothing can approve afterwards; pending calls time out.
+pub fn stop() {
+    if let Some(started) = STARTED.get() {
+        let socket = started.socket.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        drop(socket);
+    }
 }
 
 /// The engine started by [`start`], if any.

@@ -157,10 +157,29 @@ impl<S: BastionServer> ServerHandler for Handler<S> {
     }
 }
 
-/// Serves `server` on stdin/stdout (see [`crate::stdio`]) until the client disconnects.
+/// Serves `server` on stdin/stdout (see [`crate::stdio`]) until the client disconnects or
+/// SIGTERM/SIGINT arrives, then removes the control socket (see [`crate::approvals::stop`]).
 pub async fn run_stdio<S: BastionServer>(server: S) -> anyhow::Result<()> {
-    let running = server.into_handler().serve(crate::stdio()).await?;
-    running.waiting().await?;
+    // A guard, so an early error return removes the socket too.
+    struct StopApprovals;
+    impl Drop for StopApprovals {
+        fn drop(&mut self) {
+            crate::approvals::stop();
+        }
+    }
+    let _stop = StopApprovals;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let serving = async {
+        server.into_handler().serve(crate::stdio()).await?.waiting().await?;
+        anyhow::Ok(())
+    };
+    // On a signal the service is dropped, which cancels it; calls in flight end with it.
+    tokio::select! {
+        r = serving => r?,
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
     Ok(())
 }
 
