@@ -598,7 +598,9 @@ struct RunningHub {
 /// every upstream is ready, with the token it printed.
 fn start_hub(setup: &Setup, upstreams: Upstreams, port: u16, log: &Path) -> Result<RunningHub> {
     let tag = format!("{upstreams:?}-{port}").to_lowercase();
-    let state = setup.work.join(format!("state-{tag}"));
+    // Outside every root: with only a configured upstream the hub's roots default to its working
+    // directory, and it refuses a state directory inside a root.
+    let state = std::env::temp_dir().join(format!("bastion-bench-state-{tag}-{}", std::process::id()));
     let mut cmd = Command::new(&setup.bastion);
     cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--state-dir").arg(&state);
     match upstreams {
