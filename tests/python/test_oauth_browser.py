@@ -197,6 +197,20 @@ def test_chromium_renders_and_submits_the_consent_page(tmp_path: Path) -> None:
         approve_in_browser(hub, page, f"http://127.0.0.1:{hub.port}")
 
 
+def spki_pin(pem: Path) -> str:
+    """Chromium's `--ignore-certificate-errors-spki-list` value for the certificate in `pem`:
+    base64 of the SHA-256 of its public key, so the browser trusts exactly that key."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(pem.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 def approve_in_browser(hub: OAuthHub, page: DevTools, origin: str) -> None:
     """Registers a client with a loopback callback, opens `origin`/authorize in the browser,
     approves as the owner and checks what reaches the callback."""

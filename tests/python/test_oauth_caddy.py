@@ -10,8 +10,6 @@ temporary directory, and listens on loopback only; the tests trust its local roo
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import ssl
 import subprocess
@@ -22,7 +20,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from test_oauth_browser import approve_in_browser, chromium
+from test_oauth_browser import approve_in_browser, chromium, spki_pin
 from fsclient import stop_process
 from prereq import require_program
 from oauth_client import (
@@ -132,13 +130,7 @@ def test_chromium_consent_over_https_behind_caddy(hub: OAuthHub, tmp_path: Path)
     """The consent page at its public HTTPS origin in headless Chromium, which trusts exactly
     Caddy's certificate for localhost (by its public key): render, type the owner secret,
     Approve, and the loopback callback gets code, state and iss."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     assert hub.ca is not None
     leaf = hub.ca.parents[3] / "certificates" / "local" / "localhost" / "localhost.crt"
-    cert = x509.load_pem_x509_certificate(leaf.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    with chromium(tmp_path, f"--ignore-certificate-errors-spki-list={pin}") as page:
+    with chromium(tmp_path, f"--ignore-certificate-errors-spki-list={spki_pin(leaf)}") as page:
         approve_in_browser(hub, page, hub.issuer)

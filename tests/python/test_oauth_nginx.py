@@ -12,8 +12,6 @@ in a temporary directory, on loopback, with a self-signed certificate for localh
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import socket
 import ssl
@@ -27,19 +25,14 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from test_oauth_browser import approve_in_browser, chromium
+from test_oauth_browser import approve_in_browser, chromium, spki_pin
 from fsclient import stop_process
 from prereq import require_program
 from oauth_client import (
     TIMEOUT,
     OAuthHub,
-    chatgpt_flow,
-    challenge_params,
     free_port,
-    mcp,
-    INIT,
     running_hub,
-    sdk_oauth_tools,
 )
 
 pytestmark = pytest.mark.anyio
@@ -129,37 +122,22 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthHub]:
             stop_process(proc, 10)
 
 
-def test_the_front_is_real_tls(hub: OAuthHub) -> None:
-    """Only the test certificate verifies the front, and the challenge names the public URL."""
-    with pytest.raises(httpx2.ConnectError):
-        httpx2.get(f"{hub.issuer}/healthz", verify=ssl.create_default_context(cafile=None), timeout=5)
-    with hub.client() as http:
-        r = mcp(http, hub, INIT)
-    assert r.status_code == 401, r.text
-    assert challenge_params(r.headers["www-authenticate"]).get("resource_metadata") == \
-        f"{hub.issuer}/.well-known/oauth-protected-resource/mcp", r.headers["www-authenticate"]
+# The checks Caddy's front passes, run against this module's nginx `hub` fixture (pytest
+# resolves a test's fixtures in the module that collects it).
+from test_oauth_caddy import test_chatgpt_like_flow_behind_caddy as test_chatgpt_like_flow_behind_nginx  # noqa: E402
+from test_oauth_caddy import test_official_sdk_oauth_client_behind_caddy as test_official_sdk_oauth_client_behind_nginx  # noqa: E402,E501
+from test_oauth_caddy import test_the_front_is_real_tls  # noqa: E402
 
-
-async def test_chatgpt_like_flow_behind_nginx(hub: OAuthHub) -> None:
-    with hub.client() as http:
-        await chatgpt_flow(hub, http)
-
-
-async def test_official_sdk_oauth_client_behind_nginx(hub: OAuthHub) -> None:
-    names, text, storage, opened = await sdk_oauth_tools(hub)
-    assert "fs__read_file" in names and "hello through oauth" in text, (names, text)
-    assert opened and opened[0].startswith(f"{hub.issuer}/authorize?"), opened
+__all__ = [
+    "test_chatgpt_like_flow_behind_nginx",
+    "test_official_sdk_oauth_client_behind_nginx",
+    "test_the_front_is_real_tls",
+]
 
 
 def test_chromium_consent_over_https_behind_nginx(hub: OAuthHub, tmp_path: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     assert hub.ca is not None
-    cert = x509.load_pem_x509_certificate(hub.ca.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    with chromium(tmp_path, f"--ignore-certificate-errors-spki-list={pin}") as page:
+    with chromium(tmp_path, f"--ignore-certificate-errors-spki-list={spki_pin(hub.ca)}") as page:
         approve_in_browser(hub, page, hub.issuer)
 
 
