@@ -122,16 +122,22 @@ def _init_repo(root: Path) -> None:
 
 @contextmanager
 def running_hub(
-    base: Path, *args: str, root: Path | None = None, ready: bool = True, rust_log: str | None = "info,rmcp=warn"
+    base: Path,
+    *args: str,
+    root: Path | None = None,
+    ready: bool = True,
+    rust_log: str | None = "info,rmcp=warn",
+    state: Path | None = None,
 ) -> Iterator[Hub]:
     """Starts ``bastion serve ARGS`` on a free port with a fresh state directory under ``base``,
     reads the token it prints at first start, waits for ``/readyz`` (unless ``ready`` is false)
     and kills it at the end. ``root`` (default ``base/proj``) is passed as ``--root``;
-    ``rust_log`` is its log filter (``None``: the hub's default, warnings only)."""
+    ``rust_log`` is its log filter (``None``: the hub's default, warnings only); ``state``
+    (default ``base/state``) is its ``--state-dir``."""
     if root is None:
         root = base / "proj"
         root.mkdir(exist_ok=True)
-    state = base / "state"
+    state = state or base / "state"
     stderr = base / "hub.stderr"
     port = free_port()
     with open(stderr, "w") as err:

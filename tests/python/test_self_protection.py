@@ -16,10 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +26,7 @@ import pytest
 from fsclient import bastion_binary as bastion
 from fsclient import err as fs_err
 from fsclient import free_port, fs_binary, fs_session, server_params, stdio_session
-from test_hub import TIMEOUT, Hub, call, http_session, refused_for_scope
+from test_hub import TIMEOUT, Hub, call, http_session, refused_for_scope, running_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -49,44 +46,9 @@ def hub_with_state_in_root(base: Path) -> Iterator[Hub]:
     project.mkdir()
     (project / "hello.txt").write_text("hello\n")
     (project / "bastion.toml").write_text("# the hub's own configuration\n")
-    state = project / ".bst"
-    stderr = base / "hub.stderr"
-    port = free_port()
-    with open(stderr, "w") as err:
-        proc = subprocess.Popen(
-            [str(bastion()), "serve", "--root", str(project), "--allow-write", "--listen", f"127.0.0.1:{port}",
-             "--state-dir", str(state), "--allow-state-in-root", "--config", str(project / "bastion.toml")],
-            stdout=subprocess.PIPE, stderr=err, text=True,
-            env={k: v for k, v in os.environ.items() if k != "RUST_LOG"},
-        )
-    try:
-        out: queue.Queue[str] = queue.Queue()
-        assert proc.stdout is not None
-        stdout = proc.stdout
-        threading.Thread(target=lambda: [out.put(l) for l in stdout], daemon=True).start()
-        token = None
-        deadline = time.monotonic() + TIMEOUT
-        while token is None and time.monotonic() < deadline:
-            try:
-                line = out.get(timeout=0.5)
-            except queue.Empty:
-                if proc.poll() is not None:
-                    break
-                continue
-            if line.startswith("token: "):
-                token = line.split()[1]
-        assert token, f"no token printed: {stderr.read_text()}"
-        h = Hub(port=port, state=state, root=project, token=token, stderr=stderr, pid=proc.pid)
-        while time.monotonic() < deadline:
-            if h.raw(path="/readyz", method="GET")[0] == 200:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"hub never ready: {stderr.read_text()}")
+    with running_hub(base, "--allow-write", "--allow-state-in-root", "--config", str(project / "bastion.toml"),
+                     root=project, state=project / ".bst", rust_log=None) as h:
         yield h
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
