@@ -139,7 +139,9 @@ pub struct Engine {
     observe: AtomicBool,
     audit: Arc<AuditLog>,
     watchers: Mutex<Vec<mpsc::Sender<Value>>>,
-    notify_send: Option<std::path::PathBuf>,
+    /// `notify-send`, looked up on the first request that asks (a PATH walk is a dozen stats,
+    /// paid by every server's start otherwise, and most sessions never ask).
+    notify_send: std::sync::OnceLock<Option<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -197,7 +199,6 @@ impl Drop for Ticket {
 impl Engine {
     /// An engine journaling to `audit` under the name `server`.
     pub fn new(server: &str, audit: Arc<AuditLog>) -> Arc<Engine> {
-        let notify_send = find_program("notify-send");
         Arc::new(Engine {
             server: Mutex::new(server.to_owned()),
             state: Mutex::default(),
@@ -205,7 +206,7 @@ impl Engine {
             observe: AtomicBool::new(false),
             audit,
             watchers: Mutex::default(),
-            notify_send,
+            notify_send: std::sync::OnceLock::new(),
         })
     }
 
@@ -453,7 +454,7 @@ impl Engine {
     }
 
     fn desktop_notification(&self, summary: &str) {
-        let Some(program) = &self.notify_send else { return };
+        let Some(program) = self.notify_send.get_or_init(|| find_program("notify-send")) else { return };
         let child = std::process::Command::new(program)
             .args([
                 "--app-name=Bastion",

@@ -241,7 +241,10 @@ impl std::fmt::Debug for Rule {
 pub struct ApprovalRules {
     rules: Vec<Rule>,
     defaults: bool,
-    execute_on_open: DenyRules,
+    /// The execute-on-open globs, parsed at start and compiled on first use: only a call that
+    /// changes files ever asks, and compiling them was a quarter of a read-only server's start.
+    execute_on_open: Vec<String>,
+    execute_on_open_set: std::sync::OnceLock<Option<DenyRules>>,
     mode: Mode,
     timeout: Duration,
     /// Whether any rule looks at paths (else paths need not be computed for allowed calls).
@@ -256,7 +259,8 @@ impl Default for ApprovalRules {
         ApprovalRules::new(&ApprovalConfig::default()).unwrap_or_else(|_| ApprovalRules {
             rules: Vec::new(),
             defaults: false,
-            execute_on_open: DenyRules::defaults(),
+            execute_on_open: EXECUTE_ON_OPEN.iter().map(|s| s.to_string()).collect(),
+            execute_on_open_set: std::sync::OnceLock::new(),
             mode: Mode::Hold,
             timeout: DEFAULT_APPROVAL_TIMEOUT,
             uses_paths: false,
@@ -304,13 +308,14 @@ impl ApprovalRules {
         }
         let mut eoo: Vec<String> = EXECUTE_ON_OPEN.iter().map(|s| s.to_string()).collect();
         eoo.extend(config.extra_execute_on_open.iter().cloned());
-        let execute_on_open = DenyRules::new(&eoo, &[])
+        crate::deny::validate(&eoo)
             .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("extra_execute_on_open: {}", e.message)))?;
         let uses_paths = config.defaults || rules.iter().any(|r| r.paths.is_some());
         Ok(ApprovalRules {
             rules,
             defaults: config.defaults,
-            execute_on_open,
+            execute_on_open: eoo,
+            execute_on_open_set: std::sync::OnceLock::new(),
             mode: config.mode,
             timeout: config.approval_timeout,
             uses_paths,
@@ -362,7 +367,15 @@ impl ApprovalRules {
 
     /// Whether the root-relative path `rel` is an execute-on-open file.
     pub fn is_execute_on_open(&self, rel: &str) -> bool {
-        self.execute_on_open.is_denied(Path::new(rel), Access::Read)
+        let set = self.execute_on_open_set.get_or_init(|| match DenyRules::new(&self.execute_on_open, &[]) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "execute-on-open globs do not compile; every file change asks");
+                None
+            }
+        });
+        // Globs that parsed at start but do not compile (a size limit) fail closed: ask.
+        set.as_ref().is_none_or(|set| set.is_denied(Path::new(rel), Access::Read))
     }
 }
 
