@@ -428,6 +428,9 @@ fn upstreams(
         root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
     }
     root_args.push("--no-approvals".to_owned());
+    if args.allow_broad_roots {
+        root_args.push("--allow-broad-roots".to_owned());
+    }
     let own = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
