@@ -570,7 +570,11 @@ mod tests {
             assert!(e.contains(want), "{want}: {e}");
         }
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
-        check_config(CheckArgs { config: file }).unwrap();
+        check_config(CheckArgs { config: file.clone() }).unwrap();
+        // A root the built-in servers refuse is found before `serve` would stop on it.
+        std::fs::write(&file, "roots = [\"/\"]\n[[upstream]]\nname = \"files\"\nbuiltin = \"fs\"\n").unwrap();
+        let e = check_config(CheckArgs { config: file }).unwrap_err().to_string();
+        assert!(e.contains("upstream 'files' (fs) would refuse to start") && e.contains("'/'"), "{e}");
     }
 
     #[test]
