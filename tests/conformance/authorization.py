@@ -23,13 +23,14 @@ from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
+import httpx2  # noqa: E402
 from fsclient import free_port  # noqa: E402
-from oauth_client import consent_form, form_data, register, running_hub  # noqa: E402
+from oauth_client import OAuthHub, consent_form, form_data, register, running_hub  # noqa: E402
 
 TIMEOUT = 120.0
 
 
-def approve(http, hub, url: str) -> None:  # type: ignore[no-untyped-def]
+def approve(http: httpx2.Client, hub: OAuthHub, url: str) -> None:
     """Opens the consent page at ``url``, approves it, and delivers the code to the callback."""
     page = http.get(url)
     if page.status_code != 200:
@@ -43,8 +44,6 @@ def approve(http, hub, url: str) -> None:  # type: ignore[no-untyped-def]
     if r.status_code not in (302, 303) or "code=" not in location:
         raise SystemExit(f"the consent form answered {r.status_code} to {location!r}: {r.text[:2000]}")
     # The suite's callback server (plain http on 127.0.0.1).
-    import httpx2
-
     httpx2.get(location, timeout=TIMEOUT)
 
 
