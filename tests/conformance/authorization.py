@@ -10,7 +10,8 @@ suite reaches the issuer without DNS or TLS) from ``$BASTION_BIN_DIR``, register
 client whose redirect URI is the suite's callback server, runs the suite, and when the suite
 prints the authorization URL, opens it, submits the consent form with the owner secret (every
 offered scope ticked) and follows the redirect to the suite's callback. The suite then redeems
-the code at ``/token`` and checks the answer. The exit status is the suite's.
+the code at ``/token`` and checks the answer. It runs twice, with ``resource`` the hub's ``/mcp``
+URL and its root URL (the same endpoint). The exit status is the suite's.
 """
 from __future__ import annotations
 
@@ -47,6 +48,50 @@ def approve(http: httpx2.Client, hub: OAuthHub, url: str) -> None:
     httpx2.get(location, timeout=TIMEOUT)
 
 
+def run_suite(node: str, cli: str, out: str, hub: OAuthHub, http: httpx2.Client, client_id: str,
+              callback_port: int, resource: str) -> int:
+    """One run of the suite's ``authorization`` command for ``resource``, approving its request."""
+    issuer = hub.issuer
+    argv = [node, cli, "authorization", "--url", issuer, "--client-id", client_id,
+            "--resource", resource, "--port", str(callback_port), "--output-dir", out]
+    print("conformance: $", " ".join(argv), flush=True)
+    suite = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert suite.stdout is not None
+    approvals: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def run_approval(url: str) -> None:
+        try:
+            approve(http, hub, url)
+        except BaseException as e:  # reported after the suite ends
+            errors.append(e)
+
+    timer = threading.Timer(TIMEOUT, suite.kill)
+    timer.start()
+    try:
+        for line in suite.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if line.startswith(f"{issuer}/authorize?"):
+                t = threading.Thread(target=run_approval, args=(line.strip(),), daemon=True)
+                t.start()
+                approvals.append(t)
+        status = suite.wait()
+    finally:
+        timer.cancel()
+    for t in approvals:
+        t.join(timeout=TIMEOUT)
+    if errors:
+        print(f"conformance: completing the code grant failed: {errors[0]}", file=sys.stderr)
+        return 1
+    if not approvals:
+        print("conformance: the suite never printed an authorization URL", file=sys.stderr)
+        return 1
+    if status != 0:
+        print(f"conformance: the authorization suite exited with {status}\n{hub.log()}", file=sys.stderr)
+    return status
+
+
 def main() -> int:
     node, cli, out = sys.argv[1:4]
     with tempfile.TemporaryDirectory(prefix="bastion-conformance-") as tmp:
@@ -58,44 +103,12 @@ def main() -> int:
             if reg.status_code != 201:
                 raise SystemExit(f"registration answered {reg.status_code}: {reg.text}")
             client_id = reg.json()["client_id"]
-            argv = [node, cli, "authorization", "--url", issuer, "--client-id", client_id,
-                    "--resource", f"{issuer}/mcp", "--port", str(callback_port), "--output-dir", out]
-            print("conformance: $", " ".join(argv), flush=True)
-            suite = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            assert suite.stdout is not None
-            approvals: list[threading.Thread] = []
-            errors: list[BaseException] = []
-
-            def run_approval(url: str) -> None:
-                try:
-                    approve(http, hub, url)
-                except BaseException as e:  # reported after the suite ends
-                    errors.append(e)
-
-            timer = threading.Timer(TIMEOUT, suite.kill)
-            timer.start()
-            try:
-                for line in suite.stdout:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
-                    if line.startswith(f"{issuer}/authorize?"):
-                        t = threading.Thread(target=run_approval, args=(line.strip(),), daemon=True)
-                        t.start()
-                        approvals.append(t)
-                status = suite.wait()
-            finally:
-                timer.cancel()
-            for t in approvals:
-                t.join(timeout=TIMEOUT)
-            if errors:
-                print(f"conformance: completing the code grant failed: {errors[0]}", file=sys.stderr)
-                return 1
-            if not approvals:
-                print("conformance: the suite never printed an authorization URL", file=sys.stderr)
-                return 1
-            if status != 0:
-                print(f"conformance: the authorization suite exited with {status}\n{hub.log()}", file=sys.stderr)
-            return status
+            # Both URLs of the one endpoint: /mcp, and the root (whose metadata names it).
+            for name, resource in [("mcp", f"{issuer}/mcp"), ("root", f"{issuer}/")]:
+                status = run_suite(node, cli, f"{out}/{name}", hub, http, client_id, callback_port, resource)
+                if status != 0:
+                    return status
+            return 0
 
 
 if __name__ == "__main__":
