@@ -3,7 +3,8 @@
 //! * `cargo xtask ci` — the whole test suite, exactly as CI runs it: provisioning of the programs
 //!   the tests run, format check, clippy with warnings denied, a build of every binary, the Rust
 //!   tests (nextest, or `cargo test` when nextest is missing), the doc examples, the Python interop
-//!   tests, then the slow tier (pytest marker `slow`: load and soak tests).
+//!   tests, the MCP conformance suite, then the slow tier (pytest marker `slow`: load and soak
+//!   tests).
 //! * `cargo xtask provision` — installs the Debian packages the tests run (as root or with
 //!   passwordless sudo); under CI a prerequisite it cannot install fails the run.
 //! * `cargo xtask interop [PYTEST ARGS...]` — (re)creates the Python virtual environment in
@@ -67,7 +68,7 @@ struct Cli {
 /// The tasks `cargo xtask` knows.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, slow.
+    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, conformance, slow.
     Ci,
     /// Install the system packages the tests need (Debian, as root or with passwordless sudo).
     Provision,
