@@ -496,11 +496,14 @@ async def chatgpt_flow(hub: OAuthHub, http: httpx2.Client) -> None:
     prm_url = params.get("resource_metadata")
     assert prm_url == f"{hub.issuer}/.well-known/oauth-protected-resource/mcp", r.headers["www-authenticate"]
     assert params.get("scope"), f"RS-03: the challenge has no scope: {r.headers['www-authenticate']}"
-    # 2. Protected resource metadata, from the header and at the root (ChatGPT strips /mcp).
+    # 2. Protected resource metadata, from the header and at the root (ChatGPT strips /mcp): the
+    # root's document is the same but for `resource`, the root URL it describes (RFC 9728 §3.3),
+    # a prefix of /mcp, which MCP clients accept for /mcp too.
     prm = http.get(prm_url)
     assert prm.status_code == 200 and prm.headers["content-type"].startswith("application/json"), prm.text
     root_prm = http.get(f"{hub.issuer}/.well-known/oauth-protected-resource")
-    assert root_prm.status_code == 200 and root_prm.json() == prm.json(), root_prm.text
+    assert root_prm.status_code == 200, root_prm.text
+    assert root_prm.json() == {**prm.json(), "resource": f"{hub.issuer}/"}, root_prm.text
     meta_rs = prm.json()
     assert meta_rs["resource"] == hub.resource and meta_rs["authorization_servers"] == [hub.issuer], meta_rs
     # 3. Authorization server metadata, both names.

@@ -3,7 +3,8 @@
 //! Steps: `provision` (the system packages the tests run, see `provision.rs`), `fmt`, `clippy`,
 //! `build`, `test` (nextest: unit and integration tests, the latter through `bastion-testkit`),
 //! `doc` (the doc examples: nextest does not run doctests), `interop` (the Python end-to-end tests
-//! with the official SDK, except the slow tier) and `slow` (the load and soak tests, pytest marker
+//! with the official SDK, except the slow tier), `conformance` (the official MCP conformance suite
+//! against the hub, see `conformance.rs`) and `slow` (the load and soak tests, pytest marker
 //! `slow`). Each step's duration is printed as it ends and again in the summary.
 
 use std::process::Command;
@@ -41,6 +42,7 @@ pub fn run() -> Result<()> {
             // The binaries were built by the `build` step above.
             action: || interop::run(&["-m".into(), "not slow".into()], interop::Build::AlreadyDone),
         },
+        Step { name: "conformance", action: || crate::conformance::run(interop::Build::AlreadyDone) },
         Step { name: "slow", action: || interop::run(&["-m".into(), "slow".into()], interop::Build::AlreadyDone) },
     ];
 

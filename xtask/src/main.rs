@@ -3,12 +3,18 @@
 //! * `cargo xtask ci` — the whole test suite, exactly as CI runs it: provisioning of the programs
 //!   the tests run, format check, clippy with warnings denied, a build of every binary, the Rust
 //!   tests (nextest, or `cargo test` when nextest is missing), the doc examples, the Python interop
-//!   tests, then the slow tier (pytest marker `slow`: load and soak tests).
+//!   tests, the MCP conformance suite, then the slow tier (pytest marker `slow`: load and soak
+//!   tests).
 //! * `cargo xtask provision` — installs the Debian packages the tests run (as root or with
 //!   passwordless sudo); under CI a prerequisite it cannot install fails the run.
 //! * `cargo xtask interop [PYTEST ARGS...]` — (re)creates the Python virtual environment in
 //!   `.cache/venv` from `tests/python/requirements.txt` and runs `pytest tests/python` against the
 //!   debug binaries.
+//! * `cargo xtask conformance [--no-build]` — the official `@modelcontextprotocol/conformance`
+//!   suite (and Node 22, both pinned, from npm into `.cache/conformance`) against the hub:
+//!   stateless and `--stateful`, the 2026-07-28 and 2025-11-25 requirement sets, `/mcp` and
+//!   `/`, and the `authorization` command against its OAuth server; failures outside
+//!   `tests/conformance/expected-failures.yml` fail it (CI's `conformance` step).
 //! * `cargo xtask tidy [--fix]` — the tool index in ARCHITECTURE.md against the source, and no
 //!   source file under `crates/` over 1 000 lines.
 //! * `cargo xtask bench fs` — installs the peer servers, generates a large deterministic file tree
@@ -36,6 +42,7 @@ mod bench_git;
 mod bench_hub;
 mod bench_shell;
 mod ci;
+mod conformance;
 mod dist;
 mod fuzz;
 mod interop;
@@ -61,7 +68,7 @@ struct Cli {
 /// The tasks `cargo xtask` knows.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, slow.
+    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, conformance, slow.
     Ci,
     /// Install the system packages the tests need (Debian, as root or with passwordless sudo).
     Provision,
@@ -73,6 +80,13 @@ enum Command {
         /// Extra arguments passed through to pytest (e.g. `-k read -x`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         pytest_args: Vec<String>,
+    },
+    /// Run the official MCP conformance suite against the hub (stateless and stateful, both
+    /// requirement sets, and the `authorization` command against its OAuth server).
+    Conformance {
+        /// Skip `cargo build --workspace --bins` (use the binaries already built).
+        #[arg(long)]
+        no_build: bool,
     },
     /// Repository checks: the tool index in ARCHITECTURE.md follows the source, no source file
     /// is over 1 000 lines.
@@ -130,6 +144,9 @@ fn main() -> ExitCode {
         Command::Interop { no_build, pytest_args } => {
             let build = if no_build { interop::Build::AlreadyDone } else { interop::Build::Yes };
             interop::run(&pytest_args, build)
+        }
+        Command::Conformance { no_build } => {
+            conformance::run(if no_build { interop::Build::AlreadyDone } else { interop::Build::Yes })
         }
         Command::Tidy { fix } => tidy::run(fix),
         Command::Fuzz { target, time, sanitizer } => fuzz::run(&fuzz::Options { target, time, sanitizer }),

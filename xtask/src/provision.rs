@@ -33,7 +33,7 @@ const NEEDS: &[Need] = &[
     Need { program: "file", package: "file", why: "read-only shell profile" },
     Need { program: "tree", package: "tree", why: "read-only shell profile" },
     Need { program: "node", package: "nodejs", why: "the hub's third-party upstream (server-everything)" },
-    Need { program: "npm", package: "npm", why: "installs the pinned server-everything" },
+    Need { program: "npm", package: "npm", why: "pinned npm packages (tests, conformance)" },
     Need { program: "chromium", package: "chromium", why: "the OAuth consent page in a real browser" },
     // The caddy package's systemd unit does not run without systemd, so nothing takes 80/443.
     Need { program: "caddy", package: "caddy", why: "the TLS-terminating front of the OAuth tests" },

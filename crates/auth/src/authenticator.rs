@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::challenge::{self, Challenge, Refusal};
 use crate::principal::Principal;
-use crate::server::{Clock, OAuth, now};
+use crate::server::{Clock, Endpoint, OAuth, now};
 use crate::store::{ACCESS_PREFIX, Access, Store, TOKEN_PREFIX};
 
 /// A store shared by the hub's request path and its commands.
@@ -89,12 +89,22 @@ impl Authenticator {
     /// The principal behind an `Authorization` header value (`None`: no header, or not text),
     /// or the challenge of the 401.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Challenge> {
+        self.authenticate_at(Endpoint::Mcp, authorization).await
+    }
+
+    /// [`Authenticator::authenticate`] for a request to `endpoint`: in OAuth mode the 401 names
+    /// that endpoint's protected-resource metadata.
+    pub async fn authenticate_at(
+        &self,
+        endpoint: Endpoint,
+        authorization: Option<&str>,
+    ) -> Result<Principal, Challenge> {
         let store = match (&self.mode, &self.store) {
             (Mode::Open, _) | (_, None) => return Ok(Principal::unrestricted("anonymous")),
             (_, Some(store)) => store,
         };
         let Some(token) = authorization.and_then(bearer) else {
-            return Err(self.challenge(None));
+            return Err(self.challenge_at(endpoint, None));
         };
         let result = match &self.mode {
             Mode::OAuth(oauth) if token.starts_with(ACCESS_PREFIX) => {
@@ -103,13 +113,18 @@ impl Authenticator {
             Mode::OAuth(_) if !token.starts_with(TOKEN_PREFIX) => Err(Refusal::Unknown),
             _ => lock(store).authenticate_token(token, (self.clock)()),
         };
-        result.map_err(|r| self.challenge(Some(r)))
+        result.map_err(|r| self.challenge_at(endpoint, Some(r)))
     }
 
     /// The 401 challenge of this mode for a missing (`None`) or refused token.
     pub fn challenge(&self, refusal: Option<Refusal>) -> Challenge {
+        self.challenge_at(Endpoint::Mcp, refusal)
+    }
+
+    /// [`Authenticator::challenge`] for a request to `endpoint`.
+    pub fn challenge_at(&self, endpoint: Endpoint, refusal: Option<Refusal>) -> Challenge {
         match &self.mode {
-            Mode::OAuth(o) => challenge::oauth(&o.resource_metadata_url(), &o.scopes_supported(), refusal),
+            Mode::OAuth(o) => challenge::oauth(&o.resource_metadata_url_at(endpoint), &o.scopes_supported(), refusal),
             _ => challenge::bearer(refusal),
         }
     }

@@ -230,14 +230,20 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap()
 }
 
-/// RS-01, AS-01, CG-06: one PRM document at both paths; AS metadata under both names.
+/// RS-01, AS-01, CG-06: a PRM document for each URL of the one endpoint (RFC 9728 §3.3: its
+/// `resource` is the URL it was made from, `/mcp` or the root), otherwise the same; AS metadata
+/// under both names.
 #[tokio::test]
 async fn rs01_as01_discovery_documents() {
     let h = hub();
     let prm = h.get("/.well-known/oauth-protected-resource/mcp").await;
     let root = h.get("/.well-known/oauth-protected-resource").await;
     assert_eq!(prm.status, StatusCode::OK);
-    assert_eq!(prm.json(), root.json());
+    assert_eq!(root.status, StatusCode::OK);
+    let mut root = root.json();
+    assert_eq!(root["resource"], format!("{ISSUER}/"));
+    root["resource"] = json!(RESOURCE);
+    assert_eq!(prm.json(), root, "the same document but for `resource`");
     let p = prm.json();
     assert_eq!(p["resource"], RESOURCE);
     assert_eq!(p["authorization_servers"], json!([ISSUER]));
@@ -436,8 +442,9 @@ async fn as02_as08_error_redirects_carry_state_and_iss() {
     let mut p = base.clone();
     p[0] = ("response_type", "token");
     assert_eq!(h.authorize(&p).await.query()["error"], "unsupported_response_type");
-    // The resource with a trailing slash, or none at all, is the canonical one.
-    for res in [Some("https://hub.example.com/mcp/"), None] {
+    // The resource with a trailing slash, or none at all, is the canonical one; so is the root
+    // URL, the same endpoint (served at `/` too).
+    for res in [Some("https://hub.example.com/mcp/"), None, Some("https://hub.example.com/"), Some(ISSUER)] {
         let mut p = with(&[("code_challenge", ch), ("code_challenge_method", "S256")]);
         if let Some(r) = res {
             p.push(("resource", r));
@@ -777,4 +784,58 @@ async fn as06_parallel_guesses_are_counted() {
     statuses.sort_unstable();
     assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 4, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8, "{statuses:?}");
+}
+
+/// A client given the root URL asks for the root resource at `/authorize` and `/token`; its
+/// token is the canonical resource's, so it works at `/mcp` and at `/` alike. A path that is
+/// neither is another resource.
+#[tokio::test]
+async fn root_resource_is_the_same_endpoint() {
+    let h = hub();
+    let id = h.client(CHATGPT_CB).await;
+    let challenge = s256(VERIFIER);
+    let authorize = |resource: &'static str| {
+        let (id, challenge) = (id.clone(), challenge.clone());
+        let h = &h;
+        async move {
+            h.authorize(&[
+                ("response_type", "code"),
+                ("client_id", &id),
+                ("redirect_uri", CHATGPT_CB),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("scope", "fs:read"),
+                ("resource", resource),
+            ])
+            .await
+        }
+    };
+    let r = authorize("https://hub.example.com/elsewhere").await;
+    assert_eq!(r.query()["error"], "invalid_target");
+    let page = authorize("https://hub.example.com/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let r = h.submit(&page, &h.secret.clone(), &["fs:read"], "approve").await;
+    let code = r.query()["code"].clone();
+    let exchange = |resource: &'static str, code: String| {
+        let id = id.clone();
+        let h = &h;
+        async move {
+            h.form(
+                "/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("client_id", &id),
+                    ("redirect_uri", CHATGPT_CB),
+                    ("code_verifier", VERIFIER),
+                    ("resource", resource),
+                ],
+            )
+            .await
+        }
+    };
+    let r = exchange("https://hub.example.com", code).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // verify() checks the token's audience against the canonical resource.
+    assert!(h.oauth.verify(s(&r.json()["access_token"])).await.is_ok(), "one audience for both URLs");
 }

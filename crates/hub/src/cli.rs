@@ -74,6 +74,10 @@ pub struct UpstreamArgs {
     /// Offer the write tools of the built-in fs and git servers (default: read-only).
     #[arg(long)]
     pub allow_write: bool,
+    /// Let the built-in servers use a root that is or contains the home directory or a .ssh
+    /// directory (they refuse one otherwise, and the hub does not start).
+    #[arg(long)]
+    pub allow_broad_roots: bool,
     /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -2,12 +2,16 @@
 //!
 //! | route | handler |
 //! |---|---|
-//! | `POST /mcp`, `POST /mcp/` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
-//! | other methods on `/mcp`, `/mcp/` | rmcp's `StreamableHttpService` |
+//! | `POST /mcp`, `POST /mcp/`, `POST /` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
+//! | other methods on `/mcp`, `/mcp/`, `/` | rmcp's `StreamableHttpService` |
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
 //!
-//! all behind one guard layer. Order of checks on every request: Host and Origin (403), then
+//! all behind one guard layer. `/` is the same endpoint as `/mcp` (ChatGPT's connector has been
+//! seen posting to `/`, and tunnels such as Tailscale Funnel strip a path prefix): the same
+//! handler, guard and checks; only the protected-resource metadata named in its challenges is
+//! the root's ([`bastion_auth::Endpoint`]), so a client finds its own URL as the `resource`.
+//! Order of checks on every request: Host and Origin (403), then
 //! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
 //! `/readyz` and the OAuth paths (the guard), then on `/mcp`, for a `tools/call` by a token
 //! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
@@ -39,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::router::Hub;
 use crate::scope::Scope;
 use crate::upstream::Status;
-use bastion_auth::{Challenge, Principal};
+use bastion_auth::{Challenge, Endpoint, Principal};
 use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.
@@ -168,16 +172,16 @@ fn unauthorized(challenge: &Challenge) -> Response {
 }
 
 impl Guard {
-    /// The caller behind a request, or the challenge of the 401.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, Challenge> {
+    /// The caller behind a request to `path`, or the challenge of the 401.
+    async fn authenticate(&self, path: &str, headers: &HeaderMap) -> Result<Principal, Challenge> {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.auth.authenticate(authorization).await
+        self.auth.authenticate_at(Endpoint::of_path(path), authorization).await
     }
+}
 
-    /// In OAuth mode, where the protected-resource metadata is (named in every challenge).
-    fn resource_metadata(&self) -> Option<String> {
-        self.auth.oauth().map(bastion_auth::OAuth::resource_metadata_url)
-    }
+/// Whether `path` is the MCP endpoint: `/mcp`, `/mcp/`, or the same served at `/`.
+fn is_mcp_path(path: &str) -> bool {
+    matches!(path, "/mcp" | "/mcp/" | "/")
 }
 
 /// CORS for browser clients on an allowed origin (a page on localhost, or on the public URL's
@@ -220,7 +224,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 /// The `Origin` of a request to `/mcp` that may be answered with CORS headers: exactly one
 /// allowed `Origin`, and a Host the guard would accept.
 fn cors_origin(g: &Guard, req: &Request) -> Option<HeaderValue> {
-    if !matches!(req.uri().path(), "/mcp" | "/mcp/") || req.uri().authority().is_some() {
+    if !is_mcp_path(req.uri().path()) || req.uri().authority().is_some() {
         return None;
     }
     let headers = req.headers();
@@ -280,7 +284,7 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         );
         return closing(r);
     }
-    let principal = match g.authenticate(&parts.headers).await {
+    let principal = match g.authenticate(parts.uri.path(), &parts.headers).await {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
@@ -294,16 +298,17 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
 /// service for everything else. Shared behind one `Arc`: axum clones a handler's state for
 /// every request, and cloning rmcp's service would copy its configuration (host and origin
 /// lists) each time.
-type McpEndpoint = Arc<Endpoint>;
+type McpEndpoint = Arc<McpState>;
 
 /// See [`McpEndpoint`].
-struct Endpoint {
+struct McpState {
     hub: Hub,
     rmcp: Rmcp,
     /// Stateless mode: plain `tools/call` requests are answered by [`direct`].
     direct: bool,
-    /// In OAuth mode, the protected-resource metadata named in the scope challenge.
-    resource_metadata: Option<Arc<str>>,
+    /// In OAuth mode, the authorization server: the scope challenge names the metadata of the
+    /// endpoint (`/mcp` or `/`) the request came to.
+    oauth: Option<bastion_auth::OAuth>,
 }
 
 /// rmcp's streamable HTTP service, with or without sessions.
@@ -341,9 +346,9 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
             direct::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
             _ => called_tool(&bytes),
         };
-        if let Some(denied) =
-            tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, mcp.resource_metadata.as_deref()))
-        {
+        let endpoint = Endpoint::of_path(parts.uri.path());
+        let metadata = || mcp.oauth.as_ref().map(|o| o.resource_metadata_url_at(endpoint));
+        if let Some(denied) = tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, metadata)) {
             return denied;
         }
     }
@@ -389,11 +394,16 @@ fn called_tool(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
 /// 403 with the scope challenge when `principal` may not call the offered tool `name`. Anything
 /// else (unknown tools) goes on, and is answered as the protocol says. In OAuth mode the
 /// challenge names the protected-resource metadata too (RS-04).
-fn scope_challenge(hub: &Hub, principal: &Principal, name: &str, resource_metadata: Option<&str>) -> Option<Response> {
+fn scope_challenge(
+    hub: &Hub,
+    principal: &Principal,
+    name: &str,
+    resource_metadata: impl FnOnce() -> Option<String>,
+) -> Option<Response> {
     let needed = hub.required_scope(principal, name)?;
     hub.refused(principal, name, ErrorCode::InsufficientScope.as_str());
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
-    let challenge = bastion_auth::challenge::insufficient_scope(&needed, resource_metadata, &description);
+    let challenge = bastion_auth::challenge::insufficient_scope(&needed, resource_metadata().as_deref(), &description);
     let mut r = plain(StatusCode::FORBIDDEN, &format!("Forbidden: {description}"));
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -603,17 +613,14 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
+    let endpoint = Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth: auth.oauth().cloned() });
     let g = Guard { allowed: Arc::new(allowed), auth };
-    let endpoint = Arc::new(Endpoint {
-        hub: hub.clone(),
-        rmcp,
-        direct: !stateful,
-        resource_metadata: g.resource_metadata().map(Arc::from),
-    });
     let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
+    // One method router at three paths: `/` is `/mcp` (see the module comment).
     Router::new()
         .route("/mcp", mcp.clone())
-        .route("/mcp/", mcp)
+        .route("/mcp/", mcp.clone())
+        .route("/", mcp)
         .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
@@ -790,6 +797,19 @@ mod tests {
             let access = mint(dir.path(), "https://hub.example.com/mcp");
             assert_eq!(send(&app, "POST", "/mcp", h, Some(&access)).await.status(), StatusCode::OK);
             assert_eq!(send(&app, "POST", "/mcp/", h, Some(&bst)).await.status(), StatusCode::OK);
+            // `/` is the same endpoint; its challenge names the root's metadata, whose `resource`
+            // is the root URL.
+            let r = send(&app, "POST", "/", h, None).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            let root_meta = "resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource\"";
+            assert_eq!(challenge(&r), format!("Bearer {root_meta}, scope=\"fs:read\""));
+            for token in [&access, &bst] {
+                let (root, mcp) =
+                    (send(&app, "POST", "/", h, Some(token)).await, send(&app, "POST", "/mcp", h, Some(token)).await);
+                assert_eq!(root.status(), StatusCode::OK);
+                let body = |r: Response| axum::body::to_bytes(r.into_body(), usize::MAX);
+                assert_eq!(body(root).await.unwrap(), body(mcp).await.unwrap(), "the same answer at / and /mcp");
+            }
             // The token in the query string is not a token.
             let r = send(&app, "POST", &format!("/mcp?access_token={access}"), h, None).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);

@@ -48,4 +48,5 @@ pub mod scope;
 pub mod serve;
 pub mod settings;
 pub mod setup;
+pub mod startup;
 pub mod upstream;

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 use bastion_policy::audit::{AuditLog, AuditRecord, millis, now_rfc3339, redact};
 use bastion_policy::{Error, ErrorCode, Tier};
 use bastion_server_kit::{call_outcome, error_result};
+#[allow(deprecated, reason = "SetLevelRequestParams: logging/setLevel is served on the legacy protocols")]
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
-    ClientRequest, Implementation, ListToolsResult, PaginatedRequestParams, ProgressToken, ServerCapabilities,
-    ServerConfig, ServerResult, Tool,
+    ClientRequest, CompleteRequestMethod, CompleteRequestParams, CompleteResult, DiscoverResult, Implementation,
+    JsonObject, ListPromptsRequestMethod, ListPromptsResult, ListResourceTemplatesRequestMethod,
+    ListResourceTemplatesResult, ListResourcesRequestMethod, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProgressToken, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestMethod,
+    SetLevelRequestParams, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -465,11 +469,17 @@ fn service_error(prefix: &str, e: ServiceError) -> Result<CallToolResponse, McpE
 
 impl ServerHandler for Hub {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = if self.list_changed {
+        // Exactly what the hub serves: tools, and `logging/setLevel` on the protocols that have
+        // it (logging is deprecated from 2026-07-28, SEP-2577, so `discover` leaves it out).
+        // Prompts, resources and completions are not declared, and their methods answer -32601
+        // (below) rather than rmcp's empty lists, so a client's discovery and its calls agree
+        // (the conformance suite's `sep-2575-server-declares-prompts-in-discover`).
+        let mut capabilities = if self.list_changed {
             ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build()
         } else {
             ServerCapabilities::builder().enable_tools().build()
         };
+        capabilities.logging = Some(JsonObject::new());
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("bastion", env!("CARGO_PKG_VERSION")))
             .with_instructions(concat!(
@@ -507,13 +517,74 @@ impl ServerHandler for Hub {
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.catalogue().entries.iter().find(|e| e.tool.name == name).map(|e| e.tool.clone())
     }
+
+    /// The 2026-07-28 discovery: the capabilities of `initialize` less those that protocol
+    /// serves differently here. No `logging` (deprecated, levels travel in `_meta`) and no
+    /// `tools.listChanged`: list changes reach only legacy sessions (`on_initialized`); the hub
+    /// has no `subscriptions/listen` stream to send them on.
+    async fn discover(&self, _ctx: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
+        let mut info = self.get_info();
+        info.capabilities.logging = None;
+        if let Some(tools) = info.capabilities.tools.as_mut() {
+            tools.list_changed = None;
+        }
+        Ok(DiscoverResult::from_server_info(self.supported_protocol_versions().into_owned(), info))
+    }
+
+    /// Accepted on the protocols that have `logging/setLevel` (those with `initialize`; from
+    /// 2026-07-28 a request carries its level in `_meta`). The hub itself sends no log
+    /// notifications, so there is nothing to filter; the level is not kept.
+    #[allow(deprecated, reason = "the legacy protocols the hub serves still have logging/setLevel")]
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if ctx.protocol_version().is_none_or(|v| v.has_initialize()) {
+            Ok(())
+        } else {
+            Err(McpError::method_not_found::<SetLevelRequestMethod>())
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Err(McpError::method_not_found::<ListPromptsRequestMethod>())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Err(McpError::method_not_found::<ListResourcesRequestMethod>())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Err(McpError::method_not_found::<ListResourceTemplatesRequestMethod>())
+    }
+
+    async fn complete(
+        &self,
+        _request: CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        Err(McpError::method_not_found::<CompleteRequestMethod>())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::upstream::Builtin;
-    use rmcp::model::{JsonObject, ToolAnnotations};
+    use rmcp::model::ToolAnnotations;
     use serde_json::json;
 
     fn tool(name: &str, read_only: Option<bool>) -> Tool {

@@ -338,9 +338,18 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         allow_state_in_root,
         approvals: approval,
     } = settings;
+    // A built-in that would refuse its roots or flags stops the hub here, before it listens,
+    // with one line (the children would each die at start, and the hub serve without them).
+    if let Err(why) = crate::startup::check_builtins(&specs) {
+        eprintln!("bastion: {why}");
+        std::process::exit(2);
+    }
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
     // not trusted when another user could replace it (the children protect it: `--protect`).
-    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &roots, allow_state_in_root)
+    // The roots are the built-ins'; a hub of third-party upstreams only has none to keep it
+    // out of (its default root, the current directory, is given to no one).
+    let builtin_roots: &[std::path::PathBuf] = if crate::startup::has_builtins(&specs) { &roots } else { &[] };
+    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, builtin_roots, allow_state_in_root)
         .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
     if let Err(e) = own {
         eprintln!("bastion: {}", e.message);
@@ -481,6 +490,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
 /// up and every tool could be offered.
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let specs = HubSettings::upstreams_of(&args.upstreams)?;
+    crate::startup::check_builtins(&specs).map_err(anyhow::Error::msg)?;
     let supervised = Supervised::start(specs);
     let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
@@ -560,7 +570,11 @@ mod tests {
             assert!(e.contains(want), "{want}: {e}");
         }
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
-        check_config(CheckArgs { config: file }).unwrap();
+        check_config(CheckArgs { config: file.clone() }).unwrap();
+        // A root the built-in servers refuse is found before `serve` would stop on it.
+        std::fs::write(&file, "roots = [\"/\"]\n[[upstream]]\nname = \"files\"\nbuiltin = \"fs\"\n").unwrap();
+        let e = check_config(CheckArgs { config: file }).unwrap_err().to_string();
+        assert!(e.contains("upstream 'files' (fs) would refuse to start") && e.contains("'/'"), "{e}");
     }
 
     #[test]

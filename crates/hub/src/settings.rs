@@ -129,6 +129,10 @@ pub enum SettingsError {
         /// The variable.
         var: String,
     },
+    /// A built-in upstream would refuse its roots or flags at start (`check-config`; `serve`
+    /// stops before listening with the same line, see [`crate::startup`]).
+    #[error("{0}")]
+    BuiltinRefused(String),
     /// A command upstream's program is not on `$PATH` (checked by `check-config` only: `serve`
     /// starts anyway and reports the upstream failed, retrying).
     #[error("upstream '{upstream}': command '{program}' not found")]
@@ -161,6 +165,7 @@ impl SettingsError {
             SettingsError::Root { .. } => "root",
             SettingsError::TokenVariableUnset { .. } => "token_variable_unset",
             SettingsError::ProgramNotFound { .. } => "program_not_found",
+            SettingsError::BuiltinRefused(_) => "builtin_refused",
             SettingsError::StateDir(_) => "state_dir",
             SettingsError::OwnPath(_) => "own_path",
             SettingsError::CurrentDir(_) => "current_dir",
@@ -319,6 +324,12 @@ impl HubSettings {
         let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
         let roots = roots(&mut found, &UpstreamArgs::default(), &config);
         let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], Depth::Check);
+        // A root already reported missing would be reported again by the built-ins' check.
+        if !found.errors.iter().any(|e| matches!(e, SettingsError::Root { .. }))
+            && let Err(why) = crate::startup::check_builtins(&specs)
+        {
+            found.errors.push(SettingsError::BuiltinRefused(why));
+        }
         let oauth = match &http.auth {
             AuthSettings::OAuth(s) => format!(
                 "oauth: on (issuer {}, resource {}/mcp, access tokens {}, refresh tokens {}, {} static client(s))",
@@ -428,6 +439,9 @@ fn upstreams(
         root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
     }
     root_args.push("--no-approvals".to_owned());
+    if args.allow_broad_roots {
+        root_args.push("--allow-broad-roots".to_owned());
+    }
     let own = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {

@@ -53,10 +53,10 @@ pub(super) async fn authorize(State(o): State<OAuth>, RawQuery(query): RawQuery)
         (None, _) => return fail("invalid_request", "code_challenge is required (PKCE S256)"),
         (Some(_), _) => return fail("invalid_request", "code_challenge_method must be S256"),
     };
-    let resource = match p.get("resource") {
+    let resource = match p.get("resource").map(|r| o.canonical_resource(r)) {
         None => o.resource().to_owned(),
-        Some(r) if crate::store::same_resource(r, o.resource()) => o.resource().to_owned(),
-        Some(_) => return fail("invalid_target", &format!("this server's resource is {}", o.resource())),
+        Some(Some(canonical)) => canonical.to_owned(),
+        Some(None) => return fail("invalid_target", &format!("this server's resource is {}", o.resource())),
     };
     let scopes = requested_scopes(p.get("scope").map(String::as_str), &o.scopes_supported());
     if scopes.is_empty() {

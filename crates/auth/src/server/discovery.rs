@@ -2,11 +2,24 @@
 
 use super::*;
 
+/// The metadata of `{issuer}/mcp`, at `/.well-known/oauth-protected-resource/mcp`.
 pub(super) async fn protected_resource(State(o): State<OAuth>) -> Response {
+    metadata(&o, Endpoint::Mcp)
+}
+
+/// The metadata of the root endpoint `{issuer}/`, at `/.well-known/oauth-protected-resource`.
+/// RFC 9728 §3.3: `resource` is the identifier the document's URL was made from, so a client
+/// given the root URL finds its own URL here (one given `/mcp` and falling back to this
+/// document finds a prefix of it, which MCP clients accept).
+pub(super) async fn root_protected_resource(State(o): State<OAuth>) -> Response {
+    metadata(&o, Endpoint::Root)
+}
+
+fn metadata(o: &OAuth, endpoint: Endpoint) -> Response {
     json_response(
         StatusCode::OK,
         &json!({
-            "resource": o.resource(),
+            "resource": o.resource_at(endpoint),
             "authorization_servers": [o.issuer()],
             "scopes_supported": o.scopes_supported(),
             "bearer_methods_supported": ["header"],

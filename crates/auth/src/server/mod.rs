@@ -10,7 +10,7 @@ mod token;
 mod verify;
 
 use authorize::{authorize, decide};
-use discovery::{protected_resource, server_metadata};
+use discovery::{protected_resource, root_protected_resource, server_metadata};
 use register::register;
 use revoke::revoke;
 use token::token;
@@ -116,6 +116,28 @@ pub fn issuer_of(public_url: &str) -> Result<String, String> {
     }
     // `scheme://host[:port]`, the default port left out, as `url` serialises an origin.
     Ok(url.origin().ascii_serialization())
+}
+
+/// Which of the hub's two URLs for one MCP endpoint a request came to: `{issuer}/mcp`, or the
+/// origin root `/` (for connectors that post to `/`, and tunnels and proxies that strip the
+/// `/mcp` prefix). Both are the same protected resource; each has its own protected-resource
+/// metadata (RFC 9728 §3: `/.well-known/oauth-protected-resource` plus the resource's path),
+/// whose `resource` is the URL the client was given, and tokens for either work at both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `{issuer}/mcp`, the canonical resource.
+    #[default]
+    Mcp,
+    /// `{issuer}/`.
+    Root,
+}
+
+impl Endpoint {
+    /// The endpoint a request path is served as: `/` is [`Endpoint::Root`], anything else
+    /// (`/mcp`, `/mcp/`) [`Endpoint::Mcp`].
+    pub fn of_path(path: &str) -> Endpoint {
+        if path == "/" { Endpoint::Root } else { Endpoint::Mcp }
+    }
 }
 
 /// What the authorization server is configured with.
@@ -328,9 +350,35 @@ impl OAuth {
         &self.inner.resource
     }
 
-    /// Where the protected-resource metadata is (for `WWW-Authenticate`).
+    /// The resource identifier of an endpoint: `{issuer}/mcp`, or `{issuer}/` for the root.
+    pub fn resource_at(&self, endpoint: Endpoint) -> String {
+        match endpoint {
+            Endpoint::Mcp => self.inner.resource.clone(),
+            Endpoint::Root => format!("{}/", self.inner.issuer),
+        }
+    }
+
+    /// The canonical resource when `requested` (an RFC 8707 `resource` parameter) names either
+    /// endpoint of this hub, trailing slash or not; `None` for anything else. Grants and tokens
+    /// always carry the canonical resource, so a token asked for at the root works at `/mcp`
+    /// and the other way round: one resource, two URLs.
+    pub fn canonical_resource(&self, requested: &str) -> Option<&str> {
+        let root = crate::store::same_resource(requested, &self.inner.issuer);
+        (root || crate::store::same_resource(requested, &self.inner.resource)).then_some(self.inner.resource.as_str())
+    }
+
+    /// Where the protected-resource metadata of `/mcp` is (for `WWW-Authenticate`).
     pub fn resource_metadata_url(&self) -> String {
-        format!("{}/.well-known/oauth-protected-resource/mcp", self.inner.issuer)
+        self.resource_metadata_url_at(Endpoint::Mcp)
+    }
+
+    /// Where an endpoint's protected-resource metadata is (RFC 9728 §3.1: the well-known
+    /// prefix inserted before the resource's path).
+    pub fn resource_metadata_url_at(&self, endpoint: Endpoint) -> String {
+        match endpoint {
+            Endpoint::Mcp => format!("{}/.well-known/oauth-protected-resource/mcp", self.inner.issuer),
+            Endpoint::Root => format!("{}/.well-known/oauth-protected-resource", self.inner.issuer),
+        }
     }
 
     /// The scopes the hub offers now (never `offline_access`).
@@ -355,7 +403,7 @@ impl OAuth {
         // The JSON endpoints answer cross-origin requests (browser-based clients such as the MCP
         // Inspector, from the origins the hub's Origin check admits); the consent page does not.
         let json_endpoints = Router::new()
-            .route("/.well-known/oauth-protected-resource", get(protected_resource).options(preflight))
+            .route("/.well-known/oauth-protected-resource", get(root_protected_resource).options(preflight))
             .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource).options(preflight))
             .route("/.well-known/oauth-authorization-server", get(server_metadata).options(preflight))
             .route("/.well-known/openid-configuration", get(server_metadata).options(preflight))

@@ -68,7 +68,7 @@ pub(super) async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Byte
             client_id,
             redirect_uri: p.get("redirect_uri").cloned(),
             verifier: p.get("code_verifier").cloned(),
-            resource: p.get("resource").cloned(),
+            resource: requested_resource(&o, &p),
         };
         o.db(move |s| s.exchange_code(&req, t, &life)).await
     } else {
@@ -92,7 +92,7 @@ pub(super) async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Byte
             token: token.clone(),
             client_id,
             scopes,
-            resource: p.get("resource").cloned(),
+            resource: requested_resource(&o, &p),
             audience: o.resource().to_owned(),
         };
         o.db(move |s| s.refresh(&req, t, &life)).await
@@ -114,4 +114,10 @@ pub(super) async fn token(State(o): State<OAuth>, headers: HeaderMap, body: Byte
         Ok(Err(e)) => grant_error(e),
         Err(e) => grant_error(GrantError::Internal(e)),
     }
+}
+
+/// The `resource` parameter, with either of the hub's endpoints read as the canonical resource
+/// (see [`OAuth::canonical_resource`]); anything else as sent, for the store to refuse.
+fn requested_resource(o: &OAuth, p: &HashMap<String, String>) -> Option<String> {
+    p.get("resource").map(|r| o.canonical_resource(r).unwrap_or(r).to_owned())
 }
