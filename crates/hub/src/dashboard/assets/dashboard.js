@@ -43,15 +43,24 @@
 
   live.addEventListener("focusout", function () { if (again) { again = false; setTimeout(refresh, 50); } });
 
-  var source = new EventSource("/dashboard/events");
-  source.addEventListener("refresh", function (e) {
+  var source = null;
+  function connect() {
+    source = new EventSource("/dashboard/events");
+    source.addEventListener("refresh", onRefresh);
+    source.addEventListener("open", function () { document.documentElement.dataset.live = "connected"; });
+  }
+  // A page left behind (navigation, the back-forward cache) gives its connection back: browsers
+  // allow six per host, and six forgotten feeds would stall every request after them.
+  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  window.addEventListener("pageshow", function (e) { if (e.persisted && !source) { connect(); refresh(); } });
+  function onRefresh(e) {
     // Pause and mode change the header too: reload the page unless someone is typing.
     if (e.data === "switch") {
       if (editing()) { reloadWanted = true; } else { location.reload(); }
       return;
     }
     if (e.data === "all" || kinds.indexOf(e.data) >= 0) refresh();
-  });
-  source.addEventListener("open", function () { document.documentElement.dataset.live = "connected"; });
+  }
+  connect();
   live.addEventListener("focusout", function () { if (reloadWanted) location.reload(); });
 })();
