@@ -93,7 +93,11 @@ fn ensure_npm_package((package, version): (&str, &str), entry: &str) -> Result<P
         .current_dir(&dir)
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
         .arg(format!("{package}@{version}")))
-    .with_context(|| format!("npm install of {package} failed; the hub and dashboard tests need node and npm (`.ci/run` installs them)"))?;
+    .with_context(|| {
+        format!(
+            "npm install of {package} failed; the hub and dashboard tests need node and npm (`.ci/run` installs them)"
+        )
+    })?;
     if !entry.is_file() {
         bail!("{} is missing after npm install", entry.display());
     }

@@ -736,7 +736,7 @@ pub fn health(minutes: &[Minute], rows: &[HealthRow], source: &str) -> String {
         let h = rows.len() * 24 + 4;
         let _ = write!(
             out,
-            "<svg class=\"chart\" role=\"img\" aria-labelledby=\"lat-t\" viewBox=\"0 0 400 {h}\" width=\"100%\" height=\"{h}\">\
+            "<svg class=\"chart\" role=\"img\" aria-labelledby=\"lat-t\" viewBox=\"0 0 400 {h}\" width=\"100%\" height=\"{h}\" preserveAspectRatio=\"xMinYMin meet\">\
              <title id=\"lat-t\">p50 and p95 latency per upstream</title>"
         );
         for (i, r) in rows.iter().enumerate() {
@@ -748,7 +748,7 @@ pub fn health(minutes: &[Minute], rows: &[HealthRow], source: &str) -> String {
                 "<text x=\"0\" y=\"{}\" font-size=\"11\" fill=\"#222\">{}</text>\
                  <rect x=\"90\" y=\"{y}\" width=\"{w95}\" height=\"9\" fill=\"#7a9cc6\"></rect>\
                  <rect x=\"90\" y=\"{}\" width=\"{w50}\" height=\"9\" fill=\"#1d5fa8\"></rect>",
-                y + 14,
+                y + 12,
                 esc(&r.name),
                 y + 10
             );
@@ -774,7 +774,7 @@ mod tests {
         let inflight = [InFlight { time: "t".into(), principal: evil.into(), tool: evil.into(), args: json!([evil]) }];
         let pending = json!({"id": evil, "tool": evil, "rendering": evil, "principal": evil});
         for html in [
-            now(Some(&inflight), &[call.clone()], &[refused]),
+            now(Some(&inflight), std::slice::from_ref(&call), &[refused]),
             approvals("csrf", &[pending], &[]),
             journal(&Default::default(), 0, &super::super::journal::Page { lines: vec![call], more: false, files: 1 }),
         ] {
