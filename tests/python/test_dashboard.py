@@ -296,6 +296,28 @@ async def test_pause_from_the_header_stops_calls(tmp_path: Path) -> None:
         assert [e["detail"]["channel"] for e in events(hub.state / "audit.jsonl", "pause")] == ["dashboard"]
 
 
+async def test_an_upstream_restarted_from_upstreams_comes_back(tmp_path: Path) -> None:
+    with dashboard_hub(tmp_path) as hub, chromium(tmp_path) as page:
+        await anyio.to_thread.run_sync(sign_in, page, link(hub.state))
+
+        def restart() -> str:
+            go(page, f"http://127.0.0.1:{hub.port}/dashboard/upstreams")
+            assert page.eval("document.querySelector('#live tbody tr').innerText").split("\t")[2] == "ready"
+            mark = len(page.events)
+            page.click("#live form[action='/dashboard/upstreams/fs/restart'] button")
+            page.wait_for("Page.loadEventFired", since=mark)
+            # Back to ready, with one restart and the reason, without reloading the page.
+            return wait_js(page, "(() => { const c = document.querySelector('#live tbody tr').innerText.split('\\t');"
+                                 " return c[2] === 'ready' && c[4] === '1' ? c.join('|') : ''; })()")
+
+        row = await anyio.to_thread.run_sync(restart)
+        assert "restarted by the operator" in row, row
+        async with http_session(hub, hub.token) as s:
+            assert (await code_of(s, "fs__list_directory", {"path": "."}))[0] is None
+        [e] = events(hub.state / "audit.jsonl", "upstream_restart")
+        assert e["detail"] == {"upstream": "fs", "channel": "dashboard"}
+
+
 async def test_tool_arguments_render_inert(tmp_path: Path) -> None:
     with dashboard_hub(tmp_path) as hub, chromium(tmp_path) as page:
         await anyio.to_thread.run_sync(sign_in, page, link(hub.state))

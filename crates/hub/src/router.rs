@@ -227,6 +227,11 @@ impl Hub {
         self.feed.subscribe()
     }
 
+    /// How many watchers take the call feed now (0 when no dashboard page is open).
+    pub fn call_watchers(&self) -> usize {
+        self.feed.receiver_count()
+    }
+
     /// The approval gate, if calls go through one.
     pub fn approvals(&self) -> Option<&Arc<crate::approvals::HubApprovals>> {
         self.approvals.as_ref()

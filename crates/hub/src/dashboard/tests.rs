@@ -81,3 +81,29 @@ async fn a_link_signs_in_once_and_the_session_needs_its_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_live_feed_runs_only_while_someone_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::new(vec![], AuditLog::disabled(), false);
+    let d = Dashboard::for_hub(hub.clone(), dir.path(), dir.path().join("audit.jsonl"), Allowed::loopback(), false)
+        .unwrap();
+    assert_eq!(hub.call_watchers(), 0, "nobody watches: calls send nothing");
+    let rx = live::subscribe(&d);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while hub.call_watchers() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.call_watchers(), 1, "a page watching: the watcher takes the hub's feed");
+    // A journal line appears on the feed.
+    let mut rx = rx;
+    AuditLog::open(&dir.path().join("audit.jsonl")).unwrap().event("hub", "pause", json!({"channel": "cli"}));
+    let kind = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(kind, "switch");
+    drop(rx);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while hub.call_watchers() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.call_watchers(), 0, "the last page gone: the watcher stops");
+}
