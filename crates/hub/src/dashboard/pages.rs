@@ -66,13 +66,15 @@ pub fn button_form(action: &str, csrf: &str, label: &str, class: &str, extra: &s
 }
 
 fn head(title: &str, csrf: &str) -> String {
+    // Pages outside a session (sign-in) have no token to carry.
+    let csrf =
+        if csrf.is_empty() { String::new() } else { format!("<meta name=\"csrf-token\" content=\"{}\">", esc(csrf)) };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"csrf-token\" content=\"{}\"><title>{} · Bastion</title>\
+         {csrf}<title>{} · Bastion</title>\
          <link rel=\"stylesheet\" href=\"/dashboard/assets/dashboard.css\">\
          <script src=\"/dashboard/assets/dashboard.js\" defer></script></head>",
-        esc(csrf),
         esc(title)
     )
 }

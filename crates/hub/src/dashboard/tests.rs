@@ -107,3 +107,29 @@ async fn the_live_feed_runs_only_while_someone_watches() {
     }
     assert_eq!(hub.call_watchers(), 0, "the last page gone: the watcher stops");
 }
+
+#[tokio::test]
+async fn refused_requests_and_searches_come_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(dash(dir.path()));
+    let journal = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
+    journal.event(
+        "hub",
+        "http_refused",
+        json!({"status": 401, "reason": "invalid_token", "method": "POST", "path": "/mcp",
+               "client": "127.0.0.1:5555", "user_agent": "<b>agent</b>"}),
+    );
+    std::fs::write(dir.path().join("audit.jsonl.1"), "{\"time\":\"2026-01-01T00:00:00.000Z\",\"server\":\"hub\",\"principal\":\"old\",\"tool\":\"fs__rotated\",\"args\":{},\"outcome\":\"ok\",\"duration_ms\":1.0,\"result_bytes\":1}\n").unwrap();
+    let link = cli::new_link(dir.path(), "").unwrap();
+    let r = send(&app, get(&link), "").await;
+    let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let now = text(send(&app, get("/dashboard/fragment/now").header("cookie", &cookie), "").await).await;
+    for want in ["401", "invalid_token", "POST /mcp", "127.0.0.1:5555", "&lt;b&gt;agent&lt;/b&gt;"] {
+        assert!(now.contains(want), "{want}: {now}");
+    }
+    let found = text(send(&app, get("/dashboard/journal?tool=rotated").header("cookie", &cookie), "").await).await;
+    assert!(found.contains("fs__rotated") && found.contains("2 journal file(s)"), "{found}");
+    // Fragments need the session too.
+    assert_eq!(send(&app, get("/dashboard/fragment/now"), "").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&app, get("/dashboard/events"), "").await.status(), StatusCode::UNAUTHORIZED);
+}
