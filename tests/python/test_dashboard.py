@@ -327,7 +327,7 @@ async def test_tool_arguments_render_inert(tmp_path: Path) -> None:
             assert code is not None
         await anyio.to_thread.run_sync(wait_js, page, "document.getElementById('live').innerText.includes('onerror')")
         # Shown as text, run never: no element was made from it, no script ran.
-        assert XSS.replace('"', '\\"') in live_text(page) or XSS in live_text(page)
+        assert json.dumps({"path": XSS}, separators=(",", ":")) in live_text(page), live_text(page)
         assert page.eval("window.__xss === undefined")
         assert page.eval("document.querySelectorAll('#live img, #live script').length") == 0
         # The journal page and a full reload render it the same way.

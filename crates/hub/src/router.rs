@@ -145,9 +145,9 @@ pub struct Hub {
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
 #[derive(Clone, Debug)]
 pub enum CallEvent {
-    /// A call arrived (after nothing: before routing, scopes and approvals).
+    /// A call arrived (before routing, the scope check and the approval gate).
     Started {
-        /// Its number in this hub, matching the `Ended` event.
+        /// Its number (unique in this process), matching the `Ended` event.
         seq: u64,
         /// Who calls.
         principal: String,
