@@ -32,6 +32,7 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
     }
     let python = ensure_venv()?;
     let server_everything = ensure_test_servers()?;
+    let axe = ensure_npm_package(AXE_CORE, "axe.min.js")?;
     let root = repo_root();
     let bin_dir = target_dir().join("debug");
     let mut cmd = Command::new(&python);
@@ -42,7 +43,8 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
     cmd.args(["-q", "--timeout=300", "-o", "cache_dir=.cache/pytest"])
         .args(pytest_args)
         .env("BASTION_BIN_DIR", &bin_dir)
-        .env("BASTION_SERVER_EVERYTHING", &server_everything);
+        .env("BASTION_SERVER_EVERYTHING", &server_everything)
+        .env("BASTION_AXE_CORE", &axe);
     let shown = display(&cmd);
     eprintln!("xtask: $ BASTION_BIN_DIR={} {shown}", bin_dir.display());
     let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
@@ -59,13 +61,21 @@ pub fn run(pytest_args: &[String], build: Build) -> Result<()> {
 /// The third-party MCP server the hub tests use as an upstream, pinned.
 const SERVER_EVERYTHING: (&str, &str) = ("@modelcontextprotocol/server-everything", "2026.8.31");
 
+/// The accessibility checker the dashboard tests inject into its pages, pinned.
+const AXE_CORE: (&str, &str) = ("axe-core", "4.14.1");
+
 /// Installs the third-party servers the tests start (npm, into `.cache/npm-test`) unless the
 /// pinned version is there, and returns the path of server-everything's entry point.
 fn ensure_test_servers() -> Result<PathBuf> {
-    let (package, version) = SERVER_EVERYTHING;
+    ensure_npm_package(SERVER_EVERYTHING, "dist/index.js")
+}
+
+/// Installs the npm package `(name, version)` into `.cache/npm-test` unless that version is
+/// there, and returns the path of its file `entry`.
+fn ensure_npm_package((package, version): (&str, &str), entry: &str) -> Result<PathBuf> {
     let dir = cache_dir().join("npm-test");
     let package_dir = dir.join("node_modules").join(package);
-    let entry = package_dir.join("dist").join("index.js");
+    let entry = package_dir.join(entry);
     let installed = fs::read_to_string(package_dir.join("package.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -83,7 +93,11 @@ fn ensure_test_servers() -> Result<PathBuf> {
         .current_dir(&dir)
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
         .arg(format!("{package}@{version}")))
-    .context("npm install of the test upstream failed; the hub tests need node and npm (`.ci/run` installs them)")?;
+    .with_context(|| {
+        format!(
+            "npm install of {package} failed; the hub and dashboard tests need node and npm (`.ci/run` installs them)"
+        )
+    })?;
     if !entry.is_file() {
         bail!("{} is missing after npm install", entry.display());
     }

@@ -108,6 +108,11 @@ impl HubApprovals {
         Ok(Arc::new(HubApprovals { engine, rules, roots, fs, _socket: listening }))
     }
 
+    /// The engine (the dashboard decides and switches through it, as the socket does).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// The control socket's path.
     pub fn socket_path(&self) -> &Path {
         self._socket.path()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::serve::{StateDir, TokenCommand};
-use crate::{bundle, completions, control_cli, doctor, setup};
+use crate::{bundle, completions, control_cli, dashboard, doctor, setup};
 
 /// `bastion`.
 #[derive(Parser)]
@@ -52,6 +52,9 @@ pub enum Command {
     Pause(control_cli::SwitchArgs),
     /// Undo `bastion pause`.
     Resume(control_cli::SwitchArgs),
+    /// Print a one-time sign-in link to the hub's dashboard (--open opens it); with --journal
+    /// and --control, serve the dashboard of a server alone.
+    Dashboard(dashboard::cli::DashboardArgs),
     /// Add Bastion to an MCP client's configuration (Claude Desktop, Claude Code, Cursor, VS Code, Codex).
     Setup(setup::SetupArgs),
     /// Check the kernel, the sandbox, the state directory, the configuration and the public URL.

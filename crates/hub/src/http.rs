@@ -6,6 +6,7 @@
 //! | other methods on `/mcp`, `/mcp/`, `/` | rmcp's `StreamableHttpService` |
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
+//! | `/dashboard…` | the dashboard ([`crate::dashboard`]): its own cookie session, no bearer token |
 //!
 //! all behind one guard layer. `/` is the same endpoint as `/mcp` (ChatGPT's connector has been
 //! seen posting to `/`, and tunnels such as Tailscale Funnel strip a path prefix): the same
@@ -268,7 +269,8 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     }
     let path = req.uri().path();
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
-    if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) {
+    // The dashboard is opened by its own cookie session, never by a bearer token.
+    if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) || crate::dashboard::is_dashboard_path(path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -597,6 +599,19 @@ const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60
 /// expire or lose (connectors that drop `Mcp-Session-Id` keep working); a call that sends
 /// progress falls back to SSE.
 pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: CancellationToken) -> Router {
+    app_with(hub, allowed, auth, stateful, shutdown, Router::new())
+}
+
+/// [`app`] with more routes behind the same guard (the dashboard's, which the guard lets
+/// through without a bearer token).
+pub fn app_with(
+    hub: Hub,
+    allowed: Allowed,
+    auth: Auth,
+    stateful: bool,
+    shutdown: CancellationToken,
+    extra: Router,
+) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(stateful)
         .with_json_response(!stateful)
@@ -625,6 +640,7 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
+        .merge(extra)
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))
 }

@@ -14,7 +14,8 @@
 //! * [`router`]: the aggregating `ServerHandler`; [`router::Hub::call`] is the one function
 //!   every tool call goes through, whichever path it came by;
 //! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
-//! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters.
+//! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters;
+//! * [`dashboard`]: the person's web face at `/dashboard` (and `bastion dashboard`).
 //!
 //! ```no_run
 //! use bastion_hub::cli::ServeArgs;
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod completions;
 pub mod config;
 pub mod control_cli;
+pub mod dashboard;
 pub mod doctor;
 pub mod http;
 pub mod metrics;

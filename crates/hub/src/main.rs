@@ -4,6 +4,7 @@
 //! namespaced, over MCP streamable HTTP (or stdio); `bastion token` manages the hub's bearer
 //! tokens and OAuth grants; `bastion owner-secret` sets the secret that approves OAuth clients;
 //! `bastion approvals|approve|deny|mode|pause|resume` talk to a running hub's control socket;
+//! `bastion dashboard` prints a one-time link to its web dashboard;
 //! `bastion setup|doctor|completions|man` install and check it.
 
 use bastion_hub::cli::{Cli, Command};
@@ -39,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Mode(a) => control_cli::switch(control_cli::mode_request(a.mode), &a.target),
         Command::Pause(a) => control_cli::switch(serde_json::json!({"op": "pause", "channel": "cli"}), &a.target),
         Command::Resume(a) => control_cli::switch(serde_json::json!({"op": "resume", "channel": "cli"}), &a.target),
+        Command::Dashboard(args) => one_thread(bastion_hub::dashboard::cli::dashboard(args)),
         Command::Setup(args) => setup::setup(args),
         // A failed check is an answer, not an error: the report is printed, the status says it.
         Command::Doctor(args) => {

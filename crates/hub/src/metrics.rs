@@ -47,7 +47,65 @@ pub struct UpstreamGauge {
     pub restarts: u64,
 }
 
+/// Calls, errors and latency of one upstream since the hub started (the dashboard's Health).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamStats {
+    /// The upstream (`none` for calls to tools the hub does not offer).
+    pub upstream: String,
+    /// Calls answered.
+    pub calls: u64,
+    /// Of which not `ok`.
+    pub errors: u64,
+    /// Median latency in seconds, interpolated within its histogram bucket.
+    pub p50: f64,
+    /// 95th percentile latency in seconds, likewise.
+    pub p95: f64,
+}
+
+/// The `q` quantile of a histogram (per-bucket counts, then `+Inf`), interpolated linearly
+/// within the bucket it falls in, as Prometheus' `histogram_quantile` does; the open `+Inf`
+/// bucket answers with the last finite bound.
+fn quantile(buckets: &[u64; BUCKETS.len() + 1], q: f64) -> f64 {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = q * total as f64;
+    let mut seen = 0u64;
+    for (i, n) in buckets.iter().enumerate() {
+        if *n > 0 && (seen + n) as f64 >= rank {
+            let Some(upper) = BUCKETS.get(i) else { return BUCKETS[BUCKETS.len() - 1] };
+            let lower = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+            return lower + (upper - lower) * ((rank - seen as f64) / *n as f64).clamp(0.0, 1.0);
+        }
+        seen += n;
+    }
+    BUCKETS[BUCKETS.len() - 1]
+}
+
 impl Metrics {
+    /// Calls, errors, p50 and p95 per upstream, sorted by upstream name.
+    pub fn per_upstream(&self) -> Vec<UpstreamStats> {
+        let tools = self.tools.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by: BTreeMap<&str, ([u64; BUCKETS.len() + 1], u64)> = BTreeMap::new();
+        for s in tools.values() {
+            let entry = by.entry(s.upstream.as_str()).or_insert(([0; BUCKETS.len() + 1], 0));
+            for (sum, n) in entry.0.iter_mut().zip(s.buckets.iter()) {
+                *sum += n;
+            }
+            entry.1 += s.outcomes.iter().filter(|(o, _)| o.as_str() != "ok").map(|(_, n)| n).sum::<u64>();
+        }
+        by.into_iter()
+            .map(|(upstream, (buckets, errors))| UpstreamStats {
+                upstream: upstream.to_owned(),
+                calls: buckets.iter().sum(),
+                errors,
+                p50: quantile(&buckets, 0.5),
+                p95: quantile(&buckets, 0.95),
+            })
+            .collect()
+    }
+
     /// Records one call; `tool` must already be an offered name or `unknown`, and `upstream`
     /// the name of its upstream (or `none`).
     pub fn record(&self, upstream: &str, tool: &str, outcome: &str, took: Duration) {
@@ -150,5 +208,13 @@ mod tests {
         has("bastion_hub_upstream_up{upstream=\"git\"} 0");
         has("bastion_hub_upstream_restarts_total{upstream=\"git\"} 3");
         assert!(!text.contains("Weird"));
+        let stats = m.per_upstream();
+        assert_eq!(stats.iter().map(|s| s.upstream.as_str()).collect::<Vec<_>>(), ["fs", "none"]);
+        assert_eq!((stats[0].calls, stats[0].errors), (3, 1));
+        // Two of three in the first bucket (0 to 0.5 ms): the median interpolates inside it.
+        assert!((stats[0].p50 - 0.0005 * 0.75).abs() < 1e-9, "{}", stats[0].p50);
+        // The 95th falls in le=0.5 (from 0.25).
+        assert!(stats[0].p95 > 0.25 && stats[0].p95 <= 0.5, "{}", stats[0].p95);
+        assert_eq!(stats[1].p95, 300.0, "beyond the last bound: the last bound");
     }
 }

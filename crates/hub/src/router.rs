@@ -102,6 +102,21 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'
     cat
 }
 
+/// Sends a watched call's `Ended` however the call ends (answered, cancelled, dropped).
+struct Ending<'a> {
+    feed: &'a tokio::sync::broadcast::Sender<CallEvent>,
+    seq: u64,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let _ = self.feed.send(CallEvent::Ended { seq: self.seq });
+    }
+}
+
+/// Numbers the calls the feed reports.
+static NEXT_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Per-call timeout unless configured: above the shell server's longest command timeout, so
 /// the servers' own limits normally answer first.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -126,7 +141,36 @@ pub struct Hub {
     listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
     /// The approval gate (`None`: every call that passes the scopes runs).
     approvals: Option<Arc<crate::approvals::HubApprovals>>,
+    /// Calls starting and ending, for whoever watches (the dashboard's in-flight list). Sent only
+    /// while someone subscribes: with no receiver a call pays one check of the receiver count.
+    feed: tokio::sync::broadcast::Sender<CallEvent>,
 }
+
+/// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
+#[derive(Clone, Debug)]
+pub enum CallEvent {
+    /// A call arrived (before routing, the scope check and the approval gate).
+    Started {
+        /// Its number (unique in this process), matching the `Ended` event.
+        seq: u64,
+        /// Who calls.
+        principal: String,
+        /// The namespaced tool.
+        tool: String,
+        /// The arguments, redacted as in the journal.
+        args: serde_json::Value,
+        /// When (RFC 3339).
+        time: String,
+    },
+    /// The call with this number answered.
+    Ended {
+        /// As in `Started`.
+        seq: u64,
+    },
+}
+
+/// How many call events a slow watcher may fall behind before it misses some (it then reloads).
+const FEED_CAPACITY: usize = 256;
 
 /// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
 pub fn tool_error(code: ErrorCode, message: &str) -> CallToolResult {
@@ -178,7 +222,28 @@ impl Hub {
             list_changed: trusted,
             listeners: Arc::default(),
             approvals: None,
+            feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
         }
+    }
+
+    /// Calls starting and ending from now on.
+    pub fn subscribe_calls(&self) -> tokio::sync::broadcast::Receiver<CallEvent> {
+        self.feed.subscribe()
+    }
+
+    /// How many watchers take the call feed now (0 when no dashboard page is open).
+    pub fn call_watchers(&self) -> usize {
+        self.feed.receiver_count()
+    }
+
+    /// The approval gate, if calls go through one.
+    pub fn approvals(&self) -> Option<&Arc<crate::approvals::HubApprovals>> {
+        self.approvals.as_ref()
+    }
+
+    /// Calls, errors and latency per upstream, from the metrics' histograms.
+    pub fn upstream_stats(&self) -> Vec<crate::metrics::UpstreamStats> {
+        self.metrics.per_upstream()
     }
 
     /// Puts calls through the approval gate (switches, rules, the person) before they are
@@ -284,7 +349,21 @@ impl Hub {
         } else {
             serde_json::Value::Null
         };
+        // Nobody watching (the usual case): one look at the receiver count, nothing built.
+        let watched = (self.feed.receiver_count() > 0).then(|| {
+            let seq = NEXT_CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let args = if args.is_null() {
+                redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default())
+            } else {
+                args.clone()
+            };
+            let principal = who.name.clone();
+            let _ =
+                self.feed.send(CallEvent::Started { seq, principal, tool: name.clone(), args, time: now_rfc3339() });
+            Ending { feed: &self.feed, seq }
+        });
         let result = self.route(who, params, site).await;
+        drop(watched);
         let (outcome, result_bytes) = call_outcome(&result);
         self.record(who, &name, args, &outcome, started, result_bytes);
         result

@@ -454,7 +454,21 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
                 println!("owner secret: {secret}");
             }
         }
-        let app = http::app(hub, allowed, auth, stateful, shutdown.child_token());
+        // The dashboard's sign-in base URL, for `bastion dashboard` (the public URL's origin
+        // when there is one: the browser must reach the hub as its Origin check expects).
+        let base = match &public_url {
+            Some(p) => url::Url::parse(p)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_else(|_| format!("http://{local}")),
+            None => format!("http://{local}"),
+        };
+        let secure = base.starts_with("https://");
+        let _ = std::fs::write(state_dir.join(crate::dashboard::URL_FILE), format!("{base}\n"));
+        println!("dashboard: {base}/dashboard (bastion dashboard prints a sign-in link)");
+        let dashboard =
+            crate::dashboard::Dashboard::for_hub(hub.clone(), &state_dir, audit_path.clone(), allowed.clone(), secure)?;
+        let app =
+            http::app_with(hub, allowed, auth, stateful, shutdown.child_token(), crate::dashboard::router(dashboard));
         // Stop accepting on the first signal; calls in flight get `--drain-timeout` to finish,
         // then the children are stopped.
         let signal = CancellationToken::new();

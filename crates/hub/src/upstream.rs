@@ -248,6 +248,10 @@ pub struct Upstream {
     /// Notified whenever the upstream's offered tools change: it became ready with a (possibly
     /// new) tool list, or stopped being ready.
     pub on_change: Arc<Notify>,
+    /// The operator asked for a restart (the dashboard).
+    restart_now: Notify,
+    /// Why it last failed or exited, kept after it is back up.
+    last_error: RwLock<Option<String>>,
 }
 
 /// How a dead child is restarted.
@@ -289,7 +293,20 @@ impl Upstream {
             routes: ProgressRoutes::default(),
             list_changed: Arc::default(),
             on_change: Arc::default(),
+            restart_now: Notify::new(),
+            last_error: RwLock::new(None),
         })
+    }
+
+    /// Stops the running child so its supervisor starts it again (calls in flight on it fail
+    /// `upstream_unavailable`). A no-op for an upstream the crash-loop breaker gave up on.
+    pub fn restart(&self) {
+        self.restart_now.notify_one();
+    }
+
+    /// Why it last failed or exited, if it ever did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current status.
@@ -308,6 +325,9 @@ impl Upstream {
     }
 
     fn set(&self, s: Status) {
+        if let Status::Failed(why) = &s {
+            *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        }
         let ready = matches!(s, Status::Ready { .. });
         let was_ready = matches!(
             std::mem::replace(&mut *self.status.write().unwrap_or_else(|e| e.into_inner()), s),
@@ -372,6 +392,7 @@ impl Upstream {
         let mut backoff = restart.backoff_min;
         let mut failures = 0u32;
         loop {
+            let mut requested = false;
             let attempt = tokio::select! {
                 r = self.connect() => r,
                 _ = shutdown.cancelled() => return,
@@ -401,6 +422,14 @@ impl Upstream {
                                     break why;
                                 }
                             }
+                            _ = self.restart_now.notified() => {
+                                stop.cancel();
+                                let _ = tokio::time::timeout(Duration::from_secs(8), &mut waiting).await;
+                                // Asked for, not a failure: no backoff, no count toward the breaker.
+                                tracing::info!(upstream = %self.spec.name, "restarting on the operator's request");
+                                requested = true;
+                                break "restarted by the operator".to_owned();
+                            }
                             _ = self.list_changed.notified() => {
                                 if let Err(why) = self.relist(&peer, START_TIMEOUT).await {
                                     tracing::warn!(upstream = %self.spec.name, "re-listing tools: {why}");
@@ -427,6 +456,12 @@ impl Upstream {
                     format!("failed to start: {e:#}")
                 }
             };
+            if requested {
+                *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                self.set(Status::Starting);
+                continue;
+            }
             failures += 1;
             if failures >= restart.max_failures {
                 tracing::error!(upstream = %self.spec.name, failures, "upstream keeps failing; not restarting it again");

@@ -37,6 +37,8 @@ pub const CODE_PREFIX: &str = "bac_";
 pub const OWNER_PREFIX: &str = "bos_";
 /// Prefix of static bearer tokens, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "bst_";
+/// Prefix of the dashboard's one-time sign-in links (`bastion dashboard`).
+pub const LOGIN_LINK_PREFIX: &str = "bdl_";
 
 /// A store failure (I/O or SQLite).
 #[derive(Debug, thiserror::Error)]
@@ -333,4 +335,15 @@ pub trait Store: Send {
     fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError>;
     /// Revokes every static token and every OAuth grant (with its tokens and pending codes).
     fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError>;
+
+    /// Creates a one-time dashboard sign-in secret valid until `expires` (`bastion dashboard`);
+    /// returns it (shown once, stored as SHA-256). Links past their expiry are forgotten here.
+    fn create_login_link(&self, _expires: u64, _now: u64) -> Result<String, StoreError> {
+        Err(StoreError(format!("{} keeps no dashboard sign-in links", self.location())))
+    }
+    /// Uses a sign-in secret: `true` exactly once for a secret created and not expired at `now`,
+    /// `false` for anything else (unknown, used, expired).
+    fn redeem_login_link(&self, _secret: &str, _now: u64) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }

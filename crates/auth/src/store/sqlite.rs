@@ -88,6 +88,12 @@ CREATE TABLE IF NOT EXISTS elevations(
     until INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS elevations_by_subject ON elevations(subject, until);
+CREATE TABLE IF NOT EXISTS login_links(
+    hash TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER
+);
 ";
 
 fn join(scopes: &[Scope]) -> String {
@@ -730,6 +736,25 @@ impl Store for SqliteStore {
         tx.execute("DELETE FROM codes WHERE used IS NULL", [])?;
         tx.commit()?;
         Ok(RevokedAll { tokens, grants })
+    }
+
+    fn create_login_link(&self, expires: u64, now: u64) -> Result<String, StoreError> {
+        let secret = secret::random_secret(LOGIN_LINK_PREFIX).map_err(StoreError)?;
+        self.conn.execute("DELETE FROM login_links WHERE expires <= ?1", [i(now)])?;
+        self.conn.execute(
+            "INSERT INTO login_links(hash, created, expires) VALUES (?1, ?2, ?3)",
+            params![secret::sha256_hex(&secret), i(now), i(expires)],
+        )?;
+        Ok(secret)
+    }
+
+    fn redeem_login_link(&self, given: &str, now: u64) -> Result<bool, StoreError> {
+        // One statement: two browsers racing with the same link cannot both be signed in.
+        let n = self.conn.execute(
+            "UPDATE login_links SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
+            params![secret::sha256_hex(given.trim()), i(now)],
+        )?;
+        Ok(n == 1)
     }
 }
 

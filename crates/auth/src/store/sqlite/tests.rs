@@ -500,3 +500,19 @@ fn revoke_all_takes_everything() {
     let (_, c) = store.create_token("a", &sc("*:*"), None, 1004).unwrap();
     assert!(hub.authenticate_token(&c, 1005).is_ok());
 }
+
+#[test]
+fn a_login_link_works_once_and_only_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let link = store.create_login_link(1_000 + 300, 1_000).unwrap();
+    assert!(link.starts_with(LOGIN_LINK_PREFIX), "{link}");
+    // Stored hashed: the secret itself is nowhere in the file.
+    let bytes = std::fs::read(store.path()).unwrap();
+    assert!(!bytes.windows(link.len()).any(|w| w == link.as_bytes()));
+    assert!(!store.redeem_login_link("bdl_unknown", 1_001).unwrap());
+    assert!(store.redeem_login_link(&link, 1_001).unwrap());
+    assert!(!store.redeem_login_link(&link, 1_002).unwrap(), "single use");
+    let late = store.create_login_link(2_000 + 300, 2_000).unwrap();
+    assert!(!store.redeem_login_link(&late, 2_300).unwrap(), "expired");
+}
