@@ -51,10 +51,14 @@ pub fn cloexec_from_3() -> bool {
 /// denies `socket(2)` when the profile allows no TCP port, and when it allows some, Landlock
 /// limits connections to those ports (a network namespace would only add ~0.6 ms per command
 /// and make the allowed ports unreachable).
-pub fn unshare_namespaces() -> std::io::Result<()> {
+///
+/// `pid: false` keeps the host's pid namespace (the host server's inspection programs read every
+/// process in `/proc`).
+pub fn unshare_namespaces(pid: bool) -> std::io::Result<()> {
     use rustix::thread::UnshareFlags;
+    let pid = if pid { UnshareFlags::NEWPID } else { UnshareFlags::empty() };
     let flags = UnshareFlags::NEWUSER
-        | UnshareFlags::NEWPID
+        | pid
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWIPC
         | UnshareFlags::NEWUTS;
