@@ -160,9 +160,10 @@ fn uid_of(pid: u32) -> Option<u32> {
 /// The systemd unit of `pid` from its cgroup path (`/system.slice/nginx.service`).
 pub fn unit_of(pid: u32) -> Option<String> {
     let cgroup = read(format!("/proc/{pid}/cgroup"))?;
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| {
-        cgroup.lines().find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
-    })?;
+    let path = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .or_else(|| cgroup.lines().find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p)))?;
     path.split('/')
         .rev()
         .find(|c| c.ends_with(".service") || c.ends_with(".scope") || c.ends_with(".socket"))
@@ -283,9 +284,33 @@ pub struct Disk {
 
 /// Kernel and runtime file systems that hold no user data.
 const PSEUDO_FS: &[&str] = &[
-    "proc", "sysfs", "cgroup", "cgroup2", "devtmpfs", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore",
-    "bpf", "autofs", "hugetlbfs", "fusectl", "configfs", "binfmt_misc", "nsfs", "rpc_pipefs", "ramfs", "efivarfs",
-    "selinuxfs", "fuse.gvfsd-fuse", "fuse.portal", "squashfs", "nfsd", "tmpfs",
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devtmpfs",
+    "devpts",
+    "mqueue",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "autofs",
+    "hugetlbfs",
+    "fusectl",
+    "configfs",
+    "binfmt_misc",
+    "nsfs",
+    "rpc_pipefs",
+    "ramfs",
+    "efivarfs",
+    "selinuxfs",
+    "fuse.gvfsd-fuse",
+    "fuse.portal",
+    "squashfs",
+    "nfsd",
+    "tmpfs",
 ];
 
 /// The mounted file systems that hold data, from `/proc/self/mountinfo`, each measured once.

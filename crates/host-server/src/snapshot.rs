@@ -158,7 +158,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         assert!(store.load().is_none());
-        let s = Snapshot { taken_at: "now".into(), units: map(&[("a.service", "active/running")]), ..Default::default() };
+        let s =
+            Snapshot { taken_at: "now".into(), units: map(&[("a.service", "active/running")]), ..Default::default() };
         store.save(&s).unwrap();
         assert_eq!(store.load(), Some(s));
         use std::os::unix::fs::PermissionsExt;

@@ -295,21 +295,15 @@ impl HostServer {
                 (format!("{} {}:{}", l.proto, l.address, l.port), who)
             })
             .collect();
-        let disks = disks
-            .iter()
-            .map(|d| (d.mount.clone(), format!("{} {} {} MiB", d.fstype, d.source, d.size_mib)))
-            .collect();
+        let disks =
+            disks.iter().map(|d| (d.mount.clone(), format!("{} {} {} MiB", d.fstype, d.source, d.size_mib))).collect();
         Snapshot { taken_at: now_rfc3339(), packages: facts::packages(), units, ports, disks }
     }
 
     async fn unit_state(&self, unit: &str) -> BTreeMap<String, String> {
         let args = ["show", "-p", "ActiveState,SubState,ExecMainStartTimestamp,MainPID", unit];
         let Ok(ran) = self.inspect("systemctl", &args).await else { return BTreeMap::new() };
-        ran.stdout
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        ran.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 }
 
@@ -395,7 +389,13 @@ impl HostServer {
         let note = held_by.iter().any(|l| l.owners.is_empty()).then(|| {
             "the owner is not shown: the socket belongs to a process of another user, which this server's user may not inspect".to_string()
         });
-        Ok(Json(PortOut { port: a.port, free: held_by.is_empty(), held_by, nearest_free: nearest_free(a.port, &all), note }))
+        Ok(Json(PortOut {
+            port: a.port,
+            free: held_by.is_empty(),
+            held_by,
+            nearest_free: nearest_free(a.port, &all),
+            note,
+        }))
     }
 
     /// A systemd unit's journal: the last `lines` entries (default 100), optionally since/until a

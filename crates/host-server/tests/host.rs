@@ -150,10 +150,8 @@ fn write_config(dir: &Path, text: &str) -> String {
 #[test]
 fn a_service_action_waits_for_approval_and_shows_the_command() {
     let state = bastion_testkit::temp_dir();
-    let config = write_config(
-        state.path(),
-        "[ops]\nunits = [\"bastion-test-*.service\"]\n[approval]\nmode = \"return\"\n",
-    );
+    let config =
+        write_config(state.path(), "[ops]\nunits = [\"bastion-test-*.service\"]\n[approval]\nmode = \"return\"\n");
     let state_dir = state.path().join("state");
     let mut s = ServerBuilder::program(env!("CARGO_BIN_EXE_bastion-host"))
         .args(["--allow-operate", "--config", &config, "--state-dir", &state_dir.display().to_string()])

@@ -163,7 +163,16 @@ impl OpsRules {
     /// The unit with a type suffix (`nginx` → `nginx.service`, as systemctl reads it).
     pub fn full_unit_name(unit: &str) -> String {
         const TYPES: &[&str] = &[
-            ".service", ".socket", ".target", ".timer", ".mount", ".automount", ".path", ".slice", ".scope", ".swap",
+            ".service",
+            ".socket",
+            ".target",
+            ".timer",
+            ".mount",
+            ".automount",
+            ".path",
+            ".slice",
+            ".scope",
+            ".swap",
             ".device",
         ];
         if TYPES.iter().any(|t| unit.ends_with(t)) { unit.to_string() } else { format!("{unit}.service") }
@@ -182,7 +191,11 @@ impl OpsRules {
             };
             return Err(Error::new(
                 ErrorCode::UnitNotAllowed,
-                format!("{} of {} is not allowed: {allowed}; the operator lists units in [ops] units", action.verb(), full),
+                format!(
+                    "{} of {} is not allowed: {allowed}; the operator lists units in [ops] units",
+                    action.verb(),
+                    full
+                ),
             ));
         }
         Ok(vec!["--no-pager".into(), action.verb().into(), "--".into(), full])

@@ -57,11 +57,7 @@ pub fn cloexec_from_3() -> bool {
 pub fn unshare_namespaces(pid: bool) -> std::io::Result<()> {
     use rustix::thread::UnshareFlags;
     let pid = if pid { UnshareFlags::NEWPID } else { UnshareFlags::empty() };
-    let flags = UnshareFlags::NEWUSER
-        | pid
-        | UnshareFlags::NEWNS
-        | UnshareFlags::NEWIPC
-        | UnshareFlags::NEWUTS;
+    let flags = UnshareFlags::NEWUSER | pid | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     // SAFETY: the trampoline is single-threaded and none of these flags unshares descriptors or
     // the filesystem context behind the back of other threads (the hazard `unshare_unsafe`
     // documents concerns CLONE_FILES/CLONE_FS with other threads sharing them).
