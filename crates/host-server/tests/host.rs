@@ -2,6 +2,7 @@
 //! against processes and listeners this test starts, every mutating form refused before
 //! anything runs, and a service action that waits for the person's approval and shows the
 //! exact command.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -162,13 +163,13 @@ fn a_service_action_waits_for_approval_and_shows_the_command() {
     assert_eq!(first.error_code().as_deref(), Some("approval_pending"), "{}", first.structured);
     let sockets = bastion_control::socket::sockets(&state_dir);
     let [socket] = sockets.as_slice() else { panic!("one control socket: {sockets:?}") };
-    let list = bastion_control::socket::request(&socket, &json!({"op": "list"})).unwrap();
+    let list = bastion_control::socket::request(socket, &json!({"op": "list"})).unwrap();
     let pending = &list["pending"][0];
     assert_eq!(pending["tool"], json!("service_action"), "{list}");
     assert_eq!(pending["rule"], json!("default: host operation"), "{list}");
     assert_eq!(pending["rendering"], json!("$ systemctl --no-pager restart -- bastion-test-web.service"), "{list}");
     let id = pending["id"].as_str().unwrap();
-    let ok = bastion_control::socket::request(&socket, &json!({"op": "approve", "id": id})).unwrap();
+    let ok = bastion_control::socket::request(socket, &json!({"op": "approve", "id": id})).unwrap();
     assert_eq!(ok["ok"], json!(true), "{ok}");
     let ran = s.call("service_action", args.clone());
     assert_eq!(ran.error_code(), None, "{}", ran.structured);
@@ -179,10 +180,10 @@ fn a_service_action_waits_for_approval_and_shows_the_command() {
     // Outside the allowlist: refused (after the person's approval, before systemctl runs).
     let other = json!({"action": "restart", "unit": "ssh.service"});
     assert_eq!(s.call("service_action", other.clone()).error_code().as_deref(), Some("approval_pending"));
-    let list = bastion_control::socket::request(&socket, &json!({"op": "list"})).unwrap();
+    let list = bastion_control::socket::request(socket, &json!({"op": "list"})).unwrap();
     let pending = list["pending"].as_array().unwrap();
     let p = pending.iter().find(|p| p["rendering"].as_str().is_some_and(|r| r.contains("ssh.service"))).unwrap();
-    bastion_control::socket::request(&socket, &json!({"op": "approve", "id": p["id"]})).unwrap();
+    bastion_control::socket::request(socket, &json!({"op": "approve", "id": p["id"]})).unwrap();
     let refused = s.call("service_action", other);
     assert_eq!(refused.error_code().as_deref(), Some("unit_not_allowed"), "{}", refused.structured);
 }
