@@ -110,7 +110,7 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
         let leader = container.wait_for_boot()?;
         eprintln!("xtask: the container's systemd is running after {:.1} s", started.elapsed().as_secs_f64());
         let mut host = Mcp::start(leader)?;
-        let outcome = drive(&mut host, root, port);
+        let outcome = drive(&mut host, root, leader, port);
         host.stop();
         outcome
     })();
@@ -118,7 +118,7 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
     result
 }
 
-fn drive(host: &mut Mcp, root: &Path, port: u16) -> Result<()> {
+fn drive(host: &mut Mcp, root: &Path, leader: u32, port: u16) -> Result<()> {
     // The service may still be starting right after boot.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -175,12 +175,12 @@ fn drive(host: &mut Mcp, root: &Path, port: u16) -> Result<()> {
     let asked = host.call("service_action", args.clone())?;
     ensure!(code_of(&asked) == Some("approval_pending"), "service_action did not ask: {asked}");
     let socket = control_socket(root)?;
-    let list = control(&socket, &json!({"op": "list"}))?;
+    let list = control(leader, &socket, &json!({"op": "list"}))?;
     let pending = &list["pending"][0];
     let want = format!("$ systemctl --no-pager restart -- {UNIT}");
     ensure!(pending["rendering"] == json!(want), "the approval does not show the command: {list}");
     let id = pending["id"].as_str().context("no request id")?.to_owned();
-    let decided = control(&socket, &json!({"op": "approve", "id": id}))?;
+    let decided = control(leader, &socket, &json!({"op": "approve", "id": id}))?;
     ensure!(decided["ok"] == true, "approve: {decided}");
     let ran = host.call("service_action", args)?;
     ensure!(ran["structuredContent"]["succeeded"] == true, "service_action: {ran}");
@@ -196,9 +196,9 @@ fn drive(host: &mut Mcp, root: &Path, port: u16) -> Result<()> {
     )?;
     let asked = host.call("service_action", other.clone())?;
     ensure!(code_of(&asked) == Some("approval_pending"), "{asked}");
-    let list = control(&socket, &json!({"op": "list"}))?;
+    let list = control(leader, &socket, &json!({"op": "list"}))?;
     let id = list["pending"][0]["id"].as_str().context("no request id")?.to_owned();
-    control(&socket, &json!({"op": "approve", "id": id}))?;
+    control(leader, &socket, &json!({"op": "approve", "id": id}))?;
     let refused = host.call("service_action", other)?;
     ensure!(code_of(&refused) == Some("unit_not_allowed"), "a unit outside [ops] units ran: {refused}");
     let journald_after = host.call(
@@ -227,26 +227,33 @@ fn code_of(result: &Value) -> Option<&str> {
     (result["isError"] == true).then(|| result["structuredContent"]["code"].as_str()).flatten()
 }
 
-/// The server's control socket, seen from the host through the container's root directory.
-fn control_socket(root: &Path) -> Result<std::path::PathBuf> {
+/// The server's control socket, found through the container's root directory, as the
+/// container names it.
+fn control_socket(root: &Path) -> Result<String> {
     let dir = root.join(STATE_DIR).join("control");
     let entries = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
-    entries
+    let name = entries
         .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "sock"))
-        .with_context(|| format!("no control socket in {}", dir.display()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".sock"))
+        .with_context(|| format!("no control socket in {}", dir.display()))?;
+    Ok(format!("/{STATE_DIR}/control/{name}"))
 }
 
-fn control(socket: &Path, request: &Value) -> Result<Value> {
-    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = serde_json::to_vec(request)?;
-    line.push(b'\n');
-    stream.write_all(&line)?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
-    serde_json::from_str(&answer).with_context(|| format!("control socket answered {answer:?}"))
+/// One request to the control socket, from inside the container (the socket checks its peer's
+/// credentials, which a process outside the container's pid namespace cannot present): Perl's
+/// IO::Socket::UNIX, which every Debian root has.
+fn control(leader: u32, socket: &str, request: &Value) -> Result<Value> {
+    const CLIENT: &str = "use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die \"connect: $!\"; \
+                          print $s $ARGV[1], \"\\n\"; my $l = <$s>; print $l;";
+    let out = Command::new("nsenter")
+        .args(["-t", &leader.to_string(), "-a", "perl", "-e", CLIENT, socket, &request.to_string()])
+        .output()
+        .context("running the control client in the container")?;
+    let answer = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(answer.trim()).with_context(|| {
+        format!("control socket answered {answer:?} ({})", String::from_utf8_lossy(&out.stderr).trim())
+    })
 }
 
 /// bastion-host inside the container over stdio: line-delimited JSON-RPC.
