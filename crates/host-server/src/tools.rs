@@ -217,6 +217,9 @@ pub struct ActionOut {
 pub struct ContainerArgs {
     /// Container name or id to restart.
     pub container: String,
+    /// The container runtime this host uses (`docker` or `podman`, as list_allowed_commands
+    /// shows): named in the call so the approval shows the exact command.
+    pub runtime: String,
 }
 
 /// One program in `list_allowed_commands`.
@@ -243,6 +246,8 @@ pub struct AllowedCommands {
     pub never_allowed: Vec<String>,
     /// Units service_action may act on (globs; empty: none).
     pub operate_units: Vec<String>,
+    /// The container runtime container_action uses, when container restarts are enabled.
+    pub container_runtime: Option<String>,
 }
 
 impl HostServer {
@@ -514,6 +519,7 @@ impl HostServer {
             commands,
             never_allowed: NEVER_ALLOWED.iter().map(|s| s.to_string()).collect(),
             operate_units: self.inner.ops.unit_globs().to_vec(),
+            container_runtime: self.inner.ops.container_restart.then(|| self.inner.ops.container_runtime.clone()),
         }))
     }
 
@@ -541,6 +547,12 @@ impl HostServer {
     async fn container_action(&self, Parameters(a): Parameters<ContainerArgs>) -> Result<Json<ActionOut>, Failure> {
         let argv = self.inner.ops.container_restart_argv(&a.container)?;
         let runtime = self.inner.ops.container_runtime.clone();
+        if a.runtime != runtime {
+            return Err(failure(
+                ErrorCode::InvalidArgument,
+                format!("this host's container runtime is {runtime}; call again with runtime = \"{runtime}\""),
+            ));
+        }
         let command = format!("{runtime} {}", argv.join(" "));
         let ran = self.inner.runner.run_built(&runtime, argv, ACTION_TIMEOUT).await?;
         if ran.timed_out {

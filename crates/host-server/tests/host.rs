@@ -187,3 +187,41 @@ fn a_service_action_waits_for_approval_and_shows_the_command() {
     let refused = s.call("service_action", other);
     assert_eq!(refused.error_code().as_deref(), Some("unit_not_allowed"), "{}", refused.structured);
 }
+
+/// Container restarts exist only when enabled, name the runtime in the call (so the approval
+/// shows the exact command), and check the container's name.
+#[test]
+fn container_actions_only_when_enabled() {
+    let dir = bastion_testkit::temp_dir();
+    let config = write_config(
+        dir.path(),
+        "[ops]\ncontainers = true\ncontainer_restart = true\ncontainer_runtime = \"podman\"\n",
+    );
+    let mut s = host(&["--allow-operate", "--config", &config]);
+    let tools = s.request("tools/list", json!({}));
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"container_action") && names.contains(&"service_action"), "{names:?}");
+    let table: &[(Value, &str)] = &[
+        (json!({"container": "web", "runtime": "docker"}), "invalid_argument"),
+        (json!({"container": "-H", "runtime": "podman"}), "invalid_argument"),
+        (json!({"container": "web;id", "runtime": "podman"}), "invalid_argument"),
+    ];
+    for (args, code) in table {
+        let r = s.call("container_action", args.clone());
+        assert_eq!(r.error_code().as_deref(), Some(*code), "{args}: {}", r.structured);
+    }
+    let listed = s.call("list_allowed_commands", json!({})).structured;
+    assert_eq!(listed["container_runtime"], json!("podman"), "{listed}");
+    let programs: Vec<&str> =
+        listed["commands"].as_array().unwrap().iter().filter_map(|c| c["program"].as_str()).collect();
+    assert!(programs.contains(&"podman") && programs.contains(&"docker"), "{programs:?}");
+
+    let mut plain = host(&["--allow-operate"]);
+    let tools = plain.request("tools/list", json!({}));
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(!names.contains(&"container_action"), "{names:?}");
+    let unknown = plain.try_call("container_action", json!({"container": "web", "runtime": "docker"}));
+    assert!(unknown.is_err(), "an unknown tool is a protocol error");
+}

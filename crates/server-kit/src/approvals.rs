@@ -449,7 +449,7 @@ pub fn render(tool: &str, args: &Value, current: &dyn Fn(&str) -> Option<String>
             format!("$ systemctl --no-pager {} -- {}", s("action").unwrap_or("?"), shell_quote(&unit))
         }
         "container_action" => {
-            format!("$ {} restart -- {}", s("runtime").unwrap_or("docker"), shell_quote(s("container").unwrap_or("?")))
+            format!("$ {} restart -- {}", s("runtime").unwrap_or("?"), shell_quote(s("container").unwrap_or("?")))
         }
         t if t.starts_with("git_") => {
             let mut out = t.to_owned();
@@ -624,6 +624,13 @@ mod tests {
                 &["git_commit", "message: m", "paths: a b"],
             ),
             ("other", json!({"k": 1}), &none, &["\"k\": 1"]),
+            (
+                "host__service_action",
+                json!({"action": "reload", "unit": "nginx"}),
+                &none,
+                &["$ systemctl --no-pager reload -- nginx.service"],
+            ),
+            ("container_action", json!({"container": "web", "runtime": "podman"}), &none, &["$ podman restart -- web"]),
         ];
         for (tool, args, current, needles) in table {
             let r = render(tool, args, *current);
