@@ -2,9 +2,11 @@
 //!
 //! Steps: `provision` (the system packages the tests run, see `provision.rs`), `fmt`, `clippy`,
 //! `build`, `test` (nextest: unit and integration tests, the latter through `bastion-testkit`),
-//! `doc` (the doc examples: nextest does not run doctests), `interop` (the Python end-to-end tests
-//! with the official SDK, except the slow tier), `conformance` (the official MCP conformance suite
-//! against the hub, see `conformance.rs`) and `slow` (the load and soak tests, pytest marker
+//! `doc` (the doc examples: nextest does not run doctests), `install`, `system` and `ops` (a
+//! Debian root booted under systemd-nspawn: the hub's unit, and bastion-host against a real
+//! systemd), `fuzz`, `interop` (the Python end-to-end tests with the official SDK, except the slow
+//! tier), `conformance` (the official MCP conformance suite against the hub, see `conformance.rs`)
+//! and `slow` (the load and soak tests, pytest marker
 //! `slow`). Each step's duration is printed as it ends and again in the summary.
 
 use std::process::Command;
@@ -36,6 +38,7 @@ pub fn run() -> Result<()> {
         Step { name: "doc", action: || sh(with_bins(cargo().args(["test", "--workspace", "--doc"]))) },
         Step { name: "install", action: crate::dist::install_check },
         Step { name: "system", action: || crate::system::run_system(false) },
+        Step { name: "ops", action: crate::ops::run_ops },
         Step { name: "fuzz", action: crate::fuzz::ci },
         Step {
             name: "interop",

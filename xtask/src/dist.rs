@@ -40,6 +40,7 @@ const MUST_SHIP: &[&str] = &[
     "./usr/share/doc/bastion/README.md",
     "./usr/share/doc/bastion/copyright",
     "./usr/share/doc/bastion/examples/main.toml",
+    "./usr/share/doc/bastion/examples/polkit/50-bastion-host.rules",
     "./usr/share/doc/bastion/runbooks/leaked-token.md",
     "./usr/share/doc/bastion/proxy/nginx.conf",
 ];

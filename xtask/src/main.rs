@@ -31,6 +31,8 @@
 //!   pages, and the systemd units verified and rated (CI's `install` step).
 //! * `cargo xtask system [--release]` — boots a Debian root with `systemd-nspawn -b` and runs
 //!   the hub as the hardened `bastion@.service` (CI's `system` step).
+//! * `cargo xtask ops` — boots the same root with a test service and drives `bastion-host`
+//!   inside it: units, logs, ports, an approved restart, refusals (CI's `ops` step).
 //! * `cargo xtask mcpb` — the Claude Desktop bundle, validated, packed and started.
 //! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
 //!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
@@ -47,6 +49,7 @@ mod dist;
 mod fuzz;
 mod interop;
 mod mcpb;
+mod ops;
 mod provision;
 mod system;
 mod tidy;
@@ -112,6 +115,8 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
+    /// Boot a Debian root under systemd-nspawn and drive bastion-host against its systemd.
+    Ops,
     /// Build the Claude Desktop bundle (.mcpb) in target/dist, validated and tested.
     Mcpb {
         /// Bundle target/release/bastion as it is (built earlier).
@@ -154,6 +159,7 @@ fn main() -> ExitCode {
         Command::Dist { test, no_build } => dist::dist(test, !no_build),
         Command::InstallCheck => dist::install_check(),
         Command::System { release } => system::run_system(release),
+        Command::Ops => ops::run_ops(),
         Command::Mcpb { no_build } => mcpb::run_mcpb(!no_build),
     };
     match result {

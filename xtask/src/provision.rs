@@ -29,6 +29,8 @@ const NEEDS: &[Need] = &[
     Need { program: "bash", package: "bash", why: "shell tests" },
     Need { program: "pgrep", package: "procps", why: "surviving-process checks" },
     Need { program: "jq", package: "jq", why: "read-only shell profile" },
+    Need { program: "ss", package: "iproute2", why: "the host server's inspection programs (ss, ip)" },
+    Need { program: "ps", package: "procps", why: "the host server's inspection programs (ps, free, uptime, vmstat)" },
     Need { program: "rg", package: "ripgrep", why: "read-only shell profile" },
     Need { program: "file", package: "file", why: "read-only shell profile" },
     Need { program: "tree", package: "tree", why: "read-only shell profile" },
@@ -46,7 +48,7 @@ const NEEDS: &[Need] = &[
         package: "systemd",
         why: "systemd-analyze verify/security on the shipped units",
     },
-    Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system step boots" },
+    Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system and ops steps boot" },
     Need { program: "systemd-nspawn", package: "systemd-container", why: "boots that root under systemd" },
     Need { program: "fc-list", package: "fonts-liberation", why: "a font for headless Chromium to lay out pages" },
 ];

@@ -158,15 +158,16 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
     result
 }
 
-struct Container {
-    child: Child,
-    leader: Option<u32>,
+/// A booting or booted `systemd-nspawn -b` container.
+pub(crate) struct Container {
+    pub(crate) child: Child,
+    pub(crate) leader: Option<u32>,
 }
 
 impl Container {
     /// The container's pid 1 (seen from the host), once `systemctl is-system-running` says the
     /// boot finished.
-    fn wait_for_boot(&mut self) -> Result<u32> {
+    pub(crate) fn wait_for_boot(&mut self) -> Result<u32> {
         let nspawn = self.child.id();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -193,7 +194,7 @@ impl Container {
         bail!("the container did not finish booting within 60 s")
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         // SIGTERM asks nspawn to shut the container down cleanly; give it a few seconds.
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -224,7 +225,7 @@ fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
     bail!("timed out after {} s", limit.as_secs())
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

@@ -121,7 +121,7 @@ impl HubApprovals {
     /// Decides one call (see [`bastion_server_kit::approvals::gate`]).
     pub async fn check(&self, who: &Principal, call: HubCall<'_>, site: &CallSite) -> Result<(), Error> {
         self.engine.admit(call.shown, call.tier)?;
-        if !self.rules.may_act(call.tier) {
+        if !self.rules.may_act_on(call.tier, call.inner) {
             return Ok(());
         }
         let args = Value::Object(call.args.cloned().unwrap_or_default());

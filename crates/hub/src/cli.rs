@@ -29,6 +29,8 @@ pub enum Command {
     Git(bastion_git::GitArgs),
     /// Run the shell MCP server over stdio (same flags as bastion-shell).
     Shell(bastion_shell::ShellArgs),
+    /// Run the host inspection MCP server over stdio (same flags as bastion-host).
+    Host(bastion_host::HostArgs),
     /// Run the hub: the built-in servers on the roots, as one MCP server over HTTP or stdio.
     Serve(ServeArgs),
     /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.

@@ -13,6 +13,11 @@
 //! args = ["--allow-write"]
 //! deny_tools = ["move_*"]    # globs on the upstream's own tool names; also allow_tools
 //!
+//! [[upstream]]               # the machine itself: never started unless listed
+//! name = "host"
+//! builtin = "host"           # `bastion host ARGS...` (no roots; [ops] in its --config)
+//! args = ["--allow-operate", "--config", "/etc/bastion/host.toml"]
+//!
 //! [[upstream]]
 //! name = "other"
 //! required = false           # /readyz does not wait for it
@@ -161,7 +166,7 @@ pub enum AuthMode {
 pub struct UpstreamConfig {
     /// Namespace prefix.
     pub name: String,
-    /// A built-in server: `fs`, `git` or `shell`.
+    /// A built-in server: `fs`, `git`, `shell` or `host`.
     pub builtin: Option<String>,
     /// Any stdio MCP server.
     pub command: Option<String>,
@@ -296,13 +301,13 @@ impl HubConfig {
                 return Err(format!("upstream '{}': args and env are not for url upstreams", u.name));
             }
             match (&u.builtin, &u.command, &u.url) {
-                (Some(b), None, None) if ["fs", "git", "shell"].contains(&b.as_str()) => {
+                (Some(b), None, None) if ["fs", "git", "shell", "host"].contains(&b.as_str()) => {
                     if !u.env.is_empty() {
                         return Err(format!("upstream '{}': env is only for command upstreams", u.name));
                     }
                 }
                 (Some(b), None, None) => {
-                    return Err(format!("upstream '{}': unknown builtin '{b}' (fs, git, shell)", u.name));
+                    return Err(format!("upstream '{}': unknown builtin '{b}' (fs, git, shell, host)", u.name));
                 }
                 (None, Some(c), None) if !c.is_empty() => {}
                 (None, None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}

@@ -1,4 +1,4 @@
-//! `bastion`: one binary for every Bastion capability. `bastion fs|shell|git` run the built-in
+//! `bastion`: one binary for every Bastion capability. `bastion fs|shell|git|host` run the built-in
 //! servers over stdio, each in its own process; `bastion serve` runs the hub (the
 //! `bastion_hub` library), which starts them as its children and serves their tools,
 //! namespaced, over MCP streamable HTTP (or stdio); `bastion token` manages the hub's bearer
@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fs(args) => one_thread(bastion_fs::run_stdio(args)),
         Command::Git(args) => one_thread(bastion_git::run_stdio(args)),
         Command::Shell(args) => one_thread(bastion_shell::run_stdio(args)),
+        Command::Host(args) => one_thread(bastion_host::run_stdio(args)),
         // One thread: the hub only moves messages between clients and children (which do the
         // work, in their own processes), and a call crosses several tasks; on one thread those
         // hand-offs are queue pushes rather than cross-thread wake-ups.

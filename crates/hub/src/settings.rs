@@ -280,7 +280,8 @@ impl HubSettings {
             Transport::Http(http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start))
         };
         let roots = roots(&mut found, &args.upstreams, &config);
-        let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
+        let upstreams =
+            upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Some(&state_dir), Depth::Start);
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -304,7 +305,7 @@ impl HubSettings {
         let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
         let mut found = Found::new(file, true);
         let roots = roots(&mut found, args, &config);
-        let specs = upstreams(&mut found, args, &config, &roots, &[], Depth::Start);
+        let specs = upstreams(&mut found, args, &config, &roots, &[], None, Depth::Start);
         found.finish(specs)
     }
 
@@ -323,7 +324,7 @@ impl HubSettings {
         };
         let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
         let roots = roots(&mut found, &UpstreamArgs::default(), &config);
-        let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], Depth::Check);
+        let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], None, Depth::Check);
         // A root already reported missing would be reported again by the built-ins' check.
         if !found.errors.iter().any(|e| matches!(e, SettingsError::Root { .. }))
             && let Err(why) = crate::startup::check_builtins(&specs)
@@ -415,13 +416,15 @@ fn roots(found: &mut Found, args: &UpstreamArgs, config: &HubConfig) -> Vec<Path
 /// The upstreams: those of the configuration file, or the three built-in servers (shell with
 /// its `read-only` profile). Built-ins get the roots, `--protect` for each of `protect` (the
 /// hub's own files), `--no-approvals` (the hub decides approvals, mode and pause at its own
-/// layer) and, with `--allow-write`, fs and git their write tools.
+/// layer) and, with `--allow-write`, fs and git their write tools. `host` (only when an
+/// `[[upstream]]` names it) gets no roots, and the hub's state directory for its snapshots.
 fn upstreams(
     found: &mut Found,
     args: &UpstreamArgs,
     config: &HubConfig,
     roots: &[PathBuf],
     protect: &[PathBuf],
+    state_dir: Option<&Path>,
     depth: Depth,
 ) -> Vec<UpstreamSpec> {
     let mut root_args = vec![];
@@ -435,10 +438,12 @@ fn upstreams(
             Err(why) => found.errors.push(SettingsError::Root { path: r.clone(), why }),
         }
     }
+    let mut common_args = vec![];
     for p in protect {
-        root_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
+        common_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
     }
-    root_args.push("--no-approvals".to_owned());
+    common_args.push("--no-approvals".to_owned());
+    root_args.extend(common_args.iter().cloned());
     if args.allow_broad_roots {
         root_args.push("--allow-broad-roots".to_owned());
     }
@@ -449,9 +454,13 @@ fn upstreams(
             PathBuf::new()
         }
     };
+    let mut host_args = common_args;
+    if let Some(dir) = state_dir {
+        host_args.extend(["--state-dir".to_owned(), dir.to_string_lossy().into_owned()]);
+    }
     let builtin = |server: Builtin, extra: &[String]| {
-        let mut a = root_args.clone();
-        if args.allow_write && server != Builtin::Shell {
+        let mut a = if server.takes_roots() { root_args.clone() } else { host_args.clone() };
+        if args.allow_write && matches!(server, Builtin::Fs | Builtin::Git) {
             a.push("--allow-write".into());
         }
         a.extend_from_slice(extra);
@@ -555,6 +564,35 @@ mod tests {
     fn settings(argv: &[&str]) -> Result<HubSettings, Problems> {
         let flags = Flags::try_parse_from(std::iter::once("bastion").chain(argv.iter().copied())).unwrap();
         HubSettings::from_serve_args(&flags.serve)
+    }
+
+    #[test]
+    fn the_host_builtin_runs_only_when_listed_without_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir(&root).unwrap();
+        let state = dir.path().join("state");
+        let (root, state) = (root.to_str().unwrap(), state.to_str().unwrap());
+        let defaults = settings(&["--root", root, "--state-dir", state]).unwrap();
+        assert!(defaults.upstreams.iter().all(|u| u.name != "host"), "never started by default");
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "roots = [\"{root}\"]\n[[upstream]]\nname = \"host\"\nbuiltin = \"host\"\nargs = [\"--allow-operate\"]\n"
+            ),
+        )
+        .unwrap();
+        let s = settings(&["--config", file.to_str().unwrap(), "--state-dir", state, "--allow-write"]).unwrap();
+        let [u] = s.upstreams.as_slice() else { panic!("{:?}", s.upstreams) };
+        assert!(u.source.runs_programs(), "its operate tier is exec");
+        assert_eq!(u.source.kind(), "host");
+        let Source::Builtin { server: Builtin::Host, args, .. } = &u.source else { panic!("{u:?}") };
+        assert!(!args.iter().any(|a| a == "--root" || a == "--allow-write"), "{args:?}");
+        assert!(args.iter().any(|a| a == "--no-approvals"), "{args:?}");
+        let at = args.iter().position(|a| a == "--state-dir").unwrap();
+        assert_eq!(args[at + 1], state);
+        assert_eq!(args.last().map(String::as_str), Some("--allow-operate"));
     }
 
     #[test]

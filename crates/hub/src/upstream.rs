@@ -55,7 +55,7 @@ impl ClientHandler for ChildClient {
     }
 }
 
-/// A built-in server of this binary (`bastion fs|git|shell`).
+/// A built-in server of this binary (`bastion fs|git|shell|host`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Builtin {
     /// `bastion fs`.
@@ -64,11 +64,17 @@ pub enum Builtin {
     Git,
     /// `bastion shell`: every tool that is not read-only runs a program.
     Shell,
+    /// `bastion host`: the machine itself (off unless configured); its tools that are not
+    /// read-only run `systemctl` or a container runtime.
+    Host,
 }
 
 impl Builtin {
     /// The three, in the order the hub starts them when none is configured.
     pub const ALL: [Builtin; 3] = [Builtin::Fs, Builtin::Git, Builtin::Shell];
+    /// Every built-in a configuration may name: the three and `host`, which inspects the
+    /// machine rather than the roots and so is never started unless an `[[upstream]]` asks.
+    pub const KNOWN: [Builtin; 4] = [Builtin::Fs, Builtin::Git, Builtin::Shell, Builtin::Host];
 
     /// Its subcommand, also its default upstream name.
     pub fn name(self) -> &'static str {
@@ -76,12 +82,18 @@ impl Builtin {
             Builtin::Fs => "fs",
             Builtin::Git => "git",
             Builtin::Shell => "shell",
+            Builtin::Host => "host",
         }
     }
 
-    /// `fs`, `git` or `shell`.
+    /// `fs`, `git`, `shell` or `host`.
     pub fn from_name(name: &str) -> Option<Builtin> {
-        Builtin::ALL.into_iter().find(|b| b.name() == name)
+        Builtin::KNOWN.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether it works beneath the roots (takes `--root`): all but `host`.
+    pub fn takes_roots(self) -> bool {
+        self != Builtin::Host
     }
 }
 
@@ -111,14 +123,14 @@ pub enum Source {
 }
 
 impl Source {
-    /// Whether every tool of it that is not read-only runs a program (bastion-shell): such
-    /// tools are `exec`, which their annotations alone cannot say (exec tools carry the same
-    /// hints as destructive ones).
+    /// Whether every tool of it that is not read-only runs a program (bastion-shell, and
+    /// bastion-host's operate tier): such tools are `exec`, which their annotations alone
+    /// cannot say (exec tools carry the same hints as destructive ones).
     pub fn runs_programs(&self) -> bool {
-        matches!(self, Source::Builtin { server: Builtin::Shell, .. })
+        matches!(self, Source::Builtin { server: Builtin::Shell | Builtin::Host, .. })
     }
 
-    /// `fs`, `git` or `shell` for a built-in, `stdio` for any other command, `http` for a
+    /// `fs`, `git`, `shell` or `host` for a built-in, `stdio` for any other command, `http` for a
     /// remote server: what the approval gate tells apart (an fs call's files are shown to the
     /// person who decides).
     pub fn kind(&self) -> &'static str {

@@ -9,6 +9,8 @@
 //! - `ask` for writes, moves and deletes of [`EXECUTE_ON_OPEN`] files (files another program
 //!   executes or obeys when it opens the project: `.mcp.json`, `.vscode/tasks.json`, CI
 //!   workflows, …);
+//! - `ask` for the host server's operations ([`HOST_OPERATIONS`]: starting, stopping,
+//!   restarting or reloading a service, restarting a container);
 //! - `allow` otherwise. Tiers and scopes are checked before any of this.
 //!
 //! ```toml
@@ -73,6 +75,10 @@ pub const EXECUTE_ON_OPEN: &[&str] = &[
     ".gitattributes",
     ".gitmodules",
 ];
+
+/// The host server's tools that change the host's state (`exec`): by default the person
+/// approves each one, seeing the exact command.
+pub const HOST_OPERATIONS: &[&str] = &["service_action", "container_action"];
 
 /// What a rule decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,6 +341,12 @@ impl ApprovalRules {
         !self.rules.is_empty() || (self.defaults && changes_files(tier))
     }
 
+    /// [`ApprovalRules::may_act`] for the tool `tool` (the server's own name): also true for
+    /// the host operations the defaults ask about.
+    pub fn may_act_on(&self, tier: Tier, tool: &str) -> bool {
+        self.may_act(tier) || (self.defaults && tier == Tier::Exec && HOST_OPERATIONS.contains(&tool))
+    }
+
     /// Whether rules look at paths at all.
     pub fn uses_paths(&self) -> bool {
         self.uses_paths
@@ -360,6 +372,9 @@ impl ApprovalRules {
             }
             if changes_files(call.tier) && call.paths.iter().any(|p| self.is_execute_on_open(p)) {
                 return verdict(Action::Ask, "default: execute-on-open");
+            }
+            if call.tier == Tier::Exec && HOST_OPERATIONS.contains(&call.tool) {
+                return verdict(Action::Ask, "default: host operation");
             }
         }
         verdict(Action::Allow, "default: allow")
@@ -591,6 +606,9 @@ mod tests {
             ("write_file", Tier::Write, &[".envrc.example"], Action::Allow, "default: allow"),
             ("write_file", Tier::Write, &["docs/github/workflows.md"], Action::Allow, "default: allow"),
             ("run_command", Tier::Exec, &[".github/workflows"], Action::Allow, "default: allow"),
+            ("service_action", Tier::Exec, &[], Action::Ask, "default: host operation"),
+            ("container_action", Tier::Exec, &[], Action::Ask, "default: host operation"),
+            ("service_logs", Tier::Read, &[], Action::Allow, "default: allow"),
         ];
         for (tool, tier, paths, action, rule) in table {
             let paths = strings(paths);
@@ -680,6 +698,9 @@ mod tests {
         assert!(ApprovalRules::default().may_act(Tier::Write));
         assert!(!ApprovalRules::default().may_act(Tier::Read));
         assert!(!ApprovalRules::default().may_act(Tier::Exec));
+        assert!(ApprovalRules::default().may_act_on(Tier::Exec, "service_action"));
+        assert!(!ApprovalRules::default().may_act_on(Tier::Exec, "run_command"));
+        assert!(!rules.may_act_on(Tier::Exec, "service_action"));
     }
 
     #[test]

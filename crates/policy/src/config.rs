@@ -60,6 +60,8 @@ pub struct PolicyConfig {
     pub shell: crate::commands::ShellConfig,
     /// Approval rules (`[approval]`, `[[approval.rule]]`): which calls the person decides.
     pub approval: crate::approval::ApprovalConfig,
+    /// Settings of the host server (`[ops]`): the units it may act on, container access.
+    pub ops: crate::commands::OpsConfig,
     /// Bastion's own state, refused to every tool: filled at start from the command line (the
     /// state directory, the configuration files loaded), never read from a file a tool could
     /// write.
@@ -82,6 +84,7 @@ impl Default for PolicyConfig {
             git: GitConfig::default(),
             shell: crate::commands::ShellConfig::default(),
             approval: crate::approval::ApprovalConfig::default(),
+            ops: crate::commands::OpsConfig::default(),
             protect: Vec::new(),
             redact: crate::redact::RedactConfig::default(),
         }

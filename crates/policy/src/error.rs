@@ -101,6 +101,12 @@ pub enum ErrorCode {
     /// The new content would write a redaction marker (`[REDACTED:kind]`) over the secret it
     /// stands for: the caller only ever saw the file redacted.
     RedactedContent,
+    /// The host server may not start, stop, restart or reload this unit: it matches none of
+    /// the operator's `[ops] units` globs.
+    UnitNotAllowed,
+    /// The feature is off in this configuration (container actions without `[ops]
+    /// container_restart`, systemd tools where systemd does not run).
+    NotEnabled,
 }
 
 impl ErrorCode {
@@ -151,6 +157,8 @@ impl ErrorCode {
             ErrorCode::Paused => "paused",
             ErrorCode::ProtectedPath => "protected_path",
             ErrorCode::RedactedContent => "redacted_content",
+            ErrorCode::UnitNotAllowed => "unit_not_allowed",
+            ErrorCode::NotEnabled => "not_enabled",
         }
     }
 }

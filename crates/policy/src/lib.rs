@@ -85,6 +85,20 @@ impl Policy {
     /// the running binary.
     pub fn new(config: PolicyConfig) -> Result<Self> {
         let warnings = config.check_roots()?;
+        Self::build(config, warnings)
+    }
+
+    /// A policy without roots, for a server that touches no project files (the host server):
+    /// every path is refused, and the rest (tier cap, limits, journal, redaction, approvals,
+    /// protected state) is as [`Policy::new`] builds it. Roots in `config` are an error.
+    pub fn without_roots(config: PolicyConfig) -> Result<Self> {
+        if !config.roots.is_empty() {
+            return Err(Error::new(ErrorCode::InvalidConfig, "roots: this server takes no roots"));
+        }
+        Self::build(config, Vec::new())
+    }
+
+    fn build(config: PolicyConfig, warnings: Vec<String>) -> Result<Self> {
         let mut own: Vec<PathBuf> = config.protect.clone();
         own.extend(config.audit_log.iter().cloned());
         own.extend(protect::running_binary());

@@ -134,7 +134,7 @@ pub async fn gate(
 ) -> Result<(), Error> {
     let Gated { engine, rules, facts, shown_tool, args } = g;
     engine.admit(shown_tool, facts.tier)?;
-    if !rules.may_act(facts.tier) {
+    if !rules.may_act_on(facts.tier, facts.tool) {
         return Ok(());
     }
     let verdict = rules.decide(&facts);
@@ -442,6 +442,15 @@ pub fn render(tool: &str, args: &Value, current: &dyn Fn(&str) -> Option<String>
             }
             format!("$ {}\n  cwd: {}", argv.join(" "), s("cwd").unwrap_or("(first root)"))
         }
+        // The host server's operations: the exact command it runs (bastion-policy builds the
+        // same argv, `OpsRules::service_argv` / `container_restart_argv`).
+        "service_action" => {
+            let unit = bastion_policy::commands::OpsRules::full_unit_name(s("unit").unwrap_or("?"));
+            format!("$ systemctl --no-pager {} -- {}", s("action").unwrap_or("?"), shell_quote(&unit))
+        }
+        "container_action" => {
+            format!("$ {} restart -- {}", s("runtime").unwrap_or("?"), shell_quote(s("container").unwrap_or("?")))
+        }
         t if t.starts_with("git_") => {
             let mut out = t.to_owned();
             if let Value::Object(m) = args {
@@ -509,7 +518,7 @@ where
     let Some(engine) = engine() else { return Ok(()) };
     engine.admit(tool, tier)?;
     let rules = &policy.approval;
-    if !rules.may_act(tier) {
+    if !rules.may_act_on(tier, tool) {
         return Ok(());
     }
     engine.set_server(server);
@@ -615,6 +624,13 @@ mod tests {
                 &["git_commit", "message: m", "paths: a b"],
             ),
             ("other", json!({"k": 1}), &none, &["\"k\": 1"]),
+            (
+                "host__service_action",
+                json!({"action": "reload", "unit": "nginx"}),
+                &none,
+                &["$ systemctl --no-pager reload -- nginx.service"],
+            ),
+            ("container_action", json!({"container": "web", "runtime": "podman"}), &none, &["$ podman restart -- web"]),
         ];
         for (tool, args, current, needles) in table {
             let r = render(tool, args, *current);

@@ -215,6 +215,8 @@ impl Launcher {
             rlimits: self.config.rlimits.clone(),
             parent_pid: std::process::id() as i32,
             probe: false,
+            host_proc: false,
+            local_sockets: false,
         };
         Ok(Prepared { spec, scratch, stdin_interpreter: rule.stdin_interpreter, cwd_shown })
     }

@@ -26,6 +26,8 @@ fn spec(root: &Path, script: &str) -> Spec {
         rlimits: Default::default(),
         parent_pid: std::process::id() as i32,
         probe: false,
+        host_proc: false,
+        local_sockets: false,
     }
 }
 

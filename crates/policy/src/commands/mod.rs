@@ -18,6 +18,7 @@
 
 mod env;
 mod grammar;
+mod host;
 mod lookup;
 mod operands;
 mod program;
@@ -29,11 +30,13 @@ use crate::error::{Error, ErrorCode, Result, truncate_for_message};
 use crate::tier::Tier;
 
 pub use env::{ENV_NEVER, env_never};
+pub use host::{OpsConfig, OpsRules, ServiceAction, check_container_name, check_unit_name};
 pub use lookup::{SYSTEM_BIN_DIRS, check_executable, find_executable};
 pub use operands::check_path_argument;
 pub use program::{CheckedArgs, NEVER_ALLOWED, Program};
 pub use schema::{
-    ExcludeConfig, Grammar, Operands, ProfileConfig, ProgramConfig, RlimitConfig, SHIPPED_PROFILES, ShellConfig,
+    ExcludeConfig, Grammar, HOST_PROFILE, Operands, ProfileConfig, ProgramConfig, RlimitConfig, SHIPPED_PROFILES,
+    ShellConfig,
 };
 
 use schema::{invalid_config, parse_profile};

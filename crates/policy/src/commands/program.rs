@@ -93,6 +93,9 @@ pub struct Program {
     pub(super) numeric_short: bool,
     pub(super) pattern_flags: Vec<String>,
     pub(super) subcommands: Vec<String>,
+    pub(super) operand_words: Vec<Vec<String>>,
+    pub(super) values: BTreeMap<String, Vec<String>>,
+    pub(super) subcommand_first: bool,
     pub(super) require_prefix: Vec<String>,
     pub(super) double_dash: bool,
     pub(super) exclude: Option<ExcludeConfig>,
@@ -120,6 +123,12 @@ impl Program {
         let base = Path::new(&target).file_name().and_then(|n| n.to_str()).unwrap_or("");
         if NEVER_ALLOWED.contains(&base) {
             return Err(fail(format!("'{target}' runs other programs or is a shell; it cannot be allowed")));
+        }
+        for flag in cfg.values.keys() {
+            let known = cfg.flags.iter().any(|f| f.split_once('=').is_some_and(|(name, _)| name == flag));
+            if !known {
+                return Err(fail(format!("values: '{flag}' is not a flag taking a value")));
+            }
         }
         let mut short = HashMap::new();
         let mut long = BTreeMap::new();
@@ -159,6 +168,9 @@ impl Program {
             numeric_short: cfg.numeric_short,
             pattern_flags: cfg.pattern_flags.clone(),
             subcommands: cfg.subcommands.clone(),
+            operand_words: cfg.operand_words.clone(),
+            values: cfg.values.clone(),
+            subcommand_first: cfg.subcommand_first,
             require_prefix: cfg.require_prefix.clone(),
             double_dash: cfg.double_dash.unwrap_or(true),
             exclude: cfg.exclude.clone(),
@@ -225,6 +237,12 @@ impl Program {
         if !self.subcommands.is_empty() {
             s.push_str(&format!("; subcommands: {}", self.subcommands.join(" ")));
         }
+        for (i, words) in self.operand_words.iter().enumerate() {
+            s.push_str(&format!("; operand {}: {}", i + 2, words.join(" ")));
+        }
+        for (flag, values) in &self.values {
+            s.push_str(&format!("; {flag} takes: {}", values.join(",")));
+        }
         if !self.require_prefix.is_empty() {
             s.push_str(&format!("; must start with: {}", self.require_prefix.join(" ")));
         }
@@ -232,6 +250,43 @@ impl Program {
             s.push_str(&format!("; at most {max} operand(s)"));
         }
         s
+    }
+
+    /// Checks a flag's value against its allowlist (`values`), item by item.
+    pub(super) fn check_value(&self, flag: &str, value: &str) -> Result<()> {
+        let Some(allowed) = self.values.get(flag) else { return Ok(()) };
+        for item in value.split(',') {
+            let bare = item.trim().trim_start_matches(['+', '-']);
+            let bare = bare.split_once('=').map_or(bare, |(name, _)| name);
+            if !allowed.iter().any(|a| a == bare) {
+                return Err(self.refuse(format!(
+                    "{flag} does not take '{}'; allowed: {}",
+                    crate::error::truncate_for_message(item),
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the leading operands against `subcommands` and `operand_words`, exactly.
+    pub(super) fn check_words(&self, operands: &[String]) -> Result<()> {
+        let mut expected: Vec<&[String]> = Vec::new();
+        if !self.subcommands.is_empty() {
+            expected.push(&self.subcommands);
+        }
+        expected.extend(self.operand_words.iter().map(Vec::as_slice));
+        for (given, allowed) in operands.iter().zip(expected) {
+            if !allowed.contains(given) {
+                return Err(self.refuse(format!(
+                    "'{}' is not allowed here; {} takes one of: {}",
+                    crate::error::truncate_for_message(given),
+                    self.name,
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn refuse(&self, why: String) -> Error {

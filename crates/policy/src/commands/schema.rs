@@ -13,7 +13,13 @@ use crate::tier::Tier;
 const SHIPPED: &[(&str, &str)] = &[
     ("read-only", include_str!("../../profiles/read-only.toml")),
     ("build-test", include_str!("../../profiles/build-test.toml")),
+    (HOST_PROFILE, include_str!("../../profiles/host.toml")),
 ];
+
+/// The host server's profile: system inspection programs (`ps`, `ss`, `systemctl`, `journalctl`,
+/// …) with reading-only grammars. Not a shell profile: its programs need the host's `/proc`,
+/// systemd and the journal, which only the host server's sandbox shows.
+pub const HOST_PROFILE: &str = "host";
 
 /// Names of the shipped profiles.
 pub const SHIPPED_PROFILES: &[&str] = &["read-only", "build-test"];
@@ -73,8 +79,20 @@ pub struct ProgramConfig {
     pub numeric_short: bool,
     /// Flags that supply the pattern, so no operand is the pattern.
     pub pattern_flags: Vec<String>,
-    /// When set, the first operand must be one of these (cargo's and npm's subcommands).
+    /// When set, the first operand must be one of these (cargo's and npm's subcommands; for
+    /// the `gnu` grammar matched exactly, never abbreviated: `systemctl status`).
     pub subcommands: Vec<String>,
+    /// Words the operands after the subcommand must be, position by position, matched exactly
+    /// (`ip addr show`: `subcommands = ["addr", ...]`, `operand_words = [["show"]]`). Operands
+    /// past the listed positions are free text.
+    pub operand_words: Vec<Vec<String>>,
+    /// The values a flag may take (`ps -o`: the output columns), by flag as written in
+    /// `flags`. A comma-separated value is checked item by item, each without a leading
+    /// `+`/`-` (a sort order) and without a `=HEADER` suffix.
+    pub values: BTreeMap<String, Vec<String>>,
+    /// The subcommand goes first, before the flags (`docker ps --all`: a CLI whose flags
+    /// before the subcommand are global ones).
+    pub subcommand_first: bool,
     /// Arguments the command must start with (`python -m pytest`).
     pub require_prefix: Vec<String>,
     /// The program's stdin is an interpreter (node): no stdin data, no `write_process_input`.

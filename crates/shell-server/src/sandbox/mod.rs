@@ -58,6 +58,18 @@ pub struct Spec {
     pub parent_pid: i32,
     /// Report what could be applied as JSON on stdout instead of running a program.
     pub probe: bool,
+    /// Keep the host's pid namespace and `/proc` (the host server: `ps`, `ss -p` and
+    /// `systemctl` read every process). The command still gets its own user, mount, ipc and uts
+    /// namespaces and every other confinement; it is not pid 1 of a namespace, so its
+    /// descendants are ended through its process group.
+    #[serde(default)]
+    pub host_proc: bool,
+    /// Allow `AF_UNIX` and `AF_NETLINK` sockets, and no other family (the host server:
+    /// systemctl and hostnamectl talk D-Bus, ss and ip read netlink). Without `tcp_connect`
+    /// there is still no network. Landlock does not govern connecting to a UNIX socket, so
+    /// the sockets the command must not reach are listed in `hidden_paths`.
+    #[serde(default)]
+    pub local_sockets: bool,
 }
 
 /// What the sandbox achieves on this machine, found by running the trampoline once.

@@ -79,7 +79,10 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
 /// The two filters (EPERM list, then `clone3` → ENOSYS). `tcp` allows `AF_INET`/`AF_INET6`
 /// stream sockets (Landlock then decides the ports); otherwise `socket(2)` is denied entirely
 /// (`socketpair(2)` keeps working for pipes between processes).
-pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
+///
+/// `local` (without `tcp`) allows `AF_UNIX` and `AF_NETLINK` sockets and denies every other
+/// family (the host server's D-Bus and netlink readers).
+pub fn filters(tcp: bool, local: bool) -> Result<Vec<BpfProgram>, String> {
     let arch = arch()?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in ALWAYS_DENIED {
@@ -105,6 +108,9 @@ pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
             socket_rules.push(rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(0xf), kind as u64)?])?);
         }
         rules.insert(libc::SYS_socket, socket_rules);
+    } else if local {
+        let not = |domain: i32| cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, domain as u64);
+        rules.insert(libc::SYS_socket, vec![rule(vec![not(libc::AF_UNIX)?, not(libc::AF_NETLINK)?])?]);
     } else {
         rules.insert(libc::SYS_socket, Vec::new());
     }
@@ -121,8 +127,8 @@ pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
 
 /// Installs the filters on the calling thread (inherited by every child). Needs
 /// no-new-privileges.
-pub fn apply(tcp: bool) -> Result<(), String> {
-    for program in filters(tcp)? {
+pub fn apply(tcp: bool, local: bool) -> Result<(), String> {
+    for program in filters(tcp, local)? {
         seccompiler::apply_filter(&program).map_err(|e| format!("seccomp install: {e}"))?;
     }
     Ok(())

@@ -51,13 +51,13 @@ pub fn cloexec_from_3() -> bool {
 /// denies `socket(2)` when the profile allows no TCP port, and when it allows some, Landlock
 /// limits connections to those ports (a network namespace would only add ~0.6 ms per command
 /// and make the allowed ports unreachable).
-pub fn unshare_namespaces() -> std::io::Result<()> {
+///
+/// `pid: false` keeps the host's pid namespace (the host server's inspection programs read every
+/// process in `/proc`).
+pub fn unshare_namespaces(pid: bool) -> std::io::Result<()> {
     use rustix::thread::UnshareFlags;
-    let flags = UnshareFlags::NEWUSER
-        | UnshareFlags::NEWPID
-        | UnshareFlags::NEWNS
-        | UnshareFlags::NEWIPC
-        | UnshareFlags::NEWUTS;
+    let pid = if pid { UnshareFlags::NEWPID } else { UnshareFlags::empty() };
+    let flags = UnshareFlags::NEWUSER | pid | UnshareFlags::NEWNS | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     // SAFETY: the trampoline is single-threaded and none of these flags unshares descriptors or
     // the filesystem context behind the back of other threads (the hazard `unshare_unsafe`
     // documents concerns CLONE_FILES/CLONE_FS with other threads sharing them).

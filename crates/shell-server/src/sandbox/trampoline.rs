@@ -53,7 +53,7 @@ fn run(spec: Spec) -> ! {
         fail(&format!("cannot enter the working directory: {e}"));
     }
     if spec.namespaces {
-        enter_namespaces(&mut status);
+        enter_namespaces(&mut status, !spec.host_proc);
         if status.userns {
             confine_mounts(&spec, &mut status);
         }
@@ -75,7 +75,7 @@ fn run(spec: Spec) -> ! {
         apply_landlock(&spec, &mut status);
     }
     if spec.seccomp {
-        match seccomp::apply(!spec.tcp_connect.is_empty()) {
+        match seccomp::apply(!spec.tcp_connect.is_empty(), spec.local_sockets) {
             Ok(()) => status.seccomp = true,
             Err(e) => status.notes.push(e),
         }
@@ -110,10 +110,13 @@ fn die_with_parent(parent: i32) {
 /// New user, pid, mount, ipc and uts namespaces; the command then runs as pid 1 of the
 /// new pid namespace in a forked child, so when it dies (or is killed) the kernel kills every
 /// process left in the namespace. This process stays outside as the waiting parent.
-fn enter_namespaces(status: &mut Status) {
+///
+/// With `pid: false` (`Spec::host_proc`) there is no pid namespace, no fork and no private
+/// `/proc`: the command sees the host's processes.
+fn enter_namespaces(status: &mut Status, pid: bool) {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    if let Err(e) = sys::unshare_namespaces() {
+    if let Err(e) = sys::unshare_namespaces(pid) {
         status.notes.push(format!("namespaces unavailable: {e}"));
         return;
     }
@@ -122,6 +125,15 @@ fn enter_namespaces(status: &mut Status) {
         .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")));
     if let Err(e) = maps {
         fail(&format!("cannot map the user namespace: {e}"));
+    }
+    use rustix::mount::{MountFlags, MountPropagationFlags};
+    if !pid {
+        // No mount made for the command may reach the host's namespace.
+        if let Err(e) = rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC) {
+            fail(&format!("cannot make the mounts private: {e}"));
+        }
+        status.userns = true;
+        return;
     }
     match sys::fork() {
         Err(e) => fail(&format!("cannot fork into the pid namespace: {e}")),
@@ -134,7 +146,6 @@ fn enter_namespaces(status: &mut Status) {
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     status.userns = true;
     // A /proc of this pid namespace: the command sees only its own processes.
-    use rustix::mount::{MountFlags, MountPropagationFlags};
     let private = rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC);
     let proc = private.and_then(|()| {
         rustix::mount::mount("proc", "/proc", "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None)

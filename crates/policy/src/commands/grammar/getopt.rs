@@ -61,7 +61,10 @@ impl Program {
                     (Value::None, Some(_)) => return Err(self.refuse(format!("{full} takes no value"))),
                     (Value::None, None) => argv.push(full),
                     (Value::Optional, v) => argv.push(match v {
-                        Some(v) => format!("{full}={v}"),
+                        Some(v) => {
+                            self.check_value(&full, &v)?;
+                            format!("{full}={v}")
+                        }
                         None => full,
                     }),
                     (Value::Two, inline) => {
@@ -80,6 +83,7 @@ impl Program {
                         if kind == Value::Path {
                             paths.push(v.clone());
                         }
+                        self.check_value(&full, &v)?;
                         argv.push(format!("{full}={v}"));
                     }
                 }
@@ -125,6 +129,7 @@ impl Program {
                         } else {
                             attached.to_string()
                         };
+                        self.check_value(&flag, &v)?;
                         if *kind == Value::Path {
                             paths.push(v);
                         }
@@ -133,7 +138,11 @@ impl Program {
                 }
             }
         }
+        self.check_words(&operands)?;
         self.classify_operands(&operands, pattern_given, &mut paths)?;
+        if self.subcommand_first && !operands.is_empty() {
+            argv.insert(0, operands.remove(0));
+        }
         if !operands.is_empty() {
             if self.double_dash {
                 // Operands go after `--`, so one that starts with '-' stays an operand.
