@@ -337,6 +337,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         roots,
         allow_state_in_root,
         approvals: approval,
+        journal,
     } = settings;
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
     // not trusted when another user could replace it (the children protect it: `--protect`).
@@ -357,7 +358,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
     // The control socket lives in the state directory, so it exists whatever the journal's path.
     bastion_auth::state::ensure_dir(&state_dir)?;
-    let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
+    let audit = AuditLog::open_rotating(&audit_path, journal).with_context(|| format!("opening {}", audit_path.display()))?;
     let banner = names(&specs);
     let supervised = Supervised::start(specs.clone());
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
@@ -392,7 +393,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
 
     if let Some(http) = http {
-        let HttpSettings { listen, public_url, allowed, stateful, .. } = http;
+        let HttpSettings { listen, public_url, allowed, stateful, limits, .. } = http;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         let url = format!("http://{local}/mcp");
@@ -445,10 +446,12 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
                 println!("owner secret: {secret}");
             }
         }
-        let app = http::app(hub, allowed, auth, stateful, shutdown.child_token());
+        let app = http::app_limited(hub, allowed, auth, stateful, shutdown.child_token(), limits);
         // Stop accepting on the first signal; calls in flight get `--drain-timeout` to finish,
         // then the children are stopped.
         let signal = CancellationToken::new();
+        // The peer address is the front's per-address rate limit key and the journal's `client`.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(signal.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         tokio::pin!(server);

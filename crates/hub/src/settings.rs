@@ -44,6 +44,8 @@ pub struct HubSettings {
     pub call_timeout: Duration,
     /// On a signal, how long calls in flight may take to finish.
     pub drain_timeout: Duration,
+    /// When the audit journal rotates (`[journal]`).
+    pub journal: bastion_policy::audit::Rotation,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -76,6 +78,8 @@ pub struct HttpSettings {
     pub auth: AuthSettings,
     /// MCP sessions (`Mcp-Session-Id`) instead of stateless requests.
     pub stateful: bool,
+    /// Rate limits and caps (`[limits]` under the flags).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// How HTTP requests are authenticated.
@@ -102,6 +106,9 @@ pub enum SettingsError {
     /// A public URL that is not an http(s) URL with a host.
     #[error("{0}")]
     PublicUrl(String),
+    /// A `[limits]` value (or its flag) out of range.
+    #[error("{0}")]
+    Limits(String),
     /// The `[oauth]` table does not fit the public URL.
     #[error("{0}")]
     OAuth(String),
@@ -156,6 +163,7 @@ impl SettingsError {
             SettingsError::File(_) => "config_file",
             SettingsError::NoAuthNeedsLoopback(_) => "no_auth_needs_loopback",
             SettingsError::PublicUrl(_) => "public_url",
+            SettingsError::Limits(_) => "limits",
             SettingsError::OAuth(_) => "oauth_settings",
             SettingsError::ExtraCa { .. } => "oauth_extra_ca",
             SettingsError::Root { .. } => "root",
@@ -272,7 +280,17 @@ impl HubSettings {
             found.ok(Allowed::new(asked.public_url.as_deref()).map_err(SettingsError::PublicUrl));
             Transport::Stdio
         } else {
-            Transport::Http(http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start))
+            let mut http = http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start);
+            let limits = &mut http.limits;
+            if let Some(rps) = args.rate_limit {
+                limits.requests_per_second = rps;
+                // A burst of two seconds' worth, and at least one request.
+                limits.burst = (rps * 2.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+            }
+            limits.concurrent = args.max_in_flight.unwrap_or(limits.concurrent);
+            limits.max_sessions = args.max_sessions.unwrap_or(limits.max_sessions);
+            found.ok(limits.check().map_err(SettingsError::Limits));
+            Transport::Http(http)
         };
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
@@ -290,6 +308,7 @@ impl HubSettings {
             state_dir,
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
+            journal: config.journal,
         })
     }
 
@@ -317,6 +336,7 @@ impl HubSettings {
             stateful: config.stateful,
         };
         let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
+        found.ok(http.limits.check().map_err(SettingsError::Limits));
         let roots = roots(&mut found, &UpstreamArgs::default(), &config);
         let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], Depth::Check);
         let oauth = match &http.auth {
@@ -383,7 +403,7 @@ fn http_settings(
             _ => AuthSettings::Tokens,
         }
     };
-    HttpSettings { listen, public_url, allowed, auth, stateful }
+    HttpSettings { listen, public_url, allowed, auth, stateful, limits: config.limits.clone() }
 }
 
 /// The roots of the built-in servers: the flags', else the file's, else the current directory.
