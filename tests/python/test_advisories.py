@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import pytest
@@ -238,22 +239,22 @@ def test_cve_2026_44430_client_metadata_urls_on_internal_addresses_are_refused(t
     name that resolves to loopback: the name is resolved once, checked, and the connection goes
     to the checked address) is refused at ``/authorize`` without a connection."""
     port = free_port()
-    state = tmp_path / "state"
+    state, root = tmp_path / "state", tmp_path / "proj"
+    root.mkdir()
     with open(tmp_path / "stderr", "w") as err:
         proc = subprocess.Popen(
-            [str(bastion()), "serve", "--root", str(tmp_path), "--listen", f"127.0.0.1:{port}",
+            [str(bastion()), "serve", "--root", str(root), "--listen", f"127.0.0.1:{port}",
              "--public-url", f"http://127.0.0.1:{port}/mcp", "--state-dir", str(state)],
             stdout=subprocess.DEVNULL, stderr=err)
     try:
-        h = Hub(port=port, state=state, root=tmp_path, token="", stderr=tmp_path / "stderr", pid=proc.pid)
+        h = Hub(port=port, state=state, root=root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
         wait_until_ready(h, "the OAuth hub")
         for host in ["[2002:7f00:1::1]", "[64:ff9b::7f00:1]", "[64:ff9b:1::a00:1]", "[fec0::1]",
-                     "[::ffff:127.0.0.1]", "169.254.169.254", "localhost", "127.0.0.1.nip.io"]:
+                     # ::ffff:127.0.0.1 in the normal form the URL must be in
+                     "[::ffff:7f00:1]", "169.254.169.254", "localhost", "127.0.0.1.nip.io"]:
             client_id = f"https://{host}/client.json"
-            query = f"client_id={client_id}&redirect_uri=https://a.example/cb&response_type=code" \
-                    "&code_challenge=abc&code_challenge_method=S256"
-            from urllib.parse import quote
-            q = "&".join(f"{k}={quote(v, safe='')}" for k, v in (p.split("=", 1) for p in query.split("&")))
+            q = urlencode({"client_id": client_id, "redirect_uri": "https://a.example/cb", "response_type": "code",
+                           "code_challenge": "abc", "code_challenge_method": "S256"})
             status, _, body = h.raw(path=f"/authorize?{q}", method="GET")
             text = body.decode(errors="replace")
             assert status == 400, (host, status, text[:500])
