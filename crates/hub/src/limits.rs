@@ -5,8 +5,11 @@
 //! code is `rate_limited` (or `too_many_requests_in_flight`, `too_many_sessions`).
 //!
 //! The defaults are far above what a model calling tools back to back needs (a few calls a
-//! second, one at a time) and above what the hub serves on two cores, so they only bite a
-//! runaway loop or a flood. Written here rather than taken from `governor`: the hub serves
+//! second, one at a time; a script may burst thousands): 500 requests a second per principal
+//! after a burst of 5 000, 64 in flight, 1 000 a second per address after 10 000. They stop a
+//! runaway loop or a flood. The hub itself serves about 12 000 calls a second on two cores, so
+//! a benchmark of the hub (`cargo xtask bench hub`, the load test) runs with
+//! `--no-rate-limits`. Written here rather than taken from `governor`: the hub serves
 //! requests on one thread, so a `Mutex<HashMap>` is uncontended, and what it needs around the
 //! bucket (keys that expire, a bounded table, the in-flight count held until the response body
 //! ends, our own 429 body) is most of the code either way.
@@ -40,11 +43,11 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            requests_per_second: 1000.0,
-            burst: 2000,
-            concurrent: 128,
-            address_requests_per_second: 2000.0,
-            address_burst: 4000,
+            requests_per_second: 500.0,
+            burst: 5000,
+            concurrent: 64,
+            address_requests_per_second: 1000.0,
+            address_burst: 10_000,
             max_sessions: 1000,
         }
     }

@@ -284,8 +284,12 @@ impl HubSettings {
             let limits = &mut http.limits;
             if let Some(rps) = args.rate_limit {
                 limits.requests_per_second = rps;
-                // A burst of two seconds' worth, and at least one request.
-                limits.burst = (rps * 2.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+                // A burst of ten seconds' worth, and at least one request.
+                limits.burst = (rps * 10.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+            }
+            if args.no_rate_limits {
+                limits.requests_per_second = 0.0;
+                limits.address_requests_per_second = 0.0;
             }
             limits.concurrent = args.max_in_flight.unwrap_or(limits.concurrent);
             limits.max_sessions = args.max_sessions.unwrap_or(limits.max_sessions);
