@@ -191,8 +191,12 @@ def test_ghsa_89xv_2j6f_qhc8_cross_site_simple_posts_are_refused_415(
                 marker = f"csrf-{mode}-{i}-{j}-{origin is not None}.txt"
                 extra = {"Origin": origin} if origin else {}
                 status, headers, reply = post(h, wrap(json.dumps(write_call(marker)).encode()), ctype, token, **extra)
-                assert status == 415, (ctype, token is not None, origin, status, reply)
-                assert code_of(reply) == "unsupported_media_type", reply
+                if mode == "tokens" and token is None:
+                    # The challenge comes first, so an OAuth client always learns where to sign in.
+                    assert status == 401, (ctype, origin, status, reply)
+                else:
+                    assert status == 415, (ctype, token is not None, origin, status, reply)
+                    assert code_of(reply) == "unsupported_media_type", reply
                 assert not (h.root / marker).exists(), f"{ctype}: the write ran"
     seen = refusals(h, 415, "unsupported_media_type")
     assert seen, journal(h)[-3:]

@@ -817,10 +817,9 @@ def test_a_missing_remote_token_variable_is_refused(tmp_path: Path) -> None:
 
 
 def test_content_type_and_protocol_version_headers(hub: Hub) -> None:
-    """T-06, T-10: a body that is not JSON gets 415, with a token or without (before the token
-    is looked at: GHSA-89xv-2j6f-qhc8); an unknown MCP-Protocol-Version gets 400; the versions
-    the hub speaks are accepted."""
-    assert hub.raw(LIST, Content_Type="text/plain")[0] == 415
+    """T-06, T-10: a body that is not JSON gets 415 once authenticated (and 401 before); an
+    unknown MCP-Protocol-Version gets 400; the versions the hub speaks are accepted."""
+    assert hub.raw(LIST, Content_Type="text/plain")[0] == 401
     assert hub.raw(LIST, token=hub.token, Content_Type="text/plain")[0] == 415
     assert hub.raw(LIST, token=hub.token, Content_Type="application/json; charset=utf-8")[0] == 200
     assert hub.raw(LIST, token=hub.token, MCP_Protocol_Version="1999-01-01")[0] == 400

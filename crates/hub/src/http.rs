@@ -9,10 +9,10 @@
 //!
 //! all behind the front layer (the per-address rate limit before anything else, 429; every
 //! refusal journaled as `http_refused`, [`crate::refused`]) and one guard layer. Order of
-//! checks on every request: Host and Origin (403), then on `POST /mcp` the media type (415:
-//! JSON, or octet-stream with a token; [`crate::strict::media_type`]), then
+//! checks on every request: Host and Origin (403), then
 //! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
-//! `/readyz` and the OAuth paths (the guard), then on `/mcp`, for a `tools/call` by a token
+//! `/readyz` and the OAuth paths (the guard), then on `POST /mcp` the media type (415: JSON, or
+//! octet-stream with a token; [`crate::strict::media_type`]), then on `/mcp`, for a `tools/call` by a token
 //! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
 //! MCP authorization spec), then the principal's rate limit and calls in flight (429,
 //! [`crate::limits`]), then on `POST /mcp` one reading of the body ([`crate::strict`]: duplicate
@@ -248,10 +248,18 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     // RFC 9112 §3.2: more than one Host is a bad request; a second Origin could hide behind an
     // allowed first one.
     if headers.get_all(header::HOST).iter().count() > 1 {
-        return closing(refusal(StatusCode::BAD_REQUEST, reason::DUPLICATE_HEADER, "Bad Request: more than one Host header"));
+        return closing(refusal(
+            StatusCode::BAD_REQUEST,
+            reason::DUPLICATE_HEADER,
+            "Bad Request: more than one Host header",
+        ));
     }
     if headers.get_all(header::ORIGIN).iter().count() > 1 {
-        return closing(refusal(StatusCode::FORBIDDEN, reason::DUPLICATE_HEADER, "Forbidden: more than one Origin header"));
+        return closing(refusal(
+            StatusCode::FORBIDDEN,
+            reason::DUPLICATE_HEADER,
+            "Forbidden: more than one Origin header",
+        ));
     }
     // HTTP/1.1 requires Host; a request without one cannot be checked and is refused. An
     // absolute-form target (`POST http://host/mcp`) names the host that counts (RFC 9112
@@ -259,7 +267,11 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let target_ok = req.uri().authority().is_none_or(|a| g.allowed.host_ok(a.as_str()));
     if !g.allowed.host_ok(host) || !target_ok {
-        return closing(refusal(StatusCode::FORBIDDEN, reason::HOST_NOT_ALLOWED, "Forbidden: Host header is not allowed"));
+        return closing(refusal(
+            StatusCode::FORBIDDEN,
+            reason::HOST_NOT_ALLOWED,
+            "Forbidden: Host header is not allowed",
+        ));
     }
     let origin = headers.get(header::ORIGIN);
     // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
@@ -273,20 +285,7 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         return closing(refusal(StatusCode::FORBIDDEN, reason::ORIGIN_NOT_ALLOWED, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
-    // A web page may post these three types cross-site without a preflight (CORS-safelisted):
-    // with --no-auth, or a token a browser could attach, that is a tool call from any site
-    // (GHSA-89xv-2j6f-qhc8). Only JSON, and octet-stream with a token (below), reach the hub.
     let mcp_post = req.method() == axum::http::Method::POST && matches!(path, "/mcp" | "/mcp/");
-    let media = if mcp_post { strict::media_type(headers) } else { MediaType::Json };
-    if media == MediaType::Refused {
-        let r = crate::refused::json_rpc(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            -32600,
-            reason::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported Media Type: POST /mcp takes application/json",
-        );
-        return closing(r);
-    }
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
     if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) {
         return next.run(req).await;
@@ -295,7 +294,11 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     // One credential per request (RFC 6750 §3.1): two Authorization headers are not resolved
     // by picking one.
     if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
-        let mut r = refusal(StatusCode::BAD_REQUEST, reason::DUPLICATE_HEADER, "Bad Request: more than one Authorization header");
+        let mut r = refusal(
+            StatusCode::BAD_REQUEST,
+            reason::DUPLICATE_HEADER,
+            "Bad Request: more than one Authorization header",
+        );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(
@@ -317,6 +320,22 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
             return closing(with_reason(unauthorized(&challenge), why));
         }
     };
+    // A web page may post text/plain, forms and multipart cross-site without a preflight
+    // (CORS-safelisted): with --no-auth that is a tool call from any site
+    // (GHSA-89xv-2j6f-qhc8). Only JSON, and octet-stream with a token, reach the hub. This
+    // comes after the token check, so that a client without one (or with a stale one) always
+    // gets the 401 challenge that starts OAuth, whatever it labels its body; nothing runs either
+    // way.
+    let media = if mcp_post { strict::media_type(&parts.headers) } else { MediaType::Json };
+    if media == MediaType::Refused {
+        let r = crate::refused::json_rpc(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32600,
+            reason::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type: POST /mcp takes application/json",
+        );
+        return closing(r);
+    }
     if media == MediaType::OctetStream {
         // ChatGPT's connector labels its JSON-RPC so (Sigil MCP ADR-009). A browser cannot send
         // it cross-site without a preflight, and a verified bearer token is never ambient; with

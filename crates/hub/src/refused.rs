@@ -160,7 +160,11 @@ impl Refusals {
             }),
         );
         if let Some(unprinted) = self.due(seen.client.map(|a| a.ip()), Instant::now()) {
-            let more = if unprinted > 0 { format!(" ({unprinted} more from this client in the last minute)") } else { String::new() };
+            let more = if unprinted > 0 {
+                format!(" ({unprinted} more from this client in the last minute)")
+            } else {
+                String::new()
+            };
             tracing::warn!(
                 "refused {} {} from {}: {} {reason}{more}; user agent {:?}",
                 seen.method,

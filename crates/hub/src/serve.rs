@@ -358,7 +358,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
     // The control socket lives in the state directory, so it exists whatever the journal's path.
     bastion_auth::state::ensure_dir(&state_dir)?;
-    let audit = AuditLog::open_rotating(&audit_path, journal).with_context(|| format!("opening {}", audit_path.display()))?;
+    let audit =
+        AuditLog::open_rotating(&audit_path, journal).with_context(|| format!("opening {}", audit_path.display()))?;
     let banner = names(&specs);
     let supervised = Supervised::start(specs.clone());
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());

@@ -295,7 +295,11 @@ mod tests {
         let call = |params: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
         let refused = [
             // Duplicates, at every level.
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"a"}}"#.to_owned(), "duplicate_json_key"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"a"}}"#
+                    .to_owned(),
+                "duplicate_json_key",
+            ),
             (call(r#"{"name":"fs__read_file","name":"shell__run_command"}"#), "duplicate_json_key"),
             (call(r#"{"name":"a","arguments":{"path":"x","path":"/etc/shadow"}}"#), "duplicate_json_key"),
             (call(r#"{"name":"a","arguments":{"o":{"k":1,"k":2}}}"#), "duplicate_json_key"),
@@ -303,7 +307,10 @@ mod tests {
             // The same key after escapes is the same key.
             (call(r#"{"name":"a","na\u006de":"b"}"#), "duplicate_json_key"),
             // Case variants beside the real key, and alone at the protocol's levels.
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}"#.to_owned(), "ambiguous_json_key"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}"#.to_owned(),
+                "ambiguous_json_key",
+            ),
             (r#"{"jsonrpc":"2.0","id":1,"METHOD":"tools/call"}"#.to_owned(), "ambiguous_json_key"),
             (call(r#"{"Name":"shell__run_command"}"#), "ambiguous_json_key"),
             (call(r#"{"name":"a","Arguments":{}}"#), "ambiguous_json_key"),
@@ -311,7 +318,10 @@ mod tests {
             // Unicode folding: ſ (U+017F) folds to s, the Kelvin sign (U+212A) to k.
             (call(r#"{"name":"a","arguments":{"ſcope":"x","scope":"y"}}"#), "ambiguous_json_key"),
             (call(r#"{"name":"a","arguments":{"\u212aey":"x","key":"y"}}"#), "ambiguous_json_key"),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"a"}}"#.to_owned(), "ambiguous_json_key"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","paramſ":{"name":"a"}}"#.to_owned(),
+                "ambiguous_json_key",
+            ),
             // In a batch, each message is an envelope.
             (r#"[{"jsonrpc":"2.0","id":1,"Method":"tools/call"}]"#.to_owned(), "ambiguous_json_key"),
         ];

@@ -365,8 +365,10 @@ mod tests {
             log.event("hub", "n", json!(i));
         }
         assert!(!rotated_path(&path, 3).exists());
-        let newest: Value = serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 1)).unwrap().trim()).unwrap();
-        let older: Value = serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 2)).unwrap().trim()).unwrap();
+        let newest: Value =
+            serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 1)).unwrap().trim()).unwrap();
+        let older: Value =
+            serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 2)).unwrap().trim()).unwrap();
         assert_eq!((older["detail"].as_u64(), newest["detail"].as_u64()), (Some(7), Some(8)));
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         use std::os::unix::fs::PermissionsExt;
