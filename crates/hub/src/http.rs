@@ -1020,6 +1020,74 @@ mod tests {
         }
     }
 
+    /// The front in process: octet-stream with a token is served, `text/plain` is 415 before
+    /// the body is read, a token over its rate gets 429 with `Retry-After` and `rate_limited`,
+    /// and every refusal is an `http_refused` event in the hub's journal.
+    #[tokio::test]
+    async fn front_media_types_rate_limit_and_refusals_journaled() {
+        use axum::body::Body;
+        use bastion_auth::{SqliteStore, Store};
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("audit.jsonl");
+        let hub = Hub::new(vec![], bastion_policy::audit::AuditLog::open(&journal).unwrap(), false);
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let (_, token) = store.create_token("ci", &[Scope::all()], None, bastion_auth::now()).unwrap();
+        let limits = LimitsConfig { requests_per_second: 1.0, burst: 3, ..LimitsConfig::unlimited() };
+        let app = app_limited(
+            hub,
+            Allowed::loopback(),
+            Auth::tokens(Box::new(store)),
+            false,
+            CancellationToken::new(),
+            limits,
+        );
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+        let send = |ctype: &'static str| {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/mcp")
+                .header("host", "localhost")
+                .header("content-type", ctype)
+                .header("user-agent", "front-test")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(init))
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        assert_eq!(send("application/octet-stream").await.unwrap().status(), StatusCode::OK);
+        let r = send("text/plain").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        assert_eq!(send("application/json").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(send("application/json").await.unwrap().status(), StatusCode::OK);
+        let r = send("application/json").await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["data"]["code"], "rate_limited");
+
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["event"] == "http_refused")
+            .collect();
+        let seen: Vec<(u64, &str)> = events
+            .iter()
+            .map(|e| (e["detail"]["status"].as_u64().unwrap(), e["detail"]["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(seen, [(415, "unsupported_media_type"), (429, "rate_limited")]);
+        let d = &events[0]["detail"];
+        assert_eq!(
+            (d["method"].as_str(), d["path"].as_str(), d["user_agent"].as_str()),
+            (Some("POST"), Some("/mcp"), Some("front-test"))
+        );
+        assert!(d["client"].is_null(), "no socket in process");
+    }
+
     #[test]
     fn accept_is_normalised() {
         for given in [None, Some("*/*"), Some("application/json"), Some("text/event-stream")] {
