@@ -420,14 +420,16 @@ struct Front {
 
 async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
     let client = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let headers = req.headers().clone();
+    // Kept for the journal, should the request be refused: reference-counted copies, no
+    // allocation on the per-call path.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
     let response = match f.limiter.address(client.map(|a| a.ip())) {
         Ok(()) => next.run(req).await,
         Err(limited) => closing(too_many(limited)),
     };
-    f.refusals.observe(&Seen { method: &method, path: &path, client, headers: &headers }, &response);
+    let seen = Seen { method: &method, path: uri.path(), client, user_agent: user_agent.as_ref() };
+    f.refusals.observe(&seen, &response);
     response
 }
 

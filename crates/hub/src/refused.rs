@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -120,8 +120,8 @@ pub struct Seen<'a> {
     pub path: &'a str,
     /// The peer address, if the request came from a socket.
     pub client: Option<SocketAddr>,
-    /// The request headers (for `User-Agent`).
-    pub headers: &'a HeaderMap,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<&'a HeaderValue>,
 }
 
 impl Refusals {
@@ -142,11 +142,8 @@ impl Refusals {
 
     fn record(&self, seen: &Seen<'_>, status: StatusCode, reason: &str) {
         // A user agent is the client's to choose: bounded, and only as text.
-        let user_agent = seen
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect::<String>());
+        let user_agent =
+            seen.user_agent.and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(256).collect::<String>());
         let client = seen.client.map(|a| a.to_string());
         self.hub.event(
             "http_refused",
