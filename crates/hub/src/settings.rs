@@ -618,6 +618,41 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_journal_from_the_file_under_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "roots = [\"{root}\"]\n[limits]\nrequests_per_second = 5\nburst = 7\nconcurrent = 3\n\
+                 [journal]\nmax_bytes = 1024\nkeep = 2\n"
+            ),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let limits = |argv: &[&str]| {
+            let s = settings(&[&["--config", file, "--state-dir", root], argv].concat()).unwrap();
+            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2 });
+            let Transport::Http(http) = s.transport else { panic!("not http") };
+            http.limits
+        };
+        let l = limits(&[]);
+        assert_eq!((l.requests_per_second, l.burst, l.concurrent), (5.0, 7, 3));
+        assert_eq!(
+            l.address_burst,
+            crate::limits::LimitsConfig::default().address_burst,
+            "unset keys keep the default"
+        );
+        let l = limits(&["--rate-limit", "2", "--max-in-flight", "9", "--max-sessions", "4"]);
+        assert_eq!((l.requests_per_second, l.burst, l.concurrent, l.max_sessions), (2.0, 20, 9, 4));
+        let l = limits(&["--no-rate-limits"]);
+        assert_eq!((l.requests_per_second, l.address_requests_per_second, l.concurrent), (0.0, 0.0, 3));
+        let e = settings(&["--config", file, "--state-dir", root, "--rate-limit=-1"]).err().unwrap();
+        assert!(e.to_string().contains("limits.requests_per_second"), "{e}");
+    }
+
+    #[test]
     fn the_defaults_are_the_three_builtins_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
