@@ -12,13 +12,13 @@
 //! checks on every request: Host and Origin (403), then
 //! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
 //! `/readyz` and the OAuth paths (the guard), then on `POST /mcp` the media type (415: JSON, or
-//! octet-stream with a token; [`crate::strict::media_type`]), then on `/mcp`, for a `tools/call` by a token
-//! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
-//! MCP authorization spec), then the principal's rate limit and calls in flight (429,
-//! [`crate::limits`]), then on `POST /mcp` one reading of the body ([`crate::strict`]: duplicate
-//! or look-alike keys, SEP-2243 headers that contradict it: 400) and in stateful mode the session
-//! cap (429), then the `Accept` normalisation, then rmcp (which repeats the
-//! Host/Origin check with the same lists).
+//! octet-stream with a token; [`crate::strict::media_type`]), then the principal's rate limit
+//! and calls in flight (429, [`crate::limits`]), then on `POST /mcp` one reading of the body
+//! ([`crate::strict`]: duplicate or look-alike keys, SEP-2243 headers that contradict it: 400),
+//! in stateful mode the session cap (429), and for a `tools/call` by a token without the tool's
+//! scope, 403 with `error="insufficient_scope"` (the scope challenge of the MCP authorization
+//! spec), then the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with
+//! the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
 //! ([`bastion_auth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
@@ -337,9 +337,10 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         return closing(r);
     }
     if media == MediaType::OctetStream {
-        // ChatGPT's connector labels its JSON-RPC so (Sigil MCP ADR-009). A browser cannot send
-        // it cross-site without a preflight, and a verified bearer token is never ambient; with
-        // --no-auth neither holds, so it is refused there like text/plain.
+        // ChatGPT's connector labels its JSON-RPC so (Sigil MCP ADR-009). It is not a
+        // CORS-safelisted type, and a verified bearer token is never ambient; without a token
+        // (--no-auth) the browser's preflight would be the only barrier, so there it is refused
+        // like text/plain (accept it only after authentication, as the field advises).
         if g.auth.is_open() {
             let r = crate::refused::json_rpc(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
