@@ -261,7 +261,6 @@ async def test_a_token_revoked_on_access_is_refused_at_its_next_call(tmp_path: P
         assert hub.raw({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, token=hub.token)[0] == 200
 
 
-@pytest.mark.xfail(reason="needs http_refused journaling", strict=False)
 async def test_a_refused_request_shows_on_now(tmp_path: Path) -> None:
     with dashboard_hub(tmp_path) as hub, chromium(tmp_path) as page:
         doomed = hub.create_token("doomed", "fs:read")

@@ -78,8 +78,10 @@ class Env:
         return (self.hub.root / name).exists()
 
     def journal(self) -> list[dict[str, Any]]:
+        """The call records (events such as ``http_refused`` share the file)."""
         path = self.hub.state / "audit.jsonl"
-        return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+        lines = [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+        return [e for e in lines if "tool" in e]
 
 
 def write_call(name: str, **extra: Any) -> bytes:

@@ -49,7 +49,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     root.mkdir()
     (root / "small.txt").write_text(CONTENT)
     # Warnings only: at `info` the hub would log every call to stderr.
-    with running_hub(tmp_path, root=root, rust_log=None) as h:
+    with running_hub(tmp_path, "--no-rate-limits", root=root, rust_log=None) as h:
         yield h
 
 

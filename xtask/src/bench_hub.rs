@@ -603,6 +603,8 @@ fn start_hub(setup: &Setup, upstreams: Upstreams, port: u16, log: &Path) -> Resu
     let state = std::env::temp_dir().join(format!("bastion-bench-state-{tag}-{}", std::process::id()));
     let mut cmd = Command::new(&setup.bastion);
     cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--state-dir").arg(&state);
+    // The hub's capacity is measured, at ten times the default per-token rate limit.
+    cmd.arg("--no-rate-limits");
     match upstreams {
         Upstreams::Builtin => {
             cmd.arg("--root").arg(&setup.root);

@@ -359,6 +359,40 @@ mod tests {
         assert!(!e.contains("must be public"), "{e}");
     }
 
+    /// MCP Registry CVE-2026-44430: the filter missed 6to4 (`2002::/16`), NAT64 (`64:ff9b::/96`,
+    /// `64:ff9b:1::/48`), site-local (`fec0::/10`); also the IPv4-mapped and metadata-service
+    /// forms. Each is refused before any connection, as a literal and as what a name resolves
+    /// to; the address checked is the one connected to (`pick_address` → reqwest's `resolve`),
+    /// so a second DNS answer is never asked for.
+    #[tokio::test]
+    async fn cve_2026_44430_ssrf_ranges_and_names() {
+        for a in [
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "fec0::1",
+            "feff::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "169.254.169.254",
+            "169.254.0.1",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert!(blocked(ip).is_some(), "{a} should be blocked");
+            let url = match ip {
+                IpAddr::V4(v4) => format!("https://{v4}/client.json"),
+                IpAddr::V6(v6) => format!("https://[{v6}]/client.json"),
+            };
+            let e = pick_address(&Url::parse(&url).unwrap(), &FetchPolicy::default()).await.unwrap_err();
+            assert!(e.contains("must be public"), "{url}: {e}");
+        }
+        // A name whose every address is internal (what a rebinding name answers at check time).
+        let e = pick_address(&Url::parse("https://localhost/c").unwrap(), &FetchPolicy::default()).await.unwrap_err();
+        assert!(e.contains("resolves to no public address"), "{e}");
+    }
+
     #[test]
     fn cache_control() {
         assert_eq!(cache_seconds(None), DEFAULT_CACHE);

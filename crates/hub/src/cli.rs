@@ -154,4 +154,18 @@ pub struct ServeArgs {
     /// Allow a --state-dir inside a root (it still stays unreachable to every tool).
     #[arg(long)]
     pub allow_state_in_root: bool,
+    /// Requests per second one token or OAuth grant may make on average, in bursts of ten
+    /// seconds' worth (default 500; 0: no limit). Over it: 429 with Retry-After.
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// No request-rate limit, per token or per client address (benchmarks of the hub itself);
+    /// the caps on requests in flight and sessions stay.
+    #[arg(long, conflicts_with = "rate_limit")]
+    pub no_rate_limits: bool,
+    /// Requests of one token or OAuth grant in flight at once (default 64; 0: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<u32>,
+    /// MCP sessions open at once with --stateful (default 1000; 0: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<u32>,
 }

@@ -92,6 +92,12 @@ pub struct HubConfig {
     /// enforced by the hub for every upstream.
     #[serde(default)]
     pub approval: bastion_policy::ApprovalConfig,
+    /// Rate limits and caps of the HTTP front (`[limits]`; see [`crate::limits`]).
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
+    /// When the audit journal rotates (`[journal]`: `max_bytes`, `keep`).
+    #[serde(default)]
+    pub journal: bastion_policy::audit::Rotation,
 }
 
 /// The `[oauth]` table.

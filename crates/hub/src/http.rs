@@ -8,16 +8,23 @@
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
 //! | `/dashboard…` | the dashboard ([`crate::dashboard`]): its own cookie session, no bearer token |
 //!
-//! all behind one guard layer. `/` is the same endpoint as `/mcp` (ChatGPT's connector has been
-//! seen posting to `/`, and tunnels such as Tailscale Funnel strip a path prefix): the same
-//! handler, guard and checks; only the protected-resource metadata named in its challenges is
-//! the root's ([`bastion_auth::Endpoint`]), so a client finds its own URL as the `resource`.
-//! Order of checks on every request: Host and Origin (403), then
+//! `/` is the same endpoint as `/mcp` (ChatGPT's connector has been seen posting to `/`, and
+//! tunnels such as Tailscale Funnel strip a path prefix): the same handler, layers and checks;
+//! only the protected-resource metadata named in its challenges is the root's
+//! ([`bastion_auth::Endpoint`]), so a client finds its own URL as the `resource`.
+//!
+//! All of it behind the front layer (the per-address rate limit before anything else, 429; every
+//! refusal journaled as `http_refused`, [`crate::refused`]) and one guard layer. Order of
+//! checks on every request: Host and Origin (403), then
 //! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
-//! `/readyz` and the OAuth paths (the guard), then on `/mcp`, for a `tools/call` by a token
-//! without the tool's scope, 403 with `error="insufficient_scope"` (the scope challenge of the
-//! MCP authorization spec), then the `Accept` normalisation, then rmcp (which repeats the
-//! Host/Origin check with the same lists).
+//! `/readyz` and the OAuth paths (the guard), then on `POST /mcp` (and `/`) the media type (415: JSON, or
+//! octet-stream with a token; [`crate::strict::media_type`]), then the principal's rate limit
+//! and calls in flight (429, [`crate::limits`]), then on `POST /mcp` one reading of the body
+//! ([`crate::strict`]: duplicate or look-alike keys, SEP-2243 headers that contradict it: 400),
+//! in stateful mode the session cap (429), and for a `tools/call` by a token without the tool's
+//! scope, 403 with `error="insufficient_scope"` (the scope challenge of the MCP authorization
+//! spec), then the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with
+//! the same lists).
 //!
 //! In OAuth mode (a public URL and authentication on) the authorization server's routes
 //! ([`bastion_auth::PUBLIC_PATHS`]) are served without a token, every 401 and 403 names the
@@ -41,8 +48,11 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::{InFlight, Limited, Limiter, LimitsConfig};
+use crate::refused::{Refusals, Seen, reason, with_reason};
 use crate::router::Hub;
 use crate::scope::Scope;
+use crate::strict::{self, MediaType};
 use crate::upstream::Status;
 use bastion_auth::{Challenge, Endpoint, Principal};
 use bastion_policy::ErrorCode;
@@ -146,6 +156,7 @@ pub type Auth = bastion_auth::Authenticator;
 struct Guard {
     allowed: Arc<Allowed>,
     auth: Auth,
+    limiter: Limiter,
 }
 
 /// The largest request body the hub reads (rmcp's own limit): larger ones get 413.
@@ -243,10 +254,18 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     // RFC 9112 §3.2: more than one Host is a bad request; a second Origin could hide behind an
     // allowed first one.
     if headers.get_all(header::HOST).iter().count() > 1 {
-        return closing(plain(StatusCode::BAD_REQUEST, "Bad Request: more than one Host header"));
+        return closing(refusal(
+            StatusCode::BAD_REQUEST,
+            reason::DUPLICATE_HEADER,
+            "Bad Request: more than one Host header",
+        ));
     }
     if headers.get_all(header::ORIGIN).iter().count() > 1 {
-        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: more than one Origin header"));
+        return closing(refusal(
+            StatusCode::FORBIDDEN,
+            reason::DUPLICATE_HEADER,
+            "Forbidden: more than one Origin header",
+        ));
     }
     // HTTP/1.1 requires Host; a request without one cannot be checked and is refused. An
     // absolute-form target (`POST http://host/mcp`) names the host that counts (RFC 9112
@@ -254,7 +273,11 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let target_ok = req.uri().authority().is_none_or(|a| g.allowed.host_ok(a.as_str()));
     if !g.allowed.host_ok(host) || !target_ok {
-        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed"));
+        return closing(refusal(
+            StatusCode::FORBIDDEN,
+            reason::HOST_NOT_ALLOWED,
+            "Forbidden: Host header is not allowed",
+        ));
     }
     let origin = headers.get(header::ORIGIN);
     // The consent page is served with `Referrer-Policy: no-referrer`, so browsers post its form
@@ -265,9 +288,10 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         && req.uri().path() == "/authorize"
         && origin.is_some_and(|o| o == "null");
     if !consent_post && origin.is_some_and(|o| !o.to_str().is_ok_and(|o| g.allowed.origin_ok(o))) {
-        return closing(plain(StatusCode::FORBIDDEN, "Forbidden: Origin is not allowed"));
+        return closing(refusal(StatusCode::FORBIDDEN, reason::ORIGIN_NOT_ALLOWED, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
+    let mcp_post = req.method() == axum::http::Method::POST && matches!(path, "/mcp" | "/mcp/" | "/");
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
     // The dashboard is opened by its own cookie session, never by a bearer token.
     if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) || crate::dashboard::is_dashboard_path(path) {
@@ -277,7 +301,11 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     // One credential per request (RFC 6750 §3.1): two Authorization headers are not resolved
     // by picking one.
     if parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
-        let mut r = plain(StatusCode::BAD_REQUEST, "Bad Request: more than one Authorization header");
+        let mut r = refusal(
+            StatusCode::BAD_REQUEST,
+            reason::DUPLICATE_HEADER,
+            "Bad Request: more than one Authorization header",
+        );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(
@@ -290,10 +318,127 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
-        Err(challenge) => return closing(unauthorized(&challenge)),
+        Err(challenge) => {
+            let why = if parts.headers.contains_key(header::AUTHORIZATION) {
+                reason::INVALID_TOKEN
+            } else {
+                reason::MISSING_TOKEN
+            };
+            return closing(with_reason(unauthorized(&challenge), why));
+        }
+    };
+    // A web page may post text/plain, forms and multipart cross-site without a preflight
+    // (CORS-safelisted): with --no-auth that is a tool call from any site
+    // (GHSA-89xv-2j6f-qhc8). Only JSON, and octet-stream with a token, reach the hub. This
+    // comes after the token check, so that a client without one (or with a stale one) always
+    // gets the 401 challenge that starts OAuth, whatever it labels its body; nothing runs either
+    // way.
+    let media = if mcp_post { strict::media_type(&parts.headers) } else { MediaType::Json };
+    if media == MediaType::Refused {
+        let r = crate::refused::json_rpc(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32600,
+            reason::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type: POST /mcp takes application/json",
+        );
+        return closing(r);
+    }
+    if media == MediaType::OctetStream {
+        // ChatGPT's connector labels its JSON-RPC so (Sigil MCP ADR-009). It is not a
+        // CORS-safelisted type, and a verified bearer token is never ambient; without a token
+        // (--no-auth) the browser's preflight would be the only barrier, so there it is refused
+        // like text/plain (accept it only after authentication, as the field advises).
+        if g.auth.is_open() {
+            let r = crate::refused::json_rpc(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                -32600,
+                reason::OCTET_STREAM_WITHOUT_TOKEN,
+                "Unsupported Media Type: application/octet-stream needs a bearer token; send application/json",
+            );
+            return closing(r);
+        }
+        parts.headers.insert(header::CONTENT_TYPE, strict::JSON);
+    }
+    // Calls in flight are only POSTs to /mcp: a GET holds an SSE stream open for as long as the
+    // client listens.
+    let permit = match g.limiter.principal(&principal.name) {
+        Ok(permit) if mcp_post => permit,
+        Ok(_) => None,
+        Err(limited) => return closing(too_many(limited)),
     };
     parts.extensions.insert(principal);
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(Request::from_parts(parts, body)).await;
+    match permit {
+        Some(permit) => hold_until_sent(response, permit),
+        None => response,
+    }
+}
+
+/// A refusal in plain text, with its stable reason for the journal.
+fn refusal(status: StatusCode, why: &'static str, text: &str) -> Response {
+    with_reason(plain(status, text), why)
+}
+
+/// 429 with `Retry-After` and the JSON-RPC error whose data code says which limit.
+fn too_many(limited: Limited) -> Response {
+    let message = match limited {
+        Limited::Rate(_) => "Too Many Requests: rate limit reached",
+        Limited::InFlight => "Too Many Requests: too many requests of this client in flight",
+        Limited::Sessions => "Too Many Requests: too many sessions open",
+    };
+    let mut r = crate::refused::json_rpc(StatusCode::TOO_MANY_REQUESTS, -32000, limited.code(), message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after()));
+    r
+}
+
+/// A response body that holds the request's place among the principal's calls in flight until
+/// the last byte is sent (or the client goes away): an SSE answer streams the call's result
+/// after the handler has returned.
+fn hold_until_sent(response: Response, permit: InFlight) -> Response {
+    struct Held {
+        body: axum::body::Body,
+        _permit: InFlight,
+    }
+    impl http_body::Body for Held {
+        type Data = axum::body::Bytes;
+        type Error = axum::Error;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        }
+        fn is_end_stream(&self) -> bool {
+            self.body.is_end_stream()
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            self.body.size_hint()
+        }
+    }
+    response.map(|body| axum::body::Body::new(Held { body, _permit: permit }))
+}
+
+/// The front layer: the per-address rate limit before anything else reads the request, and
+/// the journal of every refusal, whoever answered it (the guard, the handlers, rmcp).
+#[derive(Clone)]
+struct Front {
+    limiter: Limiter,
+    refusals: Refusals,
+}
+
+async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
+    let client = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+    // Kept for the journal, should the request be refused: reference-counted copies, no
+    // allocation on the per-call path.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
+    let response = match f.limiter.address(client.map(|a| a.ip())) {
+        Ok(()) => next.run(req).await,
+        Err(limited) => closing(too_many(limited)),
+    };
+    let seen = Seen { method: &method, path: uri.path(), client, user_agent: user_agent.as_ref() };
+    f.refusals.observe(&seen, &response);
+    response
 }
 
 /// What `/mcp` needs besides the request: the hub for direct calls and scope checks, rmcp's
@@ -311,12 +456,14 @@ struct McpState {
     /// In OAuth mode, the authorization server: the scope challenge names the metadata of the
     /// endpoint (`/mcp` or `/`) the request came to.
     oauth: Option<bastion_auth::OAuth>,
+    /// The limits (the session cap is checked here, where an `initialize` is seen).
+    limiter: Limiter,
 }
 
 /// rmcp's streamable HTTP service, with or without sessions.
 enum Rmcp {
     Stateless(StreamableHttpService<Hub, NeverSessionManager>),
-    Stateful(StreamableHttpService<Hub, LocalSessionManager>),
+    Stateful(StreamableHttpService<Hub, LocalSessionManager>, Arc<LocalSessionManager>),
 }
 
 /// `POST /mcp` (and `/mcp/`), after the guard (Host, Origin, bearer token; the caller's
@@ -330,15 +477,23 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
         // Only the guard's own refusals skip the principal; rmcp then serves nobody.
         return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
     };
-    let direct = mcp.direct && direct::headers_qualify(&parts.method, &parts.headers);
-    let restricted = !principal.scopes.contains(&Scope::all());
-    if !(direct || restricted) {
-        return to_rmcp(State(mcp), Request::from_parts(parts, body)).await;
-    }
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+        Err(_) => return refusal(StatusCode::PAYLOAD_TOO_LARGE, reason::PAYLOAD_TOO_LARGE, "Payload too large"),
     };
+    if let Err(a) = strict::check_body(&bytes).and_then(|()| strict::check_headers(&parts.headers, &bytes)) {
+        // -32020 is the 2026-07-28 protocol's header mismatch; the rest is an invalid request.
+        let code = if a.code == "header_mismatch" { -32020 } else { -32600 };
+        return crate::refused::json_rpc(StatusCode::BAD_REQUEST, code, a.code, &a.message);
+    }
+    if let Rmcp::Stateful(_, sessions) = &mcp.rmcp
+        && !parts.headers.contains_key("mcp-session-id")
+        && let Err(limited) = mcp.limiter.session(sessions.sessions.read().await.len())
+    {
+        return too_many(limited);
+    }
+    let direct = mcp.direct && direct::headers_qualify(&parts.method, &parts.headers);
+    let restricted = !principal.scopes.contains(&Scope::all());
     let parsed = if direct { direct::parse(&bytes) } else { direct::Parsed::Other };
     if let direct::Parsed::NotJson(e) = &parsed {
         return parse_error(e);
@@ -368,7 +523,7 @@ async fn to_rmcp(State(mcp): State<McpEndpoint>, mut req: Request) -> Response {
     normalise_accept(req.headers_mut());
     let response = match &mcp.rmcp {
         Rmcp::Stateless(service) => service.handle(req).await,
-        Rmcp::Stateful(service) => service.handle(req).await,
+        Rmcp::Stateful(service, _) => service.handle(req).await,
     };
     response.map(axum::body::Body::new)
 }
@@ -406,7 +561,7 @@ fn scope_challenge(
     hub.refused(principal, name, ErrorCode::InsufficientScope.as_str());
     let description = format!("this token may not call '{name}': it needs the scope {needed}");
     let challenge = bastion_auth::challenge::insufficient_scope(&needed, resource_metadata().as_deref(), &description);
-    let mut r = plain(StatusCode::FORBIDDEN, &format!("Forbidden: {description}"));
+    let mut r = refusal(StatusCode::FORBIDDEN, reason::INSUFFICIENT_SCOPE, &format!("Forbidden: {description}"));
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
@@ -599,19 +754,33 @@ const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60
 /// expire or lose (connectors that drop `Mcp-Session-Id` keep working); a call that sends
 /// progress falls back to SSE.
 pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: CancellationToken) -> Router {
-    app_with(hub, allowed, auth, stateful, shutdown, Router::new())
+    app_limited(hub, allowed, auth, stateful, shutdown, LimitsConfig::default())
 }
 
-/// [`app`] with more routes behind the same guard (the dashboard's, which the guard lets
-/// through without a bearer token).
+/// [`app`] with these limits (the `[limits]` table and its flags).
+pub fn app_limited(
+    hub: Hub,
+    allowed: Allowed,
+    auth: Auth,
+    stateful: bool,
+    shutdown: CancellationToken,
+    limits: LimitsConfig,
+) -> Router {
+    app_with(hub, allowed, auth, stateful, shutdown, limits, Router::new())
+}
+
+/// [`app_limited`] with more routes behind the same layers (the dashboard's, which the guard
+/// lets through without a bearer token).
 pub fn app_with(
     hub: Hub,
     allowed: Allowed,
     auth: Auth,
     stateful: bool,
     shutdown: CancellationToken,
+    limits: LimitsConfig,
     extra: Router,
 ) -> Router {
+    let limiter = Limiter::new(limits);
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(stateful)
         .with_json_response(!stateful)
@@ -623,13 +792,16 @@ pub fn app_with(
     let rmcp = if stateful {
         let mut sessions = LocalSessionManager::default();
         sessions.session_config.keep_alive = Some(SESSION_IDLE);
-        Rmcp::Stateful(StreamableHttpService::new(factory, Arc::new(sessions), config))
+        let sessions = Arc::new(sessions);
+        Rmcp::Stateful(StreamableHttpService::new(factory, sessions.clone(), config), sessions)
     } else {
         Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
-    let endpoint = Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth: auth.oauth().cloned() });
-    let g = Guard { allowed: Arc::new(allowed), auth };
+    let g = Guard { allowed: Arc::new(allowed), auth, limiter: limiter.clone() };
+    let f = Front { limiter: limiter.clone(), refusals: Refusals::new(hub.clone()) };
+    let endpoint =
+        Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth: g.auth.oauth().cloned(), limiter });
     let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
     // One method router at three paths: `/` is `/mcp` (see the module comment).
     Router::new()
@@ -641,8 +813,9 @@ pub fn app_with(
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub))
         .merge(extra)
-        .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
+        .fallback(|| async { refusal(StatusCode::NOT_FOUND, reason::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))
+        .layer(middleware::from_fn_with_state(f, front))
 }
 
 #[cfg(test)]
@@ -886,6 +1059,74 @@ mod tests {
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
             assert_eq!(challenge(&r), "Bearer");
         }
+    }
+
+    /// The front in process: octet-stream with a token is served, `text/plain` is 415 before
+    /// the body is read, a token over its rate gets 429 with `Retry-After` and `rate_limited`,
+    /// and every refusal is an `http_refused` event in the hub's journal.
+    #[tokio::test]
+    async fn front_media_types_rate_limit_and_refusals_journaled() {
+        use axum::body::Body;
+        use bastion_auth::{SqliteStore, Store};
+        use tower::ServiceExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("audit.jsonl");
+        let hub = Hub::new(vec![], bastion_policy::audit::AuditLog::open(&journal).unwrap(), false);
+        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let (_, token) = store.create_token("ci", &[Scope::all()], None, bastion_auth::now()).unwrap();
+        let limits = LimitsConfig { requests_per_second: 1.0, burst: 3, ..LimitsConfig::unlimited() };
+        let app = app_limited(
+            hub,
+            Allowed::loopback(),
+            Auth::tokens(Box::new(store)),
+            false,
+            CancellationToken::new(),
+            limits,
+        );
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+        let send = |ctype: &'static str| {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/mcp")
+                .header("host", "localhost")
+                .header("content-type", ctype)
+                .header("user-agent", "front-test")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(init))
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        assert_eq!(send("application/octet-stream").await.unwrap().status(), StatusCode::OK);
+        let r = send("text/plain").await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        assert_eq!(send("application/json").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(send("application/json").await.unwrap().status(), StatusCode::OK);
+        let r = send("application/json").await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["data"]["code"], "rate_limited");
+
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["event"] == "http_refused")
+            .collect();
+        let seen: Vec<(u64, &str)> = events
+            .iter()
+            .map(|e| (e["detail"]["status"].as_u64().unwrap(), e["detail"]["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(seen, [(415, "unsupported_media_type"), (429, "rate_limited")]);
+        let d = &events[0]["detail"];
+        assert_eq!(
+            (d["method"].as_str(), d["path"].as_str(), d["user_agent"].as_str()),
+            (Some("POST"), Some("/mcp"), Some("front-test"))
+        );
+        assert!(d["client"].is_null(), "no socket in process");
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! file ([`config`]) into one [`settings::HubSettings`] value, and runs [`serve::serve`].
 //! The parts, in the order a request meets them:
 //!
-//! * [`http`]: the axum application — the guard (Host, Origin, bearer token), the `POST /mcp`
+//! * [`http`]: the axum application — the front ([`limits`]: per-address and per-principal
+//!   rate limits and caps; [`refused`]: every refusal journaled), the guard (Host, Origin, media
+//!   type, bearer token), [`strict`] (one reading of a body: no duplicate or look-alike keys,
+//!   SEP-2243 headers that match it), the `POST /mcp`
 //!   handler that answers a plain stateless `tools/call` itself and hands everything else to
 //!   rmcp's streamable HTTP service, `/healthz`, `/readyz`, `/metrics`;
 //! * [`router`]: the aggregating `ServerHandler`; [`router::Hub::call`] is the one function
@@ -44,11 +47,14 @@ pub mod control_cli;
 pub mod dashboard;
 pub mod doctor;
 pub mod http;
+pub mod limits;
 pub mod metrics;
+pub mod refused;
 pub mod router;
 pub mod scope;
 pub mod serve;
 pub mod settings;
 pub mod setup;
 pub mod startup;
+pub mod strict;
 pub mod upstream;

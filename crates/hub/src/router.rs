@@ -369,6 +369,11 @@ impl Hub {
         result
     }
 
+    /// Appends an event of the hub (such as `http_refused`) to its journal.
+    pub fn event(&self, event: &str, detail: serde_json::Value) {
+        self.audit.event("hub", event, detail);
+    }
+
     /// A `tools/call` the HTTP layer refused with 403 before it reached the hub: audited and
     /// counted like any other outcome.
     pub fn refused(&self, who: &Principal, name: &str, outcome: &str) {

@@ -337,6 +337,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         roots,
         allow_state_in_root,
         approvals: approval,
+        journal,
     } = settings;
     // A built-in that would refuse its roots or flags stops the hub here, before it listens,
     // with one line (the children would each die at start, and the hub serve without them).
@@ -366,7 +367,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
     // The control socket lives in the state directory, so it exists whatever the journal's path.
     bastion_auth::state::ensure_dir(&state_dir)?;
-    let audit = AuditLog::open(&audit_path).with_context(|| format!("opening {}", audit_path.display()))?;
+    let audit =
+        AuditLog::open_rotating(&audit_path, journal).with_context(|| format!("opening {}", audit_path.display()))?;
     let banner = names(&specs);
     let supervised = Supervised::start(specs.clone());
     let (upstreams, shutdown) = (supervised.upstreams.clone(), supervised.shutdown.clone());
@@ -401,7 +403,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
 
     if let Some(http) = http {
-        let HttpSettings { listen, public_url, allowed, stateful, .. } = http;
+        let HttpSettings { listen, public_url, allowed, stateful, limits, .. } = http;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         let url = format!("http://{local}/mcp");
@@ -467,11 +469,20 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         println!("dashboard: {base}/dashboard (bastion dashboard prints a sign-in link)");
         let dashboard =
             crate::dashboard::Dashboard::for_hub(hub.clone(), &state_dir, audit_path.clone(), allowed.clone(), secure)?;
-        let app =
-            http::app_with(hub, allowed, auth, stateful, shutdown.child_token(), crate::dashboard::router(dashboard));
+        let app = http::app_with(
+            hub,
+            allowed,
+            auth,
+            stateful,
+            shutdown.child_token(),
+            limits,
+            crate::dashboard::router(dashboard),
+        );
         // Stop accepting on the first signal; calls in flight get `--drain-timeout` to finish,
         // then the children are stopped.
         let signal = CancellationToken::new();
+        // The peer address is the front's per-address rate limit key and the journal's `client`.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(signal.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
         tokio::pin!(server);

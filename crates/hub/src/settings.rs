@@ -44,6 +44,8 @@ pub struct HubSettings {
     pub call_timeout: Duration,
     /// On a signal, how long calls in flight may take to finish.
     pub drain_timeout: Duration,
+    /// When the audit journal rotates (`[journal]`).
+    pub journal: bastion_policy::audit::Rotation,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -76,6 +78,8 @@ pub struct HttpSettings {
     pub auth: AuthSettings,
     /// MCP sessions (`Mcp-Session-Id`) instead of stateless requests.
     pub stateful: bool,
+    /// Rate limits and caps (`[limits]` under the flags).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// How HTTP requests are authenticated.
@@ -102,6 +106,9 @@ pub enum SettingsError {
     /// A public URL that is not an http(s) URL with a host.
     #[error("{0}")]
     PublicUrl(String),
+    /// A `[limits]` value (or its flag) out of range.
+    #[error("{0}")]
+    Limits(String),
     /// The `[oauth]` table does not fit the public URL.
     #[error("{0}")]
     OAuth(String),
@@ -160,6 +167,7 @@ impl SettingsError {
             SettingsError::File(_) => "config_file",
             SettingsError::NoAuthNeedsLoopback(_) => "no_auth_needs_loopback",
             SettingsError::PublicUrl(_) => "public_url",
+            SettingsError::Limits(_) => "limits",
             SettingsError::OAuth(_) => "oauth_settings",
             SettingsError::ExtraCa { .. } => "oauth_extra_ca",
             SettingsError::Root { .. } => "root",
@@ -277,7 +285,21 @@ impl HubSettings {
             found.ok(Allowed::new(asked.public_url.as_deref()).map_err(SettingsError::PublicUrl));
             Transport::Stdio
         } else {
-            Transport::Http(http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start))
+            let mut http = http_settings(&mut found, &config, asked, Some(&state_dir), Depth::Start);
+            let limits = &mut http.limits;
+            if let Some(rps) = args.rate_limit {
+                limits.requests_per_second = rps;
+                // A burst of ten seconds' worth, and at least one request.
+                limits.burst = (rps * 10.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+            }
+            if args.no_rate_limits {
+                limits.requests_per_second = 0.0;
+                limits.address_requests_per_second = 0.0;
+            }
+            limits.concurrent = args.max_in_flight.unwrap_or(limits.concurrent);
+            limits.max_sessions = args.max_sessions.unwrap_or(limits.max_sessions);
+            found.ok(limits.check().map_err(SettingsError::Limits));
+            Transport::Http(http)
         };
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams =
@@ -296,6 +318,7 @@ impl HubSettings {
             state_dir,
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
+            journal: config.journal,
         })
     }
 
@@ -323,6 +346,7 @@ impl HubSettings {
             stateful: config.stateful,
         };
         let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
+        found.ok(http.limits.check().map_err(SettingsError::Limits));
         let roots = roots(&mut found, &UpstreamArgs::default(), &config);
         let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], None, Depth::Check);
         // A root already reported missing would be reported again by the built-ins' check.
@@ -395,7 +419,7 @@ fn http_settings(
             _ => AuthSettings::Tokens,
         }
     };
-    HttpSettings { listen, public_url, allowed, auth, stateful }
+    HttpSettings { listen, public_url, allowed, auth, stateful, limits: config.limits.clone() }
 }
 
 /// The roots of the built-in servers: the flags', else the file's, else the current directory.
@@ -643,6 +667,41 @@ mod tests {
         let s = settings(&["--config", file, "--state-dir", root, "--stdio", "--call-timeout", "5s"]).unwrap();
         assert!(matches!(s.transport, Transport::Stdio));
         assert_eq!(s.call_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn limits_and_journal_from_the_file_under_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hub.toml");
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "roots = [\"{root}\"]\n[limits]\nrequests_per_second = 5\nburst = 7\nconcurrent = 3\n\
+                 [journal]\nmax_bytes = 1024\nkeep = 2\n"
+            ),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let limits = |argv: &[&str]| {
+            let s = settings(&[&["--config", file, "--state-dir", root], argv].concat()).unwrap();
+            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2 });
+            let Transport::Http(http) = s.transport else { panic!("not http") };
+            http.limits
+        };
+        let l = limits(&[]);
+        assert_eq!((l.requests_per_second, l.burst, l.concurrent), (5.0, 7, 3));
+        assert_eq!(
+            l.address_burst,
+            crate::limits::LimitsConfig::default().address_burst,
+            "unset keys keep the default"
+        );
+        let l = limits(&["--rate-limit", "2", "--max-in-flight", "9", "--max-sessions", "4"]);
+        assert_eq!((l.requests_per_second, l.burst, l.concurrent, l.max_sessions), (2.0, 20, 9, 4));
+        let l = limits(&["--no-rate-limits"]);
+        assert_eq!((l.requests_per_second, l.address_requests_per_second, l.concurrent), (0.0, 0.0, 3));
+        let e = settings(&["--config", file, "--state-dir", root, "--rate-limit=-1"]).err().unwrap();
+        assert!(e.to_string().contains("limits.requests_per_second"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! The audit journal: one JSON line per tool call. Arguments are recorded with secret-looking
 //! values redacted and bulky values (file contents, patches) replaced by their size; results are
 //! recorded by size only. Never file contents.
+//!
+//! The journal rotates by size ([`Rotation`]): when the next line would take `audit.jsonl`
+//! past `max_bytes`, it becomes `audit.jsonl.1` (the older ones shift to `.2`, `.3`, … and the
+//! one past `keep` is deleted) and a new `audit.jsonl` starts with that line. Rotation happens
+//! under the same lock as the write, so no line is split across two files or lost; readers
+//! read `audit.jsonl` and then its siblings `.1`, `.2`, … (newest first).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -51,10 +58,87 @@ pub struct AuditRecord<'a> {
     pub result_bytes: usize,
 }
 
+/// When the journal is rotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rotation {
+    /// Size in bytes past which `audit.jsonl` is rotated; 0: never.
+    pub max_bytes: u64,
+    /// How many rotated files are kept (`audit.jsonl.1` … `.keep`); at least 1.
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    /// 64 MiB, five rotated files: about a million calls in all, a few hundred megabytes at most.
+    fn default() -> Self {
+        Rotation { max_bytes: 64 * 1024 * 1024, keep: 5 }
+    }
+}
+
 /// An append-only JSON-lines journal. Without a path it records nothing.
 #[derive(Debug, Default)]
 pub struct AuditLog {
-    file: Option<Mutex<File>>,
+    file: Option<Arc<Mutex<Sink>>>,
+}
+
+/// The open journal file, shared by every [`AuditLog`] of one process that names the same path
+/// (the hub's calls and its approval engine write to one journal): one lock orders their lines
+/// and one size counter decides when to rotate.
+#[derive(Debug)]
+struct Sink {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    rotation: Rotation,
+}
+
+/// Open sinks by path, so that opening a journal twice in one process shares its lock.
+static SINKS: Mutex<Option<HashMap<PathBuf, Weak<Mutex<Sink>>>>> = Mutex::new(None);
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+}
+
+/// `audit.jsonl.N`.
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+impl Sink {
+    /// Appends one whole line, rotating first if it would not fit.
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let len = line.len() as u64;
+        if self.rotation.max_bytes > 0 && self.size > 0 && self.size + len > self.rotation.max_bytes {
+            // A failed rotation keeps writing to the current file: a journal that grows past its
+            // limit is better than a lost line.
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, path = %self.path.display(), "audit journal rotation failed");
+            }
+        }
+        self.file.write_all(line)?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let keep = self.rotation.keep.max(1);
+        match std::fs::remove_file(rotated_path(&self.path, keep)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for n in (1..keep).rev() {
+            match std::fs::rename(rotated_path(&self.path, n), rotated_path(&self.path, n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, rotated_path(&self.path, 1))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
 }
 
 impl AuditLog {
@@ -63,10 +147,28 @@ impl AuditLog {
         AuditLog { file: None }
     }
 
-    /// Opens (creating with mode 0600) an append-only journal.
+    /// Opens (creating with mode 0600) an append-only journal, rotated by the default
+    /// [`Rotation`].
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(AuditLog { file: Some(Mutex::new(file)) })
+        Self::open_rotating(path, Rotation::default())
+    }
+
+    /// Opens (creating with mode 0600) an append-only journal rotated by `rotation`. A journal
+    /// already open in this process under the same path is shared, with the rotation it was
+    /// opened with.
+    pub fn open_rotating(path: &Path, rotation: Rotation) -> std::io::Result<Self> {
+        let mut sinks = SINKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sinks = sinks.get_or_insert_with(HashMap::new);
+        sinks.retain(|_, w| w.strong_count() > 0);
+        let key = std::path::absolute(path)?;
+        if let Some(sink) = sinks.get(&key).and_then(Weak::upgrade) {
+            return Ok(AuditLog { file: Some(sink) });
+        }
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        let sink = Arc::new(Mutex::new(Sink { file, path: key.clone(), size, rotation }));
+        sinks.insert(key, Arc::downgrade(&sink));
+        Ok(AuditLog { file: Some(sink) })
     }
 
     /// Whether anything is recorded.
@@ -93,7 +195,7 @@ impl AuditLog {
         let Ok(mut line) = serde_json::to_vec(&Counted { rec, redactions }) else { return };
         line.push(b'\n');
         if let Ok(mut f) = file.lock()
-            && let Err(e) = f.write_all(&line)
+            && let Err(e) = f.append(&line)
         {
             tracing::warn!(error = %e, "audit journal write failed");
         }
@@ -106,7 +208,7 @@ impl AuditLog {
         let Ok(mut line) = serde_json::to_vec(&v) else { return };
         line.push(b'\n');
         if let Ok(mut f) = file.lock() {
-            let _ = f.write_all(&line);
+            let _ = f.append(&line);
         }
     }
 }
@@ -217,6 +319,60 @@ mod tests {
         assert_eq!(lines[0], format!("{plain}}}"));
         assert_eq!(lines[1], lines[0]);
         assert_eq!(lines[2], format!("{plain},\"redactions\":2}}"));
+    }
+
+    /// Rotation by size under 32 concurrent writers: every line lands whole in exactly one
+    /// file, no file but the current one passes the limit, and only `keep` rotated files stay.
+    #[test]
+    fn rotation_loses_and_splits_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = Arc::new(AuditLog::open_rotating(&path, Rotation { max_bytes: 4096, keep: 1000 }).unwrap());
+        // A second handle on the same path shares the lock and the size counter.
+        let other = Arc::new(AuditLog::open(&path).unwrap());
+        let threads: Vec<_> = (0..32)
+            .map(|t| {
+                let log = if t % 2 == 0 { log.clone() } else { other.clone() };
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        log.event("hub", "test", json!({"t": t, "i": i, "pad": "x".repeat(i % 50)}));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut files = vec![path.clone()];
+        files.extend((1..=1000).map(|n| rotated_path(&path, n)).take_while(|p| p.exists()));
+        assert!(files.len() > 10, "rotated {} times", files.len() - 1);
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(text.len() as u64 <= 4096, "{} is {} bytes", f.display(), text.len());
+            assert!(text.ends_with('\n'));
+            for line in text.lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                assert!(seen.insert((v["detail"]["t"].as_u64().unwrap(), v["detail"]["i"].as_u64().unwrap())));
+            }
+        }
+        assert_eq!(seen.len(), 3200, "every line, once");
+
+        // `keep` bounds the rotated files; `.1` is the newest.
+        let path = dir.path().join("small.jsonl");
+        let log = AuditLog::open_rotating(&path, Rotation { max_bytes: 100, keep: 2 }).unwrap();
+        for i in 0..10 {
+            log.event("hub", "n", json!(i));
+        }
+        assert!(!rotated_path(&path, 3).exists());
+        let newest: Value =
+            serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 1)).unwrap().trim()).unwrap();
+        let older: Value =
+            serde_json::from_str(std::fs::read_to_string(rotated_path(&path, 2)).unwrap().trim()).unwrap();
+        assert_eq!((older["detail"].as_u64(), newest["detail"].as_u64()), (Some(7), Some(8)));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
