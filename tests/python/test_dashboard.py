@@ -290,6 +290,10 @@ async def test_pause_from_the_header_stops_calls(tmp_path: Path) -> None:
             assert "Paused" in page.eval("document.querySelector('header').innerText")
             assert (await code_of(s, "fs__list_directory", {"path": "."}))[0] == "paused"
             await anyio.to_thread.run_sync(click, "header form[action='/dashboard/resume'] button")
+            # The resume is done when the reloaded page says so (a load event can also come from
+            # the page before it, under load).
+            await anyio.to_thread.run_sync(
+                lambda: wait_js(page, "!document.querySelector('header').innerText.includes('Paused')", timeout=5))
             assert (await code_of(s, "fs__list_directory", {"path": "."}))[0] is None
         names = [e["event"] for e in journal(hub.state / "audit.jsonl") if e.get("event") in ("pause", "resume")]
         assert names == ["pause", "resume"]
