@@ -296,6 +296,15 @@ impl Supervised {
     /// Starts a supervisor per upstream.
     fn start(specs: Vec<UpstreamSpec>) -> Supervised {
         let shutdown = CancellationToken::new();
+        for s in &specs {
+            if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
+                tracing::warn!(
+                    upstream = %s.name,
+                    program = %program.display(),
+                    "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
+                );
+            }
+        }
         let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
         let supervisors = upstreams
             .iter()
@@ -560,7 +569,16 @@ mod tests {
             assert!(e.contains(want), "{want}: {e}");
         }
         std::fs::write(&file, "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\n").unwrap();
-        check_config(CheckArgs { config: file }).unwrap();
+        check_config(CheckArgs { config: file.clone() }).unwrap();
+        // Inline code and an uncontained upstream are warnings, not problems.
+        std::fs::write(
+            &file,
+            "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\nargs = [\"-c\", \"exit 0\"]\nsandbox = false\n",
+        )
+        .unwrap();
+        let summary = HubSettings::check_file(&file).unwrap();
+        assert!(summary.contains("warning: upstream 'x': `sh` runs inline code"), "{summary}");
+        assert!(summary.contains("warning: upstream 'x': runs uncontained"), "{summary}");
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct Spec {
     pub hidden_paths: Vec<PathBuf>,
     /// TCP ports the program may connect to.
     pub tcp_connect: Vec<u16>,
+    /// Any IPv4 or IPv6 traffic, TCP and UDP (a contained upstream that calls a web API or
+    /// resolves names); `tcp_connect` is then moot. UNIX, netlink, packet and raw sockets stay
+    /// denied (the SSH agent, a container daemon, the hub's control socket).
+    #[serde(default)]
+    pub network: bool,
     /// Apply Landlock.
     pub landlock: bool,
     /// Apply the seccomp filter.

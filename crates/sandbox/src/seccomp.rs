@@ -76,10 +76,33 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
 }
 
-/// The two filters (EPERM list, then `clone3` → ENOSYS). `tcp` allows `AF_INET`/`AF_INET6`
-/// stream sockets (Landlock then decides the ports); otherwise `socket(2)` is denied entirely
-/// (`socketpair(2)` keeps working for pipes between processes).
-pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
+/// Which sockets a sandboxed program may open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// None (`socketpair(2)` keeps working for pipes between processes).
+    None,
+    /// `AF_INET`/`AF_INET6` stream sockets; Landlock then decides the ports.
+    Tcp,
+    /// `AF_INET`/`AF_INET6` of any kind but raw (UDP for name resolution).
+    Internet,
+}
+
+impl Net {
+    /// What `spec` asks for.
+    pub fn of(spec: &super::Spec) -> Net {
+        if spec.network {
+            Net::Internet
+        } else if spec.tcp_connect.is_empty() {
+            Net::None
+        } else {
+            Net::Tcp
+        }
+    }
+}
+
+/// The two filters (EPERM list, then `clone3` → ENOSYS). Sockets as `net` says; in every case
+/// UNIX, netlink, packet, vsock and bluetooth sockets are denied.
+pub fn filters(net: Net) -> Result<Vec<BpfProgram>, String> {
     let arch = arch()?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in ALWAYS_DENIED {
@@ -95,18 +118,25 @@ pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
         ioctl_rules.push(rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request)?])?);
     }
     rules.insert(libc::SYS_ioctl, ioctl_rules);
-    if tcp {
+    if net == Net::None {
+        rules.insert(libc::SYS_socket, Vec::new());
+    } else {
         let mut socket_rules = Vec::new();
         for domain in [libc::AF_UNIX, libc::AF_NETLINK, libc::AF_PACKET, libc::AF_VSOCK, libc::AF_BLUETOOTH] {
             socket_rules.push(rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, domain as u64)?])?);
         }
-        // Only stream sockets: no UDP, no raw sockets (Landlock has no UDP rules yet).
-        for kind in [libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_SEQPACKET] {
-            socket_rules.push(rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(0xf), kind as u64)?])?);
+        // Only stream sockets for `Tcp` (Landlock has no UDP rules yet); never raw sockets.
+        let kinds: &[libc::c_int] =
+            if net == Net::Tcp { &[libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_SEQPACKET] } else { &[libc::SOCK_RAW] };
+        for kind in kinds {
+            socket_rules.push(rule(vec![cond(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::MaskedEq(0xf),
+                *kind as u64,
+            )?])?);
         }
         rules.insert(libc::SYS_socket, socket_rules);
-    } else {
-        rules.insert(libc::SYS_socket, Vec::new());
     }
     let deny = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
         .map_err(|e| format!("seccomp filter: {e}"))?;
@@ -121,8 +151,8 @@ pub fn filters(tcp: bool) -> Result<Vec<BpfProgram>, String> {
 
 /// Installs the filters on the calling thread (inherited by every child). Needs
 /// no-new-privileges.
-pub fn apply(tcp: bool) -> Result<(), String> {
-    for program in filters(tcp)? {
+pub fn apply(net: Net) -> Result<(), String> {
+    for program in filters(net)? {
         seccompiler::apply_filter(&program).map_err(|e| format!("seccomp install: {e}"))?;
     }
     Ok(())
