@@ -29,7 +29,7 @@ fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     std::fs::create_dir_all(&home).unwrap();
     init(&repo);
     write(repo.join("config.env"), format!("GITHUB_TOKEN={TOKEN}\nplain=1\n"));
-    write(repo.join("id_ed25519"), KEY);
+    write(repo.join("notes/deploy-key.txt"), KEY);
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", &format!("add credentials\n\ntoken is {TOKEN}")]);
     git(&repo, &["tag", "-a", "v1", "-m", &format!("release with {TOKEN}")]);
@@ -50,7 +50,7 @@ fn git_outputs_are_redacted() {
     assert_clean("git_show", &show);
     assert!(show["commit"]["message"].as_str().unwrap().contains("[REDACTED:github_token]"), "{show}");
     assert!(show["diff"].as_str().unwrap().contains("[REDACTED:private_key]"), "{show}");
-    let blob = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD:id_ed25519"}));
+    let blob = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD:notes/deploy-key.txt"}));
     assert_clean("git_show of a file", &blob);
     assert!(blob["content"].as_str().unwrap().contains("[REDACTED:private_key]"), "{blob}");
     let tag = s.ok("git_show", json!({"repo": "repo", "rev": "v1"}));
