@@ -224,13 +224,14 @@ pub fn spec(
     use std::os::unix::fs::DirBuilderExt;
     let not_found = || std::io::Error::new(std::io::ErrorKind::NotFound, format!("program '{program}' not found"));
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| std::ffi::OsStr::new(v.as_str()));
+    // Run by the path found, not its real path: a virtualenv's `bin/python` is a link to the
+    // system interpreter, and finds its environment from the path it was started by.
     let exe = find_program(program, path).ok_or_else(not_found)?;
-    let exe = exe.canonicalize().unwrap_or(exe);
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(c.scratch.join("tmp"))?;
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut read: Vec<PathBuf> = vec![];
-    for p in [Some(exe.clone()), interpreter(&exe, path)].into_iter().flatten() {
-        read.extend(with_real(p.clone()));
+    for p in [Some(exe.clone()), interpreter(&exe, path)].into_iter().flatten().flat_map(with_real) {
+        read.push(p.clone());
         read.extend(install_dir(&p).into_iter().flat_map(with_real));
     }
     for a in args {
@@ -240,14 +241,16 @@ pub fn spec(
         }
     }
     read.extend(c.grants.read.iter().cloned());
-    let mut write = vec![c.scratch.clone()];
-    write.extend(c.grants.write.iter().cloned());
     let cut = |grants: Vec<PathBuf>| -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = grants.iter().flat_map(|g| subtract(g, &c.protect)).collect();
         out.sort();
         out.dedup();
         out
     };
+    // Its scratch directory lies in the state directory on purpose (the one part of it the
+    // upstream may use): granted after the cut.
+    let mut write = cut(c.grants.write.clone());
+    write.push(c.scratch.clone());
     Ok(bastion_sandbox::Spec {
         program: exe,
         argv0: program.to_owned(),
@@ -255,7 +258,7 @@ pub fn spec(
         cwd: c.scratch.clone(),
         env: env.to_vec(),
         read_paths: cut(read),
-        write_paths: cut(write),
+        write_paths: write,
         network: c.grants.network,
         landlock: true,
         seccomp: true,
@@ -412,6 +415,35 @@ mod tests {
         assert_eq!(got, [home.join(".local/bin"), home.join(".local/share")]);
         assert!(subtract(&state.join("upstreams/x"), std::slice::from_ref(&state)).is_empty());
         assert_eq!(subtract(&home.join(".ssh"), std::slice::from_ref(&state)), [home.join(".ssh")]);
+    }
+
+    #[test]
+    fn the_spec_grants_the_scratch_directory_and_never_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let state = base.join("state");
+        for d in ["state/upstreams", "data", "out"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        let c = Containment {
+            trampoline: PathBuf::from("/proc/self/exe"),
+            scratch: state.join("upstreams/u"),
+            grants: SandboxGrants {
+                read: vec![base.clone()],
+                write: vec![base.join("out"), state.clone()],
+                network: false,
+            },
+            protect: vec![state.clone()],
+        };
+        let env = environment(std::env::vars_os(), &[], &BTreeMap::new(), Some(&c.scratch));
+        let spec = spec(&c, "sh", &["-c".into(), "true".into()], &env).unwrap();
+        assert!(c.scratch.join("tmp").is_dir(), "the scratch directory is made");
+        assert_eq!(spec.write_paths, [base.join("out"), c.scratch.clone()]);
+        assert!(spec.read_paths.contains(&base.join("data")) && spec.read_paths.contains(&base.join("out")));
+        assert!(!spec.read_paths.iter().any(|p| p.starts_with(&state) || p == &base), "{:?}", spec.read_paths);
+        assert!(!spec.network && spec.landlock && spec.seccomp && spec.namespaces);
+        assert_eq!((spec.cwd.clone(), spec.argv0.as_str()), (c.scratch.clone(), "sh"));
+        assert!(spec.program.is_absolute());
     }
 
     #[test]
