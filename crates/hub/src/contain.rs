@@ -237,7 +237,10 @@ pub fn spec(
     for a in args {
         let p = Path::new(a);
         if p.is_absolute() && p.is_file() {
-            read.extend(with_real(argument_grant(p, home.as_deref())));
+            // A linked entry point imports its package's files from where it really lies.
+            for f in with_real(p.to_path_buf()) {
+                read.extend(with_real(argument_grant(&f, home.as_deref())));
+            }
         }
     }
     read.extend(c.grants.read.iter().cloned());
