@@ -157,3 +157,23 @@ pub fn apply(net: Net) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_network_setting_compiles_and_follows_the_spec() {
+        for net in [Net::None, Net::Tcp, Net::Internet] {
+            assert_eq!(filters(net).unwrap().len(), 2, "{net:?}");
+        }
+        let mut spec = crate::Spec::default();
+        assert_eq!(Net::of(&spec), Net::None);
+        spec.tcp_connect = vec![5432];
+        assert_eq!(Net::of(&spec), Net::Tcp);
+        spec.network = true;
+        assert_eq!(Net::of(&spec), Net::Internet);
+        // More rules with ports only than with the whole network: UDP is denied there.
+        assert!(filters(Net::Tcp).unwrap()[0].len() > filters(Net::Internet).unwrap()[0].len());
+    }
+}
