@@ -612,9 +612,11 @@ fn start_hub(setup: &Setup, upstreams: Upstreams, port: u16, log: &Path) -> Resu
         Upstreams::NodeFs => {
             let config = setup.work.join(format!("hub-{tag}.toml"));
             let text = format!(
-                "[[upstream]]\nname = \"nodefs\"\ncommand = {}\nargs = [{}, {}]\n",
+                // Contained, as third-party upstreams are by default: it is granted its root.
+                "[[upstream]]\nname = \"nodefs\"\ncommand = {}\nargs = [{}, {}]\nsandbox = {{ read = [{}] }}\n",
                 toml_str(&setup.node.to_string_lossy()),
                 toml_str(&setup.server_js.to_string_lossy()),
+                toml_str(&setup.root.to_string_lossy()),
                 toml_str(&setup.root.to_string_lossy()),
             );
             fs::write(&config, text)?;

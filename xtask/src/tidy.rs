@@ -27,7 +27,7 @@ pub const MAX_LINES: usize = 1_000;
 /// wrapper (see the `// SAFETY:` comments there).
 pub const UNSAFE_FILES: &[&str] = &[
     // fork, unshare, capability drop, close_range, the Landlock ABI query.
-    "crates/shell-server/src/sandbox/sys.rs",
+    "crates/sandbox/src/sys.rs",
     // Registering our own duplicate of stdin/stdout with tokio's reactor.
     "crates/server-kit/src/stdio.rs",
     // libgit2's process-global options (owner validation, object cache).

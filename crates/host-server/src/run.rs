@@ -154,6 +154,8 @@ impl Runner {
             readonly_paths: Vec::new(),
             hidden_paths: self.hidden.clone(),
             tcp_connect: Vec::new(),
+            // No network: `local_sockets` allows UNIX and netlink sockets only.
+            network: false,
             landlock: true,
             seccomp: true,
             namespaces: self.status.userns,

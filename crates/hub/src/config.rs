@@ -52,6 +52,8 @@
 //! command = "docs-mcp"       # any stdio MCP server
 //! args = ["--stdio"]
 //! env = { DOCS_DIR = "/srv/docs" }
+//! pass_env = ["DOCS_TOKEN"]  # from the hub's environment (which is otherwise not passed)
+//! sandbox = { read = ["/srv/docs"], write = [], network = false }   # or `false`: uncontained
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -186,6 +188,14 @@ pub struct UpstreamConfig {
     /// Extra environment for a command.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables of the hub's environment a command also gets, besides the allowlist of
+    /// [`crate::contain::ENV_ALLOWLIST`] (never `BASTION_*`).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+    /// Containment of a command (see [`crate::contain`]): `true` (the default), `false`, or
+    /// `{ read = [...], write = [...], network = true|false }`.
+    #[serde(default)]
+    pub sandbox: crate::contain::SandboxSetting,
     /// Globs on the upstream's tool names: only these are offered (default: all).
     #[serde(default)]
     pub allow_tools: Vec<String>,
@@ -267,6 +277,8 @@ impl HubConfig {
                 bearer_token_env: None,
                 args: entry.args,
                 env: entry.env,
+                pass_env: vec![],
+                sandbox: Default::default(),
                 allow_tools: vec![],
                 deny_tools: vec![],
                 required: true,
@@ -305,6 +317,19 @@ impl HubConfig {
             }
             if u.url.is_some() && !(u.args.is_empty() && u.env.is_empty()) {
                 return Err(format!("upstream '{}': args and env are not for url upstreams", u.name));
+            }
+            if u.command.is_none() && !(u.pass_env.is_empty() && u.sandbox == Default::default()) {
+                return Err(format!("upstream '{}': pass_env and sandbox are only for command upstreams", u.name));
+            }
+            for var in &u.pass_env {
+                if let Some(why) = crate::contain::refused_pass_env(var) {
+                    return Err(format!("upstream '{}': pass_env '{var}': {why}", u.name));
+                }
+            }
+            if let crate::contain::SandboxSetting::Grants(g) = &u.sandbox
+                && let Some(p) = g.read.iter().chain(&g.write).find(|p| !p.is_absolute())
+            {
+                return Err(format!("upstream '{}': sandbox path '{}' must be absolute", u.name, p.display()));
             }
             match (&u.builtin, &u.command, &u.url) {
                 (Some(b), None, None) if ["fs", "git", "shell", "host"].contains(&b.as_str()) => {
@@ -389,6 +414,16 @@ mod tests {
         assert_eq!(c.auth, AuthMode::None);
         assert_eq!(c.upstreams.len(), 2);
         assert_eq!(c.upstreams[1].env["A"], "1");
+        assert_eq!(c.upstreams[1].sandbox.grants(), Some(Default::default()));
+        let contained = HubConfig::parse(
+            "[[upstream]]\nname = \"a\"\ncommand = \"x\"\npass_env = [\"T\"]\n\
+             sandbox = { read = [\"/r\"], network = false }\n[[upstream]]\nname = \"b\"\ncommand = \"y\"\nsandbox = false\n",
+        )
+        .unwrap();
+        let g = contained.upstreams[0].sandbox.grants().unwrap();
+        assert!(g.read == [PathBuf::from("/r")] && g.write.is_empty() && !g.network);
+        assert_eq!(contained.upstreams[0].pass_env, ["T"]);
+        assert_eq!(contained.upstreams[1].sandbox.grants(), None);
         assert!(!c.oauth.is_set());
         let empty = HubConfig::parse("").unwrap();
         assert_eq!(empty.auth, AuthMode::Tokens);
@@ -451,6 +486,11 @@ mod tests {
             ("listen = \"nowhere\"", "invalid"),
             ("bogus = 1", "unknown field"),
             ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\ndeny_tools = [\"[\"]", "tool pattern"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\npass_env = [\"BASTION_STATE_DIR\"]", "never passed"),
+            ("[[upstream]]\nname = \"a\"\nbuiltin = \"fs\"\nsandbox = false", "only for command"),
+            ("[[upstream]]\nname = \"a\"\nurl = \"http://x\"\npass_env = [\"T\"]", "only for command"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nsandbox = { read = [\"rel\"] }", "absolute"),
+            ("[[upstream]]\nname = \"a\"\ncommand = \"x\"\nsandbox = { reed = [] }", "sandbox"),
         ] {
             let e = HubConfig::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -17,6 +17,7 @@
 //! * [`router`]: the aggregating `ServerHandler`; [`router::Hub::call`] is the one function
 //!   every tool call goes through, whichever path it came by;
 //! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
+//!   [`contain`]: third-party commands' scrubbed environment and sandbox;
 //! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters;
 //! * [`dashboard`]: the person's web face at `/dashboard` (and `bastion dashboard`).
 //!
@@ -43,6 +44,7 @@ pub mod bundle;
 pub mod cli;
 pub mod completions;
 pub mod config;
+pub mod contain;
 pub mod control_cli;
 pub mod dashboard;
 pub mod doctor;

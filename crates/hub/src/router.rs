@@ -365,7 +365,8 @@ impl Hub {
         let result = self.route(who, params, site).await;
         drop(watched);
         let (outcome, result_bytes) = call_outcome(&result);
-        self.record(who, &name, args, &outcome, started, result_bytes);
+        let notes = self.exit_notes(&name, &result);
+        self.record(who, &name, args, &outcome, started, result_bytes, &notes);
         result
     }
 
@@ -374,13 +375,40 @@ impl Hub {
         self.audit.event("hub", event, detail);
     }
 
+    /// A command's `exit_code` and `signal` (from the result of a tool of an upstream that runs
+    /// programs: the built-in shell), for the call's audit line, as the shell's own journal has.
+    fn exit_notes(
+        &self,
+        name: &str,
+        result: &Result<CallToolResponse, McpError>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut notes = serde_json::Map::new();
+        let catalogue = self.catalogue();
+        let runs = catalogue
+            .entries
+            .iter()
+            .find(|e| e.tool.name == name)
+            .is_some_and(|e| self.upstreams[e.upstream].spec.source.runs_programs());
+        if let (true, Ok(CallToolResponse::Complete(r))) = (runs, result)
+            && let Some(serde_json::Value::Object(fields)) = &r.structured_content
+        {
+            for key in ["exit_code", "signal"] {
+                if let Some(v) = fields.get(key) {
+                    notes.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+        notes
+    }
+
     /// A `tools/call` the HTTP layer refused with 403 before it reached the hub: audited and
     /// counted like any other outcome.
     pub fn refused(&self, who: &Principal, name: &str, outcome: &str) {
-        self.record(who, name, serde_json::Value::Null, outcome, Instant::now(), 0);
+        self.record(who, name, serde_json::Value::Null, outcome, Instant::now(), 0, &serde_json::Map::new());
     }
 
     /// One metrics observation, one log line and one audit line per call.
+    #[allow(clippy::too_many_arguments)] // the fields of one audit line
     fn record(
         &self,
         who: &Principal,
@@ -389,6 +417,7 @@ impl Hub {
         outcome: &str,
         started: Instant,
         result_bytes: usize,
+        notes: &serde_json::Map<String, serde_json::Value>,
     ) {
         let took = started.elapsed();
         let catalogue = self.catalogue();
@@ -407,16 +436,20 @@ impl Hub {
             "call"
         );
         if self.audit.enabled() {
-            self.audit.record(&AuditRecord {
-                time: now_rfc3339(),
-                server: "hub",
-                principal: &who.name,
-                tool: name,
-                args,
-                outcome,
-                duration_ms: millis(took),
-                result_bytes,
-            });
+            self.audit.record_noted(
+                &AuditRecord {
+                    time: now_rfc3339(),
+                    server: "hub",
+                    principal: &who.name,
+                    tool: name,
+                    args,
+                    outcome,
+                    duration_ms: millis(took),
+                    result_bytes,
+                },
+                0,
+                notes,
+            );
         }
     }
 
@@ -697,7 +730,7 @@ mod tests {
         let sh = [tool("run_command", Some(false))];
         let builtin = |server| Source::Builtin { server, program: "bastion".into(), args: vec![] };
         let (fs_source, shell_source) = (builtin(Builtin::Fs), builtin(Builtin::Shell));
-        let ext_source = Source::Command { program: "ext".into(), args: vec![], env: vec![] };
+        let ext_source = Source::Command { program: "ext".into(), args: vec![], env: vec![], sandbox: None };
         let cat = merge(
             [(0, "fs", &fs_source, &fs[..]), (1, "ext", &ext_source, &ext[..]), (2, "shell", &shell_source, &sh[..])]
                 .into_iter(),

@@ -296,6 +296,15 @@ impl Supervised {
     /// Starts a supervisor per upstream.
     fn start(specs: Vec<UpstreamSpec>) -> Supervised {
         let shutdown = CancellationToken::new();
+        for s in &specs {
+            if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
+                tracing::warn!(
+                    upstream = %s.name,
+                    program = %program.display(),
+                    "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
+                );
+            }
+        }
         let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
         let supervisors = upstreams
             .iter()
@@ -598,8 +607,17 @@ mod tests {
         check_config(CheckArgs { config: file.clone() }).unwrap();
         // A root the built-in servers refuse is found before `serve` would stop on it.
         std::fs::write(&file, "roots = [\"/\"]\n[[upstream]]\nname = \"files\"\nbuiltin = \"fs\"\n").unwrap();
-        let e = check_config(CheckArgs { config: file }).unwrap_err().to_string();
+        let e = check_config(CheckArgs { config: file.clone() }).unwrap_err().to_string();
         assert!(e.contains("upstream 'files' (fs) would refuse to start") && e.contains("'/'"), "{e}");
+        // Inline code and an uncontained upstream are warnings, not problems.
+        std::fs::write(
+            &file,
+            "[[upstream]]\nname = \"x\"\ncommand = \"sh\"\nargs = [\"-c\", \"exit 0\"]\nsandbox = false\n",
+        )
+        .unwrap();
+        let summary = HubSettings::check_file(&file).unwrap();
+        assert!(summary.contains("warning: upstream 'x': `sh` runs inline code"), "{summary}");
+        assert!(summary.contains("warning: upstream 'x': runs uncontained"), "{summary}");
     }
 
     #[test]

@@ -302,8 +302,7 @@ impl HubSettings {
             Transport::Http(http)
         };
         let roots = roots(&mut found, &args.upstreams, &config);
-        let upstreams =
-            upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Some(&state_dir), Depth::Start);
+        let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start);
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -328,7 +327,15 @@ impl HubSettings {
         let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
         let mut found = Found::new(file, true);
         let roots = roots(&mut found, args, &config);
-        let specs = upstreams(&mut found, args, &config, &roots, &[], None, Depth::Start);
+        // `tools` starts the upstreams once to list them: contained ones get their scratch
+        // directories where `serve` would give them.
+        let state_dir = bastion_auth::state::default_dir().unwrap_or_else(|_| std::env::temp_dir().join("bastion"));
+        let protect: Vec<PathBuf> = [Some(state_dir.clone()), file.map(Path::to_path_buf)]
+            .into_iter()
+            .flatten()
+            .map(|p| std::path::absolute(&p).unwrap_or(p))
+            .collect();
+        let specs = upstreams(&mut found, args, &config, &roots, &protect, &state_dir, Depth::Start);
         found.finish(specs)
     }
 
@@ -348,7 +355,14 @@ impl HubSettings {
         let http = http_settings(&mut found, &config, asked, Some(Path::new("/")), Depth::Check);
         found.ok(http.limits.check().map_err(SettingsError::Limits));
         let roots = roots(&mut found, &UpstreamArgs::default(), &config);
-        let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], None, Depth::Check);
+        let specs = upstreams(&mut found, &UpstreamArgs::default(), &config, &roots, &[], Path::new("/"), Depth::Check);
+        let warnings: String = config
+            .upstreams
+            .iter()
+            .filter_map(|u| Some((u, u.command.as_deref()?)))
+            .flat_map(|(u, c)| crate::contain::warnings(&u.name, c, &u.args, u.sandbox.grants().is_some()))
+            .map(|w| format!("\nwarning: {w}"))
+            .collect();
         // A root already reported missing would be reported again by the built-ins' check.
         if !found.errors.iter().any(|e| matches!(e, SettingsError::Root { .. }))
             && let Err(why) = crate::startup::check_builtins(&specs)
@@ -371,7 +385,7 @@ impl HubSettings {
         };
         let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
         let default = if config.upstreams.is_empty() { " (default)" } else { "" };
-        found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}", file.display()))
+        found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}{warnings}", file.display()))
     }
 }
 
@@ -448,7 +462,7 @@ fn upstreams(
     config: &HubConfig,
     roots: &[PathBuf],
     protect: &[PathBuf],
-    state_dir: Option<&Path>,
+    state_dir: &Path,
     depth: Depth,
 ) -> Vec<UpstreamSpec> {
     let mut root_args = vec![];
@@ -479,9 +493,7 @@ fn upstreams(
         }
     };
     let mut host_args = common_args;
-    if let Some(dir) = state_dir {
-        host_args.extend(["--state-dir".to_owned(), dir.to_string_lossy().into_owned()]);
-    }
+    host_args.extend(["--state-dir".to_owned(), state_dir.to_string_lossy().into_owned()]);
     let builtin = |server: Builtin, extra: &[String]| {
         let mut a = if server.takes_roots() { root_args.clone() } else { host_args.clone() };
         if args.allow_write && matches!(server, Builtin::Fs | Builtin::Git) {
@@ -517,10 +529,19 @@ fn upstreams(
                         .errors
                         .push(SettingsError::ProgramNotFound { upstream: u.name.clone(), program: command.clone() });
                 }
+                let sandbox = u.sandbox.grants().map(|grants| crate::contain::Containment {
+                    trampoline: own.clone(),
+                    scratch: std::path::absolute(state_dir.join("upstreams").join(&u.name))
+                        .unwrap_or_else(|_| state_dir.join("upstreams").join(&u.name)),
+                    grants,
+                    protect: protect.to_vec(),
+                });
+                let scratch = sandbox.as_ref().map(|c| c.scratch.as_path());
                 Source::Command {
                     program: command.into(),
                     args: u.args.clone(),
-                    env: u.env.clone().into_iter().collect(),
+                    env: crate::contain::environment(std::env::vars_os(), &u.pass_env, &u.env, scratch),
+                    sandbox,
                 }
             }
             (None, None, Some(url)) => {
@@ -652,9 +673,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &s.upstreams[2].source {
-            Source::Command { program, env, .. } => {
+            Source::Command { program, env, sandbox, .. } => {
                 assert_eq!(program, Path::new("docs-mcp"));
-                assert_eq!(env, &[("A".to_owned(), "1".to_owned())]);
+                assert!(env.contains(&("A".to_owned(), "1".to_owned())), "{env:?}");
+                // Contained by default: its scratch directory is its home, beneath the state
+                // directory, which is cut out of every grant.
+                let c = sandbox.as_ref().unwrap();
+                assert_eq!(c.scratch, Path::new(root).join("upstreams/docs"));
+                assert!(env.contains(&("HOME".to_owned(), c.scratch.to_string_lossy().into_owned())), "{env:?}");
+                assert!(c.protect.contains(&PathBuf::from(root)) && c.grants.network);
             }
             other => panic!("{other:?}"),
         }

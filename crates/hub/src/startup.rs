@@ -110,7 +110,7 @@ mod tests {
     fn only_builtins_count() {
         let third_party = UpstreamSpec {
             name: "other".into(),
-            source: Source::Command { program: "/bin/true".into(), args: vec![], env: vec![] },
+            source: Source::Command { program: "/bin/true".into(), args: vec![], env: vec![], sandbox: None },
             filter: ToolFilter::default(),
             required: true,
             call_timeout: None,

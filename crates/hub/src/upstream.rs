@@ -115,8 +115,11 @@ pub enum Source {
         program: PathBuf,
         /// Its arguments.
         args: Vec<String>,
-        /// Extra environment (added to the hub's own).
+        /// Its whole environment ([`crate::contain::environment`]: an allowlist of the hub's,
+        /// `pass_env`, `env`).
         env: Vec<(String, String)>,
+        /// How it is contained; `None` with `sandbox = false`.
+        sandbox: Option<crate::contain::Containment>,
     },
     /// A remote MCP server over streamable HTTP.
     Remote(Remote),
@@ -372,9 +375,15 @@ impl Upstream {
                 let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
             }
-            Source::Command { program, args, env } => {
-                let mut cmd = Command::new(program);
-                cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+            Source::Command { program, args, env, sandbox } => {
+                let cmd = match sandbox {
+                    Some(c) => crate::contain::command(c, &program.to_string_lossy(), args, env).await?,
+                    None => {
+                        let mut cmd = Command::new(program);
+                        cmd.args(args).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+                        cmd
+                    }
+                };
                 // The child's logs join the hub's on stderr; stdin/stdout are the MCP channel.
                 let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn()?;
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
@@ -513,7 +522,8 @@ mod tests {
             source: Source::Command {
                 program: program.into(),
                 args: args.iter().map(|a| a.to_string()).collect(),
-                env: vec![],
+                env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+                sandbox: None,
             },
             filter: ToolFilter::default(),
             required: true,

@@ -184,15 +184,23 @@ impl AuditLog {
     /// Appends one record with the number of secrets redacted from the call's result, written
     /// as a last field `redactions` only when non-zero (so every other line keeps its shape).
     pub fn record_counted(&self, rec: &AuditRecord<'_>, redactions: usize) {
+        self.record_noted(rec, redactions, &serde_json::Map::new());
+    }
+
+    /// Appends one record with the redaction count and what the tool noted about its outcome
+    /// (a command's `exit_code` or `signal`), as last fields present only when set.
+    pub fn record_noted(&self, rec: &AuditRecord<'_>, redactions: usize, notes: &serde_json::Map<String, Value>) {
         #[derive(Serialize)]
         struct Counted<'r, 'a> {
             #[serde(flatten)]
             rec: &'r AuditRecord<'a>,
             #[serde(skip_serializing_if = "is_zero")]
             redactions: usize,
+            #[serde(flatten)]
+            notes: &'r serde_json::Map<String, Value>,
         }
         let Some(file) = &self.file else { return };
-        let Ok(mut line) = serde_json::to_vec(&Counted { rec, redactions }) else { return };
+        let Ok(mut line) = serde_json::to_vec(&Counted { rec, redactions, notes }) else { return };
         line.push(b'\n');
         if let Ok(mut f) = file.lock()
             && let Err(e) = f.append(&line)

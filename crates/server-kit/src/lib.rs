@@ -22,7 +22,7 @@ mod result;
 mod server;
 mod stdio;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use bastion_policy::audit::{AuditRecord, millis, now_rfc3339, redact};
@@ -141,6 +141,7 @@ impl ToolTable {
         let principal = STDIO_PRINCIPAL;
         let audit_args = policy.audit.enabled().then(|| Value::Object(request.arguments.clone().unwrap_or_default()));
         let mut redactions = 0;
+        let mut notes = serde_json::Map::new();
         let response = match self.tier_of(&name) {
             None => Err(McpError::invalid_params(
                 format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
@@ -157,14 +158,19 @@ impl ToolTable {
                 {
                     Err(e) => Ok(error_result(&e).into()),
                     Ok(()) => {
-                        // The tool counts what it redacted (`count_redactions`) into this call's cell.
-                        let (r, n) = REDACTIONS
-                            .scope(Cell::new(0), async {
-                                let r = router.call(ToolCallContext::new(server, request, context)).await;
-                                (r, REDACTIONS.with(Cell::get))
-                            })
+                        // The tool counts what it redacted (`count_redactions`) and notes its
+                        // outcome (`journal_note`) into this call's cells.
+                        let (r, n, noted) = REDACTIONS
+                            .scope(
+                                Cell::new(0),
+                                NOTES.scope(RefCell::default(), async {
+                                    let r = router.call(ToolCallContext::new(server, request, context)).await;
+                                    (r, REDACTIONS.with(Cell::get), NOTES.with(RefCell::take))
+                                }),
+                            )
                             .await;
                         redactions = n;
+                        notes = noted;
                         r.map(normalise_error)
                     }
                 },
@@ -172,7 +178,7 @@ impl ToolTable {
         };
         if let Some(args) = audit_args {
             let (outcome, bytes) = call_outcome(&response);
-            policy.audit.record_counted(
+            policy.audit.record_noted(
                 &AuditRecord {
                     time: now_rfc3339(),
                     server: self.server,
@@ -184,6 +190,7 @@ impl ToolTable {
                     result_bytes: bytes,
                 },
                 redactions,
+                &notes,
             );
         }
         response
@@ -208,6 +215,15 @@ macro_rules! untrusted_content {
 tokio::task_local! {
     /// Secrets redacted from the result of the call being run (see [`count_redactions`]).
     static REDACTIONS: Cell<usize>;
+    /// What the tool noted about its outcome for the journal (see [`journal_note`]).
+    static NOTES: RefCell<serde_json::Map<String, Value>>;
+}
+
+/// Adds `key: value` to the current tool call's audit line (a command's `exit_code` and
+/// `signal`), after its other fields. Call it from the tool's own task; outside a call it does
+/// nothing.
+pub fn journal_note(key: &str, value: Value) {
+    let _ = NOTES.try_with(|n| n.borrow_mut().insert(key.to_owned(), value));
 }
 
 /// Adds `n` secrets redacted from the current tool call's result to its audit line (the

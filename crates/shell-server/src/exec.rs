@@ -209,6 +209,7 @@ impl Launcher {
             readonly_paths,
             hidden_paths,
             tcp_connect: self.rules.tcp_connect.clone(),
+            network: false,
             landlock: true,
             seccomp: true,
             namespaces: status.userns,

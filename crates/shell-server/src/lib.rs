@@ -25,7 +25,6 @@
 mod cli;
 mod exec;
 mod processes;
-pub mod sandbox;
 mod tools;
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +34,8 @@ use bastion_policy::{Policy, Tier};
 use bastion_server_kit::{ToolSpec, ToolTable};
 use rmcp::handler::server::router::tool::ToolRouter;
 
+/// The kernel sandbox (the `bastion-sandbox` crate), re-exported under its former path.
+pub use bastion_sandbox as sandbox;
 pub use bastion_server_kit::{BastionServer, Failure, init_logging};
 pub use cli::{ShellArgs, run_stdio};
 pub use sandbox::{Status as SandboxStatus, maybe_run_trampoline};

@@ -315,6 +315,7 @@ impl ShellServer {
             stderr_bytes: err.total(),
             duration_ms: started.elapsed().as_millis() as u64,
         };
+        journal_exit(outcome);
         if outcome.is_none() {
             let mut r = error_result(&Error::new(
                 ErrorCode::Timeout,
@@ -384,6 +385,9 @@ impl ShellServer {
         inner.processes.lock().map_err(|_| failure(ErrorCode::IoError, "internal: process table"))?.insert(managed);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let scratch = prepared.scratch.clone();
+        // Weak: a process that outlives the server must not keep it (and its kill-on-drop) alive.
+        let server = Arc::downgrade(&self.inner);
+        let (program, started) = (a.program.clone(), Instant::now());
         tokio::spawn(async move {
             let sink = |log: Arc<Mutex<OutputLog>>| {
                 move |b: &[u8]| {
@@ -404,6 +408,20 @@ impl ShellServer {
                 Ok(s) => Exit::from_status(s),
                 Err(_) => Exit { code: None, signal: None },
             };
+            if let Some(inner) = server.upgrade() {
+                // The call that started it was journaled long ago: its end is an event.
+                inner.policy.audit.event(
+                    "shell",
+                    "process_exit",
+                    serde_json::json!({
+                        "id": id,
+                        "program": program,
+                        "exit_code": exit.code,
+                        "signal": exit.signal,
+                        "duration_ms": started.elapsed().as_millis() as u64,
+                    }),
+                );
+            }
             let _ = exit_tx.send(Some(exit));
             let _ = std::fs::remove_dir_all(scratch);
         });
@@ -667,5 +685,17 @@ impl ShellServer {
             Err(shared) => shared.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default(),
         };
         Ok((outcome, take(out), take(err)))
+    }
+}
+
+/// Puts a finished command's exit code or signal on its call's audit line (`timed_out` when
+/// it was killed at its time limit).
+fn journal_exit(outcome: Option<Exit>) {
+    match outcome {
+        Some(e) => {
+            bastion_server_kit::journal_note("exit_code", serde_json::json!(e.code));
+            bastion_server_kit::journal_note("signal", serde_json::json!(e.signal));
+        }
+        None => bastion_server_kit::journal_note("timed_out", Value::Bool(true)),
     }
 }

@@ -20,6 +20,7 @@ fn spec(root: &Path, script: &str) -> Spec {
         readonly_paths: vec![],
         hidden_paths: vec![],
         tcp_connect: vec![],
+        network: false,
         landlock: true,
         seccomp: true,
         namespaces: true,

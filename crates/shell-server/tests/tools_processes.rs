@@ -381,6 +381,39 @@ fn bastion_shell_subcommand() {
 }
 
 #[test]
+fn exit_codes_and_signals_are_journaled() {
+    let p = project();
+    let log = p.base.path().join("shell.jsonl");
+    let mut s = builder(&p.root, "read-only").arg("--audit-log").arg(&log).start();
+    run_with(&mut s, "sort", &[], json!({"stdin": "a\nb\n"}));
+    // `sort -c` on unsorted input exits 1.
+    let failed = run_with(&mut s, "sort", &["-c"], json!({"stdin": "b\na\n"}));
+    assert_eq!(failed["exit_code"], 1, "{failed}");
+    let started = s.ok("start_process", json!({"program": "cat", "args": ["data/words.txt"]}));
+    let id = started["id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.ok("read_process_output", json!({"id": id, "offset": 0, "wait_ms": 200}))["running"] != false {
+        assert!(Instant::now() < deadline);
+    }
+    s.close();
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let runs: Vec<&Value> = lines.iter().filter(|e| e["tool"] == "run_command").collect();
+    assert_eq!(runs.len(), 2);
+    assert!(runs[0]["exit_code"] == 0 && runs[0]["signal"].is_null(), "{}", runs[0]);
+    assert!(runs[1]["exit_code"] == 1 && runs[1]["signal"].is_null(), "{}", runs[1]);
+    // Other tools' lines keep their shape.
+    let start = lines.iter().find(|e| e["tool"] == "start_process").unwrap();
+    assert!(start.get("exit_code").is_none(), "{start}");
+    // A background process's end is an event of its own.
+    let ended: Vec<&Value> = lines.iter().filter(|e| e["event"] == "process_exit").collect();
+    assert_eq!(ended.len(), 1, "{lines:?}");
+    let d = &ended[0]["detail"];
+    assert!(d["id"] == id && d["program"] == "cat" && d["exit_code"] == 0 && d["signal"].is_null(), "{d}");
+    assert!(d["duration_ms"].is_u64());
+}
+
+#[test]
 fn audit_log() {
     let p = project();
     let log = p.base.path().join("audit").join("shell.jsonl");

@@ -1,4 +1,5 @@
-//! The kernel sandbox every command runs in.
+//! `bastion-sandbox`: the kernel sandbox every shell command (and every contained third-party
+//! upstream of the hub) runs in.
 //!
 //! The server never forks into a sandbox from its own (multi-threaded) process: it re-executes
 //! itself as `<exe> __sandbox-exec <spec>`, a single-threaded trampoline that applies, in order,
@@ -7,6 +8,11 @@
 //! called `setsid`), rlimits, the capability bounding set, no-new-privileges, Landlock, seccomp,
 //! close-on-exec of inherited descriptors, and then `execve`s the program with a rebuilt
 //! environment. Everything that is applied is inherited by every descendant.
+//!
+//! A binary that uses the sandbox calls [`maybe_run_trampoline`] first thing in `main`, before
+//! any thread exists, and starts sandboxed programs with [`trampoline`].
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod seccomp;
 mod sys;
@@ -46,6 +52,11 @@ pub struct Spec {
     pub hidden_paths: Vec<PathBuf>,
     /// TCP ports the program may connect to.
     pub tcp_connect: Vec<u16>,
+    /// Any IPv4 or IPv6 traffic, TCP and UDP (a contained upstream that calls a web API or
+    /// resolves names); `tcp_connect` is then moot. UNIX, netlink, packet and raw sockets stay
+    /// denied (the SSH agent, a container daemon, the hub's control socket).
+    #[serde(default)]
+    pub network: bool,
     /// Apply Landlock.
     pub landlock: bool,
     /// Apply the seccomp filter.

@@ -75,7 +75,7 @@ fn run(spec: Spec) -> ! {
         apply_landlock(&spec, &mut status);
     }
     if spec.seccomp {
-        match seccomp::apply(!spec.tcp_connect.is_empty(), spec.local_sockets) {
+        match seccomp::apply(seccomp::Net::of(&spec)) {
             Ok(()) => status.seccomp = true,
             Err(e) => status.notes.push(e),
         }
@@ -326,10 +326,13 @@ fn apply_landlock(spec: &Spec, status: &mut Status) {
     );
     let write: Vec<PathBuf> = existing(spec.write_paths.iter().cloned().chain([PathBuf::from("/dev/null")]).collect());
     let result = (|| -> Result<RulesetStatus, landlock::RulesetError> {
-        let mut created = Ruleset::default()
-            .set_compatibility(CompatLevel::BestEffort)
-            .handle_access(AccessFs::from_all(abi))?
-            .handle_access(AccessNet::from_all(abi))?
+        let mut ruleset =
+            Ruleset::default().set_compatibility(CompatLevel::BestEffort).handle_access(AccessFs::from_all(abi))?;
+        // With `network`, TCP is not handled at all (any port); otherwise only the listed ports.
+        if !spec.network {
+            ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+        }
+        let mut created = ruleset
             .scope(Scope::from_all(abi))?
             .create()?
             .add_rules(path_beneath_rules(&read, AccessFs::from_read(abi)))?
@@ -346,5 +349,5 @@ fn apply_landlock(spec: &Spec, status: &mut Status) {
         Err(e) => status.notes.push(format!("Landlock: {e}")),
     }
     status.scoped = status.landlock_active() && status.landlock_abi >= 6;
-    status.tcp_rules = status.landlock_active() && status.landlock_abi >= 4;
+    status.tcp_rules = status.landlock_active() && status.landlock_abi >= 4 && !spec.network;
 }

@@ -76,13 +76,38 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
 }
 
-/// The two filters (EPERM list, then `clone3` → ENOSYS). `tcp` allows `AF_INET`/`AF_INET6`
-/// stream sockets (Landlock then decides the ports); otherwise `socket(2)` is denied entirely
-/// (`socketpair(2)` keeps working for pipes between processes).
-///
-/// `local` (without `tcp`) allows `AF_UNIX` and `AF_NETLINK` sockets and denies every other
-/// family (the host server's D-Bus and netlink readers).
-pub fn filters(tcp: bool, local: bool) -> Result<Vec<BpfProgram>, String> {
+/// Which sockets a sandboxed program may open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// None (`socketpair(2)` keeps working for pipes between processes).
+    None,
+    /// `AF_INET`/`AF_INET6` stream sockets; Landlock then decides the ports.
+    Tcp,
+    /// `AF_INET`/`AF_INET6` of any kind but raw (UDP for name resolution).
+    Internet,
+    /// `AF_UNIX` and `AF_NETLINK` only, no network (the host server's D-Bus and netlink
+    /// readers: `systemctl`, `ss`, `ip`).
+    Local,
+}
+
+impl Net {
+    /// What `spec` asks for.
+    pub fn of(spec: &super::Spec) -> Net {
+        if spec.network {
+            Net::Internet
+        } else if !spec.tcp_connect.is_empty() {
+            Net::Tcp
+        } else if spec.local_sockets {
+            Net::Local
+        } else {
+            Net::None
+        }
+    }
+}
+
+/// The two filters (EPERM list, then `clone3` → ENOSYS). Sockets as `net` says; UNIX and
+/// netlink sockets only with `Local`, packet, vsock and bluetooth sockets never.
+pub fn filters(net: Net) -> Result<Vec<BpfProgram>, String> {
     let arch = arch()?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for nr in ALWAYS_DENIED {
@@ -98,21 +123,28 @@ pub fn filters(tcp: bool, local: bool) -> Result<Vec<BpfProgram>, String> {
         ioctl_rules.push(rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, request)?])?);
     }
     rules.insert(libc::SYS_ioctl, ioctl_rules);
-    if tcp {
+    if net == Net::None {
+        rules.insert(libc::SYS_socket, Vec::new());
+    } else if net == Net::Local {
+        let not = |domain: i32| cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, domain as u64);
+        rules.insert(libc::SYS_socket, vec![rule(vec![not(libc::AF_UNIX)?, not(libc::AF_NETLINK)?])?]);
+    } else {
         let mut socket_rules = Vec::new();
         for domain in [libc::AF_UNIX, libc::AF_NETLINK, libc::AF_PACKET, libc::AF_VSOCK, libc::AF_BLUETOOTH] {
             socket_rules.push(rule(vec![cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, domain as u64)?])?);
         }
-        // Only stream sockets: no UDP, no raw sockets (Landlock has no UDP rules yet).
-        for kind in [libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_SEQPACKET] {
-            socket_rules.push(rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(0xf), kind as u64)?])?);
+        // Only stream sockets for `Tcp` (Landlock has no UDP rules yet); never raw sockets.
+        let kinds: &[libc::c_int] =
+            if net == Net::Tcp { &[libc::SOCK_DGRAM, libc::SOCK_RAW, libc::SOCK_SEQPACKET] } else { &[libc::SOCK_RAW] };
+        for kind in kinds {
+            socket_rules.push(rule(vec![cond(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::MaskedEq(0xf),
+                *kind as u64,
+            )?])?);
         }
         rules.insert(libc::SYS_socket, socket_rules);
-    } else if local {
-        let not = |domain: i32| cond(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, domain as u64);
-        rules.insert(libc::SYS_socket, vec![rule(vec![not(libc::AF_UNIX)?, not(libc::AF_NETLINK)?])?]);
-    } else {
-        rules.insert(libc::SYS_socket, Vec::new());
     }
     let deny = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
         .map_err(|e| format!("seccomp filter: {e}"))?;
@@ -127,9 +159,29 @@ pub fn filters(tcp: bool, local: bool) -> Result<Vec<BpfProgram>, String> {
 
 /// Installs the filters on the calling thread (inherited by every child). Needs
 /// no-new-privileges.
-pub fn apply(tcp: bool, local: bool) -> Result<(), String> {
-    for program in filters(tcp, local)? {
+pub fn apply(net: Net) -> Result<(), String> {
+    for program in filters(net)? {
         seccompiler::apply_filter(&program).map_err(|e| format!("seccomp install: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_network_setting_compiles_and_follows_the_spec() {
+        for net in [Net::None, Net::Tcp, Net::Internet, Net::Local] {
+            assert_eq!(filters(net).unwrap().len(), 2, "{net:?}");
+        }
+        let mut spec = crate::Spec::default();
+        assert_eq!(Net::of(&spec), Net::None);
+        spec.tcp_connect = vec![5432];
+        assert_eq!(Net::of(&spec), Net::Tcp);
+        spec.network = true;
+        assert_eq!(Net::of(&spec), Net::Internet);
+        // More rules with ports only than with the whole network: UDP is denied there.
+        assert!(filters(Net::Tcp).unwrap()[0].len() > filters(Net::Internet).unwrap()[0].len());
+    }
 }
