@@ -87,6 +87,9 @@ pub struct HubConfig {
     /// enforced by the hub for every upstream.
     #[serde(default)]
     pub approval: bastion_policy::ApprovalConfig,
+    /// Offer the hub's own `search` and `fetch` (ChatGPT deep research); default: on in OAuth
+    /// mode (a public URL with authentication on).
+    pub search_fetch: Option<bool>,
 }
 
 /// The `[oauth]` table.

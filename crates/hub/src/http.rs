@@ -6,6 +6,7 @@
 //! | other methods on `/mcp`, `/mcp/` | rmcp's `StreamableHttpService` |
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
+//! | `GET /openapi.json`, `POST /tools/{name}`, `GET /fetch/{id}` | the OpenAPI facade ([`crate::openapi`]), through the same [`Hub::call`] |
 //!
 //! all behind one guard layer. Order of checks on every request: Host and Origin (403), then
 //! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
@@ -220,7 +221,10 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 /// The `Origin` of a request to `/mcp` that may be answered with CORS headers: exactly one
 /// allowed `Origin`, and a Host the guard would accept.
 fn cors_origin(g: &Guard, req: &Request) -> Option<HeaderValue> {
-    if !matches!(req.uri().path(), "/mcp" | "/mcp/") || req.uri().authority().is_some() {
+    let path = req.uri().path();
+    // Browser clients of the OpenAPI facade too (Open WebUI calls tool servers from the page).
+    let served = matches!(path, "/mcp" | "/mcp/" | "/openapi.json") || path.starts_with("/tools/");
+    if !served || req.uri().authority().is_some() {
         return None;
     }
     let headers = req.headers();
@@ -617,7 +621,8 @@ pub fn app(hub: Hub, allowed: Allowed, auth: Auth, stateful: bool, shutdown: Can
         .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
-        .route("/metrics", get(metrics).with_state(hub))
+        .route("/metrics", get(metrics).with_state(hub.clone()))
+        .merge(crate::openapi::routes(hub, &g.auth))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))
 }

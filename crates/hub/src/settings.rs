@@ -44,6 +44,17 @@ pub struct HubSettings {
     pub call_timeout: Duration,
     /// On a signal, how long calls in flight may take to finish.
     pub drain_timeout: Duration,
+    /// The hub's own `search` and `fetch` (`--search-fetch`, `search_fetch`; by default in
+    /// OAuth mode), or `None`.
+    pub search_fetch: Option<crate::search_fetch::SearchFetch>,
+}
+
+/// Whether `search` and `fetch` are offered, and the public URL their results point to.
+pub struct SearchFetchOffer {
+    /// Offered.
+    pub on: bool,
+    /// The hub's public URL, if any.
+    pub public_url: Option<String>,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -267,6 +278,7 @@ impl HubSettings {
             .flatten()
             .map(|p| std::path::absolute(&p).unwrap_or(p))
             .collect();
+        let public_url = asked.public_url.clone();
         let transport = if args.stdio {
             // No listener and no tokens; a bad public URL is still an error rather than ignored.
             found.ok(Allowed::new(asked.public_url.as_deref()).map_err(SettingsError::PublicUrl));
@@ -276,6 +288,13 @@ impl HubSettings {
         };
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
+        let oauth = matches!(&transport, Transport::Http(h) if matches!(h.auth, AuthSettings::OAuth(_)));
+        let search_fetch = args
+            .upstreams
+            .search_fetch
+            .or(config.search_fetch)
+            .unwrap_or(oauth)
+            .then(|| crate::search_fetch::SearchFetch::new(public_url.as_deref()));
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -290,6 +309,19 @@ impl HubSettings {
             state_dir,
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
+            search_fetch,
+        })
+    }
+
+    /// Whether `bastion tools` and `bastion openapi` show `search` and `fetch`: as `serve` would
+    /// with these flags and file (by default in OAuth mode: a public URL, authentication on).
+    pub fn search_fetch_of(args: &UpstreamArgs) -> Result<SearchFetchOffer, Problems> {
+        let file = args.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let oauth = config.public_url.is_some() && config.auth != AuthMode::None;
+        Ok(SearchFetchOffer {
+            on: args.search_fetch.or(config.search_fetch).unwrap_or(oauth),
+            public_url: config.public_url,
         })
     }
 
