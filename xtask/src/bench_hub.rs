@@ -287,16 +287,15 @@ enum Front {
     BastionOpenapi,
 }
 
-const FRONTS: &[Front] =
-    &[
-        Front::Stdio,
-        Front::Bastion,
-        Front::BastionOpenapi,
-        Front::McpProxy,
-        Front::Supergateway,
-        Front::SupergatewayStateless,
-        Front::Mcpo,
-    ];
+const FRONTS: &[Front] = &[
+    Front::Stdio,
+    Front::Bastion,
+    Front::BastionOpenapi,
+    Front::McpProxy,
+    Front::Supergateway,
+    Front::SupergatewayStateless,
+    Front::Mcpo,
+];
 
 impl Front {
     fn name(self) -> &'static str {
@@ -1206,9 +1205,8 @@ impl Report {
     /// The OpenAPI comparison (issue 15's target: mcpo adds at least 10× what bastion's facade
     /// adds): (bastion's facade added, mcpo added).
     fn openapi_added(&self) -> Option<(f64, f64)> {
-        let added = |front: Front| {
-            self.fronts.iter().find(|f| f.front.name() == front.name()).and_then(|f| self.added(f))
-        };
+        let added =
+            |front: Front| self.fronts.iter().find(|f| f.front.name() == front.name()).and_then(|f| self.added(f));
         Some((added(Front::BastionOpenapi)?, added(Front::Mcpo)?))
     }
 

@@ -113,9 +113,13 @@ fn operation(tool: &Tool, schemas: &mut serde_json::Map<String, Value>) -> Value
             "description": "The tool's structured result.",
             "content": {"application/json": {"schema": schema(name, "output", out, schemas)}}
         }),
+        // No declared output: the result as the tool gives it, structured when it is.
         None => json!({
-            "description": "The tool's text.",
-            "content": {"text/plain": {"schema": {"type": "string"}}}
+            "description": "The tool's structured result when it gives one, else its text.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/plain": {"schema": {"type": "string"}}
+            }
         }),
     };
     let error = json!({

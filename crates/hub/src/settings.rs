@@ -652,6 +652,32 @@ mod tests {
     }
 
     #[test]
+    fn search_and_fetch_are_on_by_default_in_oauth_mode_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        let (root_s, state_s) = (root.to_str().unwrap(), state.to_str().unwrap());
+        let oauth = ["--public-url", "https://hub.example.com/mcp"];
+        let base = ["--root", root_s, "--state-dir", state_s];
+        let on = |extra: &[&str]| {
+            let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+            settings(&argv).unwrap().search_fetch.map(|s| s.public_base)
+        };
+        assert_eq!(on(&oauth), Some(Some("https://hub.example.com".to_owned())));
+        assert_eq!(on(&[]), None);
+        assert_eq!(on(&["--search-fetch", "true"]), Some(None));
+        assert_eq!(on(&[&oauth[..], &["--search-fetch", "false"]].concat()), None);
+        // The file's key, under the flag.
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, "search_fetch = true\n").unwrap();
+        let file_s = file.to_str().unwrap();
+        assert_eq!(on(&["--config", file_s]), Some(None));
+        assert_eq!(on(&["--config", file_s, "--search-fetch", "false"]), None);
+        let flags = Flags::try_parse_from(["bastion", "--config", file_s]).unwrap();
+        assert!(HubSettings::search_fetch_of(&flags.serve.upstreams).unwrap().on);
+    }
+
+    #[test]
     fn the_hub_protects_its_own_state_and_decides_approvals() {
         let dir = tempfile::tempdir().unwrap();
         let (root, state) = (dir.path().join("root"), dir.path().join("state"));
