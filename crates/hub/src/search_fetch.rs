@@ -149,7 +149,7 @@ pub fn offer(cat: &mut Catalogue, upstreams: &[Arc<Upstream>]) {
     let Some((index, _)) = fs else { return };
     for tool in [HubTool::Search, HubTool::Fetch] {
         let offered = |inner: &&str| cat.entries.iter().any(|e| e.upstream == index && e.inner == *inner);
-        if !tool.needs().iter().all(|n| offered(&n)) {
+        if !tool.needs().iter().all(offered) {
             continue;
         }
         if cat.entries.iter().any(|e| e.tool.name == tool.name()) {
