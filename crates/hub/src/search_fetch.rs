@@ -96,7 +96,7 @@ impl HubTool {
                 "Search files",
                 "Search the files of the hub's roots by name and content (.gitignore-aware; secret files \
                  excluded) and return the best matches, each with an id to pass to fetch. Use plain words; \
-                 for regular expressions use fs__search_text.",
+                 for regular expressions use the fs server's search_text.",
                 json!({"type": "object", "properties": {
                     "query": {"type": "string", "description": "Words to look for in file names and contents."}
                 }, "required": ["query"]}),
