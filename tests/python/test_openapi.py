@@ -208,3 +208,22 @@ def test_bastion_openapi_prints_the_document(tmp_path: Path) -> None:
     assert doc["servers"] == [{"url": "https://hub.example.com"}]
     ops = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
     assert {"fs__read_file", "search", "fetch"} <= ops
+
+
+def test_browser_clients_on_an_allowed_origin_get_cors(hub: Hub) -> None:
+    """Open WebUI calls a user's tool servers from the page: the facade answers the preflight
+    and names an allowed origin, never a foreign one."""
+    for path in ("/openapi.json", "/tools/fs__read_file"):
+        conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=TIMEOUT)
+        headers = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+        conn.request("OPTIONS", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 204 and r.getheader("access-control-allow-origin") == "http://localhost:3000", path
+    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=TIMEOUT)
+    conn.request("OPTIONS", "/tools/fs__read_file", headers={"Origin": "https://evil.example"})
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    assert r.status == 403 and r.getheader("access-control-allow-origin") is None
