@@ -15,6 +15,8 @@
 //!   every tool call goes through, whichever path it came by;
 //! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
 //! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters.
+//! * [`search_fetch`]: the hub's own `search` and `fetch` (ChatGPT deep research) over a built-in
+//!   fs upstream; [`openapi`]: the OpenAPI facade (`/openapi.json`, `POST /tools/{name}`).
 //!
 //! ```no_run
 //! use bastion_hub::cli::ServeArgs;
