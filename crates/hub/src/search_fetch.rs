@@ -169,7 +169,7 @@ pub fn offer(cat: &mut Catalogue, upstreams: &[Arc<Upstream>]) {
 
 /// Where a `search` or `fetch` runs: the hub, its fs upstream, the caller.
 pub struct Via<'a> {
-    /// The hub (for [`Hub::forward`]: timeout and cancellation).
+    /// The hub (its `forward`: timeout and cancellation).
     pub hub: &'a Hub,
     /// The fs upstream.
     pub upstream: &'a Upstream,
