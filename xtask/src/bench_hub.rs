@@ -52,8 +52,8 @@ pub struct HubArgs {
     /// Calls per client in each throughput run (after a warm-up of 64 calls per client).
     #[arg(long, default_value_t = 1000)]
     load_calls: u32,
-    /// Only these fronts (comma-separated: stdio, bastion, mcp-proxy, supergateway,
-    /// supergateway-stateless, mcpo); the throughput and memory runs are always made.
+    /// Only these fronts (comma-separated: stdio, bastion, bastion-openapi, mcp-proxy,
+    /// supergateway, supergateway-stateless, mcpo); the throughput and memory runs are always made.
     #[arg(long, value_delimiter = ',')]
     fronts: Vec<String>,
     /// Do not build; use whatever `target/release/bastion` exists.
@@ -282,10 +282,20 @@ enum Front {
     SupergatewayStateless,
     /// mcpo: the tool as a REST endpoint.
     Mcpo,
+    /// `bastion serve`'s OpenAPI facade: `POST /tools/{name}` with the arguments as the body,
+    /// the same call as mcpo's (and the same bearer token as `/mcp`).
+    BastionOpenapi,
 }
 
-const FRONTS: &[Front] =
-    &[Front::Stdio, Front::Bastion, Front::McpProxy, Front::Supergateway, Front::SupergatewayStateless, Front::Mcpo];
+const FRONTS: &[Front] = &[
+    Front::Stdio,
+    Front::Bastion,
+    Front::BastionOpenapi,
+    Front::McpProxy,
+    Front::Supergateway,
+    Front::SupergatewayStateless,
+    Front::Mcpo,
+];
 
 impl Front {
     fn name(self) -> &'static str {
@@ -296,6 +306,7 @@ impl Front {
             Front::Supergateway => "supergateway",
             Front::SupergatewayStateless => "supergateway-stateless",
             Front::Mcpo => "mcpo",
+            Front::BastionOpenapi => "bastion-openapi",
         }
     }
 
@@ -307,6 +318,7 @@ impl Front {
             Front::Supergateway => "supergateway --stateful",
             Front::SupergatewayStateless => "supergateway (stateless)",
             Front::Mcpo => "mcpo (REST)",
+            Front::BastionOpenapi => "bastion serve, OpenAPI (REST)",
         }
     }
 }
@@ -417,6 +429,11 @@ fn measure_front(setup: &Setup, front: Front, warmup: u32, calls: u32) -> Result
             let hub = start_hub(setup, Upstreams::NodeFs, port, &log)?;
             let client = HttpClient::mcp(port, "/mcp", Some(&hub.token), &call_body("nodefs__read_text_file", &file));
             (hub.proc, client)
+        }
+        Front::BastionOpenapi => {
+            let hub = start_hub(setup, Upstreams::NodeFs, port, &log)?;
+            let body = json!({"path": file}).to_string();
+            (hub.proc, HttpClient::rest(port, "/tools/nodefs__read_text_file", &hub.token, &body))
         }
         Front::McpProxy => {
             let mut cmd = Command::new(setup.venv_bin.join("mcp-proxy"));
@@ -1189,6 +1206,14 @@ impl Report {
         self.fronts.iter().find(|f| matches!(f.front, Front::Bastion)).and_then(|f| self.added(f))
     }
 
+    /// The OpenAPI comparison (issue 15's target: mcpo adds at least 10× what bastion's facade
+    /// adds): (bastion's facade added, mcpo added).
+    fn openapi_added(&self) -> Option<(f64, f64)> {
+        let added =
+            |front: Front| self.fronts.iter().find(|f| f.front.name() == front.name()).and_then(|f| self.added(f));
+        Some((added(Front::BastionOpenapi)?, added(Front::Mcpo)?))
+    }
+
     fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -1238,6 +1263,15 @@ impl Report {
                 us(f.client_cpu_us),
                 f.proxy_rss_kib.map_or("—".into(), mib),
                 f.server_rss_kib.map_or("n/a".into(), mib),
+            );
+        }
+        if let Some((bastion, mcpo)) = self.openapi_added() {
+            let _ = writeln!(
+                s,
+                "\nOpenAPI (REST) fronts on the same upstream: bastion's facade adds {}, mcpo adds {} ({:.1}× bastion's; target ≥ 10×).",
+                ms(bastion),
+                ms(mcpo),
+                mcpo / bastion
             );
         }
         let _ = writeln!(
@@ -1349,6 +1383,7 @@ impl Report {
             "clients": self.clients,
             "load_calls_per_client": self.load_calls,
             "fronts": fronts,
+            "openapi_added_ms": self.openapi_added().map(|(b, m)| json!({"bastion": b, "mcpo": m, "mcpo_over_bastion": finite(m / b)})),
             "throughput": [tp(&self.builtin), tp(&self.nodefs)],
         })
     }

@@ -35,6 +35,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start the hub's upstreams, print the merged tools with their tier and scope, and exit.
     Tools(ToolsArgs),
+    /// Start the hub's upstreams, print the OpenAPI document of their tools (for a Custom GPT's
+    /// Actions or Open WebUI), and exit.
+    Openapi(crate::openapi::OpenapiArgs),
     /// Check a hub configuration file without starting anything.
     CheckConfig(CheckArgs),
     /// Manage the hub's bearer tokens (and list or revoke OAuth grants).
@@ -86,6 +89,11 @@ pub struct UpstreamArgs {
     /// A hub configuration file (listen address, auth, roots, upstreams); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Offer `search` and `fetch` (the tools ChatGPT's deep research calls) over the fs
+    /// server's roots: true or false (default: true in OAuth mode, that is with a public URL
+    /// and authentication on).
+    #[arg(long, value_name = "BOOL")]
+    pub search_fetch: Option<bool>,
 }
 
 /// Flags of `bastion check-config`.

@@ -100,6 +100,9 @@ pub struct HubConfig {
     /// When the audit journal rotates (`[journal]`: `max_bytes`, `keep`).
     #[serde(default)]
     pub journal: bastion_policy::audit::Rotation,
+    /// Offer the hub's own `search` and `fetch` (ChatGPT deep research); default: on in OAuth
+    /// mode (a public URL with authentication on).
+    pub search_fetch: Option<bool>,
 }
 
 /// The `[oauth]` table.

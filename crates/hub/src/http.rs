@@ -7,6 +7,7 @@
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
 //! | `/dashboard…` | the dashboard ([`crate::dashboard`]): its own cookie session, no bearer token |
+//! | `GET /openapi.json`, `POST /tools/{name}`, `GET /fetch/{id}` | the OpenAPI facade ([`crate::openapi`]), through the same [`Hub::call`] |
 //!
 //! `/` is the same endpoint as `/mcp` (ChatGPT's connector has been seen posting to `/`, and
 //! tunnels such as Tailscale Funnel strip a path prefix): the same handler, layers and checks;
@@ -236,7 +237,10 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 /// The `Origin` of a request to `/mcp` that may be answered with CORS headers: exactly one
 /// allowed `Origin`, and a Host the guard would accept.
 fn cors_origin(g: &Guard, req: &Request) -> Option<HeaderValue> {
-    if !is_mcp_path(req.uri().path()) || req.uri().authority().is_some() {
+    let path = req.uri().path();
+    // Browser clients of the OpenAPI facade too (Open WebUI calls tool servers from the page).
+    let served = is_mcp_path(path) || path == "/openapi.json" || path.starts_with("/tools/");
+    if !served || req.uri().authority().is_some() {
         return None;
     }
     let headers = req.headers();
@@ -811,7 +815,8 @@ pub fn app_with(
         .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
-        .route("/metrics", get(metrics).with_state(hub))
+        .route("/metrics", get(metrics).with_state(hub.clone()))
+        .merge(crate::openapi::routes(hub, &g.auth))
         .merge(extra)
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, reason::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))

@@ -20,6 +20,8 @@
 //!   [`contain`]: third-party commands' scrubbed environment and sandbox;
 //! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters;
 //! * [`dashboard`]: the person's web face at `/dashboard` (and `bastion dashboard`).
+//! * [`search_fetch`]: the hub's own `search` and `fetch` (ChatGPT deep research) over a built-in
+//!   fs upstream; [`openapi`]: the OpenAPI facade (`/openapi.json`, `POST /tools/{name}`).
 //!
 //! ```no_run
 //! use bastion_hub::cli::ServeArgs;
@@ -51,9 +53,11 @@ pub mod doctor;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod refused;
 pub mod router;
 pub mod scope;
+pub mod search_fetch;
 pub mod serve;
 pub mod settings;
 pub mod setup;

@@ -32,6 +32,10 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(serve::tools(args))
         }
+        Command::Openapi(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(bastion_hub::openapi::print(args))
+        }
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
         Command::OwnerSecret(state) => serve::owner_secret(state),

@@ -44,6 +44,9 @@ pub struct Entry {
     pub approval_tier: Tier,
     /// The definition as offered (namespaced name, filled annotations).
     pub tool: Tool,
+    /// `Some` for the hub's own `search` and `fetch`, answered by the hub through its upstream's
+    /// tools rather than forwarded under `inner`.
+    pub hub_tool: Option<crate::search_fetch::HubTool>,
 }
 
 /// The merged surface of the upstreams that are ready, plus the tools that could not be offered.
@@ -96,7 +99,14 @@ pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'
             scope::fill_annotations(&mut tool);
             let tier = source.tier_of(&tool);
             let approval_tier = if tier == Tier::Destructive && !declared { Tier::Write } else { tier };
-            cat.entries.push(Entry { upstream: i, inner: t.name.to_string(), tier, approval_tier, tool });
+            cat.entries.push(Entry {
+                upstream: i,
+                inner: t.name.to_string(),
+                tier,
+                approval_tier,
+                tool,
+                hub_tool: None,
+            });
         }
     }
     cat
@@ -144,6 +154,8 @@ pub struct Hub {
     /// Calls starting and ending, for whoever watches (the dashboard's in-flight list). Sent only
     /// while someone subscribes: with no receiver a call pays one check of the receiver count.
     feed: tokio::sync::broadcast::Sender<CallEvent>,
+    /// The hub's own `search` and `fetch` over a built-in fs upstream (`None`: not offered).
+    search_fetch: Option<Arc<crate::search_fetch::SearchFetch>>,
 }
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
@@ -223,6 +235,7 @@ impl Hub {
             listeners: Arc::default(),
             approvals: None,
             feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
+            search_fetch: None,
         }
     }
 
@@ -244,6 +257,15 @@ impl Hub {
     /// Calls, errors and latency per upstream, from the metrics' histograms.
     pub fn upstream_stats(&self) -> Vec<crate::metrics::UpstreamStats> {
         self.metrics.per_upstream()
+    }
+
+    /// Offers `search` and `fetch` (ChatGPT's deep research names) over the first built-in fs
+    /// upstream.
+    pub fn with_search_fetch(mut self, search_fetch: crate::search_fetch::SearchFetch) -> Hub {
+        self.search_fetch = Some(Arc::new(search_fetch));
+        // A catalogue built before this was called lacks them.
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = (vec![], Arc::new(Catalogue::default()));
+        self
     }
 
     /// Puts calls through the approval gate (switches, rules, the person) before they are
@@ -306,7 +328,11 @@ impl Hub {
             // Read the generations before the statuses: a change in between only causes one
             // more rebuild next time, never a stale catalogue kept.
             let generations = self.upstreams.iter().map(|u| u.generation()).collect();
-            *cache = (generations, Arc::new(catalogue(&self.upstreams)));
+            let mut merged = catalogue(&self.upstreams);
+            if self.search_fetch.is_some() {
+                crate::search_fetch::offer(&mut merged, &self.upstreams);
+            }
+            *cache = (generations, Arc::new(merged));
         }
         cache.1.clone()
     }
@@ -496,13 +522,20 @@ impl Hub {
         };
         let inner = entry.inner.as_str();
         if let Some(gate) = &self.approvals {
+            // The hub's own tools are judged as the fs tool they read with (`fetch` as
+            // `read_file` of the path its id names), so path rules see a path.
+            let gated = entry.hub_tool.map(|t| t.gated(params.arguments.as_ref()));
+            let (inner, args) = match &gated {
+                Some((inner, args)) => (*inner, Some(args)),
+                None => (inner, params.arguments.as_ref()),
+            };
             let call = crate::approvals::HubCall {
                 upstream: prefix,
                 kind: up.spec.source.kind(),
                 inner,
                 shown: &params.name,
                 tier: entry.approval_tier,
-                args: params.arguments.as_ref(),
+                args,
             };
             // The caller giving up while the person decides withdraws the request.
             let decided = tokio::select! {
@@ -515,10 +548,29 @@ impl Hub {
                 return Ok(error_result(&e).into());
             }
         }
+        if let (Some(tool), Some(search_fetch)) = (entry.hub_tool, &self.search_fetch) {
+            let via = crate::search_fetch::Via { hub: self, upstream: up, peer: &peer, site };
+            return Ok(search_fetch.run(tool, &via, params.arguments.as_ref()).await.into());
+        }
+        self.forward(up, &peer, inner, &params.name, params.arguments, site).await
+    }
+
+    /// Sends one call to an upstream's tool and waits for it, within the upstream's call
+    /// timeout, cancelling it upstream if the caller gives up; `shown` names it in messages.
+    pub(crate) async fn forward(
+        &self,
+        up: &Upstream,
+        peer: &Peer<rmcp::RoleClient>,
+        inner: &str,
+        shown: &str,
+        arguments: Option<rmcp::model::JsonObject>,
+        site: &CallSite,
+    ) -> Result<CallToolResponse, McpError> {
+        let prefix = up.spec.name.as_str();
         let timeout = up.spec.call_timeout.unwrap_or(self.call_timeout);
-        let params_name = params.name.clone();
+        let params_name = shown;
         let mut forward = CallToolRequestParams::new(inner.to_owned());
-        forward.arguments = params.arguments;
+        forward.arguments = arguments;
         let handle = match peer
             .send_cancellable_request(
                 ClientRequest::CallToolRequest(CallToolRequest::new(forward)),

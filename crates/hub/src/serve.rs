@@ -285,8 +285,8 @@ async fn signalled() {
 }
 
 /// The upstreams and their supervisor tasks.
-struct Supervised {
-    upstreams: Vec<Arc<Upstream>>,
+pub(crate) struct Supervised {
+    pub(crate) upstreams: Vec<Arc<Upstream>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
     /// Cancelling it stops every supervisor (and so every child).
     shutdown: CancellationToken,
@@ -294,7 +294,7 @@ struct Supervised {
 
 impl Supervised {
     /// Starts a supervisor per upstream.
-    fn start(specs: Vec<UpstreamSpec>) -> Supervised {
+    pub(crate) fn start(specs: Vec<UpstreamSpec>) -> Supervised {
         let shutdown = CancellationToken::new();
         for s in &specs {
             if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
@@ -315,7 +315,7 @@ impl Supervised {
 
     /// Stops the children (each supervisor closes its child's stdin, then signals it) and
     /// waits up to 10 s for each.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         for s in self.supervisors {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
@@ -324,7 +324,7 @@ impl Supervised {
 }
 
 /// Waits until every upstream is ready (or `limit` passes).
-async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
+pub(crate) async fn wait_ready(upstreams: &[Arc<Upstream>], limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
         if upstreams.iter().all(|u| !u.spec.required || matches!(u.status(), Status::Ready { .. })) {
@@ -347,6 +347,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         allow_state_in_root,
         approvals: approval,
         journal,
+        search_fetch,
     } = settings;
     // A built-in that would refuse its roots or flags stops the hub here, before it listens,
     // with one line (the children would each die at start, and the hub serve without them).
@@ -388,6 +389,10 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         .with_call_timeout(call_timeout)
         .with_list_changed(stdio || stateful)
         .with_approvals(approvals);
+    let hub = match search_fetch {
+        Some(s) => hub.with_search_fetch(s),
+        None => hub,
+    };
     // An upstream's tools changed (it said so, restarted or went down): clients that can hear
     // it are told to list again.
     for u in &upstreams {
@@ -528,7 +533,11 @@ pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let supervised = Supervised::start(specs);
     let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
-    let hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
+    let mut hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
+    let offer = HubSettings::search_fetch_of(&args.upstreams)?;
+    if offer.on {
+        hub = hub.with_search_fetch(crate::search_fetch::SearchFetch::new(offer.public_url.as_deref()));
+    }
     let catalogue = hub.catalogue();
     let failed: Vec<String> = upstreams
         .iter()

@@ -46,6 +46,17 @@ pub struct HubSettings {
     pub drain_timeout: Duration,
     /// When the audit journal rotates (`[journal]`).
     pub journal: bastion_policy::audit::Rotation,
+    /// The hub's own `search` and `fetch` (`--search-fetch`, `search_fetch`; by default in
+    /// OAuth mode), or `None`.
+    pub search_fetch: Option<crate::search_fetch::SearchFetch>,
+}
+
+/// Whether `search` and `fetch` are offered, and the public URL their results point to.
+pub struct SearchFetchOffer {
+    /// Offered.
+    pub on: bool,
+    /// The hub's public URL, if any.
+    pub public_url: Option<String>,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -280,6 +291,7 @@ impl HubSettings {
             .flatten()
             .map(|p| std::path::absolute(&p).unwrap_or(p))
             .collect();
+        let public_url = asked.public_url.clone();
         let transport = if args.stdio {
             // No listener and no tokens; a bad public URL is still an error rather than ignored.
             found.ok(Allowed::new(asked.public_url.as_deref()).map_err(SettingsError::PublicUrl));
@@ -303,6 +315,13 @@ impl HubSettings {
         };
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start);
+        let oauth = matches!(&transport, Transport::Http(h) if matches!(h.auth, AuthSettings::OAuth(_)));
+        let search_fetch = args
+            .upstreams
+            .search_fetch
+            .or(config.search_fetch)
+            .unwrap_or(oauth)
+            .then(|| crate::search_fetch::SearchFetch::new(public_url.as_deref()));
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -318,6 +337,19 @@ impl HubSettings {
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
             journal: config.journal,
+            search_fetch,
+        })
+    }
+
+    /// Whether `bastion tools` and `bastion openapi` show `search` and `fetch`: as `serve` would
+    /// with these flags and file (by default in OAuth mode: a public URL, authentication on).
+    pub fn search_fetch_of(args: &UpstreamArgs) -> Result<SearchFetchOffer, Problems> {
+        let file = args.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        let oauth = config.public_url.is_some() && config.auth != AuthMode::None;
+        Ok(SearchFetchOffer {
+            on: args.search_fetch.or(config.search_fetch).unwrap_or(oauth),
+            public_url: config.public_url,
         })
     }
 
@@ -755,6 +787,32 @@ mod tests {
             .map(|u| matches!(&u.source, Source::Builtin { args, .. } if args.iter().any(|a| a == "--allow-write")))
             .collect();
         assert_eq!(writes, [true, true, false], "never for shell");
+    }
+
+    #[test]
+    fn search_and_fetch_are_on_by_default_in_oauth_mode_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, state) = (dir.path().join("root"), dir.path().join("state"));
+        std::fs::create_dir(&root).unwrap();
+        let (root_s, state_s) = (root.to_str().unwrap(), state.to_str().unwrap());
+        let oauth = ["--public-url", "https://hub.example.com/mcp"];
+        let base = ["--root", root_s, "--state-dir", state_s];
+        let on = |extra: &[&str]| {
+            let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+            settings(&argv).unwrap().search_fetch.map(|s| s.public_base)
+        };
+        assert_eq!(on(&oauth), Some(Some("https://hub.example.com".to_owned())));
+        assert_eq!(on(&[]), None);
+        assert_eq!(on(&["--search-fetch", "true"]), Some(None));
+        assert_eq!(on(&[&oauth[..], &["--search-fetch", "false"]].concat()), None);
+        // The file's key, under the flag.
+        let file = dir.path().join("hub.toml");
+        std::fs::write(&file, "search_fetch = true\n").unwrap();
+        let file_s = file.to_str().unwrap();
+        assert_eq!(on(&["--config", file_s]), Some(None));
+        assert_eq!(on(&["--config", file_s, "--search-fetch", "false"]), None);
+        let flags = Flags::try_parse_from(["bastion", "--config", file_s]).unwrap();
+        assert!(HubSettings::search_fetch_of(&flags.serve.upstreams).unwrap().on);
     }
 
     #[test]

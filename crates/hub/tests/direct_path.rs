@@ -2,7 +2,8 @@
 //! path, in process through the axum application: the same call with an empty `_meta` goes
 //! through rmcp, and the two answers must be byte for byte the same — status, content type and
 //! body — for a result, a tool error, an unknown tool, bad arguments, numeric and string ids,
-//! and every legacy protocol version the hub accepts. The upstream is the real `bastion fs`.
+//! and every legacy protocol version the hub accepts. The OpenAPI facade (`POST /tools/{name}`)
+//! is held to the same answers. The upstream is the real `bastion fs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -155,4 +156,64 @@ async fn only_plain_legacy_calls_qualify() {
     assert!(matches!(direct::parse(b"{not json"), direct::Parsed::NotJson(_)));
     let escaped = br#"{"jsonrpc":"2\u002e0","id":1,"method":"tools\/call","params":{"name":"x"}}"#;
     assert!(matches!(direct::parse(escaped), direct::Parsed::Call(_)), "escaped strings still parse");
+}
+
+/// Status, content type and body of a request to `uri` (`POST` with `body`, else `GET`).
+async fn request(app: &axum::Router, uri: &str, body: Option<&Value>) -> (StatusCode, String, Vec<u8>) {
+    let b = Request::builder()
+        .method(if body.is_some() { "POST" } else { "GET" })
+        .uri(uri)
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_TYPE, "application/json");
+    let body = body.map_or_else(Body::empty, |v| Body::from(v.to_string()));
+    let r = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let status = r.status();
+    let content_type =
+        r.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, content_type, axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap().to_vec())
+}
+
+/// The OpenAPI facade answers what `/mcp` answers, from the same `Hub::call`: a result's
+/// structured content is the body, a tool error's `{code, message}` is the body of its HTTP
+/// error; `search` and `fetch` the same way; the document lists every tool.
+#[tokio::test]
+async fn the_openapi_facade_answers_what_mcp_answers() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("hello.txt"), "hello\n").unwrap();
+    let shutdown = CancellationToken::new();
+    let hub =
+        hub_over_fs(root.path(), &shutdown).await.with_search_fetch(bastion_hub::search_fetch::SearchFetch::new(None));
+    let app = app(hub, Allowed::loopback(), Auth::open(), false, shutdown.child_token());
+    let search = json!({"query": "hello"});
+    let mut cases = vec![
+        ("fs__read_file", json!({"path": "hello.txt"}), StatusCode::OK),
+        ("fs__read_file", json!({"path": "../etc/passwd"}), StatusCode::FORBIDDEN),
+        ("fs__read_file", json!({"path": "missing"}), StatusCode::NOT_FOUND),
+        ("search", search.clone(), StatusCode::OK),
+        ("fetch", json!({"id": "forged"}), StatusCode::BAD_REQUEST),
+    ];
+    let (_, _, found) = request(&app, "/tools/search", Some(&search)).await;
+    let found: Value = serde_json::from_slice(&found).unwrap();
+    let id = found["results"][0]["id"].as_str().unwrap().to_owned();
+    cases.push(("fetch", json!({"id": id}), StatusCode::OK));
+    for (tool, arguments, status) in cases {
+        let (got, content_type, body) = request(&app, &format!("/tools/{tool}"), Some(&arguments)).await;
+        let mcp = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                         "params": {"name": tool, "arguments": arguments}});
+        let (_, _, answer) = post(&app, &mcp, None).await;
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        let shown = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!((got, content_type.as_str()), (status, "application/json"), "{tool}: {shown}");
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), answer["result"]["structuredContent"], "{tool}");
+    }
+    let (_, _, text) = request(&app, &format!("/fetch/{id}"), None).await;
+    assert_eq!(text, b"hello\n");
+    let (status, _, doc) = request(&app, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(doc["servers"][0]["url"], "http://localhost");
+    for tool in ["fs__read_file", "fs__search_text", "search", "fetch"] {
+        assert_eq!(doc["paths"][format!("/tools/{tool}")]["post"]["operationId"], tool);
+    }
+    shutdown.cancel();
 }
