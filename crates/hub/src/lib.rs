@@ -14,7 +14,8 @@
 //! * [`router`]: the aggregating `ServerHandler`; [`router::Hub::call`] is the one function
 //!   every tool call goes through, whichever path it came by;
 //! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
-//! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters.
+//! * [`scope`]: names, tiers from annotations, scopes; [`search`]: tools ranked by a task;
+//!   [`metrics`]: Prometheus counters.
 //!
 //! ```no_run
 //! use bastion_hub::cli::ServeArgs;
@@ -45,6 +46,7 @@ pub mod http;
 pub mod metrics;
 pub mod router;
 pub mod scope;
+pub mod search;
 pub mod serve;
 pub mod settings;
 pub mod setup;

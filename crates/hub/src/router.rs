@@ -52,7 +52,7 @@ pub struct Catalogue {
 }
 
 /// Builds the catalogue from the upstreams' current tool lists.
-pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
+pub fn catalogue(upstreams: &[Arc<Upstream>], naming: &scope::Naming) -> Catalogue {
     let ready: Vec<_> = upstreams
         .iter()
         .map(|u| match u.status() {
@@ -64,18 +64,29 @@ pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
         upstreams.iter().zip(&ready).enumerate().filter_map(|(i, (u, tools))| {
             tools.as_ref().map(|t| (i, u.spec.name.as_str(), &u.spec.source, t.as_slice()))
         }),
+        naming,
     )
 }
 
-/// Merges `(index, upstream name, source, tools)` into one surface. A tool whose namespaced name
-/// is invalid, too long or already taken is not offered (a client would reject the whole list
-/// or call the wrong tool); it is reported in [`Catalogue::problems`] (`/readyz`) instead.
-pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'a [Tool])>) -> Catalogue {
+/// Merges `(index, upstream name, source, tools)` into one surface, named by `naming`. A tool
+/// whose name is invalid, too long (and has no alias) or already taken is not offered (a client
+/// would reject the whole list or call the wrong tool); it is reported in
+/// [`Catalogue::problems`] (`/readyz`, `bastion tools`, the log) instead, as is an alias that
+/// names no tool of an upstream that is up.
+pub fn merge<'a>(
+    upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'a [Tool])>,
+    naming: &scope::Naming,
+) -> Catalogue {
     let mut cat = Catalogue::default();
     let mut seen = std::collections::HashSet::new();
     for (i, upstream, source, tools) in upstreams {
+        for a in naming.aliases.iter().filter(|a| a.upstream == upstream) {
+            if !tools.iter().any(|t| t.name == a.tool) {
+                cat.problems.push(format!("{upstream}: [[alias]] '{}' names no tool '{}'", a.name, a.tool));
+            }
+        }
         for t in tools {
-            let name = match scope::namespaced(upstream, &t.name) {
+            let name = match naming.name_for(upstream, &t.name) {
                 Ok(n) => n,
                 Err(why) => {
                     cat.problems.push(format!("{upstream}: tool '{}' not offered: {why}", t.name));
@@ -122,6 +133,8 @@ pub struct Hub {
     listeners: Arc<Mutex<Vec<Peer<RoleServer>>>>,
     /// The approval gate (`None`: every call that passes the scopes runs).
     approvals: Option<Arc<crate::approvals::HubApprovals>>,
+    /// How offered tools are named (`max_tool_name`, `[[alias]]`).
+    naming: Arc<scope::Naming>,
 }
 
 /// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
@@ -174,7 +187,14 @@ impl Hub {
             list_changed: trusted,
             listeners: Arc::default(),
             approvals: None,
+            naming: Arc::default(),
         }
+    }
+
+    /// Names the offered tools by `naming` (longest name, aliases) instead of the defaults.
+    pub fn with_naming(mut self, naming: scope::Naming) -> Hub {
+        self.naming = Arc::new(naming);
+        self
     }
 
     /// Puts calls through the approval gate (switches, rules, the person) before they are
@@ -237,7 +257,13 @@ impl Hub {
             // Read the generations before the statuses: a change in between only causes one
             // more rebuild next time, never a stale catalogue kept.
             let generations = self.upstreams.iter().map(|u| u.generation()).collect();
-            *cache = (generations, Arc::new(catalogue(&self.upstreams)));
+            let fresh = catalogue(&self.upstreams, &self.naming);
+            // Said once per change, not per request: the catalogue is rebuilt only when an
+            // upstream's tools changed.
+            for p in fresh.problems.iter().filter(|p| !cache.1.problems.contains(p)) {
+                tracing::warn!("tool not offered: {p}");
+            }
+            *cache = (generations, Arc::new(fresh));
         }
         cache.1.clone()
     }
@@ -546,6 +572,7 @@ mod tests {
         let cat = merge(
             [(0, "fs", &fs_source, &fs[..]), (1, "ext", &ext_source, &ext[..]), (2, "shell", &shell_source, &sh[..])]
                 .into_iter(),
+            &scope::Naming { max_len: scope::MAX_TOOL_LEN, aliases: vec![] },
         );
         let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.upstream, e.tier)).collect();
         assert_eq!(
@@ -575,6 +602,42 @@ mod tests {
         assert!(cat.problems[1].contains("Bad(Name)") && cat.problems[1].contains("character other than"));
         assert!(cat.problems[2].contains("'get_sum'") && cat.problems[2].contains("listed twice"));
         assert!(cat.problems[3].contains("longer than 64"));
+    }
+
+    #[test]
+    fn long_names_are_reported_unless_aliased() {
+        let long = "fetch_the_documentation_page_with_every_section_expanded";
+        let ext = [tool(long, Some(true)), tool("x", Some(true)), tool("lookup", Some(true))];
+        let source = Source::Command { program: "ext".into(), args: vec![], env: vec![] };
+        let alias =
+            |tool: &str, name: &str| scope::Alias { upstream: "ext".into(), tool: tool.into(), name: name.into() };
+        // Without an alias: reported, not offered, and never cut.
+        let cat = merge([(0, "ext", &source, &ext[..])].into_iter(), &scope::Naming::default());
+        let names: Vec<_> = cat.entries.iter().map(|e| e.tool.name.to_string()).collect();
+        assert_eq!(names, ["ext__x", "ext__lookup"]);
+        assert_eq!(cat.problems.len(), 1, "{:?}", cat.problems);
+        assert!(
+            cat.problems[0].contains("longer than 48") && cat.problems[0].contains("[[alias]]"),
+            "{:?}",
+            cat.problems
+        );
+        // With aliases: offered under them, routed by the upstream's own name; an alias that
+        // names no tool, and one that takes a name already offered, are reported.
+        let naming = scope::Naming {
+            aliases: vec![
+                alias(long, "ext__fetch_page"),
+                alias("lookup", "search"),
+                alias("gone", "g"),
+                alias("x", "search"),
+            ],
+            ..Default::default()
+        };
+        let cat = merge([(0, "ext", &source, &ext[..])].into_iter(), &naming);
+        let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.inner.clone())).collect();
+        assert_eq!(got, [("ext__fetch_page".to_owned(), long.to_owned()), ("search".to_owned(), "x".to_owned())]);
+        assert_eq!(cat.problems.len(), 2, "{:?}", cat.problems);
+        assert!(cat.problems[0].contains("names no tool 'gone'"));
+        assert!(cat.problems[1].contains("'search' is listed twice"));
     }
 
     #[test]

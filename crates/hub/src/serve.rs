@@ -337,6 +337,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         roots,
         allow_state_in_root,
         approvals: approval,
+        naming,
     } = settings;
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
     // not trusted when another user could replace it (the children protect it: `--protect`).
@@ -367,7 +368,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     let hub = Hub::new(upstreams.clone(), audit, stdio)
         .with_call_timeout(call_timeout)
         .with_list_changed(stdio || stateful)
-        .with_approvals(approvals);
+        .with_approvals(approvals)
+        .with_naming(naming);
     // An upstream's tools changed (it said so, restarted or went down): clients that can hear
     // it are told to list again.
     for u in &upstreams {
@@ -481,10 +483,11 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
 /// up and every tool could be offered.
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let specs = HubSettings::upstreams_of(&args.upstreams)?;
+    let naming = HubSettings::naming_of(&args.upstreams)?;
     let supervised = Supervised::start(specs);
     let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
-    let hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
+    let hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true).with_naming(naming);
     let catalogue = hub.catalogue();
     let failed: Vec<String> = upstreams
         .iter()

@@ -44,6 +44,8 @@ pub struct HubSettings {
     pub call_timeout: Duration,
     /// On a signal, how long calls in flight may take to finish.
     pub drain_timeout: Duration,
+    /// How offered tools are named (`max_tool_name`, `[[alias]]`).
+    pub naming: crate::scope::Naming,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -276,6 +278,7 @@ impl HubSettings {
         };
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
+        let naming = config.naming();
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -290,7 +293,15 @@ impl HubSettings {
             state_dir,
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
+            naming,
         })
+    }
+
+    /// The naming of `bastion tools`: its `--config` file's `max_tool_name` and `[[alias]]`.
+    pub fn naming_of(args: &UpstreamArgs) -> Result<crate::scope::Naming, Problems> {
+        let file = args.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        Ok(config.naming())
     }
 
     /// The upstreams of `bastion tools`: its flags over its `--config` file.
