@@ -43,6 +43,9 @@
 //! action = "allow"           # allow | ask | deny
 //!
 //! max_tool_name = 48        # longest tool name offered (at most 64); longer ones are reported
+//! tool_search = "auto"       # off (default) | on | auto: find_tools + call_tool instead of the list
+//! tool_search_budget = 30000 # auto: on when a caller's tools/list would pass this many bytes
+//! pinned_tools = ["fs__read_file"]   # listed beside the search tools
 //!
 //! [[alias]]                  # offer an upstream's tool under another name
 //! upstream = "docs"
@@ -100,6 +103,15 @@ pub struct HubConfig {
     /// `[[alias]]`: tools offered under a name of the operator's choosing.
     #[serde(default, rename = "alias")]
     pub aliases: Vec<AliasConfig>,
+    /// `off` (default), `on` or `auto`: `find_tools` and `call_tool` instead of every tool.
+    #[serde(default)]
+    pub tool_search: crate::toolsearch::Mode,
+    /// Bytes of `tools/list` above which `auto` turns search on (default 30 000).
+    #[serde(default)]
+    pub tool_search_budget: Option<usize>,
+    /// Tools listed beside the search tools (their offered names).
+    #[serde(default)]
+    pub pinned_tools: Vec<String>,
 }
 
 /// One `[[alias]]`.
@@ -115,6 +127,15 @@ pub struct AliasConfig {
 }
 
 impl HubConfig {
+    /// The tool search settings.
+    pub fn tool_search(&self) -> crate::toolsearch::ToolSearch {
+        crate::toolsearch::ToolSearch {
+            mode: self.tool_search,
+            budget: self.tool_search_budget.unwrap_or(crate::toolsearch::DEFAULT_BUDGET),
+            pinned: self.pinned_tools.clone(),
+        }
+    }
+
     /// The naming of offered tools: `max_tool_name` and the aliases (checked by [`HubConfig::parse`]).
     pub fn naming(&self) -> crate::scope::Naming {
         crate::scope::Naming {

@@ -50,4 +50,5 @@ pub mod search;
 pub mod serve;
 pub mod settings;
 pub mod setup;
+pub mod toolsearch;
 pub mod upstream;

@@ -135,6 +135,8 @@ pub struct Hub {
     approvals: Option<Arc<crate::approvals::HubApprovals>>,
     /// How offered tools are named (`max_tool_name`, `[[alias]]`).
     naming: Arc<scope::Naming>,
+    /// Tool search (`find_tools`, `call_tool`) and when it replaces the whole list.
+    search: Arc<crate::toolsearch::ToolSearch>,
 }
 
 /// A tool error in the Bastion shape (text `code: message`, structured `{code, message}`).
@@ -188,7 +190,20 @@ impl Hub {
             listeners: Arc::default(),
             approvals: None,
             naming: Arc::default(),
+            search: Arc::default(),
         }
+    }
+
+    /// Offers tool search (`find_tools`, `call_tool`) as `search` says.
+    pub fn with_tool_search(mut self, search: crate::toolsearch::ToolSearch) -> Hub {
+        self.search = Arc::new(search);
+        self
+    }
+
+    /// What `tools/list` shows `who`: every tool it may call, or, with tool search on for it,
+    /// the search tools and the pinned ones.
+    pub fn listed_tools(&self, who: &Principal) -> Vec<Tool> {
+        self.search.listed(self.visible_tools(who))
     }
 
     /// Names the offered tools by `naming` (longest name, aliases) instead of the defaults.
@@ -300,6 +315,30 @@ impl Hub {
         site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
+        let mut params = params;
+        if self.search.enabled() && params.name == crate::toolsearch::FIND_TOOLS {
+            let r = crate::toolsearch::find(&self.visible_tools(who), params.arguments.as_ref());
+            let result = Ok(r.into());
+            let (outcome, result_bytes) = call_outcome(&result);
+            let args = redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default());
+            self.record(who, &params.name, args, &outcome, started, result_bytes);
+            return result;
+        }
+        if self.search.enabled() && params.name == crate::toolsearch::CALL_TOOL {
+            // Unwrapped here, before anything else sees the call: scopes, approvals, the journal
+            // and the metrics all see the real tool.
+            match crate::toolsearch::unwrap_call(params.arguments.as_ref()) {
+                Ok((inner, arguments)) => {
+                    params.name = inner.into();
+                    params.arguments = arguments;
+                }
+                Err(e) => {
+                    let result = Ok(e.into());
+                    self.record(who, &params.name, serde_json::Value::Null, &call_outcome(&result).0, started, 0);
+                    return result;
+                }
+            }
+        }
         let name = params.name.to_string();
         let args = if self.audit.enabled() {
             redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default())
@@ -519,7 +558,7 @@ impl ServerHandler for Hub {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.visible_tools(&principal(&ctx, &self.fallback))))
+        Ok(ListToolsResult::with_all_items(self.listed_tools(&principal(&ctx, &self.fallback))))
     }
 
     async fn call_tool(
@@ -531,6 +570,9 @@ impl ServerHandler for Hub {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.search.enabled() && let Some(t) = crate::toolsearch::meta_tools().into_iter().find(|t| t.name == name) {
+            return Some(t);
+        }
         self.catalogue().entries.iter().find(|e| e.tool.name == name).map(|e| e.tool.clone())
     }
 }

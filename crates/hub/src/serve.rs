@@ -338,6 +338,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         allow_state_in_root,
         approvals: approval,
         naming,
+        tool_search,
     } = settings;
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
     // not trusted when another user could replace it (the children protect it: `--protect`).
@@ -369,7 +370,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         .with_call_timeout(call_timeout)
         .with_list_changed(stdio || stateful)
         .with_approvals(approvals)
-        .with_naming(naming);
+        .with_naming(naming)
+        .with_tool_search(tool_search);
     // An upstream's tools changed (it said so, restarted or went down): clients that can hear
     // it are told to list again.
     for u in &upstreams {

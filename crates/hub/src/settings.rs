@@ -46,6 +46,8 @@ pub struct HubSettings {
     pub drain_timeout: Duration,
     /// How offered tools are named (`max_tool_name`, `[[alias]]`).
     pub naming: crate::scope::Naming,
+    /// Tool search (`tool_search`, `tool_search_budget`, `pinned_tools`).
+    pub tool_search: crate::toolsearch::ToolSearch,
 }
 
 /// The hub's approval gate (its built-in children run with `--no-approvals`).
@@ -279,6 +281,7 @@ impl HubSettings {
         let roots = roots(&mut found, &args.upstreams, &config);
         let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, Depth::Start);
         let naming = config.naming();
+        let tool_search = config.tool_search();
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -294,6 +297,7 @@ impl HubSettings {
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
             naming,
+            tool_search,
         })
     }
 

@@ -68,20 +68,33 @@ const EVAL: [(&str, &str); 30] = [
     ("kill the background process", "shell__kill_process"),
 ];
 
-async fn surface(extra: &[&str], config: Option<&str>) -> Vec<Tool> {
+/// A hub on stdio over a fresh root holding `hello.txt`, and its state directory (the journal).
+struct Running {
+    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    state: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+async fn start(extra: &[&str], config: Option<&str>) -> Running {
     let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("hello.txt"), "hello\n").unwrap();
     let state = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bastion"));
     cmd.arg("serve").arg("--stdio").arg("--root").arg(root.path()).arg("--state-dir").arg(state.path()).args(extra);
     if let Some(text) = config {
         let file = state.path().join("hub.toml");
-        std::fs::write(&file, text).unwrap();
+        std::fs::write(&file, text.replace("BASTION", env!("CARGO_BIN_EXE_bastion"))).unwrap();
         cmd.arg("--config").arg(&file);
     }
     cmd.env("RUST_LOG", "warn");
     let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
-    let tools = client.list_all_tools().await.unwrap();
-    client.cancel().await.unwrap();
+    Running { client, state, _root: root }
+}
+
+async fn surface(extra: &[&str], config: Option<&str>) -> Vec<Tool> {
+    let hub = start(extra, config).await;
+    let tools = hub.client.list_all_tools().await.unwrap();
+    hub.client.cancel().await.unwrap();
     tools
 }
 
@@ -155,4 +168,89 @@ async fn every_task_ranks_its_tool_first_before_and_after() {
     eprintln!("selection eval: {was}/30 before, {after}/30 after; before missed:\n{}", misses.join("\n"));
     assert_eq!(after, EVAL.len(), "the compact definitions lose tasks:\n{}", after_misses.join("\n"));
     assert!(after >= was);
+}
+
+/// The full surface with tool search on: two tools instead of thirty-four.
+fn with_search(mode: &str, extra: &str) -> String {
+    format!("tool_search = \"{mode}\"\n{extra}\n{FULL}")
+}
+
+#[tokio::test]
+async fn tool_search_lists_two_tools_finds_each_task_and_calls_the_real_tool() {
+    let hub = start(&[], Some(&with_search("on", "pinned_tools = [\"fs__read_file\"]"))).await;
+    let listed = hub.client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["find_tools", "call_tool", "fs__read_file"]);
+    let n = bytes(&listed);
+    assert!(n <= 4_000, "tools/list with search on is {n} bytes");
+
+    // Every eval task finds its tool in the top three.
+    let mut misses = vec![];
+    for (task, want) in EVAL {
+        let r = hub.client.call_tool(call("find_tools", serde_json::json!({"query": task, "limit": 3}))).await.unwrap();
+        let found = r.structured_content.unwrap();
+        let found: Vec<&str> = found["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        if !found.contains(&want) {
+            misses.push(format!("{task:?}: {want} not in {found:?}"));
+        }
+    }
+    assert!(misses.is_empty(), "{}", misses.join("\n"));
+
+    // call_tool runs the real tool, and the journal names it (never call_tool).
+    let r = hub
+        .client
+        .call_tool(call("call_tool", serde_json::json!({"name": "fs__read_file", "arguments": {"path": "hello.txt"}})))
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    assert!(serde_json::to_string(&r.content).unwrap().contains("hello"));
+    // A real tool stays callable by its own name.
+    let r = hub.client.call_tool(call("git__status", serde_json::json!({}))).await.unwrap();
+    assert_eq!(r.structured_content.unwrap()["code"], "not_a_repository");
+    // call_tool of an unknown tool is the same protocol error as a direct call.
+    let e = hub.client.call_tool(call("call_tool", serde_json::json!({"name": "fs__nope"}))).await.unwrap_err();
+    assert!(e.to_string().contains("unknown tool 'fs__nope'"), "{e}");
+    hub.client.cancel().await.unwrap();
+    let journal = std::fs::read_to_string(hub.state.path().join("audit.jsonl")).unwrap();
+    assert!(journal.contains(r#""tool":"fs__read_file""#), "{journal}");
+    assert!(!journal.contains(r#""tool":"call_tool""#), "{journal}");
+}
+
+#[tokio::test]
+async fn auto_search_turns_on_when_a_third_party_upstream_passes_the_budget() {
+    // The read-only built-ins alone stay under 22 KB: listed in full.
+    let budget = "tool_search_budget = 22000";
+    let alone = surface(&[], Some(&format!("tool_search = \"auto\"\n{budget}"))).await;
+    assert!(alone.len() > 20 && alone.iter().all(|t| t.name != "find_tools"), "{}", alone.len());
+    // A third-party command upstream (here bastion's own git server run as a plain command)
+    // pushes the surface over the budget: two tools instead.
+    let more = format!(
+        "tool_search = \"auto\"\n{budget}\n\
+         [[upstream]]\nname = \"fs\"\nbuiltin = \"fs\"\n\
+         [[upstream]]\nname = \"git\"\nbuiltin = \"git\"\n\
+         [[upstream]]\nname = \"shell\"\nbuiltin = \"shell\"\nargs = [\"--profile\", \"read-only\"]\n\
+         [[upstream]]\nname = \"ext\"\ncommand = \"BASTION\"\nargs = [\"git\", \"--root\", \"/tmp\", \"--no-approvals\"]\n"
+    );
+    let hub = start(&[], Some(&more)).await;
+    // The upstreams come up one by one; wait until all four are listed or searched.
+    let mut listed = vec![];
+    for _ in 0..100 {
+        listed = hub.client.list_all_tools().await.unwrap();
+        if listed.iter().any(|t| t.name == "find_tools") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["find_tools", "call_tool"]);
+    let r = hub.client.call_tool(call("find_tools", serde_json::json!({"query": "commit history"}))).await.unwrap();
+    let found = r.structured_content.unwrap();
+    let found: Vec<&str> = found["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(found.contains(&"ext__log") && found.contains(&"git__log"), "{found:?}");
+    hub.client.cancel().await.unwrap();
+}
+
+fn call(name: &'static str, args: serde_json::Value) -> rmcp::model::CallToolRequestParams {
+    let serde_json::Value::Object(args) = args else { panic!("arguments must be an object") };
+    rmcp::model::CallToolRequestParams::new(name).with_arguments(args)
 }
