@@ -52,7 +52,7 @@ async def measure(command: str, args: list[str], env: dict[str, str] | None = No
                     while True:
                         page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
                         tools.extend(page.tools)
-                        cursor = page.nextCursor
+                        cursor = page.next_cursor
                         if not cursor:
                             break
     body = json.dumps(

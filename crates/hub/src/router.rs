@@ -570,7 +570,9 @@ impl ServerHandler for Hub {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        if self.search.enabled() && let Some(t) = crate::toolsearch::meta_tools().into_iter().find(|t| t.name == name) {
+        if self.search.enabled()
+            && let Some(t) = crate::toolsearch::meta_tools().into_iter().find(|t| t.name == name)
+        {
             return Some(t);
         }
         self.catalogue().entries.iter().find(|e| e.tool.name == name).map(|e| e.tool.clone())
