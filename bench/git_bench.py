@@ -51,12 +51,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # (operation, bastion-git call, mcp-server-git call, git argv)
 OPERATIONS: list[tuple[str, tuple[str, dict[str, Any]], tuple[str, dict[str, Any]], list[str]]] = [
-    ("status", ("git_status", {}), ("git_status", {}), ["status"]),
-    ("log of 10", ("git_log", {"max_count": 10}), ("git_log", {"max_count": 10}), ["log", "-n", "10"]),
-    ("log of 2 000", ("git_log", {"max_count": 2000}), ("git_log", {"max_count": 2000}), ["log", "-n", "2000"]),
-    ("diff of the work tree", ("git_diff", {}), ("git_diff_unstaged", {}), ["diff"]),
-    ("diff against HEAD~100", ("git_diff", {"from": "HEAD~100"}), ("git_diff", {"target": "HEAD~100"}), ["diff", "HEAD~100"]),
-    ("show HEAD", ("git_show", {}), ("git_show", {"revision": "HEAD"}), ["show", "HEAD"]),
+    ("status", ("status", {}), ("git_status", {}), ["status"]),
+    ("log of 10", ("log", {"max_count": 10}), ("git_log", {"max_count": 10}), ["log", "-n", "10"]),
+    ("log of 2 000", ("log", {"max_count": 2000}), ("git_log", {"max_count": 2000}), ["log", "-n", "2000"]),
+    ("diff of the work tree", ("diff", {}), ("git_diff_unstaged", {}), ["diff"]),
+    ("diff against HEAD~100", ("diff", {"from": "HEAD~100"}), ("git_diff", {"target": "HEAD~100"}), ["diff", "HEAD~100"]),
+    ("show HEAD", ("show", {}), ("git_show", {"revision": "HEAD"}), ["show", "HEAD"]),
 ]
 
 

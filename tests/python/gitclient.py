@@ -6,7 +6,7 @@ The call helpers (``call``, ``ok``, ``err``, ``error_code``) are the same as for
     from gitclient import git_session, ok, err, run_git
 
     async with git_session(tmp_path, write=True) as session:
-        status = await ok(session, "git_status", {"repo": "proj"})
+        status = await ok(session, "status", {"repo": "proj"})
 
 The binary comes from ``$BASTION_BIN_DIR`` (default ``<repo>/target/debug``).
 """
@@ -44,17 +44,17 @@ __all__ = [
 ]
 
 READ_TOOLS = [
-    "git_status",
-    "git_diff",
-    "git_log",
-    "git_show",
-    "git_blame",
-    "git_branches",
-    "git_tags",
-    "git_stash_list",
+    "status",
+    "diff",
+    "log",
+    "show",
+    "blame",
+    "branches",
+    "tags",
+    "stash_list",
 ]
-WRITE_TOOLS = ["git_add", "git_unstage", "git_commit", "git_create_branch", "git_switch", "git_stash_push"]
-DESTRUCTIVE_TOOLS = ["git_restore", "git_reset", "git_delete_branch"]
+WRITE_TOOLS = ["add", "unstage", "commit", "create_branch", "switch", "stash_push"]
+DESTRUCTIVE_TOOLS = ["restore", "reset", "delete_branch"]
 
 #: Environment for fixture-building ``git``: no system or global config, fixed identity and dates.
 GIT_ENV = {

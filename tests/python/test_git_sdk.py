@@ -25,10 +25,10 @@ async def test_sdk_session_lists_reads_and_reports_errors(tmp_path: Path) -> Non
         tools = await list_all_tools(s)
         assert sorted(t.name for t in tools) == sorted(READ_TOOLS + WRITE_TOOLS)
         for t in tools:
-            assert t.annotations is not None and t.title and t.description and t.output_schema is not None, t.name
-        log = await ok(s, "git_log", {"repo": "proj"})
+            assert t.annotations is not None and t.title and t.description and t.output_schema is None, t.name
+        log = await ok(s, "log", {"repo": "proj"})
         assert [c["hash"] for c in log["commits"]] == [head] and log["commits"][0]["subject"] == "Initial commit"
-        await err(s, "git_show", {"repo": "proj", "rev": "no-such-branch"}, "invalid_revision")
-        await err(s, "git_status", {"repo": "../elsewhere"}, "path_outside_root")
-        is_error, structured, text = await call(s, "git_commit", {"repo": "proj", "message": "nothing"})
+        await err(s, "show", {"repo": "proj", "rev": "no-such-branch"}, "invalid_revision")
+        await err(s, "status", {"repo": "../elsewhere"}, "path_outside_root")
+        is_error, structured, text = await call(s, "commit", {"repo": "proj", "message": "nothing"})
         assert is_error and structured["code"] == "nothing_to_commit" and text.startswith("nothing_to_commit: ")

@@ -235,7 +235,7 @@ async def test_tools_are_namespaced_with_annotations(hub: Hub) -> None:
     async with http_session(hub, hub.token) as s:
         tools = (await s.list_tools()).tools
     got = {t.name: t for t in tools}
-    for want in ["fs__read_file", "git__git_status", "shell__run_command", "fs__write_file", "git__git_commit"]:
+    for want in ["fs__read_file", "git__status", "shell__run_command", "fs__write_file", "git__commit"]:
         assert want in got, sorted(got)
     assert all(NAME_RE.match(n) for n in got), [n for n in got if not NAME_RE.match(n)]
     read = got["fs__read_file"]
@@ -250,7 +250,7 @@ async def test_a_call_through_each_upstream(hub: Hub) -> None:
     async with http_session(hub, hub.token) as s:
         err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
         assert not err and "hello from the hub" in text, text
-        err, data, text = await call(s, "git__git_status", {})
+        err, data, text = await call(s, "git__status", {})
         assert not err and data is not None and data.get("branch"), text
         err, _, text = await call(s, "shell__run_command", {"program": "ls", "args": []})
         assert not err and "hello.txt" in text, text
@@ -374,8 +374,8 @@ async def test_a_read_only_token_cannot_see_or_call_write_tools(hub: Hub) -> Non
     ro = hub.create_token("readonly", "*:read")
     async with http_session(hub, ro) as s:
         visible = await names(s)
-        assert "fs__read_file" in visible and "git__git_status" in visible
-        assert "fs__write_file" not in visible and "git__git_commit" not in visible
+        assert "fs__read_file" in visible and "git__status" in visible
+        assert "fs__write_file" not in visible and "git__commit" not in visible
     refused_for_scope(hub, ro, "fs__write_file", {"path": "new.txt", "content": "x"}, "fs:write")
     assert not (hub.root / "new.txt").exists()
     # Per-upstream scopes: git only.
@@ -420,7 +420,7 @@ async def test_stdio_mode(tmp_path: Path) -> None:
             with anyio.fail_after(TIMEOUT):
                 await s.initialize()
             visible = await names(s)
-            assert {"fs__read_file", "git__git_status", "shell__run_command"} <= set(visible)
+            assert {"fs__read_file", "git__status", "shell__run_command"} <= set(visible)
             assert "fs__write_file" not in visible  # read-only by default
             err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
             assert not err and "over stdio" in text
@@ -572,8 +572,8 @@ def test_the_stateless_2026_protocol_sees_the_same_scopes(hub: Hub) -> None:
     status, _, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="fs__read_file", **modern)
     result = json.loads(body)["result"]
     assert status == 200 and not result.get("isError") and "hello from the hub" in result["content"][0]["text"], body
-    call["params"] = {"name": "git__git_status", "arguments": {}, "_meta": meta}
-    status, headers, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__git_status", **modern)
+    call["params"] = {"name": "git__status", "arguments": {}, "_meta": meta}
+    status, headers, body = hub.raw(call, token=fs_read, Mcp_Method="tools/call", Mcp_Name="git__status", **modern)
     assert status == 403 and 'scope="git:read"' in headers["www-authenticate"], (status, body)
 
 
@@ -630,7 +630,7 @@ def test_bastion_tools_prints_tiers_and_scopes(tmp_path: Path) -> None:
     by_name = {t["tool"]["name"]: t for t in out["tools"]}
     assert (by_name["fs__read_file"]["tier"], by_name["fs__read_file"]["scope"]) == ("read", "fs:read")
     assert (by_name["fs__write_file"]["tier"], by_name["fs__write_file"]["scope"]) == ("write", "fs:write")
-    assert by_name["git__git_commit"]["scope"] == "git:write"
+    assert by_name["git__commit"]["scope"] == "git:write"
     # The read-only shell profile's tools are annotated read-only.
     assert by_name["shell__run_command"]["scope"] == "shell:read"
     assert out["problems"] == [] and out["failed_upstreams"] == []
@@ -667,7 +667,7 @@ async def test_a_configured_third_party_upstream(tmp_path: Path) -> None:
         assert any("Bad(Name)" in p for p in ready["problems"]), ready
         async with http_session(h, owner) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
-            assert "files__read_file" in tools and "git__git_status" not in tools
+            assert "files__read_file" in tools and "git__status" not in tools
             # allow_tools / deny_tools: filtered tools are neither listed nor callable.
             assert "files__list_directory" in tools
             assert "files__search_text" not in tools and "files__read_many_files" not in tools
@@ -795,7 +795,7 @@ def test_a_remote_upstream_over_streamable_http(hub: Hub, tmp_path: Path) -> Non
         a = Hub(port=port, state=tmp_path / "state", root=hub.root, token="", stderr=tmp_path / "stderr", pid=proc.pid)
         wait_until_ready(a, "hub A")
         listed = [t["name"] for t in json.loads(a.raw(LIST)[2])["result"]["tools"]]
-        assert "remote__fs__read_file" in listed and "remote__git__git_status" in listed, listed
+        assert "remote__fs__read_file" in listed and "remote__git__status" in listed, listed
         assert "remote__fs__write_file" not in listed  # B's token for A is read-only
         call = {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
                 "params": {"name": "remote__fs__read_file", "arguments": {"path": "hello.txt"}}}
@@ -848,7 +848,7 @@ def test_a_plain_tools_call_gets_the_same_answer_as_through_rmcp(hub: Hub) -> No
         ("fs__read_file", {"path": "../etc/passwd"}, "s-1", hub.token),
         ("nope__x", {}, 3, hub.token),
         ("fs__read_file", {"nopath": 1}, 4, hub.token),
-        ("git__git_status", {}, 5, ro),
+        ("git__status", {}, 5, ro),
     ]
     for version in [None, "2025-03-26", "2025-06-18", "2025-11-25"]:
         headers = {"MCP_Protocol_Version": version} if version else {}

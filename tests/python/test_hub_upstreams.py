@@ -108,7 +108,7 @@ async def test_third_party_tools_are_offered_in_snake_case_with_their_annotation
     assert all(NAME_RE.match(n) for n in tools), sorted(tools)
     # `get-sum`, `trigger-long-running-operation`: hyphens become underscores.
     for want in ["everything__echo", "everything__get_sum", "everything__trigger_long_running_operation",
-                 "fs__read_file", "git__git_status", "shell__run_command", "fake__echo"]:
+                 "fs__read_file", "git__status", "shell__run_command", "fake__echo"]:
         assert want in tools, sorted(tools)
     get_sum = tools["everything__get_sum"]
     a = get_sum.annotations
@@ -127,7 +127,7 @@ async def test_calls_reach_every_upstream_over_http(mixed: Hub) -> None:
         assert not err and "through the hub" in text, text
         err, _, text = await call(s, "fs__read_file", {"path": "hello.txt"})
         assert not err and "hello from the hub" in text, text
-        err, _, text = await call(s, "git__git_status", {})
+        err, _, text = await call(s, "git__status", {})
         assert not err, text
         err, _, text = await call(s, "shell__run_command", {"program": "ls", "args": []})
         assert not err and "hello.txt" in text, text
@@ -229,7 +229,7 @@ def test_a_hanging_call_times_out_and_spares_the_other_upstreams(mixed: Hub) -> 
     time.sleep(0.3)
     # While it hangs, every other upstream (and the same one) answers.
     for name, args in [("fs__read_file", {"path": "hello.txt"}), ("everything__get_sum", {"a": 1, "b": 1}),
-                       ("fake__echo", {"text": "still here"}), ("git__git_status", {})]:
+                       ("fake__echo", {"text": "still here"}), ("git__status", {})]:
         status, body = rpc(mixed, name, args)
         assert status == 200 and not body["result"].get("isError"), (name, body)
     assert caller.is_alive(), "the hanging call returned before the others were tried"

@@ -119,7 +119,7 @@ async def test_claude_like_client_end_to_end(hub: OAuthHub, http: httpx2.Client)
     assert got["state"] == flow.state and got["iss"] == hub.issuer
     tokens = assert_token_response(flow.exchange(got["code"]))
     names = await list_and_read(hub, tokens["access_token"])
-    assert {"git__git_status", "shell__run_command", "fs__write_file"} <= set(names), names
+    assert {"git__status", "shell__run_command", "fs__write_file"} <= set(names), names
 
 
 def test_cursor_like_client_registers_three_uris(hub: OAuthHub, http: httpx2.Client) -> None:
@@ -132,7 +132,7 @@ def test_cursor_like_client_registers_three_uris(hub: OAuthHub, http: httpx2.Cli
     flow = Flow(hub=hub, http=http, client_id=reg.json()["client_id"], redirect_uri="http://localhost:8787/callback")
     tokens = assert_token_response(flow.exchange(flow.approve("fs:read git:read")))
     names = listed_tools(mcp(http, hub, LIST, tokens["access_token"]))
-    assert "fs__read_file" in names and "git__git_status" in names, names
+    assert "fs__read_file" in names and "git__status" in names, names
     assert not any(n.startswith("shell__") for n in names), names
 
 

@@ -121,7 +121,7 @@ async def test_the_shell_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
         for cwd in [".bst", ".BST", "./.bst/"]:
             err, data, text = await call(s, "shell__run_command", {"program": "ls", "args": [], "cwd": cwd})
             assert error_code(err, data, text) == "protected_path", (cwd, text)
-        err, data, text = await call(s, "git__git_status", {"repo": ".bst"})
+        err, data, text = await call(s, "git__status", {"repo": ".bst"})
         assert error_code(err, data, text) == "protected_path", text
         # A recursive search over the root runs, and the sandbox shows it nothing of the state.
         err, data, text = await call(s, "shell__run_command", {"program": "grep", "args": ["-r", "scopes", "."]})
@@ -138,9 +138,9 @@ async def test_git_cannot_reach_the_state_in_its_root(hub: Hub) -> None:
     for cmd in (["git", "init", "-q"], ["git", "add", "hello.txt"], ["git", "commit", "-qm", "init"]):
         subprocess.run(cmd, cwd=hub.root, env=env, check=True, capture_output=True)
     async with http_session(hub, hub.token) as s:
-        err, data, text = await call(s, "git__git_add", {"paths": [".bst/tokens.json"]})
+        err, data, text = await call(s, "git__add", {"paths": [".bst/tokens.json"]})
         assert error_code(err, data, text) == "protected_path", text
-        err, data, text = await call(s, "git__git_status", {})
+        err, data, text = await call(s, "git__status", {})
         assert not err and ".bst" not in text, text
 
 

@@ -27,6 +27,9 @@ pub enum Target {
     /// The hub (`bastion serve`) against mcp-proxy, supergateway and mcpo in front of the Node
     /// filesystem server: added latency, CPU per call, throughput with 32 clients, memory.
     Hub(crate::bench_hub::HubArgs),
+    /// The bytes (and ~tokens) of `tools/list`: the built-in servers, the hub in each tool search
+    /// mode, and the reference fs and git servers and Desktop Commander.
+    Context(crate::bench_context::ContextArgs),
 }
 
 /// Options of `cargo xtask bench fs`.
@@ -67,6 +70,7 @@ pub fn run(target: &Target) -> Result<()> {
         Target::Git(args) => crate::bench_git::run(args),
         Target::Shell(args) => crate::bench_shell::run(args),
         Target::Hub(args) => crate::bench_hub::run(args),
+        Target::Context(args) => crate::bench_context::run(args),
     }
 }
 

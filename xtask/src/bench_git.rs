@@ -89,7 +89,7 @@ pub fn run(args: &GitArgs) -> Result<()> {
 }
 
 /// Installs the peer into `.cache/peers-venv`; `None` (reported as n/a) when that fails.
-fn install_peer() -> Option<PathBuf> {
+pub(crate) fn install_peer() -> Option<PathBuf> {
     let venv = cache_dir().join("peers-venv");
     let python = venv.join("bin").join("python");
     let (package, version) = PEER;

@@ -20,6 +20,7 @@
 //! * `cargo xtask bench fs` — installs the peer servers, generates a large deterministic file tree
 //!   and compares `bastion-fs` with them and with `rg` in one run. Never part of CI.
 //! * `cargo xtask bench git|shell` — `bastion-git` and `bastion-shell` against their peers.
+//! * `cargo xtask bench context` — the bytes of `tools/list`, bastion's and the peers'.
 //! * `cargo xtask bench hub` — `bastion serve` against mcp-proxy, supergateway and mcpo in front
 //!   of the Node filesystem server (added latency, CPU per call), throughput with 32 clients and
 //!   the memory of the hub and its children. Never part of CI.
@@ -40,6 +41,7 @@
 //! Everything this tool downloads or generates lives under `<repo>/.cache/`.
 
 mod bench;
+mod bench_context;
 mod bench_git;
 mod bench_hub;
 mod bench_shell;

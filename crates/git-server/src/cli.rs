@@ -11,10 +11,10 @@ use crate::GitServer;
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     mut_arg("allow_write", |a| a.help(
-        "Offer the write tools (git_add, git_unstage, git_commit, git_create_branch, git_switch, git_stash_push)"
+        "Offer the write tools (add, unstage, commit, create_branch, switch, stash_push)"
     )),
     mut_arg("allow_destructive", |a| a.help(
-        "Offer git_restore, git_reset and git_delete_branch too (implies --allow-write)"
+        "Offer restore, reset and delete_branch too (implies --allow-write)"
     )),
 )]
 pub struct GitArgs {
@@ -68,7 +68,7 @@ mod tests {
         let help = |id: &str| {
             command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_help()).map(|h| h.to_string())
         };
-        assert!(help("allow_write").is_some_and(|h| h.contains("git_add")), "{:?}", help("allow_write"));
+        assert!(help("allow_write").is_some_and(|h| h.contains("create_branch")), "{:?}", help("allow_write"));
         assert!(help("allow_destructive").is_some_and(|h| h.contains("implies --allow-write")));
     }
 }

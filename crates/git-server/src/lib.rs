@@ -46,23 +46,23 @@ pub use cli::{GitArgs, run_stdio};
 pub const TOOLS: ToolTable = ToolTable::new(
     "git",
     &[
-        ToolSpec::new("git_status", Tier::Read, "Git status"),
-        ToolSpec::new("git_diff", Tier::Read, "Git diff"),
-        ToolSpec::new("git_log", Tier::Read, "Git log"),
-        ToolSpec::new("git_show", Tier::Read, "Show commit"),
-        ToolSpec::new("git_blame", Tier::Read, "Git blame"),
-        ToolSpec::new("git_branches", Tier::Read, "List branches"),
-        ToolSpec::new("git_tags", Tier::Read, "List tags"),
-        ToolSpec::new("git_stash_list", Tier::Read, "List stashes"),
-        ToolSpec::new("git_add", Tier::Write, "Stage changes").idempotent(),
-        ToolSpec::new("git_unstage", Tier::Write, "Unstage changes").idempotent(),
-        ToolSpec::new("git_commit", Tier::Write, "Commit staged changes"),
-        ToolSpec::new("git_create_branch", Tier::Write, "Create branch"),
-        ToolSpec::new("git_switch", Tier::Write, "Switch branch").idempotent(),
-        ToolSpec::new("git_stash_push", Tier::Write, "Stash changes"),
-        ToolSpec::new("git_restore", Tier::Destructive, "Discard changes").idempotent(),
-        ToolSpec::new("git_reset", Tier::Destructive, "Reset branch"),
-        ToolSpec::new("git_delete_branch", Tier::Destructive, "Delete branch").idempotent(),
+        ToolSpec::new("status", Tier::Read, "Git status"),
+        ToolSpec::new("diff", Tier::Read, "Git diff"),
+        ToolSpec::new("log", Tier::Read, "Git log"),
+        ToolSpec::new("show", Tier::Read, "Show commit"),
+        ToolSpec::new("blame", Tier::Read, "Git blame"),
+        ToolSpec::new("branches", Tier::Read, "List branches"),
+        ToolSpec::new("tags", Tier::Read, "List tags"),
+        ToolSpec::new("stash_list", Tier::Read, "List stashes"),
+        ToolSpec::new("add", Tier::Write, "Stage changes").idempotent(),
+        ToolSpec::new("unstage", Tier::Write, "Unstage changes").idempotent(),
+        ToolSpec::new("commit", Tier::Write, "Commit staged changes"),
+        ToolSpec::new("create_branch", Tier::Write, "Create branch"),
+        ToolSpec::new("switch", Tier::Write, "Switch branch").idempotent(),
+        ToolSpec::new("stash_push", Tier::Write, "Stash changes"),
+        ToolSpec::new("restore", Tier::Destructive, "Discard changes").idempotent(),
+        ToolSpec::new("reset", Tier::Destructive, "Reset branch"),
+        ToolSpec::new("delete_branch", Tier::Destructive, "Delete branch").idempotent(),
     ],
 );
 
@@ -152,8 +152,8 @@ const INSTRUCTIONS: &str = concat!(
     "Bastion git server (libgit2; no git program, hooks or filters ever run). \
 Every tool takes an optional repo (a directory relative to the first root, default the root itself) and root (a root name when several are configured). \
 Paths are relative to the repository's top-level directory and are matched literally (no globs). \
-Revisions are anything git understands (HEAD~2, main, v1.0, a hash, A..B for git_log) but never start with '-'. \
-Start with git_status; use git_diff for changes, git_log/git_show for history, git_blame for who changed a line. \
+Revisions are anything git understands (HEAD~2, main, v1.0, a hash, A..B for log) but never start with '-'. \
+Start with status; use diff for changes, log/show for history, blame for who changed a line. \
 Long results say truncated=true; pass the returned next_offset / next_skip back to continue. \
 Errors start with a stable code (not_a_repository, invalid_revision, path_outside_root, would_overwrite_changes, nothing_to_commit, ...) followed by what to do instead. ",
     bastion_server_kit::untrusted_content!()

@@ -347,7 +347,7 @@ impl Repo {
             None => Err(Error::new(
                 ErrorCode::NotARepository,
                 format!(
-                    "'{}' is a bare repository (no work tree); only git_log, git_show, git_branches and git_tags work on it",
+                    "'{}' is a bare repository (no work tree); only log, show, branches and tags work on it",
                     self.shown()
                 ),
             )),
@@ -561,7 +561,7 @@ pub(crate) fn bad_revision(spec: &str, what: &str, e: &git2::Error) -> Error {
     Error::new(
         ErrorCode::InvalidRevision,
         format!(
-            "{what} '{}' {why}; use a branch or tag (see git_branches, git_tags), a hash from git_log, or HEAD~n",
+            "{what} '{}' {why}; use a branch or tag (see branches, tags), a hash from log, or HEAD~n",
             truncate_for_message(spec)
         ),
     )

@@ -1,4 +1,4 @@
-//! Text helpers: times as RFC 3339, the date filters of `git_log`, lossy names, and a text buffer
+//! Text helpers: times as RFC 3339, the date filters of `log`, lossy names, and a text buffer
 //! that stops at the output budget with a continuation offset.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,7 +7,7 @@ use bastion_policy::{Error, ErrorCode, Result};
 
 /// A git time (seconds since the epoch plus the author's UTC offset) as RFC 3339 in that offset,
 /// e.g. `2024-05-01T14:03:00+02:00`. Written digit by digit: `format!` with its eight arguments
-/// was a third of the cost of listing a commit in a long git_log.
+/// was a third of the cost of listing a commit in a long log.
 pub(crate) fn iso_time(t: git2::Time) -> String {
     let offset = i64::from(t.offset_minutes());
     let local = t.seconds() + offset * 60;
@@ -47,7 +47,7 @@ fn digits(out: &mut String, n: i64, width: u32) {
 }
 
 /// An object id as 40 lowercase hex digits (what `Oid`'s `Display` prints, without the
-/// formatting machinery; a long git_log prints thousands).
+/// formatting machinery; a long log prints thousands).
 pub(crate) fn hex(id: git2::Oid) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(40);

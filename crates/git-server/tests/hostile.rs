@@ -57,57 +57,57 @@ fn option_injection_is_refused_or_taken_literally() {
     let out = format!("--output={}", pwned.display());
     let r = "repo";
     let refused: Vec<(&str, Value, &str)> = vec![
-        ("git_log", json!({"repo": r, "rev": out}), "invalid_revision"),
-        ("git_log", json!({"repo": r, "rev": "-p --ext-diff"}), "invalid_revision"),
-        ("git_log", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
-        ("git_log", json!({"repo": r, "since": out}), "invalid_argument"),
-        ("git_log", json!({"repo": r, "until": "--until=yesterday"}), "invalid_argument"),
-        ("git_diff", json!({"repo": r, "from": out}), "invalid_revision"),
-        ("git_diff", json!({"repo": r, "from": "HEAD", "to": "-p --ext-diff"}), "invalid_revision"),
-        ("git_diff", json!({"repo": r, "from": "--no-index"}), "invalid_revision"),
-        ("git_show", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
-        ("git_show", json!({"repo": r, "rev": out}), "invalid_revision"),
-        ("git_show", json!({"repo": r, "rev": "-p"}), "invalid_revision"),
-        ("git_blame", json!({"repo": r, "path": "a.txt", "rev": "--contents=/etc/hostname"}), "invalid_revision"),
-        ("git_blame", json!({"repo": r, "path": "--contents=/etc/hostname"}), "not_found"),
-        ("git_create_branch", json!({"repo": r, "name": "--force"}), "invalid_reference_name"),
-        ("git_create_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
-        ("git_create_branch", json!({"repo": r, "name": "ok", "from": out}), "invalid_revision"),
-        ("git_switch", json!({"repo": r, "branch": "--format=x"}), "invalid_reference_name"),
-        ("git_switch", json!({"repo": r, "branch": "-p"}), "invalid_reference_name"),
-        ("git_switch", json!({"repo": r, "branch": "-"}), "invalid_reference_name"),
-        ("git_delete_branch", json!({"repo": r, "name": "--format=x"}), "invalid_reference_name"),
-        ("git_delete_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
-        ("git_reset", json!({"repo": r, "rev": "--hard"}), "invalid_revision"),
-        ("git_reset", json!({"repo": r, "rev": out, "mode": "hard"}), "invalid_revision"),
-        ("git_reset", json!({"repo": r, "rev": "main", "mode": "--hard"}), "invalid_argument"),
-        ("git_log", json!({"repo": r, "until": "--until=now"}), "invalid_argument"),
-        ("git_status", json!({"repo": "--git-dir=/etc"}), "not_found"),
-        ("git_status", json!({"repo": r, "untracked_files": "--ignored"}), "invalid_argument"),
+        ("log", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("log", json!({"repo": r, "rev": "-p --ext-diff"}), "invalid_revision"),
+        ("log", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
+        ("log", json!({"repo": r, "since": out}), "invalid_argument"),
+        ("log", json!({"repo": r, "until": "--until=yesterday"}), "invalid_argument"),
+        ("diff", json!({"repo": r, "from": out}), "invalid_revision"),
+        ("diff", json!({"repo": r, "from": "HEAD", "to": "-p --ext-diff"}), "invalid_revision"),
+        ("diff", json!({"repo": r, "from": "--no-index"}), "invalid_revision"),
+        ("show", json!({"repo": r, "rev": "--format=x"}), "invalid_revision"),
+        ("show", json!({"repo": r, "rev": out}), "invalid_revision"),
+        ("show", json!({"repo": r, "rev": "-p"}), "invalid_revision"),
+        ("blame", json!({"repo": r, "path": "a.txt", "rev": "--contents=/etc/hostname"}), "invalid_revision"),
+        ("blame", json!({"repo": r, "path": "--contents=/etc/hostname"}), "not_found"),
+        ("create_branch", json!({"repo": r, "name": "--force"}), "invalid_reference_name"),
+        ("create_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
+        ("create_branch", json!({"repo": r, "name": "ok", "from": out}), "invalid_revision"),
+        ("switch", json!({"repo": r, "branch": "--format=x"}), "invalid_reference_name"),
+        ("switch", json!({"repo": r, "branch": "-p"}), "invalid_reference_name"),
+        ("switch", json!({"repo": r, "branch": "-"}), "invalid_reference_name"),
+        ("delete_branch", json!({"repo": r, "name": "--format=x"}), "invalid_reference_name"),
+        ("delete_branch", json!({"repo": r, "name": "-D"}), "invalid_reference_name"),
+        ("reset", json!({"repo": r, "rev": "--hard"}), "invalid_revision"),
+        ("reset", json!({"repo": r, "rev": out, "mode": "hard"}), "invalid_revision"),
+        ("reset", json!({"repo": r, "rev": "main", "mode": "--hard"}), "invalid_argument"),
+        ("log", json!({"repo": r, "until": "--until=now"}), "invalid_argument"),
+        ("status", json!({"repo": "--git-dir=/etc"}), "not_found"),
+        ("status", json!({"repo": r, "untracked_files": "--ignored"}), "invalid_argument"),
     ];
     for (tool, args, code) in &refused {
         s.err(tool, args.clone(), code);
     }
     // Text parameters are text: a filter or a message that looks like an option is only text.
-    let log = s.ok("git_log", json!({"repo": r, "author": out, "grep": "--exec=touch"}));
+    let log = s.ok("log", json!({"repo": r, "author": out, "grep": "--exec=touch"}));
     assert_eq!(log["commits"], json!([]));
     // Paths that look like options or pathspec magic are literal names that match nothing.
-    let add = s.ok("git_add", json!({"repo": r, "paths": ["--all", "-A", ":(top)*", "*"]}));
+    let add = s.ok("add", json!({"repo": r, "paths": ["--all", "-A", ":(top)*", "*"]}));
     assert_eq!(add["staged_count"], 0, "{add}");
     assert_eq!(add["unmatched"].as_array().map(Vec::len), Some(4), "{add}");
     write(f.repo.join("a.txt"), "one\ntwo\nthree\n");
-    s.ok("git_add", json!({"repo": r, "paths": ["a.txt"]}));
+    s.ok("add", json!({"repo": r, "paths": ["a.txt"]}));
     let before = git(&f.repo, &["rev-parse", "HEAD"]);
-    let commit = s.ok("git_commit", json!({"repo": r, "message": "--amend"}));
+    let commit = s.ok("commit", json!({"repo": r, "message": "--amend"}));
     assert_eq!(commit["parents"], json!([before.trim()]), "a new commit, never an amend");
     assert_eq!(git(&f.repo, &["log", "-1", "--format=%s"]).trim(), "--amend");
-    let stash_msg = s.err("git_stash_push", json!({"repo": r, "message": "--include-untracked"}), "nothing_to_commit");
+    let stash_msg = s.err("stash_push", json!({"repo": r, "message": "--include-untracked"}), "nothing_to_commit");
     assert!(stash_msg.contains("no local changes"), "{stash_msg}");
     // A ref literally named like an option is reachable by its full name, as a name.
-    let shown = s.ok("git_show", json!({"repo": r, "rev": "refs/heads/--format=x", "stat_only": true}));
+    let shown = s.ok("show", json!({"repo": r, "rev": "refs/heads/--format=x", "stat_only": true}));
     assert_eq!(shown["commit"]["parents"].as_array().unwrap().len(), 1);
     assert_eq!(shown["commit"]["hash"], json!(before.trim()));
-    let branches = s.ok("git_branches", json!({"repo": r, "kind": "local"}));
+    let branches = s.ok("branches", json!({"repo": r, "kind": "local"}));
     assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "--format=x"));
     assert!(branches["branches"].as_array().unwrap().iter().any(|b| b["name"] == "-p"));
     assert!(!pwned.exists(), "an option was executed");
@@ -138,33 +138,33 @@ fn pathspecs_stay_in_the_work_tree() {
     ];
     let mut outputs = Vec::new();
     for (path, code) in &cases {
-        for tool in ["git_add", "git_unstage", "git_restore"] {
+        for tool in ["add", "unstage", "restore"] {
             outputs.push(s.err(tool, json!({"repo": "repo", "paths": [path]}), code));
         }
-        outputs.push(s.err("git_diff", json!({"repo": "repo", "paths": [path]}), code));
-        outputs.push(s.err("git_log", json!({"repo": "repo", "paths": [path]}), code));
-        outputs.push(s.err("git_status", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("diff", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("log", json!({"repo": "repo", "paths": [path]}), code));
+        outputs.push(s.err("status", json!({"repo": "repo", "paths": [path]}), code));
         if !path.is_empty() {
-            outputs.push(s.err("git_blame", json!({"repo": "repo", "path": path}), code));
+            outputs.push(s.err("blame", json!({"repo": "repo", "path": path}), code));
         }
     }
-    outputs.push(s.err("git_show", json!({"repo": "repo", "rev": "HEAD:../outside/private.txt"}), "invalid_revision"));
+    outputs.push(s.err("show", json!({"repo": "repo", "rev": "HEAD:../outside/private.txt"}), "invalid_revision"));
     assert!(!outputs.iter().any(|o| o.contains("SECRET")), "{outputs:?}");
     assert_eq!(index_paths(&f.repo), before, "the index changed");
     assert_eq!(std::fs::read_to_string(f.base.join("outside/private.txt")).unwrap(), "SECRET\n");
     // An absolute path inside the work tree is fine.
     write(f.repo.join("a.txt"), "changed\n");
-    let add = s.ok("git_add", json!({"repo": "repo", "paths": [abs_in_repo]}));
+    let add = s.ok("add", json!({"repo": "repo", "paths": [abs_in_repo]}));
     assert_eq!(add["added"], json!(["a.txt"]));
     // Adding everything never stages the deny-listed, and a symlink is stored as a link.
     write(f.repo.join(".env"), "TOKEN=1\n");
-    let all = s.ok("git_add", json!({"repo": "repo", "paths": ["."]}));
+    let all = s.ok("add", json!({"repo": "repo", "paths": ["."]}));
     assert_eq!(all["skipped_denied"], json!([".env"]), "{all}");
     let index = index_paths(&f.repo);
     assert!(!index.contains(".env") && !index.contains("private.txt"), "{index}");
     assert!(index.lines().any(|l| l.starts_with("120000") && l.ends_with("\tlink")), "{index}");
     // ...and a symlinked git metadata file cannot be shown either.
-    s.err("git_show", json!({"repo": "repo", "rev": "HEAD:.git/config"}), "denied_by_glob");
+    s.err("show", json!({"repo": "repo", "rev": "HEAD:.git/config"}), "denied_by_glob");
 }
 
 #[test]
@@ -193,30 +193,30 @@ fn repositories_must_lie_inside_a_root() {
     write(alternates.join(".git/objects/info/alternates"), format!("{}\n", other.join(".git/objects").display()));
 
     let mut s = common::start(&[&f.root], &f.home, &[]);
-    s.err("git_status", json!({"repo": "../other"}), "path_outside_root");
-    s.err("git_log", json!({"repo": other.display().to_string()}), "path_outside_root");
-    s.err("git_log", json!({"repo": "other-link"}), "path_outside_root");
-    s.err("git_status", json!({"repo": "gitfile"}), "path_outside_root");
-    s.err("git_status", json!({"repo": "worktree"}), "path_outside_root");
-    s.err("git_log", json!({"repo": "alternates"}), "path_outside_root");
-    let msg = s.err("git_status", json!({}), "not_a_repository");
+    s.err("status", json!({"repo": "../other"}), "path_outside_root");
+    s.err("log", json!({"repo": other.display().to_string()}), "path_outside_root");
+    s.err("log", json!({"repo": "other-link"}), "path_outside_root");
+    s.err("status", json!({"repo": "gitfile"}), "path_outside_root");
+    s.err("status", json!({"repo": "worktree"}), "path_outside_root");
+    s.err("log", json!({"repo": "alternates"}), "path_outside_root");
+    let msg = s.err("status", json!({}), "not_a_repository");
     assert!(msg.contains("never creates"), "{msg}");
-    s.err("git_status", json!({"repo": "repo/a.txt"}), "not_a_repository");
-    s.err("git_status", json!({"repo": "missing"}), "not_found");
+    s.err("status", json!({"repo": "repo/a.txt"}), "not_a_repository");
+    s.err("status", json!({"repo": "missing"}), "not_found");
     // A directory inside a repository works like `git -C dir`.
-    let st = s.ok("git_status", json!({"repo": "repo/inner"}));
+    let st = s.ok("status", json!({"repo": "repo/inner"}));
     assert_eq!(st["repo"], "repo");
     drop(s);
 
     let mut plain_server = common::start(&[&plain], &f.home, &[]);
-    plain_server.err("git_status", json!({}), "not_a_repository");
+    plain_server.err("status", json!({}), "not_a_repository");
     drop(plain_server);
     let mut inner_server = common::start(&[&inner], &f.home, &[]);
-    inner_server.err("git_log", json!({}), "not_a_repository");
+    inner_server.err("log", json!({}), "not_a_repository");
     drop(inner_server);
     // A root inside the git directory: the work tree would be outside it.
     let mut git_dir_server = common::start(&[&f.repo.join(".git")], &f.home, &[]);
-    git_dir_server.err("git_log", json!({}), "path_outside_root");
+    git_dir_server.err("log", json!({}), "path_outside_root");
     assert!(!f.base.join("plain/.git").exists() && !inner.join(".git").exists(), "a repository was created");
 }
 
@@ -234,62 +234,62 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     init(&lib);
     let repo = json!({"repo": "repo"});
     let mut s = common::start(&[&f.root], &f.home, &[]);
-    s.ok("git_log", repo.clone());
-    s.ok("git_status", repo.clone());
+    s.ok("log", repo.clone());
+    s.ok("status", repo.clone());
 
     // What other programs change between two calls is seen: the index, new commits, a repack.
     write(f.repo.join("b.txt"), "b\n");
     git(&f.repo, &["add", "b.txt"]);
-    let st = s.ok("git_status", repo.clone());
+    let st = s.ok("status", repo.clone());
     assert_eq!(st["staged"][0]["path"], "b.txt", "{st}");
     git(&f.repo, &["commit", "-q", "-m", "third"]);
     git(&f.repo, &["gc", "-q", "--prune=now"]);
-    let log = s.ok("git_log", repo.clone());
+    let log = s.ok("log", repo.clone());
     assert_eq!(log["commits"][0]["subject"], "third");
-    let st = s.ok("git_status", repo.clone());
+    let st = s.ok("status", repo.clone());
     assert!(st["staged"].as_array().unwrap().is_empty(), "{st}");
-    let shown = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD~1:a.txt"}));
+    let shown = s.ok("show", json!({"repo": "repo", "rev": "HEAD~1:a.txt"}));
     assert_eq!(shown["content"], "one\ntwo\n");
 
     // core.worktree pointed outside the root.
     git(&f.repo, &["config", "core.worktree", &other.display().to_string()]);
-    s.err("git_status", repo.clone(), "path_outside_root");
-    s.err("git_log", repo.clone(), "path_outside_root");
+    s.err("status", repo.clone(), "path_outside_root");
+    s.err("log", repo.clone(), "path_outside_root");
     git(&f.repo, &["config", "--unset", "core.worktree"]);
-    s.ok("git_status", repo.clone());
+    s.ok("status", repo.clone());
 
     // Object alternates outside the root.
     let alternates = f.repo.join(".git/objects/info/alternates");
     write(&alternates, format!("{}\n", other.join(".git/objects").display()));
-    s.err("git_log", repo.clone(), "path_outside_root");
+    s.err("log", repo.clone(), "path_outside_root");
     std::fs::remove_file(&alternates).unwrap();
-    s.ok("git_log", repo.clone());
+    s.ok("log", repo.clone());
 
     // Alternates through a link inside the root, re-pointed outside without touching the list.
     let link = f.root.join("objects-link");
     symlink(lib.join(".git/objects"), &link).unwrap();
     write(&alternates, format!("{}\n", link.display()));
-    s.ok("git_log", repo.clone());
+    s.ok("log", repo.clone());
     std::fs::remove_file(&link).unwrap();
     symlink(other.join(".git/objects"), &link).unwrap();
-    s.err("git_log", repo.clone(), "path_outside_root");
+    s.err("log", repo.clone(), "path_outside_root");
     std::fs::remove_file(&alternates).unwrap();
-    s.ok("git_log", repo.clone());
+    s.ok("log", repo.clone());
 
     // .git replaced by a gitlink file to a repository outside the root.
     std::fs::rename(f.repo.join(".git"), f.root.join("saved-git")).unwrap();
     write(f.repo.join(".git"), format!("gitdir: {}\n", other.join(".git").display()));
-    s.err("git_log", repo.clone(), "path_outside_root");
+    s.err("log", repo.clone(), "path_outside_root");
     std::fs::remove_file(f.repo.join(".git")).unwrap();
     std::fs::rename(f.root.join("saved-git"), f.repo.join(".git")).unwrap();
-    let log = s.ok("git_log", repo.clone());
+    let log = s.ok("log", repo.clone());
     assert_eq!(log["commits"][0]["subject"], "third");
 
     // The repository directory replaced by a link to one outside the root.
     std::fs::rename(&f.repo, f.root.join("saved-repo")).unwrap();
     symlink(&other, &f.repo).unwrap();
-    s.err("git_log", repo.clone(), "path_outside_root");
-    s.err("git_status", repo.clone(), "path_outside_root");
+    s.err("log", repo.clone(), "path_outside_root");
+    s.err("status", repo.clone(), "path_outside_root");
     std::fs::remove_file(&f.repo).unwrap();
 
     // Another repository moved in at the same place is read as itself, not the kept one.
@@ -297,7 +297,7 @@ fn a_repository_kept_open_is_checked_again_on_every_call() {
     write(f.repo.join("l.txt"), "l\n");
     git(&f.repo, &["add", "l.txt"]);
     git(&f.repo, &["commit", "-q", "-m", "lib commit"]);
-    let log = s.ok("git_log", repo.clone());
+    let log = s.ok("log", repo.clone());
     assert_eq!(log["commits"][0]["subject"], "lib commit");
     assert_eq!(log["commits"].as_array().unwrap().len(), 1);
 }
@@ -318,11 +318,11 @@ fn a_repository_owned_by_another_user_is_refused() {
     let status = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&foreign).status().unwrap();
     assert!(status.success());
     let mut s = common::start(&[&f.root], &f.home, &[]);
-    for tool in ["git_status", "git_log", "git_diff", "git_branches"] {
+    for tool in ["status", "log", "diff", "branches"] {
         let msg = s.err(tool, json!({"repo": "foreign"}), "repository_not_owned");
         assert!(msg.contains("safe.directory"), "{msg}");
     }
-    s.ok("git_status", json!({"repo": "repo"}));
+    s.ok("status", json!({"repo": "repo"}));
 }
 
 #[test]
@@ -333,14 +333,15 @@ fn tiers_are_enforced() {
     let names: Vec<&str> =
         listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 8, "{names:?}");
-    assert!(names.iter().all(|n| {
-        ["git_status", "git_diff", "git_log", "git_show", "git_blame", "git_branches", "git_tags", "git_stash_list"]
-            .contains(n)
-    }));
+    assert!(
+        names
+            .iter()
+            .all(|n| { ["status", "diff", "log", "show", "blame", "branches", "tags", "stash_list"].contains(n) })
+    );
     for (tool, args) in [
-        ("git_add", json!({"repo": "repo", "paths": ["a.txt"]})),
-        ("git_commit", json!({"repo": "repo", "message": "x"})),
-        ("git_reset", json!({"repo": "repo", "mode": "hard"})),
+        ("add", json!({"repo": "repo", "paths": ["a.txt"]})),
+        ("commit", json!({"repo": "repo", "message": "x"})),
+        ("reset", json!({"repo": "repo", "mode": "hard"})),
     ] {
         read_only.err(tool, args, "tier_not_allowed");
     }

@@ -35,20 +35,20 @@ fn protected_paths_are_refused_as_pathspecs_and_hidden_from_status() {
     );
     let abs = state.join("tokens.json").display().to_string();
     for path in [".bst", ".bst/tokens.json", ".BST/tokens.json", "sub/../.bst/tokens.json", "bastion.toml", &abs] {
-        for tool in ["git_add", "git_unstage", "git_restore", "git_diff", "git_log", "git_status"] {
+        for tool in ["add", "unstage", "restore", "diff", "log", "status"] {
             s.err(tool, json!({"repo": "repo", "paths": [path]}), "protected_path");
         }
-        s.err("git_blame", json!({"repo": "repo", "path": path}), "protected_path");
+        s.err("blame", json!({"repo": "repo", "path": path}), "protected_path");
     }
-    s.err("git_show", json!({"repo": "repo", "rev": "HEAD:bastion.toml"}), "protected_path");
+    s.err("show", json!({"repo": "repo", "rev": "HEAD:bastion.toml"}), "protected_path");
     // Whole-tree views leave it out without a word.
-    let status = s.ok("git_status", json!({"repo": "repo"})).to_string();
+    let status = s.ok("status", json!({"repo": "repo"})).to_string();
     assert!(status.contains("a.txt"), "{status}");
     assert!(!status.contains(".bst") && !status.contains("bastion.toml"), "{status}");
     // A whole-tree diff names the changed file as it names deny-listed ones, never its content.
-    let diff = s.ok("git_diff", json!({"repo": "repo"})).to_string();
+    let diff = s.ok("diff", json!({"repo": "repo"})).to_string();
     assert!(diff.contains("+two") && !diff.contains("changed"), "{diff}");
-    let add = s.ok("git_add", json!({"repo": "repo", "paths": ["."]}));
+    let add = s.ok("add", json!({"repo": "repo", "paths": ["."]}));
     assert_eq!(add["added"], json!(["a.txt"]), "{add}");
     assert!(!add.to_string().contains(".bst") && !add.to_string().contains("bastion.toml"), "{add}");
     let index = git(&repo, &["ls-files", "--stage"]);

@@ -47,6 +47,16 @@
 //! programs = ["cargo"]
 //! action = "allow"           # allow | ask | deny
 //!
+//! max_tool_name = 48        # longest tool name offered (at most 64); longer ones are reported
+//! tool_search = "auto"       # off (default) | on | auto: find_tools + call_tool instead of the list
+//! tool_search_budget = 30000 # auto: on when a caller's tools/list would pass this many bytes
+//! pinned_tools = ["fs__read_file"]   # listed beside the search tools
+//!
+//! [[alias]]                  # offer an upstream's tool under another name
+//! upstream = "docs"
+//! tool = "searchTheWholeDocumentationSite"   # the upstream's own name for it
+//! name = "docs__search"      # any valid tool name, with or without a prefix
+//!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
 //! command = "docs-mcp"       # any stdio MCP server
@@ -103,6 +113,60 @@ pub struct HubConfig {
     /// Offer the hub's own `search` and `fetch` (ChatGPT deep research); default: on in OAuth
     /// mode (a public URL with authentication on).
     pub search_fetch: Option<bool>,
+    /// Longest tool name offered (default 48, at most 64).
+    #[serde(default)]
+    pub max_tool_name: Option<usize>,
+    /// `[[alias]]`: tools offered under a name of the operator's choosing.
+    #[serde(default, rename = "alias")]
+    pub aliases: Vec<AliasConfig>,
+    /// `off` (default), `on` or `auto`: `find_tools` and `call_tool` instead of every tool.
+    #[serde(default)]
+    pub tool_search: crate::toolsearch::Mode,
+    /// Bytes of `tools/list` above which `auto` turns search on (default 30 000).
+    #[serde(default)]
+    pub tool_search_budget: Option<usize>,
+    /// Tools listed beside the search tools (their offered names).
+    #[serde(default)]
+    pub pinned_tools: Vec<String>,
+}
+
+/// One `[[alias]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasConfig {
+    /// The upstream whose tool is renamed.
+    pub upstream: String,
+    /// The tool's own name on that upstream.
+    pub tool: String,
+    /// The name to offer it under.
+    pub name: String,
+}
+
+impl HubConfig {
+    /// The tool search settings.
+    pub fn tool_search(&self) -> crate::toolsearch::ToolSearch {
+        crate::toolsearch::ToolSearch {
+            mode: self.tool_search,
+            budget: self.tool_search_budget.unwrap_or(crate::toolsearch::DEFAULT_BUDGET),
+            pinned: self.pinned_tools.clone(),
+        }
+    }
+
+    /// The naming of offered tools: `max_tool_name` and the aliases (checked by [`HubConfig::parse`]).
+    pub fn naming(&self) -> crate::scope::Naming {
+        crate::scope::Naming {
+            max_len: self.max_tool_name.unwrap_or(crate::scope::DEFAULT_MAX_TOOL_NAME),
+            aliases: self
+                .aliases
+                .iter()
+                .map(|a| crate::scope::Alias {
+                    upstream: a.upstream.clone(),
+                    tool: a.tool.clone(),
+                    name: a.name.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The `[oauth]` table.
@@ -299,6 +363,35 @@ impl HubConfig {
         let config: HubConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         // Approval rules compile here, so `check-config` catches a bad glob before `serve`.
         bastion_policy::ApprovalRules::new(&config.approval).map_err(|e| e.message)?;
+        if let Some(n) = config.max_tool_name
+            && !(8..=crate::scope::MAX_TOOL_LEN).contains(&n)
+        {
+            return Err(format!("max_tool_name must be between 8 and {} (got {n})", crate::scope::MAX_TOOL_LEN));
+        }
+        let max = config.max_tool_name.unwrap_or(crate::scope::DEFAULT_MAX_TOOL_NAME);
+        let (mut alias_names, mut aliased) = (HashSet::new(), HashSet::new());
+        for a in &config.aliases {
+            if !crate::scope::valid_tool_name(&a.name) || a.name.len() > max {
+                return Err(format!(
+                    "[[alias]] name '{}' must match ^[a-z][a-z0-9_]*$ and have at most {max} characters",
+                    a.name
+                ));
+            }
+            if !alias_names.insert(a.name.as_str()) {
+                return Err(format!("[[alias]] name '{}' is given twice", a.name));
+            }
+            let known = if config.upstreams.is_empty() {
+                ["fs", "git", "shell"].contains(&a.upstream.as_str())
+            } else {
+                config.upstreams.iter().any(|u| u.name == a.upstream)
+            };
+            if !known {
+                return Err(format!("[[alias]] '{}': there is no upstream '{}'", a.name, a.upstream));
+            }
+            if !aliased.insert((a.upstream.as_str(), a.tool.as_str())) {
+                return Err(format!("[[alias]] for upstream '{}' tool '{}' is given twice", a.upstream, a.tool));
+            }
+        }
         let mut names = HashSet::new();
         for u in &config.upstreams {
             if !valid_upstream_name(&u.name) {
@@ -393,6 +486,35 @@ impl serde::Serialize for ForCheck<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_and_the_name_length_are_checked_when_read() {
+        let c = HubConfig::parse(
+            "max_tool_name = 40\n[[alias]]\nupstream = \"git\"\ntool = \"status\"\nname = \"repo_status\"\n",
+        )
+        .unwrap();
+        let naming = c.naming();
+        assert_eq!(naming.max_len, 40);
+        assert_eq!(naming.name_for("git", "status").as_deref(), Ok("repo_status"));
+        assert_eq!(HubConfig::parse("").unwrap().naming().max_len, 48);
+        let alias = |upstream: &str, tool: &str, name: &str| {
+            format!("[[alias]]\nupstream = \"{upstream}\"\ntool = \"{tool}\"\nname = \"{name}\"\n")
+        };
+        // (file, expected words of the error)
+        let table = [
+            ("max_tool_name = 65".to_owned(), "between 8 and 64"),
+            ("max_tool_name = 4".to_owned(), "between 8 and 64"),
+            (alias("fs", "read_file", "Read"), "must match"),
+            (alias("fs", "read_file", &"r".repeat(49)), "at most 48"),
+            (alias("nope", "read_file", "r"), "no upstream 'nope'"),
+            (alias("fs", "read_file", "r") + &alias("git", "log", "r"), "'r' is given twice"),
+            (alias("fs", "read_file", "r") + &alias("fs", "read_file", "q"), "tool 'read_file' is given twice"),
+        ];
+        for (text, want) in table {
+            let e = HubConfig::parse(&text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn a_full_file_parses() {

@@ -18,7 +18,8 @@
 //!   every tool call goes through, whichever path it came by;
 //! * [`upstream`]: the supervised upstreams and where they come from ([`upstream::Source`]);
 //!   [`contain`]: third-party commands' scrubbed environment and sandbox;
-//! * [`scope`]: names, tiers from annotations, scopes; [`metrics`]: Prometheus counters;
+//! * [`scope`]: names, tiers from annotations, scopes; [`search`]: tools ranked by a task;
+//!   [`toolsearch`]: `find_tools` and `call_tool`; [`metrics`]: Prometheus counters;
 //! * [`dashboard`]: the person's web face at `/dashboard` (and `bastion dashboard`).
 //! * [`search_fetch`]: the hub's own `search` and `fetch` (ChatGPT deep research) over a built-in
 //!   fs upstream; [`openapi`]: the OpenAPI facade (`/openapi.json`, `POST /tools/{name}`).
@@ -57,10 +58,12 @@ pub mod openapi;
 pub mod refused;
 pub mod router;
 pub mod scope;
+pub mod search;
 pub mod search_fetch;
 pub mod serve;
 pub mod settings;
 pub mod setup;
 pub mod startup;
 pub mod strict;
+pub mod toolsearch;
 pub mod upstream;

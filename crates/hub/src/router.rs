@@ -59,7 +59,7 @@ pub struct Catalogue {
 }
 
 /// Builds the catalogue from the upstreams' current tool lists.
-pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
+pub fn catalogue(upstreams: &[Arc<Upstream>], naming: &scope::Naming) -> Catalogue {
     let ready: Vec<_> = upstreams
         .iter()
         .map(|u| match u.status() {
@@ -71,18 +71,29 @@ pub fn catalogue(upstreams: &[Arc<Upstream>]) -> Catalogue {
         upstreams.iter().zip(&ready).enumerate().filter_map(|(i, (u, tools))| {
             tools.as_ref().map(|t| (i, u.spec.name.as_str(), &u.spec.source, t.as_slice()))
         }),
+        naming,
     )
 }
 
-/// Merges `(index, upstream name, source, tools)` into one surface. A tool whose namespaced name
-/// is invalid, too long or already taken is not offered (a client would reject the whole list
-/// or call the wrong tool); it is reported in [`Catalogue::problems`] (`/readyz`) instead.
-pub fn merge<'a>(upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'a [Tool])>) -> Catalogue {
+/// Merges `(index, upstream name, source, tools)` into one surface, named by `naming`. A tool
+/// whose name is invalid, too long (and has no alias) or already taken is not offered (a client
+/// would reject the whole list or call the wrong tool); it is reported in
+/// [`Catalogue::problems`] (`/readyz`, `bastion tools`, the log) instead, as is an alias that
+/// names no tool of an upstream that is up.
+pub fn merge<'a>(
+    upstreams: impl Iterator<Item = (usize, &'a str, &'a Source, &'a [Tool])>,
+    naming: &scope::Naming,
+) -> Catalogue {
     let mut cat = Catalogue::default();
     let mut seen = std::collections::HashSet::new();
     for (i, upstream, source, tools) in upstreams {
+        for a in naming.aliases.iter().filter(|a| a.upstream == upstream) {
+            if !tools.iter().any(|t| t.name == a.tool) {
+                cat.problems.push(format!("{upstream}: [[alias]] '{}' names no tool '{}'", a.name, a.tool));
+            }
+        }
         for t in tools {
-            let name = match scope::namespaced(upstream, &t.name) {
+            let name = match naming.name_for(upstream, &t.name) {
                 Ok(n) => n,
                 Err(why) => {
                     cat.problems.push(format!("{upstream}: tool '{}' not offered: {why}", t.name));
@@ -156,6 +167,10 @@ pub struct Hub {
     feed: tokio::sync::broadcast::Sender<CallEvent>,
     /// The hub's own `search` and `fetch` over a built-in fs upstream (`None`: not offered).
     search_fetch: Option<Arc<crate::search_fetch::SearchFetch>>,
+    /// How offered tools are named (`max_tool_name`, `[[alias]]`).
+    naming: Arc<scope::Naming>,
+    /// Tool search (`find_tools`, `call_tool`) and when it replaces the whole list.
+    search: Arc<crate::toolsearch::ToolSearch>,
 }
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
@@ -236,6 +251,8 @@ impl Hub {
             approvals: None,
             feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
             search_fetch: None,
+            naming: Arc::default(),
+            search: Arc::default(),
         }
     }
 
@@ -265,6 +282,24 @@ impl Hub {
         self.search_fetch = Some(Arc::new(search_fetch));
         // A catalogue built before this was called lacks them.
         *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = (vec![], Arc::new(Catalogue::default()));
+        self
+    }
+
+    /// Offers tool search (`find_tools`, `call_tool`) as `search` says.
+    pub fn with_tool_search(mut self, search: crate::toolsearch::ToolSearch) -> Hub {
+        self.search = Arc::new(search);
+        self
+    }
+
+    /// What `tools/list` shows `who`: every tool it may call, or, with tool search on for it,
+    /// the search tools and the pinned ones.
+    pub fn listed_tools(&self, who: &Principal) -> Vec<Tool> {
+        self.search.listed(self.visible_tools(who))
+    }
+
+    /// Names the offered tools by `naming` (longest name, aliases) instead of the defaults.
+    pub fn with_naming(mut self, naming: scope::Naming) -> Hub {
+        self.naming = Arc::new(naming);
         self
     }
 
@@ -328,11 +363,16 @@ impl Hub {
             // Read the generations before the statuses: a change in between only causes one
             // more rebuild next time, never a stale catalogue kept.
             let generations = self.upstreams.iter().map(|u| u.generation()).collect();
-            let mut merged = catalogue(&self.upstreams);
+            let mut fresh = catalogue(&self.upstreams, &self.naming);
             if self.search_fetch.is_some() {
-                crate::search_fetch::offer(&mut merged, &self.upstreams);
+                crate::search_fetch::offer(&mut fresh, &self.upstreams);
             }
-            *cache = (generations, Arc::new(merged));
+            // Said once per change, not per request: the catalogue is rebuilt only when an
+            // upstream's tools changed.
+            for p in fresh.problems.iter().filter(|p| !cache.1.problems.contains(p)) {
+                tracing::warn!("tool not offered: {p}");
+            }
+            *cache = (generations, Arc::new(fresh));
         }
         cache.1.clone()
     }
@@ -369,6 +409,38 @@ impl Hub {
         site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
+        let mut params = params;
+        if self.search.enabled() && params.name == crate::toolsearch::FIND_TOOLS {
+            let r = crate::toolsearch::find(&self.visible_tools(who), params.arguments.as_ref());
+            let result = Ok(r.into());
+            let (outcome, result_bytes) = call_outcome(&result);
+            let args = redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default());
+            self.record(who, &params.name, args, &outcome, started, result_bytes, &serde_json::Map::new());
+            return result;
+        }
+        if self.search.enabled() && params.name == crate::toolsearch::CALL_TOOL {
+            // Unwrapped here, before anything else sees the call: scopes, approvals, the journal
+            // and the metrics all see the real tool.
+            match crate::toolsearch::unwrap_call(params.arguments.as_ref()) {
+                Ok((inner, arguments)) => {
+                    params.name = inner.into();
+                    params.arguments = arguments;
+                }
+                Err(e) => {
+                    let result = Ok(e.into());
+                    self.record(
+                        who,
+                        &params.name,
+                        serde_json::Value::Null,
+                        &call_outcome(&result).0,
+                        started,
+                        0,
+                        &serde_json::Map::new(),
+                    );
+                    return result;
+                }
+            }
+        }
         let name = params.name.to_string();
         let args = if self.audit.enabled() {
             redact(&params.arguments.clone().map(serde_json::Value::Object).unwrap_or_default())
@@ -672,7 +744,7 @@ impl ServerHandler for Hub {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.visible_tools(&principal(&ctx, &self.fallback))))
+        Ok(ListToolsResult::with_all_items(self.listed_tools(&principal(&ctx, &self.fallback))))
     }
 
     async fn call_tool(
@@ -684,6 +756,11 @@ impl ServerHandler for Hub {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.search.enabled()
+            && let Some(t) = crate::toolsearch::meta_tools().into_iter().find(|t| t.name == name)
+        {
+            return Some(t);
+        }
         self.catalogue().entries.iter().find(|e| e.tool.name == name).map(|e| e.tool.clone())
     }
 
@@ -786,6 +863,7 @@ mod tests {
         let cat = merge(
             [(0, "fs", &fs_source, &fs[..]), (1, "ext", &ext_source, &ext[..]), (2, "shell", &shell_source, &sh[..])]
                 .into_iter(),
+            &scope::Naming { max_len: scope::MAX_TOOL_LEN, aliases: vec![] },
         );
         let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.upstream, e.tier)).collect();
         assert_eq!(
@@ -815,6 +893,42 @@ mod tests {
         assert!(cat.problems[1].contains("Bad(Name)") && cat.problems[1].contains("character other than"));
         assert!(cat.problems[2].contains("'get_sum'") && cat.problems[2].contains("listed twice"));
         assert!(cat.problems[3].contains("longer than 64"));
+    }
+
+    #[test]
+    fn long_names_are_reported_unless_aliased() {
+        let long = "fetch_the_documentation_page_with_every_section_expanded";
+        let ext = [tool(long, Some(true)), tool("x", Some(true)), tool("lookup", Some(true))];
+        let source = Source::Command { program: "ext".into(), args: vec![], env: vec![], sandbox: None };
+        let alias =
+            |tool: &str, name: &str| scope::Alias { upstream: "ext".into(), tool: tool.into(), name: name.into() };
+        // Without an alias: reported, not offered, and never cut.
+        let cat = merge([(0, "ext", &source, &ext[..])].into_iter(), &scope::Naming::default());
+        let names: Vec<_> = cat.entries.iter().map(|e| e.tool.name.to_string()).collect();
+        assert_eq!(names, ["ext__x", "ext__lookup"]);
+        assert_eq!(cat.problems.len(), 1, "{:?}", cat.problems);
+        assert!(
+            cat.problems[0].contains("longer than 48") && cat.problems[0].contains("[[alias]]"),
+            "{:?}",
+            cat.problems
+        );
+        // With aliases: offered under them, routed by the upstream's own name; an alias that
+        // names no tool, and one that takes a name already offered, are reported.
+        let naming = scope::Naming {
+            aliases: vec![
+                alias(long, "ext__fetch_page"),
+                alias("lookup", "search"),
+                alias("gone", "g"),
+                alias("x", "search"),
+            ],
+            ..Default::default()
+        };
+        let cat = merge([(0, "ext", &source, &ext[..])].into_iter(), &naming);
+        let got: Vec<_> = cat.entries.iter().map(|e| (e.tool.name.to_string(), e.inner.clone())).collect();
+        assert_eq!(got, [("ext__fetch_page".to_owned(), long.to_owned()), ("search".to_owned(), "x".to_owned())]);
+        assert_eq!(cat.problems.len(), 2, "{:?}", cat.problems);
+        assert!(cat.problems[0].contains("names no tool 'gone'"));
+        assert!(cat.problems[1].contains("'search' is listed twice"));
     }
 
     #[test]

@@ -72,6 +72,56 @@ pub fn namespaced(upstream: &str, tool: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// Longest name the hub offers unless `max_tool_name` says otherwise: Claude Code prefixes
+/// every tool with `mcp__<server>__` and fails a whole session on a name past 64 characters,
+/// so 48 leaves room for a server name of up to 11.
+pub const DEFAULT_MAX_TOOL_NAME: usize = 48;
+
+/// How the hub names the tools it offers: `{upstream}__{tool}`, at most `max_len` characters,
+/// except where an alias names a tool outright.
+#[derive(Clone, Debug)]
+pub struct Naming {
+    /// Longest name offered; a longer one is reported, never cut.
+    pub max_len: usize,
+    /// `[[alias]]` entries, each checked when the file was read.
+    pub aliases: Vec<Alias>,
+}
+
+impl Default for Naming {
+    fn default() -> Self {
+        Naming { max_len: DEFAULT_MAX_TOOL_NAME, aliases: vec![] }
+    }
+}
+
+/// One `[[alias]]`: the upstream's tool `tool` (its own name) is offered as `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    /// The upstream.
+    pub upstream: String,
+    /// The tool's own name on that upstream.
+    pub tool: String,
+    /// The name the hub offers it under (any valid tool name, with or without a prefix).
+    pub name: String,
+}
+
+impl Naming {
+    /// The name `upstream`'s tool `tool` is offered under, or why it cannot be.
+    pub fn name_for(&self, upstream: &str, tool: &str) -> Result<String, String> {
+        if let Some(a) = self.aliases.iter().find(|a| a.upstream == upstream && a.tool == tool) {
+            return Ok(a.name.clone());
+        }
+        let name = namespaced(upstream, tool)?;
+        if name.len() > self.max_len {
+            return Err(format!(
+                "'{name}' is longer than {} characters (max_tool_name); name it with an [[alias]] \
+                 (upstream = \"{upstream}\", tool = \"{tool}\", name = \"...\")",
+                self.max_len
+            ));
+        }
+        Ok(name)
+    }
+}
+
 /// Splits a namespaced name into `(upstream, tool)`.
 pub fn split(name: &str) -> Option<(&str, &str)> {
     name.split_once(SEPARATOR).filter(|(u, t)| !u.is_empty() && !t.is_empty())
@@ -138,6 +188,15 @@ mod tests {
             assert!(namespaced("fs", bad).unwrap_err().contains("character other than"), "{bad}");
         }
         assert_eq!(split("fs__read_file"), Some(("fs", "read_file")));
+        let naming = Naming {
+            max_len: 20,
+            aliases: vec![Alias { upstream: "docs".into(), tool: "searchAllTheDocs".into(), name: "search".into() }],
+        };
+        assert_eq!(naming.name_for("docs", "searchAllTheDocs").as_deref(), Ok("search"));
+        assert_eq!(naming.name_for("docs", "read").as_deref(), Ok("docs__read"));
+        let long = naming.name_for("docs", "read_every_page").unwrap_err();
+        assert!(long.contains("longer than 20") && long.contains("[[alias]]"), "{long}");
+        assert_eq!(Naming::default().max_len, 48);
         assert_eq!(split("fs__x__y"), Some(("fs", "x__y")));
         assert_eq!(split("fsread"), None);
         assert_eq!(split("__x"), None);

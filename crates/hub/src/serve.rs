@@ -348,6 +348,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         approvals: approval,
         journal,
         search_fetch,
+        naming,
+        tool_search,
     } = settings;
     // A built-in that would refuse its roots or flags stops the hub here, before it listens,
     // with one line (the children would each die at start, and the hub serve without them).
@@ -388,7 +390,9 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     let hub = Hub::new(upstreams.clone(), audit, stdio)
         .with_call_timeout(call_timeout)
         .with_list_changed(stdio || stateful)
-        .with_approvals(approvals);
+        .with_approvals(approvals)
+        .with_naming(naming)
+        .with_tool_search(tool_search);
     let hub = match search_fetch {
         Some(s) => hub.with_search_fetch(s),
         None => hub,
@@ -530,10 +534,11 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
 pub async fn tools(args: ToolsArgs) -> anyhow::Result<()> {
     let specs = HubSettings::upstreams_of(&args.upstreams)?;
     crate::startup::check_builtins(&specs).map_err(anyhow::Error::msg)?;
+    let naming = HubSettings::naming_of(&args.upstreams)?;
     let supervised = Supervised::start(specs);
     let upstreams = supervised.upstreams.clone();
     wait_ready(&upstreams, Duration::from_secs(30)).await;
-    let mut hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true);
+    let mut hub = Hub::new(upstreams.clone(), AuditLog::disabled(), true).with_naming(naming);
     let offer = HubSettings::search_fetch_of(&args.upstreams)?;
     if offer.on {
         hub = hub.with_search_fetch(crate::search_fetch::SearchFetch::new(offer.public_url.as_deref()));

@@ -49,6 +49,10 @@ pub struct HubSettings {
     /// The hub's own `search` and `fetch` (`--search-fetch`, `search_fetch`; by default in
     /// OAuth mode), or `None`.
     pub search_fetch: Option<crate::search_fetch::SearchFetch>,
+    /// How offered tools are named (`max_tool_name`, `[[alias]]`).
+    pub naming: crate::scope::Naming,
+    /// Tool search (`tool_search`, `tool_search_budget`, `pinned_tools`).
+    pub tool_search: crate::toolsearch::ToolSearch,
 }
 
 /// Whether `search` and `fetch` are offered, and the public URL their results point to.
@@ -322,6 +326,8 @@ impl HubSettings {
             .or(config.search_fetch)
             .unwrap_or(oauth)
             .then(|| crate::search_fetch::SearchFetch::new(public_url.as_deref()));
+        let naming = config.naming();
+        let tool_search = config.tool_search();
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -338,6 +344,8 @@ impl HubSettings {
             drain_timeout: args.drain_timeout,
             journal: config.journal,
             search_fetch,
+            naming,
+            tool_search,
         })
     }
 
@@ -351,6 +359,13 @@ impl HubSettings {
             on: args.search_fetch.or(config.search_fetch).unwrap_or(oauth),
             public_url: config.public_url,
         })
+    }
+
+    /// The naming of `bastion tools`: its `--config` file's `max_tool_name` and `[[alias]]`.
+    pub fn naming_of(args: &UpstreamArgs) -> Result<crate::scope::Naming, Problems> {
+        let file = args.config.as_deref();
+        let config = load(file).map_err(|e| Found::new(file, true).fail(e))?;
+        Ok(config.naming())
     }
 
     /// The upstreams of `bastion tools`: its flags over its `--config` file.

@@ -22,7 +22,7 @@ async fn serve_stdio_aggregates_the_builtin_servers() {
     assert_eq!(info.server_info.as_ref().unwrap().name, "bastion");
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
-    for want in ["fs__read_file", "git__git_status", "shell__run_command"] {
+    for want in ["fs__read_file", "git__status", "shell__run_command"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     // Read-only by default, and every tool carries all the hints.

@@ -26,7 +26,7 @@
 //! action = "deny"
 //!
 //! [[approval.rule]]
-//! tool = "git_*"
+//! server = "git"
 //! tier = "write"
 //! action = "ask"
 //! mode = "return"
@@ -636,7 +636,7 @@ mod tests {
             [[rule]]
             name = "git-writes"
             server = "git"
-            tool = ["git_commit", "git_switch*"]
+            tool = ["commit", "switch*"]
             tier = "write"
             action = "ask"
             mode = "hold"
@@ -665,9 +665,9 @@ mod tests {
         assert_eq!(v.action, Action::Allow);
         let ci = CallFacts { principal: "ci", ..facts("fs", "delete_path", Tier::Destructive, &none, &none) };
         assert_eq!(rules.decide(&ci).rule, "ci-bot");
-        let v = rules.decide(&facts("git", "git_switch_branch", Tier::Write, &none, &none));
+        let v = rules.decide(&facts("git", "switch_branch", Tier::Write, &none, &none));
         assert_eq!((v.action, v.mode, v.timeout), (Action::Ask, Mode::Hold, Duration::from_secs(120)));
-        let v = rules.decide(&facts("git", "git_add", Tier::Write, &none, &none));
+        let v = rules.decide(&facts("git", "add", Tier::Write, &none, &none));
         assert_eq!(v.rule, "default: allow");
         let docs = p(&["docs/old.md"]);
         let nested_docs = p(&["src/docs/old.md"]);

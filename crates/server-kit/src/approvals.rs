@@ -451,7 +451,9 @@ pub fn render(tool: &str, args: &Value, current: &dyn Fn(&str) -> Option<String>
         "container_action" => {
             format!("$ {} restart -- {}", s("runtime").unwrap_or("?"), shell_quote(s("container").unwrap_or("?")))
         }
-        t if t.starts_with("git_") => {
+        // bastion-git's tools that change something (`git__commit` through the hub).
+        t @ ("add" | "unstage" | "commit" | "create_branch" | "switch" | "stash_push" | "restore" | "reset"
+        | "delete_branch") => {
             let mut out = t.to_owned();
             if let Value::Object(m) = args {
                 for (k, v) in m {
@@ -618,11 +620,12 @@ mod tests {
                 &["$ rm -rf 'my dir'", "cwd: src"],
             ),
             (
-                "git_commit",
+                "git__commit",
                 json!({"message": "m", "paths": ["a", "b"]}),
                 &none,
-                &["git_commit", "message: m", "paths: a b"],
+                &["commit", "message: m", "paths: a b"],
             ),
+            ("reset", json!({"rev": "HEAD~1", "mode": "hard"}), &none, &["reset", "rev: HEAD~1", "mode: hard"]),
             ("other", json!({"k": 1}), &none, &["\"k\": 1"]),
             (
                 "host__service_action",

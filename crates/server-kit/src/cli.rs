@@ -31,11 +31,15 @@ pub struct CommonArgs {
     /// A path no tool may touch (repeatable): the hub passes its own state to its children.
     #[arg(long = "protect", value_name = "PATH", hide = true)]
     pub protect: Vec<PathBuf>,
+    /// Serve each tool's output schema in tools/list (structured results are returned either way).
+    #[arg(long)]
+    pub output_schemas: bool,
 }
 
 impl CommonArgs {
     /// The config file (if any) with these flags on top.
     pub fn load(&self) -> bastion_policy::Result<PolicyConfig> {
+        crate::compact::set_output_schemas(self.output_schemas);
         let mut config = match &self.config {
             Some(path) => PolicyConfig::load(path)?,
             None => PolicyConfig::default(),

@@ -18,6 +18,7 @@
 
 pub mod approvals;
 mod cli;
+pub mod compact;
 mod result;
 mod server;
 mod stdio;
@@ -109,9 +110,16 @@ impl ToolTable {
             return None;
         }
         let mut tool = router.get(name)?.clone();
-        let annotations = spec.annotations();
-        tool.title = annotations.title.clone();
+        let mut annotations = spec.annotations();
+        // The title is served once, at the top level (annotations.title is its older place).
+        tool.title = annotations.title.take();
         tool.annotations = Some(annotations);
+        tool.description = tool.description.map(|d| compact::one_line(&d).into());
+        tool.input_schema = std::sync::Arc::new(compacted(&tool.input_schema));
+        tool.output_schema = match tool.output_schema {
+            Some(s) if compact::output_schemas() => Some(std::sync::Arc::new(compacted(&s))),
+            _ => None,
+        };
         Some(tool)
     }
 
@@ -195,6 +203,13 @@ impl ToolTable {
         }
         response
     }
+}
+
+/// `schema` in its compact form ([`compact::compact_schema`]).
+fn compacted(schema: &serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    let mut s = schema.clone();
+    compact::compact_schema(&mut s);
+    s
 }
 
 /// The sentence every server's instructions (and the hub's) carry: what tools return is

@@ -271,9 +271,8 @@ fn structured(value: &impl Serialize) -> Result<CallToolResult, Failure> {
 
 #[tool_router(router = router, vis = "pub(crate)")]
 impl ShellServer {
-    /// Runs an allowlisted program to completion inside the sandbox and returns its exit code,
-    /// stdout and stderr. Use for commands that finish within the timeout; use start_process for
-    /// servers, watchers and long builds.
+    /// Run an allowlisted program to completion in the sandbox; returns exit code, stdout and
+    /// stderr. For servers, watchers and long builds use start_process.
     #[tool(name = "run_command")]
     async fn run_command(
         &self,
@@ -338,9 +337,8 @@ impl ShellServer {
         structured(&run)
     }
 
-    /// Starts an allowlisted program in the background (sandboxed like run_command) and returns
-    /// its id at once. Read its output with read_process_output; it is killed when the server
-    /// stops.
+    /// Start an allowlisted program in the background (sandboxed); returns its id at once. Read its
+    /// output with read_process_output.
     #[tool(name = "start_process")]
     async fn start_process(&self, Parameters(a): Parameters<StartArgs>) -> Result<Json<StartOut>, Failure> {
         let inner = &self.inner;
@@ -428,8 +426,8 @@ impl ShellServer {
         Ok(Json(StartOut { id, program: a.program, args: prepared.spec.args }))
     }
 
-    /// Reads the output of a process started with start_process, from a byte offset (0 = start,
-    /// negative = tail). Works after the process has ended. Pass next_offset back to continue.
+    /// Output of a background process from a byte offset (negative: the tail), also after it ended;
+    /// pass next_offset back to continue.
     #[tool(name = "read_process_output")]
     async fn read_process_output(
         &self,
@@ -472,7 +470,7 @@ impl ShellServer {
         }))
     }
 
-    /// Writes text to the standard input of a process started with start_process.
+    /// Write text to the standard input of a background process.
     #[tool(name = "write_process_input")]
     async fn write_process_input(
         &self,
@@ -510,7 +508,7 @@ impl ShellServer {
         Ok(Json(WriteInputOut { id: a.id, bytes: a.data.len(), closed: a.close }))
     }
 
-    /// Lists the processes started with start_process in this session, running or ended.
+    /// List this session's background processes, running or ended.
     #[tool(name = "list_processes")]
     async fn list_processes(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<ProcessList>, Failure> {
         let all = self.inner.processes.lock().map_err(|_| failure(ErrorCode::IoError, "internal"))?.all();
@@ -535,7 +533,7 @@ impl ShellServer {
         Ok(Json(ProcessList { processes }))
     }
 
-    /// Kills a process started with start_process, with every process it started.
+    /// Kill a background process and everything it started.
     #[tool(name = "kill_process")]
     async fn kill_process(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<KillOut>, Failure> {
         let p = self.managed(a.id)?;
@@ -554,8 +552,8 @@ impl ShellServer {
         }))
     }
 
-    /// Lists the programs this server may run, with their allowed and refused flags and what
-    /// their operands are. Call this before run_command instead of guessing.
+    /// The programs this server may run, with their allowed and refused flags and operand rules.
+    /// Check here before run_command instead of guessing.
     #[tool(name = "list_allowed_commands")]
     async fn list_allowed_commands(
         &self,
@@ -580,8 +578,8 @@ impl ShellServer {
         }))
     }
 
-    /// Reports what the kernel sandbox enforces on this host (Landlock ABI, seccomp, namespaces)
-    /// and the limits every command runs under.
+    /// What the kernel sandbox enforces on this host (Landlock, seccomp, namespaces) and the limits
+    /// every command runs under.
     #[tool(name = "sandbox_status")]
     async fn sandbox_status_tool(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<SandboxOut>, Failure> {
         let l = &self.inner.launcher;

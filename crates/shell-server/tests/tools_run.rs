@@ -37,7 +37,8 @@ fn tools_read_only_profile() {
     for t in &tools {
         let name = t["name"].as_str().unwrap();
         assert_eq!(t["title"], title(name));
-        assert!(t["annotations"].is_object() && t["annotations"]["title"] == title(name));
+        // The title is served once, at the top level; the annotations carry the hints.
+        assert!(t["annotations"].is_object() && t["annotations"].get("title").is_none());
         // Running a command is a read in this profile: every tool is read-only and idempotent.
         assert_eq!(annotations(t), hints(true, false, true, false), "{name}");
         assert!(t["description"].as_str().is_some_and(|d| !d.is_empty()), "{name}");
@@ -78,8 +79,11 @@ fn run_command_schema_names_the_fields() {
         run["inputSchema"]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(props, ["program", "args", "cwd", "timeout_ms", "stdin"].into_iter().collect());
     assert_eq!(run["inputSchema"]["required"], json!(["program"]));
-    // run_command returns a plain result (a timeout adds the output to the error), the others
-    // declare their output.
+    // Output schemas are served only when asked for (`--output-schemas`); run_command returns a
+    // plain result (a timeout adds the output to the error), the others declare their output.
+    assert!(tools.iter().all(|t| t.get("outputSchema").is_none()));
+    let tools = builder(&p.root, "read-only").arg("--output-schemas").start().list_tools();
+    let tool = |name: &str| tools.iter().find(|t| t["name"] == name).unwrap().clone();
     for (name, field) in
         [("start_process", "id"), ("read_process_output", "next_offset"), ("sandbox_status", "landlock")]
     {

@@ -22,7 +22,7 @@ use crate::{Failure, FsServer};
 pub struct ReadFileArgs {
     /// File path, relative to the root (or absolute inside a root).
     pub path: String,
-    /// Root name, when several roots are configured (see list_roots).
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// First line to return, 1-based. Negative counts from the end: -20 returns the last 20 lines.
@@ -84,7 +84,7 @@ pub struct ReadFileOut {
 pub struct ReadManyArgs {
     /// File paths (at most 100), relative to the root or absolute inside a root.
     pub paths: Vec<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Most characters per file (the total is capped by the server's budget).
@@ -128,7 +128,7 @@ pub struct ListDirArgs {
     /// Directory path; default the root.
     #[serde(default)]
     pub path: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// How many levels to descend (1 = this directory only; at most 10).
@@ -178,7 +178,7 @@ pub struct ListDirOut {
 pub struct PathArgs {
     /// Path relative to the root (or absolute inside a root).
     pub path: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
 }
@@ -247,9 +247,9 @@ pub struct ListRootsOut {
 
 #[tool_router(router = read_router, vis = "pub(crate)")]
 impl FsServer {
-    /// Read a text file (or show an image). Use offset/limit for a window of lines (negative offset
-    /// reads the tail). Results over the budget say truncated=true with next_offset to continue.
-    /// Binary files are refused with binary_file; images (png, jpeg, gif, webp) come back as images.
+    /// Read a text file's contents (an image comes back as an image). offset/limit pick lines
+    /// (negative offset: the tail); a cut result says truncated=true with next_offset. Binary
+    /// files: binary_file.
     #[tool(name = "read_file")]
     async fn read_file(&self, Parameters(a): Parameters<ReadFileArgs>) -> Result<CallToolResult, Failure> {
         let budget = self.budget(a.max_chars);
@@ -262,8 +262,8 @@ impl FsServer {
         Ok(result)
     }
 
-    /// Read several text files in one call (at most 100). Each file reports its own error code
-    /// instead of failing the whole call; the output budget is shared in order.
+    /// Read several text files in one call (up to 100); each file reports its own error. The output
+    /// budget is shared in order.
     #[tool(name = "read_many_files")]
     async fn read_many_files(&self, Parameters(a): Parameters<ReadManyArgs>) -> Result<Json<ReadManyOut>, Failure> {
         if a.paths.len() > 100 {
@@ -334,8 +334,8 @@ impl FsServer {
         Ok(Json(ReadManyOut { files, truncated: any_cut }))
     }
 
-    /// List a directory: directories first, then files, with sizes. depth > 1 descends (never
-    /// through symlinks, never into .git). Large listings are paged with cursor.
+    /// List a directory's entries, directories first, with sizes; depth > 1 descends (not through
+    /// symlinks or .git). Paged with cursor.
     #[tool(name = "list_directory")]
     async fn list_directory(&self, Parameters(a): Parameters<ListDirArgs>) -> Result<Json<ListDirOut>, Failure> {
         let budget = self.budget(None);
@@ -348,15 +348,15 @@ impl FsServer {
         Ok(Json(blocking(move || this.list_impl(a, budget)).await?))
     }
 
-    /// Metadata of a file or directory: type, size, permissions, times, hard links, line count for
-    /// text files. Use it to check a path before reading or writing.
+    /// Metadata of a path: type, size, permissions, times, links, line count. Check a path before
+    /// reading or writing it.
     #[tool(name = "file_info")]
     async fn file_info(&self, Parameters(a): Parameters<PathArgs>) -> Result<Json<FileInfoOut>, Failure> {
         Ok(Json(self.info_impl(&a)?))
     }
 
-    /// The directories this server may touch, the highest tier of tool allowed, and the deny
-    /// list. Relative paths resolve against the first root.
+    /// The directories this server may touch, the highest tool tier allowed and the deny list.
+    /// Relative paths resolve against the first root.
     #[tool(name = "list_roots")]
     async fn list_roots(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<ListRootsOut>, Failure> {
         let p = self.policy();

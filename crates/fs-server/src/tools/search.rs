@@ -40,7 +40,7 @@ pub struct FindArgs {
     /// Directory to search; default the root.
     #[serde(default)]
     pub path: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// `file` (default), `directory` or `any`.
@@ -84,7 +84,7 @@ pub struct SearchArgs {
     /// Directory or file to search; default the root.
     #[serde(default)]
     pub path: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Treat pattern as a plain string, not a regex.
@@ -151,16 +151,16 @@ pub struct SearchOut {
 
 #[tool_router(router = search_router, vis = "pub(crate)")]
 impl FsServer {
-    /// Find files (or directories) by name glob, .gitignore-aware, sorted, paged. Use this rather
-    /// than listing directories recursively to locate files.
+    /// Find files or directories by name glob (.gitignore-aware, sorted, paged). Better than
+    /// listing directories recursively.
     #[tool(name = "find_files")]
     async fn find_files(&self, Parameters(a): Parameters<FindArgs>) -> Result<Json<FindOut>, Failure> {
         let this = self.clone();
         Ok(Json(blocking(move || this.find_impl(a)).await?))
     }
 
-    /// Search file contents with a regex or literal on the ripgrep engine: .gitignore-aware,
-    /// parallel, with glob filters, context lines, and paging. Binary files are skipped.
+    /// Search file contents for a regex or literal (ripgrep engine: .gitignore-aware, glob filters,
+    /// context lines, paged). Binary files are skipped.
     #[tool(name = "search_text")]
     async fn search_text(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchOut>, Failure> {
         let this = self.clone();

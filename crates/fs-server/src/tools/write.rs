@@ -27,7 +27,7 @@ pub struct WriteArgs {
     pub path: String,
     /// The complete new content.
     pub content: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Replace an existing file (default true). With false, an existing file is refused with already_exists.
@@ -75,7 +75,7 @@ pub struct Edit {
 pub struct EditArgs {
     /// File path, relative to the root (or absolute inside a root).
     pub path: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Exact text to find (for a single edit).
@@ -118,7 +118,7 @@ pub struct EditOut {
 pub struct PatchArgs {
     /// A unified diff (one or more files; `--- a/x` / `+++ b/x` headers; /dev/null to create or delete).
     pub patch: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Check that every hunk applies and return the result without writing.
@@ -149,7 +149,7 @@ pub struct PatchOut {
 pub struct MkdirArgs {
     /// Directory path; missing parents are created too.
     pub path: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
 }
@@ -170,7 +170,7 @@ pub struct MoveArgs {
     pub source: String,
     /// New path (in the same root).
     pub destination: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Replace an existing destination file (default false; directories are never replaced).
@@ -195,7 +195,7 @@ pub struct MoveOut {
 pub struct DeleteArgs {
     /// File, symlink or directory to delete (a symlink is removed, never its target).
     pub path: String,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Delete a non-empty directory with everything in it.
@@ -215,31 +215,29 @@ pub struct DeleteOut {
 
 #[tool_router(router = write_router, vis = "pub(crate)")]
 impl FsServer {
-    /// Create or overwrite a file with complete content, atomically (a reader never sees a partial
-    /// file). Keeps an existing file's permissions and CRLF line endings. Use edit_file for small
-    /// changes to existing files; pass expected_sha256 from read_file to avoid clobbering changes.
+    /// Create a new file, or overwrite one, with the complete content, atomically; keeps
+    /// permissions and CRLF. expected_sha256 (from read_file) guards against lost updates; small
+    /// changes go better with edit_file.
     #[tool(name = "write_file")]
     async fn write_file(&self, Parameters(a): Parameters<WriteArgs>) -> Result<Json<WriteOut>, Failure> {
         Ok(Json(self.write_impl(a)?))
     }
 
-    /// Replace exact text in a file: old_text must occur exactly expected_replacements times
-    /// (default 1). CRLF files are handled. dry_run returns the unified diff without writing. When
-    /// old_text is not found the error shows the closest region so you can retry with the exact text.
+    /// Replace exact text in an existing file: old_text must match expected_replacements times
+    /// (default 1). dry_run returns the diff; a miss shows the closest region.
     #[tool(name = "edit_file")]
     async fn edit_file(&self, Parameters(a): Parameters<EditArgs>) -> Result<Json<EditOut>, Failure> {
         Ok(Json(self.edit_impl(a)?))
     }
 
-    /// Apply a unified diff to one or more files, all or nothing: if any hunk fails, no file is
-    /// changed. Creates files from /dev/null; deleting files needs the destructive tier. Use
-    /// dry_run to check first.
+    /// Apply a unified diff to one or more files, all or nothing. /dev/null creates files; deleting
+    /// needs the destructive tier. dry_run checks first.
     #[tool(name = "apply_patch")]
     async fn apply_patch(&self, Parameters(a): Parameters<PatchArgs>) -> Result<Json<PatchOut>, Failure> {
         Ok(Json(self.patch_impl(a)?))
     }
 
-    /// Create a directory and any missing parents. Succeeds when it already exists.
+    /// Make a new directory with any missing parents (like mkdir -p); fine if it exists.
     #[tool(name = "create_directory")]
     async fn create_directory(&self, Parameters(a): Parameters<MkdirArgs>) -> Result<Json<MkdirOut>, Failure> {
         let policy = self.policy();
@@ -252,8 +250,8 @@ impl FsServer {
         Ok(Json(MkdirOut { path: shown_path(self, t.root.name(), &t.rel), created }))
     }
 
-    /// Move or rename a file or directory within a root. Refuses to replace an existing
-    /// destination unless overwrite=true (and never replaces a directory).
+    /// Rename or move a file or directory within a root. An existing destination is replaced only
+    /// with overwrite=true (never a directory).
     #[tool(name = "move_path")]
     async fn move_path(&self, Parameters(a): Parameters<MoveArgs>) -> Result<Json<MoveOut>, Failure> {
         let policy = self.policy();
@@ -288,8 +286,8 @@ impl FsServer {
         }))
     }
 
-    /// Delete a file, symlink or directory (recursive=true for a non-empty directory). Symlinks
-    /// are removed, never followed. Refused for anything on the deny list, or a directory holding it.
+    /// Delete a file, symlink or directory (recursive=true when not empty); symlinks are removed,
+    /// not followed. Deny-listed paths, and directories holding them, are refused.
     #[tool(name = "delete_path")]
     async fn delete_path(&self, Parameters(a): Parameters<DeleteArgs>) -> Result<Json<DeleteOut>, Failure> {
         let policy = self.policy();

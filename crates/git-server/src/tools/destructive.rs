@@ -1,4 +1,4 @@
-//! Changes that discard work: git_restore, git_reset, git_delete_branch.
+//! Changes that discard work: restore, reset, delete_branch.
 
 use bastion_policy::error::truncate_for_message;
 use bastion_policy::{Error, ErrorCode, Result};
@@ -15,13 +15,13 @@ use super::{lossy, lossy_path};
 use crate::repo::check_branch_name;
 use crate::{Failure, GitServer};
 
-/// Arguments of `git_restore`.
+/// Arguments of `restore`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RestoreArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Files or directories to restore, relative to the repository's top level (literal names;
@@ -33,7 +33,7 @@ pub struct RestoreArgs {
     pub staged: Option<bool>,
 }
 
-/// Result of `git_restore`.
+/// Result of `restore`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RestoreOut {
     /// The repository, relative to the root.
@@ -44,16 +44,16 @@ pub struct RestoreOut {
     pub unstaged: Vec<String>,
 }
 
-/// Arguments of `git_reset`.
+/// Arguments of `reset`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ResetArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
     /// Commit to move the current branch to (default HEAD), e.g. HEAD~1, a hash, origin/main.
     #[serde(default)]
     pub rev: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// `soft` (move the branch only; changes stay staged), `mixed` (default: also reset the
@@ -76,7 +76,7 @@ pub enum ResetMode {
     Hard,
 }
 
-/// Result of `git_reset`.
+/// Result of `reset`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ResetOut {
     /// The repository, relative to the root.
@@ -90,13 +90,13 @@ pub struct ResetOut {
     pub mode: String,
 }
 
-/// Arguments of `git_delete_branch`.
+/// Arguments of `delete_branch`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct DeleteBranchArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// The local branch to delete (not the current one).
@@ -106,38 +106,36 @@ pub struct DeleteBranchArgs {
     pub force: Option<bool>,
 }
 
-/// Result of `git_delete_branch`.
+/// Result of `delete_branch`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DeleteBranchOut {
     /// The repository, relative to the root.
     pub repo: String,
     /// The deleted branch.
     pub deleted: String,
-    /// The commit it pointed at (git_create_branch from it to undo).
+    /// The commit it pointed at (create_branch from it to undo).
     pub commit: String,
 }
 
 #[tool_router(router = destructive_router, vis = "pub(crate)")]
 impl GitServer {
-    /// Discard uncommitted changes to files: restore them from the index (default), or with
-    /// staged=true from HEAD, dropping staged changes too. Untracked files are left alone.
-    /// The discarded edits cannot be recovered.
-    #[tool(name = "git_restore")]
+    /// Discard uncommitted changes to files, restoring them from the index (staged=true: from HEAD,
+    /// dropping staged changes too). Untracked files stay; the edits are lost.
+    #[tool(name = "restore")]
     async fn git_restore(&self, Parameters(a): Parameters<RestoreArgs>) -> Result<Json<RestoreOut>, Failure> {
         self.on_pool(a, Self::restore_impl).await
     }
 
-    /// Move the current branch to another commit (soft, mixed or hard). Use it to undo commits;
-    /// hard also discards local changes to tracked files. The result names the previous
-    /// commit so the reset can be undone.
-    #[tool(name = "git_reset")]
+    /// Move the current branch to another commit (soft, mixed or hard) to undo commits; hard also
+    /// discards local changes. Returns the previous commit, to undo it.
+    #[tool(name = "reset")]
     async fn git_reset(&self, Parameters(a): Parameters<ResetArgs>) -> Result<Json<ResetOut>, Failure> {
         self.on_pool(a, Self::reset_impl).await
     }
 
-    /// Delete a local branch. Refused for the current branch, and for a branch whose commits
-    /// are not merged into HEAD or its upstream unless force=true. Returns its last commit.
-    #[tool(name = "git_delete_branch")]
+    /// Delete a local branch; refused for the current branch, and for unmerged commits unless
+    /// force=true. Returns its last commit.
+    #[tool(name = "delete_branch")]
     async fn git_delete_branch(
         &self,
         Parameters(a): Parameters<DeleteBranchArgs>,
@@ -148,7 +146,7 @@ impl GitServer {
 
 impl GitServer {
     fn restore_impl(&self, a: &RestoreArgs) -> Result<RestoreOut> {
-        require_paths(&a.paths, "git_restore")?;
+        require_paths(&a.paths, "restore")?;
         let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
         repo.workdir()?;
         let specs = repo.pathspecs(self.policy(), &a.paths)?;
@@ -209,13 +207,13 @@ impl GitServer {
         let mut branch = repo.git.find_branch(&a.name, BranchType::Local).map_err(|_| {
             Error::new(
                 ErrorCode::NotFound,
-                format!("there is no local branch '{}'; see git_branches", truncate_for_message(&a.name)),
+                format!("there is no local branch '{}'; see branches", truncate_for_message(&a.name)),
             )
         })?;
         if branch.is_head() {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
-                format!("'{}' is the current branch; git_switch to another branch first", a.name),
+                format!("'{}' is the current branch; switch to another branch first", a.name),
             ));
         }
         let tip = branch.get().target().ok_or_else(|| {

@@ -1,4 +1,4 @@
-//! History: git_log, git_show, git_blame.
+//! History: log, show, blame.
 
 use std::collections::{BinaryHeap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,18 +17,18 @@ use crate::repo::{Pathspecs, Repo, bad_revision, check_revision};
 use crate::text::{Paged, iso_time, parse_when};
 use crate::{Failure, GitServer};
 
-/// Commits returned by git_log when max_count is not given.
+/// Commits returned by log when max_count is not given.
 const DEFAULT_LOG: usize = 50;
-/// Most commits git_log returns in one call.
+/// Most commits log returns in one call.
 const MAX_LOG: usize = 10_000;
 
-/// Arguments of `git_log`.
+/// Arguments of `log`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct LogArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Where to start (default HEAD): a branch, tag, hash, HEAD~n, or a range A..B (commits in B
@@ -59,7 +59,7 @@ pub struct LogArgs {
     pub skip: Option<u64>,
 }
 
-/// Result of `git_log`.
+/// Result of `log`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct LogOut {
     /// The repository, relative to the root.
@@ -73,13 +73,13 @@ pub struct LogOut {
     pub next_skip: Option<u64>,
 }
 
-/// Arguments of `git_show`.
+/// Arguments of `show`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ShowArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// What to show (default HEAD): a commit (branch, tag, hash, HEAD~n, stash@{0}), or a file or
@@ -151,7 +151,7 @@ pub struct TreeEntryOut {
     pub kind: String,
 }
 
-/// Result of `git_show`.
+/// Result of `show`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ShowOut {
     /// The repository, relative to the root.
@@ -201,13 +201,13 @@ pub struct ShowOut {
     pub next_offset: Option<u64>,
 }
 
-/// Arguments of `git_blame`.
+/// Arguments of `blame`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct BlameArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// The file, relative to the repository's top level.
@@ -240,7 +240,7 @@ pub struct BlameHunkOut {
     pub text: String,
 }
 
-/// Result of `git_blame`.
+/// Result of `blame`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct BlameOut {
     /// The repository, relative to the root.
@@ -262,26 +262,24 @@ pub struct BlameOut {
 
 #[tool_router(router = history_router, vis = "pub(crate)")]
 impl GitServer {
-    /// Commit history, newest first: hash, author, date and subject. Filter by paths, author,
-    /// message text (grep) and dates; page with skip. rev takes a branch, tag, hash or a range
-    /// like main..feature. Use git_show for one commit's full message and diff.
-    #[tool(name = "git_log")]
+    /// The commit history of a repository, newest first (hash, author, date, subject). Filter by
+    /// paths, author, grep, dates; page with skip; rev: a branch, tag, hash or range like
+    /// main..feature.
+    #[tool(name = "log")]
     async fn git_log(&self, Parameters(a): Parameters<LogArgs>) -> Result<Json<LogOut>, Failure> {
         self.on_pool(a, Self::log_impl).await
     }
 
-    /// One commit in full (message, author, committer, parents) with its diff against the
-    /// first parent; or a file or directory as it was at a revision with rev="REV:path". Long
-    /// diffs are paged with offset; stat_only lists the files only.
-    #[tool(name = "git_show")]
+    /// One commit in full (message, author, parents, diff against the first parent), or a file or
+    /// directory at a revision with rev="REV:path". Paged with offset.
+    #[tool(name = "show")]
     async fn git_show(&self, Parameters(a): Parameters<ShowArgs>) -> Result<Json<ShowOut>, Failure> {
         self.on_pool(a, Self::show_impl).await
     }
 
-    /// Who last changed each line of a committed file, and in which commit, grouped in hunks.
-    /// Narrow with start_line/end_line; rev blames an older version. Uncommitted edits are not
-    /// blamed (see git_diff for those).
-    #[tool(name = "git_blame")]
+    /// Who last changed each line of a committed file, and in which commit (hunks).
+    /// start_line/end_line narrow it; rev blames an older version.
+    #[tool(name = "blame")]
     async fn git_blame(&self, Parameters(a): Parameters<BlameArgs>) -> Result<Json<BlameOut>, Failure> {
         self.on_pool(a, Self::blame_impl).await
     }
@@ -516,7 +514,7 @@ impl GitServer {
         let repo = self.open_read(a.repo.as_deref(), a.root.as_deref())?;
         let path: PathBuf = repo.path(self.policy(), &a.path)?;
         if path.as_os_str().is_empty() {
-            return Err(Error::new(ErrorCode::InvalidPath, "git_blame needs a file path, not the whole work tree"));
+            return Err(Error::new(ErrorCode::InvalidPath, "blame needs a file path, not the whole work tree"));
         }
         let commit = match &a.rev {
             Some(rev) => repo.commit(rev, "rev")?,
@@ -529,7 +527,7 @@ impl GitServer {
             Error::new(
                 ErrorCode::NotFound,
                 format!(
-                    "'{shown_path}' is not in commit {}; git_blame explains committed files (check the name with git_show rev=\"{}:\")",
+                    "'{shown_path}' is not in commit {}; blame explains committed files (check the name with show rev=\"{}:\")",
                     commit.id(),
                     commit.id()
                 ),

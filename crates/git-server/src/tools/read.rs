@@ -1,4 +1,4 @@
-//! The state of a repository: git_status, git_diff, git_branches, git_tags, git_stash_list.
+//! The state of a repository: status, diff, branches, tags, stash_list.
 
 use bastion_policy::{Error, ErrorCode, Result};
 use bastion_server_kit::Json;
@@ -13,13 +13,13 @@ use super::{CommitOut, lossy, lossy_path};
 use crate::repo::Repo;
 use crate::{Failure, GitServer};
 
-/// Arguments of `git_status`.
+/// Arguments of `status`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct StatusArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Only these paths (files or directories, relative to the repository's top level).
@@ -56,7 +56,7 @@ pub struct ChangeOut {
     pub old_path: Option<String>,
 }
 
-/// Result of `git_status`.
+/// Result of `status`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StatusOut {
     /// The repository, relative to the root.
@@ -81,7 +81,7 @@ pub struct StatusOut {
     /// An operation in progress (`merge`, `rebase`, `cherry_pick`, `revert`, `bisect`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<String>,
-    /// Changes in the index (what git_commit would commit).
+    /// Changes in the index (what `commit` would record).
     pub staged: Vec<ChangeOut>,
     /// Changes in the work tree not staged.
     pub unstaged: Vec<ChangeOut>,
@@ -95,17 +95,17 @@ pub struct StatusOut {
     pub truncated: bool,
 }
 
-/// Arguments of `git_diff`.
+/// Arguments of `diff`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct DiffArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Compare with the index (staged changes) instead of the work tree: alone, the changes
-    /// git_commit would commit; with from, from..index.
+    /// `commit` would record; with from, from..index.
     #[serde(default)]
     pub staged: Option<bool>,
     /// Revision to compare from (e.g. HEAD, main, HEAD~3, a hash). Alone: from..work tree.
@@ -131,7 +131,7 @@ pub struct DiffArgs {
     pub max_chars: Option<u64>,
 }
 
-/// Result of `git_diff`.
+/// Result of `diff`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DiffOut {
     /// The repository, relative to the root.
@@ -158,13 +158,13 @@ pub struct DiffOut {
     pub next_offset: Option<u64>,
 }
 
-/// Arguments of `git_branches`.
+/// Arguments of `branches`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct BranchesArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// `local`, `remote` or `all` (default).
@@ -208,7 +208,7 @@ pub struct BranchOut {
     pub commit: Option<CommitOut>,
 }
 
-/// Result of `git_branches`.
+/// Result of `branches`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct BranchesOut {
     /// The repository, relative to the root.
@@ -219,13 +219,13 @@ pub struct BranchesOut {
     pub truncated: bool,
 }
 
-/// Arguments of `git_tags` and `git_stash_list`.
+/// Arguments of `tags` and `stash_list`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RepoArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
 }
@@ -245,7 +245,7 @@ pub struct TagOut {
     pub commit: Option<CommitOut>,
 }
 
-/// Result of `git_tags`.
+/// Result of `tags`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TagsOut {
     /// The repository, relative to the root.
@@ -269,7 +269,7 @@ pub struct StashOut {
     pub hash: String,
 }
 
-/// Result of `git_stash_list`.
+/// Result of `stash_list`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StashListOut {
     /// The repository, relative to the root.
@@ -280,37 +280,35 @@ pub struct StashListOut {
 
 #[tool_router(router = read_router, vis = "pub(crate)")]
 impl GitServer {
-    /// Where the repository stands: current branch, upstream ahead/behind, and the staged,
-    /// unstaged, untracked and conflicted files (renames detected). Start here before diffing,
-    /// staging or committing.
-    #[tool(name = "git_status")]
+    /// Where the repository stands: branch, upstream ahead/behind, staged, unstaged, untracked and
+    /// conflicted files. Start here before diff, add or commit.
+    #[tool(name = "status")]
     async fn git_status(&self, Parameters(a): Parameters<StatusArgs>) -> Result<Json<StatusOut>, Failure> {
         self.on_pool(a, Self::status_impl).await
     }
 
-    /// Unified diff in git's format: the work tree against the index by default (unstaged
-    /// changes); staged=true for what would be committed; from (and to) for revisions. Use
-    /// stat_only first on big changes; long diffs are paged with offset.
-    #[tool(name = "git_diff")]
+    /// Unified diff: work tree vs index by default (unstaged changes); staged=true: what would be
+    /// committed; from/to: between revisions. stat_only first on big changes; paged with offset.
+    #[tool(name = "diff")]
     async fn git_diff(&self, Parameters(a): Parameters<DiffArgs>) -> Result<Json<DiffOut>, Failure> {
         self.on_pool(a, Self::diff_impl).await
     }
 
-    /// Local and remote-tracking branches with the current one marked, each one's upstream with
-    /// ahead/behind counts, and its last commit. Use before git_switch or git_create_branch.
-    #[tool(name = "git_branches")]
+    /// Local and remote-tracking branches: the current one marked, upstream ahead/behind, last
+    /// commit.
+    #[tool(name = "branches")]
     async fn git_branches(&self, Parameters(a): Parameters<BranchesArgs>) -> Result<Json<BranchesOut>, Failure> {
         self.on_pool(a, Self::branches_impl).await
     }
 
-    /// Tags with the commit each one names and, for annotated tags, the message's first line.
-    #[tool(name = "git_tags")]
+    /// Tags with their commit and, if annotated, the message's first line.
+    #[tool(name = "tags")]
     async fn git_tags(&self, Parameters(a): Parameters<RepoArgs>) -> Result<Json<TagsOut>, Failure> {
         self.on_pool(a, Self::tags_impl).await
     }
 
-    /// Stashed changes, newest first (stash@{0}). Look at one with git_show rev="stash@{0}".
-    #[tool(name = "git_stash_list")]
+    /// List the stashes, newest first (stash@{0}); show rev="stash@{0}" shows one.
+    #[tool(name = "stash_list")]
     async fn git_stash_list(&self, Parameters(a): Parameters<RepoArgs>) -> Result<Json<StashListOut>, Failure> {
         self.on_pool(a, Self::stash_list_impl).await
     }

@@ -1,5 +1,5 @@
-//! Changing the repository without losing anything: git_add, git_unstage, git_commit,
-//! git_create_branch, git_switch, git_stash_push.
+//! Changing the repository without losing anything: add, unstage, commit,
+//! create_branch, switch, stash_push.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -25,13 +25,13 @@ use crate::{Failure, GitServer};
 /// Most paths listed in a result; counts are always complete.
 const MAX_LISTED: usize = 500;
 
-/// Arguments of `git_add`, `git_unstage`.
+/// Arguments of `add`, `unstage`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct PathsArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// Files or directories, relative to the repository's top level (literal names; "." for
@@ -39,7 +39,7 @@ pub struct PathsArgs {
     pub paths: Vec<String>,
 }
 
-/// Result of `git_add`.
+/// Result of `add`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AddOut {
     /// The repository, relative to the root.
@@ -56,7 +56,7 @@ pub struct AddOut {
     pub unmatched: Vec<String>,
 }
 
-/// Result of `git_unstage`.
+/// Result of `unstage`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct UnstageOut {
     /// The repository, relative to the root.
@@ -68,20 +68,20 @@ pub struct UnstageOut {
     pub unstaged_count: usize,
 }
 
-/// Arguments of `git_commit`.
+/// Arguments of `commit`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct CommitArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// The commit message: a short subject line, optionally a blank line and a body.
     pub message: String,
 }
 
-/// Result of `git_commit`.
+/// Result of `commit`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CommitResultOut {
     /// The repository, relative to the root.
@@ -105,13 +105,13 @@ pub struct CommitResultOut {
     pub deletions: usize,
 }
 
-/// Arguments of `git_create_branch`.
+/// Arguments of `create_branch`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct CreateBranchArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// New branch name, e.g. feature/login.
@@ -121,7 +121,7 @@ pub struct CreateBranchArgs {
     pub from: Option<String>,
 }
 
-/// Result of `git_create_branch`.
+/// Result of `create_branch`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CreateBranchOut {
     /// The repository, relative to the root.
@@ -132,20 +132,20 @@ pub struct CreateBranchOut {
     pub commit: String,
 }
 
-/// Arguments of `git_switch`.
+/// Arguments of `switch`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct SwitchArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
-    /// An existing local branch (see git_branches; create one with git_create_branch).
+    /// An existing local branch (see branches; create one with create_branch).
     pub branch: String,
 }
 
-/// Result of `git_switch`.
+/// Result of `switch`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SwitchOut {
     /// The repository, relative to the root.
@@ -161,13 +161,13 @@ pub struct SwitchOut {
     pub carried_changes: usize,
 }
 
-/// Arguments of `git_stash_push`.
+/// Arguments of `stash_push`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct StashPushArgs {
-    /// Repository directory, relative to the root (default: the root itself).
+    /// Repository directory below the root (default: the root).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Root name, when several roots are configured.
+    /// Root name, if several.
     #[serde(default)]
     pub root: Option<String>,
     /// A message to recognise the stash by.
@@ -178,7 +178,7 @@ pub struct StashPushArgs {
     pub include_untracked: Option<bool>,
 }
 
-/// Result of `git_stash_push`.
+/// Result of `stash_push`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StashPushOut {
     /// The repository, relative to the root.
@@ -191,32 +191,28 @@ pub struct StashPushOut {
 
 #[tool_router(router = write_router, vis = "pub(crate)")]
 impl GitServer {
-    /// Stage files for the next commit: new and changed content, and deletions. Paths are
-    /// literal files or directories ("." for everything); .gitignore'd files and files on the
-    /// server's deny list are never staged.
-    #[tool(name = "git_add")]
+    /// Stage files for the next commit (new, changed, deleted). Literal paths or directories ("."
+    /// for all); ignored and deny-listed files are never staged.
+    #[tool(name = "add")]
     async fn git_add(&self, Parameters(a): Parameters<PathsArgs>) -> Result<Json<AddOut>, Failure> {
         self.on_pool(a, Self::add_impl).await
     }
 
-    /// Take staged changes of these paths back out of the index (the index entry returns to
-    /// HEAD's version); the files in the work tree are not touched.
-    #[tool(name = "git_unstage")]
+    /// Take paths back out of the index (to HEAD's version); the work tree is untouched.
+    #[tool(name = "unstage")]
     async fn git_unstage(&self, Parameters(a): Parameters<PathsArgs>) -> Result<Json<UnstageOut>, Failure> {
         self.on_pool(a, Self::unstage_impl).await
     }
 
-    /// Record the staged changes as a new commit on the current branch (never amends). The
-    /// author is the repository's configured identity (or the operator's). Stage first with
-    /// git_add; check with git_diff staged=true.
-    #[tool(name = "git_commit")]
+    /// Record the staged changes as a new commit on the current branch (never amends), authored by
+    /// the configured identity.
+    #[tool(name = "commit")]
     async fn git_commit(&self, Parameters(a): Parameters<CommitArgs>) -> Result<Json<CommitResultOut>, Failure> {
         self.on_pool(a, Self::commit_impl).await
     }
 
-    /// Create a branch at a revision (default HEAD) without switching to it; git_switch then
-    /// checks it out.
-    #[tool(name = "git_create_branch")]
+    /// Create a branch at a revision (default HEAD) without switching to it.
+    #[tool(name = "create_branch")]
     async fn git_create_branch(
         &self,
         Parameters(a): Parameters<CreateBranchArgs>,
@@ -224,18 +220,16 @@ impl GitServer {
         self.on_pool(a, Self::create_branch_impl).await
     }
 
-    /// Check out an existing local branch. Local changes that do not conflict are carried over;
-    /// if switching would overwrite any, nothing changes and would_overwrite_changes lists them
-    /// (commit or git_stash_push first).
-    #[tool(name = "git_switch")]
+    /// Check out an existing local branch. Local changes carry over unless they conflict: then
+    /// nothing changes and would_overwrite_changes lists them.
+    #[tool(name = "switch")]
     async fn git_switch(&self, Parameters(a): Parameters<SwitchArgs>) -> Result<Json<SwitchOut>, Failure> {
         self.on_pool(a, Self::switch_impl).await
     }
 
-    /// Save local changes (staged and unstaged; untracked too with include_untracked) as a
-    /// stash and return the work tree to HEAD. git_stash_list shows stashes; git_show
-    /// rev="stash@{0}" shows one.
-    #[tool(name = "git_stash_push")]
+    /// Stash local changes (staged, unstaged; untracked with include_untracked) and return the work
+    /// tree to HEAD.
+    #[tool(name = "stash_push")]
     async fn git_stash_push(&self, Parameters(a): Parameters<StashPushArgs>) -> Result<Json<StashPushOut>, Failure> {
         self.on_pool(a, Self::stash_push_impl).await
     }
@@ -258,7 +252,7 @@ fn cap(list: &mut Vec<String>) {
 
 impl GitServer {
     fn add_impl(&self, a: &PathsArgs) -> Result<AddOut> {
-        require_paths(&a.paths, "git_add")?;
+        require_paths(&a.paths, "add")?;
         let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
         repo.workdir()?;
         let specs = repo.pathspecs(self.policy(), &a.paths)?;
@@ -315,7 +309,7 @@ impl GitServer {
     }
 
     fn unstage_impl(&self, a: &PathsArgs) -> Result<UnstageOut> {
-        require_paths(&a.paths, "git_unstage")?;
+        require_paths(&a.paths, "unstage")?;
         let repo = self.open(a.repo.as_deref(), a.root.as_deref())?;
         repo.workdir()?;
         let specs = repo.pathspecs(self.policy(), &a.paths)?;
@@ -384,7 +378,7 @@ impl GitServer {
             return Err(Error::new(
                 ErrorCode::MergeConflict,
                 format!(
-                    "unresolved conflicts in {}; edit the files to resolve them, then git_add them before committing",
+                    "unresolved conflicts in {}; edit the files to resolve them, then add them before committing",
                     paths.join(", ")
                 ),
             ));
@@ -407,7 +401,7 @@ impl GitServer {
         if unchanged && parents.len() < 2 {
             return Err(Error::new(
                 ErrorCode::NothingToCommit,
-                "nothing is staged: the index matches HEAD; stage changes with git_add first (git_status shows what changed)",
+                "nothing is staged: the index matches HEAD; stage changes with add first (status shows what changed)",
             ));
         }
         let sig = self.identity(&repo)?;
@@ -462,7 +456,7 @@ impl GitServer {
         repo.git.branch(&a.name, &commit, false).map_err(|e| match e.code() {
             git2::ErrorCode::Exists => Error::new(
                 ErrorCode::AlreadyExists,
-                format!("branch '{}' already exists; switch to it with git_switch or pick another name", a.name),
+                format!("branch '{}' already exists; switch to it with switch or pick another name", a.name),
             ),
             _ => repo.err(e, "creating the branch"),
         })?;
@@ -477,7 +471,7 @@ impl GitServer {
             Error::new(
                 ErrorCode::NotFound,
                 format!(
-                    "there is no local branch '{}'; see git_branches, or create it with git_create_branch (from=\"origin/{}\" for a remote one)",
+                    "there is no local branch '{}'; see branches, or create it with create_branch (from=\"origin/{}\" for a remote one)",
                     truncate_for_message(&a.branch),
                     truncate_for_message(&a.branch)
                 ),
@@ -523,7 +517,7 @@ impl GitServer {
                 return Err(Error::new(
                     ErrorCode::WouldOverwriteChanges,
                     format!(
-                        "switching to '{}' would overwrite local changes to {}; nothing was changed. Commit them, stash them with git_stash_push, or discard them with git_restore first",
+                        "switching to '{}' would overwrite local changes to {}; nothing was changed. Commit them, stash them with stash_push, or discard them with restore first",
                         a.branch,
                         blocked.join(", ")
                     ),
