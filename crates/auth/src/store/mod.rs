@@ -27,7 +27,7 @@ use crate::client::Client;
 use crate::principal::Principal;
 use crate::scope::Scope;
 
-pub use postgres::{PostgresStore, is_postgres, resolve_url};
+pub use postgres::{PostgresStore, check_spec, is_postgres, resolve_url};
 pub use sqlite::{LEGACY_FILE, LEGACY_TOKENS_FILE, SqliteStore};
 
 /// Opens the store a configuration names: `None` (or empty) is the SQLite file of `state_dir`;

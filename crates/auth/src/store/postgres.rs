@@ -147,6 +147,26 @@ pub fn resolve_url(spec: &str) -> Result<String, StoreError> {
     Ok(spec.to_owned())
 }
 
+/// Checks a configuration's `store` value without connecting: empty (SQLite), or PostgreSQL
+/// whose password, if any, is not written in it (a reference keeps it out of the file).
+pub fn check_spec(spec: &str) -> Result<(), String> {
+    let spec = spec.trim();
+    if spec.is_empty() || spec.starts_with("env:") || spec.starts_with("file:") {
+        return Ok(());
+    }
+    if !is_postgres(spec) {
+        return Err(format!("store = \"{spec}\": expected a postgres:// URL, env:NAME or file:/path"));
+    }
+    let config = pg::Config::from_str(spec).map_err(|e| format!("store: not a PostgreSQL connection string: {e}"))?;
+    if config.get_password().is_some() {
+        return Err(format!(
+            "store = \"{}\" holds a password: write store = \"env:NAME\" or \"file:/path\" and keep the URL there",
+            describe(&config)
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a `store` value names PostgreSQL: a URL, a `key=value` connection string
 /// (`host=/run/postgresql dbname=bastion`), or a reference to one.
 pub fn is_postgres(spec: &str) -> bool {
