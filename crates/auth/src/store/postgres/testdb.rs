@@ -14,6 +14,8 @@ struct Cluster {
     /// Runs a client program as the cluster's owner.
     owner: Option<&'static str>,
     bin: PathBuf,
+    /// Stops the cluster once this process is gone; never waited for, it outlives the tests.
+    _watcher: std::process::Child,
 }
 
 /// The server binaries: `/usr/lib/postgresql/N/bin`, newest first.
@@ -84,8 +86,8 @@ fn start() -> Option<Cluster> {
     );
     let mut w = Command::new("/bin/sh");
     w.args(["-c", &stop]).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-    w.spawn().expect("watcher");
-    Some(Cluster { socket: base, owner, bin })
+    let watcher = w.spawn().expect("watcher");
+    Some(Cluster { socket: base, owner, bin, _watcher: watcher })
 }
 
 /// The URL of a new, empty database on the tests' cluster; `None` (the test skips) when
