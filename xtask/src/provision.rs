@@ -129,7 +129,8 @@ fn present(program: &str) -> bool {
 /// the auth store's tests look for them.
 fn postgres_bin_present() -> bool {
     std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|dirs| {
-        dirs.filter_map(|d| d.ok()).any(|d| d.path().join("bin/initdb").exists() && d.path().join("bin/pg_ctl").exists())
+        dirs.filter_map(|d| d.ok())
+            .any(|d| d.path().join("bin/initdb").exists() && d.path().join("bin/pg_ctl").exists())
     })
 }
 
