@@ -77,3 +77,21 @@ fn references_and_location() {
     assert!(store.location().starts_with("postgres://") && !store.location().contains("user"), "{}", store.location());
     assert!(is_postgres(&url));
 }
+
+/// Connections the server drops (a restart, a failover, an administrator) are replaced: the
+/// next read and the next write work, and nothing is written twice.
+#[test]
+fn lost_connections_are_replaced() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let mut store = PostgresStore::connect(&url).unwrap();
+    let (_, secret) = store.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
+    let mut admin = pg::Client::connect(&url, pg::NoTls).unwrap();
+    let kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    assert!(!admin.query(kill, &[]).unwrap().is_empty(), "the store holds a connection");
+    assert_eq!(store.authenticate_token(&secret, 2).unwrap().name, "ci");
+    admin.query(kill, &[]).unwrap();
+    store.create_token("second", &scope::parse_list("fs:read").unwrap(), None, 3).unwrap();
+    let names: Vec<String> = store.tokens(3).unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["ci", "second"]);
+}
