@@ -69,6 +69,14 @@ fn references_and_location() {
     let config = pg::Config::from_str("postgres://bastion:s3cret@db.example:6543/auth").unwrap();
     assert_eq!(describe(&config), "postgres://db.example:6543/auth");
     assert!(open(Some("mysql://x"), dir.path()).is_err());
+    // A configuration names the database without its password.
+    assert!(check_spec("env:BASTION_STORE_URL").is_ok() && check_spec("file:/run/secrets/db").is_ok());
+    assert!(check_spec("postgres://bastion@db.example/auth").is_ok() && check_spec("").is_ok());
+    for bad in ["postgres://bastion:s3cret@db.example/auth", "host=db.example password=s3cret dbname=auth"] {
+        let e = check_spec(bad).unwrap_err();
+        assert!(e.contains("env:NAME") && !e.contains("s3cret"), "{e}");
+    }
+    assert!(check_spec("/var/lib/auth.sqlite3").is_err());
     // Unreachable: refused within the connect timeout, with the location and not the secret.
     let e = PostgresStore::connect("postgres://u:s3cret@127.0.0.1:1/none").err().unwrap().to_string();
     assert!(e.contains("127.0.0.1:1") && !e.contains("s3cret"), "{e}");
