@@ -431,6 +431,7 @@ impl Store for PostgresStore {
         let hash = secret::sha256_hex(token);
         self.run(|c| -> Result<(), StoreError> {
             let mut tx = c.transaction()?;
+            lock_grant_of(&mut tx, &hash)?;
             let row = tx.query_opt("SELECT kind, grant_id FROM tokens WHERE hash = $1 FOR UPDATE", &[&hash])?;
             if let Some(r) = row {
                 let (kind, grant): (String, String) = (r.get(0), r.get(1));
@@ -797,6 +798,7 @@ fn exchange_code(c: &mut Pg, req: &CodeExchange, now: u64, life: &Lifetimes) -> 
 fn refresh(c: &mut Pg, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Result<Issued, GrantError> {
     let hash = secret::sha256_hex(&req.token);
     let mut tx = c.transaction()?;
+    lock_grant_of(&mut tx, &hash)?;
     let row = tx.query_opt(
         "SELECT t.kind, t.grant_id, t.scopes, t.expires, t.revoked, t.rotated, g.client_id, g.resource, g.revoked
          FROM tokens t JOIN grants g ON g.id = t.grant_id WHERE t.hash = $1 FOR UPDATE OF t",
@@ -862,6 +864,18 @@ fn insert_token(c: &mut impl GenericClient, r: &TokenRecord) -> Result<usize, St
         &[&r.id, &r.name, &r.sha256, &join(&r.scopes), &i(r.created), &r.expires.map(i), &r.revoked.map(i)],
     )?;
     Ok(n as usize)
+}
+
+/// Locks the grant of a token before the token itself: every transaction that locks both
+/// (rotation, revocation by token or by grant, revoke-all) takes the grant first, so two of
+/// them never wait on each other in a cycle. A token's grant never changes, so it is read
+/// without a lock.
+fn lock_grant_of(c: &mut impl GenericClient, token_hash: &str) -> Result<(), pg::Error> {
+    c.execute(
+        "SELECT 1 FROM grants WHERE id = (SELECT grant_id FROM tokens WHERE hash = $1) FOR UPDATE",
+        &[&token_hash],
+    )?;
+    Ok(())
 }
 
 fn revoke_family(c: &mut impl GenericClient, grant: &str, now: u64) -> Result<(), pg::Error> {

@@ -28,7 +28,8 @@ macro_rules! store_suite {
             unknown_revoked_and_expired_tokens_are_refused, token_revocation_by_another_process_is_seen,
             bad_token_input_is_rejected, elevations_lapse, revoke_all_takes_everything,
             owner_secret_is_shared, one_code_redeemed_at_once_by_two_handles,
-            refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles);
+            refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles,
+            refresh_while_the_grant_is_revoked);
     };
     (@tests $backend:expr; $($name:ident),*) => {
         $(
@@ -460,5 +461,36 @@ pub(crate) fn one_refresh_token_rotated_at_once_by_two_handles(b: &dyn Backend) 
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
         let won = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
         assert_eq!(b.open().verify_access(&won.access_token, RES, 1011), Err(Refusal::Revoked));
+    }
+}
+
+/// A rotation on one handle while another revokes the grant (`bastion token revoke` during a
+/// refresh): both finish without a store error (no lock cycle), and the grant ends revoked with
+/// every token it issued, the new ones included.
+pub(crate) fn refresh_while_the_grant_is_revoked(b: &dyn Backend) {
+    for round in 0..10 {
+        let t = issued(&mut *b.open(), 1000);
+        let barrier = Barrier::new(2);
+        let (rotated, revoked) = std::thread::scope(|s| {
+            let mut a = b.open();
+            let mut other = b.open();
+            let (t, barrier) = (&t, &barrier);
+            let rotation = s.spawn(move || {
+                barrier.wait();
+                a.refresh(&refresh(&t.refresh_token), 1010, &Lifetimes::default())
+            });
+            let revocation = s.spawn(move || {
+                barrier.wait();
+                other.revoke_grants(&t.grant_id, 1010)
+            });
+            (rotation.join().unwrap(), revocation.join().unwrap())
+        });
+        assert_eq!(revoked.unwrap(), 1, "round {round}");
+        let store = b.open();
+        match rotated {
+            Ok(new) => assert_eq!(store.verify_access(&new.access_token, RES, 1011), Err(Refusal::Revoked)),
+            Err(e) => assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("revoked")), "{e:?}"),
+        }
+        assert_eq!(store.verify_access(&t.access_token, RES, 1011), Err(Refusal::Revoked));
     }
 }
