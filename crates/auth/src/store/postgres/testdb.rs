@@ -4,7 +4,7 @@
 //! set), where that fails them: CI installs it (`cargo xtask provision`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -85,7 +85,7 @@ fn start() -> Option<Cluster> {
         base = base.display()
     );
     let mut w = Command::new("/bin/sh");
-    w.args(["-c", &stop]).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    w.args(["-c", &stop]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let watcher = w.spawn().expect("watcher");
     Some(Cluster { socket: base, owner, bin, _watcher: watcher })
 }
