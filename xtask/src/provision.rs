@@ -51,6 +51,9 @@ const NEEDS: &[Need] = &[
     Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system and ops steps boot" },
     Need { program: "systemd-nspawn", package: "systemd-container", why: "boots that root under systemd" },
     Need { program: "fc-list", package: "fonts-liberation", why: "a font for headless Chromium to lay out pages" },
+    // The server binaries are found where Debian puts them (not on PATH); the tests start their
+    // own cluster in a temporary directory, as the `postgres` user when run as root.
+    Need { program: "initdb", package: "postgresql", why: "the PostgreSQL store's tests (a real server)" },
 ];
 
 /// Installs what is missing (when it may) and checks the result; see the module comment.
@@ -118,7 +121,19 @@ fn present(program: &str) -> bool {
         // Any font listed is what Chromium needs.
         return output_of(&mut Command::new("fc-list")).is_some_and(|out| !out.is_empty());
     }
+    if program == "initdb" {
+        return postgres_bin_present() || on_path(program);
+    }
     on_path(program)
+}
+
+/// Whether Debian's PostgreSQL server binaries are installed (`/usr/lib/postgresql/N/bin`), as
+/// the auth store's tests look for them.
+fn postgres_bin_present() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|dirs| {
+        dirs.filter_map(|d| d.ok())
+            .any(|d| d.path().join("bin/initdb").exists() && d.path().join("bin/pg_ctl").exists())
+    })
 }
 
 /// Whether an executable `program` is on `PATH` (not every program here has `--version`).

@@ -88,6 +88,10 @@ pub struct HubConfig {
     /// Roots of the built-in upstreams.
     #[serde(default)]
     pub roots: Vec<PathBuf>,
+    /// Where tokens and OAuth state are kept: unset, the SQLite file in the state directory;
+    /// `postgres://…` (without a password), `env:NAME` or `file:/path`, a PostgreSQL database
+    /// that several hubs share.
+    pub store: Option<String>,
     /// Serve MCP sessions (stateful streamable HTTP) instead of stateless requests.
     #[serde(default)]
     pub stateful: bool,

@@ -340,6 +340,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         upstreams: specs,
         transport,
         state_dir,
+        store,
         audit_log: audit_path,
         call_timeout,
         drain_timeout,
@@ -374,8 +375,12 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
     let (auth, oauth_settings) = match http.as_ref().map(|h| &h.auth) {
         None | Some(AuthSettings::None) => (Auth::open(), None),
-        Some(AuthSettings::Tokens) => (Auth::tokens(Box::new(SqliteStore::open(&state_dir)?)), None),
-        Some(AuthSettings::OAuth(s)) => (Auth::tokens(Box::new(SqliteStore::open(&state_dir)?)), Some(s.clone())),
+        Some(AuthSettings::Tokens) => (Auth::tokens(bastion_auth::store::open(store.as_deref(), &state_dir)?), None),
+        Some(AuthSettings::OAuth(s)) => {
+            let mut s = s.clone();
+            s.store = store.clone();
+            (Auth::tokens(bastion_auth::store::open(store.as_deref(), &state_dir)?), Some(s))
+        }
     };
     // The control socket lives in the state directory, so it exists whatever the journal's path.
     bastion_auth::state::ensure_dir(&state_dir)?;

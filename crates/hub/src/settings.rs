@@ -29,6 +29,8 @@ pub struct HubSettings {
     /// Where the auth store (tokens, OAuth), the control socket and (by default) the audit
     /// journal are kept.
     pub state_dir: PathBuf,
+    /// The file's `store` value (`None`: the SQLite file in the state directory), checked.
+    pub store: Option<String>,
     /// The audit journal (`--audit-log`, else `audit.jsonl` in the state directory).
     pub audit_log: PathBuf,
     /// The roots of the built-in servers as given (flags, else the file's, else the current
@@ -164,6 +166,9 @@ pub enum SettingsError {
         /// The program.
         program: String,
     },
+    /// The `store` value is not a store, or holds a password in clear.
+    #[error("{0}")]
+    Store(String),
     /// No state directory was given and none can be derived.
     #[error("state directory: {0}")]
     StateDir(String),
@@ -189,6 +194,7 @@ impl SettingsError {
             SettingsError::TokenVariableUnset { .. } => "token_variable_unset",
             SettingsError::ProgramNotFound { .. } => "program_not_found",
             SettingsError::BuiltinRefused(_) => "builtin_refused",
+            SettingsError::Store(_) => "store",
             SettingsError::StateDir(_) => "state_dir",
             SettingsError::OwnPath(_) => "own_path",
             SettingsError::CurrentDir(_) => "current_dir",
@@ -288,6 +294,10 @@ impl HubSettings {
         };
         let state_dir = state_dir.unwrap_or_default();
         let audit_log = args.audit_log.clone().unwrap_or_else(|| state_dir.join("audit.jsonl"));
+        let store = config.store.clone().filter(|s| !s.trim().is_empty());
+        if let Some(s) = &store {
+            found.ok(bastion_auth::store::check_spec(s).map_err(SettingsError::Store));
+        }
         // Bastion's own files, which no tool may touch: absolute, so a child started elsewhere
         // resolves them to the same files.
         let protect: Vec<PathBuf> = [Some(state_dir.clone()), file.map(Path::to_path_buf), Some(audit_log.clone())]
@@ -340,6 +350,7 @@ impl HubSettings {
             allow_state_in_root: args.allow_state_in_root,
             approvals,
             state_dir,
+            store,
             call_timeout: args.call_timeout.or(config.call_timeout).unwrap_or(DEFAULT_CALL_TIMEOUT),
             drain_timeout: args.drain_timeout,
             journal: config.journal,
@@ -889,6 +900,30 @@ mod tests {
         // Over stdio there is no listener to check.
         let e = settings(&["--state-dir", root, "--stdio", "--no-auth", "--listen", "0.0.0.0:1", "--root", root]);
         assert!(e.is_ok());
+    }
+
+    /// `store`: unset is SQLite; PostgreSQL by reference or by a URL without a password; a
+    /// password in the file is refused, with the location but never the password.
+    #[test]
+    fn the_store_is_chosen_by_the_file_and_holds_no_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let file = dir.path().join("hub.toml");
+        let file_s = file.to_str().unwrap();
+        let with = |store: &str| {
+            std::fs::write(&file, format!("store = \"{store}\"\n")).unwrap();
+            settings(&["--root", root, "--state-dir", root, "--config", file_s])
+        };
+        assert_eq!(settings(&["--root", root, "--state-dir", root]).unwrap().store, None);
+        for ok in ["env:BASTION_STORE_URL", "file:/run/secrets/store", "postgres://bastion@db.internal/auth"] {
+            assert_eq!(with(ok).unwrap().store.as_deref(), Some(ok));
+        }
+        for bad in ["postgres://bastion:s3cret@db.internal/auth", "mysql://db/auth"] {
+            let e = with(bad).err().unwrap();
+            let codes: Vec<_> = e.errors.iter().map(SettingsError::code).collect();
+            assert_eq!(codes, ["store"], "{bad}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
     }
 
     #[test]

@@ -38,9 +38,7 @@ use crate::html;
 use crate::net::{self, FetchPolicy, Fetched};
 use crate::redirect;
 use crate::secret;
-use crate::store::{
-    Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, SqliteStore, Store, StoreError,
-};
+use crate::store::{Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Store, StoreError};
 
 /// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), asked on each use.
 pub type ScopesFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -147,6 +145,9 @@ pub struct Settings {
     pub issuer: String,
     /// Where the store (`auth.sqlite3`) lives.
     pub state_dir: PathBuf,
+    /// The configuration's `store` value: `None` is the SQLite file in `state_dir`, else a
+    /// PostgreSQL database (see [`crate::store::open`]).
+    pub store: Option<String>,
     /// Token and code lifetimes.
     pub lifetimes: Lifetimes,
     /// Hosts whose metadata documents may be on private addresses.
@@ -163,6 +164,7 @@ impl Settings {
         Ok(Settings {
             issuer: issuer_of(public_url)?,
             state_dir: state_dir.to_owned(),
+            store: None,
             lifetimes: Lifetimes::default(),
             cimd_allow_private: vec![],
             cimd_extra_ca: vec![],
@@ -306,7 +308,7 @@ impl OAuth {
         fetcher: Fetcher,
     ) -> Result<(OAuth, Option<String>), String> {
         settings.validate()?;
-        let store: Box<dyn Store> = Box::new(SqliteStore::open(&settings.state_dir).map_err(|e| e.to_string())?);
+        let store = crate::store::open(settings.store.as_deref(), &settings.state_dir).map_err(|e| e.to_string())?;
         let t = clock();
         let created = if store.owner_secret_exists().map_err(|e| e.to_string())? {
             None

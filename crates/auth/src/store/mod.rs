@@ -1,7 +1,8 @@
 //! The store of everything authentication keeps: static bearer tokens, their elevations, the
 //! owner secret, OAuth clients, codes, grants and tokens. One small trait, [`Store`], with the
 //! SQLite implementation ([`SqliteStore`], `auth.sqlite3` in the state directory) as the
-//! default; a second backend (PostgreSQL, for several hub replicas) implements the same trait.
+//! default, and [`PostgresStore`] (`store = "postgres://…"`) for several hub replicas sharing
+//! one database. [`open`] picks one from the configuration's `store` value.
 //!
 //! Nothing secret is stored: codes, access, refresh and static tokens are kept as SHA-256
 //! hashes, the owner secret as a salted SHA-256 hash. A grant is one approval on the consent
@@ -12,7 +13,10 @@
 //! token check is one indexed query, made inline. Every method that depends on the time takes
 //! `now` (seconds since the epoch), so tests inject their clock.
 
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod suite;
 
 use std::time::Duration;
 
@@ -23,7 +27,20 @@ use crate::client::Client;
 use crate::principal::Principal;
 use crate::scope::Scope;
 
+pub use postgres::{PostgresStore, check_spec, is_postgres, resolve_url};
 pub use sqlite::{LEGACY_FILE, LEGACY_TOKENS_FILE, SqliteStore};
+
+/// Opens the store a configuration names: `None` (or empty) is the SQLite file of `state_dir`;
+/// a PostgreSQL URL, or an `env:NAME`/`file:/path` reference to one, is that database.
+pub fn open(store: Option<&str>, state_dir: &std::path::Path) -> Result<Box<dyn Store>, StoreError> {
+    match store.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(Box::new(SqliteStore::open(state_dir)?)),
+        Some(spec) if is_postgres(spec) => Ok(Box::new(PostgresStore::connect(&resolve_url(spec)?)?)),
+        Some(spec) => Err(StoreError(format!(
+            "store = \"{spec}\": expected a postgres:// URL, env:NAME or file:/path (the default is the SQLite file)"
+        ))),
+    }
+}
 
 /// The SQLite store's file name in the state directory.
 pub const FILE: &str = sqlite::FILE;
@@ -40,7 +57,7 @@ pub const TOKEN_PREFIX: &str = "bst_";
 /// Prefix of the dashboard's one-time sign-in links (`bastion dashboard`).
 pub const LOGIN_LINK_PREFIX: &str = "bdl_";
 
-/// A store failure (I/O or SQLite).
+/// A store failure (I/O, SQLite or PostgreSQL).
 #[derive(Debug, thiserror::Error)]
 #[error("auth store: {0}")]
 pub struct StoreError(pub String);

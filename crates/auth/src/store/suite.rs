@@ -1,0 +1,496 @@
+//! The behaviour every store backend shares, run against each of them (SQLite in
+//! `sqlite/tests.rs`, PostgreSQL in `postgres/tests.rs`) through [`store_suite!`]: OAuth codes,
+//! grants and tokens (AS-07, AS-09, RS-05), static tokens, elevations and revoke-all, and what
+//! several handles on one store (processes, hub replicas) must agree on.
+
+use std::sync::Barrier;
+use std::time::Duration;
+
+use super::*;
+use crate::client::Source;
+use crate::{scope, secret};
+
+/// Opens handles on one store (each test gets a fresh store): two handles are two processes,
+/// or two hub replicas, sharing it.
+pub(crate) trait Backend: Sync {
+    /// A new handle on the test's store.
+    fn open(&self) -> Box<dyn Store>;
+}
+
+/// One `#[test]` per behaviour of the suite, each with a fresh store from `$backend` (an
+/// expression giving `Option<impl Backend>`; `None` skips).
+macro_rules! store_suite {
+    ($backend:expr) => {
+        $crate::store::suite::store_suite!(@tests $backend;
+            as07_code_replay_revokes_the_tokens, as02_bad_exchanges_are_refused,
+            as09_refresh_rotation_and_family_revocation, rs05_access_checks, revocation_by_token_and_by_grant,
+            clients_and_pruning, concurrent_token_writers_lose_nothing, token_secrets_are_random,
+            unknown_revoked_and_expired_tokens_are_refused, token_revocation_by_another_process_is_seen,
+            bad_token_input_is_rejected, elevations_lapse, revoke_all_takes_everything,
+            owner_secret_is_shared, one_code_redeemed_at_once_by_two_handles,
+            refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles,
+            refresh_while_the_grant_is_revoked);
+    };
+    (@tests $backend:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if let Some(b) = $backend {
+                    $crate::store::suite::$name(&b);
+                }
+            }
+        )*
+    };
+}
+pub(crate) use store_suite;
+
+fn names(scopes: &[Scope]) -> Vec<String> {
+    scopes.iter().map(Scope::to_string).collect()
+}
+
+pub(crate) const RES: &str = "https://hub.example.com/mcp";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+pub(crate) fn code_grant(scopes: &[&str]) -> CodeGrant {
+    CodeGrant {
+        client_id: "bcl_1".into(),
+        client_name: "Test".into(),
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+        challenge: secret::s256(VERIFIER),
+        resource: RES.into(),
+        scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+    }
+}
+
+pub(crate) fn exchange(code: &str) -> CodeExchange {
+    CodeExchange {
+        code: code.into(),
+        client_id: "bcl_1".into(),
+        redirect_uri: Some("http://127.0.0.1:9/cb".into()),
+        verifier: Some(VERIFIER.into()),
+        resource: Some(RES.into()),
+    }
+}
+
+pub(crate) fn issued(store: &mut dyn Store, now: u64) -> Issued {
+    let code = format!("bac_{}", secret::random_id::<8>().unwrap());
+    store.insert_code(&code, &code_grant(&["fs:read", "git:read"]), now + 600).unwrap();
+    store.exchange_code(&exchange(&code), now, &Lifetimes::default()).unwrap()
+}
+
+pub(crate) fn refresh(token: &str) -> RefreshRequest {
+    RefreshRequest {
+        token: token.into(),
+        client_id: "bcl_1".into(),
+        scopes: None,
+        resource: None,
+        audience: String::new(),
+    }
+}
+
+fn sc(list: &str) -> Vec<Scope> {
+    scope::parse_list(list).unwrap()
+}
+
+/// AS-07: a code is single use; a replay revokes what the first use issued.
+pub(crate) fn as07_code_replay_revokes_the_tokens(b: &dyn Backend) {
+    let mut store = b.open();
+    store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
+    let t = store.exchange_code(&exchange("bac_x"), 1000, &Lifetimes::default()).unwrap();
+    assert!(store.verify_access(&t.access_token, RES, 1001).is_ok());
+    let e = store.exchange_code(&exchange("bac_x"), 1002, &Lifetimes::default()).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
+    assert_eq!(store.verify_access(&t.access_token, RES, 1003), Err(Refusal::Revoked));
+    let e = store.refresh(&refresh(&t.refresh_token), 1003, &Lifetimes::default()).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(_)));
+}
+
+/// AS-02 / AS-07: a failed check refuses without using the code up.
+pub(crate) fn as02_bad_exchanges_are_refused(b: &dyn Backend) {
+    let mut store = b.open();
+    store.insert_code("bac_x", &code_grant(&["fs:read"]), 2000).unwrap();
+    let life = Lifetimes::default();
+    let mut wrong_verifier = exchange("bac_x");
+    wrong_verifier.verifier = Some("a".repeat(43));
+    let mut no_verifier = exchange("bac_x");
+    no_verifier.verifier = None;
+    let mut other_client = exchange("bac_x");
+    other_client.client_id = "bcl_2".into();
+    let mut other_redirect = exchange("bac_x");
+    other_redirect.redirect_uri = Some("http://127.0.0.1:9/cb2".into());
+    let mut other_resource = exchange("bac_x");
+    other_resource.resource = Some("https://other.example/mcp".into());
+    for (req, want) in [
+        (wrong_verifier, "InvalidGrant"),
+        (no_verifier, "InvalidGrant"),
+        (other_client, "InvalidGrant"),
+        (other_redirect, "InvalidGrant"),
+        (other_resource, "InvalidTarget"),
+        (exchange("bac_unknown"), "InvalidGrant"),
+    ] {
+        let e = store.exchange_code(&req, 1000, &life).unwrap_err();
+        assert!(format!("{e:?}").starts_with(want), "{req:?}: {e:?}");
+    }
+    assert!(matches!(store.exchange_code(&exchange("bac_x"), 2000, &life), Err(GrantError::InvalidGrant(_))));
+    let mut slash = exchange("bac_x");
+    slash.resource = Some(format!("{RES}/"));
+    assert!(store.exchange_code(&slash, 1999, &life).is_ok());
+}
+
+/// AS-09: refresh rotates; reusing a rotated refresh token revokes the family.
+pub(crate) fn as09_refresh_rotation_and_family_revocation(b: &dyn Backend) {
+    let mut store = b.open();
+    let life = Lifetimes::default();
+    let first = issued(&mut *store, 1000);
+    let second = store.refresh(&refresh(&first.refresh_token), 1010, &life).unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.grant_id, first.grant_id);
+    assert!(store.verify_access(&second.access_token, RES, 1011).is_ok());
+    // Narrowing works; widening does not.
+    let mut narrower = refresh(&second.refresh_token);
+    narrower.scopes = Some(vec!["fs:read".parse().unwrap()]);
+    let mut wider = refresh(&second.refresh_token);
+    wider.scopes = Some(vec!["shell:exec".parse().unwrap()]);
+    assert!(matches!(store.refresh(&wider, 1012, &life), Err(GrantError::InvalidScope(_))));
+    let mut other = refresh(&second.refresh_token);
+    other.client_id = "bcl_2".into();
+    assert!(matches!(store.refresh(&other, 1012, &life), Err(GrantError::InvalidGrant(_))));
+    let third = store.refresh(&narrower, 1012, &life).unwrap();
+    assert_eq!(names(&third.scopes), ["fs:read"]);
+    assert_eq!(store.verify_access(&third.access_token, RES, 1013).unwrap().scopes, ["fs:read".parse().unwrap()]);
+    // The first refresh token again: theft assumed, everything of the grant dies.
+    let e = store.refresh(&refresh(&first.refresh_token), 1014, &life).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
+    for t in [&second.access_token, &third.access_token] {
+        assert_eq!(store.verify_access(t, RES, 1015), Err(Refusal::Revoked));
+    }
+    assert!(store.refresh(&refresh(&third.refresh_token), 1016, &life).is_err());
+    assert_eq!(store.grants(1016).unwrap()[0].state, "revoked");
+}
+
+/// RS-05: audience, expiry, kind.
+pub(crate) fn rs05_access_checks(b: &dyn Backend) {
+    let mut store = b.open();
+    let t = issued(&mut *store, 1000);
+    assert!(store.verify_access(&t.access_token, &format!("{RES}/"), 1001).is_ok());
+    // Last use is recorded to the minute.
+    assert_eq!(store.grants(1001).unwrap()[0].last_used, Some(1001));
+    store.verify_access(&t.access_token, RES, 1030).unwrap();
+    assert_eq!(store.grants(1030).unwrap()[0].last_used, Some(1001));
+    store.verify_access(&t.access_token, RES, 1061).unwrap();
+    assert_eq!(store.grants(1061).unwrap()[0].last_used, Some(1061));
+    assert_eq!(store.verify_access(&t.access_token, "https://other.example/mcp", 1001), Err(Refusal::WrongAudience));
+    assert_eq!(store.verify_access(&t.access_token, RES, 1000 + 3600), Err(Refusal::Expired));
+    assert_eq!(store.verify_access(&t.refresh_token, RES, 1001), Err(Refusal::Unknown));
+    assert_eq!(store.verify_access("bat_nope", RES, 1001), Err(Refusal::Unknown));
+    // A grant for the hub's old public URL is not refreshed.
+    let mut moved = refresh(&t.refresh_token);
+    moved.audience = "https://new.example.com/mcp".into();
+    let e = store.refresh(&moved, 1001, &Lifetimes::default()).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("authorize again")), "{e:?}");
+    // An expired refresh token is refused too.
+    let e = store.refresh(&refresh(&t.refresh_token), 1000 + 31 * 24 * 3600, &Lifetimes::default()).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("expired")), "{e:?}");
+}
+
+pub(crate) fn revocation_by_token_and_by_grant(backend: &dyn Backend) {
+    let mut store = backend.open();
+    let a = issued(&mut *store, 1000);
+    let b = issued(&mut *store, 1000);
+    // Revoking an access token leaves the refresh token.
+    store.revoke_token(&a.access_token, 1001).unwrap();
+    assert_eq!(store.verify_access(&a.access_token, RES, 1002), Err(Refusal::Revoked));
+    let a2 = store.refresh(&refresh(&a.refresh_token), 1002, &Lifetimes::default()).unwrap();
+    // Revoking a refresh token takes the family.
+    store.revoke_token(&a2.refresh_token, 1003).unwrap();
+    assert_eq!(store.verify_access(&a2.access_token, RES, 1004), Err(Refusal::Revoked));
+    store.revoke_token("brt_unknown", 1004).unwrap();
+    // By id from another handle (the CLI).
+    let mut cli = backend.open();
+    assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 1);
+    assert_eq!(cli.revoke_grants(&b.grant_id, 1005).unwrap(), 0);
+    assert_eq!(store.verify_access(&b.access_token, RES, 1006), Err(Refusal::Revoked));
+    let c = issued(&mut *store, 1000);
+    assert_eq!(cli.revoke_grants(&format!("oauth:Test/{}", c.grant_id), 1007).unwrap(), 1);
+    let d = issued(&mut *store, 1000);
+    assert_eq!(cli.revoke_grants("Test", 1008).unwrap(), 1);
+    assert_eq!(store.verify_access(&d.access_token, RES, 1009), Err(Refusal::Revoked));
+    assert!(store.grants(1010).unwrap().iter().all(|g| g.state == "revoked"));
+}
+
+pub(crate) fn clients_and_pruning(b: &dyn Backend) {
+    let store = b.open();
+    let c = |id: &str| Client {
+        id: id.into(),
+        name: "C".into(),
+        redirect_uris: vec!["https://a.example/cb".into()],
+        source: Source::Dynamic,
+    };
+    store.insert_client(&c("bcl_a"), 100).unwrap();
+    store.insert_client(&c("bcl_b"), 100).unwrap();
+    assert_eq!(store.client("bcl_a").unwrap(), Some(c("bcl_a")));
+    assert_eq!(store.client("bcl_z").unwrap(), None);
+    store.touch_client("bcl_a", 150).unwrap();
+    assert_eq!(store.prune_clients(200).unwrap(), 1);
+    assert_eq!(store.client_count().unwrap(), 1);
+    assert!(store.client("bcl_a").unwrap().is_some());
+}
+
+pub(crate) fn concurrent_token_writers_lose_nothing(b: &dyn Backend) {
+    b.open();
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                // A store per thread, like separate processes.
+                s.spawn(move || b.open().create_token(&format!("t{i}"), &sc("*:read"), None, 1).unwrap())
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+    });
+    let store = b.open();
+    let mut names: Vec<_> = store.tokens(1).unwrap().into_iter().map(|r| r.name).collect();
+    names.sort();
+    assert_eq!(names, (0..8).map(|i| format!("t{i}")).collect::<Vec<_>>());
+}
+
+pub(crate) fn token_secrets_are_random(b: &dyn Backend) {
+    let mut store = b.open();
+    let (_, a) = store.create_token("a", &sc("*:*"), None, 1).unwrap();
+    let (_, b) = store.create_token("b", &sc("*:*"), None, 1).unwrap();
+    assert_ne!(a, b);
+}
+
+pub(crate) fn unknown_revoked_and_expired_tokens_are_refused(b: &dyn Backend) {
+    let mut store = b.open();
+    let (_, live) = store.create_token("live", &sc("*:read"), None, 100).unwrap();
+    let (rec, gone) = store.create_token("gone", &sc("*:read"), None, 100).unwrap();
+    assert_eq!(store.authenticate_token("bst_nope", 101).unwrap_err(), Refusal::Unknown);
+    assert_eq!(store.authenticate_token("", 101).unwrap_err(), Refusal::Unknown);
+    assert_eq!(store.revoke_tokens(&rec.id, 101).unwrap(), 1);
+    assert_eq!(store.revoke_tokens("gone", 101).unwrap(), 0);
+    assert_eq!(store.authenticate_token(&gone, 102).unwrap_err(), Refusal::Revoked);
+    assert!(store.authenticate_token(&live, 102).is_ok());
+    // A name can be reused once the old token is revoked.
+    store.create_token("gone", &sc("*:read"), None, 102).unwrap();
+    assert!(store.create_token("live", &sc("*:read"), None, 102).is_err());
+
+    let mut r = rec.clone();
+    r.revoked = None;
+    r.expires = Some(100);
+    assert_eq!(r.check(99), Ok(()));
+    assert_eq!(r.check(100), Err(Refusal::Expired));
+    let (_, soon) = store.create_token("soon", &sc("*:read"), Some(Duration::from_secs(0)), 103).unwrap();
+    assert_eq!(store.authenticate_token(&soon, 103).unwrap_err(), Refusal::Expired);
+    // An expired token's name can be reused too (the hub re-creates `owner` at start).
+    let (_, again) = store.create_token("soon", &sc("*:read"), None, 103).unwrap();
+    assert!(store.authenticate_token(&again, 103).is_ok());
+}
+
+pub(crate) fn token_revocation_by_another_process_is_seen(b: &dyn Backend) {
+    let hub = b.open();
+    let mut cli = b.open();
+    let (_, secret) = cli.create_token("x", &sc("*:*"), None, 1).unwrap();
+    assert!(hub.authenticate_token(&secret, 1).is_ok());
+    cli.revoke_tokens("x", 1).unwrap();
+    assert_eq!(hub.authenticate_token(&secret, 1).unwrap_err(), Refusal::Revoked);
+}
+
+pub(crate) fn bad_token_input_is_rejected(b: &dyn Backend) {
+    let mut store = b.open();
+    assert!(store.create_token("x", &[], None, 1).is_err());
+    assert!(store.create_token("", &sc("*:*"), None, 1).is_err());
+    assert!(store.create_token(&"n".repeat(65), &sc("*:*"), None, 1).is_err());
+    assert!(store.create_token("a\nb", &sc("*:*"), None, 1).is_err());
+    // A bad scope cannot even reach the store: it is refused where it is written.
+    assert!(scope::parse_all(&["fs:admin"]).is_err());
+    assert!(store.tokens(1).unwrap().is_empty());
+}
+
+/// Issue 12: elevations add scopes to a token or a grant and lapse by themselves.
+pub(crate) fn elevations_lapse(b: &dyn Backend) {
+    let mut store = b.open();
+    let (rec, secret) = store.create_token("ci", &sc("fs:read"), None, 1000).unwrap();
+    let t = issued(&mut *store, 1000);
+    assert_eq!(store.elevate("ci", &sc("fs:write"), 1000 + 1800, 1000).unwrap(), ["ci"]);
+    let p = store.authenticate_token(&secret, 1001).unwrap();
+    assert_eq!(names(&p.scopes), ["fs:read", "fs:write"]);
+    // By id, stacked, and listed with their end.
+    store.elevate(&rec.id, &sc("git:write"), 1000 + 60, 1000).unwrap();
+    assert_eq!(names(&store.authenticate_token(&secret, 1001).unwrap().scopes), ["fs:read", "fs:write", "git:write"]);
+    let listed = &store.tokens(1001).unwrap()[0];
+    assert_eq!(listed.elevations.len(), 2);
+    assert!(listed.elevations.iter().any(|e| e.until == 2800 && names(&e.scopes) == ["fs:write"]));
+    // The shorter one lapses first, then the other; the token's own scopes remain.
+    assert_eq!(names(&store.authenticate_token(&secret, 1060).unwrap().scopes), ["fs:read", "fs:write"]);
+    assert_eq!(names(&store.authenticate_token(&secret, 2800).unwrap().scopes), ["fs:read"]);
+    assert!(store.tokens(2800).unwrap()[0].elevations.is_empty());
+
+    // An OAuth grant, by id or by its audit name.
+    let grant = format!("oauth:Test/{}", t.grant_id);
+    assert_eq!(store.elevate(&t.grant_id, &sc("shell:exec"), 1100, 1000).unwrap(), std::slice::from_ref(&grant));
+    assert_eq!(
+        names(&store.verify_access(&t.access_token, RES, 1001).unwrap().scopes),
+        ["fs:read", "git:read", "shell:exec"]
+    );
+    assert_eq!(names(&store.grants(1001).unwrap()[0].elevations[0].scopes), ["shell:exec"]);
+    assert_eq!(names(&store.verify_access(&t.access_token, RES, 1100).unwrap().scopes), ["fs:read", "git:read"]);
+    assert_eq!(store.elevate(&grant, &sc("fs:write"), 1200, 1000).unwrap(), std::slice::from_ref(&grant));
+
+    // Nothing to elevate, nothing elevated; no elevation of a dead token; no empty ones.
+    assert!(store.elevate("nobody", &sc("fs:write"), 2000, 1000).unwrap().is_empty());
+    store.revoke_tokens("ci", 1001).unwrap();
+    assert!(store.elevate("ci", &sc("fs:write"), 2000, 1001).unwrap().is_empty());
+    assert!(store.elevate(&t.grant_id, &[], 2000, 1000).is_err());
+    assert!(store.elevate(&t.grant_id, &sc("fs:write"), 1000, 1000).is_err());
+}
+
+/// Issue 12: one command revokes every static token and every OAuth grant, seen by the
+/// next request of another handle (the hub).
+pub(crate) fn revoke_all_takes_everything(b: &dyn Backend) {
+    let mut store = b.open();
+    let hub = b.open();
+    let (_, a) = store.create_token("a", &sc("*:*"), None, 1000).unwrap();
+    let (_, b) = store.create_token("b", &sc("fs:read"), None, 1000).unwrap();
+    let g1 = issued(&mut *store, 1000);
+    let g2 = issued(&mut *store, 1000);
+    store.insert_code("bac_pending", &code_grant(&["fs:read"]), 2000).unwrap();
+    assert!(hub.authenticate_token(&a, 1001).is_ok());
+    let r = store.revoke_all(1001).unwrap();
+    assert_eq!(r, RevokedAll { tokens: 2, grants: 2 });
+    for s in [&a, &b] {
+        assert_eq!(hub.authenticate_token(s, 1002).unwrap_err(), Refusal::Revoked);
+    }
+    for g in [&g1, &g2] {
+        assert_eq!(hub.verify_access(&g.access_token, RES, 1002), Err(Refusal::Revoked));
+        assert!(store.refresh(&refresh(&g.refresh_token), 1002, &Lifetimes::default()).is_err());
+    }
+    // A code approved before is no longer redeemable.
+    assert!(store.exchange_code(&exchange("bac_pending"), 1002, &Lifetimes::default()).is_err());
+    assert!(store.grants(1002).unwrap().iter().all(|g| g.state == "revoked"));
+    assert_eq!(store.revoke_all(1003).unwrap(), RevokedAll::default());
+    // New tokens work again afterwards.
+    let (_, c) = store.create_token("a", &sc("*:*"), None, 1004).unwrap();
+    assert!(hub.authenticate_token(&c, 1005).is_ok());
+}
+
+/// The owner secret set through one handle is checked through another.
+pub(crate) fn owner_secret_is_shared(b: &dyn Backend) {
+    let store = b.open();
+    assert!(!store.owner_secret_exists().unwrap());
+    assert_eq!(store.check_owner_secret("bos_x").unwrap(), None);
+    let owner = store.set_owner_secret(1).unwrap();
+    let other = b.open();
+    assert!(other.owner_secret_exists().unwrap());
+    assert_eq!(other.check_owner_secret(&owner).unwrap(), Some(true));
+    assert_eq!(other.check_owner_secret(&format!("  {owner}\n")).unwrap(), Some(true));
+    assert_eq!(other.check_owner_secret("bos_wrong").unwrap(), Some(false));
+    let again = other.set_owner_secret(2).unwrap();
+    assert_eq!(store.check_owner_secret(&owner).unwrap(), Some(false));
+    assert_eq!(store.check_owner_secret(&again).unwrap(), Some(true));
+}
+
+/// Two handles (two replicas) redeeming the same code at the same moment: exactly one gets
+/// tokens; the other is a replay, which revokes them (RFC 6749 §4.1.2).
+pub(crate) fn one_code_redeemed_at_once_by_two_handles(b: &dyn Backend) {
+    for round in 0..10 {
+        let code = format!("bac_race{round}");
+        b.open().insert_code(&code, &code_grant(&["fs:read"]), 2000).unwrap();
+        let barrier = Barrier::new(2);
+        let results: Vec<Result<Issued, GrantError>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (code, barrier) = (&code, &barrier);
+                    let mut store = b.open();
+                    s.spawn(move || {
+                        barrier.wait();
+                        store.exchange_code(&exchange(code), 1000, &Lifetimes::default())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won: Vec<&Issued> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(matches!(lost, GrantError::InvalidGrant(d) if d.contains("already used")), "{lost:?}");
+        assert_eq!(b.open().verify_access(&won[0].access_token, RES, 1001), Err(Refusal::Revoked));
+    }
+    let grants = b.open().grants(1001).unwrap();
+    assert_eq!(grants.len(), 10, "one grant per code, never two");
+    assert!(grants.iter().all(|g| g.state == "revoked"));
+}
+
+/// A refresh token rotated through one handle and presented again through another: every
+/// token of the grant dies, including those the first handle issued.
+pub(crate) fn refresh_reuse_on_another_handle_revokes_the_family(b: &dyn Backend) {
+    let life = Lifetimes::default();
+    let mut a = b.open();
+    let mut other = b.open();
+    let first = issued(&mut *a, 1000);
+    let second = a.refresh(&refresh(&first.refresh_token), 1010, &life).unwrap();
+    assert!(other.verify_access(&second.access_token, RES, 1011).is_ok());
+    let e = other.refresh(&refresh(&first.refresh_token), 1012, &life).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("already used")), "{e:?}");
+    assert_eq!(a.verify_access(&second.access_token, RES, 1013), Err(Refusal::Revoked));
+    assert_eq!(a.verify_access(&first.access_token, RES, 1013), Err(Refusal::Revoked));
+    assert!(a.refresh(&refresh(&second.refresh_token), 1014, &life).is_err());
+    assert_eq!(a.grants(1014).unwrap()[0].state, "revoked");
+}
+
+/// Two handles rotating the same refresh token at the same moment: one rotation, never two
+/// live successors; the loser's reuse revokes the family.
+pub(crate) fn one_refresh_token_rotated_at_once_by_two_handles(b: &dyn Backend) {
+    for round in 0..10 {
+        let t = issued(&mut *b.open(), 1000);
+        let barrier = Barrier::new(2);
+        let results: Vec<Result<Issued, GrantError>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (token, barrier) = (&t.refresh_token, &barrier);
+                    let mut store = b.open();
+                    s.spawn(move || {
+                        barrier.wait();
+                        store.refresh(&refresh(token), 1010, &Lifetimes::default())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+        let won = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+        assert_eq!(b.open().verify_access(&won.access_token, RES, 1011), Err(Refusal::Revoked));
+    }
+}
+
+/// A rotation on one handle while another revokes the grant (`bastion token revoke` during a
+/// refresh): both finish without a store error (no lock cycle), and the grant ends revoked with
+/// every token it issued, the new ones included.
+pub(crate) fn refresh_while_the_grant_is_revoked(b: &dyn Backend) {
+    for round in 0..10 {
+        let t = issued(&mut *b.open(), 1000);
+        let barrier = Barrier::new(2);
+        let (rotated, revoked) = std::thread::scope(|s| {
+            let mut a = b.open();
+            let mut other = b.open();
+            let (t, barrier) = (&t, &barrier);
+            let rotation = s.spawn(move || {
+                barrier.wait();
+                a.refresh(&refresh(&t.refresh_token), 1010, &Lifetimes::default())
+            });
+            let revocation = s.spawn(move || {
+                barrier.wait();
+                other.revoke_grants(&t.grant_id, 1010)
+            });
+            (rotation.join().unwrap(), revocation.join().unwrap())
+        });
+        assert_eq!(revoked.unwrap(), 1, "round {round}");
+        let store = b.open();
+        match rotated {
+            Ok(new) => assert_eq!(store.verify_access(&new.access_token, RES, 1011), Err(Refusal::Revoked)),
+            Err(e) => assert!(matches!(e, GrantError::InvalidGrant(ref d) if d.contains("revoked")), "{e:?}"),
+        }
+        assert_eq!(store.verify_access(&t.access_token, RES, 1011), Err(Refusal::Revoked));
+    }
+}
