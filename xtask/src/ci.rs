@@ -2,9 +2,12 @@
 //!
 //! Steps: `provision` (the system packages the tests run, see `provision.rs`), `fmt`, `clippy`,
 //! `build`, `test` (nextest: unit and integration tests, the latter through `bastion-testkit`),
-//! `doc` (the doc examples: nextest does not run doctests), `interop` (the Python end-to-end tests
-//! with the official SDK, except the slow tier) and `slow` (the load and soak tests, pytest marker
-//! `slow`). Each step's duration is printed as it ends and again in the summary.
+//! `doc` (the doc examples: nextest does not run doctests), `install` (`cargo install`, the
+//! units rated, the AppArmor profile parsed), `system` (the units under a booted systemd),
+//! `package` (one release build; the `.deb` and the `.mcpb` from it), `fuzz`, `interop` (the
+//! Python end-to-end tests with the official SDK, except the slow tier) and `slow` (the load and
+//! soak tests, pytest marker `slow`). Each step's duration is printed as it ends and again in
+//! the summary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -35,6 +38,8 @@ pub fn run() -> Result<()> {
         Step { name: "doc", action: || sh(with_bins(cargo().args(["test", "--workspace", "--doc"]))) },
         Step { name: "install", action: crate::dist::install_check },
         Step { name: "system", action: || crate::system::run_system(false) },
+        // One release build (fat LTO: minutes), then the .deb and the Claude Desktop bundle.
+        Step { name: "package", action: crate::dist::package_ci },
         Step { name: "fuzz", action: crate::fuzz::ci },
         Step {
             name: "interop",
