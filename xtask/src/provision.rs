@@ -48,6 +48,7 @@ const NEEDS: &[Need] = &[
     },
     Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system step boots" },
     Need { program: "systemd-nspawn", package: "systemd-container", why: "boots that root under systemd" },
+    Need { program: "lintian", package: "lintian", why: "the package step's check of the .deb" },
     Need { program: "fc-list", package: "fonts-liberation", why: "a font for headless Chromium to lay out pages" },
 ];
 
