@@ -131,9 +131,10 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
     result
 }
 
-/// The user unit under alice's own user manager (`user@UID.service`, started as logind would
-/// at login): it must start, serve the root bound in by its drop-in with the sandbox whole,
-/// hide the rest of home, and be rated at most the limit `dist::UNITS` gives it.
+/// The user unit under alice's own user manager (`user@UID.service`, which logind starts for a
+/// lingering user): it must start, serve the root bound in by its drop-in with the sandbox
+/// whole, hide the rest of home and the user's runtime directory (session bus, the user
+/// manager's own socket), and be rated at most the limit `dist::UNITS` gives it.
 fn user_unit(inside: &dyn Fn(&[&str]) -> Command, port: u16, token: &str) -> Result<()> {
     // nspawn covers /proc/kmsg with a deleted fifo; a user manager keeps the container's /proc
     // (it may not mount its own), and ProtectKernelLogs= then fails to bind over that entry
@@ -166,6 +167,9 @@ fn user_unit(inside: &dyn Fn(&[&str]) -> Command, port: u16, token: &str) -> Res
         seen == BTreeSet::from([".config", ".local", "project"]),
         "the hub sees {seen:?} in home, not only its configuration, state and bound root"
     );
+    let runtime_dirs = output_of(&mut inside(&["ls", "-A", &format!("/proc/{main_pid}/root/run/user")]))
+        .context("listing /run/user as the hub sees it")?;
+    ensure!(runtime_dirs.is_empty(), "the hub sees the runtime directories {runtime_dirs:?}");
     let security = output_of(&mut as_user(&["systemd-analyze", "--user", "security", "--no-pager", "bastion.service"]))
         .context("systemd-analyze --user security inside the container")?;
     let exposure = exposure_of(&security)?;
