@@ -2,12 +2,14 @@
 //!
 //! Steps: `provision` (the system packages the tests run, see `provision.rs`), `fmt`, `clippy`,
 //! `build`, `test` (nextest: unit and integration tests, the latter through `bastion-testkit`),
-//! `doc` (the doc examples: nextest does not run doctests), `install`, `system` and `ops` (a
-//! Debian root booted under systemd-nspawn: the hub's unit, and bastion-host against a real
-//! systemd), `fuzz`, `interop` (the Python end-to-end tests with the official SDK, except the slow
-//! tier), `conformance` (the official MCP conformance suite against the hub, see `conformance.rs`)
-//! and `slow` (the load and soak tests, pytest marker
-//! `slow`). Each step's duration is printed as it ends and again in the summary.
+//! `doc` (the doc examples: nextest does not run doctests), `install` (`cargo install`, the
+//! units rated, the AppArmor profile parsed), `system` and `ops` (a Debian root booted under
+//! systemd-nspawn: the units under a booted systemd, and bastion-host against a real systemd),
+//! `package` (one release build; the `.deb` and the `.mcpb` from it), `fuzz`, `interop` (the
+//! Python end-to-end tests with the official SDK, except the slow tier), `conformance` (the
+//! official MCP conformance suite against the hub, see `conformance.rs`) and `slow` (the load and
+//! soak tests, pytest marker `slow`). Each step's duration is printed as it ends and again in
+//! the summary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub fn run() -> Result<()> {
         Step { name: "install", action: crate::dist::install_check },
         Step { name: "system", action: || crate::system::run_system(false) },
         Step { name: "ops", action: crate::ops::run_ops },
+        // One release build (fat LTO: minutes), then the .deb and the Claude Desktop bundle.
+        Step { name: "package", action: crate::dist::package_ci },
         Step { name: "fuzz", action: crate::fuzz::ci },
         Step {
             name: "interop",

@@ -25,16 +25,19 @@
 //!   of the Node filesystem server (added latency, CPU per call), throughput with 32 clients and
 //!   the memory of the hub and its children. Never part of CI.
 //!
-//! * `cargo xtask dist [--test]` — the `.deb` (cargo-deb) with the binary, man pages,
-//!   completions, systemd units, AppArmor profile and docs; `--test` checks its contents and
-//!   installs and purges it in a throw-away Debian root.
+//! * `cargo xtask dist [--test] [--target aarch64-unknown-linux-gnu]` — the `.deb` (cargo-deb)
+//!   with the binary, man pages, completions, systemd units, AppArmor profile and docs; `--test`
+//!   checks its contents and lintian, and installs and purges it in throw-away Debian 12 and 13
+//!   roots (a cross-built package: its binary runs under qemu-user instead).
+//! * `cargo xtask package` — CI's `package` step: one release build, then `dist --test` and
+//!   `mcpb` from it.
 //! * `cargo xtask install-check` — `cargo install` into a temporary root, completions, man
 //!   pages, and the systemd units verified and rated (CI's `install` step).
 //! * `cargo xtask system [--release]` — boots a Debian root with `systemd-nspawn -b` and runs
 //!   the hub as the hardened `bastion@.service` (CI's `system` step).
 //! * `cargo xtask ops` — boots the same root with a test service and drives `bastion-host`
 //!   inside it: units, logs, ports, an approved restart, refusals (CI's `ops` step).
-//! * `cargo xtask mcpb` — the Claude Desktop bundle, validated, packed and started.
+//! * `cargo xtask mcpb [--aarch64]` — the Claude Desktop bundle, validated, packed and started.
 //! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
 //!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
 //!
@@ -73,7 +76,8 @@ struct Cli {
 /// The tasks `cargo xtask` knows.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the full CI pipeline: provision, fmt, clippy, build, test, doc, interop, conformance, slow.
+    /// Run the full CI pipeline: provision, fmt, tidy, clippy, build, test, doc, install, system,
+    /// ops, package, fuzz, interop, conformance, slow.
     Ci,
     /// Install the system packages the tests need (Debian, as root or with passwordless sudo).
     Provision,
@@ -108,7 +112,13 @@ enum Command {
         /// Package target/release/bastion as it is (built earlier).
         #[arg(long)]
         no_build: bool,
+        /// Cross-build for this Rust target (aarch64-unknown-linux-gnu: needs the rustup target
+        /// and Debian's gcc-aarch64-linux-gnu; tested under qemu-user-static).
+        #[arg(long)]
+        target: Option<String>,
     },
+    /// The .deb and the Claude Desktop bundle from one release build, checked (CI's `package` step).
+    Package,
     /// cargo install into a temporary root, then check completions, man pages and the units.
     InstallCheck,
     /// Boot a Debian root under systemd-nspawn and run the hub as bastion@.service in it.
@@ -124,6 +134,9 @@ enum Command {
         /// Bundle target/release/bastion as it is (built earlier).
         #[arg(long)]
         no_build: bool,
+        /// Also the aarch64 bundle (a cross release build; see `dist --target`).
+        #[arg(long)]
+        aarch64: bool,
     },
     /// Run the fuzz targets of `fuzz/` (seeds in `fuzz/corpus/TARGET`).
     Fuzz {
@@ -158,11 +171,12 @@ fn main() -> ExitCode {
         Command::Tidy { fix } => tidy::run(fix),
         Command::Fuzz { target, time, sanitizer } => fuzz::run(&fuzz::Options { target, time, sanitizer }),
         Command::Bench { target } => bench::run(&target),
-        Command::Dist { test, no_build } => dist::dist(test, !no_build),
+        Command::Dist { test, no_build, target } => dist::dist(test, !no_build, target.as_deref()),
+        Command::Package => dist::package_ci(),
         Command::InstallCheck => dist::install_check(),
         Command::System { release } => system::run_system(release),
         Command::Ops => ops::run_ops(),
-        Command::Mcpb { no_build } => mcpb::run_mcpb(!no_build),
+        Command::Mcpb { no_build, aarch64 } => mcpb::run_mcpb(!no_build, aarch64),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

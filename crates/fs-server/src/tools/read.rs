@@ -759,6 +759,9 @@ impl FsServer {
                 (None, None)
             };
         let mode = st.st_mode & 0o7777;
+        // nlink_t is u64 on x86_64 but u32 on aarch64.
+        #[allow(clippy::useless_conversion)]
+        let links = u64::from(st.st_nlink);
         Ok(FileInfoOut {
             path: a.path.clone(),
             real_path: shown_path(self, target.root.name(), &real),
@@ -767,7 +770,7 @@ impl FsServer {
             size: st.st_size.max(0) as u64,
             mode: format!("{mode:04o}"),
             permissions: rwx(mode),
-            links: st.st_nlink,
+            links,
             modified: time(st.st_mtime, st.st_mtime_nsec),
             accessed: time(st.st_atime, st.st_atime_nsec),
             changed: time(st.st_ctime, st.st_ctime_nsec),
