@@ -1,7 +1,7 @@
 //! Secrets in what the git tools show are redacted like fs reads and shell output: a token
 //! committed in a file, a private key block, a secret in a commit message, a tag message and a
-//! stash message come back as `[REDACTED:kind]` in git_diff, git_show (diff, message, file
-//! content), git_log, git_blame, git_tags, git_branches and git_stash_list; the journal counts
+//! stash message come back as `[REDACTED:kind]` in diff, show (diff, message, file
+//! content), log, blame, tags, branches and stash_list; the journal counts
 //! them; `[redact] enabled = false` turns it off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,32 +42,32 @@ fn git_outputs_are_redacted() {
     let (_dir, root, home) = fixture();
     let repo = root.join("repo");
     let mut s = start(&[&root], &home, &["--allow-write"]);
-    let diff = s.ok("git_diff", json!({"repo": "repo"}));
-    assert_clean("git_diff", &diff);
+    let diff = s.ok("diff", json!({"repo": "repo"}));
+    assert_clean("diff", &diff);
     let d = diff["diff"].as_str().unwrap();
     assert!(d.contains("+NEW=[REDACTED:") && d.contains("plain=2"), "{d}");
-    let show = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD"}));
-    assert_clean("git_show", &show);
+    let show = s.ok("show", json!({"repo": "repo", "rev": "HEAD"}));
+    assert_clean("show", &show);
     assert!(show["commit"]["message"].as_str().unwrap().contains("[REDACTED:github_token]"), "{show}");
     assert!(show["diff"].as_str().unwrap().contains("[REDACTED:private_key]"), "{show}");
-    let blob = s.ok("git_show", json!({"repo": "repo", "rev": "HEAD:notes/deploy-key.txt"}));
-    assert_clean("git_show of a file", &blob);
+    let blob = s.ok("show", json!({"repo": "repo", "rev": "HEAD:notes/deploy-key.txt"}));
+    assert_clean("show of a file", &blob);
     assert!(blob["content"].as_str().unwrap().contains("[REDACTED:private_key]"), "{blob}");
-    let tag = s.ok("git_show", json!({"repo": "repo", "rev": "v1"}));
-    assert_clean("git_show of a tag", &tag);
+    let tag = s.ok("show", json!({"repo": "repo", "rev": "v1"}));
+    assert_clean("show of a tag", &tag);
     // A subject holding the secret.
     git(&repo, &["commit", "-q", "-a", "-m", &format!("rotate {TOKEN}")]);
-    let log = s.ok("git_log", json!({"repo": "repo"}));
-    assert_clean("git_log", &log);
+    let log = s.ok("log", json!({"repo": "repo"}));
+    assert_clean("log", &log);
     assert!(log["commits"][0]["subject"].as_str().unwrap().contains("[REDACTED:github_token]"), "{log}");
-    let blame = s.ok("git_blame", json!({"repo": "repo", "path": "config.env"}));
-    assert_clean("git_blame", &blame);
+    let blame = s.ok("blame", json!({"repo": "repo", "path": "config.env"}));
+    assert_clean("blame", &blame);
     assert!(blame.to_string().contains("[REDACTED:"), "{blame}");
-    assert_clean("git_tags", &s.ok("git_tags", json!({"repo": "repo"})));
-    assert_clean("git_branches", &s.ok("git_branches", json!({"repo": "repo"})));
+    assert_clean("tags", &s.ok("tags", json!({"repo": "repo"})));
+    assert_clean("branches", &s.ok("branches", json!({"repo": "repo"})));
     write(repo.join("config.env"), "changed\n");
     git(&repo, &["stash", "push", "-q", "-m", &format!("wip {TOKEN}")]);
-    assert_clean("git_stash_list", &s.ok("git_stash_list", json!({"repo": "repo"})));
+    assert_clean("stash_list", &s.ok("stash_list", json!({"repo": "repo"})));
 }
 
 #[test]
@@ -75,16 +75,16 @@ fn the_journal_counts_git_redactions_and_the_switch_turns_them_off() {
     let (dir, root, home) = fixture();
     let log = dir.path().join("audit.jsonl");
     let mut s = builder(&[&root], &home).arg("--audit-log").arg(&log).start();
-    s.ok("git_diff", json!({"repo": "repo"}));
+    s.ok("diff", json!({"repo": "repo"}));
     drop(s);
     let text = std::fs::read_to_string(&log).unwrap();
     let call: Value =
-        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["tool"] == "git_diff").unwrap();
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["tool"] == "diff").unwrap();
     assert!(call["redactions"].as_u64().is_some_and(|n| n >= 1), "{call}");
     assert!(!text.contains(TOKEN));
     let config = dir.path().join("policy.toml");
     write(&config, "[redact]\nenabled = false\n");
     let mut s = builder(&[&root], &home).arg("--config").arg(&config).start();
-    let diff = s.ok("git_diff", json!({"repo": "repo"}));
+    let diff = s.ok("diff", json!({"repo": "repo"}));
     assert!(diff.to_string().contains(TOKEN), "redaction is off: {diff}");
 }
