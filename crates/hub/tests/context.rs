@@ -222,14 +222,16 @@ async fn auto_search_turns_on_when_a_third_party_upstream_passes_the_budget() {
     let budget = "tool_search_budget = 22000";
     let alone = surface(&[], Some(&format!("tool_search = \"auto\"\n{budget}"))).await;
     assert!(alone.len() > 20 && alone.iter().all(|t| t.name != "find_tools"), "{}", alone.len());
-    // A third-party command upstream (here bastion's own git server run as a plain command)
-    // pushes the surface over the budget: two tools instead.
+    // A third-party command upstream (here bastion's own git server run as a plain command,
+    // uncontained: contained, its home would be a scratch directory under /tmp, which its root
+    // would then contain) pushes the surface over the budget: two tools instead.
     let more = format!(
         "tool_search = \"auto\"\n{budget}\n\
          [[upstream]]\nname = \"fs\"\nbuiltin = \"fs\"\n\
          [[upstream]]\nname = \"git\"\nbuiltin = \"git\"\n\
          [[upstream]]\nname = \"shell\"\nbuiltin = \"shell\"\nargs = [\"--profile\", \"read-only\"]\n\
-         [[upstream]]\nname = \"ext\"\ncommand = \"BASTION\"\nargs = [\"git\", \"--root\", \"/tmp\", \"--no-approvals\"]\n"
+         [[upstream]]\nname = \"ext\"\ncommand = \"BASTION\"\nargs = [\"git\", \"--root\", \"/tmp\", \"--no-approvals\"]\n\
+         sandbox = false\n"
     );
     let hub = start(&[], Some(&more)).await;
     // The upstreams come up one by one; wait until all four are listed or searched.
