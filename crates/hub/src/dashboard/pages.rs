@@ -18,21 +18,9 @@ pub const PAGES: &[(&str, &str, &str)] = &[
     ("health", "Health", "call"),
 ];
 
-/// HTML-escapes text for element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML-escapes text for element content and quoted attribute values (the consent page's
+/// escaping, one definition).
+pub use bastion_auth::html::escape as esc;
 
 /// What every page shows around its content.
 pub struct Frame<'a> {
