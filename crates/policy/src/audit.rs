@@ -2,8 +2,8 @@
 //! values redacted and bulky values (file contents, patches) replaced by their size; results are
 //! recorded by size only. Never file contents.
 //!
-//! The journal rotates by size ([`Rotation`]): when the next line would take `audit.jsonl`
-//! past `max_bytes`, it becomes `audit.jsonl.1` (the older ones shift to `.2`, `.3`, … and the
+//! The journal rotates by size and age ([`Rotation`]): when the next line would take
+//! `audit.jsonl` past `max_bytes`, or the file is older than `max_age`, it becomes `audit.jsonl.1` (the older ones shift to `.2`, `.3`, … and the
 //! one past `keep` is deleted) and a new `audit.jsonl` starts with that line. Rotation happens
 //! under the same lock as the write, so no line is split across two files or lost; readers
 //! read `audit.jsonl` and then its siblings `.1`, `.2`, … (newest first).
@@ -66,12 +66,16 @@ pub struct Rotation {
     pub max_bytes: u64,
     /// How many rotated files are kept (`audit.jsonl.1` … `.keep`); at least 1.
     pub keep: u32,
+    /// Age past which the file is rotated at its next line (`"7d"`, `"24h"`); `None`: never.
+    /// Counted from when the file was started (its birth time, else its first line here).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
 }
 
 impl Default for Rotation {
     /// 64 MiB, five rotated files: about a million calls in all, a few hundred megabytes at most.
     fn default() -> Self {
-        Rotation { max_bytes: 64 * 1024 * 1024, keep: 5 }
+        Rotation { max_bytes: 64 * 1024 * 1024, keep: 5, max_age: None }
     }
 }
 
@@ -89,6 +93,8 @@ struct Sink {
     file: File,
     path: PathBuf,
     size: u64,
+    /// When the current file was started, for `max_age`.
+    started: SystemTime,
     rotation: Rotation,
 }
 
@@ -110,7 +116,12 @@ impl Sink {
     /// Appends one whole line, rotating first if it would not fit.
     fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
         let len = line.len() as u64;
-        if self.rotation.max_bytes > 0 && self.size > 0 && self.size + len > self.rotation.max_bytes {
+        let too_big = self.rotation.max_bytes > 0 && self.size + len > self.rotation.max_bytes;
+        let too_old = self
+            .rotation
+            .max_age
+            .is_some_and(|age| SystemTime::now().duration_since(self.started).is_ok_and(|d| d > age));
+        if self.size > 0 && (too_big || too_old) {
             // A failed rotation keeps writing to the current file: a journal that grows past its
             // limit is better than a lost line.
             if let Err(e) = self.rotate() {
@@ -137,6 +148,7 @@ impl Sink {
         std::fs::rename(&self.path, rotated_path(&self.path, 1))?;
         self.file = open_append(&self.path)?;
         self.size = 0;
+        self.started = SystemTime::now();
         Ok(())
     }
 }
@@ -165,8 +177,12 @@ impl AuditLog {
             return Ok(AuditLog { file: Some(sink) });
         }
         let file = open_append(path)?;
-        let size = file.metadata()?.len();
-        let sink = Arc::new(Mutex::new(Sink { file, path: key.clone(), size, rotation }));
+        let meta = file.metadata()?;
+        let size = meta.len();
+        // A file kept from an earlier run is as old as its birth (or, where the filesystem does
+        // not say, its last change: never older than it really is, so never rotated early).
+        let started = if size == 0 { SystemTime::now() } else { meta.created().or_else(|_| meta.modified())? };
+        let sink = Arc::new(Mutex::new(Sink { file, path: key.clone(), size, started, rotation }));
         sinks.insert(key, Arc::downgrade(&sink));
         Ok(AuditLog { file: Some(sink) })
     }
@@ -335,7 +351,8 @@ mod tests {
     fn rotation_loses_and_splits_no_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let log = Arc::new(AuditLog::open_rotating(&path, Rotation { max_bytes: 4096, keep: 1000 }).unwrap());
+        let log =
+            Arc::new(AuditLog::open_rotating(&path, Rotation { max_bytes: 4096, keep: 1000, max_age: None }).unwrap());
         // A second handle on the same path shares the lock and the size counter.
         let other = Arc::new(AuditLog::open(&path).unwrap());
         let threads: Vec<_> = (0..32)
@@ -368,7 +385,7 @@ mod tests {
 
         // `keep` bounds the rotated files; `.1` is the newest.
         let path = dir.path().join("small.jsonl");
-        let log = AuditLog::open_rotating(&path, Rotation { max_bytes: 100, keep: 2 }).unwrap();
+        let log = AuditLog::open_rotating(&path, Rotation { max_bytes: 100, keep: 2, max_age: None }).unwrap();
         for i in 0..10 {
             log.event("hub", "n", json!(i));
         }
@@ -381,6 +398,27 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_journal_rotates_by_age_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aged.jsonl");
+        let rotation = Rotation { max_bytes: 0, keep: 3, max_age: Some(Duration::from_millis(150)) };
+        let log = AuditLog::open_rotating(&path, rotation).unwrap();
+        log.event("hub", "n", json!(1));
+        log.event("hub", "n", json!(2));
+        assert!(!rotated_path(&path, 1).exists(), "a young file is not rotated");
+        std::thread::sleep(Duration::from_millis(300));
+        log.event("hub", "n", json!(3));
+        // The old file, with both of its lines, became `.1`; the line that found it old starts
+        // the new one.
+        assert_eq!(std::fs::read_to_string(rotated_path(&path, 1)).unwrap().lines().count(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        // Read from a configuration file.
+        let parsed: Rotation = toml::from_str("max_age = \"7d\"").unwrap();
+        assert_eq!(parsed.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parsed.max_bytes, Rotation::default().max_bytes);
     }
 
     #[test]
