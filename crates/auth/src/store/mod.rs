@@ -364,3 +364,34 @@ pub trait Store: Send {
         Ok(false)
     }
 }
+
+/// The one judgement of a static token's row, whichever store read it: revoked, then expired
+/// (`expires`, seconds), else its own scopes plus the elevations still running.
+pub(crate) fn judge_token(
+    name: String,
+    mut scopes: Vec<Scope>,
+    expires: Option<u64>,
+    revoked: bool,
+    elevations: Vec<Elevation>,
+    now: u64,
+) -> Result<Principal, Refusal> {
+    if revoked {
+        return Err(Refusal::Revoked);
+    }
+    if expires.is_some_and(|e| now >= e) {
+        return Err(Refusal::Expired);
+    }
+    scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
+    Ok(Principal { name, scopes })
+}
+
+/// Refuses an elevation with no scope or no duration, in every store.
+pub(crate) fn check_elevation(scopes: &[Scope], until: u64, now: u64) -> Result<(), StoreError> {
+    if scopes.is_empty() {
+        return Err(StoreError("an elevation needs at least one scope".into()));
+    }
+    if until <= now {
+        return Err(StoreError("an elevation must last at least a second".into()));
+    }
+    Ok(())
+}

@@ -680,24 +680,12 @@ impl Store for SqliteStore {
                 tracing::error!("token store unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
-        let (name, mut scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
-        if revoked.is_some() {
-            return Err(Refusal::Revoked);
-        }
-        if expires.is_some_and(|e| now >= u(e)) {
-            return Err(Refusal::Expired);
-        }
-        scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
-        Ok(Principal { name, scopes })
+        let (name, scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
+        super::judge_token(name, scopes, expires.map(u), revoked.is_some(), elevations, now)
     }
 
     fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError> {
-        if scopes.is_empty() {
-            return Err(StoreError("an elevation needs at least one scope".into()));
-        }
-        if until <= now {
-            return Err(StoreError("an elevation must last at least a second".into()));
-        }
+        super::check_elevation(scopes, until, now)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut subjects: Vec<(String, String)> = vec![];
         {
