@@ -47,12 +47,14 @@
   function connect() {
     source = new EventSource("/dashboard/events");
     source.addEventListener("refresh", onRefresh);
-    source.addEventListener("open", function () { document.documentElement.dataset.live = "connected"; });
+    // What changed between rendering the page and this feed starting (a restart finishing, a
+    // call ending) was announced to nobody: fetch the region once on every (re)connection.
+    source.addEventListener("open", function () { document.documentElement.dataset.live = "connected"; refresh(); });
   }
   // A page left behind (navigation, the back-forward cache) gives its connection back: browsers
   // allow six per host, and six forgotten feeds would stall every request after them.
   window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
-  window.addEventListener("pageshow", function (e) { if (e.persisted && !source) { connect(); refresh(); } });
+  window.addEventListener("pageshow", function (e) { if (e.persisted && !source) connect(); });
   function onRefresh(e) {
     // Pause and mode change the header too: reload the page unless someone is typing.
     if (e.data === "switch") {
