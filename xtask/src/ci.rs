@@ -44,6 +44,7 @@ pub fn run() -> Result<()> {
         // One release build (fat LTO: minutes), then the .deb and the Claude Desktop bundle.
         Step { name: "package", action: crate::dist::package_ci },
         Step { name: "fuzz", action: crate::fuzz::ci },
+        Step { name: "deploy", action: crate::deploy::run },
         Step {
             name: "interop",
             // The binaries were built by the `build` step above.

@@ -38,6 +38,8 @@
 //! * `cargo xtask ops` — boots the same root with a test service and drives `bastion-host`
 //!   inside it: units, logs, ports, an approved restart, refusals (CI's `ops` step).
 //! * `cargo xtask mcpb [--aarch64]` — the Claude Desktop bundle, validated, packed and started.
+//! * `cargo xtask deploy` — the compose file, Caddyfile, Dockerfile and Helm chart of `deploy/`
+//!   checked without a container engine or cluster (CI's `deploy` step; see `deploy.rs`).
 //! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
 //!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
 //!
@@ -50,6 +52,7 @@ mod bench_hub;
 mod bench_shell;
 mod ci;
 mod conformance;
+mod deploy;
 mod dist;
 mod fuzz;
 mod interop;
@@ -149,6 +152,9 @@ enum Command {
         #[arg(long, default_value = "none")]
         sanitizer: String,
     },
+    /// Check deploy/: the compose file, the Caddyfile, the Dockerfile (hadolint) and the Helm
+    /// chart (rendered by Helm's engine, validated against the Kubernetes schemas).
+    Deploy,
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -176,6 +182,7 @@ fn main() -> ExitCode {
         Command::InstallCheck => dist::install_check(),
         Command::System { release } => system::run_system(release),
         Command::Ops => ops::run_ops(),
+        Command::Deploy => deploy::run(),
         Command::Mcpb { no_build, aarch64 } => mcpb::run_mcpb(!no_build, aarch64),
     };
     match result {

@@ -55,6 +55,9 @@ const NEEDS: &[Need] = &[
     // The server binaries are found where Debian puts them (not on PATH); the tests start their
     // own cluster in a temporary directory, as the `postgres` user when run as root.
     Need { program: "initdb", package: "postgresql", why: "the PostgreSQL store's tests (a real server)" },
+    // Compose 1.29 (Python): `config` checks deploy/docker-compose.yml against the Compose
+    // specification's schema without a Docker daemon.
+    Need { program: "docker-compose", package: "docker-compose", why: "the deploy step's check of the compose file" },
 ];
 
 /// Installs what is missing (when it may) and checks the result; see the module comment.
