@@ -113,6 +113,12 @@ def check_invariants(set_name: str, values: dict[str, Any], docs: list[dict[str,
     for name in ("BASTION_STORE", "BASTION_SEALING_KEY"):
         ref = env.get(name, {}).get("valueFrom", {}).get("secretKeyRef")
         p.check(ref is not None, f"{where}: {name} must come from a Secret")
+    state = env.get("BASTION_STATE_DIR", {}).get("value", "")
+    mounts = {m["mountPath"] for m in hub.get("volumeMounts", [])}
+    p.check(
+        state.startswith("/var/lib/bastion/") and "/var/lib/bastion" in mounts,
+        f"{where}: the state directory must lie beneath the volume, for the hub to create (and own) it",
+    )
     sc = hub.get("securityContext", {})
     p.check(sc.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation must be false")
     p.check(sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem must be true")
