@@ -17,9 +17,10 @@
 //! The Python packages are pinned in `deploy/ci/requirements.txt` and installed into
 //! `.cache/deploy/venv`, rebuilt when that file or the interpreter changes.
 //!
-//! Not done here: building the image and starting the compose project. That needs a Docker
-//! daemon and the base images (`rust`, `debian`, `postgres`, `caddy`) from a container registry,
-//! and this CI reaches package registries only.
+//! Not done here: building the image and starting the compose project as written. That needs
+//! the base images (`rust`, `debian`, `postgres`, `caddy`) from a container registry, and this CI
+//! reaches package registries only. `cargo xtask deploy --smoke` (opt-in, root) runs what can run
+//! here under a real Docker daemon; see `deploy/smoke.rs`.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -30,6 +31,14 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::util::{cache_dir, have, in_ci, output_of, repo_root, run as sh, succeeds};
+
+mod smoke;
+
+/// `cargo xtask deploy --smoke`: the image and the compose recipe under a real Docker daemon,
+/// with the stand-ins `smoke.rs` lists. Opt-in: never part of `cargo xtask ci`.
+pub fn smoke() -> Result<()> {
+    smoke::run()
+}
 
 /// The variables the compose file reads; cleared from the environment of its checks so that only
 /// the env file given decides.

@@ -39,7 +39,8 @@
 //!   inside it: units, logs, ports, an approved restart, refusals (CI's `ops` step).
 //! * `cargo xtask mcpb [--aarch64]` — the Claude Desktop bundle, validated, packed and started.
 //! * `cargo xtask deploy` — the compose file, Caddyfile, Dockerfile and Helm chart of `deploy/`
-//!   checked without a container engine or cluster (CI's `deploy` step; see `deploy.rs`).
+//!   checked without a container engine or cluster (CI's `deploy` step; see `deploy.rs`);
+//!   `--smoke` runs the image and the compose recipe under a Docker daemon started here (opt-in).
 //! * `cargo xtask fuzz [TARGET] [--time 1h]` — the libFuzzer targets of `fuzz/` (all of them
 //!   when no target is named), cargo-fuzz installed when missing; CPU time per target reported.
 //!
@@ -154,7 +155,12 @@ enum Command {
     },
     /// Check deploy/: the compose file, the Caddyfile, the Dockerfile (hadolint) and the Helm
     /// chart (rendered by Helm's engine, validated against the Kubernetes schemas).
-    Deploy,
+    Deploy {
+        /// Instead, run the image and the compose recipe under a Docker daemon started here
+        /// (root; a few minutes; never part of CI).
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Benchmarks against the peer servers (never run in CI).
     Bench {
         #[command(subcommand)]
@@ -182,7 +188,13 @@ fn main() -> ExitCode {
         Command::InstallCheck => dist::install_check(),
         Command::System { release } => system::run_system(release),
         Command::Ops => ops::run_ops(),
-        Command::Deploy => deploy::run(),
+        Command::Deploy { smoke } => {
+            if smoke {
+                deploy::smoke()
+            } else {
+                deploy::run()
+            }
+        }
         Command::Mcpb { no_build, aarch64 } => mcpb::run_mcpb(!no_build, aarch64),
     };
     match result {
