@@ -4,6 +4,9 @@
 //! Opt-in (never part of `cargo xtask ci`): it needs root, Debian's `docker.io` (installed when
 //! missing), `mmdebstrap`, PostgreSQL and Caddy, and takes a few minutes.
 //!
+//! `deploy/compose-hub.toml` names `sealing_key`, so this needs a hub that knows that key (the
+//! sealed sessions of issue 18).
+//!
 //! What is real: the runtime stage of `deploy/Dockerfile` (its packages, user, volume, health
 //! check, entrypoint), built by the daemon; `deploy/compose-hub.toml`; the hubs' runtime settings
 //! from `deploy/docker-compose.yml` (`security_opt`, `cap_drop`, `read_only`, `tmpfs`);
@@ -37,7 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::util::{apt_install, cache_dir, cargo, have, output_of, repo_root, run as sh, succeeds};
+use crate::util::{apt_install, cache_dir, have, output_of, repo_root, run as sh, succeeds};
 
 /// Runs the smoke test; everything it started is stopped and its daemon's data removed, also on
 /// failure.
@@ -59,10 +62,13 @@ pub fn run() -> Result<()> {
     }
     fs::create_dir_all(&dir)?;
     let base = base_tarball()?;
-    sh(cargo().args(["build", "-p", "bastion-hub", "--bin", "bastion"]))?;
+    crate::ci::build_bins()?;
 
     let mut lab = Lab { dir: dir.clone(), dockerd: None, caddy: None, postgres: None };
     let outcome = lab.run(&base);
+    if outcome.is_err() {
+        lab.diagnose();
+    }
     lab.stop();
     let _ = fs::remove_dir_all(&dir);
     outcome
@@ -211,9 +217,11 @@ impl Lab {
     fn start_caddy(&mut self, port: u16, hubs: [u16; 2]) -> Result<()> {
         let caddyfile = fs::read_to_string(repo_root().join("deploy/Caddyfile"))?;
         let rewritten = caddyfile
-            .replace(":8080 {", &format!("127.0.0.1:{port} {{"))
+            // A site address naming an IP would turn on TLS and match that Host only: keep the
+            // site host-less and bind it to loopback.
+            .replace("\n:8080 {", &format!("\n:{port} {{\n\tbind 127.0.0.1"))
             .replace("hub1:8080 hub2:8080", &format!("127.0.0.1:{} 127.0.0.1:{}", hubs[0], hubs[1]));
-        if rewritten.matches("127.0.0.1:").count() != 3 {
+        if !rewritten.contains("bind 127.0.0.1") || rewritten.matches("127.0.0.1:").count() != 2 {
             bail!(
                 "deploy/Caddyfile no longer has the `:8080` site and `hub1:8080 hub2:8080` upstreams this test rewrites"
             );
@@ -232,6 +240,22 @@ impl Lab {
             .context("starting caddy")?;
         self.caddy = Some(child);
         Ok(())
+    }
+
+    /// Prints the ends of the hubs' and Caddy's logs, for a failed run.
+    fn diagnose(&self) {
+        for hub in ["hub1", "hub2"] {
+            if let Some(log) = logs(self, hub) {
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!("xtask: --- {hub}'s log (end) ---");
+                tail.iter().rev().for_each(|l| eprintln!("{l}"));
+            }
+        }
+        if let Ok(log) = fs::read_to_string(self.dir.join("caddy.log")) {
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            eprintln!("xtask: --- caddy's log (end) ---");
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
     }
 
     /// Stops what was started, in reverse order, by the handles and pids this test holds.
