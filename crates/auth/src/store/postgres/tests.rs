@@ -26,7 +26,7 @@ fn migrations_run_once_under_the_lock() {
         starts.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_versions().unwrap(), [1]);
+        assert_eq!(s.schema_versions().unwrap(), [1, 2]);
     }
     let mut store = PostgresStore::connect(&url).unwrap();
     let (_, secret) = store.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
@@ -102,4 +102,71 @@ fn lost_connections_are_replaced() {
     store.create_token("second", &scope::parse_list("fs:read").unwrap(), None, 3).unwrap();
     let names: Vec<String> = store.tokens(3).unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["ci", "second"]);
+}
+
+/// Every change that must reach the other replicas is announced on the feed when committed:
+/// switches, a static token's and a grant's revocation (also by refresh reuse), a decision.
+#[test]
+fn changes_are_announced_on_the_feed() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let listener = PostgresStore::connect(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sub = listener
+        .subscribe(Box::new(move |c| {
+            let _ = tx.lock().unwrap().send(c);
+        }))
+        .unwrap()
+        .unwrap();
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(1)).expect("a change within a second");
+    assert_eq!(next(), Change::All, "connecting counts as everything changed");
+    let mut other = PostgresStore::connect(&url).unwrap();
+    other.set_switch(Switch::Paused(true), 1).unwrap();
+    assert_eq!(next(), Change::Switches);
+    let (rec, _) = other.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
+    other.revoke_tokens("ci", 2).unwrap();
+    assert_eq!(next(), Change::Token(rec.id));
+    let t = suite::issued(&mut other, 1000);
+    let req = RefreshRequest { token: t.refresh_token.clone(), client_id: "bcl_1".into(), ..Default::default() };
+    other.refresh(&req, 1001, &Lifetimes::default()).unwrap();
+    assert!(other.refresh(&req, 1002, &Lifetimes::default()).is_err(), "reuse");
+    assert_eq!(next(), Change::Grant(t.grant_id));
+    let r = ApprovalRecord {
+        id: "a1".into(),
+        principal: "p".into(),
+        tool: "t".into(),
+        args_hash: "h".into(),
+        fingerprint: None,
+        hold: true,
+        view: serde_json::json!({}),
+        created_ms: 1,
+        expires_ms: 10_000,
+        timeout_ms: 9_999,
+        decision: None,
+        decided_ms: None,
+    };
+    other.insert_approval(&r).unwrap();
+    let yes = ApprovalDecision { approved: true, reason: None, channel: "cli".into() };
+    other.decide_approval("a1", &yes, 2).unwrap().unwrap();
+    assert_eq!(next(), Change::Approval("a1".into()));
+    // A rolled-back change announces nothing.
+    assert!(other.decide_approval("a1", &yes, 3).unwrap().is_none());
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err());
+    drop(sub);
+}
+
+/// Payloads read back as what was sent; an unknown kind is "everything".
+#[test]
+fn change_payloads() {
+    for c in [
+        Change::Token("x".into()),
+        Change::Grant("g".into()),
+        Change::Switches,
+        Change::Approval("a".into()),
+        Change::All,
+    ] {
+        assert_eq!(Change::parse(&c.payload()), c);
+    }
+    assert_eq!(Change::parse("profile p1"), Change::All);
+    assert_eq!(Change::parse("token"), Change::All);
 }
