@@ -296,6 +296,24 @@ def test_a_call_held_on_one_hub_is_approved_from_anywhere(pair: Pair) -> None:
     cli(pair.config, "deny", pending[0]["id"], "--reason", "not now")
     assert result.get(timeout=PROPAGATION + 5) == (200, "approval_denied")
     assert (pair.a.root / ".mcp.json").read_text() == "{}"
+    # Decided on the other hub (its control socket, as its dashboard decides): the call held on
+    # this one runs.
+    args = {"path": ".mcp.json", "content": "{\"y\": 2}"}
+    threading.Thread(target=lambda: result.put(pair.a.call(pair.token, "fs__write_file", args)), daemon=True).start()
+    deadline = time.monotonic() + TIMEOUT
+    while not (pending := listed()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    via_b = subprocess.run(
+        [str(bastion()), "approve", pending[0]["id"], "--state-dir", str(pair.b.state)],
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert via_b.returncode == 0, via_b.stderr
+    assert result.get(timeout=PROPAGATION + 5) == (200, None)
+    assert (pair.a.root / ".mcp.json").read_text() == "{\"y\": 2}"
+    decisions = [json.loads(l) for l in (pair.a.state / "audit.jsonl").read_text().splitlines()]
+    assert [e["detail"]["decision"] for e in decisions if e.get("event") == "approval_decision"] == [
+        "approved", "denied", "approved"]
 
 
 def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
