@@ -14,6 +14,10 @@
 //! when the connection broke (a restarted server); a statement that writes is never retried, so
 //! a retry cannot issue a second grant.
 //!
+//! TLS follows libpq's `sslmode` (`disable`, `prefer`, `require`, `verify-full` with
+//! `sslrootcert`), read out of the connection string here since rust-postgres knows neither
+//! `verify-full` nor `sslrootcert`; the connector is rustls (tokio-postgres-rustls, ring).
+//!
 //! The client is rust-postgres' blocking one. It drives its connection with a tokio runtime of
 //! its own, which must not be blocked on from a thread that is running async tasks: a call
 //! made on such a thread (the hub checks static tokens inline) is run on a short-lived scoped
@@ -24,8 +28,9 @@ use std::time::Duration;
 
 use ::postgres as pg;
 use pg::config::Host;
-use pg::{Client as Pg, GenericClient, NoTls, Row};
+use pg::{Client as Pg, GenericClient, Row};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::shared::{APPROVAL_COLUMNS, CHANNEL, decision_of, decision_word, view_of};
 use super::*;
@@ -51,7 +56,7 @@ const SESSION_OPTIONS: &str =
 /// Connections per store handle.
 const POOL_SIZE: u32 = 8;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 impl From<pg::Error> for StoreError {
     fn from(e: pg::Error) -> StoreError {
@@ -159,7 +164,8 @@ pub fn check_spec(spec: &str) -> Result<(), String> {
     if !is_postgres(spec) {
         return Err(format!("store = \"{spec}\": expected a postgres:// URL, env:NAME or file:/path"));
     }
-    let config = pg::Config::from_str(spec).map_err(|e| format!("store: not a PostgreSQL connection string: {e}"))?;
+    let (rest, _, _) = tls_settings(spec).map_err(|e| e.0)?;
+    let config = pg::Config::from_str(&rest).map_err(|e| format!("store: not a PostgreSQL connection string: {e}"))?;
     if config.get_password().is_some() {
         return Err(format!(
             "store = \"{}\" holds a password: write store = \"env:NAME\" or \"file:/path\" and keep the URL there",
@@ -175,6 +181,148 @@ pub fn is_postgres(spec: &str) -> bool {
     let spec = spec.trim();
     let key_values = !spec.is_empty() && spec.split_whitespace().all(|kv| kv.contains('='));
     key_values || ["postgres://", "postgresql://", "env:", "file:"].iter().any(|p| spec.starts_with(p))
+}
+
+/// The TLS a connection string asks for, as libpq reads `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SslMode {
+    /// Never.
+    Disable,
+    /// When the server offers it (libpq's default), without checking its certificate.
+    Prefer,
+    /// Always, without checking the certificate (encryption against eavesdroppers only).
+    Require,
+    /// Always, the certificate checked against `sslrootcert` and the host name.
+    VerifyFull,
+}
+
+/// Takes libpq's TLS settings (`sslmode`, `sslrootcert`) out of a connection string, URL or
+/// `key=value` form: rust-postgres knows neither `verify-full` nor `sslrootcert`. Returns the
+/// rest of the string, the mode and the root certificate file.
+fn tls_settings(spec: &str) -> Result<(String, SslMode, Option<String>), StoreError> {
+    let (mut mode, mut root) = (None::<String>, None::<String>);
+    let mut take = |key: &str, value: String| match key {
+        "sslmode" => mode = Some(value),
+        _ => root = Some(value),
+    };
+    let rest = if spec.contains("://") {
+        match spec.split_once('?') {
+            None => spec.to_owned(),
+            Some((base, query)) => {
+                let mut kept = vec![];
+                for param in query.split('&').filter(|p| !p.is_empty()) {
+                    match url::form_urlencoded::parse(param.as_bytes()).next() {
+                        Some((k, v)) if k == "sslmode" || k == "sslrootcert" => take(&k, v.into_owned()),
+                        _ => kept.push(param),
+                    }
+                }
+                if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+            }
+        }
+    } else {
+        let mut kept = vec![];
+        for kv in spec.split_whitespace() {
+            match kv.split_once('=') {
+                Some((k @ ("sslmode" | "sslrootcert"), v)) => take(k, v.trim_matches('\'').to_owned()),
+                _ => kept.push(kv),
+            }
+        }
+        kept.join(" ")
+    };
+    let mode = match mode.as_deref() {
+        None | Some("prefer") | Some("allow") => SslMode::Prefer,
+        Some("disable") => SslMode::Disable,
+        Some("require") => SslMode::Require,
+        Some("verify-full") => SslMode::VerifyFull,
+        Some("verify-ca") => {
+            return Err(StoreError(
+                "store: sslmode=verify-ca is not supported; use verify-full (the certificate and the host name)".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(StoreError(format!(
+                "store: unknown sslmode '{other}' (disable, prefer, require or verify-full)"
+            )));
+        }
+    };
+    if mode == SslMode::VerifyFull && root.is_none() {
+        return Err(StoreError(
+            "store: sslmode=verify-full needs sslrootcert=/path/to/ca.pem (the certificate authority to trust)".into(),
+        ));
+    }
+    Ok((rest, mode, root))
+}
+
+/// The TLS connector for `mode`: rustls with the ring provider (as the rest of Bastion), the
+/// server's certificate checked against the certificates of `root` (PEM) with `verify-full`,
+/// only its handshake signatures otherwise.
+fn connector(mode: SslMode, root: Option<&str>) -> Result<MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError(format!("TLS: {e}")))?;
+    let config = match (mode, root) {
+        (SslMode::VerifyFull, Some(path)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?
+            {
+                let cert = cert.map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?;
+                roots.add(cert).map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(StoreError(format!("sslrootcert {path}: no certificate in it")));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// `sslmode=require`/`prefer`, as libpq: the channel is encrypted and the handshake signed by
+/// the certificate's key, but whose certificate it is is not checked (that is `verify-full`).
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Runs `f` where blocking on the client's own runtime is allowed: here, or on a scoped thread
@@ -196,6 +344,8 @@ pub struct PostgresStore {
     location: String,
     /// The connection settings, for the change feed's own connection.
     config: pg::Config,
+    /// The TLS connector of every connection.
+    tls: MakeRustlsConnect,
 }
 
 impl Drop for PostgresStore {
@@ -212,9 +362,16 @@ impl PostgresStore {
     /// Connects to `url` (a `postgres://` URL or a `key=value` connection string), with the
     /// store's timeouts unless the URL sets its own, and brings the schema up to date.
     pub fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config = pg::Config::from_str(url)
+        let (rest, mode, root) = tls_settings(url)?;
+        let mut config = pg::Config::from_str(&rest)
             .map_err(|e| StoreError(format!("store: not a PostgreSQL connection string: {e}")))?;
         let location = describe(&config);
+        config.ssl_mode(match mode {
+            SslMode::Disable => pg::config::SslMode::Disable,
+            SslMode::Prefer => pg::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => pg::config::SslMode::Require,
+        });
+        let tls = connector(mode, root.as_deref()).map_err(|e| StoreError(format!("store {location}: {}", e.0)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -225,7 +382,7 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("bastion");
         }
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         off_runtime(move || {
             let pool = r2d2::Pool::builder()
                 .max_size(POOL_SIZE)
@@ -236,7 +393,7 @@ impl PostgresStore {
             let mut conn = pool.get().map_err(|e| StoreError(format!("store {location}: {e}")))?;
             migrate(&mut conn).map_err(|e| StoreError(format!("store {location}: {}", e.0)))?;
             drop(conn);
-            Ok(PostgresStore { pool: Some(pool), location, config })
+            Ok(PostgresStore { pool: Some(pool), location, config, tls })
         })
     }
 
@@ -339,9 +496,10 @@ impl Store for PostgresStore {
     fn subscribe(&self, on_change: OnChange) -> Result<Option<Subscription>, StoreError> {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (config, location, flag) = (self.config.clone(), self.location.clone(), stop.clone());
+        let tls = self.tls.clone();
         std::thread::Builder::new()
             .name("bastion-store-feed".into())
-            .spawn(move || listen(&config, &location, &flag, &on_change))?;
+            .spawn(move || listen(&config, &tls, &location, &flag, &on_change))?;
         Ok(Some(Subscription { stop }))
     }
 
@@ -1056,20 +1214,28 @@ fn approval_row(r: &Row) -> ApprovalRecord {
 /// notification to `on_change`. A lost connection is opened again with a growing pause (up to
 /// five seconds), and everything is treated as changed since notifications sent meanwhile are
 /// lost. Stops when `stop` is set (checked at least every half second).
-fn listen(config: &pg::Config, location: &str, stop: &std::sync::atomic::AtomicBool, on_change: &OnChange) {
+fn listen(
+    config: &pg::Config,
+    tls: &MakeRustlsConnect,
+    location: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    on_change: &OnChange,
+) {
     use std::sync::atomic::Ordering;
     let mut pause = Duration::from_millis(100);
     while !stop.load(Ordering::Acquire) {
-        let mut client =
-            match config.connect(NoTls).and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|()| c)) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("store {location}: change feed: {}; retrying in {pause:?}", pg_message(&e));
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
+        let mut client = match config
+            .connect(tls.clone())
+            .and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|()| c))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("store {location}: change feed: {}; retrying in {pause:?}", pg_message(&e));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
         pause = Duration::from_millis(100);
         on_change(Change::All);
         let mut idle = Duration::ZERO;

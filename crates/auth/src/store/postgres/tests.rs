@@ -170,3 +170,63 @@ fn change_payloads() {
     assert_eq!(Change::parse("profile p1"), Change::All);
     assert_eq!(Change::parse("token"), Change::All);
 }
+
+/// Whether the store's connections are encrypted, as the server sees them.
+fn encrypted(store: &PostgresStore) -> bool {
+    store.read(|c| c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])).unwrap().get(0)
+}
+
+/// `sslmode=require` encrypts; `verify-full` with `sslrootcert` also checks the certificate and
+/// the host name, in both forms of connection string; anything it cannot trust is refused.
+#[test]
+fn tls_to_postgresql() {
+    let Some((port, cert)) = testdb::tls_cluster() else { return };
+    let cert = cert.display().to_string();
+    let kv = |extra: &str| format!("host=localhost port={port} user=postgres dbname=tls {extra}");
+    assert!(!encrypted(&PostgresStore::connect(&kv("sslmode=disable")).unwrap()));
+    assert!(encrypted(&PostgresStore::connect(&kv("sslmode=require")).unwrap()));
+    let verified = PostgresStore::connect(&kv(&format!("sslmode=verify-full sslrootcert={cert}"))).unwrap();
+    assert!(encrypted(&verified));
+    let url =
+        format!("postgres://postgres@localhost:{port}/tls?sslmode=verify-full&sslrootcert={cert}&application_name=t");
+    let store = PostgresStore::connect(&url).unwrap();
+    assert!(encrypted(&store));
+    // The change feed's own connection is encrypted too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _sub = store.subscribe(Box::new(move |c| drop(tx.lock().unwrap().send(c)))).unwrap();
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), Change::All);
+    verified.set_switch(Switch::Paused(true), 1).unwrap();
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap(), Change::Switches);
+    // The certificate is for localhost, not for this other name of the same address.
+    let e = PostgresStore::connect(&format!(
+        "host=127.0.0.2 hostaddr=127.0.0.1 port={port} user=postgres dbname=tls sslmode=verify-full sslrootcert={cert}"
+    ));
+    assert!(e.is_err());
+    // Another CA: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.path().join("k"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e = PostgresStore::connect(&kv(&format!("sslmode=verify-full sslrootcert={}", other.display()))).err().unwrap();
+    assert!(e.to_string().contains("store postgres://localhost"), "{e}");
+    for (bad, says) in [
+        ("sslmode=verify-full", "needs sslrootcert"),
+        ("sslmode=verify-ca", "verify-full"),
+        ("sslmode=sometimes", "unknown sslmode"),
+        ("sslmode=verify-full sslrootcert=/nonexistent", "sslrootcert /nonexistent"),
+    ] {
+        let e = PostgresStore::connect(&kv(bad)).err().unwrap().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+        if !bad.contains("nonexistent") {
+            assert!(check_spec(&kv(bad)).is_err(), "{bad}");
+        }
+    }
+    assert!(check_spec(&kv(&format!("sslmode=verify-full sslrootcert={cert}"))).is_ok());
+}
