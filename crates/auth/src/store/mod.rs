@@ -372,8 +372,8 @@ pub trait Store: Send {
     /// Sets one switch, announcing it; returns the switches as they were before.
     fn set_switch(&self, switch: Switch, now: u64) -> Result<Switches, StoreError>;
 
-    /// Queues an approval request (its id is new). Requests long past their expiry are
-    /// forgotten here.
+    /// Queues an approval request (its id is new), announcing it. Requests long past their
+    /// expiry are forgotten here.
     fn insert_approval(&self, r: &ApprovalRecord) -> Result<(), StoreError>;
     /// The requests still waiting for a decision at `now_ms`, oldest first.
     fn pending_approvals(&self, now_ms: u64) -> Result<Vec<ApprovalRecord>, StoreError>;

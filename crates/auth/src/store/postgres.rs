@@ -554,6 +554,8 @@ impl Store for PostgresStore {
                     &i(r.timeout_ms),
                 ],
             )?;
+            // Other replicas' dashboards show it as it comes.
+            notify(&mut tx, &Change::Approval(r.id.clone()))?;
             tx.commit()
         })??;
         Ok(())

@@ -146,6 +146,7 @@ fn changes_are_announced_on_the_feed() {
         decided_ms: None,
     };
     other.insert_approval(&r).unwrap();
+    assert_eq!(next(), Change::Approval("a1".into()), "queued");
     let yes = ApprovalDecision { approved: true, reason: None, channel: "cli".into() };
     other.decide_approval("a1", &yes, 2).unwrap().unwrap();
     assert_eq!(next(), Change::Approval("a1".into()));
