@@ -266,6 +266,16 @@ def test_pause_resume_and_mode_with_config_reach_every_hub(pair: Pair) -> None:
 
 def test_a_call_held_on_one_hub_is_approved_from_anywhere(pair: Pair) -> None:
     result: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    # A watcher started before the request shows it when it comes (the store's feed wakes it).
+    watcher = subprocess.Popen(
+        [str(bastion()), "approvals", "--watch", "--config", str(pair.config)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    watched: queue.Queue[str] = queue.Queue()
+    assert watcher.stdout is not None
+    stdout = watcher.stdout
+    threading.Thread(target=lambda: [watched.put(l) for l in stdout], daemon=True).start()
+    assert watched.get(timeout=TIMEOUT).strip() == "no pending approvals"
     args = {"path": ".mcp.json", "content": "{}"}
     threading.Thread(target=lambda: result.put(pair.a.call(pair.token, "fs__write_file", args)), daemon=True).start()
 
@@ -279,6 +289,12 @@ def test_a_call_held_on_one_hub_is_approved_from_anywhere(pair: Pair) -> None:
         time.sleep(0.1)
     [p] = pending
     assert (p["tool"], p["principal"]) == ("fs__write_file", "ops"), p
+    try:
+        line = watched.get(timeout=PROPAGATION + 1)
+        assert p["id"] in line and "fs__write_file" in line, line
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=10)
     assert not (pair.a.root / ".mcp.json").exists()
     cli(pair.config, "approve", p["id"])
     assert result.get(timeout=PROPAGATION + 5) == (200, None)

@@ -285,7 +285,8 @@ pub fn mode_request(mode: ModeName) -> Value {
 }
 
 /// `bastion approvals --config F` on a shared store: the requests of every replica; with
-/// `--watch`, the list again whenever it changes (read every half second).
+/// `--watch`, the list again whenever it changes (read again on each change the store's feed
+/// announces, and every five seconds for expiries).
 fn shared_approvals(store: &dyn Store, args: &ApprovalsArgs) -> anyhow::Result<()> {
     let read = || -> anyhow::Result<Vec<Value>> {
         let now = crate::approvals::shared::now_ms();
@@ -311,8 +312,18 @@ fn shared_approvals(store: &dyn Store, args: &ApprovalsArgs) -> anyhow::Result<(
         return Ok(());
     }
     let ids = |l: &[Value]| l.iter().map(|p| p["id"].to_string()).collect::<Vec<_>>();
+    let (tx, changes) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _feed = store.subscribe(Box::new(move |_| {
+        let _ = tx.lock().map(|t| t.send(()));
+    }))?;
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) =
+            changes.recv_timeout(std::time::Duration::from_secs(5))
+        {
+            // No feed: read every half second instead.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
         let now = read()?;
         if ids(&now) != ids(&shown) {
             print(&now)?;
