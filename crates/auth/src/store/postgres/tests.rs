@@ -231,3 +231,30 @@ fn tls_to_postgresql() {
     }
     assert!(check_spec(&kv(&format!("sslmode=verify-full sslrootcert={cert}"))).is_ok());
 }
+
+/// A listener whose connection is cut connects again and reports everything as changed
+/// (notifications sent meanwhile are lost), then hears later changes as before.
+#[test]
+fn the_feed_reconnects_and_reports_everything_changed() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let store = PostgresStore::connect(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _sub = store.subscribe(Box::new(move |c| drop(tx.lock().unwrap().send(c)))).unwrap().unwrap();
+    let wait = |secs| rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("a change");
+    assert_eq!(wait(5), Change::All);
+    let cut = store
+        .run(|c| {
+            c.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(cut.len(), 1, "the feed's connection");
+    assert_eq!(wait(10), Change::All, "reconnected");
+    store.set_switch(Switch::Observe(true), 1).unwrap();
+    assert_eq!(wait(1), Change::Switches);
+}
