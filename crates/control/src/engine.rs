@@ -324,10 +324,16 @@ impl Engine {
 
     /// Sets the mode (in the shared state too, for every process); journaled with the channel.
     pub fn set_mode(&self, mode: RunMode, channel: &str) -> Result<(), Error> {
-        if let Some(shared) = self.shared.get() {
-            shared.set_switches(None, Some(mode == RunMode::Observe)).map_err(unreachable)?;
+        let observe = mode == RunMode::Observe;
+        // Switched here before the store announces it, so this process's own notification
+        // finds nothing to apply (and journals nothing twice).
+        let before = self.observe.swap(observe, Ordering::AcqRel);
+        if let Some(shared) = self.shared.get()
+            && let Err(e) = shared.set_switches(None, Some(observe))
+        {
+            self.observe.store(before, Ordering::Release);
+            return Err(unreachable(e));
         }
-        let before = self.observe.swap(mode == RunMode::Observe, Ordering::AcqRel);
         let detail =
             json!({"mode": mode.as_str(), "previous": if before {"observe"} else {"normal"}, "channel": channel});
         self.event("mode_change", detail);
@@ -337,10 +343,13 @@ impl Engine {
     /// Pauses (`true`) or resumes (in the shared state too, for every process); journaled with
     /// the channel. Calls in flight finish.
     pub fn set_paused(&self, paused: bool, channel: &str) -> Result<(), Error> {
-        if let Some(shared) = self.shared.get() {
-            shared.set_switches(Some(paused), None).map_err(unreachable)?;
+        let before = self.paused.swap(paused, Ordering::AcqRel);
+        if let Some(shared) = self.shared.get()
+            && let Err(e) = shared.set_switches(Some(paused), None)
+        {
+            self.paused.store(before, Ordering::Release);
+            return Err(unreachable(e));
         }
-        self.paused.store(paused, Ordering::Release);
         self.event(if paused { "pause" } else { "resume" }, json!({"channel": channel}));
         Ok(())
     }
@@ -833,6 +842,8 @@ mod tests {
     struct FakeStore {
         switches: Mutex<(bool, bool)>,
         rows: Mutex<Vec<(SharedRequest, Option<Decision>, Instant)>>,
+        /// The database is unreachable: every write fails.
+        down: AtomicBool,
     }
 
     impl SharedState for FakeStore {
@@ -840,6 +851,9 @@ mod tests {
             Ok(*lock(&self.switches))
         }
         fn set_switches(&self, paused: Option<bool>, observe: Option<bool>) -> Result<(), String> {
+            if self.down.load(Ordering::Acquire) {
+                return Err("connection refused".into());
+            }
             let mut s = lock(&self.switches);
             *s = (paused.unwrap_or(s.0), observe.unwrap_or(s.1));
             Ok(())
@@ -951,6 +965,14 @@ mod tests {
         a.apply(&SharedChange::All);
         assert!(a.admit("read_file", Tier::Read).is_ok());
         assert_eq!(a.admit("t", Tier::Write).unwrap_err().code, ErrorCode::ModeObserve);
+        // The store unreachable: refused with a stable code, and nothing switched here either.
+        store.down.store(true, Ordering::Release);
+        let e = a.set_paused(true, "cli").unwrap_err();
+        assert_eq!((e.code, e.message.contains("connection refused")), (ErrorCode::IoError, true));
+        assert!(!a.paused());
+        assert_eq!(a.set_mode(RunMode::Normal, "cli").unwrap_err().code, ErrorCode::IoError);
+        assert_eq!(a.mode(), RunMode::Observe);
+        store.down.store(false, Ordering::Release);
         // A replica started later reads the switches as they are.
         let c = Engine::new("hub", Arc::new(AuditLog::disabled()));
         c.share(store.clone()).unwrap();
