@@ -2,7 +2,10 @@
 //! owner secret, OAuth clients, codes, grants and tokens. One small trait, [`Store`], with the
 //! SQLite implementation ([`SqliteStore`], `auth.sqlite3` in the state directory) as the
 //! default, and [`PostgresStore`] (`store = "postgres://…"`) for several hub replicas sharing
-//! one database. [`open`] picks one from the configuration's `store` value.
+//! one database. [`open`] picks one from the configuration's `store` value. Beside
+//! authentication the store keeps what hub replicas must share ([`shared`]: mode and pause, the
+//! approvals queue, registration counters) and, on PostgreSQL, announces every change on a feed
+//! ([`Store::subscribe`]).
 //!
 //! Nothing secret is stored: codes, access, refresh and static tokens are kept as SHA-256
 //! hashes, the owner secret as a salted SHA-256 hash. A grant is one approval on the consent

@@ -5,12 +5,9 @@
 //!
 //! With the SQLite store these tables exist too (the suite runs against both backends), but a
 //! hub on SQLite keeps its switches and queue in memory as before: only a store that
-//! [`Store::is_shared`] is the hub's source of truth for them.
+//! [`Store::is_shared`](super::Store::is_shared) is the hub's source of truth for them.
 
 use serde_json::Value;
-
-#[allow(unused_imports)] // named by the docs
-use super::Store;
 
 /// The channel of PostgreSQL's `LISTEN`/`NOTIFY` every change is announced on.
 pub const CHANNEL: &str = "bastion_changes";
