@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::shared::{SharedChange, SharedRequest, SharedState};
+
 /// The server-wide mode cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,8 @@ pub struct Engine {
     /// `notify-send`, looked up on the first request that asks (a PATH walk is a dozen stats,
     /// paid by every server's start otherwise, and most sessions never ask).
     notify_send: std::sync::OnceLock<Option<std::path::PathBuf>>,
+    /// Where the switches and the queue live when several processes share them.
+    shared: std::sync::OnceLock<Arc<dyn SharedState>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -207,7 +211,72 @@ impl Engine {
             audit,
             watchers: Mutex::default(),
             notify_send: std::sync::OnceLock::new(),
+            shared: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shares the switches and the queue with other processes through `state` (once; the
+    /// switches are read from it now). The caller feeds the store's changes to [`Engine::apply`].
+    pub fn share(&self, state: Arc<dyn SharedState>) -> Result<(), Error> {
+        let (paused, observe) = state.switches().map_err(unreachable)?;
+        self.paused.store(paused, Ordering::Release);
+        self.observe.store(observe, Ordering::Release);
+        self.shared.set(state).map_err(|_| Error::new(ErrorCode::InvalidConfig, "the engine's state is shared already"))
+    }
+
+    /// Whether the switches and the queue are shared with other processes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
+    /// Applies a change another process (or this one) made to the shared state: the switches
+    /// are read again, a held call whose request was decided elsewhere is woken, a request
+    /// queued elsewhere is shown to the watchers. Runs on the feed's thread; without shared
+    /// state it does nothing.
+    pub fn apply(&self, change: &SharedChange) {
+        let Some(shared) = self.shared.get() else { return };
+        if matches!(change, SharedChange::Switches | SharedChange::All) {
+            match shared.switches() {
+                Ok((paused, observe)) => {
+                    let was_paused = self.paused.swap(paused, Ordering::AcqRel);
+                    let was_observe = self.observe.swap(observe, Ordering::AcqRel);
+                    // Journaled where it takes effect, so each replica's journal tells when
+                    // its calls started being refused.
+                    if was_paused != paused {
+                        self.event(if paused { "pause" } else { "resume" }, json!({"channel": "shared"}));
+                    }
+                    if was_observe != observe {
+                        let mode = if observe { RunMode::Observe } else { RunMode::Normal };
+                        let detail = json!({"mode": mode.as_str(), "previous": if was_observe {"observe"} else {"normal"}, "channel": "shared"});
+                        self.event("mode_change", detail);
+                    }
+                }
+                Err(e) => tracing::warn!("shared state: reading the switches: {e}"),
+            }
+        }
+        let ids: Vec<String> = match change {
+            SharedChange::Approval(id) => vec![id.clone()],
+            SharedChange::All => lock(&self.state).pending.keys().cloned().collect(),
+            SharedChange::Switches => vec![],
+        };
+        for id in ids {
+            let local = lock(&self.state).pending.contains_key(&id);
+            if !local {
+                // Queued by another process: the watchers (dashboards) hear of it here.
+                if let SharedChange::Approval(_) = change
+                    && let Ok(list) = shared.pending()
+                    && let Some(view) = list.into_iter().find(|v| v["id"] == id.as_str())
+                {
+                    self.broadcast(json!({"event": "request", "request": view}));
+                }
+                continue;
+            }
+            match shared.decision(&id) {
+                Ok(Some(d)) => self.resolve(&id, d),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("shared state: reading approval {id}: {e}"),
+            }
+        }
     }
 
     /// The name journaled and shown (`fs`, `hub`, …).
@@ -253,23 +322,49 @@ impl Engine {
         self.paused.load(Ordering::Acquire)
     }
 
-    /// Sets the mode; journaled with the channel.
-    pub fn set_mode(&self, mode: RunMode, channel: &str) {
-        let before = self.observe.swap(mode == RunMode::Observe, Ordering::AcqRel);
+    /// Sets the mode (in the shared state too, for every process); journaled with the channel.
+    pub fn set_mode(&self, mode: RunMode, channel: &str) -> Result<(), Error> {
+        let observe = mode == RunMode::Observe;
+        // Switched here before the store announces it, so this process's own notification
+        // finds nothing to apply (and journals nothing twice).
+        let before = self.observe.swap(observe, Ordering::AcqRel);
+        if let Some(shared) = self.shared.get()
+            && let Err(e) = shared.set_switches(None, Some(observe))
+        {
+            self.observe.store(before, Ordering::Release);
+            return Err(unreachable(e));
+        }
         let detail =
             json!({"mode": mode.as_str(), "previous": if before {"observe"} else {"normal"}, "channel": channel});
         self.event("mode_change", detail);
+        Ok(())
     }
 
-    /// Pauses (`true`) or resumes; journaled with the channel. Calls in flight finish.
-    pub fn set_paused(&self, paused: bool, channel: &str) {
-        self.paused.store(paused, Ordering::Release);
+    /// Pauses (`true`) or resumes (in the shared state too, for every process); journaled with
+    /// the channel. Calls in flight finish.
+    pub fn set_paused(&self, paused: bool, channel: &str) -> Result<(), Error> {
+        let before = self.paused.swap(paused, Ordering::AcqRel);
+        if let Some(shared) = self.shared.get()
+            && let Err(e) = shared.set_switches(Some(paused), None)
+        {
+            self.paused.store(before, Ordering::Release);
+            return Err(unreachable(e));
+        }
         self.event(if paused { "pause" } else { "resume" }, json!({"channel": channel}));
+        Ok(())
     }
 
     /// Uses an approved grant for exactly this principal, tool and argument hash (return mode),
     /// once. Expired grants are dropped on the way.
     pub fn take_grant(&self, principal: &str, tool: &str, args_hash: &str) -> Option<Grant> {
+        if let Some(shared) = self.shared.get() {
+            let grant = shared.take_grant(principal, tool, args_hash).unwrap_or_else(|e| {
+                tracing::warn!("shared state: looking for an approval: {e}");
+                None
+            })?;
+            self.event("approval_used", json!({"id": grant.id, "principal": principal, "tool": tool}));
+            return Some(grant);
+        }
         let now = Instant::now();
         let grant = {
             let mut st = lock(&self.state);
@@ -288,6 +383,12 @@ impl Engine {
     /// return-mode retry before the decision gets the same id, not a second request).
     pub fn pending_for(&self, principal: &str, tool: &str, args_hash: &str) -> Option<String> {
         self.sweep();
+        if let Some(shared) = self.shared.get() {
+            match shared.pending_for(principal, tool, args_hash) {
+                Ok(found) => return found,
+                Err(e) => tracing::warn!("shared state: looking for a pending request: {e}"),
+            }
+        }
         let st = lock(&self.state);
         st.pending
             .values()
@@ -317,6 +418,22 @@ impl Engine {
             "args_sha256": pending.req.args_hash, "expires_in_s": timeout.as_secs(),
         });
         let summary = format!("{} {} by {}", id, pending.req.tool, pending.req.principal);
+        if let Some(shared) = self.shared.get() {
+            let r = SharedRequest {
+                id: id.clone(),
+                principal: pending.req.principal.clone(),
+                tool: pending.req.tool.clone(),
+                args_hash: pending.req.args_hash.clone(),
+                fingerprint: pending.req.fingerprint.clone(),
+                hold: pending.req.mode == Mode::Hold,
+                view: view.clone(),
+                timeout,
+            };
+            // Still decidable here (CLI over the socket, this dashboard) if the store failed.
+            if let Err(e) = shared.insert(&r) {
+                tracing::warn!("shared state: queueing approval {id}: {e}; only this process can decide it");
+            }
+        }
         lock(&self.state).pending.insert(id.clone(), pending);
         self.audit.event(&self.server(), "approval_request", journal);
         self.broadcast(json!({"event": "request", "request": view}));
@@ -328,12 +445,56 @@ impl Engine {
     /// single-use grant valid for the request's timeout.
     pub fn decide(&self, id: &str, decision: Decision) -> Result<(), Error> {
         self.sweep();
-        let pending = lock(&self.state).pending.remove(id).ok_or_else(|| {
+        let not_found = || {
             Error::new(
                 ErrorCode::NotFound,
                 format!("no pending approval has the id '{id}' (decided, expired or withdrawn)"),
             )
-        })?;
+        };
+        if let Some(shared) = self.shared.get() {
+            let local = lock(&self.state).pending.contains_key(id);
+            match shared.decide(id, &decision) {
+                // Held here: woken now; elsewhere: the process holding it is told by the feed.
+                Ok(true) => {
+                    if local {
+                        self.resolve(id, decision);
+                    } else {
+                        self.audit.event(
+                            &self.server(),
+                            "approval_decision",
+                            json!({"id": id, "decision": if decision.approved {"approved"} else {"denied"},
+                                "channel": decision.channel, "reason": decision.reason}),
+                        );
+                    }
+                    return Ok(());
+                }
+                // Queued here while the store failed: decided here alone.
+                Ok(false) if local => {}
+                Ok(false) => return Err(not_found()),
+                Err(e) if local => tracing::warn!("shared state: deciding approval {id}: {e}; deciding it here"),
+                Err(e) => return Err(unreachable(e)),
+            }
+        }
+        self.resolve_local(id, decision).ok_or_else(not_found)
+    }
+
+    /// Applies a decision made through the shared state to the request held here, if it still
+    /// is (the feed and this process's own decision may both bring it).
+    fn resolve(&self, id: &str, decision: Decision) {
+        let hold = lock(&self.state).pending.get(id).map(|p| p.waiter.is_some());
+        if self.resolve_local(id, decision).is_some()
+            && hold == Some(true)
+            && let Some(shared) = self.shared.get()
+            && let Err(e) = shared.remove(id)
+        {
+            tracing::warn!("shared state: forgetting approval {id}: {e}");
+        }
+    }
+
+    /// Decides a request held in this process: journaled, watchers told, a held call woken, a
+    /// return-mode approval kept (in memory unless shared: the store keeps it then).
+    fn resolve_local(&self, id: &str, decision: Decision) -> Option<()> {
+        let pending = lock(&self.state).pending.remove(id)?;
         let waited = pending.started.elapsed();
         self.audit.event(
             &self.server(),
@@ -352,7 +513,7 @@ impl Engine {
             Some(tx) => {
                 let _ = tx.send(decision);
             }
-            None if decision.approved => {
+            None if decision.approved && self.shared.get().is_none() => {
                 lock(&self.state).grants.push(StoredGrant {
                     id: pending.id,
                     principal: pending.req.principal,
@@ -364,7 +525,7 @@ impl Engine {
             }
             None => {}
         }
-        Ok(())
+        Some(())
     }
 
     /// The fingerprint taken when request `id` was made (for the `stale` check of a held call).
@@ -375,6 +536,12 @@ impl Engine {
     /// Pending requests, oldest first, as JSON for the CLI and the dashboard.
     pub fn list(&self) -> Vec<Value> {
         self.sweep();
+        if let Some(shared) = self.shared.get() {
+            match shared.pending() {
+                Ok(list) => return list,
+                Err(e) => tracing::warn!("shared state: listing approvals: {e}; listing this process's own"),
+            }
+        }
         let st = lock(&self.state);
         let mut v: Vec<&Pending> = st.pending.values().collect();
         v.sort_by_key(|p| p.started);
@@ -383,11 +550,12 @@ impl Engine {
 
     /// Mode, pause and counts.
     pub fn status(&self) -> Value {
-        self.sweep();
+        let pending = self.list().len();
         let st = lock(&self.state);
         json!({
             "server": self.server(), "pid": std::process::id(), "mode": self.mode().as_str(),
-            "paused": self.paused(), "pending": st.pending.len(), "grants": st.grants.len(),
+            "paused": self.paused(), "pending": pending, "grants": st.grants.len(),
+            "shared": self.is_shared(),
         })
     }
 
@@ -401,12 +569,23 @@ impl Engine {
 
     fn expire(&self, id: &str) {
         if let Some(p) = lock(&self.state).pending.remove(id) {
+            self.forget_shared(id);
             self.expired(&p);
+        }
+    }
+
+    /// Removes a request of this process from the shared queue (it ended here).
+    fn forget_shared(&self, id: &str) {
+        if let Some(shared) = self.shared.get()
+            && let Err(e) = shared.remove(id)
+        {
+            tracing::warn!("shared state: forgetting approval {id}: {e}");
         }
     }
 
     fn withdraw(&self, id: &str) {
         if let Some(p) = lock(&self.state).pending.remove(id) {
+            self.forget_shared(id);
             self.audit.event(
                 &self.server(),
                 "approval_withdrawn",
@@ -435,6 +614,7 @@ impl Engine {
             ids.iter().filter_map(|id| st.pending.remove(id)).collect()
         };
         for p in &gone {
+            self.forget_shared(&p.id);
             self.expired(p);
         }
     }
@@ -491,6 +671,12 @@ fn view(p: &Pending) -> Value {
         "args_sha256": p.req.args_hash,
         "rendering": p.req.rendering,
     })
+}
+
+/// The engine's error when the shared state cannot be reached (a stable code and the store's
+/// message).
+fn unreachable(message: String) -> Error {
+    Error::new(ErrorCode::IoError, format!("the shared state store is unreachable: {message}"))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -611,15 +797,15 @@ mod tests {
     fn observe_and_pause() {
         let e = Engine::new("fs", Arc::new(AuditLog::disabled()));
         assert!(e.admit("delete_path", Tier::Destructive).is_ok());
-        e.set_mode(RunMode::Observe, "cli");
+        e.set_mode(RunMode::Observe, "cli").unwrap();
         assert!(e.admit("read_file", Tier::Read).is_ok());
         for tier in [Tier::Write, Tier::Destructive, Tier::Exec] {
             assert_eq!(e.admit("t", tier).unwrap_err().code, ErrorCode::ModeObserve);
         }
-        e.set_mode(RunMode::Normal, "cli");
-        e.set_paused(true, "cli");
+        e.set_mode(RunMode::Normal, "cli").unwrap();
+        e.set_paused(true, "cli").unwrap();
         assert_eq!(e.admit("read_file", Tier::Read).unwrap_err().code, ErrorCode::Paused);
-        e.set_paused(false, "cli");
+        e.set_paused(false, "cli").unwrap();
         assert!(e.admit("write_file", Tier::Write).is_ok());
     }
 
@@ -629,9 +815,9 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let e = Engine::new("fs", Arc::new(AuditLog::open(&path).unwrap()));
         let watch = e.subscribe();
-        e.set_mode(RunMode::Observe, "cli");
-        e.set_paused(true, "cli");
-        e.set_paused(false, "cli");
+        e.set_mode(RunMode::Observe, "cli").unwrap();
+        e.set_paused(true, "cli").unwrap();
+        e.set_paused(false, "cli").unwrap();
         let t = e.submit(request(Mode::Return, Duration::from_secs(5)));
         let id = t.detach();
         e.decide(&id, approve()).unwrap();
@@ -648,5 +834,148 @@ mod tests {
         assert!(text.contains("\"channel\":\"cli\"") && text.contains("wait_ms"));
         let seen: Vec<String> = watch.try_iter().map(|v| v["event"].as_str().unwrap().to_owned()).collect();
         assert_eq!(seen, ["mode_change", "pause", "resume", "request", "decision", "approval_used"]);
+    }
+
+    /// One queue and one pair of switches for every engine given it, as the store is for hub
+    /// replicas; changes are delivered by calling `apply`, as the store's feed does.
+    #[derive(Default)]
+    struct FakeStore {
+        switches: Mutex<(bool, bool)>,
+        rows: Mutex<Vec<(SharedRequest, Option<Decision>, Instant)>>,
+        /// The database is unreachable: every write fails.
+        down: AtomicBool,
+    }
+
+    impl SharedState for FakeStore {
+        fn switches(&self) -> Result<(bool, bool), String> {
+            Ok(*lock(&self.switches))
+        }
+        fn set_switches(&self, paused: Option<bool>, observe: Option<bool>) -> Result<(), String> {
+            if self.down.load(Ordering::Acquire) {
+                return Err("connection refused".into());
+            }
+            let mut s = lock(&self.switches);
+            *s = (paused.unwrap_or(s.0), observe.unwrap_or(s.1));
+            Ok(())
+        }
+        fn insert(&self, r: &SharedRequest) -> Result<(), String> {
+            lock(&self.rows).push((r.clone(), None, Instant::now()));
+            Ok(())
+        }
+        fn pending(&self) -> Result<Vec<Value>, String> {
+            Ok(lock(&self.rows).iter().filter(|r| r.1.is_none()).map(|r| r.0.view.clone()).collect())
+        }
+        fn pending_for(&self, principal: &str, tool: &str, args_hash: &str) -> Result<Option<String>, String> {
+            Ok(lock(&self.rows)
+                .iter()
+                .find(|(r, d, _)| {
+                    d.is_none()
+                        && (r.principal.as_str(), r.tool.as_str(), r.args_hash.as_str()) == (principal, tool, args_hash)
+                })
+                .map(|r| r.0.id.clone()))
+        }
+        fn decide(&self, id: &str, d: &Decision) -> Result<bool, String> {
+            let mut rows = lock(&self.rows);
+            match rows.iter_mut().find(|r| r.0.id == id && r.1.is_none()) {
+                Some(r) => {
+                    r.1 = Some(d.clone());
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+        fn decision(&self, id: &str) -> Result<Option<Decision>, String> {
+            Ok(lock(&self.rows).iter().find(|r| r.0.id == id).and_then(|r| r.1.clone()))
+        }
+        fn remove(&self, id: &str) -> Result<(), String> {
+            lock(&self.rows).retain(|r| r.0.id != id);
+            Ok(())
+        }
+        fn take_grant(&self, principal: &str, tool: &str, args_hash: &str) -> Result<Option<Grant>, String> {
+            let mut rows = lock(&self.rows);
+            let i = rows.iter().position(|(r, d, _)| {
+                !r.hold
+                    && d.as_ref().is_some_and(|d| d.approved)
+                    && (r.principal.as_str(), r.tool.as_str(), r.args_hash.as_str()) == (principal, tool, args_hash)
+            });
+            Ok(i.map(|i| rows.remove(i)).map(|(r, _, _)| Grant { id: r.id, fingerprint: r.fingerprint }))
+        }
+    }
+
+    fn replicas() -> (Arc<FakeStore>, Arc<Engine>, Arc<Engine>) {
+        let store = Arc::new(FakeStore::default());
+        let (a, b) =
+            (Engine::new("hub", Arc::new(AuditLog::disabled())), Engine::new("hub", Arc::new(AuditLog::disabled())));
+        a.share(store.clone()).unwrap();
+        b.share(store.clone()).unwrap();
+        (store, a, b)
+    }
+
+    #[tokio::test]
+    async fn a_call_held_on_one_replica_is_decided_on_another() {
+        let (_store, a, b) = replicas();
+        let t = a.submit(request(Mode::Hold, Duration::from_secs(5)));
+        let id = t.id.clone();
+        let listed: Vec<Value> = b.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["id"], id.as_str());
+        b.decide(&id, approve()).unwrap();
+        assert_eq!(b.decide(&id, approve()).unwrap_err().code, ErrorCode::NotFound, "decided once");
+        // The feed brings the decision to the replica holding the call.
+        a.apply(&SharedChange::Approval(id.clone()));
+        assert_eq!(t.wait().await, Outcome::Approved { channel: "cli".into() });
+        assert!(a.list().is_empty() && b.list().is_empty(), "the held call's request is forgotten");
+        // A replica that missed notifications catches up on "everything changed".
+        let t = a.submit(request(Mode::Hold, Duration::from_secs(5)));
+        let deny = Decision { approved: false, reason: Some("no".into()), channel: "dashboard".into() };
+        b.decide(&t.id.clone(), deny).unwrap();
+        a.apply(&SharedChange::All);
+        assert_eq!(t.wait().await, Outcome::Denied { reason: Some("no".into()) });
+        // Withdrawn or timed out on its replica: gone for every other.
+        let t = a.submit(request(Mode::Hold, Duration::from_secs(5)));
+        drop(t);
+        assert!(b.list().is_empty());
+        let t = a.submit(request(Mode::Hold, Duration::from_millis(30)));
+        assert_eq!(t.wait().await, Outcome::TimedOut);
+        assert!(b.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn return_mode_approvals_are_used_once_on_any_replica() {
+        let (_store, a, b) = replicas();
+        let id = a.submit(request(Mode::Return, Duration::from_secs(5))).detach();
+        assert_eq!(b.pending_for("alice", "delete_path", "h1").as_deref(), Some(id.as_str()));
+        b.decide(&id, approve()).unwrap();
+        a.apply(&SharedChange::Approval(id.clone()));
+        assert!(a.list().is_empty());
+        let g = b.take_grant("alice", "delete_path", "h1").unwrap();
+        assert_eq!((g.id.as_str(), g.fingerprint.as_deref()), (id.as_str(), Some("fp")));
+        assert!(a.take_grant("alice", "delete_path", "h1").is_none(), "used once");
+    }
+
+    #[test]
+    fn switches_reach_every_replica_through_the_feed() {
+        let (store, a, b) = replicas();
+        a.set_paused(true, "cli").unwrap();
+        assert_eq!(*lock(&store.switches), (true, false));
+        assert!(b.admit("read_file", Tier::Read).is_ok(), "not until the feed says so");
+        b.apply(&SharedChange::Switches);
+        assert_eq!(b.admit("read_file", Tier::Read).unwrap_err().code, ErrorCode::Paused);
+        store.set_switches(Some(false), Some(true)).unwrap();
+        a.apply(&SharedChange::All);
+        assert!(a.admit("read_file", Tier::Read).is_ok());
+        assert_eq!(a.admit("t", Tier::Write).unwrap_err().code, ErrorCode::ModeObserve);
+        // The store unreachable: refused with a stable code, and nothing switched here either.
+        store.down.store(true, Ordering::Release);
+        let e = a.set_paused(true, "cli").unwrap_err();
+        assert_eq!((e.code, e.message.contains("connection refused")), (ErrorCode::IoError, true));
+        assert!(!a.paused());
+        assert_eq!(a.set_mode(RunMode::Normal, "cli").unwrap_err().code, ErrorCode::IoError);
+        assert_eq!(a.mode(), RunMode::Observe);
+        store.down.store(false, Ordering::Release);
+        // A replica started later reads the switches as they are.
+        let c = Engine::new("hub", Arc::new(AuditLog::disabled()));
+        c.share(store.clone()).unwrap();
+        assert_eq!(c.mode(), RunMode::Observe);
     }
 }

@@ -7,6 +7,9 @@
 //!   and *return* mode (a single-use, expiring [`Grant`] bound to principal, tool and argument
 //!   hash), the `observe` mode cap and pause/resume, all journaled through
 //!   `bastion_policy::audit`.
+//! - [`shared`]: the same, shared by several processes (hub replicas): with a [`SharedState`]
+//!   (the hub's PostgreSQL store) the switches and the queue live there, and the store's change
+//!   feed is applied through [`Engine::apply`].
 //! - [`socket`]: the local control socket (0600, peer uid checked with `SO_PEERCRED`) and a
 //!   small blocking client for the CLI.
 //!
@@ -27,9 +30,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod engine;
+pub mod shared;
 pub mod socket;
 
 pub use engine::{Decision, Engine, Grant, Outcome, Request, RunMode, Ticket};
+pub use shared::{SharedChange, SharedRequest, SharedState};
 
 /// The default state directory, the same as the hub's: `$XDG_STATE_HOME/bastion`, else
 /// `~/.local/state/bastion`. `None` when neither variable is set.

@@ -150,16 +150,16 @@ pub fn answer(engine: &Engine, request: &Value) -> Value {
         "approve" => decided(true),
         "deny" => decided(false),
         "mode" => match request.get("mode").and_then(Value::as_str).and_then(RunMode::parse) {
-            Some(mode) => {
-                engine.set_mode(mode, channel);
-                json!({"ok": true, "server": engine.server(), "mode": mode.as_str()})
-            }
+            Some(mode) => match engine.set_mode(mode, channel) {
+                Ok(()) => json!({"ok": true, "server": engine.server(), "mode": mode.as_str()}),
+                Err(e) => refusal(e.code, &e.message),
+            },
             None => refusal(ErrorCode::InvalidArgument, "mode must be 'observe' or 'normal'"),
         },
-        "pause" | "resume" => {
-            engine.set_paused(op == "pause", channel);
-            json!({"ok": true, "server": engine.server(), "paused": op == "pause"})
-        }
+        "pause" | "resume" => match engine.set_paused(op == "pause", channel) {
+            Ok(()) => json!({"ok": true, "server": engine.server(), "paused": op == "pause"}),
+            Err(e) => refusal(e.code, &e.message),
+        },
         _ => refusal(
             ErrorCode::InvalidArgument,
             "unknown op; one of list, status, approve, deny, mode, pause, resume, watch",

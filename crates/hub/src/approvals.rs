@@ -11,6 +11,8 @@
 //! the resolution. Paths of other upstreams (git, shell) are matched as the caller wrote them,
 //! made relative to the built-in roots and lexically normalised; nothing is opened for them.
 
+pub mod shared;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

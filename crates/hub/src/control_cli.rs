@@ -4,11 +4,17 @@
 //! Without `--control`, every live socket of the state directory is addressed: a hub and any
 //! standalone servers sharing the state directory are listed together, an id is approved where
 //! it is pending, and `mode`/`pause`/`resume` reach them all.
+//!
+//! With `--config FILE` whose `store` is PostgreSQL, the commands act on the database instead:
+//! the queue and the switches every hub replica on it shares, from any machine that reaches
+//! it; the replicas hear of each change through the store's feed. With the default SQLite
+//! store, `--config` changes nothing: the state directory's sockets are used as without it.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use bastion_auth::store::{ApprovalDecision, Store, Switch};
 use bastion_control::socket;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -24,6 +30,27 @@ pub struct ControlTarget {
     /// --state-dir).
     #[arg(long, value_name = "SOCKET")]
     pub control: Option<PathBuf>,
+    /// The hub's configuration file: with a PostgreSQL `store` in it, act on that database
+    /// (every replica on it) rather than on running processes' sockets.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The store a `--config` file names, when it is shared (PostgreSQL); `None` without a file
+/// or with the default SQLite store. The error when the database cannot be reached starts with
+/// `store_unreachable:` (scripts may match it).
+pub fn shared_store(config: Option<&std::path::Path>) -> anyhow::Result<Option<Box<dyn Store>>> {
+    let Some(file) = config else { return Ok(None) };
+    let parsed = crate::config::HubConfig::load(file).map_err(anyhow::Error::msg)?;
+    let Some(spec) = parsed.store.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    if !bastion_auth::store::is_postgres(spec) {
+        bail!("{}: store = \"{spec}\": expected a postgres:// URL, env:NAME or file:/path", file.display());
+    }
+    let url = bastion_auth::store::resolve_url(spec).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    match bastion_auth::store::PostgresStore::connect(&url) {
+        Ok(store) => Ok(Some(Box::new(store))),
+        Err(e) => bail!("store_unreachable: the store of {} cannot be reached: {e}", file.display()),
+    }
 }
 
 /// `bastion approvals`.
@@ -127,6 +154,9 @@ impl ControlTarget {
 
 /// `bastion approvals [--watch] [--json]`.
 pub fn approvals(args: ApprovalsArgs) -> anyhow::Result<()> {
+    if let Some(store) = shared_store(args.target.config.as_deref())? {
+        return shared_approvals(&*store, &args);
+    }
     let answers = args.target.broadcast(&json!({"op": "list"}))?;
     let mut pending = Vec::new();
     for (_, a) in &answers {
@@ -192,6 +222,15 @@ pub fn approvals(args: ApprovalsArgs) -> anyhow::Result<()> {
 /// `bastion approve ID` / `bastion deny ID`: sent to every server; the one holding the id
 /// answers.
 pub fn decide(id: &str, approve: bool, reason: Option<String>, target: &ControlTarget) -> anyhow::Result<()> {
+    if let Some(store) = shared_store(target.config.as_deref())? {
+        let d = ApprovalDecision { approved: approve, reason, channel: "cli".into() };
+        let now = crate::approvals::shared::now_ms();
+        if store.decide_approval(id, &d, now)?.is_none() {
+            bail!("no pending approval has the id '{id}' (decided, expired or withdrawn) in {}", store.location());
+        }
+        println!("{} {id} ({})", if approve { "approved" } else { "denied" }, store.location());
+        return Ok(());
+    }
     let op = if approve { "approve" } else { "deny" };
     let answers = target.broadcast(&json!({"op": op, "id": id, "reason": reason, "channel": "cli"}))?;
     match answers.iter().find(|(_, a)| a["ok"] == true) {
@@ -208,6 +247,22 @@ pub fn decide(id: &str, approve: bool, reason: Option<String>, target: &ControlT
 
 /// `bastion mode`, `bastion pause`, `bastion resume`: every server addressed.
 pub fn switch(request: Value, target: &ControlTarget) -> anyhow::Result<()> {
+    if let Some(store) = shared_store(target.config.as_deref())? {
+        let switch = match (request["op"].as_str(), request["mode"].as_str()) {
+            (Some("pause"), _) => Switch::Paused(true),
+            (Some("resume"), _) => Switch::Paused(false),
+            (Some("mode"), Some(m)) => Switch::Observe(m == "observe"),
+            _ => bail!("unknown switch {request}"),
+        };
+        store.set_switch(switch, bastion_auth::now())?;
+        let done = match switch {
+            Switch::Paused(true) => "paused".to_owned(),
+            Switch::Paused(false) => "resumed".to_owned(),
+            Switch::Observe(o) => format!("mode {}", if o { "observe" } else { "normal" }),
+        };
+        println!("{}: {done} (every hub on this store)", store.location());
+        return Ok(());
+    }
     for (_, a) in target.broadcast(&request)? {
         check(&a)?;
         let server = a["server"].as_str().unwrap_or("?");
@@ -227,6 +282,54 @@ pub fn mode_request(mode: ModeName) -> Value {
         ModeName::Normal => "normal",
     };
     json!({"op": "mode", "mode": name, "channel": "cli"})
+}
+
+/// `bastion approvals --config F` on a shared store: the requests of every replica; with
+/// `--watch`, the list again whenever it changes (read again on each change the store's feed
+/// announces, and every five seconds for expiries).
+fn shared_approvals(store: &dyn Store, args: &ApprovalsArgs) -> anyhow::Result<()> {
+    let read = || -> anyhow::Result<Vec<Value>> {
+        let now = crate::approvals::shared::now_ms();
+        Ok(crate::approvals::shared::listed(&store.pending_approvals(now)?, now))
+    };
+    let print = |pending: &[Value]| -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(pending)?)?;
+        } else if pending.is_empty() {
+            writeln!(out, "no pending approvals")?;
+        } else {
+            for p in pending {
+                write!(out, "{}", human_request(p))?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    let mut shown = read()?;
+    print(&shown)?;
+    if !args.watch {
+        return Ok(());
+    }
+    let ids = |l: &[Value]| l.iter().map(|p| p["id"].to_string()).collect::<Vec<_>>();
+    let (tx, changes) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _feed = store.subscribe(Box::new(move |_| {
+        let _ = tx.lock().map(|t| t.send(()));
+    }))?;
+    loop {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) =
+            changes.recv_timeout(std::time::Duration::from_secs(5))
+        {
+            // No feed: read every half second instead.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let now = read()?;
+        if ids(&now) != ids(&shown) {
+            print(&now)?;
+            shown = now;
+        }
+    }
 }
 
 fn check(a: &Value) -> anyhow::Result<()> {

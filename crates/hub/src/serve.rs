@@ -69,15 +69,27 @@ pub enum TokenCommand {
     },
 }
 
-/// The `--state-dir` flag.
+/// The `--state-dir` and `--config` flags.
 #[derive(Args, Debug)]
 pub struct StateDir {
     /// Where tokens are kept (default: $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
     #[arg(long = "state-dir", value_name = "DIR", env = "BASTION_STATE_DIR")]
     pub dir: Option<PathBuf>,
+    /// The hub's configuration file: with a PostgreSQL `store` in it, act on that database
+    /// (from any machine that reaches it); with the default SQLite store, on the state
+    /// directory as without it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl StateDir {
+    /// Whether `--config` names a shared (PostgreSQL) store.
+    fn shared(&self) -> anyhow::Result<bool> {
+        let Some(file) = &self.config else { return Ok(false) };
+        let parsed = crate::config::HubConfig::load(file).map_err(anyhow::Error::msg)?;
+        Ok(parsed.store.as_deref().is_some_and(|s| !s.trim().is_empty() && bastion_auth::store::is_postgres(s)))
+    }
+
     fn path(&self) -> anyhow::Result<PathBuf> {
         match &self.dir {
             Some(d) => Ok(d.clone()),
@@ -85,19 +97,31 @@ impl StateDir {
         }
     }
 
-    /// The store, created if needed.
-    fn store(&self) -> anyhow::Result<SqliteStore> {
-        Ok(SqliteStore::open(&self.path()?)?)
+    /// The store, created if needed: the configuration's PostgreSQL database, else the state
+    /// directory's SQLite file.
+    fn store(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(shared) = crate::control_cli::shared_store(self.config.as_deref())? {
+            return Ok(shared);
+        }
+        Ok(Box::new(SqliteStore::open(&self.path()?)?))
     }
 
-    /// The store if there is one: listing or revoking never creates it.
-    fn existing(&self) -> anyhow::Result<Option<SqliteStore>> {
-        Ok(SqliteStore::open_existing(&self.path()?)?)
+    /// The store if there is one: listing or revoking never creates a SQLite file.
+    fn existing(&self) -> anyhow::Result<Option<Box<dyn Store>>> {
+        if let Some(shared) = crate::control_cli::shared_store(self.config.as_deref())? {
+            return Ok(Some(shared));
+        }
+        Ok(SqliteStore::open_existing(&self.path()?)?.map(|s| Box::new(s) as Box<dyn Store>))
     }
 
     /// Appends an event to the hub's journal (`audit.jsonl` here, where `serve` writes by
-    /// default), so elevations and revocations sit beside the calls they affect.
+    /// default), so elevations and revocations sit beside the calls they affect. Not with a
+    /// shared store: the command may run on a machine no hub journals on, and the store keeps
+    /// when each token was revoked.
     fn journal(&self, event: &str, detail: serde_json::Value) -> anyhow::Result<()> {
+        if self.config.is_some() && self.shared()? {
+            return Ok(());
+        }
         let path = self.path()?.join("audit.jsonl");
         let log = AuditLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
         log.event("hub", event, detail);
@@ -392,6 +416,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     let stateful = http.as_ref().is_some_and(|h| h.stateful);
     let approvals = crate::approvals::HubApprovals::start(&approval, &roots, &specs, &audit_path)?;
     let control_socket = approvals.socket_path().to_path_buf();
+    // With a shared store, mode, pause and approvals are one for every replica (kept until exit).
+    let _feed = crate::approvals::shared::share(approvals.engine(), store.as_deref(), &state_dir)?;
     let hub = Hub::new(upstreams.clone(), audit, stdio)
         .with_call_timeout(call_timeout)
         .with_list_changed(stdio || stateful)

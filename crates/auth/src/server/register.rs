@@ -5,17 +5,20 @@ use super::*;
 /// `POST /register` (AS-04).
 pub(super) async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
     let t = o.now();
+    let too_many = || {
+        let mut r = oauth_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many registrations; try again in a minute",
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        r
+    };
     {
         let mut recent = lock(&o.inner.registrations);
         recent.retain(|x| x + 60 > t);
         if recent.len() >= REGISTRATIONS_PER_MINUTE {
-            let mut r = oauth_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "too many registrations; try again in a minute",
-            );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            return r;
+            return too_many();
         }
     }
     let (name, redirect_uris) = match client::registration(&body) {
@@ -29,18 +32,24 @@ pub(super) async fn register(State(o): State<OAuth>, body: Bytes) -> Response {
     let c = Client { id, name, redirect_uris, source: Source::Dynamic };
     let stored = c.clone();
     let result = o
-        .db(move |s| -> Result<bool, StoreError> {
+        .db(move |s| -> Result<Option<bool>, StoreError> {
+            // Replicas sharing a store share the limit too: counted there, per minute, in one
+            // atomic statement (this process's own window below still applies).
+            if s.is_shared() && !s.count_registration("register", t - t % 60, REGISTRATIONS_PER_MINUTE as u64)? {
+                return Ok(None);
+            }
             s.prune_clients(t.saturating_sub(UNUSED_CLIENT_TTL))?;
             if s.client_count()? >= MAX_CLIENTS {
-                return Ok(false);
+                return Ok(Some(false));
             }
             s.insert_client(&stored, t)?;
-            Ok(true)
+            Ok(Some(true))
         })
         .await;
     match result {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
+        Ok(Ok(Some(true))) => {}
+        Ok(Ok(None)) => return too_many(),
+        Ok(Ok(Some(false))) => {
             return oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

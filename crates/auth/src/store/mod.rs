@@ -2,7 +2,10 @@
 //! owner secret, OAuth clients, codes, grants and tokens. One small trait, [`Store`], with the
 //! SQLite implementation ([`SqliteStore`], `auth.sqlite3` in the state directory) as the
 //! default, and [`PostgresStore`] (`store = "postgres://…"`) for several hub replicas sharing
-//! one database. [`open`] picks one from the configuration's `store` value.
+//! one database. [`open`] picks one from the configuration's `store` value. Beside
+//! authentication the store keeps what hub replicas must share ([`shared`]: mode and pause, the
+//! approvals queue, registration counters) and, on PostgreSQL, announces every change on a feed
+//! ([`Store::subscribe`]).
 //!
 //! Nothing secret is stored: codes, access, refresh and static tokens are kept as SHA-256
 //! hashes, the owner secret as a salted SHA-256 hash. A grant is one approval on the consent
@@ -14,6 +17,7 @@
 //! `now` (seconds since the epoch), so tests inject their clock.
 
 mod postgres;
+pub mod shared;
 mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -28,6 +32,7 @@ use crate::principal::Principal;
 use crate::scope::Scope;
 
 pub use postgres::{PostgresStore, check_spec, is_postgres, resolve_url};
+pub use shared::{ApprovalDecision, ApprovalRecord, Change, OnChange, Subscription, Switch, Switches};
 pub use sqlite::{LEGACY_FILE, LEGACY_TOKENS_FILE, SqliteStore};
 
 /// Opens the store a configuration names: `None` (or empty) is the SQLite file of `state_dir`;
@@ -352,6 +357,55 @@ pub trait Store: Send {
     fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError>;
     /// Revokes every static token and every OAuth grant (with its tokens and pending codes).
     fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError>;
+
+    /// Whether several processes share this store as their source of truth for mode, pause and
+    /// approvals (PostgreSQL), rather than each keeping its own in memory (SQLite).
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Listens to the change feed on a connection of its own, calling `on_change` for every
+    /// change another process (or this one) commits; on (re)connecting it calls it with
+    /// [`Change::All`]. `None`: this store has no feed (SQLite).
+    fn subscribe(&self, _on_change: OnChange) -> Result<Option<Subscription>, StoreError> {
+        Ok(None)
+    }
+
+    /// The server-wide switches (both off when never set).
+    fn switches(&self) -> Result<Switches, StoreError>;
+    /// Sets one switch, announcing it; returns the switches as they were before.
+    fn set_switch(&self, switch: Switch, now: u64) -> Result<Switches, StoreError>;
+
+    /// Queues an approval request (its id is new), announcing it. Requests long past their
+    /// expiry are forgotten here.
+    fn insert_approval(&self, r: &ApprovalRecord) -> Result<(), StoreError>;
+    /// The requests still waiting for a decision at `now_ms`, oldest first.
+    fn pending_approvals(&self, now_ms: u64) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// One request, decided or not, while it is stored.
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Decides a waiting request, once, announcing it; the request as decided, or `None` if no
+    /// request with this id is waiting (decided, expired or withdrawn).
+    fn decide_approval(
+        &self,
+        id: &str,
+        d: &ApprovalDecision,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Forgets a request (withdrawn, expired, or its held call answered); whether it was there.
+    fn remove_approval(&self, id: &str) -> Result<bool, StoreError>;
+    /// Uses, once, a return-mode approval for exactly this principal, tool and argument hash
+    /// that is still valid at `now_ms` (its request's timeout counted from the decision).
+    fn take_approval(
+        &self,
+        principal: &str,
+        tool: &str,
+        args_hash: &str,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// Counts one registration under `key` in the window starting at `window_start`; whether
+    /// it is within `limit` (the count including this one is at most `limit`). Atomic across
+    /// processes sharing the store; windows before this one are forgotten.
+    fn count_registration(&self, key: &str, window_start: u64, limit: u64) -> Result<bool, StoreError>;
 
     /// Creates a one-time dashboard sign-in secret valid until `expires` (`bastion dashboard`);
     /// returns it (shown once, stored as SHA-256). Links past their expiry are forgotten here.

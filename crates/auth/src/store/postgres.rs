@@ -14,6 +14,10 @@
 //! when the connection broke (a restarted server); a statement that writes is never retried, so
 //! a retry cannot issue a second grant.
 //!
+//! TLS follows libpq's `sslmode` (`disable`, `prefer`, `require`, `verify-full` with
+//! `sslrootcert`), read out of the connection string here since rust-postgres knows neither
+//! `verify-full` nor `sslrootcert`; the connector is rustls (tokio-postgres-rustls, ring).
+//!
 //! The client is rust-postgres' blocking one. It drives its connection with a tokio runtime of
 //! its own, which must not be blocked on from a thread that is running async tasks: a call
 //! made on such a thread (the hub checks static tokens inline) is run on a short-lived scoped
@@ -24,16 +28,19 @@ use std::time::Duration;
 
 use ::postgres as pg;
 use pg::config::Host;
-use pg::{Client as Pg, GenericClient, NoTls, Row};
+use pg::{Client as Pg, GenericClient, Row};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::shared::{APPROVAL_COLUMNS, CHANNEL, decision_of, decision_word, view_of};
 use super::*;
 use crate::client::Source;
 use crate::scope;
 use crate::secret;
 
 /// The migrations, in order; each runs once, in a transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("postgres/0001_initial.sql")), (2, include_str!("postgres/0002_shared_state.sql"))];
 
 /// The session advisory lock held while migrating (an arbitrary constant: "bastion" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0062_6173_7469_6f6e;
@@ -49,7 +56,7 @@ const SESSION_OPTIONS: &str =
 /// Connections per store handle.
 const POOL_SIZE: u32 = 8;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 impl From<pg::Error> for StoreError {
     fn from(e: pg::Error) -> StoreError {
@@ -157,7 +164,8 @@ pub fn check_spec(spec: &str) -> Result<(), String> {
     if !is_postgres(spec) {
         return Err(format!("store = \"{spec}\": expected a postgres:// URL, env:NAME or file:/path"));
     }
-    let config = pg::Config::from_str(spec).map_err(|e| format!("store: not a PostgreSQL connection string: {e}"))?;
+    let (rest, _, _) = tls_settings(spec).map_err(|e| e.0)?;
+    let config = pg::Config::from_str(&rest).map_err(|e| format!("store: not a PostgreSQL connection string: {e}"))?;
     if config.get_password().is_some() {
         return Err(format!(
             "store = \"{}\" holds a password: write store = \"env:NAME\" or \"file:/path\" and keep the URL there",
@@ -173,6 +181,148 @@ pub fn is_postgres(spec: &str) -> bool {
     let spec = spec.trim();
     let key_values = !spec.is_empty() && spec.split_whitespace().all(|kv| kv.contains('='));
     key_values || ["postgres://", "postgresql://", "env:", "file:"].iter().any(|p| spec.starts_with(p))
+}
+
+/// The TLS a connection string asks for, as libpq reads `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SslMode {
+    /// Never.
+    Disable,
+    /// When the server offers it (libpq's default), without checking its certificate.
+    Prefer,
+    /// Always, without checking the certificate (encryption against eavesdroppers only).
+    Require,
+    /// Always, the certificate checked against `sslrootcert` and the host name.
+    VerifyFull,
+}
+
+/// Takes libpq's TLS settings (`sslmode`, `sslrootcert`) out of a connection string, URL or
+/// `key=value` form: rust-postgres knows neither `verify-full` nor `sslrootcert`. Returns the
+/// rest of the string, the mode and the root certificate file.
+fn tls_settings(spec: &str) -> Result<(String, SslMode, Option<String>), StoreError> {
+    let (mut mode, mut root) = (None::<String>, None::<String>);
+    let mut take = |key: &str, value: String| match key {
+        "sslmode" => mode = Some(value),
+        _ => root = Some(value),
+    };
+    let rest = if spec.contains("://") {
+        match spec.split_once('?') {
+            None => spec.to_owned(),
+            Some((base, query)) => {
+                let mut kept = vec![];
+                for param in query.split('&').filter(|p| !p.is_empty()) {
+                    match url::form_urlencoded::parse(param.as_bytes()).next() {
+                        Some((k, v)) if k == "sslmode" || k == "sslrootcert" => take(&k, v.into_owned()),
+                        _ => kept.push(param),
+                    }
+                }
+                if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) }
+            }
+        }
+    } else {
+        let mut kept = vec![];
+        for kv in spec.split_whitespace() {
+            match kv.split_once('=') {
+                Some((k @ ("sslmode" | "sslrootcert"), v)) => take(k, v.trim_matches('\'').to_owned()),
+                _ => kept.push(kv),
+            }
+        }
+        kept.join(" ")
+    };
+    let mode = match mode.as_deref() {
+        None | Some("prefer") | Some("allow") => SslMode::Prefer,
+        Some("disable") => SslMode::Disable,
+        Some("require") => SslMode::Require,
+        Some("verify-full") => SslMode::VerifyFull,
+        Some("verify-ca") => {
+            return Err(StoreError(
+                "store: sslmode=verify-ca is not supported; use verify-full (the certificate and the host name)".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(StoreError(format!(
+                "store: unknown sslmode '{other}' (disable, prefer, require or verify-full)"
+            )));
+        }
+    };
+    if mode == SslMode::VerifyFull && root.is_none() {
+        return Err(StoreError(
+            "store: sslmode=verify-full needs sslrootcert=/path/to/ca.pem (the certificate authority to trust)".into(),
+        ));
+    }
+    Ok((rest, mode, root))
+}
+
+/// The TLS connector for `mode`: rustls with the ring provider (as the rest of Bastion), the
+/// server's certificate checked against the certificates of `root` (PEM) with `verify-full`,
+/// only its handshake signatures otherwise.
+fn connector(mode: SslMode, root: Option<&str>) -> Result<MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError(format!("TLS: {e}")))?;
+    let config = match (mode, root) {
+        (SslMode::VerifyFull, Some(path)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?
+            {
+                let cert = cert.map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?;
+                roots.add(cert).map_err(|e| StoreError(format!("sslrootcert {path}: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(StoreError(format!("sslrootcert {path}: no certificate in it")));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// `sslmode=require`/`prefer`, as libpq: the channel is encrypted and the handshake signed by
+/// the certificate's key, but whose certificate it is is not checked (that is `verify-full`).
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Runs `f` where blocking on the client's own runtime is allowed: here, or on a scoped thread
@@ -192,6 +342,10 @@ pub struct PostgresStore {
     /// `None` only while dropping.
     pool: Option<Pool>,
     location: String,
+    /// The connection settings, for the change feed's own connection.
+    config: pg::Config,
+    /// The TLS connector of every connection.
+    tls: MakeRustlsConnect,
 }
 
 impl Drop for PostgresStore {
@@ -208,9 +362,16 @@ impl PostgresStore {
     /// Connects to `url` (a `postgres://` URL or a `key=value` connection string), with the
     /// store's timeouts unless the URL sets its own, and brings the schema up to date.
     pub fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config = pg::Config::from_str(url)
+        let (rest, mode, root) = tls_settings(url)?;
+        let mut config = pg::Config::from_str(&rest)
             .map_err(|e| StoreError(format!("store: not a PostgreSQL connection string: {e}")))?;
         let location = describe(&config);
+        config.ssl_mode(match mode {
+            SslMode::Disable => pg::config::SslMode::Disable,
+            SslMode::Prefer => pg::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => pg::config::SslMode::Require,
+        });
+        let tls = connector(mode, root.as_deref()).map_err(|e| StoreError(format!("store {location}: {}", e.0)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -221,7 +382,7 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("bastion");
         }
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         off_runtime(move || {
             let pool = r2d2::Pool::builder()
                 .max_size(POOL_SIZE)
@@ -232,7 +393,7 @@ impl PostgresStore {
             let mut conn = pool.get().map_err(|e| StoreError(format!("store {location}: {e}")))?;
             migrate(&mut conn).map_err(|e| StoreError(format!("store {location}: {}", e.0)))?;
             drop(conn);
-            Ok(PostgresStore { pool: Some(pool), location })
+            Ok(PostgresStore { pool: Some(pool), location, config, tls })
         })
     }
 
@@ -326,6 +487,160 @@ impl PostgresStore {
 impl Store for PostgresStore {
     fn location(&self) -> String {
         self.location.clone()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn subscribe(&self, on_change: OnChange) -> Result<Option<Subscription>, StoreError> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (config, location, flag) = (self.config.clone(), self.location.clone(), stop.clone());
+        let tls = self.tls.clone();
+        std::thread::Builder::new()
+            .name("bastion-store-feed".into())
+            .spawn(move || listen(&config, &tls, &location, &flag, &on_change))?;
+        Ok(Some(Subscription { stop }))
+    }
+
+    fn switches(&self) -> Result<Switches, StoreError> {
+        let row = self.read(|c| c.query_opt("SELECT paused, observe FROM switches WHERE id = 1", &[]))?;
+        Ok(row.map(|r| Switches { paused: r.get(0), observe: r.get(1) }).unwrap_or_default())
+    }
+
+    fn set_switch(&self, switch: Switch, now: u64) -> Result<Switches, StoreError> {
+        self.run(|c| -> Result<Switches, pg::Error> {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO switches(id, paused, observe, changed) VALUES (1, false, false, $1) ON CONFLICT DO NOTHING",
+                &[&i(now)],
+            )?;
+            let r = tx.query_one("SELECT paused, observe FROM switches WHERE id = 1 FOR UPDATE", &[])?;
+            let before = Switches { paused: r.get(0), observe: r.get(1) };
+            match switch {
+                Switch::Paused(p) => tx.execute("UPDATE switches SET paused = $1, changed = $2", &[&p, &i(now)])?,
+                Switch::Observe(o) => tx.execute("UPDATE switches SET observe = $1, changed = $2", &[&o, &i(now)])?,
+            };
+            notify(&mut tx, &Change::Switches)?;
+            tx.commit()?;
+            Ok(before)
+        })?
+        .map_err(StoreError::from)
+    }
+
+    fn insert_approval(&self, r: &ApprovalRecord) -> Result<(), StoreError> {
+        let view = r.view.to_string();
+        self.run(|c| -> Result<(), pg::Error> {
+            let mut tx = c.transaction()?;
+            // A decided return-mode approval stays usable for its timeout after the decision;
+            // an hour past every expiry nothing is left to use.
+            tx.execute(
+                "DELETE FROM approvals WHERE GREATEST(expires_ms, COALESCE(decided_ms, 0) + timeout_ms) < $1",
+                &[&(i(r.created_ms) - 3_600_000)],
+            )?;
+            tx.execute(
+                "INSERT INTO approvals(id, principal, tool, args_hash, fingerprint, hold, view, created_ms, expires_ms,
+                 timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &r.id,
+                    &r.principal,
+                    &r.tool,
+                    &r.args_hash,
+                    &r.fingerprint,
+                    &r.hold,
+                    &view,
+                    &i(r.created_ms),
+                    &i(r.expires_ms),
+                    &i(r.timeout_ms),
+                ],
+            )?;
+            // Other replicas' dashboards show it as it comes.
+            notify(&mut tx, &Change::Approval(r.id.clone()))?;
+            tx.commit()
+        })??;
+        Ok(())
+    }
+
+    fn pending_approvals(&self, now_ms: u64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let query = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE decision IS NULL AND expires_ms > $1 ORDER BY created_ms, id"
+        );
+        self.read_rows(&query, &[&i(now_ms)], |r| Ok(approval_row(r)))
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let query = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1");
+        Ok(self.read(|c| c.query_opt(&query, &[&id]))?.map(|r| approval_row(&r)))
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        d: &ApprovalDecision,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        let query = format!(
+            "UPDATE approvals SET decision = $2, reason = $3, channel = $4, decided_ms = $5
+             WHERE id = $1 AND decision IS NULL AND expires_ms > $5 RETURNING {APPROVAL_COLUMNS}"
+        );
+        let row = self.run(|c| -> Result<Option<Row>, pg::Error> {
+            let mut tx = c.transaction()?;
+            let row = tx.query_opt(&query, &[&id, &decision_word(d), &d.reason, &d.channel, &i(now_ms)])?;
+            if row.is_some() {
+                notify(&mut tx, &Change::Approval(id.to_owned()))?;
+            }
+            tx.commit()?;
+            Ok(row)
+        })??;
+        Ok(row.map(|r| approval_row(&r)))
+    }
+
+    fn remove_approval(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self.run(|c| -> Result<u64, pg::Error> {
+            let mut tx = c.transaction()?;
+            let n = tx.execute("DELETE FROM approvals WHERE id = $1", &[&id])?;
+            if n > 0 {
+                notify(&mut tx, &Change::Approval(id.to_owned()))?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })??;
+        Ok(n > 0)
+    }
+
+    fn take_approval(
+        &self,
+        principal: &str,
+        tool: &str,
+        args_hash: &str,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        // One statement: of two replicas retrying the same call at once, one deletes the row.
+        let query = format!(
+            "DELETE FROM approvals WHERE id = (SELECT id FROM approvals WHERE principal = $1 AND tool = $2
+             AND args_hash = $3 AND NOT hold AND decision = 'approved' AND decided_ms + timeout_ms > $4
+             ORDER BY decided_ms LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {APPROVAL_COLUMNS}"
+        );
+        let row = self.run(|c| c.query_opt(&query, &[&principal, &tool, &args_hash, &i(now_ms)]))??;
+        Ok(row.map(|r| approval_row(&r)))
+    }
+
+    fn count_registration(&self, key: &str, window_start: u64, limit: u64) -> Result<bool, StoreError> {
+        let count = self.run(|c| -> Result<i64, pg::Error> {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM registrations WHERE key = $1 AND window_start < $2", &[&key, &i(window_start)])?;
+            // The upsert takes the row's lock: concurrent registrations count one after another.
+            let n: i64 = tx
+                .query_one(
+                    "INSERT INTO registrations(key, window_start, count) VALUES ($1, $2, 1)
+                     ON CONFLICT (key, window_start) DO UPDATE SET count = registrations.count + 1 RETURNING count",
+                    &[&key, &i(window_start)],
+                )?
+                .get(0);
+            tx.commit()?;
+            Ok(n)
+        })??;
+        Ok(u(count) <= limit)
     }
 
     fn owner_secret_exists(&self) -> Result<bool, StoreError> {
@@ -637,11 +952,17 @@ impl Store for PostgresStore {
     }
 
     fn revoke_tokens(&mut self, name_or_id: &str, now: u64) -> Result<usize, StoreError> {
-        let n = self.run(|c| {
-            c.execute(
-                "UPDATE bearer_tokens SET revoked = $2 WHERE revoked IS NULL AND (name = $1 OR id = $1)",
+        let n = self.run(|c| -> Result<u64, pg::Error> {
+            let mut tx = c.transaction()?;
+            let ids = tx.query(
+                "UPDATE bearer_tokens SET revoked = $2 WHERE revoked IS NULL AND (name = $1 OR id = $1) RETURNING id",
                 &[&name_or_id, &i(now)],
-            )
+            )?;
+            for r in &ids {
+                notify(&mut tx, &Change::Token(r.get(0)))?;
+            }
+            tx.commit()?;
+            Ok(ids.len() as u64)
         })??;
         Ok(n as usize)
     }
@@ -713,6 +1034,7 @@ impl Store for PostgresStore {
             tx.execute("UPDATE tokens SET revoked = $1 WHERE revoked IS NULL", &[&i(now)])?;
             // A code approved but not yet exchanged would become a new grant after this.
             tx.execute("DELETE FROM codes WHERE used IS NULL", &[])?;
+            notify(&mut tx, &Change::All)?;
             tx.commit()?;
             Ok(RevokedAll { tokens: tokens as usize, grants: grants as usize })
         })?
@@ -869,6 +1191,95 @@ fn lock_grant_of(c: &mut impl GenericClient, token_hash: &str) -> Result<(), pg:
 fn revoke_family(c: &mut impl GenericClient, grant: &str, now: u64) -> Result<(), pg::Error> {
     c.execute("UPDATE grants SET revoked = $2 WHERE id = $1 AND revoked IS NULL", &[&grant, &i(now)])?;
     c.execute("UPDATE tokens SET revoked = $2 WHERE grant_id = $1 AND revoked IS NULL", &[&grant, &i(now)])?;
+    notify(c, &Change::Grant(grant.to_owned()))
+}
+
+/// An approval row of [`APPROVAL_COLUMNS`].
+fn approval_row(r: &Row) -> ApprovalRecord {
+    ApprovalRecord {
+        id: r.get(0),
+        principal: r.get(1),
+        tool: r.get(2),
+        args_hash: r.get(3),
+        fingerprint: r.get(4),
+        hold: r.get(5),
+        view: view_of(r.get(6)),
+        created_ms: u(r.get(7)),
+        expires_ms: u(r.get(8)),
+        timeout_ms: u(r.get(9)),
+        decision: decision_of(r.get(10), r.get(11), r.get(12)),
+        decided_ms: r.get::<_, Option<i64>>(13).map(u),
+    }
+}
+
+/// The change feed's loop, on a thread and a connection of its own: `LISTEN`, then hand every
+/// notification to `on_change`. A lost connection is opened again with a growing pause (up to
+/// five seconds), and everything is treated as changed since notifications sent meanwhile are
+/// lost. Stops when `stop` is set (checked at least every half second).
+fn listen(
+    config: &pg::Config,
+    tls: &MakeRustlsConnect,
+    location: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    on_change: &OnChange,
+) {
+    use std::sync::atomic::Ordering;
+    let mut pause = Duration::from_millis(100);
+    while !stop.load(Ordering::Acquire) {
+        let mut client = match config
+            .connect(tls.clone())
+            .and_then(|mut c| c.batch_execute(&format!("LISTEN {CHANNEL}")).map(|()| c))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("store {location}: change feed: {}; retrying in {pause:?}", pg_message(&e));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        on_change(Change::All);
+        let mut idle = Duration::ZERO;
+        'connected: while !stop.load(Ordering::Acquire) {
+            let lost = {
+                let mut notifications = client.notifications();
+                let mut iter = notifications.timeout_iter(Duration::from_millis(500));
+                loop {
+                    match pg::fallible_iterator::FallibleIterator::next(&mut iter) {
+                        Ok(Some(n)) => {
+                            idle = Duration::ZERO;
+                            on_change(Change::parse(n.payload()));
+                        }
+                        Ok(None) => break false,
+                        Err(e) => {
+                            tracing::warn!("store {location}: change feed lost: {}", pg_message(&e));
+                            break true;
+                        }
+                    }
+                }
+            };
+            if lost {
+                break 'connected;
+            }
+            idle += Duration::from_millis(500);
+            // A connection that died quietly (a server restarted behind a proxy) delivers
+            // nothing: check it when the feed has been idle a while.
+            if idle >= Duration::from_secs(5) {
+                idle = Duration::ZERO;
+                if client.is_valid(Duration::from_secs(2)).is_err() {
+                    tracing::warn!("store {location}: change feed connection lost");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Tells every listening replica of a change, in the transaction that makes it: PostgreSQL
+/// delivers the notification at commit, and never for a rolled-back transaction.
+fn notify(c: &mut impl GenericClient, change: &Change) -> Result<(), pg::Error> {
+    c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &change.payload()])?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::shared::{APPROVAL_COLUMNS, decision_of, decision_word, view_of};
 use super::*;
 use crate::client::Source;
 use crate::scope::{self, ScopeError};
@@ -186,6 +187,8 @@ impl SqliteStore {
         // The hub and a CLI command may write at once: wait for the lock rather than fail.
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // The shared-state step, after the first schema (additive, as every later step).
+        conn.execute_batch(super::shared::SQLITE_SCHEMA)?;
         Ok(SqliteStore { conn, path })
     }
 
@@ -216,6 +219,135 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn switches(&self) -> Result<Switches, StoreError> {
+        let row = self
+            .conn
+            .query_row("SELECT paused, observe FROM switches WHERE id = 1", [], |r| {
+                Ok(Switches { paused: r.get(0)?, observe: r.get(1)? })
+            })
+            .optional()?;
+        Ok(row.unwrap_or_default())
+    }
+
+    fn set_switch(&self, switch: Switch, now: u64) -> Result<Switches, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let before = tx
+            .query_row("SELECT paused, observe FROM switches WHERE id = 1", [], |r| {
+                Ok(Switches { paused: r.get(0)?, observe: r.get(1)? })
+            })
+            .optional()?
+            .unwrap_or_default();
+        let mut after = before;
+        match switch {
+            Switch::Paused(p) => after.paused = p,
+            Switch::Observe(o) => after.observe = o,
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO switches(id, paused, observe, changed) VALUES (1, ?1, ?2, ?3)",
+            params![after.paused, after.observe, i(now)],
+        )?;
+        tx.commit()?;
+        Ok(before)
+    }
+
+    fn insert_approval(&self, r: &ApprovalRecord) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM approvals WHERE max(expires_ms, COALESCE(decided_ms, 0) + timeout_ms) < ?1",
+            params![i(r.created_ms) - 3_600_000],
+        )?;
+        tx.execute(
+            "INSERT INTO approvals(id, principal, tool, args_hash, fingerprint, hold, view, created_ms, expires_ms,
+             timeout_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                r.id,
+                r.principal,
+                r.tool,
+                r.args_hash,
+                r.fingerprint,
+                r.hold,
+                r.view.to_string(),
+                i(r.created_ms),
+                i(r.expires_ms),
+                i(r.timeout_ms)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn pending_approvals(&self, now_ms: u64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE decision IS NULL AND expires_ms > ?1 ORDER BY created_ms, id"
+        ))?;
+        let rows = st.query_map(params![i(now_ms)], approval_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"), params![id], approval_row)
+            .optional()?)
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        d: &ApprovalDecision,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "UPDATE approvals SET decision = ?2, reason = ?3, channel = ?4, decided_ms = ?5
+                     WHERE id = ?1 AND decision IS NULL AND expires_ms > ?5 RETURNING {APPROVAL_COLUMNS}"
+                ),
+                params![id, decision_word(d), d.reason, d.channel, i(now_ms)],
+                approval_row,
+            )
+            .optional()?)
+    }
+
+    fn remove_approval(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute("DELETE FROM approvals WHERE id = ?1", params![id])? > 0)
+    }
+
+    fn take_approval(
+        &self,
+        principal: &str,
+        tool: &str,
+        args_hash: &str,
+        now_ms: u64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "DELETE FROM approvals WHERE id = (SELECT id FROM approvals WHERE principal = ?1 AND tool = ?2
+                     AND args_hash = ?3 AND NOT hold AND decision = 'approved' AND decided_ms + timeout_ms > ?4
+                     ORDER BY decided_ms LIMIT 1) RETURNING {APPROVAL_COLUMNS}"
+                ),
+                params![principal, tool, args_hash, i(now_ms)],
+                approval_row,
+            )
+            .optional()?)
+    }
+
+    fn count_registration(&self, key: &str, window_start: u64, limit: u64) -> Result<bool, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM registrations WHERE key = ?1 AND window_start < ?2", params![key, i(window_start)])?;
+        let n: i64 = tx.query_row(
+            "INSERT INTO registrations(key, window_start, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1 RETURNING count",
+            params![key, i(window_start)],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(u(n) <= limit)
     }
 
     /// Whether an owner secret is set.
@@ -753,6 +885,24 @@ fn insert_token(conn: &Connection, r: &TokenRecord) -> Result<usize, StoreError>
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![r.id, r.name, r.sha256, join(&r.scopes), i(r.created), r.expires.map(i), r.revoked.map(i)],
     )?)
+}
+
+/// An approval row of [`APPROVAL_COLUMNS`].
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
+    Ok(ApprovalRecord {
+        id: r.get(0)?,
+        principal: r.get(1)?,
+        tool: r.get(2)?,
+        args_hash: r.get(3)?,
+        fingerprint: r.get(4)?,
+        hold: r.get(5)?,
+        view: view_of(&r.get::<_, String>(6)?),
+        created_ms: u(r.get(7)?),
+        expires_ms: u(r.get(8)?),
+        timeout_ms: u(r.get(9)?),
+        decision: decision_of(r.get(10)?, r.get(11)?, r.get(12)?),
+        decided_ms: r.get::<_, Option<i64>>(13)?.map(u),
+    })
 }
 
 fn revoke_family(conn: &Connection, grant: &str, now: u64) -> Result<(), rusqlite::Error> {

@@ -29,7 +29,8 @@ macro_rules! store_suite {
             bad_token_input_is_rejected, elevations_lapse, revoke_all_takes_everything,
             owner_secret_is_shared, one_code_redeemed_at_once_by_two_handles,
             refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles,
-            refresh_while_the_grant_is_revoked);
+            refresh_while_the_grant_is_revoked, switches_are_shared, approvals_are_queued_and_decided_once,
+            return_mode_approvals_are_used_once, registrations_are_counted_across_handles);
     };
     (@tests $backend:expr; $($name:ident),*) => {
         $(
@@ -493,4 +494,97 @@ pub(crate) fn refresh_while_the_grant_is_revoked(b: &dyn Backend) {
         }
         assert_eq!(store.verify_access(&t.access_token, RES, 1011), Err(Refusal::Revoked));
     }
+}
+
+/// Mode and pause written through one handle are read through another; each write returns the
+/// switches as they were.
+pub(crate) fn switches_are_shared(b: &impl Backend) {
+    let (a, other) = (b.open(), b.open());
+    assert_eq!(other.switches().unwrap(), Switches::default());
+    assert_eq!(a.set_switch(Switch::Paused(true), 1).unwrap(), Switches::default());
+    assert_eq!(other.switches().unwrap(), Switches { paused: true, observe: false });
+    assert_eq!(other.set_switch(Switch::Observe(true), 2).unwrap(), Switches { paused: true, observe: false });
+    a.set_switch(Switch::Paused(false), 3).unwrap();
+    assert_eq!(other.switches().unwrap(), Switches { paused: false, observe: true });
+}
+
+fn approval(id: &str, hold: bool, created_ms: u64, timeout_ms: u64) -> ApprovalRecord {
+    ApprovalRecord {
+        id: id.into(),
+        principal: "alice".into(),
+        tool: "fs__delete_path".into(),
+        args_hash: "h1".into(),
+        fingerprint: Some("fp".into()),
+        hold,
+        view: serde_json::json!({"id": id, "tool": "fs__delete_path", "rendering": "delete a.txt"}),
+        created_ms,
+        expires_ms: created_ms + timeout_ms,
+        timeout_ms,
+        decision: None,
+        decided_ms: None,
+    }
+}
+
+/// A request queued by one process is listed and decided by another, exactly once; an expired
+/// or withdrawn one cannot be decided.
+pub(crate) fn approvals_are_queued_and_decided_once(b: &impl Backend) {
+    let (a, other) = (b.open(), b.open());
+    a.insert_approval(&approval("r1", true, 1_000, 5_000)).unwrap();
+    a.insert_approval(&approval("r2", true, 2_000, 1_000)).unwrap();
+    let listed: Vec<String> = other.pending_approvals(2_500).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, ["r1", "r2"]);
+    assert_eq!(other.pending_approvals(3_000).unwrap().len(), 1, "r2 expired");
+    let listed = other.pending_approvals(3_000).unwrap()[0].listed(3_000);
+    assert_eq!((listed["waiting_s"].as_u64(), listed["expires_in_s"].as_u64()), (Some(2), Some(3)));
+    let deny = ApprovalDecision { approved: false, reason: Some("no".into()), channel: "cli".into() };
+    assert!(other.decide_approval("r2", &deny, 3_000).unwrap().is_none(), "expired");
+    let decided = other.decide_approval("r1", &deny, 3_000).unwrap().unwrap();
+    assert_eq!((decided.decision.as_ref(), decided.decided_ms), (Some(&deny), Some(3_000)));
+    assert!(a.decide_approval("r1", &deny, 3_001).unwrap().is_none(), "decided once");
+    assert_eq!(a.approval("r1").unwrap().unwrap().decision, Some(deny));
+    assert!(a.pending_approvals(3_000).unwrap().is_empty());
+    assert!(a.remove_approval("r1").unwrap());
+    assert!(!a.remove_approval("r1").unwrap());
+    assert!(a.approval("r1").unwrap().is_none());
+}
+
+/// A return-mode approval is used once, by the same principal, tool and arguments, within its
+/// timeout counted from the decision; a hold-mode one never.
+pub(crate) fn return_mode_approvals_are_used_once(b: &impl Backend) {
+    let (a, other) = (b.open(), b.open());
+    let yes = ApprovalDecision { approved: true, reason: None, channel: "dashboard".into() };
+    a.insert_approval(&approval("ret", false, 1_000, 5_000)).unwrap();
+    a.insert_approval(&approval("held", true, 1_000, 5_000)).unwrap();
+    assert!(other.take_approval("alice", "fs__delete_path", "h1", 1_500).unwrap().is_none(), "undecided");
+    other.decide_approval("held", &yes, 1_500).unwrap().unwrap();
+    assert!(other.take_approval("alice", "fs__delete_path", "h1", 1_600).unwrap().is_none(), "hold mode");
+    other.decide_approval("ret", &yes, 4_000).unwrap().unwrap();
+    assert!(a.take_approval("bob", "fs__delete_path", "h1", 4_100).unwrap().is_none());
+    assert!(a.take_approval("alice", "fs__write_file", "h1", 4_100).unwrap().is_none());
+    assert!(a.take_approval("alice", "fs__delete_path", "h2", 4_100).unwrap().is_none());
+    // Valid until decision + timeout (9 000), past the request's own expiry (6 000).
+    let used = a.take_approval("alice", "fs__delete_path", "h1", 8_000).unwrap().unwrap();
+    assert_eq!((used.id.as_str(), used.fingerprint.as_deref()), ("ret", Some("fp")));
+    assert!(other.take_approval("alice", "fs__delete_path", "h1", 8_000).unwrap().is_none(), "used once");
+    a.insert_approval(&approval("late", false, 10_000, 1_000)).unwrap();
+    other.decide_approval("late", &yes, 10_500).unwrap().unwrap();
+    assert!(a.take_approval("alice", "fs__delete_path", "h1", 11_600).unwrap().is_none(), "lapsed");
+}
+
+/// Registrations counted from several handles at once never exceed the limit together.
+pub(crate) fn registrations_are_counted_across_handles(b: &impl Backend) {
+    let handles: Vec<Box<dyn Store>> = (0..4).map(|_| b.open()).collect();
+    let admitted: usize = std::thread::scope(|s| {
+        let runs: Vec<_> = handles
+            .into_iter()
+            .map(|h| s.spawn(move || (0..5).filter(|_| h.count_registration("1.2.3.4", 60, 7).unwrap()).count()))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 7);
+    // Another key, or the next window, counts afresh.
+    let (a, other) = (b.open(), b.open());
+    assert!(a.count_registration("5.6.7.8", 60, 7).unwrap());
+    assert!(!a.count_registration("1.2.3.4", 60, 7).unwrap());
+    assert!(other.count_registration("1.2.3.4", 120, 7).unwrap());
 }

@@ -26,7 +26,7 @@ fn migrations_run_once_under_the_lock() {
         starts.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_versions().unwrap(), [1]);
+        assert_eq!(s.schema_versions().unwrap(), [1, 2]);
     }
     let mut store = PostgresStore::connect(&url).unwrap();
     let (_, secret) = store.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
@@ -102,4 +102,159 @@ fn lost_connections_are_replaced() {
     store.create_token("second", &scope::parse_list("fs:read").unwrap(), None, 3).unwrap();
     let names: Vec<String> = store.tokens(3).unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["ci", "second"]);
+}
+
+/// Every change that must reach the other replicas is announced on the feed when committed:
+/// switches, a static token's and a grant's revocation (also by refresh reuse), a decision.
+#[test]
+fn changes_are_announced_on_the_feed() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let listener = PostgresStore::connect(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sub = listener
+        .subscribe(Box::new(move |c| {
+            let _ = tx.lock().unwrap().send(c);
+        }))
+        .unwrap()
+        .unwrap();
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(1)).expect("a change within a second");
+    assert_eq!(next(), Change::All, "connecting counts as everything changed");
+    let mut other = PostgresStore::connect(&url).unwrap();
+    other.set_switch(Switch::Paused(true), 1).unwrap();
+    assert_eq!(next(), Change::Switches);
+    let (rec, _) = other.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
+    other.revoke_tokens("ci", 2).unwrap();
+    assert_eq!(next(), Change::Token(rec.id));
+    let t = suite::issued(&mut other, 1000);
+    let req = RefreshRequest { token: t.refresh_token.clone(), client_id: "bcl_1".into(), ..Default::default() };
+    other.refresh(&req, 1001, &Lifetimes::default()).unwrap();
+    assert!(other.refresh(&req, 1002, &Lifetimes::default()).is_err(), "reuse");
+    assert_eq!(next(), Change::Grant(t.grant_id));
+    let r = ApprovalRecord {
+        id: "a1".into(),
+        principal: "p".into(),
+        tool: "t".into(),
+        args_hash: "h".into(),
+        fingerprint: None,
+        hold: true,
+        view: serde_json::json!({}),
+        created_ms: 1,
+        expires_ms: 10_000,
+        timeout_ms: 9_999,
+        decision: None,
+        decided_ms: None,
+    };
+    other.insert_approval(&r).unwrap();
+    assert_eq!(next(), Change::Approval("a1".into()), "queued");
+    let yes = ApprovalDecision { approved: true, reason: None, channel: "cli".into() };
+    other.decide_approval("a1", &yes, 2).unwrap().unwrap();
+    assert_eq!(next(), Change::Approval("a1".into()));
+    // A rolled-back change announces nothing.
+    assert!(other.decide_approval("a1", &yes, 3).unwrap().is_none());
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err());
+    drop(sub);
+}
+
+/// Payloads read back as what was sent; an unknown kind is "everything".
+#[test]
+fn change_payloads() {
+    for c in [
+        Change::Token("x".into()),
+        Change::Grant("g".into()),
+        Change::Switches,
+        Change::Approval("a".into()),
+        Change::All,
+    ] {
+        assert_eq!(Change::parse(&c.payload()), c);
+    }
+    assert_eq!(Change::parse("profile p1"), Change::All);
+    assert_eq!(Change::parse("token"), Change::All);
+}
+
+/// Whether the store's connections are encrypted, as the server sees them.
+fn encrypted(store: &PostgresStore) -> bool {
+    store.read(|c| c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])).unwrap().get(0)
+}
+
+/// `sslmode=require` encrypts; `verify-full` with `sslrootcert` also checks the certificate and
+/// the host name, in both forms of connection string; anything it cannot trust is refused.
+#[test]
+fn tls_to_postgresql() {
+    let Some((port, cert)) = testdb::tls_cluster() else { return };
+    let cert = cert.display().to_string();
+    let kv = |extra: &str| format!("host=localhost port={port} user=postgres dbname=tls {extra}");
+    assert!(!encrypted(&PostgresStore::connect(&kv("sslmode=disable")).unwrap()));
+    assert!(encrypted(&PostgresStore::connect(&kv("sslmode=require")).unwrap()));
+    let verified = PostgresStore::connect(&kv(&format!("sslmode=verify-full sslrootcert={cert}"))).unwrap();
+    assert!(encrypted(&verified));
+    let url =
+        format!("postgres://postgres@localhost:{port}/tls?sslmode=verify-full&sslrootcert={cert}&application_name=t");
+    let store = PostgresStore::connect(&url).unwrap();
+    assert!(encrypted(&store));
+    // The change feed's own connection is encrypted too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _sub = store.subscribe(Box::new(move |c| drop(tx.lock().unwrap().send(c)))).unwrap();
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), Change::All);
+    verified.set_switch(Switch::Paused(true), 1).unwrap();
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap(), Change::Switches);
+    // The certificate is for localhost, not for this other name of the same address.
+    let e = PostgresStore::connect(&format!(
+        "host=127.0.0.2 hostaddr=127.0.0.1 port={port} user=postgres dbname=tls sslmode=verify-full sslrootcert={cert}"
+    ));
+    assert!(e.is_err());
+    // Another CA: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.path().join("k"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e = PostgresStore::connect(&kv(&format!("sslmode=verify-full sslrootcert={}", other.display()))).err().unwrap();
+    assert!(e.to_string().contains("store postgres://localhost"), "{e}");
+    for (bad, says) in [
+        ("sslmode=verify-full", "needs sslrootcert"),
+        ("sslmode=verify-ca", "verify-full"),
+        ("sslmode=sometimes", "unknown sslmode"),
+        ("sslmode=verify-full sslrootcert=/nonexistent", "sslrootcert /nonexistent"),
+    ] {
+        let e = PostgresStore::connect(&kv(bad)).err().unwrap().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+        if !bad.contains("nonexistent") {
+            assert!(check_spec(&kv(bad)).is_err(), "{bad}");
+        }
+    }
+    assert!(check_spec(&kv(&format!("sslmode=verify-full sslrootcert={cert}"))).is_ok());
+}
+
+/// A listener whose connection is cut connects again and reports everything as changed
+/// (notifications sent meanwhile are lost), then hears later changes as before.
+#[test]
+fn the_feed_reconnects_and_reports_everything_changed() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let store = PostgresStore::connect(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let _sub = store.subscribe(Box::new(move |c| drop(tx.lock().unwrap().send(c)))).unwrap().unwrap();
+    let wait = |secs| rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("a change");
+    assert_eq!(wait(5), Change::All);
+    let cut = store
+        .run(|c| {
+            c.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(cut.len(), 1, "the feed's connection");
+    assert_eq!(wait(10), Change::All, "reconnected");
+    store.set_switch(Switch::Observe(true), 1).unwrap();
+    assert_eq!(wait(1), Change::Switches);
 }
