@@ -38,7 +38,9 @@ use crate::html;
 use crate::net::{self, FetchPolicy, Fetched};
 use crate::redirect;
 use crate::secret;
-use crate::store::{Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Store, StoreError};
+use crate::store::{
+    Access, ClientCredentials, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Store, StoreError,
+};
 
 /// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), asked on each use.
 pub type ScopesFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;

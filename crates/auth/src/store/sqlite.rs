@@ -186,6 +186,7 @@ impl SqliteStore {
         // The hub and a CLI command may write at once: wait for the lock rather than fail.
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(machine::SCHEMA)?;
         Ok(SqliteStore { conn, path })
     }
 
@@ -726,6 +727,32 @@ impl Store for SqliteStore {
         Ok(RevokedAll { tokens, grants })
     }
 
+    fn create_machine_client(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        now: u64,
+    ) -> Result<(MachineClient, String), StoreError> {
+        machine::create(&mut self.conn, name, scopes, now)
+    }
+
+    fn machine_clients(&self) -> Result<Vec<MachineClient>, StoreError> {
+        machine::list(&self.conn)
+    }
+
+    fn revoke_machine_clients(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
+        machine::revoke(&mut self.conn, id_or_name, now)
+    }
+
+    fn client_credentials(
+        &mut self,
+        req: &ClientCredentials,
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<Issued, GrantError> {
+        machine::issue(&mut self.conn, req, now, life)
+    }
+
     fn create_login_link(&self, expires: u64, now: u64) -> Result<String, StoreError> {
         let secret = secret::random_secret(LOGIN_LINK_PREFIX).map_err(StoreError)?;
         self.conn.execute("DELETE FROM login_links WHERE expires <= ?1", [i(now)])?;
@@ -803,5 +830,6 @@ fn issue(
     })
 }
 
+mod machine;
 #[cfg(test)]
 mod tests;
