@@ -45,6 +45,7 @@
 pub mod approvals;
 pub mod bundle;
 pub mod cli;
+pub mod client_cli;
 pub mod completions;
 pub mod config;
 pub mod contain;
