@@ -57,6 +57,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod refused;
+pub mod remote_auth;
 pub mod router;
 pub mod scope;
 pub mod search;

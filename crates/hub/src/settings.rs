@@ -615,9 +615,14 @@ fn upstreams(
                     },
                     None => None,
                 };
+                let credentials = crate::remote_auth::credentials_of(u, url).unwrap_or_else(|e| {
+                    found.errors.push(SettingsError::File(e));
+                    None
+                });
                 Source::Remote(Remote {
                     url: url.clone(),
                     bearer,
+                    credentials,
                     ping_interval: u.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
                 })
             }

@@ -145,8 +145,14 @@ impl Source {
     }
 
     /// The tier of one of its tools (annotations already filled): the rule of [`crate::scope`].
-    pub fn tier_of(&self, tool: &Tool) -> bastion_policy::Tier {
-        crate::scope::tier_of(tool, self.runs_programs())
+    /// A remote Bastion host (reached with client credentials) offers its own `shell` and
+    /// `host` upstreams' tools as `shell__…` and `host__…`: those run programs there, so they
+    /// are `exec` here too, as on the host (`build01:shell:exec`). `inner` is the tool's own
+    /// name on the upstream.
+    pub fn tier_of(&self, tool: &Tool, inner: &str) -> bastion_policy::Tier {
+        let bastion_host_runs_programs = matches!(self, Source::Remote(Remote { credentials: Some(_), .. }))
+            && matches!(bastion_auth::scope::inner_upstream(inner), Some("shell" | "host"));
+        crate::scope::tier_of(tool, self.runs_programs() || bastion_host_runs_programs)
     }
 }
 
@@ -178,6 +184,9 @@ pub struct Remote {
     pub url: String,
     /// Bearer token, without the `Bearer ` prefix.
     pub bearer: Option<String>,
+    /// A remote Bastion host: the hub gets its tokens by client credentials instead (see
+    /// [`crate::remote_auth`]).
+    pub credentials: Option<crate::remote_auth::MachineCredentials>,
     /// How often its tools are listed again (default [`DEFAULT_PING_INTERVAL`]): that notices
     /// it went away before a call does, and picks up tool changes a stateless remote cannot
     /// announce. Children are not polled: their exit is seen at once, they can announce
@@ -190,6 +199,7 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("url", &self.url)
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
             .field("ping_interval", &self.ping_interval)
             .finish()
     }
@@ -267,6 +277,9 @@ pub struct Upstream {
     restart_now: Notify,
     /// Why it last failed or exited, kept after it is back up.
     last_error: RwLock<Option<String>>,
+    /// A remote Bastion host's machine tokens, kept across reconnections (a token still valid
+    /// after the host restarted is used again).
+    tokens: std::sync::OnceLock<Arc<crate::remote_auth::TokenSource>>,
 }
 
 /// How a dead child is restarted.
@@ -310,6 +323,7 @@ impl Upstream {
             on_change: Arc::default(),
             restart_now: Notify::new(),
             last_error: RwLock::new(None),
+            tokens: std::sync::OnceLock::new(),
         })
     }
 
@@ -360,6 +374,13 @@ impl Upstream {
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
         let service = match &self.spec.source {
+            Source::Remote(Remote { url, credentials: Some(creds), .. }) => {
+                let source = self.tokens.get_or_init(|| crate::remote_auth::TokenSource::new(creds.clone()));
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                let http = crate::remote_auth::AuthedClient::new(source.clone());
+                let transport = StreamableHttpClientTransport::with_client(http, config);
+                tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
             Source::Remote(remote) => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
                 if let Some(token) = &remote.bearer {
@@ -484,7 +505,13 @@ impl Upstream {
                 continue;
             }
             failures += 1;
-            if failures >= restart.max_failures {
+            // A remote host that went away is not a crash loop of ours: it comes back when the
+            // host does, without a hub restart. It is tried again at most every ping interval.
+            let remote_every = match &self.spec.source {
+                Source::Remote(r) => Some(r.ping_interval.max(restart.backoff_min)),
+                _ => None,
+            };
+            if failures >= restart.max_failures && remote_every.is_none() {
                 tracing::error!(upstream = %self.spec.name, failures, "upstream keeps failing; not restarting it again");
                 self.set(Status::Failed(format!(
                     "crash loop: {failures} failures in a row, not restarted; last: {why}"
@@ -496,7 +523,7 @@ impl Upstream {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.cancelled() => return,
             }
-            backoff = (backoff * 2).min(restart.backoff_max);
+            backoff = (backoff * 2).min(restart.backoff_max).min(remote_every.unwrap_or(Duration::MAX));
             self.restarts.fetch_add(1, Ordering::Relaxed);
             self.set(Status::Starting);
         }

@@ -97,7 +97,10 @@ pub fn now() -> u64 {
 pub fn issuer_of(public_url: &str) -> Result<String, String> {
     let url = Url::parse(public_url).map_err(|e| format!("public URL '{public_url}': {e}"))?;
     let host = url.host_str().ok_or_else(|| format!("public URL '{public_url}' has no host"))?;
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    // All of 127.0.0.0/8 is loopback: hosts of a fleet tested on one machine (or in network
+    // namespaces behind loopback forwarders) are 127.0.0.2, 127.0.0.3, ...
+    let loopback =
+        matches!(host, "localhost" | "[::1]") || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback());
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -643,6 +646,8 @@ mod tests {
             ("https://hub.example.com:8443/mcp/", Ok("https://hub.example.com:8443")),
             ("https://hub.example.com:443", Ok("https://hub.example.com")),
             ("http://127.0.0.1:8765", Ok("http://127.0.0.1:8765")),
+            ("http://127.0.0.2:8765/mcp", Ok("http://127.0.0.2:8765")),
+            ("http://128.0.0.1:8765", Err("https")),
             ("http://localhost:1/mcp", Ok("http://localhost:1")),
             ("http://[::1]:1", Ok("http://[::1]:1")),
             ("http://hub.example.com", Err("https")),

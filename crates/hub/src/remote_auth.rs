@@ -1,0 +1,485 @@
+//! How the hub authenticates to a remote Bastion host: OAuth client credentials against the
+//! host's own authorization server (`bastion client create --machine` on that host). The hub
+//! asks `/token` for a short-lived access token, presents it on every request to the host's
+//! `/mcp`, asks again before it expires, and once more when the host answers 401 (the token was
+//! revoked, or the host's store was reset): the host sees a machine principal, never a caller's
+//! token.
+//!
+//! The secret comes from the environment or a file (`client_secret = "env:NAME"` or
+//! `"file:/path"`); a configuration that holds one in clear is refused where it is read
+//! ([`SecretRef::parse`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderName, HeaderValue};
+use futures_util::stream::BoxStream;
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+};
+use sse_stream::Sse;
+
+/// Where a secret is: `env:NAME` or `file:/absolute/path`. Never the secret itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable of the hub.
+    Env(String),
+    /// A file (its content, surrounding whitespace trimmed).
+    File(std::path::PathBuf),
+}
+
+impl SecretRef {
+    /// Parses `env:NAME` or `file:/path`; anything else is refused, with the reason (a secret
+    /// written in clear in the configuration is the case this exists for).
+    pub fn parse(s: &str) -> Result<SecretRef, String> {
+        if let Some(var) = s.strip_prefix("env:") {
+            let ok = !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            return if ok {
+                Ok(SecretRef::Env(var.to_owned()))
+            } else {
+                Err(format!("'env:{var}' is not a variable name"))
+            };
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            let p = std::path::PathBuf::from(path);
+            return if p.is_absolute() {
+                Ok(SecretRef::File(p))
+            } else {
+                Err(format!("'file:{path}' must be an absolute path"))
+            };
+        }
+        Err("must be \"env:NAME\" or \"file:/path\"; a secret is never written in the configuration in clear".into())
+    }
+
+    /// The secret now.
+    pub fn resolve(&self) -> Result<String, String> {
+        let value = match self {
+            SecretRef::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
+            SecretRef::File(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        };
+        let value = value.trim().to_owned();
+        if value.is_empty() {
+            return Err(format!("{self} is empty"));
+        }
+        Ok(value)
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env(v) => write!(f, "env:{v}"),
+            SecretRef::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// Checks an `[[upstream]]`'s client credentials when the file is read: `client_id` and
+/// `client_secret` together, on a `url` upstream only, without `bearer_token_env`, the secret
+/// a reference and never in clear, the scopes scopes.
+pub fn check_upstream(u: &crate::config::UpstreamConfig) -> Result<(), String> {
+    let name = &u.name;
+    match (&u.client_id, &u.client_secret) {
+        (None, None) if u.client_scope.is_none() => return Ok(()),
+        (None, None) => return Err(format!("upstream '{name}': client_scope needs client_id and client_secret")),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!("upstream '{name}': client_id and client_secret go together"));
+        }
+        (Some(_), Some(_)) => {}
+    }
+    if u.url.is_none() {
+        return Err(format!("upstream '{name}': client_id and client_secret are only for url upstreams"));
+    }
+    if u.bearer_token_env.is_some() {
+        return Err(format!("upstream '{name}': use either bearer_token_env or client_id/client_secret, not both"));
+    }
+    if let Some(secret) = &u.client_secret {
+        SecretRef::parse(secret).map_err(|e| format!("upstream '{name}': client_secret {e}"))?;
+    }
+    if let Some(s) = &u.client_scope {
+        bastion_auth::scope::parse_list(s).map_err(|e| format!("upstream '{name}': client_scope: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The client credentials of an `[[upstream]]` (checked by [`check_upstream`]), the secret
+/// resolved now; `None` when it has none.
+pub fn credentials_of(u: &crate::config::UpstreamConfig, url: &str) -> Result<Option<MachineCredentials>, String> {
+    let (Some(client_id), Some(secret)) = (&u.client_id, &u.client_secret) else { return Ok(None) };
+    let reference = SecretRef::parse(secret).map_err(|e| format!("upstream '{}': client_secret {e}", u.name))?;
+    let client_secret = reference.resolve().map_err(|e| format!("upstream '{}': client_secret: {e}", u.name))?;
+    Ok(Some(MachineCredentials {
+        token_url: token_url_of(url)?,
+        resource: url.to_owned(),
+        client_id: client_id.clone(),
+        client_secret,
+        scope: u.client_scope.clone(),
+    }))
+}
+
+/// A machine client's credentials at a remote host.
+#[derive(Clone)]
+pub struct MachineCredentials {
+    /// The host's token endpoint (`{origin}/token`).
+    pub token_url: String,
+    /// The audience asked for: the host's MCP endpoint.
+    pub resource: String,
+    /// `bmc_…`.
+    pub client_id: String,
+    /// The secret, resolved from its reference when the settings were built.
+    pub client_secret: String,
+    /// Scopes to ask for (space-separated); `None`: all of the client's.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for MachineCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineCredentials")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// `{origin}/token` of an MCP endpoint URL: Bastion serves OAuth at its origin root.
+pub fn token_url_of(mcp_url: &str) -> Result<String, String> {
+    let u = url::Url::parse(mcp_url).map_err(|e| format!("url '{mcp_url}': {e}"))?;
+    Ok(format!("{}/token", u.origin().ascii_serialization()))
+}
+
+/// A token is renewed when less than this share of its life is left (and at least
+/// [`RENEW_MARGIN_MIN`] before it expires), so a call never starts with a token about to lapse.
+const RENEW_FRACTION: u32 = 5;
+/// The least time before expiry at which a token is renewed.
+const RENEW_MARGIN_MIN: Duration = Duration::from_secs(10);
+/// How long a token request may take.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Cached {
+    token: String,
+    renew_at: Instant,
+}
+
+/// Access tokens for one remote host, obtained and renewed by client credentials.
+pub struct TokenSource {
+    creds: MachineCredentials,
+    http: reqwest::Client,
+    cached: tokio::sync::Mutex<Option<Cached>>,
+    /// Tokens obtained so far (tests and the log).
+    issued: Mutex<u64>,
+}
+
+impl TokenSource {
+    /// A source with no token yet.
+    pub fn new(creds: MachineCredentials) -> Arc<TokenSource> {
+        Arc::new(TokenSource {
+            creds,
+            http: no_redirects(),
+            cached: tokio::sync::Mutex::new(None),
+            issued: Mutex::new(0),
+        })
+    }
+
+    /// How many tokens were obtained.
+    pub fn issued(&self) -> u64 {
+        *self.issued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A token that is not about to expire: the cached one, or a new one. One request at a
+    /// time: concurrent callers wait for the same renewal.
+    pub async fn token(&self) -> Result<String, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref()
+            && Instant::now() < c.renew_at
+        {
+            return Ok(c.token.clone());
+        }
+        let (token, life) = self.request().await?;
+        let margin = (life / RENEW_FRACTION).max(RENEW_MARGIN_MIN).min(life);
+        *cached = Some(Cached { token: token.clone(), renew_at: Instant::now() + (life - margin) });
+        *self.issued.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Ok(token)
+    }
+
+    /// Forgets `stale` (the host refused it), so the next [`TokenSource::token`] asks again.
+    pub async fn invalidate(&self, stale: &str) {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|c| c.token == stale) {
+            *cached = None;
+        }
+    }
+
+    async fn request(&self) -> Result<(String, Duration), String> {
+        let c = &self.creds;
+        let mut form = vec![("grant_type", "client_credentials"), ("resource", c.resource.as_str())];
+        if let Some(s) = &c.scope {
+            form.push(("scope", s.as_str()));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&form).finish();
+        // client_secret_basic: both halves form-urlencoded first (RFC 6749 §2.3.1).
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let response = self
+            .http
+            .post(&c.token_url)
+            .basic_auth(enc(&c.client_id), Some(enc(&c.client_secret)))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .timeout(TOKEN_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("token endpoint {}: {e}", c.token_url))?;
+        let status = response.status();
+        let v: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| format!("token endpoint {}: HTTP {status}, not JSON: {e}", c.token_url))?;
+        if !status.is_success() {
+            let err = v["error"].as_str().unwrap_or("?");
+            let d = v["error_description"].as_str().unwrap_or("");
+            return Err(format!("token endpoint {}: HTTP {status} {err}: {d}", c.token_url));
+        }
+        let token = v["access_token"].as_str().filter(|t| !t.is_empty()).ok_or("token endpoint: no access_token")?;
+        let life = Duration::from_secs(v["expires_in"].as_u64().unwrap_or(60).max(1));
+        tracing::debug!(token_url = %c.token_url, expires_in = life.as_secs(), "machine token obtained");
+        Ok((token.to_owned(), life))
+    }
+}
+
+/// The hub's HTTP client towards remotes: no redirects, so a token is never sent elsewhere.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default()
+}
+
+/// The streamable HTTP client of a remote host reached with client credentials: every request
+/// carries the current machine token; a 401 makes it get a new one and send the request once
+/// more (a 401 is answered before the host does anything with the request, so sending it
+/// again cannot do a call twice).
+#[derive(Clone)]
+pub struct AuthedClient {
+    inner: reqwest::Client,
+    source: Arc<TokenSource>,
+}
+
+impl AuthedClient {
+    /// A client presenting `source`'s tokens.
+    pub fn new(source: Arc<TokenSource>) -> AuthedClient {
+        AuthedClient { inner: no_redirects(), source }
+    }
+
+    async fn token(&self) -> Result<String, StreamableHttpError<reqwest::Error>> {
+        self.source.token().await.map_err(|e| StreamableHttpError::UnexpectedServerResponse(e.into()))
+    }
+}
+
+type Result2<T> = Result<T, StreamableHttpError<reqwest::Error>>;
+
+fn unauthorized<T>(r: &Result2<T>) -> bool {
+    match r {
+        Err(StreamableHttpError::AuthRequired(_)) => true,
+        Err(StreamableHttpError::HttpStatus(s)) => s.status == 401,
+        _ => false,
+    }
+}
+
+impl StreamableHttpClient for AuthedClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result2<StreamableHttpPostResponse> {
+        self.post_message_with_max_sse_event_size(uri, message, session_id, None, custom_headers, usize::MAX).await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result2<StreamableHttpPostResponse> {
+        let token = self.token().await?;
+        let first = self
+            .inner
+            .post_message_with_max_sse_event_size(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                Some(token.clone()),
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
+            .await;
+        if !unauthorized(&first) {
+            return first;
+        }
+        tracing::info!(uri = %uri, "remote refused the machine token; asking for a new one");
+        self.source.invalidate(&token).await;
+        let token = self.token().await?;
+        self.inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                Some(token),
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result2<()> {
+        let token = self.token().await?;
+        self.inner.delete_session(uri, session_id, Some(token), custom_headers).await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result2<BoxStream<'static, Result<Sse, SseError>>> {
+        self.get_stream_with_max_sse_event_size(uri, session_id, last_event_id, None, custom_headers, usize::MAX).await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result2<BoxStream<'static, Result<Sse, SseError>>> {
+        let token = self.token().await?;
+        let first = self
+            .inner
+            .get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                Some(token.clone()),
+                custom_headers.clone(),
+                max_sse_event_size,
+            )
+            .await;
+        if !unauthorized(&first) {
+            return first;
+        }
+        self.source.invalidate(&token).await;
+        let token = self.token().await?;
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                Some(token),
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_references() {
+        assert_eq!(SecretRef::parse("env:HUB_SECRET"), Ok(SecretRef::Env("HUB_SECRET".into())));
+        assert_eq!(SecretRef::parse("file:/run/secrets/b1"), Ok(SecretRef::File("/run/secrets/b1".into())));
+        for (bad, why) in [
+            ("bcs_abc", "never written in the configuration in clear"),
+            ("", "env:NAME"),
+            ("env:", "not a variable name"),
+            ("env:A B", "not a variable name"),
+            ("file:relative", "absolute"),
+        ] {
+            assert!(SecretRef::parse(bad).unwrap_err().contains(why), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, "bcs_x\n").unwrap();
+        assert_eq!(SecretRef::File(f.clone()).resolve().unwrap(), "bcs_x");
+        std::fs::write(&f, " \n").unwrap();
+        assert!(SecretRef::File(f).resolve().unwrap_err().contains("empty"));
+        assert!(SecretRef::Env("BASTION_TEST_SURELY_UNSET_VAR".into()).resolve().unwrap_err().contains("not set"));
+    }
+
+    #[test]
+    fn upstream_entries_are_checked_at_load() {
+        let entry =
+            |extra: &str| crate::config::HubConfig::parse(&format!("[[upstream]]\nname = \"build01\"\n{extra}"));
+        let url = "url = \"http://127.0.0.2:8765/mcp\"\n";
+        assert!(entry(&format!("{url}client_id = \"bmc_1\"\nclient_secret = \"env:B1\"")).is_ok());
+        assert!(
+            entry(&format!(
+                "{url}client_id = \"bmc_1\"\nclient_secret = \"file:/run/b1\"\nclient_scope = \"fs:read git:read\""
+            ))
+            .is_ok()
+        );
+        for (extra, why) in [
+            (
+                format!("{url}client_id = \"bmc_1\"\nclient_secret = \"bcs_inclear\""),
+                "never written in the configuration in clear",
+            ),
+            (format!("{url}client_id = \"bmc_1\""), "go together"),
+            (format!("{url}client_secret = \"env:B1\""), "go together"),
+            (format!("{url}client_scope = \"fs:read\""), "needs client_id"),
+            (format!("{url}client_id = \"b\"\nclient_secret = \"env:B1\"\nbearer_token_env = \"T\""), "not both"),
+            (
+                format!("{url}client_id = \"b\"\nclient_secret = \"env:B1\"\nclient_scope = \"fs:admin\""),
+                "client_scope",
+            ),
+            ("builtin = \"fs\"\nclient_id = \"b\"\nclient_secret = \"env:B1\"".to_owned(), "only for url upstreams"),
+        ] {
+            let e = entry(&extra).unwrap_err();
+            assert!(e.contains(why), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn credentials_resolve_their_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "bcs_from_file\n").unwrap();
+        let text = format!(
+            "[[upstream]]\nname = \"build01\"\nurl = \"http://127.0.0.2:8765/mcp\"\nclient_id = \"bmc_1\"\nclient_secret = \"file:{}\"",
+            f.display()
+        );
+        let c = crate::config::HubConfig::parse(&text).unwrap();
+        let creds = credentials_of(&c.upstreams[0], "http://127.0.0.2:8765/mcp").unwrap().unwrap();
+        assert_eq!(creds.token_url, "http://127.0.0.2:8765/token");
+        assert_eq!((creds.client_id.as_str(), creds.client_secret.as_str()), ("bmc_1", "bcs_from_file"));
+        assert!(!format!("{creds:?}").contains("bcs_from_file"), "the secret is never printed");
+        std::fs::remove_file(&f).unwrap();
+        let e = credentials_of(&c.upstreams[0], "http://127.0.0.2:8765/mcp").unwrap_err();
+        assert!(e.contains("build01") && e.contains("client_secret"), "{e}");
+    }
+
+    #[test]
+    fn token_urls() {
+        assert_eq!(token_url_of("https://b1.example:8443/mcp").unwrap(), "https://b1.example:8443/token");
+        assert_eq!(token_url_of("http://10.0.0.2:8765/").unwrap(), "http://10.0.0.2:8765/token");
+        assert!(token_url_of("nope").is_err());
+    }
+}
