@@ -51,6 +51,7 @@ mod bench_shell;
 mod ci;
 mod conformance;
 mod dist;
+mod fleet;
 mod fuzz;
 mod interop;
 mod mcpb;
