@@ -476,6 +476,107 @@ mod tests {
         assert!(e.contains("build01") && e.contains("client_secret"), "{e}");
     }
 
+    /// A host's `/token` and `/mcp`: tokens `bat_1`, `bat_2`, … living `life` seconds; `/mcp`
+    /// refuses `bat_1` with a 401 (as a host does a revoked token) and answers any other.
+    async fn fake_host(life: u64) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use axum::http::{HeaderMap, StatusCode, header};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // `main` installs the TLS provider reqwest is built without (see Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let issued = Arc::new(AtomicU64::new(0));
+        let count = issued.clone();
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let count = count.clone();
+                    async move {
+                        use base64::Engine;
+                        let basic = base64::engine::general_purpose::STANDARD.encode("bmc_1:bcs_s%2Bx");
+                        let authed =
+                            headers.get(header::AUTHORIZATION).is_some_and(|v| *v == *format!("Basic {basic}"));
+                        if !authed || !body.contains("grant_type=client_credentials") {
+                            return (StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#.to_owned());
+                        }
+                        let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                        (
+                            StatusCode::OK,
+                            format!(r#"{{"access_token":"bat_{n}","token_type":"Bearer","expires_in":{life}}}"#),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/mcp",
+                axum::routing::post(|headers: HeaderMap| async move {
+                    if headers.get(header::AUTHORIZATION).is_some_and(|v| v == "Bearer bat_1") {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
+                            String::new(),
+                        )
+                            .into_response();
+                    }
+                    ([(header::CONTENT_TYPE, "application/json")], r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+                        .into_response()
+                }),
+            );
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), issued)
+    }
+
+    fn creds(base: &str, secret: &str) -> MachineCredentials {
+        MachineCredentials {
+            token_url: format!("{base}/token"),
+            resource: format!("{base}/mcp"),
+            client_id: "bmc_1".into(),
+            client_secret: secret.into(),
+            scope: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_renewed_and_refused() {
+        use std::sync::atomic::Ordering;
+        let (base, issued) = fake_host(600).await;
+        let src = TokenSource::new(creds(&base, "bcs_s+x"));
+        assert_eq!(src.token().await.unwrap(), "bat_1");
+        assert_eq!(src.token().await.unwrap(), "bat_1", "a token with life left is used again");
+        src.invalidate("bat_other").await;
+        assert_eq!(src.token().await.unwrap(), "bat_1");
+        src.invalidate("bat_1").await;
+        assert_eq!(src.token().await.unwrap(), "bat_2", "a refused token is replaced");
+        assert_eq!((issued.load(Ordering::SeqCst), src.issued()), (2, 2));
+
+        // A token about to expire is renewed before it is used.
+        let (base, issued) = fake_host(1).await;
+        let src = TokenSource::new(creds(&base, "bcs_s+x"));
+        src.token().await.unwrap();
+        src.token().await.unwrap();
+        assert_eq!(issued.load(Ordering::SeqCst), 2);
+
+        let wrong = TokenSource::new(creds(&base, "bcs_wrong"));
+        let e = wrong.token().await.unwrap_err();
+        assert!(e.contains("401") && e.contains("invalid_client") && !e.contains("bcs_wrong"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_401_gets_a_new_token_and_one_more_try() {
+        use rmcp::model::{ClientRequest, NumberOrString, PingRequest};
+        let (base, issued) = fake_host(600).await;
+        let client = AuthedClient::new(TokenSource::new(creds(&base, "bcs_s+x")));
+        let ping = ClientJsonRpcMessage::request(
+            ClientRequest::PingRequest(PingRequest::default()),
+            NumberOrString::Number(1),
+        );
+        let r = client.post_message(format!("{base}/mcp").into(), ping, None, None, HashMap::new()).await;
+        assert!(matches!(r, Ok(StreamableHttpPostResponse::Json(..))), "{r:?}");
+        assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2, "bat_1 refused, bat_2 used");
+    }
+
     #[test]
     fn token_urls() {
         assert_eq!(token_url_of("https://b1.example:8443/mcp").unwrap(), "https://b1.example:8443/token");

@@ -596,6 +596,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_remote_host_that_is_gone_is_tried_again_without_giving_up() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A port nothing listens on: every attempt fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = spec("unused", &[]);
+        s.source = Source::Remote(Remote {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            bearer: None,
+            credentials: None,
+            ping_interval: Duration::from_millis(2),
+        });
+        let up = Upstream::new(s);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(up.clone().supervise(shutdown.clone(), fast(2)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while up.restarts() < 5 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(up.restarts() >= 5, "tried again past the crash-loop limit of 2: {}", up.restarts());
+        assert!(!task.is_finished(), "still supervised");
+        if let Status::Failed(why) = up.status() {
+            assert!(!why.starts_with("crash loop"), "{why}");
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn shutdown_stops_the_supervisor() {
         let up = Upstream::new(spec("true", &[]));
         let shutdown = CancellationToken::new();

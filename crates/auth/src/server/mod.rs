@@ -526,7 +526,17 @@ pub(crate) fn requested_scopes(raw: Option<&str>, supported: &[String]) -> Vec<S
 /// A line for the consent page about what a scope allows.
 fn describe_scope(scope: &str) -> String {
     let (u, t) = scope.split_once(':').unwrap_or((scope, "*"));
-    let whose = if u == "*" { "every upstream".to_owned() } else { format!("the {u} upstream") };
+    // A host-qualified scope (`build01:fs:write`): the host's own upstream is the middle part.
+    let (u, inner, t) = match t.split_once(':') {
+        Some((inner, t)) => (u, Some(inner), t),
+        None => (u, None, t),
+    };
+    let whose = match (u, inner) {
+        ("*", None) => "every upstream".to_owned(),
+        (u, None) => format!("the {u} upstream"),
+        ("*", Some(i)) => format!("every host's {i} upstream"),
+        (u, Some(i)) => format!("{u}'s {i} upstream"),
+    };
     match t {
         "read" => format!("use the read-only tools of {whose}"),
         "write" => format!("use the tools of {whose} that change things (without deleting)"),
@@ -675,6 +685,10 @@ mod tests {
         assert_eq!(requested_scopes(Some("nope:*"), &sup), sup);
         assert!(covers("*:*", "fs:read") && covers("fs:*", "fs:write") && !covers("git:*", "fs:read"));
         assert!(describe_scope("shell:exec").contains("run"));
+        assert_eq!(
+            describe_scope("build01:fs:write"),
+            "use the tools of build01's fs upstream that change things (without deleting)"
+        );
     }
 
     #[test]
