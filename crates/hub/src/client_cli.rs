@@ -27,6 +27,10 @@ pub struct StateArgs {
     /// The hub's state directory (default: $XDG_STATE_HOME/bastion or ~/.local/state/bastion).
     #[arg(long = "state-dir", value_name = "DIR", env = "BASTION_STATE_DIR")]
     pub dir: Option<PathBuf>,
+    /// The hub's configuration file: its `store` (a PostgreSQL database that several hubs
+    /// share) is the one acted on, from any machine that reaches it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `bastion client create`.
@@ -65,6 +69,27 @@ impl StateArgs {
             None => Ok(bastion_auth::state::default_dir()?),
         }
     }
+
+    /// The configuration's `store`, if a file with one was given.
+    fn configured_store(&self) -> anyhow::Result<Option<String>> {
+        let Some(file) = &self.config else { return Ok(None) };
+        let config = crate::config::HubConfig::load(file).map_err(anyhow::Error::msg)?;
+        Ok(config.store.filter(|s| !s.trim().is_empty()))
+    }
+
+    /// The store, created if needed.
+    fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        let store = self.configured_store()?;
+        Ok(bastion_auth::store::open(store.as_deref(), &self.path()?)?)
+    }
+
+    /// The store if there is one: listing or revoking never creates a SQLite file.
+    fn existing(&self) -> anyhow::Result<Option<Box<dyn Store>>> {
+        if let Some(store) = self.configured_store()? {
+            return Ok(Some(bastion_auth::store::open(Some(&store), &self.path()?)?));
+        }
+        Ok(SqliteStore::open_existing(&self.path()?)?.map(|s| Box::new(s) as Box<dyn Store>))
+    }
 }
 
 /// Runs a `bastion client` subcommand.
@@ -72,7 +97,7 @@ pub fn client(cmd: ClientCommand) -> anyhow::Result<()> {
     let now = bastion_auth::now();
     match cmd {
         ClientCommand::Create(a) => {
-            let mut store = SqliteStore::open(&a.state.path()?)?;
+            let mut store = a.state.open()?;
             let (c, secret) = store.create_machine_client(&a.name, &a.scopes, now)?;
             eprintln!(
                 "created machine client '{}' with scopes {}; its secret is stored hashed in {}",
@@ -88,7 +113,7 @@ pub fn client(cmd: ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::List(state) => {
             println!("{:<28}  {:<20}  {:<8}  {:<20}  SCOPES", "CLIENT_ID", "NAME", "STATE", "LAST USED");
-            let Some(store) = SqliteStore::open_existing(&state.path()?)? else { return Ok(()) };
+            let Some(store) = state.existing()? else { return Ok(()) };
             for c in store.machine_clients()? {
                 let used = c.last_used.map_or("never".to_owned(), |t| {
                     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
@@ -105,7 +130,9 @@ pub fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             }
         }
         ClientCommand::Revoke(a) => {
-            let mut store = SqliteStore::open_existing(&a.state.path()?)?
+            let mut store = a
+                .state
+                .existing()?
                 .with_context(|| format!("no store in {}", a.state.path().unwrap_or_default().display()))?;
             let n = store.revoke_machine_clients(&a.name_or_id, now)?;
             if n == 0 {
