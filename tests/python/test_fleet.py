@@ -11,6 +11,9 @@ token's audience all see the same URL while every byte crosses the namespaces' l
 namespaces cannot be made (not root, no ``ip``), the hosts listen on 127.0.0.2 and 127.0.0.3 in
 the test's namespace instead, and the test says so in its output.
 
+A third test puts a host behind nginx requiring a client certificate (mutual TLS) and checks
+that the hub reaches it with its certificate and not without.
+
 Run by ``cargo xtask ci``'s ``fleet`` step (``xtask/src/fleet.rs``), which sets
 ``BASTION_FLEET=1``; the normal interop step skips it.
 
@@ -440,6 +443,134 @@ async def test_a_fleet_of_two_hosts(tmp_path: Path) -> None:
             log = agg.stderr.read_text()
             assert "invalid_client" in log, log[-3000:]
             assert b1.client_secret not in log and b2.client_secret not in log, "secrets never logged"
+
+
+def _pki(base: Path, server_ip: str) -> dict[str, Path]:
+    """A CA, a server certificate for ``server_ip`` and a client certificate, all signed by it."""
+    f = {n: base / n for n in ["ca.key", "ca.pem", "server.key", "server.pem", "client.key", "client.pem"]}
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=TIMEOUT)
+
+    ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=fleet test CA", "-keyout", str(f["ca.key"]), "-out", str(f["ca.pem"]))
+    for who, ext in [("server", f"subjectAltName=IP:{server_ip}\nextendedKeyUsage=serverAuth"),
+                     ("client", "extendedKeyUsage=clientAuth")]:
+        csr = base / f"{who}.csr"
+        (base / f"{who}.ext").write_text(ext + "\n")
+        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN=fleet {who}",
+            "-keyout", str(f[f"{who}.key"]), "-out", str(csr))
+        ssl("x509", "-req", "-in", str(csr), "-CA", str(f["ca.pem"]), "-CAkey", str(f["ca.key"]), "-CAcreateserial",
+            "-days", "2", "-extfile", str(base / f"{who}.ext"), "-out", str(f[f"{who}.pem"]))
+    return f
+
+
+@pytest.mark.anyio
+async def test_a_host_behind_mutual_tls(tmp_path: Path) -> None:
+    """Mutual TLS to a host: nginx in front of it requires a client certificate signed by the
+    fleet's CA (``ssl_verify_client on``); the hub trusts only that CA for the host
+    (``tls_ca``), presents its certificate (``tls_client_cert``, ``tls_client_key =
+    "file:…"``) and authenticates with client credentials on top. Without the certificate the
+    host stays down."""
+    nginx = shutil.which("nginx")
+    if nginx is None or shutil.which("openssl") is None:
+        pytest.fail("nginx and openssl are needed (cargo xtask provision installs them)")
+    address = "127.0.0.4"
+    pki = _pki(tmp_path, address)
+    front = _free_port(address)
+    host = Host(name="build03", index=3, base=tmp_path, netns=None, address="127.0.0.1", port=_free_port("127.0.0.1"))
+    host.create_machine_client("*:read")
+    log = open(tmp_path / "build03.stderr", "a")
+    host.proc = subprocess.Popen(
+        [str(bastion()), "serve", "--root", str(host.root), "--listen", f"127.0.0.1:{host.port}",
+         "--public-url", f"https://{address}:{front}", "--state-dir", str(host.state)],
+        stdout=subprocess.DEVNULL, stderr=log, text=True,
+    )
+    for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi"]:
+        (tmp_path / d).mkdir()
+    (tmp_path / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {tmp_path}/access.log;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+    server {{
+        listen {address}:{front} ssl;
+        ssl_certificate {pki["server.pem"]};
+        ssl_certificate_key {pki["server.key"]};
+        ssl_client_certificate {pki["ca.pem"]};
+        ssl_verify_client on;
+        location / {{
+            proxy_pass http://127.0.0.1:{host.port};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+""")
+    proxy = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    hubs: list[subprocess.Popen[str]] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (tmp_path / "nginx.pid").exists():
+            assert proxy.poll() is None and time.monotonic() < deadline, (tmp_path / "error.log").read_text()
+            time.sleep(0.1)
+
+        def start_hub(name: str, with_cert: bool) -> tuple[Aggregator, str]:
+            entry = (f'[[upstream]]\nname = "build03"\nurl = "https://{address}:{front}/mcp"\n'
+                     f'client_id = "{host.client_id}"\nclient_secret = "env:FLEET_BUILD03_SECRET"\n'
+                     f'ping_interval = "1s"\ntls_ca = "{pki["ca.pem"]}"\n')
+            if with_cert:
+                entry += f'tls_client_cert = "{pki["client.pem"]}"\ntls_client_key = "file:{pki["client.key"]}"\n'
+            base = tmp_path / name
+            base.mkdir()
+            (base / "hub.toml").write_text(entry)
+            port = _free_port("127.0.0.1")
+            proc = subprocess.Popen(
+                [str(bastion()), "serve", "--config", str(base / "hub.toml"), "--listen", f"127.0.0.1:{port}",
+                 "--state-dir", str(base / "state")],
+                stdout=subprocess.DEVNULL, stderr=open(base / "hub.stderr", "w"), text=True,
+                env={**os.environ, "FLEET_BUILD03_SECRET": host.client_secret, "RUST_LOG": "info,rmcp=warn"},
+            )
+            hubs.append(proc)
+            agg = Aggregator(port=port, state=base / "state", stderr=base / "hub.stderr", proc=proc)
+            deadline = time.monotonic() + TIMEOUT
+            while not (agg.state / "auth.sqlite3").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return agg, create_token(agg, "admin", "*:*")
+
+        agg, admin = start_hub("with-cert", True)
+        agg.wait_state(admin, "build03", {"ready"})
+        async with session(agg, admin) as s:
+            err, out, text = await call(s, "build03__fs__read_file", {"path": "hello-build03.txt"})
+            assert not err and "hello from build03" in (out.get("content") or text), text
+        access = (tmp_path / "access.log").read_text()
+        assert "POST /token" in access and "POST /mcp" in access, access[-2000:]
+
+        # A hub without the client certificate: nginx refuses its requests (400), the host stays
+        # down for it.
+        bare, admin2 = start_hub("without-cert", False)
+        time.sleep(3)
+        st = bare.upstream_state(admin2, "build03")
+        assert st in {"failed", "starting"}, bare.readyz(admin2)
+    finally:
+        for p in hubs:
+            p.kill()
+            p.wait(timeout=10)
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        host.kill()
 
 
 if __name__ == "__main__":

@@ -260,6 +260,13 @@ pub struct UpstreamConfig {
     pub client_secret: Option<String>,
     /// Scopes to ask the host for (space-separated; default: all of the client's).
     pub client_scope: Option<String>,
+    /// Mutual TLS to a `url` upstream: the CA certificates (PEM file) its server certificate
+    /// must chain to (instead of the system's roots).
+    pub tls_ca: Option<PathBuf>,
+    /// Mutual TLS: the hub's client certificate chain (PEM file) presented to the upstream.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Mutual TLS: its private key, `file:/path` or `env:NAME` (never in clear).
+    pub tls_client_key: Option<String>,
     /// Arguments (after `--root ...` for built-ins).
     #[serde(default)]
     pub args: Vec<String>,
@@ -356,6 +363,9 @@ impl HubConfig {
                 client_id: None,
                 client_secret: None,
                 client_scope: None,
+                tls_ca: None,
+                tls_client_cert: None,
+                tls_client_key: None,
                 args: entry.args,
                 env: entry.env,
                 pass_env: vec![],

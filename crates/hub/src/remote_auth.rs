@@ -8,6 +8,10 @@
 //! The secret comes from the environment or a file (`client_secret = "env:NAME"` or
 //! `"file:/path"`); a configuration that holds one in clear is refused where it is read
 //! ([`SecretRef::parse`]).
+//!
+//! Mutual TLS ([`RemoteTls`]): the hub can also present a client certificate to a host (or to the
+//! TLS proxy in front of it) and trust only a given CA for it, with or without client
+//! credentials on top.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +85,7 @@ impl std::fmt::Display for SecretRef {
 /// a reference and never in clear, the scopes scopes.
 pub fn check_upstream(u: &crate::config::UpstreamConfig) -> Result<(), String> {
     let name = &u.name;
+    check_tls(u)?;
     match (&u.client_id, &u.client_secret) {
         (None, None) if u.client_scope.is_none() => return Ok(()),
         (None, None) => return Err(format!("upstream '{name}': client_scope needs client_id and client_secret")),
@@ -102,6 +107,96 @@ pub fn check_upstream(u: &crate::config::UpstreamConfig) -> Result<(), String> {
         bastion_auth::scope::parse_list(s).map_err(|e| format!("upstream '{name}': client_scope: {e}"))?;
     }
     Ok(())
+}
+
+/// The mutual TLS keys of an `[[upstream]]`: on a `url` upstream only, certificate and key
+/// together, the key a reference and never in clear.
+fn check_tls(u: &crate::config::UpstreamConfig) -> Result<(), String> {
+    let name = &u.name;
+    let any = u.tls_ca.is_some() || u.tls_client_cert.is_some() || u.tls_client_key.is_some();
+    if any && u.url.is_none() {
+        return Err(format!(
+            "upstream '{name}': tls_ca, tls_client_cert and tls_client_key are only for url upstreams"
+        ));
+    }
+    if u.tls_client_cert.is_some() != u.tls_client_key.is_some() {
+        return Err(format!("upstream '{name}': tls_client_cert and tls_client_key go together"));
+    }
+    if let Some(key) = &u.tls_client_key {
+        SecretRef::parse(key).map_err(|e| format!("upstream '{name}': tls_client_key {e}"))?;
+    }
+    Ok(())
+}
+
+/// How the hub's HTTP client talks TLS to one remote host: the CA its certificate must chain
+/// to (PEM), and the client certificate and key it presents (PEM), read when the settings
+/// are built.
+#[derive(Clone, Default)]
+pub struct RemoteTls {
+    /// CA certificates; `None`: the system's roots.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain followed by its private key, PEM; `None`: no client certificate.
+    pub identity: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RemoteTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTls")
+            .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
+            .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The TLS settings of an `[[upstream]]` (checked by [`check_upstream`]), files read now;
+/// `None` when it has none.
+pub fn tls_of(u: &crate::config::UpstreamConfig) -> Result<Option<RemoteTls>, String> {
+    if u.tls_ca.is_none() && u.tls_client_cert.is_none() {
+        return Ok(None);
+    }
+    let name = &u.name;
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).map_err(|e| format!("upstream '{name}': {what} {}: {e}", p.display()))
+    };
+    let ca = u.tls_ca.as_deref().map(|p| read(p, "tls_ca")).transpose()?;
+    let identity = match (&u.tls_client_cert, &u.tls_client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read(cert, "tls_client_cert")?;
+            let key = SecretRef::parse(key)
+                .and_then(|r| r.resolve())
+                .map_err(|e| format!("upstream '{name}': tls_client_key: {e}"))?;
+            pem.push(b'\n');
+            pem.extend_from_slice(key.as_bytes());
+            pem.push(b'\n');
+            Some(pem)
+        }
+        _ => None,
+    };
+    let tls = RemoteTls { ca, identity };
+    // Built once here so that a bad certificate or key is an error at load, not at connect.
+    http_client(Some(&tls)).map_err(|e| format!("upstream '{name}': {e}"))?;
+    Ok(Some(tls))
+}
+
+/// The hub's HTTP client towards a remote host: no redirects (a token is never sent
+/// elsewhere), and the host's TLS settings if it has any.
+pub fn http_client(tls: Option<&RemoteTls>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(t) = tls {
+        if let Some(ca) = &t.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(ca).map_err(|e| format!("tls_ca: {e}"))?;
+            if certs.is_empty() {
+                return Err("tls_ca: no certificate in the file".into());
+            }
+            b = b.tls_certs_only(certs);
+        }
+        if let Some(pem) = &t.identity {
+            b = b.identity(
+                reqwest::Identity::from_pem(pem).map_err(|e| format!("tls_client_cert/tls_client_key: {e}"))?,
+            );
+        }
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// The client credentials of an `[[upstream]]` (checked by [`check_upstream`]), the secret
@@ -174,14 +269,9 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    /// A source with no token yet.
-    pub fn new(creds: MachineCredentials) -> Arc<TokenSource> {
-        Arc::new(TokenSource {
-            creds,
-            http: no_redirects(),
-            cached: tokio::sync::Mutex::new(None),
-            issued: Mutex::new(0),
-        })
+    /// A source with no token yet, asking with `http` (see [`http_client`]).
+    pub fn new(creds: MachineCredentials, http: reqwest::Client) -> Arc<TokenSource> {
+        Arc::new(TokenSource { creds, http, cached: tokio::sync::Mutex::new(None), issued: Mutex::new(0) })
     }
 
     /// How many tokens were obtained.
@@ -249,11 +339,6 @@ impl TokenSource {
     }
 }
 
-/// The hub's HTTP client towards remotes: no redirects, so a token is never sent elsewhere.
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default()
-}
-
 /// The streamable HTTP client of a remote host reached with client credentials: every request
 /// carries the current machine token; a 401 makes it get a new one and send the request once
 /// more (a 401 is answered before the host does anything with the request, so sending it
@@ -265,9 +350,9 @@ pub struct AuthedClient {
 }
 
 impl AuthedClient {
-    /// A client presenting `source`'s tokens.
-    pub fn new(source: Arc<TokenSource>) -> AuthedClient {
-        AuthedClient { inner: no_redirects(), source }
+    /// A client presenting `source`'s tokens, over `http` (see [`http_client`]).
+    pub fn new(source: Arc<TokenSource>, http: reqwest::Client) -> AuthedClient {
+        AuthedClient { inner: http, source }
     }
 
     async fn token(&self) -> Result<String, StreamableHttpError<reqwest::Error>> {
@@ -433,6 +518,12 @@ mod tests {
         assert!(entry(&format!("{url}client_id = \"bmc_1\"\nclient_secret = \"env:B1\"")).is_ok());
         assert!(
             entry(&format!(
+                "{url}tls_ca = \"/ca.pem\"\ntls_client_cert = \"/c.pem\"\ntls_client_key = \"file:/k.pem\""
+            ))
+            .is_ok()
+        );
+        assert!(
+            entry(&format!(
                 "{url}client_id = \"bmc_1\"\nclient_secret = \"file:/run/b1\"\nclient_scope = \"fs:read git:read\""
             ))
             .is_ok()
@@ -451,6 +542,12 @@ mod tests {
                 "client_scope",
             ),
             ("builtin = \"fs\"\nclient_id = \"b\"\nclient_secret = \"env:B1\"".to_owned(), "only for url upstreams"),
+            (format!("{url}tls_client_cert = \"/c.pem\""), "go together"),
+            (
+                format!("{url}tls_client_cert = \"/c.pem\"\ntls_client_key = \"-----BEGIN PRIVATE KEY-----\""),
+                "never written",
+            ),
+            ("builtin = \"fs\"\ntls_ca = \"/ca.pem\"".to_owned(), "only for url upstreams"),
         ] {
             let e = entry(&extra).unwrap_err();
             assert!(e.contains(why), "{extra}: {e}");
@@ -542,7 +639,7 @@ mod tests {
     async fn tokens_are_cached_renewed_and_refused() {
         use std::sync::atomic::Ordering;
         let (base, issued) = fake_host(600).await;
-        let src = TokenSource::new(creds(&base, "bcs_s+x"));
+        let src = TokenSource::new(creds(&base, "bcs_s+x"), http_client(None).unwrap());
         assert_eq!(src.token().await.unwrap(), "bat_1");
         assert_eq!(src.token().await.unwrap(), "bat_1", "a token with life left is used again");
         src.invalidate("bat_other").await;
@@ -553,12 +650,12 @@ mod tests {
 
         // A token about to expire is renewed before it is used.
         let (base, issued) = fake_host(1).await;
-        let src = TokenSource::new(creds(&base, "bcs_s+x"));
+        let src = TokenSource::new(creds(&base, "bcs_s+x"), http_client(None).unwrap());
         src.token().await.unwrap();
         src.token().await.unwrap();
         assert_eq!(issued.load(Ordering::SeqCst), 2);
 
-        let wrong = TokenSource::new(creds(&base, "bcs_wrong"));
+        let wrong = TokenSource::new(creds(&base, "bcs_wrong"), http_client(None).unwrap());
         let e = wrong.token().await.unwrap_err();
         assert!(e.contains("401") && e.contains("invalid_client") && !e.contains("bcs_wrong"), "{e}");
     }
@@ -567,7 +664,10 @@ mod tests {
     async fn a_401_gets_a_new_token_and_one_more_try() {
         use rmcp::model::{ClientRequest, NumberOrString, PingRequest};
         let (base, issued) = fake_host(600).await;
-        let client = AuthedClient::new(TokenSource::new(creds(&base, "bcs_s+x")));
+        let client = AuthedClient::new(
+            TokenSource::new(creds(&base, "bcs_s+x"), http_client(None).unwrap()),
+            http_client(None).unwrap(),
+        );
         let ping = ClientJsonRpcMessage::request(
             ClientRequest::PingRequest(PingRequest::default()),
             NumberOrString::Number(1),
@@ -575,6 +675,25 @@ mod tests {
         let r = client.post_message(format!("{base}/mcp").into(), ping, None, None, HashMap::new()).await;
         assert!(matches!(r, Ok(StreamableHttpPostResponse::Json(..))), "{r:?}");
         assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2, "bat_1 refused, bat_2 used");
+    }
+
+    #[test]
+    fn bad_tls_files_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let text =
+            format!("[[upstream]]\nname = \"b1\"\nurl = \"https://b1.example/mcp\"\ntls_ca = \"{}\"", junk.display());
+        let c = crate::config::HubConfig::parse(&text).unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let e = tls_of(&c.upstreams[0]).unwrap_err();
+        assert!(e.contains("b1") && e.contains("tls_ca"), "{e}");
+        let text = format!(
+            "[[upstream]]\nname = \"b1\"\nurl = \"https://b1.example/mcp\"\ntls_ca = \"{}/none.pem\"",
+            dir.path().display()
+        );
+        let e = tls_of(&crate::config::HubConfig::parse(&text).unwrap().upstreams[0]).unwrap_err();
+        assert!(e.contains("none.pem"), "{e}");
     }
 
     #[test]

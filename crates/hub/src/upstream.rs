@@ -187,6 +187,9 @@ pub struct Remote {
     /// A remote Bastion host: the hub gets its tokens by client credentials instead (see
     /// [`crate::remote_auth`]).
     pub credentials: Option<crate::remote_auth::MachineCredentials>,
+    /// Mutual TLS: the CA the remote's certificate must chain to and the client certificate
+    /// the hub presents.
+    pub tls: Option<crate::remote_auth::RemoteTls>,
     /// How often its tools are listed again (default [`DEFAULT_PING_INTERVAL`]): that notices
     /// it went away before a call does, and picks up tool changes a stateless remote cannot
     /// announce. Children are not polled: their exit is seen at once, they can announce
@@ -200,6 +203,7 @@ impl std::fmt::Debug for Remote {
             .field("url", &self.url)
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
             .field("credentials", &self.credentials)
+            .field("tls", &self.tls)
             .field("ping_interval", &self.ping_interval)
             .finish()
     }
@@ -374,20 +378,30 @@ impl Upstream {
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
         let service = match &self.spec.source {
-            Source::Remote(Remote { url, credentials: Some(creds), .. }) => {
-                let source = self.tokens.get_or_init(|| crate::remote_auth::TokenSource::new(creds.clone()));
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-                let http = crate::remote_auth::AuthedClient::new(source.clone());
-                let transport = StreamableHttpClientTransport::with_client(http, config);
-                tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
-            }
-            Source::Remote(remote) => {
+            Source::Remote(remote) if remote.credentials.is_none() && remote.tls.is_none() => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
                 if let Some(token) = &remote.bearer {
                     config = config.auth_header(token.as_str());
                 }
                 let transport = StreamableHttpClientTransport::from_config(config);
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
+            Source::Remote(remote) => {
+                let http = crate::remote_auth::http_client(remote.tls.as_ref()).map_err(anyhow::Error::msg)?;
+                let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
+                if let Some(creds) = &remote.credentials {
+                    let source =
+                        self.tokens.get_or_init(|| crate::remote_auth::TokenSource::new(creds.clone(), http.clone()));
+                    let authed = crate::remote_auth::AuthedClient::new(source.clone(), http);
+                    let transport = StreamableHttpClientTransport::with_client(authed, config);
+                    tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+                } else {
+                    if let Some(token) = &remote.bearer {
+                        config = config.auth_header(token.as_str());
+                    }
+                    let transport = StreamableHttpClientTransport::with_client(http, config);
+                    tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+                }
             }
             Source::Builtin { server, program, args } => {
                 let mut cmd = Command::new(program);
@@ -605,6 +619,7 @@ mod tests {
             url: format!("http://127.0.0.1:{port}/mcp"),
             bearer: None,
             credentials: None,
+            tls: None,
             ping_interval: Duration::from_millis(2),
         });
         let up = Upstream::new(s);
