@@ -101,7 +101,10 @@ def _free_port(host: str) -> int:
 
 
 def netns_available() -> tuple[bool, str]:
-    """Whether this machine lets the test make network namespaces and veth pairs."""
+    """Whether this machine lets the test make network namespaces and veth pairs
+    (``BASTION_FLEET_NETNS=0`` forces the loopback fallback)."""
+    if os.environ.get("BASTION_FLEET_NETNS") == "0":
+        return False, "BASTION_FLEET_NETNS=0"
     if os.geteuid() != 0:
         return False, "not root"
     if shutil.which("ip") is None:
@@ -374,7 +377,8 @@ async def names(s: Any) -> set[str]:
 @pytest.mark.anyio
 async def test_a_fleet_of_two_hosts(tmp_path: Path) -> None:
     with fleet(tmp_path) as (hosts, how):
-        print(f"fleet: hosts isolated by {how}")
+        print(f"fleet: hosts isolated by {how}" if how == "network namespaces"
+              else f"fleet: no network namespaces ({how}); hosts on 127.0.0.2 and 127.0.0.3 instead")
         b1, b2 = hosts
         with aggregator(tmp_path, hosts) as agg:
             # The hub's own token (created by this test, not the one printed at first start).
