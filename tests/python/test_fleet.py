@@ -286,9 +286,24 @@ class Aggregator:
         status, _, body = raw("127.0.0.1", self.port, "GET", "/readyz", token=token)
         return status, json.loads(body)
 
-    def upstream_state(self, token: str, name: str) -> str:
+    def upstream(self, token: str, name: str) -> dict[str, Any]:
         ups = self.readyz(token)[1].get("upstreams", [])
-        return next((u["state"] for u in ups if u["name"] == name), "absent")
+        return next((u for u in ups if u["name"] == name), {"state": "absent"})
+
+    def upstream_state(self, token: str, name: str) -> str:
+        return str(self.upstream(token, name)["state"])
+
+    def wait_tools(self, token: str, name: str, count: int) -> None:
+        """Waits for ``name`` to be ready with ``count`` tools: a host that has just come back may
+        answer before all its own upstreams have (its hub is stateless, so the hub sees the rest
+        at its next poll)."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            u = self.upstream(token, name)
+            if u["state"] == "ready" and u.get("tools") == count:
+                return
+            time.sleep(0.2)
+        pytest.fail(f"{name} never offered its {count} tools again: {self.readyz(token)}")
 
     def wait_state(self, token: str, name: str, want: set[str], within: float = TIMEOUT) -> str:
         deadline = time.monotonic() + within
@@ -390,6 +405,8 @@ async def test_a_fleet_of_two_hosts(tmp_path: Path) -> None:
                 agg.wait_state(admin, h.name, {"ready"})
             status, body = agg.readyz(admin)
             assert status == 200 and body["ready"], body
+            b2_tools = agg.upstream(admin, "build02")["tools"]
+            assert b2_tools > 0, body
 
             # Per-host scopes: reads everywhere, writes to build01's fs only.
             ops = create_token(agg, "ops", "*:read,build01:fs:write")
@@ -433,7 +450,7 @@ async def test_a_fleet_of_two_hosts(tmp_path: Path) -> None:
             # build02 comes back: ready again without a hub restart.
             b2.start()
             b2.wait_ready()
-            agg.wait_state(admin, "build02", {"ready"})
+            agg.wait_tools(admin, "build02", b2_tools)
             assert agg.proc.poll() is None, "the hub was not restarted"
             async with session(agg, ops) as s:
                 err, out, text = await call(s, "build02__fs__read_file", {"path": "hello-build02.txt"})
@@ -490,6 +507,7 @@ async def test_a_host_behind_mutual_tls(tmp_path: Path) -> None:
          "--public-url", f"https://{address}:{front}", "--state-dir", str(host.state)],
         stdout=subprocess.DEVNULL, stderr=log, text=True,
     )
+    host.wait_ready()
     for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi"]:
         (tmp_path / d).mkdir()
     (tmp_path / "nginx.conf").write_text(f"""
