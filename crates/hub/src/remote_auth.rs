@@ -339,6 +339,20 @@ impl TokenSource {
     }
 }
 
+/// Whether a Bastion host is ready: its `/readyz` answers 200 once
+/// its own required upstreams are up. A host that has just come back answers `/mcp` before
+/// that, and the hub would otherwise offer part of its tools until its next poll. A host
+/// without the endpoint (404) counts as ready.
+pub async fn host_ready(http: &reqwest::Client, mcp_url: &str) -> Result<(), String> {
+    let u = url::Url::parse(mcp_url).map_err(|e| format!("url '{mcp_url}': {e}"))?;
+    let readyz = format!("{}/readyz", u.origin().ascii_serialization());
+    let r = http.get(&readyz).timeout(TOKEN_TIMEOUT).send().await.map_err(|e| format!("{readyz}: {e}"))?;
+    match r.status().as_u16() {
+        200 | 404 => Ok(()),
+        s => Err(format!("host not ready yet ({readyz} answered {s})")),
+    }
+}
+
 /// The streamable HTTP client of a remote host reached with client credentials: every request
 /// carries the current machine token; a 401 makes it get a new one and send the request once
 /// more (a 401 is answered before the host does anything with the request, so sending it

@@ -390,6 +390,7 @@ impl Upstream {
                 let http = crate::remote_auth::http_client(remote.tls.as_ref()).map_err(anyhow::Error::msg)?;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
                 if let Some(creds) = &remote.credentials {
+                    crate::remote_auth::host_ready(&http, &remote.url).await.map_err(anyhow::Error::msg)?;
                     let source =
                         self.tokens.get_or_init(|| crate::remote_auth::TokenSource::new(creds.clone(), http.clone()));
                     let authed = crate::remote_auth::AuthedClient::new(source.clone(), http);
