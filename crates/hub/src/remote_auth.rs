@@ -14,7 +14,7 @@
 //! credentials on top.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
@@ -265,18 +265,23 @@ pub struct TokenSource {
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<Cached>>,
     /// Tokens obtained so far (tests and the log).
-    issued: Mutex<u64>,
+    issued: std::sync::atomic::AtomicU64,
 }
 
 impl TokenSource {
     /// A source with no token yet, asking with `http` (see [`http_client`]).
     pub fn new(creds: MachineCredentials, http: reqwest::Client) -> Arc<TokenSource> {
-        Arc::new(TokenSource { creds, http, cached: tokio::sync::Mutex::new(None), issued: Mutex::new(0) })
+        Arc::new(TokenSource {
+            creds,
+            http,
+            cached: tokio::sync::Mutex::new(None),
+            issued: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// How many tokens were obtained.
     pub fn issued(&self) -> u64 {
-        *self.issued.lock().unwrap_or_else(|e| e.into_inner())
+        self.issued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A token that is not about to expire: the cached one, or a new one. One request at a
@@ -291,7 +296,7 @@ impl TokenSource {
         let (token, life) = self.request().await?;
         let margin = (life / RENEW_FRACTION).max(RENEW_MARGIN_MIN).min(life);
         *cached = Some(Cached { token: token.clone(), renew_at: Instant::now() + (life - margin) });
-        *self.issued.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(token)
     }
 
@@ -374,9 +379,9 @@ impl AuthedClient {
     }
 }
 
-type Result2<T> = Result<T, StreamableHttpError<reqwest::Error>>;
+type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
 
-fn unauthorized<T>(r: &Result2<T>) -> bool {
+fn unauthorized<T>(r: &HttpResult<T>) -> bool {
     match r {
         Err(StreamableHttpError::AuthRequired(_)) => true,
         Err(StreamableHttpError::HttpStatus(s)) => s.status == 401,
@@ -394,7 +399,7 @@ impl StreamableHttpClient for AuthedClient {
         session_id: Option<Arc<str>>,
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<StreamableHttpPostResponse> {
+    ) -> HttpResult<StreamableHttpPostResponse> {
         self.post_message_with_max_sse_event_size(uri, message, session_id, None, custom_headers, usize::MAX).await
     }
 
@@ -406,7 +411,7 @@ impl StreamableHttpClient for AuthedClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
-    ) -> Result2<StreamableHttpPostResponse> {
+    ) -> HttpResult<StreamableHttpPostResponse> {
         let token = self.token().await?;
         let first = self
             .inner
@@ -443,7 +448,7 @@ impl StreamableHttpClient for AuthedClient {
         session_id: Arc<str>,
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<()> {
+    ) -> HttpResult<()> {
         let token = self.token().await?;
         self.inner.delete_session(uri, session_id, Some(token), custom_headers).await
     }
@@ -455,7 +460,7 @@ impl StreamableHttpClient for AuthedClient {
         last_event_id: Option<String>,
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result2<BoxStream<'static, Result<Sse, SseError>>> {
+    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
         self.get_stream_with_max_sse_event_size(uri, session_id, last_event_id, None, custom_headers, usize::MAX).await
     }
 
@@ -467,7 +472,7 @@ impl StreamableHttpClient for AuthedClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
-    ) -> Result2<BoxStream<'static, Result<Sse, SseError>>> {
+    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
         let token = self.token().await?;
         let first = self
             .inner
