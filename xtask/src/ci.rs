@@ -51,6 +51,7 @@ pub fn run() -> Result<()> {
             action: || interop::run(&["-m".into(), "not slow".into()], interop::Build::AlreadyDone),
         },
         Step { name: "conformance", action: || crate::conformance::run(interop::Build::AlreadyDone) },
+        Step { name: "fleet", action: crate::fleet::run },
         Step { name: "slow", action: || interop::run(&["-m".into(), "slow".into()], interop::Build::AlreadyDone) },
     ];
 

@@ -55,6 +55,7 @@ mod ci;
 mod conformance;
 mod deploy;
 mod dist;
+mod fleet;
 mod fuzz;
 mod interop;
 mod mcpb;

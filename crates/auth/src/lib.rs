@@ -106,8 +106,9 @@ pub use authenticator::{Authenticator, SharedStore, bearer};
 pub use challenge::{Challenge, Refusal};
 pub use client::{Client, Source, StaticClient};
 pub use principal::Principal;
-pub use scope::{MAX_UPSTREAM_LEN, Scope, ScopeError, allowed, valid_upstream_name};
+pub use scope::{MAX_UPSTREAM_LEN, Scope, ScopeError, allowed, allowed_tool, valid_upstream_name};
 pub use server::{Clock, Endpoint, Fetcher, OAuth, PUBLIC_PATHS, ScopesFn, Settings, issuer_of, now};
 pub use store::{
-    Access, Elevation, GrantInfo, Lifetimes, RevokedAll, SqliteStore, Store, StoreError, TOKEN_PREFIX, TokenRecord,
+    Access, ClientCredentials, Elevation, GrantInfo, Lifetimes, MachineClient, RevokedAll, SqliteStore, Store,
+    StoreError, TOKEN_PREFIX, TokenRecord,
 };

@@ -262,8 +262,11 @@ async fn rs01_as01_discovery_documents() {
         assert_eq!(m[k], format!("{ISSUER}{path}"));
     }
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(m["token_endpoint_auth_methods_supported"], json!(["none"]));
-    assert_eq!(m["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        json!(["none", "client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(m["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
     assert_eq!(m["client_id_metadata_document_supported"], true);
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert_eq!(m["scopes_supported"], p["scopes_supported"]);
@@ -543,8 +546,11 @@ async fn as07_token_endpoint_errors_and_replay() {
         )
         .await;
     assert_eq!(err(&wrong_verifier), (400, "invalid_grant".into()));
-    let r = h.form("/token", &[("grant_type", "client_credentials"), ("client_id", &id)]).await;
+    let r = h.form("/token", &[("grant_type", "password"), ("client_id", &id)]).await;
     assert_eq!(err(&r), (400, "unsupported_grant_type".into()));
+    // A public client has no secret: client credentials are refused as client authentication.
+    let r = h.form("/token", &[("grant_type", "client_credentials"), ("client_id", &id)]).await;
+    assert_eq!(err(&r), (401, "invalid_client".into()));
     let r = h.form("/token", &[("grant_type", "authorization_code"), ("client_id", &id), ("client_id", &id)]).await;
     assert_eq!(err(&r), (400, "invalid_request".into()));
     assert_eq!(r.header("content-type"), "application/json");
@@ -838,4 +844,78 @@ async fn root_resource_is_the_same_endpoint() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     // verify() checks the token's audience against the canonical resource.
     assert!(h.oauth.verify(s(&r.json()["access_token"])).await.is_ok(), "one audience for both URLs");
+}
+
+/// Client credentials at `/token`: a machine client created in the store authenticates with
+/// `client_secret_basic` or `client_secret_post` (never both), gets a short-lived access token
+/// with at most its scopes and no refresh token, for this hub's resource; a wrong secret or a
+/// revoked client is `401 invalid_client`.
+#[tokio::test]
+async fn client_credentials_grant() {
+    use base64::Engine;
+    use bastion_auth::store::{SqliteStore, Store};
+    let h = hub();
+    let (c, secret) = {
+        let mut store = SqliteStore::open(h.dir.path()).unwrap();
+        let scopes = bastion_auth::scope::parse_list("fs:read build01:fs:write").unwrap();
+        store.create_machine_client("ci-runner", &scopes, T0).unwrap()
+    };
+    let basic = |id: &str, secret: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    };
+    let post = |pairs: &[(&str, &str)], auth: Option<String>| {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        let mut b = Request::post("/token").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    let r = h.send(post(&[("grant_type", "client_credentials")], Some(basic(&c.client_id, &secret)))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let tok = r.json();
+    assert_eq!(tok["token_type"], "Bearer");
+    assert_eq!(tok["expires_in"], 600);
+    assert_eq!(tok["scope"], "fs:read build01:fs:write");
+    assert!(tok.get("refresh_token").is_none(), "{tok}");
+    assert_eq!(r.header("cache-control"), "no-store");
+    let access = h.oauth.verify(tok["access_token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(access.client_name, "ci-runner");
+
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", c.client_id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("scope", "fs:read"),
+        ("resource", ISSUER),
+    ];
+    let r = h.send(post(&form, None)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["scope"], "fs:read");
+
+    let err = |r: &Reply| (r.status.as_u16(), r.json()["error"].as_str().unwrap_or("").to_owned());
+    let wrong = h.send(post(&[("grant_type", "client_credentials")], Some(basic(&c.client_id, "bcs_no")))).await;
+    assert_eq!(err(&wrong), (401, "invalid_client".into()));
+    assert!(wrong.header("www-authenticate").starts_with("Basic"));
+    let both = h.send(post(&form, Some(basic(&c.client_id, &secret)))).await;
+    assert_eq!(err(&both), (401, "invalid_client".into()));
+    let wide = [
+        ("grant_type", "client_credentials"),
+        ("client_id", &c.client_id),
+        ("client_secret", &secret),
+        ("scope", "*:*"),
+    ];
+    assert_eq!(err(&h.send(post(&wide, None)).await), (400, "invalid_scope".into()));
+    let elsewhere = [
+        ("grant_type", "client_credentials"),
+        ("client_id", &c.client_id),
+        ("client_secret", &secret),
+        ("resource", "https://other.example/mcp"),
+    ];
+    assert_eq!(err(&h.send(post(&elsewhere, None)).await), (400, "invalid_target".into()));
+
+    SqliteStore::open(h.dir.path()).unwrap().revoke_machine_clients("ci-runner", T0).unwrap();
+    assert_eq!(h.oauth.verify(tok["access_token"].as_str().unwrap()).await, Err(Refusal::Revoked));
+    let r = h.send(post(&[("grant_type", "client_credentials")], Some(basic(&c.client_id, &secret)))).await;
+    assert_eq!(err(&r), (401, "invalid_client".into()));
 }

@@ -43,6 +43,9 @@ pub enum Command {
     /// Manage the hub's bearer tokens (and list or revoke OAuth grants).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the machine clients of the hub's OAuth server (client credentials).
+    #[command(subcommand)]
+    Client(crate::client_cli::ClientCommand),
     /// Create or replace the owner secret that approves OAuth clients; printed once on stdout.
     OwnerSecret(StateDir),
     /// List the calls waiting for your approval (with --watch, as they come).

@@ -253,6 +253,20 @@ pub struct UpstreamConfig {
     pub url: Option<String>,
     /// Name of an environment variable holding the bearer token for `url` (kept out of the file).
     pub bearer_token_env: Option<String>,
+    /// A remote Bastion host reached with OAuth client credentials: the machine client's id
+    /// there (`bastion client create --machine` on that host).
+    pub client_id: Option<String>,
+    /// Its secret: `env:NAME` or `file:/path`, never in clear (refused at load).
+    pub client_secret: Option<String>,
+    /// Scopes to ask the host for (space-separated; default: all of the client's).
+    pub client_scope: Option<String>,
+    /// Mutual TLS to a `url` upstream: the CA certificates (PEM file) its server certificate
+    /// must chain to (instead of the system's roots).
+    pub tls_ca: Option<PathBuf>,
+    /// Mutual TLS: the hub's client certificate chain (PEM file) presented to the upstream.
+    pub tls_client_cert: Option<PathBuf>,
+    /// Mutual TLS: its private key, `file:/path` or `env:NAME` (never in clear).
+    pub tls_client_key: Option<String>,
     /// Arguments (after `--root ...` for built-ins).
     #[serde(default)]
     pub args: Vec<String>,
@@ -346,6 +360,12 @@ impl HubConfig {
                 command: entry.command,
                 url: entry.url,
                 bearer_token_env: None,
+                client_id: None,
+                client_secret: None,
+                client_scope: None,
+                tls_ca: None,
+                tls_client_cert: None,
+                tls_client_key: None,
                 args: entry.args,
                 env: entry.env,
                 pass_env: vec![],
@@ -415,6 +435,7 @@ impl HubConfig {
             if u.bearer_token_env.is_some() && u.url.is_none() {
                 return Err(format!("upstream '{}': bearer_token_env is only for url upstreams", u.name));
             }
+            crate::remote_auth::check_upstream(u)?;
             if u.url.is_some() && !(u.args.is_empty() && u.env.is_empty()) {
                 return Err(format!("upstream '{}': args and env are not for url upstreams", u.name));
             }

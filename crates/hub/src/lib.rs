@@ -45,6 +45,7 @@
 pub mod approvals;
 pub mod bundle;
 pub mod cli;
+pub mod client_cli;
 pub mod completions;
 pub mod config;
 pub mod contain;
@@ -56,6 +57,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod refused;
+pub mod remote_auth;
 pub mod router;
 pub mod scope;
 pub mod search;

@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Token(cmd) => serve::token(cmd),
+        Command::Client(cmd) => bastion_hub::client_cli::client(cmd),
         Command::OwnerSecret(state) => serve::owner_secret(state),
         Command::Approvals(args) => control_cli::approvals(args),
         Command::Approve(a) => control_cli::decide(&a.id, true, None, &a.target),

@@ -108,7 +108,7 @@ pub fn merge<'a>(
             let mut tool = t.clone();
             tool.name = name.into();
             scope::fill_annotations(&mut tool);
-            let tier = source.tier_of(&tool);
+            let tier = source.tier_of(&tool, &t.name);
             let approval_tier = if tier == Tier::Destructive && !declared { Tier::Write } else { tier };
             cat.entries.push(Entry {
                 upstream: i,
@@ -388,7 +388,7 @@ impl Hub {
         self.catalogue()
             .entries
             .iter()
-            .filter(|e| scope::allowed(&who.scopes, &up[e.upstream].spec.name, e.tier))
+            .filter(|e| scope::allowed_tool(&who.scopes, &up[e.upstream].spec.name, &e.inner, e.tier))
             .map(|e| e.tool.clone())
             .collect()
     }
@@ -398,7 +398,7 @@ impl Hub {
         let catalogue = self.catalogue();
         let entry = catalogue.entries.iter().find(|e| e.tool.name == name)?;
         let upstream = &self.upstreams[entry.upstream].spec.name;
-        (!scope::allowed(&who.scopes, upstream, entry.tier)).then(|| entry.tier.scope(upstream))
+        (!scope::allowed_tool(&who.scopes, upstream, &entry.inner, entry.tier)).then(|| entry.tier.scope(upstream))
     }
 
     /// Routes one call; every outcome is audited with the caller's name.
@@ -580,7 +580,7 @@ impl Hub {
         };
         let up = &self.upstreams[entry.upstream];
         let prefix = up.spec.name.as_str();
-        if !scope::allowed(&who.scopes, prefix, entry.tier) {
+        if !scope::allowed_tool(&who.scopes, prefix, &entry.inner, entry.tier) {
             return Ok(tool_error(
                 ErrorCode::InsufficientScope,
                 &format!("this token may not call '{}': it needs the scope {}", params.name, entry.tier.scope(prefix)),

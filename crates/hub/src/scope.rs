@@ -14,7 +14,7 @@
 //! destructive, open-world. What a token's scopes allow is decided by
 //! [`bastion_auth::scope`].
 
-pub use bastion_auth::scope::{MAX_UPSTREAM_LEN, Scope, allowed, valid_upstream_name};
+pub use bastion_auth::scope::{MAX_UPSTREAM_LEN, Scope, allowed, allowed_tool, valid_upstream_name};
 use bastion_policy::Tier;
 use rmcp::model::{Tool, ToolAnnotations};
 

@@ -615,9 +615,19 @@ fn upstreams(
                     },
                     None => None,
                 };
+                let credentials = crate::remote_auth::credentials_of(u, url).unwrap_or_else(|e| {
+                    found.errors.push(SettingsError::File(e));
+                    None
+                });
+                let tls = crate::remote_auth::tls_of(u).unwrap_or_else(|e| {
+                    found.errors.push(SettingsError::File(e));
+                    None
+                });
                 Source::Remote(Remote {
                     url: url.clone(),
                     bearer,
+                    credentials,
+                    tls,
                     ping_interval: u.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
                 })
             }

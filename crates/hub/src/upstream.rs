@@ -145,8 +145,14 @@ impl Source {
     }
 
     /// The tier of one of its tools (annotations already filled): the rule of [`crate::scope`].
-    pub fn tier_of(&self, tool: &Tool) -> bastion_policy::Tier {
-        crate::scope::tier_of(tool, self.runs_programs())
+    /// A remote Bastion host (reached with client credentials) offers its own `shell` and
+    /// `host` upstreams' tools as `shell__…` and `host__…`: those run programs there, so they
+    /// are `exec` here too, as on the host (`build01:shell:exec`). `inner` is the tool's own
+    /// name on the upstream.
+    pub fn tier_of(&self, tool: &Tool, inner: &str) -> bastion_policy::Tier {
+        let bastion_host_runs_programs = matches!(self, Source::Remote(Remote { credentials: Some(_), .. }))
+            && matches!(bastion_auth::scope::inner_upstream(inner), Some("shell" | "host"));
+        crate::scope::tier_of(tool, self.runs_programs() || bastion_host_runs_programs)
     }
 }
 
@@ -178,6 +184,12 @@ pub struct Remote {
     pub url: String,
     /// Bearer token, without the `Bearer ` prefix.
     pub bearer: Option<String>,
+    /// A remote Bastion host: the hub gets its tokens by client credentials instead (see
+    /// [`crate::remote_auth`]).
+    pub credentials: Option<crate::remote_auth::MachineCredentials>,
+    /// Mutual TLS: the CA the remote's certificate must chain to and the client certificate
+    /// the hub presents.
+    pub tls: Option<crate::remote_auth::RemoteTls>,
     /// How often its tools are listed again (default [`DEFAULT_PING_INTERVAL`]): that notices
     /// it went away before a call does, and picks up tool changes a stateless remote cannot
     /// announce. Children are not polled: their exit is seen at once, they can announce
@@ -190,6 +202,8 @@ impl std::fmt::Debug for Remote {
         f.debug_struct("Remote")
             .field("url", &self.url)
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
+            .field("tls", &self.tls)
             .field("ping_interval", &self.ping_interval)
             .finish()
     }
@@ -267,6 +281,9 @@ pub struct Upstream {
     restart_now: Notify,
     /// Why it last failed or exited, kept after it is back up.
     last_error: RwLock<Option<String>>,
+    /// A remote Bastion host's machine tokens, kept across reconnections (a token still valid
+    /// after the host restarted is used again).
+    tokens: std::sync::OnceLock<Arc<crate::remote_auth::TokenSource>>,
 }
 
 /// How a dead child is restarted.
@@ -310,6 +327,7 @@ impl Upstream {
             on_change: Arc::default(),
             restart_now: Notify::new(),
             last_error: RwLock::new(None),
+            tokens: std::sync::OnceLock::new(),
         })
     }
 
@@ -360,13 +378,31 @@ impl Upstream {
     async fn connect(&self) -> anyhow::Result<(RunningService<RoleClient, ChildClient>, Vec<Tool>)> {
         let client = ChildClient { routes: self.routes.clone(), list_changed: self.list_changed.clone() };
         let service = match &self.spec.source {
-            Source::Remote(remote) => {
+            Source::Remote(remote) if remote.credentials.is_none() && remote.tls.is_none() => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
                 if let Some(token) = &remote.bearer {
                     config = config.auth_header(token.as_str());
                 }
                 let transport = StreamableHttpClientTransport::from_config(config);
                 tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+            }
+            Source::Remote(remote) => {
+                let http = crate::remote_auth::http_client(remote.tls.as_ref()).map_err(anyhow::Error::msg)?;
+                let mut config = StreamableHttpClientTransportConfig::with_uri(remote.url.as_str());
+                if let Some(creds) = &remote.credentials {
+                    crate::remote_auth::host_ready(&http, &remote.url).await.map_err(anyhow::Error::msg)?;
+                    let source =
+                        self.tokens.get_or_init(|| crate::remote_auth::TokenSource::new(creds.clone(), http.clone()));
+                    let authed = crate::remote_auth::AuthedClient::new(source.clone(), http);
+                    let transport = StreamableHttpClientTransport::with_client(authed, config);
+                    tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+                } else {
+                    if let Some(token) = &remote.bearer {
+                        config = config.auth_header(token.as_str());
+                    }
+                    let transport = StreamableHttpClientTransport::with_client(http, config);
+                    tokio::time::timeout(START_TIMEOUT, client.serve(transport)).await??
+                }
             }
             Source::Builtin { server, program, args } => {
                 let mut cmd = Command::new(program);
@@ -484,7 +520,13 @@ impl Upstream {
                 continue;
             }
             failures += 1;
-            if failures >= restart.max_failures {
+            // A remote host that went away is not a crash loop of ours: it comes back when the
+            // host does, without a hub restart. It is tried again at most every ping interval.
+            let remote_every = match &self.spec.source {
+                Source::Remote(r) => Some(r.ping_interval.max(restart.backoff_min)),
+                _ => None,
+            };
+            if failures >= restart.max_failures && remote_every.is_none() {
                 tracing::error!(upstream = %self.spec.name, failures, "upstream keeps failing; not restarting it again");
                 self.set(Status::Failed(format!(
                     "crash loop: {failures} failures in a row, not restarted; last: {why}"
@@ -496,7 +538,7 @@ impl Upstream {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.cancelled() => return,
             }
-            backoff = (backoff * 2).min(restart.backoff_max);
+            backoff = (backoff * 2).min(restart.backoff_max).min(remote_every.unwrap_or(Duration::MAX));
             self.restarts.fetch_add(1, Ordering::Relaxed);
             self.set(Status::Starting);
         }
@@ -566,6 +608,35 @@ mod tests {
         gives_up(task).await;
         let Status::Failed(why) = up.status() else { panic!("not failed") };
         assert!(why.contains("failed to start") && why.contains("No such file"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_remote_host_that_is_gone_is_tried_again_without_giving_up() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A port nothing listens on: every attempt fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = spec("unused", &[]);
+        s.source = Source::Remote(Remote {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            bearer: None,
+            credentials: None,
+            tls: None,
+            ping_interval: Duration::from_millis(2),
+        });
+        let up = Upstream::new(s);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(up.clone().supervise(shutdown.clone(), fast(2)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while up.restarts() < 5 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(up.restarts() >= 5, "tried again past the crash-loop limit of 2: {}", up.restarts());
+        assert!(!task.is_finished(), "still supervised");
+        if let Status::Failed(why) = up.status() {
+            assert!(!why.starts_with("crash loop"), "{why}");
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     }
 
     #[tokio::test]

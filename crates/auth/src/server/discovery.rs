@@ -40,9 +40,11 @@ pub(super) async fn server_metadata(State(o): State<OAuth>) -> Response {
             "revocation_endpoint": format!("{i}/revoke"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none"],
+            // `none` for the public clients of the authorization code flow; the secret methods for
+            // machine clients (client credentials).
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["none"],
             "scopes_supported": o.scopes_supported(),
             "client_id_metadata_document_supported": true,

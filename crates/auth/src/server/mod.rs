@@ -38,7 +38,9 @@ use crate::html;
 use crate::net::{self, FetchPolicy, Fetched};
 use crate::redirect;
 use crate::secret;
-use crate::store::{Access, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Store, StoreError};
+use crate::store::{
+    Access, ClientCredentials, CodeExchange, CodeGrant, GrantError, Lifetimes, RefreshRequest, Store, StoreError,
+};
 
 /// The scopes the hub's current tools need (`fs:read`, `shell:exec`, ...), asked on each use.
 pub type ScopesFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -95,7 +97,10 @@ pub fn now() -> u64 {
 pub fn issuer_of(public_url: &str) -> Result<String, String> {
     let url = Url::parse(public_url).map_err(|e| format!("public URL '{public_url}': {e}"))?;
     let host = url.host_str().ok_or_else(|| format!("public URL '{public_url}' has no host"))?;
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    // All of 127.0.0.0/8 is loopback: hosts of a fleet tested on one machine (or in network
+    // namespaces behind loopback forwarders) are 127.0.0.2, 127.0.0.3, ...
+    let loopback =
+        matches!(host, "localhost" | "[::1]") || host.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback());
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -521,7 +526,17 @@ pub(crate) fn requested_scopes(raw: Option<&str>, supported: &[String]) -> Vec<S
 /// A line for the consent page about what a scope allows.
 fn describe_scope(scope: &str) -> String {
     let (u, t) = scope.split_once(':').unwrap_or((scope, "*"));
-    let whose = if u == "*" { "every upstream".to_owned() } else { format!("the {u} upstream") };
+    // A host-qualified scope (`build01:fs:write`): the host's own upstream is the middle part.
+    let (u, inner, t) = match t.split_once(':') {
+        Some((inner, t)) => (u, Some(inner), t),
+        None => (u, None, t),
+    };
+    let whose = match (u, inner) {
+        ("*", None) => "every upstream".to_owned(),
+        (u, None) => format!("the {u} upstream"),
+        ("*", Some(i)) => format!("every host's {i} upstream"),
+        (u, Some(i)) => format!("{u}'s {i} upstream"),
+    };
     match t {
         "read" => format!("use the read-only tools of {whose}"),
         "write" => format!("use the tools of {whose} that change things (without deleting)"),
@@ -641,6 +656,8 @@ mod tests {
             ("https://hub.example.com:8443/mcp/", Ok("https://hub.example.com:8443")),
             ("https://hub.example.com:443", Ok("https://hub.example.com")),
             ("http://127.0.0.1:8765", Ok("http://127.0.0.1:8765")),
+            ("http://127.0.0.2:8765/mcp", Ok("http://127.0.0.2:8765")),
+            ("http://128.0.0.1:8765", Err("https")),
             ("http://localhost:1/mcp", Ok("http://localhost:1")),
             ("http://[::1]:1", Ok("http://[::1]:1")),
             ("http://hub.example.com", Err("https")),
@@ -668,6 +685,10 @@ mod tests {
         assert_eq!(requested_scopes(Some("nope:*"), &sup), sup);
         assert!(covers("*:*", "fs:read") && covers("fs:*", "fs:write") && !covers("git:*", "fs:read"));
         assert!(describe_scope("shell:exec").contains("run"));
+        assert_eq!(
+            describe_scope("build01:fs:write"),
+            "use the tools of build01's fs upstream that change things (without deleting)"
+        );
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub const OWNER_PREFIX: &str = "bos_";
 pub const TOKEN_PREFIX: &str = "bst_";
 /// Prefix of the dashboard's one-time sign-in links (`bastion dashboard`).
 pub const LOGIN_LINK_PREFIX: &str = "bdl_";
+/// Prefix of machine client ids (`bastion client create --machine`).
+pub const MACHINE_CLIENT_PREFIX: &str = "bmc_";
+/// Prefix of machine client secrets.
+pub const MACHINE_SECRET_PREFIX: &str = "bcs_";
+/// Longest life of an access token issued by the client credentials grant, whatever
+/// `oauth.access_token_ttl` says: a machine asks again whenever it likes, so its tokens need
+/// not outlive a short window in which a leaked one is useful.
+pub const MACHINE_ACCESS_MAX: Duration = Duration::from_secs(600);
 
 /// A store failure (I/O, SQLite or PostgreSQL).
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +104,9 @@ pub enum GrantError {
     InvalidTarget(String),
     /// `invalid_scope`.
     InvalidScope(String),
+    /// `invalid_client` (RFC 6749 §5.2): client authentication failed (unknown or revoked
+    /// machine client, wrong secret).
+    InvalidClient(String),
     /// `server_error`.
     Internal(String),
 }
@@ -181,7 +192,8 @@ pub struct RefreshRequest {
 pub struct Issued {
     /// The access token.
     pub access_token: String,
-    /// The refresh token.
+    /// The refresh token; empty for the client credentials grant, which has none (RFC 6749
+    /// §4.4.3).
     pub refresh_token: String,
     /// The access token's scopes.
     pub scopes: Vec<Scope>,
@@ -208,6 +220,73 @@ impl Access {
     pub fn into_principal(self) -> Principal {
         Principal { name: format!("oauth:{}/{}", self.client_name, self.grant_id), scopes: self.scopes }
     }
+}
+
+/// A confidential machine client (`bastion client create --machine`): it authenticates with
+/// its id and secret at `/token` (`grant_type=client_credentials`) and gets short-lived access
+/// tokens with at most its scopes. Its secret is kept only as a SHA-256 hash. Each machine client
+/// has one grant, created with it: its tokens belong to that grant, so `bastion token list`
+/// shows it and `bastion token revoke` / `revoke-all` end it like any other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineClient {
+    /// `bmc_…`.
+    pub client_id: String,
+    /// Human name; the principal of its calls is `oauth:NAME/GRANT`.
+    pub name: String,
+    /// The most its tokens may carry.
+    pub scopes: Vec<Scope>,
+    /// Its grant's id.
+    pub grant_id: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// When its grant was last used, if ever (to the minute).
+    pub last_used: Option<u64>,
+    /// When it was revoked (itself or its grant), if it was.
+    pub revoked: Option<u64>,
+}
+
+/// A `grant_type=client_credentials` request, its client authenticated by the store.
+#[derive(Clone, Debug, Default)]
+pub struct ClientCredentials {
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`.
+    pub secret: String,
+    /// `scope`, if narrowing; each must be covered by one of the client's scopes.
+    pub scopes: Option<Vec<Scope>>,
+    /// The audience the token is for (the hub's canonical resource).
+    pub resource: String,
+}
+
+/// Checks a machine client's name and scopes, in every store.
+pub(crate) fn check_machine_client(name: &str, scopes: &[Scope]) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(StoreError("a machine client's name is 1 to 64 printable characters, no '/'".into()));
+    }
+    if scopes.is_empty() {
+        return Err(StoreError("a machine client needs at least one scope (for example --scope '*:read')".into()));
+    }
+    Ok(())
+}
+
+/// The scopes of a client credentials token: those asked (each covered by one of the
+/// client's), or all of the client's.
+pub(crate) fn machine_token_scopes(granted: &[Scope], asked: Option<&[Scope]>) -> Result<Vec<Scope>, GrantError> {
+    match asked {
+        Some(asked) if !asked.is_empty() => {
+            if let Some(extra) = asked.iter().find(|a| !granted.iter().any(|g| g.covers(a))) {
+                return Err(GrantError::InvalidScope(format!("scope '{extra}' is beyond this client's scopes")));
+            }
+            Ok(asked.to_vec())
+        }
+        _ => Ok(granted.to_vec()),
+    }
+}
+
+/// The access lifetime of a client credentials token: the configured one, at most
+/// [`MACHINE_ACCESS_MAX`].
+pub(crate) fn machine_access_life(life: &Lifetimes) -> u64 {
+    life.access.min(MACHINE_ACCESS_MAX).as_secs()
 }
 
 /// A grant as listed by `bastion token list`.
@@ -406,6 +485,24 @@ pub trait Store: Send {
     /// it is within `limit` (the count including this one is at most `limit`). Atomic across
     /// processes sharing the store; windows before this one are forgotten.
     fn count_registration(&self, key: &str, window_start: u64, limit: u64) -> Result<bool, StoreError>;
+
+    /// Creates a machine client (the name must not be that of a live one) with its grant;
+    /// returns it and its secret (shown once, stored as SHA-256).
+    fn create_machine_client(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        now: u64,
+    ) -> Result<(MachineClient, String), StoreError>;
+    /// Every machine client, oldest first.
+    fn machine_clients(&self) -> Result<Vec<MachineClient>, StoreError>;
+    /// Revokes the live machine clients with this id or name, with their grants and tokens;
+    /// returns how many.
+    fn revoke_machine_clients(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError>;
+    /// The client credentials grant: authenticates the client by its secret and issues an
+    /// access token (no refresh token) for its grant, with at most its scopes.
+    fn client_credentials(&mut self, req: &ClientCredentials, now: u64, life: &Lifetimes)
+    -> Result<Issued, GrantError>;
 
     /// Creates a one-time dashboard sign-in secret valid until `expires` (`bastion dashboard`);
     /// returns it (shown once, stored as SHA-256). Links past their expiry are forgotten here.

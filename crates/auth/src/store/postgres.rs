@@ -40,7 +40,11 @@ use crate::secret;
 
 /// The migrations, in order; each runs once, in a transaction, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("postgres/0001_initial.sql")), (2, include_str!("postgres/0002_shared_state.sql"))];
+    &[
+        (1, include_str!("postgres/0001_initial.sql")),
+        (2, include_str!("postgres/0002_shared_state.sql")),
+        (3, include_str!("postgres/0003_machine_clients.sql")),
+    ];
 
 /// The session advisory lock held while migrating (an arbitrary constant: "bastion" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0062_6173_7469_6f6e;
@@ -1026,6 +1030,36 @@ impl Store for PostgresStore {
         })?
     }
 
+    fn create_machine_client(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        now: u64,
+    ) -> Result<(MachineClient, String), StoreError> {
+        self.run(|c| machine::create(c, name, scopes, now))?
+    }
+
+    fn machine_clients(&self) -> Result<Vec<MachineClient>, StoreError> {
+        let rows = self.read(|c| c.query(machine::LIST, &[]))?;
+        machine::list(&rows)
+    }
+
+    fn revoke_machine_clients(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
+        self.run(|c| machine::revoke(c, id_or_name, now))?
+    }
+
+    /// The client credentials grant. The client's row and its grant's are locked for the
+    /// transaction, so a revocation on another replica either comes first (and is seen) or
+    /// waits for the token and revokes it with the rest.
+    fn client_credentials(
+        &mut self,
+        req: &ClientCredentials,
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<Issued, GrantError> {
+        self.run(|c| machine::issue(c, req, now, life))?
+    }
+
     fn revoke_all(&mut self, now: u64) -> Result<RevokedAll, StoreError> {
         self.run(|c| -> Result<RevokedAll, StoreError> {
             let mut tx = c.transaction()?;
@@ -1325,6 +1359,7 @@ fn issue(
     })
 }
 
+mod machine;
 #[cfg(test)]
 pub(crate) mod testdb;
 #[cfg(test)]

@@ -189,6 +189,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         // The shared-state step, after the first schema (additive, as every later step).
         conn.execute_batch(super::shared::SQLITE_SCHEMA)?;
+        conn.execute_batch(machine::SCHEMA)?;
         Ok(SqliteStore { conn, path })
     }
 
@@ -858,6 +859,32 @@ impl Store for SqliteStore {
         Ok(RevokedAll { tokens, grants })
     }
 
+    fn create_machine_client(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        now: u64,
+    ) -> Result<(MachineClient, String), StoreError> {
+        machine::create(&mut self.conn, name, scopes, now)
+    }
+
+    fn machine_clients(&self) -> Result<Vec<MachineClient>, StoreError> {
+        machine::list(&self.conn)
+    }
+
+    fn revoke_machine_clients(&mut self, id_or_name: &str, now: u64) -> Result<usize, StoreError> {
+        machine::revoke(&mut self.conn, id_or_name, now)
+    }
+
+    fn client_credentials(
+        &mut self,
+        req: &ClientCredentials,
+        now: u64,
+        life: &Lifetimes,
+    ) -> Result<Issued, GrantError> {
+        machine::issue(&mut self.conn, req, now, life)
+    }
+
     fn create_login_link(&self, expires: u64, now: u64) -> Result<String, StoreError> {
         let secret = secret::random_secret(LOGIN_LINK_PREFIX).map_err(StoreError)?;
         self.conn.execute("DELETE FROM login_links WHERE expires <= ?1", [i(now)])?;
@@ -953,5 +980,6 @@ fn issue(
     })
 }
 
+mod machine;
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,8 @@ macro_rules! store_suite {
             owner_secret_is_shared, one_code_redeemed_at_once_by_two_handles,
             refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles,
             refresh_while_the_grant_is_revoked, switches_are_shared, approvals_are_queued_and_decided_once,
-            return_mode_approvals_are_used_once, registrations_are_counted_across_handles);
+            return_mode_approvals_are_used_once, registrations_are_counted_across_handles,
+            machine_clients_get_capped_short_tokens, machine_client_revocation_ends_its_tokens);
     };
     (@tests $backend:expr; $($name:ident),*) => {
         $(
@@ -587,4 +588,79 @@ pub(crate) fn registrations_are_counted_across_handles(b: &impl Backend) {
     assert!(a.count_registration("5.6.7.8", 60, 7).unwrap());
     assert!(!a.count_registration("1.2.3.4", 60, 7).unwrap());
     assert!(other.count_registration("1.2.3.4", 120, 7).unwrap());
+}
+
+fn credentials(id: &str, secret: &str, scopes: Option<&str>) -> ClientCredentials {
+    ClientCredentials { client_id: id.into(), secret: secret.into(), scopes: scopes.map(sc), resource: RES.into() }
+}
+
+/// Client credentials: the secret is checked (kept hashed), the token's scopes are capped by
+/// the client's, its life by [`MACHINE_ACCESS_MAX`], there is no refresh token, and the token is
+/// an access token of the client's grant like any other.
+pub(crate) fn machine_clients_get_capped_short_tokens(b: &dyn Backend) {
+    let mut store = b.open();
+    let (c, secret) = store.create_machine_client("build-hub", &sc("fs:read build01:fs:write"), 100).unwrap();
+    assert!(c.client_id.starts_with(MACHINE_CLIENT_PREFIX) && secret.starts_with(MACHINE_SECRET_PREFIX));
+    let listed = store.machine_clients().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), names(&listed[0].scopes)),
+        ("build-hub", vec!["fs:read".into(), "build01:fs:write".into()])
+    );
+    assert_eq!(listed[0].revoked, None);
+    let e = store.create_machine_client("build-hub", &sc("fs:read"), 101).unwrap_err();
+    assert!(e.0.contains("exists"), "{e}");
+    assert!(store.create_machine_client("x", &[], 101).is_err());
+    assert!(store.create_machine_client("", &sc("fs:read"), 101).is_err());
+
+    let life = Lifetimes::default();
+    let t = store.client_credentials(&credentials(&c.client_id, &secret, None), 1000, &life).unwrap();
+    assert!(t.refresh_token.is_empty());
+    assert_eq!(t.expires_in, MACHINE_ACCESS_MAX.as_secs());
+    assert_eq!(names(&t.scopes), ["fs:read", "build01:fs:write"]);
+    let a = store.verify_access(&t.access_token, RES, 1001).unwrap();
+    assert_eq!(a.grant_id, c.grant_id);
+    assert_eq!(a.clone().into_principal().name, format!("oauth:build-hub/{}", c.grant_id));
+    assert_eq!(store.verify_access(&t.access_token, RES, 1000 + 600), Err(Refusal::Expired));
+    assert_eq!(store.verify_access(&t.access_token, "https://other.example/mcp", 1001), Err(Refusal::WrongAudience));
+
+    let short = Lifetimes { access: Duration::from_secs(60), ..life };
+    let t = store.client_credentials(&credentials(&c.client_id, &secret, Some("fs:read")), 1000, &short).unwrap();
+    assert_eq!((t.expires_in, names(&t.scopes)), (60, vec!["fs:read".to_owned()]));
+    for (req, want) in [
+        (credentials(&c.client_id, "bcs_wrong", None), "InvalidClient"),
+        (credentials("bmc_nobody", &secret, None), "InvalidClient"),
+        (credentials(&c.client_id, &secret, Some("fs:write")), "InvalidScope"),
+        (credentials(&c.client_id, &secret, Some("*:*")), "InvalidScope"),
+    ] {
+        let e = store.client_credentials(&req, 1000, &life).unwrap_err();
+        assert!(format!("{e:?}").starts_with(want), "{req:?}: {e:?}");
+    }
+    // Another handle (another process, another replica) sees the same client.
+    let other = b.open();
+    assert_eq!(other.machine_clients().unwrap().len(), 1);
+}
+
+/// Revoking a machine client (by name or id), or its grant, ends its tokens and refuses new ones.
+pub(crate) fn machine_client_revocation_ends_its_tokens(b: &dyn Backend) {
+    let mut store = b.open();
+    let life = Lifetimes::default();
+    let (c, secret) = store.create_machine_client("m1", &sc("*:read"), 100).unwrap();
+    let t = store.client_credentials(&credentials(&c.client_id, &secret, None), 1000, &life).unwrap();
+    assert_eq!(store.revoke_machine_clients("nobody", 1001).unwrap(), 0);
+    assert_eq!(b.open().revoke_machine_clients("m1", 1001).unwrap(), 1);
+    assert_eq!(store.verify_access(&t.access_token, RES, 1002), Err(Refusal::Revoked));
+    let e = store.client_credentials(&credentials(&c.client_id, &secret, None), 1002, &life).unwrap_err();
+    assert!(matches!(e, GrantError::InvalidClient(ref d) if d.contains("revoked")), "{e:?}");
+    assert_eq!(store.machine_clients().unwrap()[0].revoked, Some(1001));
+    assert_eq!(store.revoke_machine_clients(&c.client_id, 1003).unwrap(), 0, "already revoked");
+    // The name is free again; `bastion token revoke` of the grant ends the client too.
+    let (c2, s2) = store.create_machine_client("m1", &sc("*:read"), 1004).unwrap();
+    store.client_credentials(&credentials(&c2.client_id, &s2, None), 1005, &life).unwrap();
+    assert_eq!(store.revoke_grants(&c2.grant_id, 1006).unwrap(), 1);
+    assert!(matches!(
+        store.client_credentials(&credentials(&c2.client_id, &s2, None), 1007, &life),
+        Err(GrantError::InvalidClient(_))
+    ));
+    assert!(store.machine_clients().unwrap().iter().all(|m| m.revoked.is_some()));
 }
