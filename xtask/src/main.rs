@@ -56,6 +56,7 @@ mod interop;
 mod mcpb;
 mod ops;
 mod provision;
+mod replicas;
 mod system;
 mod tidy;
 mod tree;
