@@ -277,7 +277,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     key.write_text(os.urandom(32).hex() + "\n")
     key.chmod(0o600)
     config = base / "bastion.toml"
-    config.write_text(f'store = "env:BASTION_STORE_URL"\n')  # TEMP
+    config.write_text(f'store = "env:BASTION_STORE_URL"\nsealing_key = "file:{key}"\n')
     pg = Postgres()
     hubs: list[Replica] = []
     proc = None

@@ -13,8 +13,5 @@ use crate::interop;
 
 /// Runs the multi-replica suite with the binaries the `build` step made.
 pub fn run() -> Result<()> {
-    interop::run(
-        &["-m".into(), "replicas".into(), "tests/python/test_replicas.py".into()],
-        interop::Build::AlreadyDone,
-    )
+    interop::run(&["-m".into(), "replicas".into(), "tests/python/test_replicas.py".into()], interop::Build::AlreadyDone)
 }
