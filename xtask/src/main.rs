@@ -47,6 +47,7 @@ mod bench;
 mod bench_context;
 mod bench_git;
 mod bench_hub;
+mod bench_replicas;
 mod bench_shell;
 mod ci;
 mod conformance;

@@ -27,7 +27,17 @@ fn main() -> anyhow::Result<()> {
         // One thread: the hub only moves messages between clients and children (which do the
         // work, in their own processes), and a call crosses several tasks; on one thread those
         // hand-offs are queue pushes rather than cross-thread wake-ups.
-        Command::Serve(args) => one_thread(serve::serve(HubSettings::from_serve_args(&args)?)),
+        Command::Serve(args) => {
+            let settings = HubSettings::from_serve_args(&args)?;
+            match args.threads {
+                0 | 1 => one_thread(serve::serve(settings)),
+                n => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(usize::from(n))
+                    .enable_all()
+                    .build()?
+                    .block_on(serve::serve(settings)),
+            }
+        }
         Command::Tools(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(serve::tools(args))
