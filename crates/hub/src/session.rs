@@ -209,12 +209,13 @@ impl SealedSessions {
         self.key.clone().map(|key| Arc::new(SealedStore { key }) as Arc<dyn SessionStore>)
     }
 
-    /// Whether `id` may be used by `principal`: without a key, always (rmcp looks the id up);
-    /// with one, only a sealed id of that principal that has not expired.
+    /// Whether `id` may be used by `principal`: a sealed id only by its principal and until it
+    /// expires; any other id is rmcp's to look up in memory (without a key, or a session whose
+    /// parameters were too large to seal: it lives on the hub that opened it).
     pub fn admits(&self, id: &str, principal: &str) -> bool {
         match &self.key {
-            None => true,
-            Some(key) => key.open(id, now()).is_some_and(|s| s.principal == principal),
+            Some(key) if id.starts_with(PREFIX) => key.open(id, now()).is_some_and(|s| s.principal == principal),
+            _ => true,
         }
     }
 }
@@ -356,6 +357,21 @@ mod tests {
         for bad in ["", "bs1.", "bs1.AAAA", "0b3e2c6e-uuid", &id[PREFIX.len()..], &format!("{id}x")] {
             assert!(k.open(bad, 0).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_sealed_id_admits_its_principal_only() {
+        let k = Arc::new(key(&"k".repeat(32)));
+        let id = k.seal(&Sealed { principal: "oauth:ChatGPT/g1".into(), expires: now() + 60, init: init() }).unwrap();
+        let old = k.seal(&Sealed { principal: "oauth:ChatGPT/g1".into(), expires: now() - 1, init: init() }).unwrap();
+        let sealed = SealedSessions::new(LocalSessionManager::default(), Some(k));
+        assert!(sealed.admits(&id, "oauth:ChatGPT/g1"));
+        assert!(!sealed.admits(&id, "oauth:ChatGPT/g2"));
+        assert!(!sealed.admits(&old, "oauth:ChatGPT/g1"), "expired");
+        // An id this hub did not seal is rmcp's to look up (and unknown there: 404).
+        assert!(sealed.admits("0b3e2c6e-8a57-4d1b-9a33-3f1f0a7d2c11", "owner"));
+        let unsealed = SealedSessions::new(LocalSessionManager::default(), None);
+        assert!(unsealed.admits(&id, "anyone") && unsealed.store().is_none());
     }
 
     #[test]
