@@ -323,6 +323,13 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
+        Err(challenge) if challenge.refusal == Some(bastion_auth::Refusal::Unavailable) => {
+            let message = "Service Unavailable: the token store is unreachable; retry shortly";
+            let mut r =
+                crate::refused::json_rpc(StatusCode::SERVICE_UNAVAILABLE, -32000, reason::STORE_UNAVAILABLE, message);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            return closing(r);
+        }
         Err(challenge) => {
             let why = if parts.headers.contains_key(header::AUTHORIZATION) {
                 reason::INVALID_TOKEN
