@@ -3,7 +3,8 @@
 The fixture starts a real PostgreSQL (Debian's server binaries, a cluster in a temporary
 directory on a private port, run as the ``postgres`` user when the tests run as root), three
 ``bastion serve`` hubs on that database (``store = "env:BASTION_STORE_URL"``) with the same
-sealing key file (``sealing_key = "file:…"``) and the same root, and nginx as a round-robin load
+sealing key file (``sealing_key = "file:…"``) and the same root (the third hub with
+``--threads 2``, so both runtimes serve the suite), and nginx as a round-robin load
 balancer in front of them. nginx names the replica that answered each request in a response header
 (``X-Bastion-Replica``, its ``$upstream_addr``), so a test can show which hub served what; a test
 that must put a step on a given hub addresses that hub's port directly.
@@ -262,6 +263,9 @@ def replica(base: Path, i: int, root: Path, config: Path, env: dict[str, str]) -
     port = free_port()
     argv = [str(bastion()), "serve", "--listen", f"127.0.0.1:{port}", "--state-dir", str(state), "--root", str(root),
             "--public-url", PUBLIC_URL, "--config", str(config), "--allow-write", "--no-rate-limits"]
+    # The last hub on a multi-threaded runtime, so both runtimes serve the suite.
+    if i == REPLICAS - 1:
+        argv += ["--threads", "2"]
     return Replica(port=port, state=state, root=root, public_url=PUBLIC_URL, owner_secret="",
                    stderr=base / f"hub{i}.stderr", argv=argv, env=env)
 

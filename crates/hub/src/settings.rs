@@ -499,7 +499,13 @@ fn http_settings(
     };
     let sealing_key = config.sealing_key.clone().filter(|s| !s.trim().is_empty());
     if let Some(spec) = &sealing_key {
-        found.ok(crate::session::check_spec(spec).map_err(|e| SettingsError::SealingKey(e.to_string())));
+        // `check-config` reads the key too (a variable unset, a file unreadable, a key too short);
+        // `serve` reads it once it starts.
+        let checked = match depth {
+            Depth::Check => crate::session::SealingKey::resolve(spec).map(drop),
+            Depth::Start => crate::session::check_spec(spec),
+        };
+        found.ok(checked.map_err(|e| SettingsError::SealingKey(e.to_string())));
     }
     HttpSettings { listen, public_url, allowed, auth, stateful, limits: config.limits.clone(), sealing_key }
 }
