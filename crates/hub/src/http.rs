@@ -17,12 +17,14 @@
 //! All of it behind the front layer (the per-address rate limit before anything else, 429; every
 //! refusal journaled as `http_refused`, [`crate::refused`]) and one guard layer. Order of
 //! checks on every request: Host and Origin (403), then
-//! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
+//! the bearer token (401 with `WWW-Authenticate: Bearer`; 503 `store_unavailable` when the
+//! store cannot be read to check it) on every path but `/healthz`,
 //! `/readyz` and the OAuth paths (the guard), then on `POST /mcp` (and `/`) the media type (415: JSON, or
 //! octet-stream with a token; [`crate::strict::media_type`]), then the principal's rate limit
 //! and calls in flight (429, [`crate::limits`]), then on `POST /mcp` one reading of the body
 //! ([`crate::strict`]: duplicate or look-alike keys, SEP-2243 headers that contradict it: 400),
-//! in stateful mode the session cap (429), and for a `tools/call` by a token without the tool's
+//! in stateful mode the session cap (429) and, with a `sealing_key`, a session id that is not the
+//! caller's sealed session (404, [`crate::session`]), and for a `tools/call` by a token without the tool's
 //! scope, 403 with `error="insufficient_scope"` (the scope challenge of the MCP authorization
 //! spec), then the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with
 //! the same lists).
