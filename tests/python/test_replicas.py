@@ -461,6 +461,8 @@ class Outcome:
     ended: float
     status: int  # 0: no HTTP response at all
     body: str = ""
+    #: nginx's ``X-Bastion-Replica``: the hub (or hubs, after a retry) the call went to.
+    replica: str = ""
 
 
 async def hammer(c: Cluster, tokens: list[str], clients: int, seconds: float,
@@ -495,7 +497,8 @@ async def hammer(c: Cluster, tokens: list[str], clients: int, seconds: float,
                 started = time.monotonic()
                 try:
                     r = await http.post(f"{PUBLIC_URL}/mcp", content=body, headers=headers)
-                    results[i].append(Outcome(started, time.monotonic(), r.status_code, r.text[:300]))
+                    results[i].append(Outcome(started, time.monotonic(), r.status_code, r.text[:300],
+                                              r.headers.get(REPLICA_HEADER, "")))
                 except httpx2.HTTPError as e:
                     results[i].append(Outcome(started, time.monotonic(), 0, repr(e)))
                     await asyncio.sleep(0.05)
@@ -520,17 +523,63 @@ def grants_table(pg: Postgres) -> list[str]:
     return pg.sql("SELECT id || ' ' || coalesce(revoked::text, '-') FROM grants ORDER BY id").splitlines()
 
 
+async def slow_call(c: Cluster, fifo: Path) -> Outcome:
+    """``shell__run_command cat FIFO`` through the load balancer: in flight until the FIFO is
+    written (or its hub dies)."""
+    call = tool_call("shell__run_command", {"program": "cat", "args": [fifo.name]})
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {c.owner_token}", "Mcp-Protocol-Version": "2025-06-18"}
+    async with httpx2.AsyncClient(transport=AsyncToHub(PUBLIC_URL, c.lb.port), timeout=httpx2.Timeout(60.0)) as http:
+        started = time.monotonic()
+        try:
+            r = await http.post(f"{PUBLIC_URL}/mcp", json=call, headers=headers)
+            return Outcome(started, time.monotonic(), r.status_code, r.text[:300], r.headers.get(REPLICA_HEADER, ""))
+        except httpx2.HTTPError as e:
+            return Outcome(started, time.monotonic(), 0, repr(e))
+
+
+def release(fifo: Path) -> None:
+    """Ends every ``cat`` still reading ``fifo`` (a writer that opens and closes it)."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # no reader left
+        return
+    os.write(fd, b"released\n")
+    os.close(fd)
+
+
 async def test_kill_9_of_a_replica_under_32_clients(live: Cluster) -> None:
-    """32 clients through the load balancer; hub 1 is killed with SIGKILL a second in. Only calls
-    that were in flight on it may fail; every client goes on through the other two; the grants in
-    the database are the same rows before and after, none revoked, each still refreshes once."""
+    """32 clients through the load balancer, and six calls that stay in flight (a shell command
+    reading a FIFO), two on each hub; hub 1 is killed with SIGKILL a second in. Only calls in
+    flight on it fail (nginx's 502 naming it); the slow calls on the other hubs finish once the
+    FIFO is written; every client goes on through the other two; the grants in the database are
+    the same rows before and after, none revoked, each still refreshes once."""
     c = live
     with c.lb.client() as http:
         client = register_chatgpt(http, "fs:read")
     flows = [grant(c, client["client_id"], on=i % REPLICAS) for i in range(8)]
     tokens = [t["access_token"] for _, t in flows]
     before = grants_table(c.pg)
-    results, killed_at, _ = await hammer(c, tokens, 32, 4.0, (1.0, c.hubs[1].kill))
+    fifo = c.hubs[0].root / "slow.fifo"
+    os.mkfifo(fifo)
+    try:
+        slow = [asyncio.create_task(slow_call(c, fifo)) for _ in range(2 * REPLICAS)]
+        await asyncio.sleep(0.5)
+        results, killed_at, _ = await hammer(c, tokens, 32, 4.0, (1.0, c.hubs[1].kill))
+        released_at = time.monotonic()
+        await asyncio.to_thread(release, fifo)
+        slow_done = await asyncio.gather(*slow)
+    finally:
+        release(fifo)
+        fifo.unlink()
+    on_killed = [o for o in slow_done if o.replica.endswith(f":{c.hubs[1].port}")]
+    assert len(on_killed) == 2, slow_done
+    for o in slow_done:
+        if o in on_killed:
+            assert o.status == 502, o
+        else:
+            # In flight through the kill, answered once the FIFO was written (one `cat` reads
+            # the line, the others the end of file).
+            assert ok(o) and o.started < killed_at < released_at < o.ended, o
     outcomes = [o for per in results for o in per]
     failed = [o for o in outcomes if not ok(o)]
     print(f"{len(outcomes)} calls, {len(failed)} failed, kill at +{killed_at - min(o.started for o in outcomes):.2f}s")
@@ -538,7 +587,7 @@ async def test_kill_9_of_a_replica_under_32_clients(live: Cluster) -> None:
     # A failed call was in flight when the hub died: sent before the kill, answered after it.
     for o in failed:
         assert o.started <= killed_at + 0.05 <= o.ended + 0.05, (o, killed_at)
-        assert o.status in (0, 502), o
+        assert o.status == 502 and o.replica.endswith(f":{c.hubs[1].port}"), o
     assert len(failed) <= 32, len(failed)
     for i, per in enumerate(results):
         after = [o for o in per if o.started > killed_at + 0.1]
