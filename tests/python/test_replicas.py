@@ -626,8 +626,10 @@ async def test_postgres_restart_mid_load(live: Cluster) -> None:
     assert len(down) == 2
     assert failed, "no call failed while the database was down for longer than the store waits"
     assert answers == {(503, "store_unavailable")}, answers
+    # A hub queues its OAuth store calls (one at a time), so a call may wait for several 5 s
+    # connection timeouts; never for the client's 20 s (that would be a status 0 above).
     for o in failed:
-        assert down[0] - 0.5 <= o.ended <= down[1] + 6 and o.ended - o.started < 7, (o, down)
+        assert down[0] - 0.5 <= o.ended <= down[1] + 20 and o.ended - o.started < 20, (o, down)
     after = [o for o in outcomes if o.started > down[1] + 1]
     assert after and all(ok(o) for o in after), [o for o in after if not ok(o)][:3]
 
