@@ -15,8 +15,12 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     """The ``slow`` marker: load and soak tests, run by ``cargo xtask ci`` in its own ``slow`` step
-    (``-m slow``) after the ``interop`` step (``-m "not slow"``)."""
+    (``-m slow``) after the ``interop`` step (``-m "not slow and not replicas"``); the ``replicas``
+    marker: the multi-replica suite (``test_replicas.py``), its own ``replicas`` step."""
     config.addinivalue_line("markers", "slow: a load or soak test, run in the `slow` step of `cargo xtask ci`")
+    config.addinivalue_line(
+        "markers", "replicas: several hubs on one PostgreSQL behind a load balancer, the `replicas` step of `cargo xtask ci`"
+    )
 
 
 @pytest.fixture(scope="session")

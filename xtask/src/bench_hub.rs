@@ -48,10 +48,10 @@ pub struct HubArgs {
     stateless_calls: u32,
     /// Concurrent clients for the throughput runs.
     #[arg(long, default_value_t = 32)]
-    clients: u32,
+    pub(crate) clients: u32,
     /// Calls per client in each throughput run (after a warm-up of 64 calls per client).
     #[arg(long, default_value_t = 1000)]
-    load_calls: u32,
+    pub(crate) load_calls: u32,
     /// Only these fronts (comma-separated: stdio, bastion, bastion-openapi, mcp-proxy,
     /// supergateway, supergateway-stateless, mcpo); the throughput and memory runs are always made.
     #[arg(long, value_delimiter = ',')]
@@ -62,7 +62,15 @@ pub struct HubArgs {
     /// Benchmark this `bastion` binary instead of `target/release/bastion` (implies
     /// `--no-build`).
     #[arg(long)]
-    bastion: Option<PathBuf>,
+    pub(crate) bastion: Option<PathBuf>,
+    /// Instead of the fronts: this many hubs (comma-separated counts, e.g. `1,2,3`) on one
+    /// PostgreSQL behind nginx, round robin; throughput and p50/p99 through the load balancer
+    /// (`bench_replicas.rs`).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) replicas: Vec<u32>,
+    /// With `--replicas`: the hubs' `--threads` values to measure (comma-separated; default 1).
+    #[arg(long, value_delimiter = ',', requires = "replicas")]
+    pub(crate) threads: Vec<u16>,
 }
 
 /// npm peers, pinned as in `shared/reference/peers.md`.
@@ -77,7 +85,7 @@ const PYPI: [&str; 4] = ["mcp-proxy==0.13.0", "mcpo==0.0.20", "mcp==1.30.0", "fa
 const OPTIMISED: &str = "BASTION_BENCH_HUB_OPTIMISED";
 
 /// A line in the 1 KiB file every front reads; a response without it is an error.
-const MARKER: &str = "bastion-bench-marker";
+pub(crate) const MARKER: &str = "bastion-bench-marker";
 
 /// Where the upstream and the peers are.
 struct Setup {
@@ -95,9 +103,6 @@ struct Setup {
 
 /// Runs the benchmark.
 pub fn run(args: &HubArgs) -> Result<()> {
-    let peers_dir = cache_dir().join("peers");
-    install_npm_packages(&peers_dir, &NPM);
-    let venv_bin = install_pypi_peers();
     let bastion = match &args.bastion {
         Some(path) => std::env::current_dir()?.join(path),
         None => target_dir().join("release").join("bastion"),
@@ -116,6 +121,12 @@ pub fn run(args: &HubArgs) -> Result<()> {
             return sh(Command::new(exe).args(std::env::args_os().skip(1)).env(OPTIMISED, "1"));
         }
     }
+    if !args.replicas.is_empty() {
+        return crate::bench_replicas::run(args, &bastion);
+    }
+    let peers_dir = cache_dir().join("peers");
+    install_npm_packages(&peers_dir, &NPM);
+    let venv_bin = install_pypi_peers();
     let node = which("node").context("node is needed: the upstream is the Node reference filesystem server")?;
     let modules = peers_dir.join("node_modules");
     let server_js = modules.join("@modelcontextprotocol/server-filesystem/dist/index.js");
@@ -237,7 +248,7 @@ fn which(program: &str) -> Option<PathBuf> {
     output_of(Command::new("sh").arg("-c").arg(format!("command -v {program}"))).map(PathBuf::from)
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
@@ -364,13 +375,13 @@ impl FrontResult {
 }
 
 /// A started process, killed with its whole process group when dropped.
-struct Proc {
-    child: Child,
-    shown: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) shown: String,
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> Result<Proc> {
+    pub(crate) fn spawn(mut cmd: Command, log: &Path) -> Result<Proc> {
         let shown = crate::util::display(&cmd);
         let log = fs::File::create(log)?;
         cmd.stdin(Stdio::null()).stderr(log.try_clone()?).stdout(log).process_group(0);
@@ -399,12 +410,12 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// The JSON-RPC `tools/call` reading the file, with `ID` where the id goes.
-fn call_body(tool: &str, path: &str) -> String {
+pub(crate) fn call_body(tool: &str, path: &str) -> String {
     json!({"jsonrpc": "2.0", "id": 424242, "method": "tools/call", "params": {"name": tool, "arguments": {"path": path}}})
         .to_string()
         .replace("424242", "ID")
@@ -751,15 +762,15 @@ fn throughput(setup: &Setup, upstreams: Upstreams, clients: u32, calls: u32) -> 
     })
 }
 
-struct LoadRun {
-    calls: u64,
-    errors: u64,
-    first_error: Option<String>,
-    times: Vec<Duration>,
+pub(crate) struct LoadRun {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) times: Vec<Duration>,
 }
 
 /// `clients` threads, each with its own keep-alive connection, each making `calls` calls.
-fn load(port: u16, token: &str, body: &str, clients: u32, calls: u32) -> Result<LoadRun> {
+pub(crate) fn load(port: u16, token: &str, body: &str, clients: u32, calls: u32) -> Result<LoadRun> {
     let barrier = Arc::new(Barrier::new(clients as usize));
     let handles: Vec<_> = (0..clients)
         .map(|_| {
@@ -930,14 +941,14 @@ fn tree_rss(pid: u32) -> (u64, u64) {
 // HTTP/1.1 client
 
 /// A response: status, the headers this client cares about, the body (de-chunked).
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub(crate) status: u16,
     session: Option<String>,
     body: Vec<u8>,
 }
 
 /// One keep-alive connection.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     /// The server said it would close (no length, or `Connection: close`).
@@ -949,7 +960,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl Conn {
-    fn new(stream: TcpStream) -> Conn {
+    pub(crate) fn new(stream: TcpStream) -> Conn {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
         Conn { stream, buf: Vec::with_capacity(16 * 1024), closing: false }
@@ -963,7 +974,7 @@ impl Conn {
     }
 
     /// Sends one complete request (head and body in one buffer) and reads the response.
-    fn request(&mut self, raw: &[u8]) -> Result<Response> {
+    pub(crate) fn request(&mut self, raw: &[u8]) -> Result<Response> {
         self.stream.write_all(raw)?;
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {

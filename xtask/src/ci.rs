@@ -6,9 +6,10 @@
 //! units rated, the AppArmor profile parsed), `system` and `ops` (a Debian root booted under
 //! systemd-nspawn: the units under a booted systemd, and bastion-host against a real systemd),
 //! `package` (one release build; the `.deb` and the `.mcpb` from it), `fuzz`, `interop` (the
-//! Python end-to-end tests with the official SDK, except the slow tier), `conformance` (the
+//! Python end-to-end tests with the official SDK, except the slow tier and the replicas), `conformance` (the
 //! official MCP conformance suite against the hub, see `conformance.rs`) and `slow` (the load and
-//! soak tests, pytest marker `slow`). Each step's duration is printed as it ends and again in
+//! soak tests, pytest marker `slow`) and `replicas` (three hubs on one PostgreSQL behind a load
+//! balancer, see `replicas.rs`). Each step's duration is printed as it ends and again in
 //! the summary.
 
 use std::process::Command;
@@ -48,11 +49,12 @@ pub fn run() -> Result<()> {
         Step {
             name: "interop",
             // The binaries were built by the `build` step above.
-            action: || interop::run(&["-m".into(), "not slow".into()], interop::Build::AlreadyDone),
+            action: || interop::run(&["-m".into(), "not slow and not replicas".into()], interop::Build::AlreadyDone),
         },
         Step { name: "conformance", action: || crate::conformance::run(interop::Build::AlreadyDone) },
         Step { name: "fleet", action: crate::fleet::run },
         Step { name: "slow", action: || interop::run(&["-m".into(), "slow".into()], interop::Build::AlreadyDone) },
+        Step { name: "replicas", action: crate::replicas::run },
     ];
 
     let started = Instant::now();

@@ -14,6 +14,9 @@ pub enum Refusal {
     Expired,
     /// Issued for another resource (RFC 8707 audience).
     WrongAudience,
+    /// The store could not be read (PostgreSQL unreachable): not a judgement of the token, so
+    /// the hub answers 503 rather than a 401 that would make a client drop it.
+    Unavailable,
 }
 
 impl Refusal {
@@ -24,6 +27,7 @@ impl Refusal {
             Refusal::Revoked => "token revoked",
             Refusal::Expired => "token expired",
             Refusal::WrongAudience => "token issued for another resource",
+            Refusal::Unavailable => "the token store is unreachable",
         }
     }
 }

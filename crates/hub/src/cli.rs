@@ -179,4 +179,10 @@ pub struct ServeArgs {
     /// MCP sessions open at once with --stateful (default 1000; 0: no limit).
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<u32>,
+    /// Threads of the hub's runtime (default 1; more: tokio's multi-threaded runtime). The hub
+    /// moves messages between clients and its children, which do the work in their own
+    /// processes; more threads help where a request waits on something outside the runtime (a
+    /// PostgreSQL store's queries). BENCHMARKS.md has the measurements.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub threads: u16,
 }

@@ -92,6 +92,9 @@ pub struct HubConfig {
     /// `postgres://…` (without a password), `env:NAME` or `file:/path`, a PostgreSQL database
     /// that several hubs share.
     pub store: Option<String>,
+    /// The key `--stateful` session ids are sealed with, shared by every replica: `env:NAME` or
+    /// `file:/path` (never the key itself), see [`crate::session`].
+    pub sealing_key: Option<String>,
     /// Serve MCP sessions (stateful streamable HTTP) instead of stateless requests.
     #[serde(default)]
     pub stateful: bool,

@@ -17,12 +17,14 @@
 //! All of it behind the front layer (the per-address rate limit before anything else, 429; every
 //! refusal journaled as `http_refused`, [`crate::refused`]) and one guard layer. Order of
 //! checks on every request: Host and Origin (403), then
-//! the bearer token (401 with `WWW-Authenticate: Bearer`) on every path but `/healthz`,
+//! the bearer token (401 with `WWW-Authenticate: Bearer`; 503 `store_unavailable` when the
+//! store cannot be read to check it) on every path but `/healthz`,
 //! `/readyz` and the OAuth paths (the guard), then on `POST /mcp` (and `/`) the media type (415: JSON, or
 //! octet-stream with a token; [`crate::strict::media_type`]), then the principal's rate limit
 //! and calls in flight (429, [`crate::limits`]), then on `POST /mcp` one reading of the body
 //! ([`crate::strict`]: duplicate or look-alike keys, SEP-2243 headers that contradict it: 400),
-//! in stateful mode the session cap (429), and for a `tools/call` by a token without the tool's
+//! in stateful mode the session cap (429) and, with a `sealing_key`, a session id that is not the
+//! caller's sealed session (404, [`crate::session`]), and for a `tools/call` by a token without the tool's
 //! scope, 403 with `error="insufficient_scope"` (the scope challenge of the MCP authorization
 //! spec), then the `Accept` normalisation, then rmcp (which repeats the Host/Origin check with
 //! the same lists).
@@ -37,6 +39,7 @@
 
 use std::sync::Arc;
 
+use crate::session::SealedSessions;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -322,6 +325,13 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         Ok(p) => p,
         // The readiness probe answers anyone, with details only for a valid token.
         Err(_) if parts.uri.path() == "/readyz" => return next.run(Request::from_parts(parts, body)).await,
+        Err(challenge) if challenge.refusal == Some(bastion_auth::Refusal::Unavailable) => {
+            let message = "Service Unavailable: the token store is unreachable; retry shortly";
+            let mut r =
+                crate::refused::json_rpc(StatusCode::SERVICE_UNAVAILABLE, -32000, reason::STORE_UNAVAILABLE, message);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            return closing(r);
+        }
         Err(challenge) => {
             let why = if parts.headers.contains_key(header::AUTHORIZATION) {
                 reason::INVALID_TOKEN
@@ -467,7 +477,7 @@ struct McpState {
 /// rmcp's streamable HTTP service, with or without sessions.
 enum Rmcp {
     Stateless(StreamableHttpService<Hub, NeverSessionManager>),
-    Stateful(StreamableHttpService<Hub, LocalSessionManager>, Arc<LocalSessionManager>),
+    Stateful(StreamableHttpService<Hub, SealedSessions>, Arc<SealedSessions>),
 }
 
 /// `POST /mcp` (and `/mcp/`), after the guard (Host, Origin, bearer token; the caller's
@@ -490,11 +500,16 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
         let code = if a.code == "header_mismatch" { -32020 } else { -32600 };
         return crate::refused::json_rpc(StatusCode::BAD_REQUEST, code, a.code, &a.message);
     }
+    let mut opening = None;
     if let Rmcp::Stateful(_, sessions) = &mcp.rmcp
         && !parts.headers.contains_key("mcp-session-id")
-        && let Err(limited) = mcp.limiter.session(sessions.sessions.read().await.len())
     {
-        return too_many(limited);
+        if let Err(limited) = mcp.limiter.session(sessions.open_count().await) {
+            return too_many(limited);
+        }
+        // An `initialize`: what its session id will seal (see `crate::session`).
+        opening =
+            initialize_params(&bytes).map(|init| crate::session::Opening { principal: principal.name.clone(), init });
     }
     let direct = mcp.direct && direct::headers_qualify(&parts.method, &parts.headers);
     let restricted = !principal.scopes.contains(&Scope::all());
@@ -518,6 +533,9 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
     {
         return direct::answer(&mcp.hub, principal, call).await;
     }
+    if let Some(opening) = opening {
+        parts.extensions.insert(opening);
+    }
     to_rmcp(State(mcp), Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
@@ -527,9 +545,33 @@ async fn to_rmcp(State(mcp): State<McpEndpoint>, mut req: Request) -> Response {
     normalise_accept(req.headers_mut());
     let response = match &mcp.rmcp {
         Rmcp::Stateless(service) => service.handle(req).await,
-        Rmcp::Stateful(service, _) => service.handle(req).await,
+        Rmcp::Stateful(service, sessions) => {
+            // A sealed session is its opener's: another token presenting the id, or an id that
+            // does not open (altered, expired, another key), finds no session.
+            let principal = req.extensions().get::<Principal>().map(|p| p.name.as_str());
+            let id = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok());
+            if let (Some(id), Some(principal)) = (id, principal)
+                && !sessions.admits(id, principal)
+            {
+                return refusal(StatusCode::NOT_FOUND, reason::NOT_FOUND, "Not Found: no such session");
+            }
+            match req.extensions_mut().remove::<crate::session::Opening>() {
+                Some(opening) => crate::session::opening(opening, service.handle(req)).await,
+                None => service.handle(req).await,
+            }
+        }
     };
     response.map(axum::body::Body::new)
+}
+
+/// The parameters of an `initialize` request body, if it is one.
+fn initialize_params(body: &[u8]) -> Option<rmcp::model::InitializeRequestParams> {
+    #[derive(serde::Deserialize)]
+    struct Init {
+        method: String,
+        params: rmcp::model::InitializeRequestParams,
+    }
+    serde_json::from_slice::<Init>(body).ok().filter(|i| i.method == "initialize").map(|i| i.params)
 }
 
 /// The tool a `tools/call` body calls, if it is one.
@@ -754,6 +796,15 @@ async fn readyz(State(hub): State<Hub>, caller: Option<axum::Extension<Principal
 /// How long an idle MCP session lives in stateful mode before it must initialise again.
 const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
+/// Whether the hub serves MCP sessions, and the key that seals them into their ids.
+#[derive(Debug, Clone, Default)]
+pub struct Sessions {
+    /// `--stateful`.
+    pub stateful: bool,
+    /// `sealing_key`: sessions any replica can continue (see [`crate::session`]).
+    pub sealing: Option<Arc<crate::session::SealingKey>>,
+}
+
 /// The whole HTTP application. Stateless with JSON responses unless `stateful`: no sessions to
 /// expire or lose (connectors that drop `Mcp-Session-Id` keep working); a call that sends
 /// progress falls back to SSE.
@@ -770,7 +821,7 @@ pub fn app_limited(
     shutdown: CancellationToken,
     limits: LimitsConfig,
 ) -> Router {
-    app_with(hub, allowed, auth, stateful, shutdown, limits, Router::new())
+    app_with(hub, allowed, auth, Sessions { stateful, sealing: None }, shutdown, limits, Router::new())
 }
 
 /// [`app_limited`] with more routes behind the same layers (the dashboard's, which the guard
@@ -779,13 +830,14 @@ pub fn app_with(
     hub: Hub,
     allowed: Allowed,
     auth: Auth,
-    stateful: bool,
+    sessions: Sessions,
     shutdown: CancellationToken,
     limits: LimitsConfig,
     extra: Router,
 ) -> Router {
+    let Sessions { stateful, sealing } = sessions;
     let limiter = Limiter::new(limits);
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(stateful)
         .with_json_response(!stateful)
         .with_allowed_hosts(allowed.hosts.clone())
@@ -794,9 +846,10 @@ pub fn app_with(
     let factory_hub = hub.clone();
     let factory = move || Ok(factory_hub.clone());
     let rmcp = if stateful {
-        let mut sessions = LocalSessionManager::default();
-        sessions.session_config.keep_alive = Some(SESSION_IDLE);
-        let sessions = Arc::new(sessions);
+        let mut local = LocalSessionManager::default();
+        local.session_config.keep_alive = Some(SESSION_IDLE);
+        let sessions = Arc::new(SealedSessions::new(local, sealing));
+        config.session_store = sessions.store();
         Rmcp::Stateful(StreamableHttpService::new(factory, sessions.clone(), config), sessions)
     } else {
         Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))

@@ -63,6 +63,7 @@ pub mod scope;
 pub mod search;
 pub mod search_fetch;
 pub mod serve;
+pub mod session;
 pub mod settings;
 pub mod setup;
 pub mod startup;

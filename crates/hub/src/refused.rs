@@ -34,6 +34,8 @@ pub mod reason {
     pub const MISSING_TOKEN: &str = "missing_token";
     /// A bearer token that is unknown, expired, revoked or for another resource.
     pub const INVALID_TOKEN: &str = "invalid_token";
+    /// The token could not be checked: the auth store is unreachable (503, `Retry-After`).
+    pub const STORE_UNAVAILABLE: &str = "store_unavailable";
     /// A token without the called tool's scope.
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
     /// A `Content-Type` other than JSON (or octet-stream with a token).

@@ -452,7 +452,18 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     };
 
     if let Some(http) = http {
-        let HttpSettings { listen, public_url, allowed, stateful, limits, .. } = http;
+        let HttpSettings { listen, public_url, allowed, stateful, limits, sealing_key, .. } = http;
+        // Read at start, so a missing variable or file stops the hub here rather than at the
+        // first session.
+        let sealing = match &sealing_key {
+            Some(spec) => Some(Arc::new(crate::session::SealingKey::resolve(spec)?)),
+            None => None,
+        };
+        if stateful && sealing.is_none() && store.is_some() {
+            tracing::warn!(
+                "--stateful without a sealing_key: a session lives on the hub that opened it (set sealing_key for replicas)"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
         let local = listener.local_addr()?;
         let url = format!("http://{local}/mcp");
@@ -522,7 +533,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
             hub,
             allowed,
             auth,
-            stateful,
+            http::Sessions { stateful, sealing },
             shutdown.child_token(),
             limits,
             crate::dashboard::router(dashboard),

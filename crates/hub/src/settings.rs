@@ -97,6 +97,8 @@ pub struct HttpSettings {
     pub stateful: bool,
     /// Rate limits and caps (`[limits]` under the flags).
     pub limits: crate::limits::LimitsConfig,
+    /// The file's `sealing_key` reference (checked, not yet read): sessions sealed into their ids.
+    pub sealing_key: Option<String>,
 }
 
 /// How HTTP requests are authenticated.
@@ -169,6 +171,9 @@ pub enum SettingsError {
     /// The `store` value is not a store, or holds a password in clear.
     #[error("{0}")]
     Store(String),
+    /// The `sealing_key` value is not a reference (`env:NAME`, `file:/path`).
+    #[error("{0}")]
+    SealingKey(String),
     /// No state directory was given and none can be derived.
     #[error("state directory: {0}")]
     StateDir(String),
@@ -195,6 +200,7 @@ impl SettingsError {
             SettingsError::ProgramNotFound { .. } => "program_not_found",
             SettingsError::BuiltinRefused(_) => "builtin_refused",
             SettingsError::Store(_) => "store",
+            SettingsError::SealingKey(_) => "sealing_key",
             SettingsError::StateDir(_) => "state_dir",
             SettingsError::OwnPath(_) => "own_path",
             SettingsError::CurrentDir(_) => "current_dir",
@@ -491,7 +497,17 @@ fn http_settings(
             _ => AuthSettings::Tokens,
         }
     };
-    HttpSettings { listen, public_url, allowed, auth, stateful, limits: config.limits.clone() }
+    let sealing_key = config.sealing_key.clone().filter(|s| !s.trim().is_empty());
+    if let Some(spec) = &sealing_key {
+        // `check-config` reads the key too (a variable unset, a file unreadable, a key too short);
+        // `serve` reads it once it starts.
+        let checked = match depth {
+            Depth::Check => crate::session::SealingKey::resolve(spec).map(drop),
+            Depth::Start => crate::session::check_spec(spec),
+        };
+        found.ok(checked.map_err(|e| SettingsError::SealingKey(e.to_string())));
+    }
+    HttpSettings { listen, public_url, allowed, auth, stateful, limits: config.limits.clone(), sealing_key }
 }
 
 /// The roots of the built-in servers: the flags', else the file's, else the current directory.
@@ -933,6 +949,33 @@ mod tests {
             let codes: Vec<_> = e.errors.iter().map(SettingsError::code).collect();
             assert_eq!(codes, ["store"], "{bad}");
             assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+    }
+
+    /// `sealing_key`: a reference to the key, never the key itself (which is not echoed).
+    #[test]
+    fn the_sealing_key_is_a_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let file = dir.path().join("hub.toml");
+        let file_s = file.to_str().unwrap();
+        let with = |key: &str| {
+            std::fs::write(&file, format!("sealing_key = \"{key}\"\n")).unwrap();
+            settings(&["--root", root, "--state-dir", root, "--config", file_s])
+        };
+        let key_of = |s: HubSettings| match s.transport {
+            Transport::Http(h) => h.sealing_key,
+            Transport::Stdio => None,
+        };
+        assert_eq!(key_of(settings(&["--root", root, "--state-dir", root]).unwrap()), None);
+        for ok in ["env:BASTION_SEALING_KEY", "file:/run/secrets/sealing"] {
+            assert_eq!(key_of(with(ok).unwrap()).as_deref(), Some(ok));
+        }
+        for bad in ["7f3a9c0e5b1d4f2a8c6e0b9d3f1a5c7e", "file:relative/key", "env:"] {
+            let e = with(bad).err().unwrap();
+            let codes: Vec<_> = e.errors.iter().map(SettingsError::code).collect();
+            assert_eq!(codes, ["sealing_key"], "{bad}");
+            assert!(!e.to_string().contains("9c0e5b1d"), "{e}");
         }
     }
 

@@ -9,6 +9,6 @@ impl OAuth {
             return Err(Refusal::Unknown);
         }
         let (token, resource, t) = (token.to_owned(), self.inner.resource.clone(), self.now());
-        self.db(move |s| s.verify_access(&token, &resource, t)).await.unwrap_or(Err(Refusal::Unknown))
+        self.db(move |s| s.verify_access(&token, &resource, t)).await.unwrap_or(Err(Refusal::Unavailable))
     }
 }

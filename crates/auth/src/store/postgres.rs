@@ -777,7 +777,7 @@ impl Store for PostgresStore {
         );
         let row = self.read(|c| c.query_opt(&query, &[&hash, &i(now)])).map_err(|e| {
             tracing::error!("OAuth store unreadable, refusing the token: {e}");
-            Refusal::Unknown
+            Refusal::Unavailable
         })?;
         let Some(r) = row else {
             return Err(Refusal::Unknown);
@@ -979,18 +979,21 @@ impl Store for PostgresStore {
         );
         // One lookup on the hash's unique index per request; nothing cached, so a revocation
         // written by another replica or process is seen by the next request.
-        let row = self
-            .read(|c| c.query_opt(&query, &[&hash, &i(now)]))
-            .and_then(|row| {
-                row.map(|r| -> Result<_, StoreError> {
-                    let (name, expires, revoked): (String, Option<i64>, Option<i64>) = (r.get(0), r.get(2), r.get(3));
-                    Ok((name, split(r.get(1))?, expires, revoked, elevations(r.get(4))?))
-                })
-                .transpose()
+        let row = self.read(|c| c.query_opt(&query, &[&hash, &i(now)])).map_err(|e| {
+            // An unreachable store refuses everything rather than keeping stale grants; the hub
+            // says so (503), since the token itself was not judged.
+            tracing::error!("token store unreadable, refusing the token: {e}");
+            Refusal::Unavailable
+        })?;
+        let row = row
+            .map(|r| -> Result<_, StoreError> {
+                let (name, expires, revoked): (String, Option<i64>, Option<i64>) = (r.get(0), r.get(2), r.get(3));
+                Ok((name, split(r.get(1))?, expires, revoked, elevations(r.get(4))?))
             })
+            .transpose()
             .map_err(|e| {
-                // An unreadable store refuses everything rather than keeping stale grants.
-                tracing::error!("token store unreadable, refusing the token: {e}");
+                // A row that does not parse refuses the token; it is never narrowed silently.
+                tracing::error!("token store row unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
         let (name, scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
