@@ -55,7 +55,7 @@ use crate::router::Hub;
 use crate::scope::Scope;
 use crate::strict::{self, MediaType};
 use crate::upstream::Status;
-use bastion_auth::{Challenge, Endpoint, Principal};
+use bastion_auth::{Challenge, Principal};
 use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.
@@ -188,13 +188,14 @@ impl Guard {
     /// The caller behind a request to `path`, or the challenge of the 401.
     async fn authenticate(&self, path: &str, headers: &HeaderMap) -> Result<Principal, Challenge> {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.auth.authenticate_at(Endpoint::of_path(path), authorization).await
+        self.auth.authenticate_at(self.auth.endpoint_of(path), authorization).await
     }
 }
 
-/// Whether `path` is the MCP endpoint: `/mcp`, `/mcp/`, or the same served at `/`.
+/// Whether `path` is an MCP endpoint: `/mcp`, `/mcp/`, the same served at `/`, or a
+/// profile's `/mcp/{profile}`.
 fn is_mcp_path(path: &str) -> bool {
-    matches!(path, "/mcp" | "/mcp/" | "/")
+    matches!(path, "/mcp" | "/mcp/" | "/") || crate::profile::of_path(path).is_some()
 }
 
 /// CORS for browser clients on an allowed origin (a page on localhost, or on the public URL's
@@ -295,10 +296,10 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         return closing(refusal(StatusCode::FORBIDDEN, reason::ORIGIN_NOT_ALLOWED, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
-    let mcp_post = req.method() == axum::http::Method::POST && matches!(path, "/mcp" | "/mcp/" | "/");
+    let mcp_post = req.method() == axum::http::Method::POST && is_mcp_path(path);
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
     // The dashboard is opened by its own cookie session, never by a bearer token.
-    if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) || crate::dashboard::is_dashboard_path(path) {
+    if path == "/healthz" || bastion_auth::is_public_path(path) || crate::dashboard::is_dashboard_path(path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -331,6 +332,20 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
             return closing(with_reason(unauthorized(&challenge), why));
         }
     };
+    // A token or grant bound to profiles reaches their `/mcp/{profile}` and nothing else (not
+    // the hub's own surface, another profile's, the OpenAPI facade or the metrics).
+    let profile = crate::profile::of_path(parts.uri.path());
+    if !principal.profiles.is_empty()
+        && parts.uri.path() != "/readyz"
+        && !(profile.is_some() && principal.reaches(profile))
+    {
+        let bound = principal.profiles.join(", ");
+        let text = match profile {
+            Some(p) => format!("Forbidden: this token is bound to the profile(s) {bound}, not '{p}'"),
+            None => format!("Forbidden: this token is bound to the profile(s) {bound}; use /mcp/<profile>"),
+        };
+        return closing(refusal(StatusCode::FORBIDDEN, reason::PROFILE_NOT_ALLOWED, &text));
+    }
     // A web page may post text/plain, forms and multipart cross-site without a preflight
     // (CORS-safelisted): with --no-auth that is a tool call from any site
     // (GHSA-89xv-2j6f-qhc8). Only JSON, and octet-stream with a token, reach the hub. This
@@ -507,8 +522,16 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
             direct::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
             _ => called_tool(&bytes),
         };
-        let endpoint = Endpoint::of_path(parts.uri.path());
-        let metadata = || mcp.oauth.as_ref().map(|o| o.resource_metadata_url_at(endpoint));
+        // Through tool search's `call_tool`, the tool that counts is the one it names: the
+        // same challenge as a direct call to it.
+        let tool = match tool {
+            Some(t) if t == crate::toolsearch::CALL_TOOL && mcp.hub.tool_search_enabled() => {
+                called_through_search(&bytes).map(std::borrow::Cow::Owned).or(Some(t))
+            }
+            t => t,
+        };
+        let path = parts.uri.path();
+        let metadata = || mcp.oauth.as_ref().map(|o| o.resource_metadata_url_at(o.endpoint_of(path)));
         if let Some(denied) = tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, metadata)) {
             return denied;
         }
@@ -550,6 +573,12 @@ fn called_tool(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         return None;
     }
     call.params?.name
+}
+
+/// The tool a `tools/call` of `call_tool` names in its arguments (`{"name": …}`), if it is one.
+fn called_through_search(body: &[u8]) -> Option<String> {
+    let call: serde_json::Value = serde_json::from_slice(body).ok()?;
+    call.pointer("/params/arguments/name")?.as_str().map(str::to_owned)
 }
 
 /// 403 with the scope challenge when `principal` may not call the offered tool `name`. Anything
@@ -784,13 +813,24 @@ pub fn app_with(
     limits: LimitsConfig,
     extra: Router,
 ) -> Router {
-    let limiter = Limiter::new(limits);
+    app_with_profiles(hub, vec![], allowed, auth, stateful, shutdown, limits, extra)
+}
+
+/// The MCP endpoint of one surface: its hub and rmcp's service over it.
+fn mcp_endpoint(
+    hub: &Hub,
+    allowed: &Allowed,
+    stateful: bool,
+    shutdown: &CancellationToken,
+    oauth: Option<bastion_auth::OAuth>,
+    limiter: &Limiter,
+) -> McpEndpoint {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(stateful)
         .with_json_response(!stateful)
         .with_allowed_hosts(allowed.hosts.clone())
         .with_allowed_origins(allowed.origins.clone())
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.child_token());
     let factory_hub = hub.clone();
     let factory = move || Ok(factory_hub.clone());
     let rmcp = if stateful {
@@ -801,17 +841,40 @@ pub fn app_with(
     } else {
         Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
+    Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth, limiter: limiter.clone() })
+}
+
+/// [`app_with`] with the surfaces of profiles, each `(name, hub)` served at `/mcp/{name}`
+/// behind the same layers.
+#[allow(clippy::too_many_arguments)] // app_with's, plus the profiles
+pub fn app_with_profiles(
+    hub: Hub,
+    profiles: Vec<(String, Hub)>,
+    allowed: Allowed,
+    auth: Auth,
+    stateful: bool,
+    shutdown: CancellationToken,
+    limits: LimitsConfig,
+    extra: Router,
+) -> Router {
+    let limiter = Limiter::new(limits);
+    let oauth = auth.oauth().cloned();
+    let endpoint = mcp_endpoint(&hub, &allowed, stateful, &shutdown, oauth.clone(), &limiter);
+    let mut surfaces = Router::new();
+    for (name, profile_hub) in &profiles {
+        let endpoint = mcp_endpoint(profile_hub, &allowed, stateful, &shutdown, oauth.clone(), &limiter);
+        surfaces = surfaces.route(&format!("/mcp/{name}"), post(post_mcp).fallback(to_rmcp).with_state(endpoint));
+    }
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
     let g = Guard { allowed: Arc::new(allowed), auth, limiter: limiter.clone() };
     let f = Front { limiter: limiter.clone(), refusals: Refusals::new(hub.clone()) };
-    let endpoint =
-        Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth: g.auth.oauth().cloned(), limiter });
     let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
     // One method router at three paths: `/` is `/mcp` (see the module comment).
     Router::new()
         .route("/mcp", mcp.clone())
         .route("/mcp/", mcp.clone())
         .route("/", mcp)
+        .merge(surfaces)
         .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))

@@ -55,6 +55,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod profile;
 pub mod refused;
 pub mod router;
 pub mod scope;

@@ -171,6 +171,11 @@ pub struct Hub {
     naming: Arc<scope::Naming>,
     /// Tool search (`find_tools`, `call_tool`) and when it replaces the whole list.
     search: Arc<crate::toolsearch::ToolSearch>,
+    /// The profile this surface is (`None`: the hub's own, at `/mcp`): named in the journal and
+    /// the metrics, and only principals bound to it (or to none) reach it.
+    profile: Option<Arc<str>>,
+    /// The offered names this surface serves (a profile's `allow_tools`/`deny_tools`).
+    offered: Option<Arc<crate::upstream::ToolFilter>>,
 }
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
@@ -253,6 +258,56 @@ impl Hub {
             search_fetch: None,
             naming: Arc::default(),
             search: Arc::default(),
+            profile: None,
+            offered: None,
+        }
+    }
+
+    /// The surface of a profile beside this one: its own upstreams, naming, tool search and
+    /// offered names, reached only by principals bound to it or to none
+    /// ([`Principal::reaches`]). It shares this hub's journal, metrics, live feed, approval gate
+    /// and call timeout; its clients have their own list-change listeners.
+    pub fn for_profile(&self, profile: &crate::profile::ProfileSettings, upstreams: Vec<Arc<Upstream>>) -> Hub {
+        Hub {
+            upstreams: Arc::new(upstreams),
+            cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
+            listeners: Arc::default(),
+            naming: Arc::new(profile.naming.clone()),
+            search: Arc::new(profile.tool_search.clone()),
+            profile: Some(profile.name.as_str().into()),
+            offered: Some(Arc::new(profile.filter.clone())),
+            ..self.clone()
+        }
+    }
+
+    /// This surface as the profile `name` serving only the names `offered` lets through
+    /// (`serve --stdio --profile NAME`: the only surface).
+    pub fn as_profile(mut self, name: &str, offered: crate::upstream::ToolFilter) -> Hub {
+        self.profile = Some(name.into());
+        self.offered = Some(Arc::new(offered));
+        self
+    }
+
+    /// The profile this surface is, if it is one.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
+    /// The metrics this surface records into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Whether `who` may use this surface at all; for one it may not, the surface has no tools.
+    fn reaches(&self, who: &Principal) -> bool {
+        who.reaches(self.profile.as_deref())
+    }
+
+    /// A tool's name as the metrics and the live feed show it: `{profile}/{tool}` on a profile.
+    fn shown_name(&self, name: &str) -> String {
+        match &self.profile {
+            Some(p) => format!("{p}/{name}"),
+            None => name.to_owned(),
         }
     }
 
@@ -289,6 +344,11 @@ impl Hub {
     pub fn with_tool_search(mut self, search: crate::toolsearch::ToolSearch) -> Hub {
         self.search = Arc::new(search);
         self
+    }
+
+    /// Whether tool search (`find_tools`, `call_tool`) is served.
+    pub fn tool_search_enabled(&self) -> bool {
+        self.search.enabled()
     }
 
     /// What `tools/list` shows `who`: every tool it may call, or, with tool search on for it,
@@ -364,6 +424,9 @@ impl Hub {
             // more rebuild next time, never a stale catalogue kept.
             let generations = self.upstreams.iter().map(|u| u.generation()).collect();
             let mut fresh = catalogue(&self.upstreams, &self.naming);
+            if let Some(offered) = &self.offered {
+                fresh.entries.retain(|e| offered.permits(&e.tool.name));
+            }
             if self.search_fetch.is_some() {
                 crate::search_fetch::offer(&mut fresh, &self.upstreams);
             }
@@ -384,6 +447,9 @@ impl Hub {
 
     /// Tools `who` may see.
     pub fn visible_tools(&self, who: &Principal) -> Vec<Tool> {
+        if !self.reaches(who) {
+            return vec![];
+        }
         let up = &self.upstreams;
         self.catalogue()
             .entries
@@ -395,6 +461,9 @@ impl Hub {
 
     /// The scope `who` lacks to call the offered tool `name`, or `None` (allowed, or no such tool).
     pub fn required_scope(&self, who: &Principal, name: &str) -> Option<String> {
+        if !self.reaches(who) {
+            return None;
+        }
         let catalogue = self.catalogue();
         let entry = catalogue.entries.iter().find(|e| e.tool.name == name)?;
         let upstream = &self.upstreams[entry.upstream].spec.name;
@@ -456,14 +525,17 @@ impl Hub {
                 args.clone()
             };
             let principal = who.name.clone();
-            let _ =
-                self.feed.send(CallEvent::Started { seq, principal, tool: name.clone(), args, time: now_rfc3339() });
+            let tool = self.shown_name(&name);
+            let _ = self.feed.send(CallEvent::Started { seq, principal, tool, args, time: now_rfc3339() });
             Ending { feed: &self.feed, seq }
         });
         let result = self.route(who, params, site).await;
         drop(watched);
         let (outcome, result_bytes) = call_outcome(&result);
-        let notes = self.exit_notes(&name, &result);
+        let mut notes = self.exit_notes(&name, &result);
+        if let Some(p) = &self.profile {
+            notes.insert("profile".to_owned(), serde_json::Value::String(p.to_string()));
+        }
         self.record(who, &name, args, &outcome, started, result_bytes, &notes);
         result
     }
@@ -524,10 +596,14 @@ impl Hub {
             None => ("none", "unknown"),
         };
         let metric_outcome = if outcome.starts_with("protocol_error") { "protocol_error" } else { outcome };
-        self.metrics.record(upstream, tool, metric_outcome, took);
+        match &self.profile {
+            Some(_) => self.metrics.record(&self.shown_name(upstream), &self.shown_name(tool), metric_outcome, took),
+            None => self.metrics.record(upstream, tool, metric_outcome, took),
+        }
         tracing::info!(
             target: "bastion::audit",
             token = %who.name,
+            profile = self.profile.as_deref().unwrap_or(""),
             tool = %name,
             outcome = %outcome,
             ms = took.as_millis() as u64,
@@ -565,7 +641,15 @@ impl Hub {
             .into())
         };
         let catalogue = self.catalogue();
-        let Some(entry) = catalogue.entries.iter().find(|e| e.tool.name == params.name) else {
+        // A surface the caller may not use has no tools for it: not even whether one exists.
+        let entry = catalogue.entries.iter().find(|e| e.tool.name == params.name).filter(|_| self.reaches(who));
+        if !self.reaches(who) {
+            return Err(McpError::invalid_params(
+                format!("unknown tool '{}'; call tools/list for the tools this hub offers", params.name),
+                None,
+            ));
+        }
+        let Some(entry) = entry else {
             // Not offered: either its upstream is down (its tools are not listed meanwhile) or
             // there is no such tool.
             let up = scope::split(&params.name).and_then(|(p, _)| self.upstreams.iter().find(|u| u.spec.name == p));

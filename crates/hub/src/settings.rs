@@ -55,6 +55,11 @@ pub struct HubSettings {
     pub naming: crate::scope::Naming,
     /// Tool search (`tool_search`, `tool_search_budget`, `pinned_tools`).
     pub tool_search: crate::toolsearch::ToolSearch,
+    /// The `[profile.NAME]` surfaces served at `/mcp/NAME` besides this one.
+    pub profiles: Vec<crate::profile::ProfileSettings>,
+    /// With `--stdio --profile NAME`: the profile this surface is (its upstreams, roots,
+    /// naming and tool search are then the profile's) and the names it offers.
+    pub profile: Option<(String, crate::upstream::ToolFilter)>,
 }
 
 /// Whether `search` and `fetch` are offered, and the public URL their results point to.
@@ -178,6 +183,9 @@ pub enum SettingsError {
     /// The default root is the current directory, which must exist.
     #[error("the current directory: {0}")]
     CurrentDir(std::io::Error),
+    /// `--profile NAME` names no `[profile.NAME]` of the file.
+    #[error("--profile {0}: the configuration has no [profile.{0}]")]
+    UnknownProfile(String),
 }
 
 impl SettingsError {
@@ -198,6 +206,7 @@ impl SettingsError {
             SettingsError::StateDir(_) => "state_dir",
             SettingsError::OwnPath(_) => "own_path",
             SettingsError::CurrentDir(_) => "current_dir",
+            SettingsError::UnknownProfile(_) => "unknown_profile",
         }
     }
 }
@@ -328,7 +337,39 @@ impl HubSettings {
             Transport::Http(http)
         };
         let roots = roots(&mut found, &args.upstreams, &config);
-        let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start);
+        // Each profile is a configuration of its own, its built-ins separate processes on its
+        // roots (the hub's roots, flags included, unless it names its own).
+        let mut profiles = vec![];
+        for (name, p) in &config.profiles {
+            let Some(derived) = found.ok(p.derive(name, &config).map_err(SettingsError::File)) else { continue };
+            let roots = if p.roots.is_empty() { roots.clone() } else { p.roots.clone() };
+            let upstreams =
+                upstreams(&mut found, &args.upstreams, &derived, &roots, &protect, &state_dir, Depth::Start);
+            profiles.push(crate::profile::ProfileSettings {
+                name: name.clone(),
+                upstreams,
+                roots,
+                naming: derived.naming(),
+                tool_search: derived.tool_search(),
+                filter: p.filter(),
+            });
+        }
+        let selected = match &args.profile {
+            None => None,
+            Some(name) => match profiles.iter().position(|p| &p.name == name) {
+                Some(i) => Some(profiles.swap_remove(i)),
+                None => {
+                    found.errors.push(SettingsError::UnknownProfile(name.clone()));
+                    None
+                }
+            },
+        };
+        let upstreams = match &selected {
+            // Over stdio with --profile only that profile is served: the hub's own upstreams
+            // are not started.
+            Some(_) => vec![],
+            None => upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start),
+        };
         let oauth = matches!(&transport, Transport::Http(h) if matches!(h.auth, AuthSettings::OAuth(_)));
         let search_fetch = args
             .upstreams
@@ -336,8 +377,15 @@ impl HubSettings {
             .or(config.search_fetch)
             .unwrap_or(oauth)
             .then(|| crate::search_fetch::SearchFetch::new(public_url.as_deref()));
-        let naming = config.naming();
-        let tool_search = config.tool_search();
+        let (mut naming, mut tool_search, mut roots, mut upstreams) =
+            (config.naming(), config.tool_search(), roots, upstreams);
+        let profile = selected.map(|p| {
+            (naming, tool_search, roots, upstreams) = (p.naming, p.tool_search, p.roots, p.upstreams);
+            (p.name, p.filter)
+        });
+        if profile.is_some() {
+            profiles.clear();
+        }
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -357,6 +405,8 @@ impl HubSettings {
             search_fetch,
             naming,
             tool_search,
+            profiles,
+            profile,
         })
     }
 

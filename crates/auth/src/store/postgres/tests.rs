@@ -26,7 +26,7 @@ fn migrations_run_once_under_the_lock() {
         starts.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for s in &stores {
-        assert_eq!(s.schema_versions().unwrap(), [1]);
+        assert_eq!(s.schema_versions().unwrap(), [1, 4]);
     }
     let mut store = PostgresStore::connect(&url).unwrap();
     let (_, secret) = store.create_token("ci", &scope::parse_list("fs:read").unwrap(), None, 1).unwrap();
