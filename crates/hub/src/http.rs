@@ -341,8 +341,12 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
     {
         let bound = principal.profiles.join(", ");
         let text = match profile {
-            Some(p) => format!("Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}, not '{p}'"),
-            None => format!("Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}; use /mcp/<profile>"),
+            Some(p) => {
+                format!("Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}, not '{p}'")
+            }
+            None => format!(
+                "Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}; use /mcp/<profile>"
+            ),
         };
         return closing(refusal(StatusCode::FORBIDDEN, reason::PROFILE_NOT_ALLOWED, &text));
     }
