@@ -760,15 +760,19 @@ async fn healthz() -> Response {
 
 async fn readyz(State(hub): State<Hub>, caller: Option<axum::Extension<Principal>>) -> Response {
     let mut ready = true;
+    // The profiles' upstreams too: a profile's client lists its tools as soon as it connects.
     let upstreams: Vec<_> = hub
-        .upstreams()
-        .iter()
-        .map(|u| {
-            let v = match u.status() {
+        .all_upstreams()
+        .into_iter()
+        .map(|(profile, u)| {
+            let mut v = match u.status() {
                 Status::Ready { tools, .. } => json!({"name": u.spec.name, "state": "ready", "tools": tools.len()}),
                 Status::Starting => json!({"name": u.spec.name, "state": "starting"}),
                 Status::Failed(why) => json!({"name": u.spec.name, "state": "failed", "error": why}),
             };
+            if let Some(p) = profile {
+                v["profile"] = json!(&*p);
+            }
             ready &= !u.spec.required || v["state"] == "ready";
             v
         })

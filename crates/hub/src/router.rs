@@ -176,6 +176,9 @@ pub struct Hub {
     profile: Option<Arc<str>>,
     /// The offered names this surface serves (a profile's `allow_tools`/`deny_tools`).
     offered: Option<Arc<crate::upstream::ToolFilter>>,
+    /// The upstreams of every profile made from this hub ([`Hub::for_profile`]), by profile:
+    /// the probes and the metrics of `/readyz` and `/metrics` cover them too.
+    profile_upstreams: Arc<Mutex<Vec<(Arc<str>, Arc<Vec<Arc<Upstream>>>)>>>,
 }
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
@@ -260,6 +263,7 @@ impl Hub {
             search: Arc::default(),
             profile: None,
             offered: None,
+            profile_upstreams: Arc::default(),
         }
     }
 
@@ -268,8 +272,13 @@ impl Hub {
     /// ([`Principal::reaches`]). It shares this hub's journal, metrics, live feed, approval gate
     /// and call timeout; its clients have their own list-change listeners.
     pub fn for_profile(&self, profile: &crate::profile::ProfileSettings, upstreams: Vec<Arc<Upstream>>) -> Hub {
+        let upstreams = Arc::new(upstreams);
+        self.profile_upstreams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((profile.name.as_str().into(), upstreams.clone()));
         Hub {
-            upstreams: Arc::new(upstreams),
+            upstreams,
             cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
             listeners: Arc::default(),
             naming: Arc::new(profile.naming.clone()),
@@ -286,6 +295,16 @@ impl Hub {
         self.profile = Some(name.into());
         self.offered = Some(Arc::new(offered));
         self
+    }
+
+    /// Every upstream of this hub and of the profiles made from it, with the profile's name
+    /// (`None`: this surface's own).
+    pub fn all_upstreams(&self) -> Vec<(Option<Arc<str>>, Arc<Upstream>)> {
+        let mut all: Vec<_> = self.upstreams.iter().map(|u| (None, u.clone())).collect();
+        for (p, ups) in self.profile_upstreams.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            all.extend(ups.iter().map(|u| (Some(p.clone()), u.clone())));
+        }
+        all
     }
 
     /// The profile this surface is, if it is one.
@@ -396,10 +415,13 @@ impl Hub {
     /// The Prometheus exposition text.
     pub fn metrics_text(&self) -> String {
         let gauges: Vec<_> = self
-            .upstreams
-            .iter()
-            .map(|u| UpstreamGauge {
-                name: u.spec.name.clone(),
+            .all_upstreams()
+            .into_iter()
+            .map(|(profile, u)| UpstreamGauge {
+                name: match profile {
+                    Some(p) => format!("{p}/{}", u.spec.name),
+                    None => u.spec.name.clone(),
+                },
                 ready: matches!(u.status(), Status::Ready { .. }),
                 restarts: u.restarts(),
             })

@@ -186,8 +186,10 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     Err(_) => "expired",
                 };
                 let exp = r.expires.map_or("never".to_owned(), time);
+                let bound =
+                    if r.profiles.is_empty() { String::new() } else { format!(" (profiles {})", r.profiles.join(",")) };
                 println!(
-                    "{:<8}  {:<20}  {:<10}  {:<20}  {}",
+                    "{:<8}  {:<20}  {:<10}  {:<20}  {}{bound}",
                     r.id,
                     r.name,
                     st,
@@ -435,7 +437,11 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
     let mut profile_supervised = vec![];
     for p in &profiles {
         let supervised = Supervised::start(p.upstreams.clone());
-        surfaces.push((p.name.clone(), hub.for_profile(p, supervised.upstreams.clone())));
+        let mut surface = hub.for_profile(p, supervised.upstreams.clone());
+        if let Some(gate) = hub.approvals() {
+            surface = surface.with_approvals(gate.for_profile(&p.roots, &p.upstreams));
+        }
+        surfaces.push((p.name.clone(), surface));
         profile_supervised.push(supervised);
     }
     for h in std::iter::once(&hub).chain(surfaces.iter().map(|(_, h)| h)) {

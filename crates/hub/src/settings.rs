@@ -493,7 +493,22 @@ impl HubSettings {
         };
         let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
         let default = if config.upstreams.is_empty() { " (default)" } else { "" };
-        found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}{warnings}", file.display()))
+        // Each profile's roots and built-ins are checked as the hub's are.
+        let mut profiles = String::new();
+        for (name, p) in &config.profiles {
+            let Some(derived) = found.ok(p.derive(name, &config).map_err(SettingsError::File)) else { continue };
+            let roots = if p.roots.is_empty() { roots.clone() } else { p.roots.clone() };
+            let specs =
+                upstreams(&mut found, &UpstreamArgs::default(), &derived, &roots, &[], Path::new("/"), Depth::Check);
+            if !found.errors.iter().any(|e| matches!(e, SettingsError::Root { .. }))
+                && let Err(why) = crate::startup::check_builtins(&specs)
+            {
+                found.errors.push(SettingsError::BuiltinRefused(format!("[profile.{name}]: {why}")));
+            }
+            let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+            profiles.push_str(&format!("\nprofile {name}: /mcp/{name}; upstreams: {names}"));
+        }
+        found.finish(format!("{}: ok; upstreams: {names}{default}{profiles}\n{oauth}{warnings}", file.display()))
     }
 }
 
@@ -717,6 +732,47 @@ mod tests {
     fn settings(argv: &[&str]) -> Result<HubSettings, Problems> {
         let flags = Flags::try_parse_from(std::iter::once("bastion").chain(argv.iter().copied())).unwrap();
         HubSettings::from_serve_args(&flags.serve)
+    }
+
+    #[test]
+    fn profiles_get_their_own_upstreams_and_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, web) = (dir.path().join("proj"), dir.path().join("web"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&web).unwrap();
+        let state = dir.path().join("state");
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            format!("[profile.web]\nroots = [{:?}]\nupstreams = [\"fs\"]\ntool_search = \"on\"\n[profile.all]\n", web),
+        )
+        .unwrap();
+        let (root_s, state_s, file_s) = (root.to_str().unwrap(), state.to_str().unwrap(), file.to_str().unwrap());
+        let s = settings(&["--config", file_s, "--root", root_s, "--state-dir", state_s]).unwrap();
+        let got: Vec<_> = s.profiles.iter().map(|p| (p.name.as_str(), p.upstreams.len(), p.roots.clone())).collect();
+        assert_eq!(got, [("all", 3, vec![root.clone()]), ("web", 1, vec![web.clone()])]);
+        let Source::Builtin { args, .. } = &s.profiles[1].upstreams[0].source else { panic!() };
+        let at = args.iter().position(|a| a == "--root").unwrap();
+        assert_eq!(Path::new(&args[at + 1]), web.canonicalize().unwrap());
+        assert!(s.profiles[1].tool_search.enabled() && !s.tool_search.enabled());
+        assert_eq!(s.upstreams.len(), 3, "the hub's own surface is unchanged");
+        // --stdio --profile serves that profile alone; an unknown one is a problem.
+        let s =
+            settings(&["--config", file_s, "--root", root_s, "--state-dir", state_s, "--stdio", "--profile", "web"])
+                .unwrap();
+        assert!(s.profiles.is_empty() && s.upstreams.len() == 1 && s.roots == [web.clone()]);
+        assert_eq!(s.profile.as_ref().map(|p| p.0.as_str()), Some("web"));
+        let e = settings(&["--config", file_s, "--state-dir", state_s, "--stdio", "--profile", "nope"]).err().unwrap();
+        assert_eq!(e.errors[0].code(), "unknown_profile");
+        assert!(e.to_string().contains("--profile nope: the configuration has no [profile.nope]"), "{e}");
+        // Over HTTP --profile is refused by the flags (every profile is served at /mcp/NAME).
+        assert!(Flags::try_parse_from(["bastion", "--profile", "web"]).is_err());
+        // check-config names the profiles and checks their roots.
+        let summary = HubSettings::check_file(&file).unwrap();
+        assert!(summary.contains("profile web: /mcp/web; upstreams: fs"), "{summary}");
+        std::fs::write(&file, "[profile.web]\nroots = [\"/no/such/dir\"]\n").unwrap();
+        let e = HubSettings::check_file(&file).unwrap_err().to_string();
+        assert!(e.contains("/no/such/dir"), "{e}");
     }
 
     #[test]

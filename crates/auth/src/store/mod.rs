@@ -271,6 +271,9 @@ pub struct TokenRecord {
     /// Elevations that have not lapsed (listing only; never in the legacy file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elevations: Vec<Elevation>,
+    /// The hub profiles it is bound to, sorted (empty: every surface; never in the legacy file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 impl TokenRecord {

@@ -593,6 +593,12 @@ impl Store for PostgresStore {
             expires: expires_in.map(|d| now.saturating_add(d.as_secs())),
             revoked: None,
             elevations: vec![],
+            profiles: {
+                let mut p = profiles.to_vec();
+                p.sort();
+                p.dedup();
+                p
+            },
         };
         self.run(|c| -> Result<(), StoreError> {
             let mut tx = c.transaction()?;
@@ -637,7 +643,8 @@ impl Store for PostgresStore {
 
     fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError> {
         let query = format!(
-            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {}
+            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {},
+                    (SELECT string_agg(p.profile, ',' ORDER BY p.profile) FROM token_profiles p WHERE p.token_id = t.id)
              FROM bearer_tokens t ORDER BY t.created, t.seq",
             elevations_of("'token:' || t.id", "$1")
         );
@@ -651,6 +658,7 @@ impl Store for PostgresStore {
                 expires: r.get::<_, Option<i64>>(5).map(u),
                 revoked: r.get::<_, Option<i64>>(6).map(u),
                 elevations: elevations(r.get(7))?,
+                profiles: super::profile_list(r.get(8)),
             })
         })
     }

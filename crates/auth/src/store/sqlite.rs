@@ -638,6 +638,12 @@ impl Store for SqliteStore {
             expires: expires_in.map(|d| now.saturating_add(d.as_secs())),
             revoked: None,
             elevations: vec![],
+            profiles: {
+                let mut p = profiles.to_vec();
+                p.sort();
+                p.dedup();
+                p
+            },
         };
         insert_token(&tx, &record)?;
         for p in profiles {
@@ -662,7 +668,8 @@ impl Store for SqliteStore {
 
     fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {}
+            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {},
+                    (SELECT group_concat(profile, ',') FROM (SELECT p.profile FROM token_profiles p WHERE p.token_id = t.id ORDER BY p.profile))
              FROM bearer_tokens t ORDER BY t.created, t.rowid",
             elevations_of("'token:' || t.id")
         ))?;
@@ -676,6 +683,7 @@ impl Store for SqliteStore {
                 expires: r.get::<_, Option<i64>>(5)?.map(u),
                 revoked: r.get::<_, Option<i64>>(6)?.map(u),
                 elevations: elevations_at(r, 7)?,
+                profiles: super::profile_list(r.get(8)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -506,6 +506,9 @@ pub(crate) fn tokens_bound_to_profiles(b: &dyn Backend) {
     assert_eq!((p.name.as_str(), p.profiles.clone()), ("bound", vec!["api".to_owned(), "web".to_owned()]));
     assert!(p.reaches(Some("web")) && p.reaches(Some("api")) && !p.reaches(Some("ops")) && !p.reaches(None));
     assert!(store.authenticate_token(&free, 1001).unwrap().profiles.is_empty());
+    assert_eq!(bound.profiles, ["api", "web"]);
+    let listed: Vec<_> = store.tokens(1001).unwrap().into_iter().map(|t| (t.name, t.profiles)).collect();
+    assert_eq!(listed, [("bound".to_owned(), vec!["api".to_owned(), "web".to_owned()]), ("free".to_owned(), vec![])]);
     // Another handle (process, replica) sees the binding; an elevation keeps it.
     let other = b.open();
     store.elevate(&bound.id, &sc("fs:write"), 2000, 1001).unwrap();
