@@ -178,8 +178,11 @@ pub struct Hub {
     offered: Option<Arc<crate::upstream::ToolFilter>>,
     /// The upstreams of every profile made from this hub ([`Hub::for_profile`]), by profile:
     /// the probes and the metrics of `/readyz` and `/metrics` cover them too.
-    profile_upstreams: Arc<Mutex<Vec<(Arc<str>, Arc<Vec<Arc<Upstream>>>)>>>,
+    profile_upstreams: Arc<Mutex<Vec<ProfileUpstreams>>>,
 }
+
+/// A profile's name and its upstreams.
+type ProfileUpstreams = (Arc<str>, Arc<Vec<Arc<Upstream>>>);
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
 #[derive(Clone, Debug)]
