@@ -280,3 +280,23 @@ def test_an_oauth_grant_for_a_profile_resource_is_bound_to_it(tmp_path: Path) ->
         other.resource = f"{hub.issuer}/mcp/nope"
         r = other.get_authorize("fs:read")
         assert "invalid_target" in r.headers.get("location", "") + r.text, (r.status_code, r.text[:300])
+
+
+def test_tools_list_cache_hints_are_private_and_stale_on_every_surface(profiled: Hub) -> None:
+    """Protocol 2026-07-28's cache hints: a surface's list depends on the token, the profile and
+    upstreams that may change at any moment, so every surface, in every tool search mode, says
+    ``ttlMs: 0`` and ``cacheScope: "private"`` (a client lists again rather than reuse another
+    principal's or a stale list)."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}}
+    for path, first in (("/mcp", "fs__"), ("/mcp/web", "fs__"), ("/mcp/api", "find_tools")):
+        status, _, raw = profiled.raw(body, path=path, token=profiled.token, Mcp_Method="tools/list",
+                                      MCP_Protocol_Version="2026-07-28")
+        assert status == 200, (path, raw)
+        result = json.loads(raw)["result"]
+        assert result["tools"] and result["tools"][0]["name"].startswith(first), (path, result["tools"][:1])
+        assert result.get("ttlMs") == 0 and result.get("cacheScope") == "private", (path, {k: v for k, v in result.items() if k != "tools"})
