@@ -509,6 +509,8 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
         let code = if a.code == "header_mismatch" { -32020 } else { -32600 };
         return crate::refused::json_rpc(StatusCode::BAD_REQUEST, code, a.code, &a.message);
     }
+    // A profile whose upstreams start on first use: before the scope check reads its tools.
+    mcp.hub.ensure_started().await;
     if let Rmcp::Stateful(_, sessions) = &mcp.rmcp
         && !parts.headers.contains_key("mcp-session-id")
         && let Err(limited) = mcp.limiter.session(sessions.sessions.read().await.len())

@@ -313,15 +313,7 @@ impl Supervised {
     /// Starts a supervisor per upstream.
     pub(crate) fn start(specs: Vec<UpstreamSpec>) -> Supervised {
         let shutdown = CancellationToken::new();
-        for s in &specs {
-            if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
-                tracing::warn!(
-                    upstream = %s.name,
-                    program = %program.display(),
-                    "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
-                );
-            }
-        }
+        warn_uncontained(&specs);
         let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
         let supervisors = upstreams
             .iter()
@@ -336,6 +328,19 @@ impl Supervised {
         self.shutdown.cancel();
         for s in self.supervisors {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+    }
+}
+
+/// Warns of each command upstream that runs uncontained.
+fn warn_uncontained(specs: &[UpstreamSpec]) {
+    for s in specs {
+        if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
+            tracing::warn!(
+                upstream = %s.name,
+                program = %program.display(),
+                "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
+            );
         }
     }
 }
@@ -431,18 +436,16 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         Some((name, offered)) => hub.as_profile(&name, offered),
         None => hub,
     };
-    // Each profile's upstreams are processes of their own, started with the hub's: a client
-    // lists a profile's tools as soon as it connects, so they are not started lazily.
+    // Each profile's upstreams are processes of their own, started when the profile is first
+    // used (its first request waits for them): a hub of many projects runs only those in use.
     let mut surfaces = vec![];
-    let mut profile_supervised = vec![];
     for p in &profiles {
-        let supervised = Supervised::start(p.upstreams.clone());
-        let mut surface = hub.for_profile(p, supervised.upstreams.clone());
+        warn_uncontained(&p.upstreams);
+        let mut surface = hub.for_lazy_profile(p, p.upstreams.iter().cloned().map(Upstream::new).collect());
         if let Some(gate) = hub.approvals() {
             surface = surface.with_approvals(gate.for_profile(&p.roots, &p.upstreams));
         }
         surfaces.push((p.name.clone(), surface));
-        profile_supervised.push(supervised);
     }
     for h in std::iter::once(&hub).chain(surfaces.iter().map(|(_, h)| h)) {
         announce_changes(h);
@@ -454,6 +457,9 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
             let mut settings = *settings;
             settings.profiles = surfaces.iter().map(|(name, _)| name.clone()).collect();
             let scopes = move || {
+                // A profile not used yet lists no tools: its upstreams start now, and their scopes
+                // are offered from the next question on (the consent page comes after discovery).
+                hubs.iter().for_each(Hub::start_soon);
                 let all: std::collections::BTreeSet<String> = hubs.iter().flat_map(hub_scopes).collect();
                 all.into_iter().collect()
             };
@@ -536,7 +542,7 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
             crate::dashboard::Dashboard::for_hub(hub.clone(), &state_dir, audit_path.clone(), allowed.clone(), secure)?;
         let app = http::app_with_profiles(
             hub,
-            surfaces,
+            surfaces.clone(),
             allowed,
             auth,
             stateful,
@@ -573,8 +579,8 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         }
     }
     supervised.stop().await;
-    for s in profile_supervised {
-        s.stop().await;
+    for (_, surface) in &surfaces {
+        surface.stop_started().await;
     }
     Ok(())
 }
