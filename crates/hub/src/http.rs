@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /mcp`, `POST /mcp/`, `POST /` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
 //! | other methods on `/mcp`, `/mcp/`, `/` | rmcp's `StreamableHttpService` |
+//! | `/mcp/{profile}` | the same two, over the profile's surface ([`crate::profile`]); a principal bound to profiles reaches only theirs (403 `profile_not_allowed` elsewhere) |
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
 //! | `/dashboard…` | the dashboard ([`crate::dashboard`]): its own cookie session, no bearer token |
@@ -762,7 +763,7 @@ async fn healthz() -> Response {
 
 async fn readyz(State(hub): State<Hub>, caller: Option<axum::Extension<Principal>>) -> Response {
     let mut ready = true;
-    // The profiles' upstreams too: a profile's client lists its tools as soon as it connects.
+    // The profiles' upstreams too, once a first use has started them.
     let upstreams: Vec<_> = hub
         .all_upstreams()
         .into_iter()
