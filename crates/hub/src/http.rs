@@ -874,7 +874,8 @@ pub fn app_with_profiles(
     let mut surfaces = Router::new();
     for (name, profile_hub) in &profiles {
         let endpoint = mcp_endpoint(profile_hub, &allowed, stateful, &shutdown, oauth.clone(), &limiter);
-        surfaces = surfaces.route(&format!("/mcp/{name}"), post(post_mcp).fallback(to_rmcp).with_state(endpoint));
+        let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
+        surfaces = surfaces.route(&format!("/mcp/{name}"), mcp.clone()).route(&format!("/mcp/{name}/"), mcp);
     }
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
     let g = Guard { allowed: Arc::new(allowed), auth, limiter: limiter.clone() };

@@ -44,9 +44,11 @@ pub fn valid_profile_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-/// The profile a request path addresses: `NAME` of `/mcp/NAME`, if the name is valid.
+/// The profile a request path addresses: `NAME` of `/mcp/NAME` (or `/mcp/NAME/`, as `/mcp/` is
+/// `/mcp`), if the name is valid.
 pub fn of_path(path: &str) -> Option<&str> {
-    path.strip_prefix("/mcp/").filter(|p| valid_profile_name(p))
+    let name = path.strip_prefix("/mcp/")?;
+    Some(name.strip_suffix('/').unwrap_or(name)).filter(|p| valid_profile_name(p))
 }
 
 /// One `[profile.NAME]` table.
@@ -200,7 +202,8 @@ mod tests {
             assert!(!valid_profile_name(bad), "{bad}");
         }
         assert_eq!(of_path("/mcp/web"), Some("web"));
-        for none in ["/mcp", "/mcp/", "/mcp/web/x", "/mcp/Web", "/", "/tools/web"] {
+        assert_eq!(of_path("/mcp/web/"), Some("web"));
+        for none in ["/mcp", "/mcp/", "/mcp/web/x", "/mcp/web//", "/mcp/Web", "/", "/tools/web"] {
             assert_eq!(of_path(none), None, "{none}");
         }
     }

@@ -122,6 +122,7 @@ async fn a_profile_is_a_surface_of_its_own() {
                       "params": {"name": "fs__read_file", "arguments": {"path": "web.txt"}}});
     for (path, status, want) in [
         ("/mcp/web", StatusCode::OK, "the web project"),
+        ("/mcp/web/", StatusCode::OK, "the web project"),
         ("/mcp", StatusCode::OK, "isError"),
         ("/mcp/api", StatusCode::NOT_FOUND, ""),
     ] {

@@ -386,7 +386,8 @@ impl OAuth {
     /// The endpoint a request path is served as: a profile's `/mcp/{profile}`, else as
     /// [`Endpoint::of_path`].
     pub fn endpoint_of(&self, path: &str) -> Endpoint {
-        let profile = path.strip_prefix("/mcp/").filter(|p| !p.is_empty() && !p.contains('/'));
+        let profile = path.strip_prefix("/mcp/").map(|p| p.strip_suffix('/').unwrap_or(p));
+        let profile = profile.filter(|p| !p.is_empty() && !p.contains('/'));
         match profile.and_then(|p| self.profile_index(p)) {
             Some(i) => Endpoint::Profile(i),
             None => Endpoint::of_path(path),
