@@ -477,7 +477,13 @@ pub fn access(csrf: &str, d: &AccessData, now: u64) -> String {
                 esc(&t.name),
                 esc(&t.id),
                 esc(&t.expires.map_or("never".into(), unix_time)),
-                esc(&scopes_text(&t.scopes, if state == "live" { &t.elevations } else { &[] })),
+                esc(&{
+                    let mut text = scopes_text(&t.scopes, if state == "live" { &t.elevations } else { &[] });
+                    if !t.profiles.is_empty() {
+                        text.push_str(&format!(" (profiles {})", t.profiles.join(", ")));
+                    }
+                    text
+                }),
             )
         })
         .collect();
