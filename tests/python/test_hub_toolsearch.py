@@ -1,7 +1,8 @@
 """Tool search through the official SDK over HTTP: with ``tool_search = "on"`` the hub lists
 ``find_tools`` and ``call_tool``; ``find_tools`` finds the intended tool of each task among the
 built-ins and ``server-everything``; ``call_tool`` is refused for a tool the token has no scope
-for, exactly like a direct call, and the journal names the real tool.
+for exactly like a direct call (HTTP 403 with the scope challenge), and the journal names the
+real tool.
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ async def test_call_tool_enforces_scopes_like_a_direct_call(searching: Hub) -> N
         _, found, _ = await call(s, "find_tools", {"query": "create a new file with this content"})
         assert all(t["name"].startswith("fs__") for t in found["tools"]), found
         assert "fs__write_file" not in [t["name"] for t in found["tools"]]
-        err, structured, text = await call(s, "call_tool", {"name": "fs__write_file", "arguments": {"path": "x.txt", "content": "x"}})
-        assert err and structured["code"] == "insufficient_scope", text
+    # Through call_tool: the same 403 scope challenge, naming the scope of the tool it calls.
+    refused_for_scope(
+        searching, reader, "call_tool", {"name": "fs__write_file", "arguments": {"path": "x.txt", "content": "x"}}, "fs:write"
+    )
     assert not (searching.root / "x.txt").exists()
     journal = [json.loads(l) for l in (searching.state / "audit.jsonl").read_text().splitlines()]
     mine = [r for r in journal if r.get("principal") == "searcher"]

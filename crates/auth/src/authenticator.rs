@@ -116,6 +116,15 @@ impl Authenticator {
         result.map_err(|r| self.challenge_at(endpoint, Some(r)))
     }
 
+    /// The endpoint a request path is served as (a profile's, in OAuth mode, for the
+    /// challenges that name its protected-resource metadata).
+    pub fn endpoint_of(&self, path: &str) -> Endpoint {
+        match self.oauth() {
+            Some(o) => o.endpoint_of(path),
+            None => Endpoint::of_path(path),
+        }
+    }
+
     /// The 401 challenge of this mode for a missing (`None`) or refused token.
     pub fn challenge(&self, refusal: Option<Refusal>) -> Challenge {
         self.challenge_at(Endpoint::Mcp, refusal)

@@ -107,7 +107,7 @@ pub use challenge::{Challenge, Refusal};
 pub use client::{Client, Source, StaticClient};
 pub use principal::Principal;
 pub use scope::{MAX_UPSTREAM_LEN, Scope, ScopeError, allowed, allowed_tool, valid_upstream_name};
-pub use server::{Clock, Endpoint, Fetcher, OAuth, PUBLIC_PATHS, ScopesFn, Settings, issuer_of, now};
+pub use server::{Clock, Endpoint, Fetcher, OAuth, PUBLIC_PATHS, ScopesFn, Settings, is_public_path, issuer_of, now};
 pub use store::{
     Access, ClientCredentials, Elevation, GrantInfo, Lifetimes, MachineClient, RevokedAll, SqliteStore, Store,
     StoreError, TOKEN_PREFIX, TokenRecord,

@@ -919,3 +919,39 @@ async fn client_credentials_grant() {
     let r = h.send(post(&[("grant_type", "client_credentials")], Some(basic(&c.client_id, &secret)))).await;
     assert_eq!(err(&r), (401, "invalid_client".into()));
 }
+
+/// RFC 8707 and RFC 9728 per profile: `{issuer}/mcp/{profile}` is a resource of its own, with
+/// its own metadata document, named by the challenges of its path; an unknown profile is no
+/// resource.
+#[tokio::test]
+async fn a_profile_is_a_resource_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(dir.path());
+    s.profiles = vec!["web".into(), "api".into()];
+    let (oauth, _) = OAuth::build(s, Arc::new(scopes), Arc::new(|| T0), fake_fetcher(Arc::default())).unwrap();
+    let web = format!("{ISSUER}/mcp/web");
+    assert_eq!(oauth.canonical_resource(&web), Some(web.as_str()));
+    assert_eq!(oauth.canonical_resource(&format!("{web}/")), Some(web.as_str()));
+    assert_eq!(oauth.canonical_resource(&format!("{ISSUER}/mcp/nope")), None);
+    assert_eq!(oauth.canonical_resource(&format!("{ISSUER}/mcp")), Some(format!("{ISSUER}/mcp").as_str()));
+    let at = oauth.endpoint_of("/mcp/api");
+    assert_eq!(at, bastion_auth::Endpoint::Profile(1));
+    assert_eq!(oauth.resource_at(at), format!("{ISSUER}/mcp/api"));
+    assert_eq!(oauth.resource_metadata_url_at(at), format!("{ISSUER}/.well-known/oauth-protected-resource/mcp/api"));
+    assert_eq!(oauth.endpoint_of("/mcp/nope"), bastion_auth::Endpoint::Mcp);
+    assert_eq!(oauth.endpoint_of("/"), bastion_auth::Endpoint::Root);
+    assert!(bastion_auth::is_public_path("/.well-known/oauth-protected-resource/mcp/web"));
+    assert!(!bastion_auth::is_public_path("/.well-known/oauth-protected-resource/mcp/web/x"));
+    let hub = Hub {
+        oauth: oauth.clone(),
+        app: oauth.router(),
+        clock: Arc::default(),
+        fetches: Arc::default(),
+        secret: String::new(),
+        dir,
+    };
+    let r = hub.get("/.well-known/oauth-protected-resource/mcp/web").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["resource"], web);
+    assert_eq!(hub.get("/.well-known/oauth-protected-resource/mcp/nope").await.status, StatusCode::NOT_FOUND);
+}

@@ -34,11 +34,11 @@ use bastion_auth::Principal;
 /// The hub's engine, rules and control socket.
 pub struct HubApprovals {
     engine: Arc<Engine>,
-    rules: ApprovalRules,
+    rules: Arc<ApprovalRules>,
     roots: Vec<PathBuf>,
     /// The policy of each built-in fs upstream, by upstream name.
     fs: HashMap<String, Policy>,
-    _socket: socket::ControlSocket,
+    _socket: Arc<socket::ControlSocket>,
 }
 
 /// The command line of a built-in fs child, parsed here as the child parses it.
@@ -57,6 +57,26 @@ fn child_policy(args: &[String]) -> anyhow::Result<Policy> {
     child.args.tiers.apply(&mut config);
     config.audit_log = None;
     Policy::new(config).map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+fn canonical(roots: &[PathBuf]) -> Vec<PathBuf> {
+    roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect()
+}
+
+/// The policy of every built-in fs upstream among `upstreams`, by name.
+fn fs_policies(upstreams: &[UpstreamSpec]) -> HashMap<String, Policy> {
+    let mut fs = HashMap::new();
+    for spec in upstreams {
+        let Source::Builtin { server: Builtin::Fs, args, .. } = &spec.source else { continue };
+        match child_policy(args) {
+            Ok(policy) => {
+                fs.insert(spec.name.clone(), policy);
+            }
+            // The child refuses the same arguments and never starts; its calls never come.
+            Err(e) => tracing::warn!(upstream = %spec.name, error = %e, "approvals: no policy for this fs upstream"),
+        }
+    }
+    fs
 }
 
 /// One call as the router knows it.
@@ -93,21 +113,20 @@ impl HubApprovals {
         let path = &settings.control_socket;
         let listening = socket::listen(engine.clone(), path)
             .map_err(|e| anyhow::anyhow!("control socket {}: {e}", path.display()))?;
-        let roots = roots.iter().map(|r| r.canonicalize().unwrap_or_else(|_| r.clone())).collect();
-        let mut fs = HashMap::new();
-        for spec in upstreams {
-            let Source::Builtin { server: Builtin::Fs, args, .. } = &spec.source else { continue };
-            match child_policy(args) {
-                Ok(policy) => {
-                    fs.insert(spec.name.clone(), policy);
-                }
-                // The child refuses the same arguments and never starts; its calls never come.
-                Err(e) => {
-                    tracing::warn!(upstream = %spec.name, error = %e, "approvals: no policy for this fs upstream")
-                }
-            }
-        }
-        Ok(Arc::new(HubApprovals { engine, rules, roots, fs, _socket: listening }))
+        let (roots, fs) = (canonical(roots), fs_policies(upstreams));
+        Ok(Arc::new(HubApprovals { engine, rules: Arc::new(rules), roots, fs, _socket: Arc::new(listening) }))
+    }
+
+    /// The gate of a profile's surface: the same engine, rules, mode and control socket, with
+    /// paths resolved under the profile's own roots and fs upstreams.
+    pub fn for_profile(&self, roots: &[PathBuf], upstreams: &[UpstreamSpec]) -> Arc<HubApprovals> {
+        Arc::new(HubApprovals {
+            engine: self.engine.clone(),
+            rules: self.rules.clone(),
+            roots: canonical(roots),
+            fs: fs_policies(upstreams),
+            _socket: self._socket.clone(),
+        })
     }
 
     /// The engine (the dashboard decides and switches through it, as the socket does).

@@ -139,6 +139,10 @@ pub struct ServeArgs {
     /// Serve MCP on stdin/stdout instead of HTTP (no tokens: the parent process is trusted).
     #[arg(long)]
     pub stdio: bool,
+    /// With --stdio: serve the configuration's [profile.NAME] instead of the hub's surface
+    /// (over HTTP every profile is served at /mcp/NAME).
+    #[arg(long, value_name = "NAME", requires = "stdio")]
+    pub profile: Option<String>,
     /// Serve HTTP without authentication. Refused unless --listen is a loopback address.
     #[arg(long)]
     pub no_auth: bool,

@@ -57,6 +57,10 @@
 //! tool = "searchTheWholeDocumentationSite"   # the upstream's own name for it
 //! name = "docs__search"      # any valid tool name, with or without a prefix
 //!
+//! [profile.web]              # also served at /mcp/web: see crate::profile
+//! roots = ["/home/me/web"]
+//! upstreams = ["fs", "git"]
+//!
 //! [[upstream]]
 //! name = "docs"              # [a-z][a-z0-9]{0,15}
 //! command = "docs-mcp"       # any stdio MCP server
@@ -135,6 +139,9 @@ pub struct HubConfig {
     /// Tools listed beside the search tools (their offered names).
     #[serde(default)]
     pub pinned_tools: Vec<String>,
+    /// `[profile.NAME]`: named tool surfaces served at `/mcp/NAME` (see [`crate::profile`]).
+    #[serde(default, rename = "profile")]
+    pub profiles: BTreeMap<String, crate::profile::ProfileConfig>,
 }
 
 /// One `[[alias]]`.
@@ -390,6 +397,15 @@ impl HubConfig {
         let config: HubConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         // Approval rules compile here, so `check-config` catches a bad glob before `serve`.
         bastion_policy::ApprovalRules::new(&config.approval).map_err(|e| e.message)?;
+        config.check_surface()?;
+        crate::profile::check(&config)?;
+        Ok(config)
+    }
+
+    /// Checks the tool surface's part of a file (`max_tool_name`, aliases, upstreams): the
+    /// hub's own, and each profile's as derived ([`crate::profile`]).
+    pub fn check_surface(&self) -> Result<(), String> {
+        let config = self;
         if let Some(n) = config.max_tool_name
             && !(8..=crate::scope::MAX_TOOL_LEN).contains(&n)
         {
@@ -472,7 +488,7 @@ impl HubConfig {
                 _ => return Err(format!("upstream '{}': set exactly one of builtin, command or url", u.name)),
             }
         }
-        Ok(config)
+        Ok(())
     }
 }
 

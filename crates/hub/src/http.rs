@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /mcp`, `POST /mcp/`, `POST /` | `post_mcp`: scope check, a plain stateless `tools/call` answered by [`direct`], the rest to rmcp |
 //! | other methods on `/mcp`, `/mcp/`, `/` | rmcp's `StreamableHttpService` |
+//! | `/mcp/{profile}` | the same two, over the profile's surface ([`crate::profile`]); a principal bound to profiles reaches only theirs (403 `profile_not_allowed` elsewhere) |
 //! | the OAuth paths | [`bastion_auth::OAuth::router`] (OAuth mode only) |
 //! | `/healthz`, `/readyz`, `/metrics` | probes and Prometheus text |
 //! | `/dashboard…` | the dashboard ([`crate::dashboard`]): its own cookie session, no bearer token |
@@ -58,7 +59,7 @@ use crate::router::Hub;
 use crate::scope::Scope;
 use crate::strict::{self, MediaType};
 use crate::upstream::Status;
-use bastion_auth::{Challenge, Endpoint, Principal};
+use bastion_auth::{Challenge, Principal};
 use bastion_policy::ErrorCode;
 
 /// Which hosts and browser origins may reach the hub.
@@ -191,13 +192,14 @@ impl Guard {
     /// The caller behind a request to `path`, or the challenge of the 401.
     async fn authenticate(&self, path: &str, headers: &HeaderMap) -> Result<Principal, Challenge> {
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.auth.authenticate_at(Endpoint::of_path(path), authorization).await
+        self.auth.authenticate_at(self.auth.endpoint_of(path), authorization).await
     }
 }
 
-/// Whether `path` is the MCP endpoint: `/mcp`, `/mcp/`, or the same served at `/`.
+/// Whether `path` is an MCP endpoint: `/mcp`, `/mcp/`, the same served at `/`, or a
+/// profile's `/mcp/{profile}`.
 fn is_mcp_path(path: &str) -> bool {
-    matches!(path, "/mcp" | "/mcp/" | "/")
+    matches!(path, "/mcp" | "/mcp/" | "/") || crate::profile::of_path(path).is_some()
 }
 
 /// CORS for browser clients on an allowed origin (a page on localhost, or on the public URL's
@@ -298,10 +300,10 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
         return closing(refusal(StatusCode::FORBIDDEN, reason::ORIGIN_NOT_ALLOWED, "Forbidden: Origin is not allowed"));
     }
     let path = req.uri().path();
-    let mcp_post = req.method() == axum::http::Method::POST && matches!(path, "/mcp" | "/mcp/" | "/");
+    let mcp_post = req.method() == axum::http::Method::POST && is_mcp_path(path);
     // The OAuth paths are public (RS-02); without OAuth they fall through to the 404 (RS-06).
     // The dashboard is opened by its own cookie session, never by a bearer token.
-    if path == "/healthz" || bastion_auth::PUBLIC_PATHS.contains(&path) || crate::dashboard::is_dashboard_path(path) {
+    if path == "/healthz" || bastion_auth::is_public_path(path) || crate::dashboard::is_dashboard_path(path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -341,6 +343,24 @@ async fn checked(g: Guard, req: Request, next: Next) -> Response {
             return closing(with_reason(unauthorized(&challenge), why));
         }
     };
+    // A token or grant bound to profiles reaches their `/mcp/{profile}` and nothing else (not
+    // the hub's own surface, another profile's, the OpenAPI facade or the metrics).
+    let profile = crate::profile::of_path(parts.uri.path());
+    if !principal.profiles.is_empty()
+        && parts.uri.path() != "/readyz"
+        && !(profile.is_some() && principal.reaches(profile))
+    {
+        let bound = principal.profiles.join(", ");
+        let text = match profile {
+            Some(p) => {
+                format!("Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}, not '{p}'")
+            }
+            None => format!(
+                "Forbidden: profile_not_allowed: this token is bound to the profile(s) {bound}; use /mcp/<profile>"
+            ),
+        };
+        return closing(refusal(StatusCode::FORBIDDEN, reason::PROFILE_NOT_ALLOWED, &text));
+    }
     // A web page may post text/plain, forms and multipart cross-site without a preflight
     // (CORS-safelisted): with --no-auth that is a tool call from any site
     // (GHSA-89xv-2j6f-qhc8). Only JSON, and octet-stream with a token, reach the hub. This
@@ -501,6 +521,8 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
         return crate::refused::json_rpc(StatusCode::BAD_REQUEST, code, a.code, &a.message);
     }
     let mut opening = None;
+    // A profile whose upstreams start on first use: before the scope check reads its tools.
+    mcp.hub.ensure_started().await;
     if let Rmcp::Stateful(_, sessions) = &mcp.rmcp
         && !parts.headers.contains_key("mcp-session-id")
     {
@@ -522,8 +544,16 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
             direct::Parsed::Call(call) => Some(std::borrow::Cow::Borrowed(call.tool())),
             _ => called_tool(&bytes),
         };
-        let endpoint = Endpoint::of_path(parts.uri.path());
-        let metadata = || mcp.oauth.as_ref().map(|o| o.resource_metadata_url_at(endpoint));
+        // Through tool search's `call_tool`, the tool that counts is the one it names: the
+        // same challenge as a direct call to it.
+        let tool = match tool {
+            Some(t) if t == crate::toolsearch::CALL_TOOL && mcp.hub.tool_search_enabled() => {
+                called_through_search(&bytes).map(std::borrow::Cow::Owned).or(Some(t))
+            }
+            t => t,
+        };
+        let path = parts.uri.path();
+        let metadata = || mcp.oauth.as_ref().map(|o| o.resource_metadata_url_at(o.endpoint_of(path)));
         if let Some(denied) = tool.and_then(|t| scope_challenge(&mcp.hub, principal, &t, metadata)) {
             return denied;
         }
@@ -592,6 +622,12 @@ fn called_tool(body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         return None;
     }
     call.params?.name
+}
+
+/// The tool a `tools/call` of `call_tool` names in its arguments (`{"name": …}`), if it is one.
+fn called_through_search(body: &[u8]) -> Option<String> {
+    let call: serde_json::Value = serde_json::from_slice(body).ok()?;
+    call.pointer("/params/arguments/name")?.as_str().map(str::to_owned)
 }
 
 /// 403 with the scope challenge when `principal` may not call the offered tool `name`. Anything
@@ -769,15 +805,19 @@ async fn healthz() -> Response {
 
 async fn readyz(State(hub): State<Hub>, caller: Option<axum::Extension<Principal>>) -> Response {
     let mut ready = true;
+    // The profiles' upstreams too, once a first use has started them.
     let upstreams: Vec<_> = hub
-        .upstreams()
-        .iter()
-        .map(|u| {
-            let v = match u.status() {
+        .all_upstreams()
+        .into_iter()
+        .map(|(profile, u)| {
+            let mut v = match u.status() {
                 Status::Ready { tools, .. } => json!({"name": u.spec.name, "state": "ready", "tools": tools.len()}),
                 Status::Starting => json!({"name": u.spec.name, "state": "starting"}),
                 Status::Failed(why) => json!({"name": u.spec.name, "state": "failed", "error": why}),
             };
+            if let Some(p) = profile {
+                v["profile"] = json!(&*p);
+            }
             ready &= !u.spec.required || v["state"] == "ready";
             v
         })
@@ -835,14 +875,25 @@ pub fn app_with(
     limits: LimitsConfig,
     extra: Router,
 ) -> Router {
-    let Sessions { stateful, sealing } = sessions;
-    let limiter = Limiter::new(limits);
+    app_with_profiles(hub, vec![], allowed, auth, sessions, shutdown, limits, extra)
+}
+
+/// The MCP endpoint of one surface: its hub and rmcp's service over it.
+fn mcp_endpoint(
+    hub: &Hub,
+    allowed: &Allowed,
+    sessions: &Sessions,
+    shutdown: &CancellationToken,
+    oauth: Option<bastion_auth::OAuth>,
+    limiter: &Limiter,
+) -> McpEndpoint {
+    let Sessions { stateful, sealing } = sessions.clone();
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(stateful)
         .with_json_response(!stateful)
         .with_allowed_hosts(allowed.hosts.clone())
         .with_allowed_origins(allowed.origins.clone())
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.child_token());
     let factory_hub = hub.clone();
     let factory = move || Ok(factory_hub.clone());
     let rmcp = if stateful {
@@ -854,17 +905,41 @@ pub fn app_with(
     } else {
         Rmcp::Stateless(StreamableHttpService::new(factory, Arc::new(NeverSessionManager::default()), config))
     };
+    Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth, limiter: limiter.clone() })
+}
+
+/// [`app_with`] with the surfaces of profiles, each `(name, hub)` served at `/mcp/{name}`
+/// behind the same layers.
+#[allow(clippy::too_many_arguments)] // app_with's, plus the profiles
+pub fn app_with_profiles(
+    hub: Hub,
+    profiles: Vec<(String, Hub)>,
+    allowed: Allowed,
+    auth: Auth,
+    sessions: Sessions,
+    shutdown: CancellationToken,
+    limits: LimitsConfig,
+    extra: Router,
+) -> Router {
+    let limiter = Limiter::new(limits);
+    let oauth = auth.oauth().cloned();
+    let endpoint = mcp_endpoint(&hub, &allowed, &sessions, &shutdown, oauth.clone(), &limiter);
+    let mut surfaces = Router::new();
+    for (name, profile_hub) in &profiles {
+        let endpoint = mcp_endpoint(profile_hub, &allowed, &sessions, &shutdown, oauth.clone(), &limiter);
+        let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
+        surfaces = surfaces.route(&format!("/mcp/{name}"), mcp.clone()).route(&format!("/mcp/{name}/"), mcp);
+    }
     let oauth_routes = auth.oauth().map_or_else(Router::new, bastion_auth::OAuth::router);
     let g = Guard { allowed: Arc::new(allowed), auth, limiter: limiter.clone() };
     let f = Front { limiter: limiter.clone(), refusals: Refusals::new(hub.clone()) };
-    let endpoint =
-        Arc::new(McpState { hub: hub.clone(), rmcp, direct: !stateful, oauth: g.auth.oauth().cloned(), limiter });
     let mcp = post(post_mcp).fallback(to_rmcp).with_state(endpoint);
     // One method router at three paths: `/` is `/mcp` (see the module comment).
     Router::new()
         .route("/mcp", mcp.clone())
         .route("/mcp/", mcp.clone())
         .route("/", mcp)
+        .merge(surfaces)
         .merge(oauth_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))

@@ -56,6 +56,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod profile;
 pub mod refused;
 pub mod remote_auth;
 pub mod router;

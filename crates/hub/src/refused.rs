@@ -38,6 +38,8 @@ pub mod reason {
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
     /// A token without the called tool's scope.
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+    /// A token or OAuth grant bound to profiles, used elsewhere than at their `/mcp/{profile}`.
+    pub const PROFILE_NOT_ALLOWED: &str = "profile_not_allowed";
     /// A `Content-Type` other than JSON (or octet-stream with a token).
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// `application/octet-stream` without a verified bearer token.

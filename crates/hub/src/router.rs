@@ -171,6 +171,36 @@ pub struct Hub {
     naming: Arc<scope::Naming>,
     /// Tool search (`find_tools`, `call_tool`) and when it replaces the whole list.
     search: Arc<crate::toolsearch::ToolSearch>,
+    /// The profile this surface is (`None`: the hub's own, at `/mcp`): named in the journal and
+    /// the metrics, and only principals bound to it (or to none) reach it.
+    profile: Option<Arc<str>>,
+    /// The offered names this surface serves (a profile's `allow_tools`/`deny_tools`).
+    offered: Option<Arc<crate::upstream::ToolFilter>>,
+    /// The upstreams of every profile made from this hub ([`Hub::for_profile`]), by profile:
+    /// the probes and the metrics of `/readyz` and `/metrics` cover them too.
+    profile_upstreams: Arc<Mutex<Vec<ProfileUpstreams>>>,
+    /// `Some` when this surface's upstreams start on first use ([`Hub::ensure_started`]).
+    lazy: Option<Arc<LazyStart>>,
+}
+
+/// A profile's name, its upstreams, and whether they start on first use.
+type ProfileUpstreams = (Arc<str>, Arc<Vec<Arc<Upstream>>>, Option<Arc<LazyStart>>);
+
+/// A surface whose upstreams start when it is first used (a profile's over HTTP): a hub of many
+/// profiles does not run every profile's processes from the start.
+pub struct LazyStart {
+    /// Set when the supervisors were spawned.
+    started: std::sync::atomic::AtomicBool,
+    once: tokio::sync::OnceCell<()>,
+    /// Stops the supervisors (and so the children).
+    shutdown: CancellationToken,
+    supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl LazyStart {
+    fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// A call starting or ending, as the hub's feed sends it ([`Hub::subscribe_calls`]).
@@ -253,6 +283,145 @@ impl Hub {
             search_fetch: None,
             naming: Arc::default(),
             search: Arc::default(),
+            profile: None,
+            offered: None,
+            profile_upstreams: Arc::default(),
+            lazy: None,
+        }
+    }
+
+    /// The surface of a profile beside this one: its own upstreams, naming, tool search and
+    /// offered names, reached only by principals bound to it or to none
+    /// ([`Principal::reaches`]). It shares this hub's journal, metrics, live feed, approval gate
+    /// and call timeout; its clients have their own list-change listeners. Its upstreams are
+    /// supervised by the caller ([`Hub::for_lazy_profile`]: by the surface, on first use).
+    pub fn for_profile(&self, profile: &crate::profile::ProfileSettings, upstreams: Vec<Arc<Upstream>>) -> Hub {
+        self.profile_surface(profile, upstreams, None)
+    }
+
+    /// [`Hub::for_profile`] whose upstreams start when the surface is first used (listed or
+    /// called): until then they run no process, and `/readyz` does not wait for them. The first
+    /// `tools/list` waits for them (up to 30 s), so it lists the whole surface.
+    pub fn for_lazy_profile(&self, profile: &crate::profile::ProfileSettings, upstreams: Vec<Arc<Upstream>>) -> Hub {
+        let lazy = LazyStart {
+            started: false.into(),
+            once: tokio::sync::OnceCell::new(),
+            shutdown: CancellationToken::new(),
+            supervisors: Mutex::default(),
+        };
+        self.profile_surface(profile, upstreams, Some(Arc::new(lazy)))
+    }
+
+    fn profile_surface(
+        &self,
+        profile: &crate::profile::ProfileSettings,
+        upstreams: Vec<Arc<Upstream>>,
+        lazy: Option<Arc<LazyStart>>,
+    ) -> Hub {
+        let upstreams = Arc::new(upstreams);
+        self.profile_upstreams.lock().unwrap_or_else(|e| e.into_inner()).push((
+            profile.name.as_str().into(),
+            upstreams.clone(),
+            lazy.clone(),
+        ));
+        Hub {
+            lazy,
+            upstreams,
+            cache: Arc::new(Mutex::new((vec![], Arc::new(Catalogue::default())))),
+            listeners: Arc::default(),
+            naming: Arc::new(profile.naming.clone()),
+            search: Arc::new(profile.tool_search.clone()),
+            profile: Some(profile.name.as_str().into()),
+            offered: Some(Arc::new(profile.filter.clone())),
+            ..self.clone()
+        }
+    }
+
+    /// This surface as the profile `name` serving only the names `offered` lets through
+    /// (`serve --stdio --profile NAME`: the only surface).
+    pub fn as_profile(mut self, name: &str, offered: crate::upstream::ToolFilter) -> Hub {
+        self.profile = Some(name.into());
+        self.offered = Some(Arc::new(offered));
+        self
+    }
+
+    /// Every upstream of this hub and of the profiles made from it, with the profile's name
+    /// (`None`: this surface's own).
+    /// Those of a profile that starts on first use count once it has started.
+    pub fn all_upstreams(&self) -> Vec<(Option<Arc<str>>, Arc<Upstream>)> {
+        let mut all: Vec<_> = self.upstreams.iter().map(|u| (None, u.clone())).collect();
+        for (p, ups, lazy) in self.profile_upstreams.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if lazy.as_ref().is_none_or(|l| l.started()) {
+                all.extend(ups.iter().map(|u| (Some(p.clone()), u.clone())));
+            }
+        }
+        all
+    }
+
+    /// Starts this surface's upstreams if they start on first use and have not yet, and waits
+    /// (up to 30 s) until they are ready; at once otherwise.
+    pub async fn ensure_started(&self) {
+        let Some(lazy) = &self.lazy else { return };
+        lazy.once
+            .get_or_init(|| async {
+                let handles = self
+                    .upstreams
+                    .iter()
+                    .map(|u| {
+                        let restart = crate::upstream::Restart::default();
+                        tokio::spawn(u.clone().supervise(lazy.shutdown.child_token(), restart))
+                    })
+                    .collect();
+                *lazy.supervisors.lock().unwrap_or_else(|e| e.into_inner()) = handles;
+                lazy.started.store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!(profile = self.profile.as_deref().unwrap_or(""), "starting the profile's upstreams");
+                crate::serve::wait_ready(&self.upstreams, Duration::from_secs(30)).await;
+            })
+            .await;
+    }
+
+    /// Starts this surface's upstreams in the background if they start on first use (the OAuth
+    /// server asks for every surface's scopes before a connector's first request reaches it).
+    pub fn start_soon(&self) {
+        if self.lazy.as_ref().is_some_and(|l| !l.started())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let hub = self.clone();
+            runtime.spawn(async move { hub.ensure_started().await });
+        }
+    }
+
+    /// Stops the upstreams a first use started (each supervisor closes its child's stdin, then
+    /// signals it), waiting up to 10 s for each.
+    pub async fn stop_started(&self) {
+        let Some(lazy) = &self.lazy else { return };
+        lazy.shutdown.cancel();
+        let handles = std::mem::take(&mut *lazy.supervisors.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+
+    /// The profile this surface is, if it is one.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
+    /// The metrics this surface records into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Whether `who` may use this surface at all; for one it may not, the surface has no tools.
+    fn reaches(&self, who: &Principal) -> bool {
+        who.reaches(self.profile.as_deref())
+    }
+
+    /// A tool's name as the metrics and the live feed show it: `{profile}/{tool}` on a profile.
+    fn shown_name(&self, name: &str) -> String {
+        match &self.profile {
+            Some(p) => format!("{p}/{name}"),
+            None => name.to_owned(),
         }
     }
 
@@ -289,6 +458,11 @@ impl Hub {
     pub fn with_tool_search(mut self, search: crate::toolsearch::ToolSearch) -> Hub {
         self.search = Arc::new(search);
         self
+    }
+
+    /// Whether tool search (`find_tools`, `call_tool`) is served.
+    pub fn tool_search_enabled(&self) -> bool {
+        self.search.enabled()
     }
 
     /// What `tools/list` shows `who`: every tool it may call, or, with tool search on for it,
@@ -336,10 +510,13 @@ impl Hub {
     /// The Prometheus exposition text.
     pub fn metrics_text(&self) -> String {
         let gauges: Vec<_> = self
-            .upstreams
-            .iter()
-            .map(|u| UpstreamGauge {
-                name: u.spec.name.clone(),
+            .all_upstreams()
+            .into_iter()
+            .map(|(profile, u)| UpstreamGauge {
+                name: match profile {
+                    Some(p) => format!("{p}/{}", u.spec.name),
+                    None => u.spec.name.clone(),
+                },
                 ready: matches!(u.status(), Status::Ready { .. }),
                 restarts: u.restarts(),
             })
@@ -364,6 +541,9 @@ impl Hub {
             // more rebuild next time, never a stale catalogue kept.
             let generations = self.upstreams.iter().map(|u| u.generation()).collect();
             let mut fresh = catalogue(&self.upstreams, &self.naming);
+            if let Some(offered) = &self.offered {
+                fresh.entries.retain(|e| offered.permits(&e.tool.name));
+            }
             if self.search_fetch.is_some() {
                 crate::search_fetch::offer(&mut fresh, &self.upstreams);
             }
@@ -384,6 +564,9 @@ impl Hub {
 
     /// Tools `who` may see.
     pub fn visible_tools(&self, who: &Principal) -> Vec<Tool> {
+        if !self.reaches(who) {
+            return vec![];
+        }
         let up = &self.upstreams;
         self.catalogue()
             .entries
@@ -395,6 +578,9 @@ impl Hub {
 
     /// The scope `who` lacks to call the offered tool `name`, or `None` (allowed, or no such tool).
     pub fn required_scope(&self, who: &Principal, name: &str) -> Option<String> {
+        if !self.reaches(who) {
+            return None;
+        }
         let catalogue = self.catalogue();
         let entry = catalogue.entries.iter().find(|e| e.tool.name == name)?;
         let upstream = &self.upstreams[entry.upstream].spec.name;
@@ -408,6 +594,7 @@ impl Hub {
         params: CallToolRequestParams,
         site: &CallSite,
     ) -> Result<CallToolResponse, McpError> {
+        self.ensure_started().await;
         let started = Instant::now();
         let mut params = params;
         if self.search.enabled() && params.name == crate::toolsearch::FIND_TOOLS {
@@ -456,14 +643,17 @@ impl Hub {
                 args.clone()
             };
             let principal = who.name.clone();
-            let _ =
-                self.feed.send(CallEvent::Started { seq, principal, tool: name.clone(), args, time: now_rfc3339() });
+            let tool = self.shown_name(&name);
+            let _ = self.feed.send(CallEvent::Started { seq, principal, tool, args, time: now_rfc3339() });
             Ending { feed: &self.feed, seq }
         });
         let result = self.route(who, params, site).await;
         drop(watched);
         let (outcome, result_bytes) = call_outcome(&result);
-        let notes = self.exit_notes(&name, &result);
+        let mut notes = self.exit_notes(&name, &result);
+        if let Some(p) = &self.profile {
+            notes.insert("profile".to_owned(), serde_json::Value::String(p.to_string()));
+        }
         self.record(who, &name, args, &outcome, started, result_bytes, &notes);
         result
     }
@@ -524,10 +714,14 @@ impl Hub {
             None => ("none", "unknown"),
         };
         let metric_outcome = if outcome.starts_with("protocol_error") { "protocol_error" } else { outcome };
-        self.metrics.record(upstream, tool, metric_outcome, took);
+        match &self.profile {
+            Some(_) => self.metrics.record(&self.shown_name(upstream), &self.shown_name(tool), metric_outcome, took),
+            None => self.metrics.record(upstream, tool, metric_outcome, took),
+        }
         tracing::info!(
             target: "bastion::audit",
             token = %who.name,
+            profile = self.profile.as_deref().unwrap_or(""),
             tool = %name,
             outcome = %outcome,
             ms = took.as_millis() as u64,
@@ -565,7 +759,15 @@ impl Hub {
             .into())
         };
         let catalogue = self.catalogue();
-        let Some(entry) = catalogue.entries.iter().find(|e| e.tool.name == params.name) else {
+        // A surface the caller may not use has no tools for it: not even whether one exists.
+        let entry = catalogue.entries.iter().find(|e| e.tool.name == params.name).filter(|_| self.reaches(who));
+        if !self.reaches(who) {
+            return Err(McpError::invalid_params(
+                format!("unknown tool '{}'; call tools/list for the tools this hub offers", params.name),
+                None,
+            ));
+        }
+        let Some(entry) = entry else {
             // Not offered: either its upstream is down (its tools are not listed meanwhile) or
             // there is no such tool.
             let up = scope::split(&params.name).and_then(|(p, _)| self.upstreams.iter().find(|u| u.spec.name == p));
@@ -744,6 +946,7 @@ impl ServerHandler for Hub {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.ensure_started().await;
         Ok(ListToolsResult::with_all_items(self.listed_tools(&principal(&ctx, &self.fallback))))
     }
 

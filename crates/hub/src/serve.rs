@@ -34,6 +34,10 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 30d, 12h (default: never expires).
         #[arg(long, value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
+        /// Bind the token to this profile ([profile.NAME], served at /mcp/NAME); repeatable.
+        /// A bound token reaches only its profiles (default: every surface).
+        #[arg(long = "profile", value_name = "NAME", value_parser = profile_name)]
+        profiles: Vec<String>,
         #[command(flatten)]
         state: StateDir,
     },
@@ -67,6 +71,16 @@ pub enum TokenCommand {
         #[command(flatten)]
         state: StateDir,
     },
+}
+
+/// A `--profile` value: a valid profile name (whether the configuration has it is the hub's
+/// business when the token is used).
+fn profile_name(s: &str) -> Result<String, String> {
+    if crate::profile::valid_profile_name(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("'{s}' is not a profile name ([a-z][a-z0-9_-]{{0,31}})"))
+    }
 }
 
 /// The `--state-dir` and `--config` flags.
@@ -170,11 +184,12 @@ fn listed_scopes(scopes: &[bastion_auth::Scope], elevations: &[bastion_auth::Ele
 /// Runs a `bastion token` subcommand.
 pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { scopes, name, expires, state } => {
+        TokenCommand::Create { scopes, name, expires, profiles, state } => {
             let mut store = state.store()?;
-            let (rec, secret) = store.create_token(&name, &scopes, expires, now())?;
+            let (rec, secret) = store.create_token_for(&name, &scopes, expires, &profiles, now())?;
+            let bound = if profiles.is_empty() { String::new() } else { format!(", bound to {}", profiles.join(", ")) };
             eprintln!(
-                "created token '{}' (id {}) with scopes {}; stored hashed in {}",
+                "created token '{}' (id {}) with scopes {}{bound}; stored hashed in {}",
                 rec.name,
                 rec.id,
                 listed_scopes(&rec.scopes, &[]),
@@ -195,8 +210,10 @@ pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     Err(_) => "expired",
                 };
                 let exp = r.expires.map_or("never".to_owned(), time);
+                let bound =
+                    if r.profiles.is_empty() { String::new() } else { format!(" (profiles {})", r.profiles.join(",")) };
                 println!(
-                    "{:<8}  {:<20}  {:<10}  {:<20}  {}",
+                    "{:<8}  {:<20}  {:<10}  {:<20}  {}{bound}",
                     r.id,
                     r.name,
                     st,
@@ -320,15 +337,7 @@ impl Supervised {
     /// Starts a supervisor per upstream.
     pub(crate) fn start(specs: Vec<UpstreamSpec>) -> Supervised {
         let shutdown = CancellationToken::new();
-        for s in &specs {
-            if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
-                tracing::warn!(
-                    upstream = %s.name,
-                    program = %program.display(),
-                    "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
-                );
-            }
-        }
+        warn_uncontained(&specs);
         let upstreams: Vec<_> = specs.into_iter().map(Upstream::new).collect();
         let supervisors = upstreams
             .iter()
@@ -343,6 +352,19 @@ impl Supervised {
         self.shutdown.cancel();
         for s in self.supervisors {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+    }
+}
+
+/// Warns of each command upstream that runs uncontained.
+fn warn_uncontained(specs: &[UpstreamSpec]) {
+    for s in specs {
+        if let crate::upstream::Source::Command { sandbox: None, program, .. } = &s.source {
+            tracing::warn!(
+                upstream = %s.name,
+                program = %program.display(),
+                "upstream runs uncontained (sandbox = false): it sees the hub's files and network"
+            );
         }
     }
 }
@@ -375,19 +397,27 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         search_fetch,
         naming,
         tool_search,
+        profiles,
+        profile,
     } = settings;
     // A built-in that would refuse its roots or flags stops the hub here, before it listens,
     // with one line (the children would each die at start, and the hub serve without them).
-    if let Err(why) = crate::startup::check_builtins(&specs) {
-        eprintln!("bastion: {why}");
-        std::process::exit(2);
+    for specs in std::iter::once(&specs).chain(profiles.iter().map(|p| &p.upstreams)) {
+        if let Err(why) = crate::startup::check_builtins(specs) {
+            eprintln!("bastion: {why}");
+            std::process::exit(2);
+        }
     }
     // Bastion's own state, out of reach of every tool: refused inside a root unless allowed,
     // not trusted when another user could replace it (the children protect it: `--protect`).
     // The roots are the built-ins'; a hub of third-party upstreams only has none to keep it
     // out of (its default root, the current directory, is given to no one).
-    let builtin_roots: &[std::path::PathBuf] = if crate::startup::has_builtins(&specs) { &roots } else { &[] };
-    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, builtin_roots, allow_state_in_root)
+    let builtin_roots: Vec<std::path::PathBuf> = std::iter::once((&specs, &roots))
+        .chain(profiles.iter().map(|p| (&p.upstreams, &p.roots)))
+        .filter(|(specs, _)| crate::startup::has_builtins(specs))
+        .flat_map(|(_, roots)| roots.iter().cloned())
+        .collect();
+    let own = bastion_policy::state::check_state_dir_outside_roots(&state_dir, &builtin_roots, allow_state_in_root)
         .and_then(|()| bastion_policy::state::check_private_dir(&state_dir));
     if let Err(e) = own {
         eprintln!("bastion: {}", e.message);
@@ -428,23 +458,38 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         Some(s) => hub.with_search_fetch(s),
         None => hub,
     };
-    // An upstream's tools changed (it said so, restarted or went down): clients that can hear
-    // it are told to list again.
-    for u in &upstreams {
-        let (u, hub) = (u.clone(), hub.clone());
-        tokio::spawn(async move {
-            loop {
-                u.on_change.notified().await;
-                hub.announce_tool_list_changed().await;
-            }
-        });
+    let hub = match profile {
+        Some((name, offered)) => hub.as_profile(&name, offered),
+        None => hub,
+    };
+    // Each profile's upstreams are processes of their own, started when the profile is first
+    // used (its first request waits for them): a hub of many projects runs only those in use.
+    let mut surfaces = vec![];
+    for p in &profiles {
+        warn_uncontained(&p.upstreams);
+        let mut surface = hub.for_lazy_profile(p, p.upstreams.iter().cloned().map(Upstream::new).collect());
+        if let Some(gate) = hub.approvals() {
+            surface = surface.with_approvals(gate.for_profile(&p.roots, &p.upstreams));
+        }
+        surfaces.push((p.name.clone(), surface));
+    }
+    for h in std::iter::once(&hub).chain(surfaces.iter().map(|(_, h)| h)) {
+        announce_changes(h);
     }
     let mut new_owner_secret = None;
     let auth = match oauth_settings {
         Some(settings) => {
-            let h = hub.clone();
-            let (oauth, created) =
-                bastion_auth::OAuth::open(*settings, Arc::new(move || hub_scopes(&h))).map_err(anyhow::Error::msg)?;
+            let hubs: Vec<Hub> = std::iter::once(hub.clone()).chain(surfaces.iter().map(|(_, h)| h.clone())).collect();
+            let mut settings = *settings;
+            settings.profiles = surfaces.iter().map(|(name, _)| name.clone()).collect();
+            let scopes = move || {
+                // A profile not used yet lists no tools: its upstreams start now, and their scopes
+                // are offered from the next question on (the consent page comes after discovery).
+                hubs.iter().for_each(Hub::start_soon);
+                let all: std::collections::BTreeSet<String> = hubs.iter().flat_map(hub_scopes).collect();
+                all.into_iter().collect()
+            };
+            let (oauth, created) = bastion_auth::OAuth::open(settings, Arc::new(scopes)).map_err(anyhow::Error::msg)?;
             new_owner_secret = created;
             auth.with_oauth(oauth)
         }
@@ -472,6 +517,9 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
             println!("public URL: {p}");
         }
         println!("upstreams: {banner}");
+        for p in &profiles {
+            println!("profile {}: http://{local}/mcp/{} (upstreams: {})", p.name, p.name, names(&p.upstreams));
+        }
         println!("audit journal: {}", audit_path.display());
         println!("approvals: bastion approvals --watch (control socket {})", control_socket.display());
         let tokens = auth.with_store(|store| -> anyhow::Result<_> {
@@ -529,8 +577,9 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         println!("dashboard: {base}/dashboard (bastion dashboard prints a sign-in link)");
         let dashboard =
             crate::dashboard::Dashboard::for_hub(hub.clone(), &state_dir, audit_path.clone(), allowed.clone(), secure)?;
-        let app = http::app_with(
+        let app = http::app_with_profiles(
             hub,
+            surfaces.clone(),
             allowed,
             auth,
             http::Sessions { stateful, sealing },
@@ -567,7 +616,24 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         }
     }
     supervised.stop().await;
+    for (_, surface) in &surfaces {
+        surface.stop_started().await;
+    }
     Ok(())
+}
+
+/// Tells the clients of `hub` that can hear it to list again whenever one of its upstreams'
+/// tools change (it said so, restarted or went down).
+fn announce_changes(hub: &Hub) {
+    for u in hub.upstreams() {
+        let (u, hub) = (u.clone(), hub.clone());
+        tokio::spawn(async move {
+            loop {
+                u.on_change.notified().await;
+                hub.announce_tool_list_changed().await;
+            }
+        });
+    }
 }
 
 /// `bastion tools`: starts the upstreams, prints the merged surface with each tool's tier and

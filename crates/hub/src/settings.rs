@@ -55,6 +55,11 @@ pub struct HubSettings {
     pub naming: crate::scope::Naming,
     /// Tool search (`tool_search`, `tool_search_budget`, `pinned_tools`).
     pub tool_search: crate::toolsearch::ToolSearch,
+    /// The `[profile.NAME]` surfaces served at `/mcp/NAME` besides this one.
+    pub profiles: Vec<crate::profile::ProfileSettings>,
+    /// With `--stdio --profile NAME`: the profile this surface is (its upstreams, roots,
+    /// naming and tool search are then the profile's) and the names it offers.
+    pub profile: Option<(String, crate::upstream::ToolFilter)>,
 }
 
 /// Whether `search` and `fetch` are offered, and the public URL their results point to.
@@ -183,6 +188,9 @@ pub enum SettingsError {
     /// The default root is the current directory, which must exist.
     #[error("the current directory: {0}")]
     CurrentDir(std::io::Error),
+    /// `--profile NAME` names no `[profile.NAME]` of the file.
+    #[error("--profile {0}: the configuration has no [profile.{0}]")]
+    UnknownProfile(String),
 }
 
 impl SettingsError {
@@ -204,6 +212,7 @@ impl SettingsError {
             SettingsError::StateDir(_) => "state_dir",
             SettingsError::OwnPath(_) => "own_path",
             SettingsError::CurrentDir(_) => "current_dir",
+            SettingsError::UnknownProfile(_) => "unknown_profile",
         }
     }
 }
@@ -334,7 +343,39 @@ impl HubSettings {
             Transport::Http(http)
         };
         let roots = roots(&mut found, &args.upstreams, &config);
-        let upstreams = upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start);
+        // Each profile is a configuration of its own, its built-ins separate processes on its
+        // roots (the hub's roots, flags included, unless it names its own).
+        let mut profiles = vec![];
+        for (name, p) in &config.profiles {
+            let Some(derived) = found.ok(p.derive(name, &config).map_err(SettingsError::File)) else { continue };
+            let roots = if p.roots.is_empty() { roots.clone() } else { p.roots.clone() };
+            let upstreams =
+                upstreams(&mut found, &args.upstreams, &derived, &roots, &protect, &state_dir, Depth::Start);
+            profiles.push(crate::profile::ProfileSettings {
+                name: name.clone(),
+                upstreams,
+                roots,
+                naming: derived.naming(),
+                tool_search: derived.tool_search(),
+                filter: p.filter(),
+            });
+        }
+        let selected = match &args.profile {
+            None => None,
+            Some(name) => match profiles.iter().position(|p| &p.name == name) {
+                Some(i) => Some(profiles.swap_remove(i)),
+                None => {
+                    found.errors.push(SettingsError::UnknownProfile(name.clone()));
+                    None
+                }
+            },
+        };
+        let upstreams = match &selected {
+            // Over stdio with --profile only that profile is served: the hub's own upstreams
+            // are not started.
+            Some(_) => vec![],
+            None => upstreams(&mut found, &args.upstreams, &config, &roots, &protect, &state_dir, Depth::Start),
+        };
         let oauth = matches!(&transport, Transport::Http(h) if matches!(h.auth, AuthSettings::OAuth(_)));
         let search_fetch = args
             .upstreams
@@ -342,8 +383,15 @@ impl HubSettings {
             .or(config.search_fetch)
             .unwrap_or(oauth)
             .then(|| crate::search_fetch::SearchFetch::new(public_url.as_deref()));
-        let naming = config.naming();
-        let tool_search = config.tool_search();
+        let (mut naming, mut tool_search, mut roots, mut upstreams) =
+            (config.naming(), config.tool_search(), roots, upstreams);
+        let profile = selected.map(|p| {
+            (naming, tool_search, roots, upstreams) = (p.naming, p.tool_search, p.roots, p.upstreams);
+            (p.name, p.filter)
+        });
+        if profile.is_some() {
+            profiles.clear();
+        }
         let approvals = ApprovalSettings {
             control_socket: bastion_control::socket::socket_path(&state_dir, "hub"),
             config: config.approval,
@@ -363,6 +411,8 @@ impl HubSettings {
             search_fetch,
             naming,
             tool_search,
+            profiles,
+            profile,
         })
     }
 
@@ -449,7 +499,22 @@ impl HubSettings {
         };
         let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
         let default = if config.upstreams.is_empty() { " (default)" } else { "" };
-        found.finish(format!("{}: ok; upstreams: {names}{default}\n{oauth}{warnings}", file.display()))
+        // Each profile's roots and built-ins are checked as the hub's are.
+        let mut profiles = String::new();
+        for (name, p) in &config.profiles {
+            let Some(derived) = found.ok(p.derive(name, &config).map_err(SettingsError::File)) else { continue };
+            let roots = if p.roots.is_empty() { roots.clone() } else { p.roots.clone() };
+            let specs =
+                upstreams(&mut found, &UpstreamArgs::default(), &derived, &roots, &[], Path::new("/"), Depth::Check);
+            if !found.errors.iter().any(|e| matches!(e, SettingsError::Root { .. }))
+                && let Err(why) = crate::startup::check_builtins(&specs)
+            {
+                found.errors.push(SettingsError::BuiltinRefused(format!("[profile.{name}]: {why}")));
+            }
+            let names = specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+            profiles.push_str(&format!("\nprofile {name}: /mcp/{name}; upstreams: {names}"));
+        }
+        found.finish(format!("{}: ok; upstreams: {names}{default}{profiles}\n{oauth}{warnings}", file.display()))
     }
 }
 
@@ -693,6 +758,47 @@ mod tests {
     fn settings(argv: &[&str]) -> Result<HubSettings, Problems> {
         let flags = Flags::try_parse_from(std::iter::once("bastion").chain(argv.iter().copied())).unwrap();
         HubSettings::from_serve_args(&flags.serve)
+    }
+
+    #[test]
+    fn profiles_get_their_own_upstreams_and_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, web) = (dir.path().join("proj"), dir.path().join("web"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&web).unwrap();
+        let state = dir.path().join("state");
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            format!("[profile.web]\nroots = [{:?}]\nupstreams = [\"fs\"]\ntool_search = \"on\"\n[profile.all]\n", web),
+        )
+        .unwrap();
+        let (root_s, state_s, file_s) = (root.to_str().unwrap(), state.to_str().unwrap(), file.to_str().unwrap());
+        let s = settings(&["--config", file_s, "--root", root_s, "--state-dir", state_s]).unwrap();
+        let got: Vec<_> = s.profiles.iter().map(|p| (p.name.as_str(), p.upstreams.len(), p.roots.clone())).collect();
+        assert_eq!(got, [("all", 3, vec![root.clone()]), ("web", 1, vec![web.clone()])]);
+        let Source::Builtin { args, .. } = &s.profiles[1].upstreams[0].source else { panic!() };
+        let at = args.iter().position(|a| a == "--root").unwrap();
+        assert_eq!(Path::new(&args[at + 1]), web.canonicalize().unwrap());
+        assert!(s.profiles[1].tool_search.enabled() && !s.tool_search.enabled());
+        assert_eq!(s.upstreams.len(), 3, "the hub's own surface is unchanged");
+        // --stdio --profile serves that profile alone; an unknown one is a problem.
+        let s =
+            settings(&["--config", file_s, "--root", root_s, "--state-dir", state_s, "--stdio", "--profile", "web"])
+                .unwrap();
+        assert!(s.profiles.is_empty() && s.upstreams.len() == 1 && s.roots == [web.clone()]);
+        assert_eq!(s.profile.as_ref().map(|p| p.0.as_str()), Some("web"));
+        let e = settings(&["--config", file_s, "--state-dir", state_s, "--stdio", "--profile", "nope"]).err().unwrap();
+        assert_eq!(e.errors[0].code(), "unknown_profile");
+        assert!(e.to_string().contains("--profile nope: the configuration has no [profile.nope]"), "{e}");
+        // Over HTTP --profile is refused by the flags (every profile is served at /mcp/NAME).
+        assert!(Flags::try_parse_from(["bastion", "--profile", "web"]).is_err());
+        // check-config names the profiles and checks their roots.
+        let summary = HubSettings::check_file(&file).unwrap();
+        assert!(summary.contains("profile web: /mcp/web; upstreams: fs"), "{summary}");
+        std::fs::write(&file, "[profile.web]\nroots = [\"/no/such/dir\"]\n").unwrap();
+        let e = HubSettings::check_file(&file).unwrap_err().to_string();
+        assert!(e.contains("/no/such/dir"), "{e}");
     }
 
     #[test]

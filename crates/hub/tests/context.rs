@@ -18,6 +18,18 @@ const READ_ONLY_BUDGET: usize = 22_000;
 /// Everything built in: fs and git with their write tools, shell with `build-test`: 35 KB.
 const FULL_BUDGET: usize = 35_000;
 
+/// The host server with its operate tier (seven tools): at most 5 KB, about 700 bytes a tool,
+/// below the reference filesystem server's 1.0 KB.
+const HOST_BUDGET: usize = 5_000;
+
+/// A hub of the host server alone, every tool offered.
+const HOST: &str = r#"
+[[upstream]]
+name = "host"
+builtin = "host"
+args = ["--allow-operate"]
+"#;
+
 /// A hub configuration offering every built-in tool short of the destructive ones.
 const FULL: &str = r#"
 [[upstream]]
@@ -132,6 +144,20 @@ async fn read_only_surface_fits_its_budget() {
     let text = serde_json::to_string(&tools).unwrap();
     for noise in ["\"null\"", "\"default\":null", "\"format\"", "$defs", "$schema", "outputSchema"] {
         assert!(!text.contains(noise), "{noise} in the read-only surface");
+    }
+}
+
+#[tokio::test]
+async fn host_surface_fits_its_budget() {
+    let tools = surface(&[], Some(HOST)).await;
+    let n = bytes(&tools);
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"host__overview") && names.contains(&"host__service_action"), "{names:?}");
+    assert!(n <= HOST_BUDGET, "host tools/list is {n} bytes (budget {HOST_BUDGET}) for {} tools", tools.len());
+    // Compacted like the other built-ins: no schema noise, descriptions on one line.
+    let text = serde_json::to_string(&tools).unwrap();
+    for noise in ["\"null\"", "\"default\":null", "\"format\"", "$defs", "$schema", "outputSchema", "\\n"] {
+        assert!(!text.contains(noise), "{noise} in the host surface");
     }
 }
 

@@ -15,6 +15,19 @@ pub(super) async fn root_protected_resource(State(o): State<OAuth>) -> Response 
     metadata(&o, Endpoint::Root)
 }
 
+/// The metadata of a profile's endpoint `{issuer}/mcp/{profile}`, at
+/// `/.well-known/oauth-protected-resource/mcp/{profile}` (404 for a profile the hub lacks): a
+/// connector given the profile's URL asks for that resource, and its grant is bound to it.
+pub(super) async fn profile_protected_resource(
+    State(o): State<OAuth>,
+    axum::extract::Path(profile): axum::extract::Path<String>,
+) -> Response {
+    match o.endpoint_of(&format!("/mcp/{profile}")) {
+        e @ Endpoint::Profile(_) => metadata(&o, e),
+        _ => (StatusCode::NOT_FOUND, "no such profile\n").into_response(),
+    }
+}
+
 fn metadata(o: &OAuth, endpoint: Endpoint) -> Response {
     json_response(
         StatusCode::OK,

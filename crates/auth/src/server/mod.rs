@@ -10,7 +10,7 @@ mod token;
 mod verify;
 
 use authorize::{authorize, decide};
-use discovery::{protected_resource, root_protected_resource, server_metadata};
+use discovery::{profile_protected_resource, protected_resource, root_protected_resource, server_metadata};
 use register::register;
 use revoke::revoke;
 use token::token;
@@ -62,6 +62,16 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/register",
     "/revoke",
 ];
+
+/// Whether the authorization server answers `path` without authentication: one of
+/// [`PUBLIC_PATHS`], or a profile's protected-resource metadata
+/// (`/.well-known/oauth-protected-resource/mcp/{profile}`).
+pub fn is_public_path(path: &str) -> bool {
+    PUBLIC_PATHS.contains(&path)
+        || path
+            .strip_prefix("/.well-known/oauth-protected-resource/mcp/")
+            .is_some_and(|p| !p.is_empty() && !p.contains('/'))
+}
 
 /// How long a consent page stays valid.
 const PENDING_TTL: u64 = 600;
@@ -133,6 +143,9 @@ pub enum Endpoint {
     Mcp,
     /// `{issuer}/`.
     Root,
+    /// `{issuer}/mcp/{profile}`, the profile at this index of [`Settings::profiles`]: a
+    /// resource of its own, whose grants are bound to the profile.
+    Profile(usize),
 }
 
 impl Endpoint {
@@ -161,6 +174,9 @@ pub struct Settings {
     pub cimd_extra_ca: Vec<PathBuf>,
     /// Clients from the configuration.
     pub clients: Vec<StaticClient>,
+    /// The hub's profiles: each `{issuer}/mcp/{profile}` is a resource of its own (RFC 8707),
+    /// with its protected-resource metadata, and a grant for it is bound to the profile.
+    pub profiles: Vec<String>,
 }
 
 impl Settings {
@@ -174,6 +190,7 @@ impl Settings {
             cimd_allow_private: vec![],
             cimd_extra_ca: vec![],
             clients: vec![],
+            profiles: vec![],
         })
     }
 
@@ -266,6 +283,8 @@ impl Lockout {
 struct Inner {
     issuer: String,
     resource: String,
+    /// `{resource}/{profile}` for each profile, in [`Settings::profiles`] order.
+    profile_resources: Vec<String>,
     lifetimes: Lifetimes,
     policy: FetchPolicy,
     statics: Vec<Client>,
@@ -329,6 +348,7 @@ impl OAuth {
         }
         let inner = Inner {
             resource: format!("{}/mcp", settings.issuer),
+            profile_resources: settings.profiles.iter().map(|p| format!("{}/mcp/{p}", settings.issuer)).collect(),
             issuer: settings.issuer,
             lifetimes: settings.lifetimes,
             policy: FetchPolicy { allow_private: settings.cimd_allow_private, extra_roots },
@@ -362,16 +382,41 @@ impl OAuth {
         match endpoint {
             Endpoint::Mcp => self.inner.resource.clone(),
             Endpoint::Root => format!("{}/", self.inner.issuer),
+            Endpoint::Profile(i) => {
+                self.inner.profile_resources.get(i).cloned().unwrap_or_else(|| self.inner.resource.clone())
+            }
         }
+    }
+
+    /// The endpoint a request path is served as: a profile's `/mcp/{profile}`, else as
+    /// [`Endpoint::of_path`].
+    pub fn endpoint_of(&self, path: &str) -> Endpoint {
+        let profile = path.strip_prefix("/mcp/").map(|p| p.strip_suffix('/').unwrap_or(p));
+        let profile = profile.filter(|p| !p.is_empty() && !p.contains('/'));
+        match profile.and_then(|p| self.profile_index(p)) {
+            Some(i) => Endpoint::Profile(i),
+            None => Endpoint::of_path(path),
+        }
+    }
+
+    fn profile_index(&self, profile: &str) -> Option<usize> {
+        let wanted = format!("{}/{profile}", self.inner.resource);
+        self.inner.profile_resources.iter().position(|r| *r == wanted)
     }
 
     /// The canonical resource when `requested` (an RFC 8707 `resource` parameter) names either
     /// endpoint of this hub, trailing slash or not; `None` for anything else. Grants and tokens
     /// always carry the canonical resource, so a token asked for at the root works at `/mcp`
     /// and the other way round: one resource, two URLs.
+    ///
+    /// A profile's resource, `{issuer}/mcp/{profile}`, is its own: returned as it is, so the
+    /// grant is bound to that profile.
     pub fn canonical_resource(&self, requested: &str) -> Option<&str> {
         let root = crate::store::same_resource(requested, &self.inner.issuer);
-        (root || crate::store::same_resource(requested, &self.inner.resource)).then_some(self.inner.resource.as_str())
+        if root || crate::store::same_resource(requested, &self.inner.resource) {
+            return Some(self.inner.resource.as_str());
+        }
+        self.inner.profile_resources.iter().find(|r| crate::store::same_resource(requested, r)).map(String::as_str)
     }
 
     /// Where the protected-resource metadata of `/mcp` is (for `WWW-Authenticate`).
@@ -385,6 +430,14 @@ impl OAuth {
         match endpoint {
             Endpoint::Mcp => format!("{}/.well-known/oauth-protected-resource/mcp", self.inner.issuer),
             Endpoint::Root => format!("{}/.well-known/oauth-protected-resource", self.inner.issuer),
+            Endpoint::Profile(i) => match self.inner.profile_resources.get(i) {
+                Some(r) => format!(
+                    "{}/.well-known/oauth-protected-resource{}",
+                    self.inner.issuer,
+                    &r[self.inner.issuer.len()..]
+                ),
+                None => self.resource_metadata_url_at(Endpoint::Mcp),
+            },
         }
     }
 
@@ -412,6 +465,10 @@ impl OAuth {
         let json_endpoints = Router::new()
             .route("/.well-known/oauth-protected-resource", get(root_protected_resource).options(preflight))
             .route("/.well-known/oauth-protected-resource/mcp", get(protected_resource).options(preflight))
+            .route(
+                "/.well-known/oauth-protected-resource/mcp/{profile}",
+                get(profile_protected_resource).options(preflight),
+            )
             .route("/.well-known/oauth-authorization-server", get(server_metadata).options(preflight))
             .route("/.well-known/openid-configuration", get(server_metadata).options(preflight))
             .route("/register", post(register).options(preflight))

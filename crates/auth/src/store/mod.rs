@@ -212,13 +212,20 @@ pub struct Access {
     pub client_name: String,
     /// The token's scopes and the grant's elevations that have not lapsed.
     pub scopes: Vec<Scope>,
+    /// The hub profile the grant's resource names (`{resource}/{profile}`), if any: the
+    /// grant is bound to it.
+    pub profile: Option<String>,
 }
 
 impl Access {
     /// The principal of an OAuth access token: `oauth:<client name>/<grant id>` in the audit
     /// journal, the token's scopes.
     pub fn into_principal(self) -> Principal {
-        Principal { name: format!("oauth:{}/{}", self.client_name, self.grant_id), scopes: self.scopes }
+        Principal {
+            name: format!("oauth:{}/{}", self.client_name, self.grant_id),
+            scopes: self.scopes,
+            profiles: self.profile.into_iter().collect(),
+        }
     }
 }
 
@@ -310,6 +317,19 @@ pub struct GrantInfo {
     pub state: &'static str,
 }
 
+/// The hub profile a granted resource names under the hub's canonical `resource`: `web` of
+/// `{resource}/web` (RFC 8707: a connector given `https://hub/mcp/web` asks for that resource).
+pub fn profile_of_resource<'a>(granted: &'a str, resource: &str) -> Option<&'a str> {
+    let rest = granted.trim_end_matches('/').strip_prefix(resource.trim_end_matches('/'))?.strip_prefix('/')?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+/// Whether a grant for `granted` may be used at the hub whose canonical resource is `resource`:
+/// the same resource, or one of its profiles.
+pub fn within_resource(granted: &str, resource: &str) -> bool {
+    same_resource(granted, resource) || profile_of_resource(granted, resource).is_some()
+}
+
 /// Whether two resource identifiers are the same, a trailing slash aside.
 pub fn same_resource(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
@@ -335,6 +355,9 @@ pub struct TokenRecord {
     /// Elevations that have not lapsed (listing only; never in the legacy file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elevations: Vec<Elevation>,
+    /// The hub profiles it is bound to, sorted (empty: every surface; never in the legacy file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 impl TokenRecord {
@@ -421,6 +444,22 @@ pub trait Store: Send {
         expires_in: Option<Duration>,
         now: u64,
     ) -> Result<(TokenRecord, String), StoreError>;
+    /// [`Store::create_token`] bound to hub profiles: the token reaches only their surfaces
+    /// (`/mcp/{profile}`); none given, every surface. One transaction: a token never exists
+    /// unbound for a moment.
+    fn create_token_for(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        expires_in: Option<Duration>,
+        profiles: &[String],
+        now: u64,
+    ) -> Result<(TokenRecord, String), StoreError> {
+        if profiles.is_empty() {
+            return self.create_token(name, scopes, expires_in, now);
+        }
+        Err(StoreError(format!("{} cannot bind tokens to profiles", self.location())))
+    }
     /// Imports records as they are (ids, hashes, times): the migration of a `tokens.json`.
     /// Records whose id is already stored are skipped; returns how many were added.
     fn import_tokens(&mut self, records: &[TokenRecord]) -> Result<usize, StoreError>;
@@ -533,7 +572,12 @@ pub(crate) fn judge_token(
         return Err(Refusal::Expired);
     }
     scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
-    Ok(Principal { name, scopes })
+    Ok(Principal { name, scopes, profiles: vec![] })
+}
+
+/// The profiles of a token as the stores read them (one comma-separated column).
+pub(crate) fn profile_list(joined: Option<String>) -> Vec<String> {
+    joined.map(|j| j.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
 }
 
 /// Refuses an elevation with no scope or no duration, in every store.

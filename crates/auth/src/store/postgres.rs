@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i32, &str)] =
         (1, include_str!("postgres/0001_initial.sql")),
         (2, include_str!("postgres/0002_shared_state.sql")),
         (3, include_str!("postgres/0003_machine_clients.sql")),
+        (4, include_str!("postgres/0004_profiles.sql")),
     ];
 
 /// The session advisory lock held while migrating (an arbitrary constant: "bastion" in ASCII).
@@ -799,15 +800,16 @@ impl Store for PostgresStore {
         if now >= u(expires) {
             return Err(Refusal::Expired);
         }
-        if !same_resource(aud, resource) {
+        if !super::within_resource(aud, resource) {
             return Err(Refusal::WrongAudience);
         }
+        let profile = super::profile_of_resource(aud, resource).map(str::to_owned);
         // At most one write a minute per grant: a request is otherwise read-only.
         if last_used.is_none_or(|l| u(l) + 60 <= now) {
             let _ = self.run(|c| c.execute("UPDATE grants SET last_used = $2 WHERE id = $1", &[&grant, &i(now)]));
         }
         scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
-        Ok(Access { grant_id: grant, client_name, scopes })
+        Ok(Access { grant_id: grant, client_name, scopes, profile })
     }
 
     fn grants(&self, now: u64) -> Result<Vec<GrantInfo>, StoreError> {
@@ -882,6 +884,17 @@ impl Store for PostgresStore {
         expires_in: Option<Duration>,
         now: u64,
     ) -> Result<(TokenRecord, String), StoreError> {
+        self.create_token_for(name, scopes, expires_in, &[], now)
+    }
+
+    fn create_token_for(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        expires_in: Option<Duration>,
+        profiles: &[String],
+        now: u64,
+    ) -> Result<(TokenRecord, String), StoreError> {
         if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
             return Err(StoreError("a token name is 1 to 64 printable characters".into()));
         }
@@ -899,6 +912,12 @@ impl Store for PostgresStore {
             expires: expires_in.map(|d| now.saturating_add(d.as_secs())),
             revoked: None,
             elevations: vec![],
+            profiles: {
+                let mut p = profiles.to_vec();
+                p.sort();
+                p.dedup();
+                p
+            },
         };
         self.run(|c| -> Result<(), StoreError> {
             let mut tx = c.transaction()?;
@@ -917,6 +936,12 @@ impl Store for PostgresStore {
                 )));
             }
             insert_token(&mut tx, &record)?;
+            for p in profiles {
+                tx.execute(
+                    "INSERT INTO token_profiles(token_id, profile) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    &[&record.id, p],
+                )?;
+            }
             tx.commit()?;
             Ok(())
         })??;
@@ -937,7 +962,8 @@ impl Store for PostgresStore {
 
     fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError> {
         let query = format!(
-            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {}
+            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {},
+                    (SELECT string_agg(p.profile, ',' ORDER BY p.profile) FROM token_profiles p WHERE p.token_id = t.id)
              FROM bearer_tokens t ORDER BY t.created, t.seq",
             elevations_of("'token:' || t.id", "$1")
         );
@@ -951,6 +977,7 @@ impl Store for PostgresStore {
                 expires: r.get::<_, Option<i64>>(5).map(u),
                 revoked: r.get::<_, Option<i64>>(6).map(u),
                 elevations: elevations(r.get(7))?,
+                profiles: super::profile_list(r.get(8)),
             })
         })
     }
@@ -974,7 +1001,9 @@ impl Store for PostgresStore {
     fn authenticate_token(&self, secret: &str, now: u64) -> Result<Principal, Refusal> {
         let hash = secret::sha256_hex(secret);
         let query = format!(
-            "SELECT t.name, t.scopes, t.expires, t.revoked, {} FROM bearer_tokens t WHERE t.hash = $1",
+            "SELECT t.name, t.scopes, t.expires, t.revoked, {},
+                    (SELECT string_agg(p.profile, ',' ORDER BY p.profile) FROM token_profiles p WHERE p.token_id = t.id)
+             FROM bearer_tokens t WHERE t.hash = $1",
             elevations_of("'token:' || t.id", "$2")
         );
         // One lookup on the hash's unique index per request; nothing cached, so a revocation
@@ -988,7 +1017,8 @@ impl Store for PostgresStore {
         let row = row
             .map(|r| -> Result<_, StoreError> {
                 let (name, expires, revoked): (String, Option<i64>, Option<i64>) = (r.get(0), r.get(2), r.get(3));
-                Ok((name, split(r.get(1))?, expires, revoked, elevations(r.get(4))?))
+                let profiles: Option<String> = r.get(5);
+                Ok((name, split(r.get(1))?, expires, revoked, elevations(r.get(4))?, super::profile_list(profiles)))
             })
             .transpose()
             .map_err(|e| {
@@ -996,8 +1026,9 @@ impl Store for PostgresStore {
                 tracing::error!("token store row unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
-        let (name, scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
+        let (name, scopes, expires, revoked, elevations, profiles) = row.ok_or(Refusal::Unknown)?;
         super::judge_token(name, scopes, expires.map(u), revoked.is_some(), elevations, now)
+            .map(|p| Principal { profiles, ..p })
     }
 
     fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError> {
@@ -1176,7 +1207,7 @@ fn refresh(c: &mut Pg, req: &RefreshRequest, now: u64, life: &Lifetimes) -> Resu
     if now >= u(expires) {
         return Err(GrantError::InvalidGrant("refresh token expired".into()));
     }
-    if !req.audience.is_empty() && !same_resource(&req.audience, &resource) {
+    if !req.audience.is_empty() && !super::within_resource(&resource, &req.audience) {
         return Err(GrantError::InvalidGrant(format!(
             "this grant is for {resource}, not {}; authorize again",
             req.audience

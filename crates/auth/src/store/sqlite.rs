@@ -26,6 +26,16 @@ pub const LEGACY_FILE: &str = "oauth.sqlite3";
 /// The static tokens' earlier file, imported on first open and renamed `tokens.json.migrated`.
 pub const LEGACY_TOKENS_FILE: &str = "tokens.json";
 
+/// The additive step for hub profiles (PostgreSQL's `0004_profiles.sql`): static tokens bound
+/// to profiles. A token without rows here reaches every surface, as before the step.
+const PROFILES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS token_profiles(
+    token_id TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    PRIMARY KEY (token_id, profile)
+);
+";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS owner(
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -190,6 +200,7 @@ impl SqliteStore {
         // The shared-state step, after the first schema (additive, as every later step).
         conn.execute_batch(super::shared::SQLITE_SCHEMA)?;
         conn.execute_batch(machine::SCHEMA)?;
+        conn.execute_batch(PROFILES_SCHEMA)?;
         Ok(SqliteStore { conn, path })
     }
 
@@ -540,7 +551,7 @@ impl Store for SqliteStore {
         if now >= u(expires) {
             return Err(GrantError::InvalidGrant("refresh token expired".into()));
         }
-        if !req.audience.is_empty() && !same_resource(&req.audience, &resource) {
+        if !req.audience.is_empty() && !super::within_resource(&resource, &req.audience) {
             return Err(GrantError::InvalidGrant(format!(
                 "this grant is for {resource}, not {}; authorize again",
                 req.audience
@@ -637,15 +648,16 @@ impl Store for SqliteStore {
         if now >= u(expires) {
             return Err(Refusal::Expired);
         }
-        if !same_resource(&aud, resource) {
+        if !super::within_resource(&aud, resource) {
             return Err(Refusal::WrongAudience);
         }
+        let profile = super::profile_of_resource(&aud, resource).map(str::to_owned);
         // At most one write a minute per grant: a request is otherwise read-only.
         if last_used.is_none_or(|l| u(l) + 60 <= now) {
             let _ = self.conn.execute("UPDATE grants SET last_used = ?2 WHERE id = ?1", params![grant, i(now)]);
         }
         scopes.extend(elevations.into_iter().flat_map(|e| e.scopes));
-        Ok(Access { grant_id: grant, client_name, scopes })
+        Ok(Access { grant_id: grant, client_name, scopes, profile })
     }
 
     /// Every grant, newest first.
@@ -719,6 +731,17 @@ impl Store for SqliteStore {
         expires_in: Option<Duration>,
         now: u64,
     ) -> Result<(TokenRecord, String), StoreError> {
+        self.create_token_for(name, scopes, expires_in, &[], now)
+    }
+
+    fn create_token_for(
+        &mut self,
+        name: &str,
+        scopes: &[Scope],
+        expires_in: Option<Duration>,
+        profiles: &[String],
+        now: u64,
+    ) -> Result<(TokenRecord, String), StoreError> {
         if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
             return Err(StoreError("a token name is 1 to 64 printable characters".into()));
         }
@@ -748,8 +771,20 @@ impl Store for SqliteStore {
             expires: expires_in.map(|d| now.saturating_add(d.as_secs())),
             revoked: None,
             elevations: vec![],
+            profiles: {
+                let mut p = profiles.to_vec();
+                p.sort();
+                p.dedup();
+                p
+            },
         };
         insert_token(&tx, &record)?;
+        for p in profiles {
+            tx.execute(
+                "INSERT OR IGNORE INTO token_profiles(token_id, profile) VALUES (?1, ?2)",
+                params![record.id, p],
+            )?;
+        }
         tx.commit()?;
         Ok((record, secret))
     }
@@ -766,7 +801,8 @@ impl Store for SqliteStore {
 
     fn tokens(&self, now: u64) -> Result<Vec<TokenRecord>, StoreError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {}
+            "SELECT t.id, t.name, t.hash, t.scopes, t.created, t.expires, t.revoked, {},
+                    (SELECT group_concat(profile, ',') FROM (SELECT p.profile FROM token_profiles p WHERE p.token_id = t.id ORDER BY p.profile))
              FROM bearer_tokens t ORDER BY t.created, t.rowid",
             elevations_of("'token:' || t.id")
         ))?;
@@ -780,6 +816,7 @@ impl Store for SqliteStore {
                 expires: r.get::<_, Option<i64>>(5)?.map(u),
                 revoked: r.get::<_, Option<i64>>(6)?.map(u),
                 elevations: elevations_at(r, 7)?,
+                profiles: super::profile_list(r.get(8)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -793,18 +830,29 @@ impl Store for SqliteStore {
     }
 
     fn authenticate_token(&self, secret: &str, now: u64) -> Result<Principal, Refusal> {
-        type Row = (String, Vec<Scope>, Option<i64>, Option<i64>, Vec<Elevation>);
+        type Row = (String, Vec<Scope>, Option<i64>, Option<i64>, Vec<Elevation>, Vec<String>);
         // One lookup on the hash's unique index per request; nothing cached, so a revocation
         // written by another process is seen by the next request.
         let row: Option<Row> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT t.name, t.scopes, t.expires, t.revoked, {} FROM bearer_tokens t WHERE t.hash = ?1",
+                "SELECT t.name, t.scopes, t.expires, t.revoked, {},
+                        (SELECT group_concat(profile, ',') FROM
+                            (SELECT p.profile FROM token_profiles p WHERE p.token_id = t.id ORDER BY p.profile))
+                 FROM bearer_tokens t WHERE t.hash = ?1",
                 elevations_of("'token:' || t.id")
             ))
             .and_then(|mut st| {
                 st.query_row(params![secret::sha256_hex(secret), i(now)], |r| {
-                    Ok((r.get(0)?, scopes_at(r, 1)?, r.get(2)?, r.get(3)?, elevations_at(r, 4)?))
+                    let profiles: Option<String> = r.get(5)?;
+                    Ok((
+                        r.get(0)?,
+                        scopes_at(r, 1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        elevations_at(r, 4)?,
+                        super::profile_list(profiles),
+                    ))
                 })
                 .optional()
             })
@@ -813,8 +861,9 @@ impl Store for SqliteStore {
                 tracing::error!("token store unreadable, refusing the token: {e}");
                 Refusal::Unknown
             })?;
-        let (name, scopes, expires, revoked, elevations) = row.ok_or(Refusal::Unknown)?;
+        let (name, scopes, expires, revoked, elevations, profiles) = row.ok_or(Refusal::Unknown)?;
         super::judge_token(name, scopes, expires.map(u), revoked.is_some(), elevations, now)
+            .map(|p| Principal { profiles, ..p })
     }
 
     fn elevate(&mut self, name_or_id: &str, scopes: &[Scope], until: u64, now: u64) -> Result<Vec<String>, StoreError> {

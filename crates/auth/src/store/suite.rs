@@ -31,7 +31,8 @@ macro_rules! store_suite {
             refresh_reuse_on_another_handle_revokes_the_family, one_refresh_token_rotated_at_once_by_two_handles,
             refresh_while_the_grant_is_revoked, switches_are_shared, approvals_are_queued_and_decided_once,
             return_mode_approvals_are_used_once, registrations_are_counted_across_handles,
-            machine_clients_get_capped_short_tokens, machine_client_revocation_ends_its_tokens);
+            machine_clients_get_capped_short_tokens, machine_client_revocation_ends_its_tokens,
+            tokens_bound_to_profiles, grants_for_a_profile_are_bound_to_it);
     };
     (@tests $backend:expr; $($name:ident),*) => {
         $(
@@ -663,4 +664,55 @@ pub(crate) fn machine_client_revocation_ends_its_tokens(b: &dyn Backend) {
         Err(GrantError::InvalidClient(_))
     ));
     assert!(store.machine_clients().unwrap().iter().all(|m| m.revoked.is_some()));
+}
+
+/// A static token bound to profiles carries them into its principal (sorted), through an
+/// elevation too; an unbound one carries none (every surface).
+pub(crate) fn tokens_bound_to_profiles(b: &dyn Backend) {
+    let mut store = b.open();
+    let profiles = ["web".to_owned(), "api".to_owned()];
+    let (bound, secret) = store.create_token_for("bound", &sc("fs:read"), None, &profiles, 1000).unwrap();
+    let (_, free) = store.create_token_for("free", &sc("fs:read"), None, &[], 1000).unwrap();
+    let p = store.authenticate_token(&secret, 1001).unwrap();
+    assert_eq!((p.name.as_str(), p.profiles.clone()), ("bound", vec!["api".to_owned(), "web".to_owned()]));
+    assert!(p.reaches(Some("web")) && p.reaches(Some("api")) && !p.reaches(Some("ops")) && !p.reaches(None));
+    assert!(store.authenticate_token(&free, 1001).unwrap().profiles.is_empty());
+    assert_eq!(bound.profiles, ["api", "web"]);
+    let listed: Vec<_> = store.tokens(1001).unwrap().into_iter().map(|t| (t.name, t.profiles)).collect();
+    assert_eq!(listed, [("bound".to_owned(), vec!["api".to_owned(), "web".to_owned()]), ("free".to_owned(), vec![])]);
+    // Another handle (process, replica) sees the binding; an elevation keeps it.
+    let other = b.open();
+    store.elevate(&bound.id, &sc("fs:write"), 2000, 1001).unwrap();
+    let p = other.authenticate_token(&secret, 1002).unwrap();
+    assert_eq!(p.profiles, ["api", "web"]);
+    assert_eq!(names(&p.scopes), ["fs:read", "fs:write"]);
+    // Revocation still wins.
+    store.revoke_tokens("bound", 1003).unwrap();
+    assert_eq!(other.authenticate_token(&secret, 1004), Err(Refusal::Revoked));
+}
+
+/// RFC 8707: a grant whose resource is a profile's (`{resource}/web`) is accepted at the hub's
+/// resource and bound to that profile, and refreshed there; one for the hub's resource is not
+/// bound; a resource below a profile is not the hub's.
+pub(crate) fn grants_for_a_profile_are_bound_to_it(b: &dyn Backend) {
+    let mut store = b.open();
+    let web = format!("{RES}/web");
+    let mut grant = code_grant(&["fs:read"]);
+    grant.resource = web.clone();
+    store.insert_code("bac_web", &grant, 2000).unwrap();
+    let mut ex = exchange("bac_web");
+    ex.resource = Some(web.clone());
+    let t = store.exchange_code(&ex, 1000, &Lifetimes::default()).unwrap();
+    let access = store.verify_access(&t.access_token, RES, 1001).unwrap();
+    assert_eq!(access.profile.as_deref(), Some("web"));
+    assert_eq!(access.into_principal().profiles, ["web"]);
+    let mut again = refresh(&t.refresh_token);
+    again.audience = RES.into();
+    let r = store.refresh(&again, 1002, &Lifetimes::default()).unwrap();
+    assert_eq!(store.verify_access(&r.access_token, RES, 1003).unwrap().profile.as_deref(), Some("web"));
+    let plain = issued(&mut *store, 1000);
+    assert_eq!(store.verify_access(&plain.access_token, RES, 1001).unwrap().profile, None);
+    assert_eq!(profile_of_resource(&format!("{RES}/web/x"), RES), None);
+    assert_eq!(profile_of_resource(&format!("{RES}web"), RES), None);
+    assert_eq!(profile_of_resource(&format!("{RES}/web/"), RES), Some("web"));
 }

@@ -222,7 +222,7 @@ pub fn now(inflight: Option<&[InFlight]>, calls: &[Value], refused: &[Value]) ->
                 "<tr>{}<td>{}</td><td>{}</td>{}{}<td class=\"num\">{ms:.1} ms</td><td class=\"num\">{bytes}</td></tr>",
                 time_cell(s(c, "time")),
                 esc(s(c, "principal")),
-                esc(s(c, "tool")),
+                esc(&shown_tool(c)),
                 args_cell(c.get("args").unwrap_or(&Value::Null)),
                 outcome_cell(s(c, "outcome")),
             )
@@ -477,7 +477,13 @@ pub fn access(csrf: &str, d: &AccessData, now: u64) -> String {
                 esc(&t.name),
                 esc(&t.id),
                 esc(&t.expires.map_or("never".into(), unix_time)),
-                esc(&scopes_text(&t.scopes, if state == "live" { &t.elevations } else { &[] })),
+                esc(&{
+                    let mut text = scopes_text(&t.scopes, if state == "live" { &t.elevations } else { &[] });
+                    if !t.profiles.is_empty() {
+                        text.push_str(&format!(" (profiles {})", t.profiles.join(", ")));
+                    }
+                    text
+                }),
             )
         })
         .collect();
@@ -554,6 +560,15 @@ pub fn token_created(name: &str, secret: &str) -> String {
     )
 }
 
+/// A journal line's tool as the dashboard shows it: `{profile}/{tool}` for a call made on a
+/// profile's surface (as the live list and the metrics name it).
+fn shown_tool(line: &Value) -> String {
+    match line.get("profile").and_then(Value::as_str) {
+        Some(p) => format!("{p}/{}", s(line, "tool")),
+        None => s(line, "tool").to_owned(),
+    }
+}
+
 /// Journal: the search form and one page of results.
 pub fn journal(q: &super::journal::Query, page: usize, result: &super::journal::Page) -> String {
     let field = |id: &str, label: &str, value: &str, kind: &str| {
@@ -585,7 +600,7 @@ pub fn journal(q: &super::journal::Query, page: usize, result: &super::journal::
                 "<tr>{}<td>{}</td><td>{}</td>{}{}<td class=\"num\">{:.1} ms</td></tr>",
                 time_cell(s(l, "time")),
                 esc(s(l, "principal")),
-                esc(s(l, "tool")),
+                esc(&shown_tool(l)),
                 args_cell(l.get("args").unwrap_or(&Value::Null)),
                 outcome_cell(s(l, "outcome")),
                 l.get("duration_ms").and_then(Value::as_f64).unwrap_or(0.0),
