@@ -25,6 +25,9 @@ from fsclient import stop_process
 from prereq import require_program
 
 TIMEOUT = 30.0
+# What Chromium answers an evaluation whose page went away under it.
+NAVIGATED = ("Inspected target navigated or closed", "Cannot find context with specified id",
+             "Execution context was destroyed")
 
 
 class DevTools:
@@ -65,7 +68,16 @@ class DevTools:
                 self.events.append(msg)
 
     def eval(self, expression: str) -> Any:
-        r = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        # An evaluation that meets a navigation (a form submitting itself, a redirect, a reload)
+        # loses its page: ask the page that replaced it.
+        for attempt in range(50):
+            try:
+                r = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+                break
+            except AssertionError as e:
+                if attempt == 49 or not any(m in str(e) for m in NAVIGATED):
+                    raise
+                time.sleep(0.1)
         if "exceptionDetails" in r:
             raise AssertionError(f"{expression}: {r['exceptionDetails']}")
         return r["result"].get("value")

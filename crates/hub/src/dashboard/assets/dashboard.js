@@ -29,8 +29,11 @@
       })
       .then(function (html) {
         if (html !== null && html !== undefined) {
-          var doc = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html");
-          live.replaceChildren.apply(live, Array.prototype.slice.call(doc.body.firstChild.childNodes));
+          var fresh = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html").body.firstChild;
+          // Unchanged content stays in place: nothing under the pointer or the focus moves.
+          if (fresh.innerHTML !== live.innerHTML) {
+            live.replaceChildren.apply(live, Array.prototype.slice.call(fresh.childNodes));
+          }
           live.dataset.refreshed = String(Date.now());
         }
       })
