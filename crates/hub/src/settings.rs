@@ -770,7 +770,7 @@ mod tests {
         let file = file.to_str().unwrap();
         let limits = |argv: &[&str]| {
             let s = settings(&[&["--config", file, "--state-dir", root], argv].concat()).unwrap();
-            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2, max_age: None });
+            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2, ..Default::default() });
             let Transport::Http(http) = s.transport else { panic!("not http") };
             http.limits
         };

@@ -331,8 +331,9 @@ mod tests {
 
     #[test]
     fn rules_by_tier_and_several_rules_at_once() {
-        // (rules, tool, tier, covered)
-        let table: &[(Option<&str>, Option<Tier>, &str, Tier, bool)] = &[
+        // (rule's glob, rule's tier, tool, tool's tier, covered)
+        type Case<'a> = (Option<&'a str>, Option<Tier>, &'a str, Tier, bool);
+        let table: &[Case] = &[
             (None, Some(Tier::Exec), "run_command", Tier::Exec, true),
             (None, Some(Tier::Exec), "read_file", Tier::Read, false),
             (Some("git__*"), Some(Tier::Write), "git__commit", Tier::Write, true),
