@@ -539,6 +539,8 @@ fn upstreams(
         common_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
     }
     common_args.push("--no-approvals".to_owned());
+    // The hub journals every call itself; its children keep none of their own.
+    common_args.push("--no-journal".to_owned());
     root_args.extend(common_args.iter().cloned());
     if args.allow_broad_roots {
         root_args.push("--allow-broad-roots".to_owned());

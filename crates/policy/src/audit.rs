@@ -67,7 +67,7 @@ pub struct AuditRecord<'a> {
 }
 
 /// When the journal is rotated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rotation {
     /// Size in bytes past which `audit.jsonl` is rotated; 0: never.

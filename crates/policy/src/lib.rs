@@ -110,7 +110,7 @@ impl Policy {
         let approval = ApprovalRules::new(&config.approval)?;
         let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);
         let audit = match &config.audit_log {
-            Some(path) => AuditLog::open(path).map_err(|e| {
+            Some(path) => AuditLog::open_rotating(path, config.journal).map_err(|e| {
                 Error::new(ErrorCode::InvalidConfig, format!("audit_log: cannot open {}: {e}", path.display()))
             })?,
             None => AuditLog::disabled(),
