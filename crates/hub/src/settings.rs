@@ -321,6 +321,7 @@ impl HubSettings {
             if args.no_rate_limits {
                 limits.requests_per_second = 0.0;
                 limits.address_requests_per_second = 0.0;
+                limits.tool.clear();
             }
             limits.concurrent = args.max_in_flight.unwrap_or(limits.concurrent);
             limits.max_sessions = args.max_sessions.unwrap_or(limits.max_sessions);
