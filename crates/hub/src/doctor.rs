@@ -493,8 +493,8 @@ fn disk(dir: &Path) -> Check {
             let total = s.f_blocks.saturating_mul(s.f_frsize).max(1);
             let mib = free / (1024 * 1024);
             let detail = format!("{mib} MiB free for journals under {} ({}%)", probe.display(), free * 100 / total);
-            let fix = "free space or move the state directory (docs/runbooks/moving-hosts.md); rotate \
-                       audit.jsonl with logrotate";
+            let fix = "free space or move the state directory (docs/runbooks/moving-hosts.md); keep less \
+                       journal ([journal] max_bytes, keep) or compress it ([journal] compress = true)";
             if mib < 100 {
                 Check::fail("disk", detail, fix)
             } else if mib < 1024 {

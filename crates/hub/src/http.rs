@@ -558,6 +558,22 @@ async fn post_mcp(State(mcp): State<McpEndpoint>, req: Request) -> Response {
             return denied;
         }
     }
+    if mcp.limiter.has_tool_limits() {
+        let checked = match &parsed {
+            direct::Parsed::Call(call) => {
+                crate::limits::check_tool(&mcp.limiter, &mcp.hub, principal, call.tool(), call.arguments())
+            }
+            _ => match crate::limits::called(&bytes) {
+                Some((tool, args)) => {
+                    crate::limits::check_tool(&mcp.limiter, &mcp.hub, principal, &tool, args.as_ref())
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(limited) = checked {
+            return crate::limits::tool_refusal(&limited);
+        }
+    }
     if let direct::Parsed::Call(call) = parsed
         && let Some(principal) = parts.extensions.remove::<Principal>()
     {
@@ -697,6 +713,11 @@ pub mod direct {
         /// The tool called.
         pub fn tool(&self) -> &str {
             &self.params.name
+        }
+
+        /// Its arguments.
+        pub fn arguments(&self) -> Option<&JsonObject> {
+            self.params.arguments.as_ref()
         }
     }
 
@@ -944,7 +965,7 @@ pub fn app_with_profiles(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(hub.clone()))
         .route("/metrics", get(metrics).with_state(hub.clone()))
-        .merge(crate::openapi::routes(hub, &g.auth))
+        .merge(crate::openapi::routes(hub, &g.auth, g.limiter.clone()))
         .merge(extra)
         .fallback(|| async { refusal(StatusCode::NOT_FOUND, reason::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(g, guard))

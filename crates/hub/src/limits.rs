@@ -1,8 +1,11 @@
 //! Rate limits and concurrency caps of the hub's HTTP front: a token bucket per client address
 //! (checked before authentication, so a flood of bad tokens costs a bucket lookup), a token
 //! bucket and a cap on calls in flight per principal (a token or an OAuth grant), and a cap on
-//! stateful sessions. A refusal is HTTP 429 with `Retry-After` and a JSON-RPC error whose data
-//! code is `rate_limited` (or `too_many_requests_in_flight`, `too_many_sessions`).
+//! stateful sessions, and per-tool rate limits (`[[limits.tool]]`: a glob on the tool name
+//! and/or a tier, a rate and a burst, per principal; bastion-policy's [`RateLimiter`], the same
+//! check the standalone servers make on stdio). A refusal is HTTP 429 with `Retry-After` and a
+//! JSON-RPC error whose data code is `rate_limited` (or `too_many_requests_in_flight`,
+//! `too_many_sessions`).
 //!
 //! The defaults are far above what a model calling tools back to back needs (a few calls a
 //! second, one at a time; a script may burst thousands): 500 requests a second per principal
@@ -19,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bastion_policy::ratelimit::{RateLimited, RateLimiter, TokenBucket, ToolRate};
 use serde::Deserialize;
 
 /// The `[limits]` table of the hub's configuration file (and its flags).
@@ -38,6 +42,8 @@ pub struct LimitsConfig {
     pub address_burst: u32,
     /// Stateful sessions open at once (`--stateful`; idle ones expire after 30 minutes).
     pub max_sessions: u32,
+    /// Per-tool rate limits (`[[limits.tool]]`), per principal; none by default.
+    pub tool: Vec<ToolRate>,
 }
 
 impl Default for LimitsConfig {
@@ -49,6 +55,7 @@ impl Default for LimitsConfig {
             address_requests_per_second: 1000.0,
             address_burst: 10_000,
             max_sessions: 1000,
+            tool: Vec::new(),
         }
     }
 }
@@ -63,6 +70,7 @@ impl LimitsConfig {
             address_requests_per_second: 0.0,
             address_burst: 0,
             max_sessions: 0,
+            tool: Vec::new(),
         }
     }
 
@@ -81,6 +89,65 @@ impl LimitsConfig {
         }
         Ok(())
     }
+}
+
+/// The tool a `tools/call` body calls and its arguments, read only when a per-tool limit is
+/// set and the call did not take the direct path (which parsed them already).
+pub fn called(body: &[u8]) -> Option<(String, Option<rmcp::model::JsonObject>)> {
+    #[derive(Deserialize)]
+    struct Call {
+        method: Option<String>,
+        params: Option<Params>,
+    }
+    #[derive(Deserialize)]
+    struct Params {
+        name: Option<String>,
+        arguments: Option<rmcp::model::JsonObject>,
+    }
+    let call: Call = serde_json::from_slice(body).ok()?;
+    if call.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    let params = call.params?;
+    Some((params.name?, params.arguments))
+}
+
+/// One call under the per-tool limits: the tool it really calls (`call_tool` seen through) is
+/// looked up in the hub, and a refusal is journaled as the call's outcome (`rate_limited`). The
+/// caller answers it 429 with `Retry-After` ([`tool_refusal`] on `/mcp`).
+pub fn check_tool(
+    limiter: &Limiter,
+    hub: &crate::router::Hub,
+    principal: &bastion_auth::Principal,
+    tool: &str,
+    arguments: Option<&rmcp::model::JsonObject>,
+) -> Result<(), RateLimited> {
+    let Some((tool, tier)) = hub.called_tool_tier(tool, arguments) else { return Ok(()) };
+    let refused = limiter.tool(&principal.name, &tool, tier);
+    if refused.is_err() {
+        hub.refused(principal, &tool, bastion_policy::ErrorCode::RateLimited.as_str());
+    }
+    refused
+}
+
+/// The 429 of a per-tool rate limit on `/mcp`: a JSON-RPC error whose data has the code and
+/// `retry_after_ms`.
+pub fn tool_refusal(limited: &RateLimited) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let error = limited.to_error();
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32000,
+            "message": format!("Too Many Requests: {}", error.message),
+            "data": {"code": error.code, "retry_after_ms": limited.retry_after_ms()},
+        },
+    });
+    let mut r = crate::refused::json_rpc(StatusCode::TOO_MANY_REQUESTS, -32000, error.code.as_str(), "");
+    *r.body_mut() = axum::body::Body::from(body.to_string());
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs()));
+    r
 }
 
 /// Why a request was refused with 429.
@@ -114,44 +181,13 @@ impl Limited {
     }
 }
 
-/// One token bucket: `burst` tokens, refilled at `rate` per second.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn full(burst: u32, now: Instant) -> Bucket {
-        Bucket { tokens: f64::from(burst), last: now }
-    }
-
-    /// Takes one token, or says how long until one is there.
-    fn take(&mut self, rate: f64, burst: u32, now: Instant) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst));
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
-        }
-    }
-
-    /// Whether it has refilled completely (and can be forgotten).
-    fn idle(&self, rate: f64, burst: u32, now: Instant) -> bool {
-        self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate >= f64::from(burst)
-    }
-}
-
 /// Buckets by key, bounded: past [`MAX_KEYS`] the refilled ones are forgotten, and if all are in
 /// use the table starts over (a flood from that many addresses is not stopped by this anyway).
 #[derive(Debug)]
 struct Buckets<K> {
     rate: f64,
     burst: u32,
-    table: HashMap<K, Bucket>,
+    table: HashMap<K, TokenBucket>,
 }
 
 /// Most keys a bucket table holds.
@@ -174,7 +210,7 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
             }
         }
         let (rate, burst) = (self.rate, self.burst);
-        self.table.entry(key).or_insert_with(|| Bucket::full(burst, now)).take(rate, burst, now)
+        self.table.entry(key).or_insert_with(|| TokenBucket::full(burst, now)).take(rate, burst, now)
     }
 }
 
@@ -189,6 +225,7 @@ struct Inner {
     config: LimitsConfig,
     addresses: Mutex<Buckets<AddressKey>>,
     principals: Mutex<Buckets<String>>,
+    tools: RateLimiter,
     in_flight: Mutex<HashMap<String, u32>>,
 }
 
@@ -238,6 +275,7 @@ impl Limiter {
             addresses: Mutex::new(Buckets::new(config.address_requests_per_second, config.address_burst)),
             principals: Mutex::new(Buckets::new(config.requests_per_second, config.burst)),
             in_flight: Mutex::new(HashMap::new()),
+            tools: RateLimiter::new(&config.tool),
             config,
         };
         Limiter { inner: Arc::new(inner) }
@@ -283,6 +321,16 @@ impl Limiter {
         Ok(Some(InFlight { inner: self.inner.clone(), name: name.to_owned() }))
     }
 
+    /// Whether any per-tool rate limit is set (without one, a call's tool is not looked up).
+    pub fn has_tool_limits(&self) -> bool {
+        !self.inner.tools.is_empty()
+    }
+
+    /// One call of `tool` (of `tier`) by the principal `name`, under the per-tool limits.
+    pub fn tool(&self, name: &str, tool: &str, tier: bastion_policy::Tier) -> Result<(), RateLimited> {
+        self.inner.tools.check(name, tool, tier)
+    }
+
     /// Whether a new stateful session may open when `open` are.
     pub fn session(&self, open: usize) -> Result<(), Limited> {
         let cap = self.inner.config.max_sessions as usize;
@@ -302,6 +350,7 @@ mod tests {
             address_requests_per_second: rps,
             address_burst: burst,
             max_sessions: 2,
+            tool: Vec::new(),
         }
     }
 
@@ -375,6 +424,50 @@ mod tests {
             let _ = l.address_at(Some(IpAddr::from(i.to_be_bytes())), t);
         }
         assert!(l.inner.addresses.lock().unwrap().table.len() <= MAX_KEYS);
+    }
+
+    #[test]
+    fn per_tool_limits_from_the_limits_table() {
+        let config: LimitsConfig = toml::from_str(
+            "burst = 10\n[[tool]]\ntool = \"fs__read_*\"\nrequests_per_second = 1\nburst = 1\n\
+             [[tool]]\ntier = \"exec\"\nrequests_per_second = 0.5\nburst = 2\n",
+        )
+        .unwrap();
+        assert_eq!(config.tool.len(), 2);
+        assert_eq!(config.burst, 10);
+        let l = Limiter::new(config);
+        assert!(l.has_tool_limits());
+        assert!(l.tool("a", "fs__read_file", bastion_policy::Tier::Read).is_ok());
+        let refused = l.tool("a", "fs__read_file", bastion_policy::Tier::Read).unwrap_err();
+        assert_eq!((refused.retry_after_secs(), refused.to_error().code.as_str()), (1, "rate_limited"));
+        assert!(l.tool("b", "fs__read_file", bastion_policy::Tier::Read).is_ok(), "per principal");
+        assert!(l.tool("a", "fs__list_directory", bastion_policy::Tier::Read).is_ok());
+        assert!(l.tool("a", "shell__run_command", bastion_policy::Tier::Exec).is_ok());
+        assert!(l.tool("a", "shell__run_command", bastion_policy::Tier::Exec).is_ok());
+        assert!(l.tool("a", "shell__run_command", bastion_policy::Tier::Exec).is_err());
+        assert!(!Limiter::new(LimitsConfig::default()).has_tool_limits(), "none by default");
+        // A bad rule is refused where the file is read.
+        let e = toml::from_str::<LimitsConfig>("[[tool]]\nrequests_per_second = 1\nburst = 0\n").unwrap_err();
+        assert!(e.to_string().contains("burst must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn the_called_tool_is_read_from_a_tools_call_body() {
+        // (body, tool, has arguments)
+        let table: &[(&str, Option<(&str, bool)>)] = &[
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1}}}"#,
+                Some(("x", true)),
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"_meta":{}}"#, Some(("x", false))),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, None),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#, None),
+            ("not json", None),
+        ];
+        for (body, want) in table {
+            let got = called(body.as_bytes());
+            assert_eq!(got.as_ref().map(|(t, a)| (t.as_str(), a.is_some())), *want, "{body}");
+        }
     }
 
     #[test]

@@ -40,13 +40,16 @@ struct Facade {
     public_origin: Option<Arc<str>>,
     /// In OAuth mode, the protected-resource metadata named in a 403's challenge.
     resource_metadata: Option<Arc<str>>,
+    /// The per-tool rate limits, checked as on `/mcp`.
+    limiter: crate::limits::Limiter,
 }
 
 /// The facade's routes (the caller's [`Principal`] is in the request's extensions, put there by
 /// the guard); `auth` says whether the hub is in OAuth mode.
-pub fn routes(hub: Hub, auth: &bastion_auth::Authenticator) -> Router {
+pub fn routes(hub: Hub, auth: &bastion_auth::Authenticator, limiter: crate::limits::Limiter) -> Router {
     let facade = Facade {
         hub,
+        limiter,
         public_origin: auth.oauth().map(|o| Arc::from(o.issuer())),
         resource_metadata: auth.oauth().map(|o| Arc::from(o.resource_metadata_url())),
     };
@@ -281,7 +284,7 @@ async fn call_tool(
             Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_argument", &format!("the body is not JSON: {e}")),
         }
     };
-    match run(&f.hub, who.clone(), &name, arguments).await {
+    match run(&f, who.clone(), &name, arguments).await {
         Ok(result) => answer(&f, &who, &name, result, |r| match r.structured_content {
             Some(v) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
             None => text_answer(&r),
@@ -299,7 +302,7 @@ async fn fetch(
     let who = caller(principal);
     let mut args = JsonObject::new();
     args.insert("id".into(), id.into());
-    match run(&f.hub, who.clone(), "fetch", args).await {
+    match run(&f, who.clone(), "fetch", args).await {
         Ok(result) => answer(&f, &who, "fetch", result, |r| {
             let text = r.structured_content.as_ref().and_then(|v| v["text"].as_str()).unwrap_or_default().to_owned();
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
@@ -320,7 +323,13 @@ fn text_answer(r: &CallToolResult) -> Response {
 
 /// Runs one call through [`Hub::call`] in its own task (cancelled upstream if the client goes
 /// away, as on `/mcp`); a JSON-RPC error becomes its HTTP answer.
-async fn run(hub: &Hub, who: Principal, name: &str, arguments: JsonObject) -> Result<CallToolResult, Response> {
+async fn run(f: &Facade, who: Principal, name: &str, arguments: JsonObject) -> Result<CallToolResult, Response> {
+    let hub = &f.hub;
+    if let Err(limited) = crate::limits::check_tool(&f.limiter, hub, &who, name, Some(&arguments)) {
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", &limited.to_error().message);
+        r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(limited.retry_after_secs()));
+        return Err(r);
+    }
     let cancelled = CancellationToken::new();
     let on_disconnect = cancelled.clone().drop_guard();
     let site = CallSite { cancelled, progress: None, peer: None };

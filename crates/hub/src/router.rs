@@ -587,6 +587,18 @@ impl Hub {
         (!scope::allowed_tool(&who.scopes, upstream, &entry.inner, entry.tier)).then(|| entry.tier.scope(upstream))
     }
 
+    /// The tool a call of `name` really calls (`call_tool` seen through when tool search is
+    /// on) and its tier, for the HTTP layer's per-tool rate limits; `None` when not offered.
+    pub fn called_tool_tier(&self, name: &str, arguments: Option<&rmcp::model::JsonObject>) -> Option<(String, Tier)> {
+        let name = if self.search.enabled() && name == crate::toolsearch::CALL_TOOL {
+            crate::toolsearch::unwrap_call(arguments).ok()?.0
+        } else {
+            name.to_owned()
+        };
+        let tier = self.catalogue().entries.iter().find(|e| e.tool.name == name)?.tier;
+        Some((name, tier))
+    }
+
     /// Routes one call; every outcome is audited with the caller's name.
     pub async fn call(
         &self,

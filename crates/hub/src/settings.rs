@@ -336,6 +336,7 @@ impl HubSettings {
             if args.no_rate_limits {
                 limits.requests_per_second = 0.0;
                 limits.address_requests_per_second = 0.0;
+                limits.tool.clear();
             }
             limits.concurrent = args.max_in_flight.unwrap_or(limits.concurrent);
             limits.max_sessions = args.max_sessions.unwrap_or(limits.max_sessions);
@@ -620,6 +621,8 @@ fn upstreams(
         common_args.extend(["--protect".to_owned(), p.to_string_lossy().into_owned()]);
     }
     common_args.push("--no-approvals".to_owned());
+    // The hub journals every call itself; its children keep none of their own.
+    common_args.push("--no-journal".to_owned());
     root_args.extend(common_args.iter().cloned());
     if args.allow_broad_roots {
         root_args.push("--allow-broad-roots".to_owned());
@@ -902,7 +905,7 @@ mod tests {
         let file = file.to_str().unwrap();
         let limits = |argv: &[&str]| {
             let s = settings(&[&["--config", file, "--state-dir", root], argv].concat()).unwrap();
-            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2, max_age: None });
+            assert_eq!(s.journal, bastion_policy::audit::Rotation { max_bytes: 1024, keep: 2, ..Default::default() });
             let Transport::Http(http) = s.transport else { panic!("not http") };
             http.limits
         };

@@ -23,6 +23,14 @@ use crate::tier::Tier;
 /// [limits]
 /// output_chars = 50000
 ///
+/// [[limits.tool]]             # see bastion_policy::ratelimit
+/// tool = "run_*"
+/// requests_per_second = 2
+/// burst = 10
+///
+/// [journal]                   # see bastion_policy::audit::Rotation
+/// compress = true
+///
 /// [approval]                  # see bastion_policy::approval
 /// approval_timeout = "5m"
 ///
@@ -46,8 +54,11 @@ pub struct PolicyConfig {
     /// Allow roots that are very broad (the home directory, a directory holding `.ssh`). `/` is
     /// never allowed.
     pub allow_broad_roots: bool,
-    /// Where the audit journal is appended (JSON lines). None: no journal.
+    /// Where the audit journal is appended (JSON lines). None: no journal (a server's command
+    /// line makes it `STATE_DIR/NAME-audit.jsonl` unless told otherwise).
     pub audit_log: Option<PathBuf>,
+    /// When the journal rotates and whether rotated files are compressed (`[journal]`).
+    pub journal: crate::audit::Rotation,
     /// Path resolution strategy (`auto` uses `openat2`; `walk` forces the portable fallback).
     pub resolve: ResolveMode,
     /// Deny globs.
@@ -78,6 +89,7 @@ impl Default for PolicyConfig {
             max_tier: Tier::Read,
             allow_broad_roots: false,
             audit_log: None,
+            journal: crate::audit::Rotation::default(),
             resolve: ResolveMode::Auto,
             deny: DenyConfig::default(),
             limits: Limits::default(),

@@ -107,6 +107,8 @@ pub enum ErrorCode {
     /// The feature is off in this configuration (container actions without `[ops]
     /// container_restart`, systemd tools where systemd does not run).
     NotEnabled,
+    /// A per-tool rate limit (`[[limits.tool]]`) refused the call; retry after the time it gives.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -159,6 +161,7 @@ impl ErrorCode {
             ErrorCode::RedactedContent => "redacted_content",
             ErrorCode::UnitNotAllowed => "unit_not_allowed",
             ErrorCode::NotEnabled => "not_enabled",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

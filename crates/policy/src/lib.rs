@@ -33,6 +33,7 @@ pub mod error;
 pub mod limits;
 pub mod path;
 pub mod protect;
+pub mod ratelimit;
 pub mod redact;
 pub mod resolve;
 pub mod roots;
@@ -66,6 +67,8 @@ pub struct Policy {
     pub max_tier: Tier,
     /// Limits.
     pub limits: Limits,
+    /// The per-tool rate limits of `limits.tool`, with their buckets.
+    pub rates: ratelimit::RateLimiter,
     /// The journal.
     pub audit: AuditLog,
     /// Secret redaction of tool output (`[redact]`).
@@ -107,7 +110,7 @@ impl Policy {
         let approval = ApprovalRules::new(&config.approval)?;
         let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);
         let audit = match &config.audit_log {
-            Some(path) => AuditLog::open(path).map_err(|e| {
+            Some(path) => AuditLog::open_rotating(path, config.journal).map_err(|e| {
                 Error::new(ErrorCode::InvalidConfig, format!("audit_log: cannot open {}: {e}", path.display()))
             })?,
             None => AuditLog::disabled(),
@@ -118,6 +121,7 @@ impl Policy {
             effective: RwLock::new(roots),
             deny,
             max_tier: config.max_tier,
+            rates: ratelimit::RateLimiter::new(&config.limits.tool),
             limits: config.limits,
             audit,
             redactor,

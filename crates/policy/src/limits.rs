@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Size and output limits. Every tool result is cut to the budget with an explicit `truncated`
 /// flag and a continuation the model can pass back, never silently.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Most characters of text in one tool result.
@@ -19,6 +19,10 @@ pub struct Limits {
     pub max_search_file_bytes: u64,
     /// Most names a directory walk collects before it stops and reports `complete: false`.
     pub max_walk_entries: usize,
+    /// Per-tool rate limits (`[[limits.tool]]`), per caller; none by default (a server on stdio
+    /// has one client, and the hub limits each of its callers at its own layer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool: Vec<crate::ratelimit::ToolRate>,
 }
 
 impl Default for Limits {
@@ -30,6 +34,7 @@ impl Default for Limits {
             max_image_bytes: 5 << 20,
             max_search_file_bytes: 32 << 20,
             max_walk_entries: 200_000,
+            tool: Vec::new(),
         }
     }
 }

@@ -45,7 +45,9 @@ pub fn start(config: &PolicyConfig, name: &str, state_dir: Option<&Path>) -> Arc
     STARTED
         .get_or_init(|| {
             let audit = match &config.audit_log {
-                Some(p) => AuditLog::open(p).unwrap_or_else(|e| {
+                // With the configured rotation: this opens the journal first, and a journal open in
+                // the process is shared with the rotation it was opened with.
+                Some(p) => AuditLog::open_rotating(p, config.journal).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "approvals: cannot open the audit journal; approvals are not journaled");
                     AuditLog::disabled()
                 }),

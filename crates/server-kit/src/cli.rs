@@ -14,9 +14,14 @@ pub struct CommonArgs {
     /// A TOML policy file (roots, max_tier, deny globs, limits, audit_log, [git], [shell]).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Append a JSON-lines audit journal of every call to FILE.
+    /// Append a JSON-lines audit journal of every call to FILE (default: NAME-audit.jsonl in
+    /// the state directory, e.g. ~/.local/state/bastion/fs-audit.jsonl).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// No journal unless --audit-log or the config file names one: the hub passes this to its
+    /// built-in children, since it journals every call at its own layer.
+    #[arg(long, hide = true)]
+    pub no_journal: bool,
     /// Allow a root that is or contains the home directory or a .ssh directory.
     #[arg(long)]
     pub allow_broad_roots: bool,
@@ -48,6 +53,9 @@ impl CommonArgs {
         if self.audit_log.is_some() {
             config.audit_log = self.audit_log.clone();
         }
+        if config.audit_log.is_none() && !self.no_journal {
+            config.audit_log = default_journal(self.state_dir.as_deref(), &crate::approvals::process_name());
+        }
         config.allow_broad_roots |= self.allow_broad_roots;
         // Bastion's own state: what the hub passed, this server's config file and the default
         // state directory (the audit journal and the binary are added by `Policy::new`).
@@ -59,6 +67,24 @@ impl CommonArgs {
             crate::approvals::start(&config, &crate::approvals::process_name(), self.state_dir.as_deref());
         }
         Ok(config)
+    }
+}
+
+/// The journal a server keeps when nothing names one: `NAME-audit.jsonl` in `state_dir` (else
+/// the default state directory), which is created private (0700) if missing. A state directory
+/// that cannot be made, or that another user could write to, leaves the server without a
+/// journal and says so on stderr: a journal is not worth refusing to serve, and a journal in a
+/// directory others control is not one to trust.
+fn default_journal(state_dir: Option<&std::path::Path>, name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = state_dir.map(PathBuf::from).or_else(bastion_policy::state::default_state_dir)?;
+    let made = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| e.to_string());
+    match made.and_then(|()| bastion_policy::state::check_private(&dir).map_err(|e| e.message)) {
+        Ok(()) => Some(dir.join(format!("{name}-audit.jsonl"))),
+        Err(why) => {
+            tracing::warn!(dir = %dir.display(), %why, "no audit journal: the state directory is not usable (pass --audit-log FILE)");
+            None
+        }
     }
 }
 
@@ -91,6 +117,29 @@ impl TierArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_journal_is_private_in_the_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/state");
+        assert_eq!(default_journal(Some(&state), "fs"), Some(state.join("fs-audit.jsonl")));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        // A directory others may write to is not trusted with the journal.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(default_journal(Some(&open), "fs"), None);
+        // Flags: --audit-log wins, --no-journal leaves none, nothing given picks the default.
+        let args = |extra: CommonArgs| CommonArgs { state_dir: Some(state.clone()), no_approvals: true, ..extra };
+        let none = args(CommonArgs { no_journal: true, ..Default::default() }).load().unwrap();
+        assert_eq!(none.audit_log, None);
+        let named = dir.path().join("x.jsonl");
+        let given = args(CommonArgs { audit_log: Some(named.clone()), no_journal: true, ..Default::default() });
+        assert_eq!(given.load().unwrap().audit_log, Some(named));
+        let default = args(CommonArgs::default()).load().unwrap();
+        assert!(default.audit_log.unwrap().starts_with(&state));
+    }
 
     #[test]
     fn tier_flags_raise_the_cap_and_never_past_destructive() {

@@ -129,7 +129,8 @@ impl ToolTable {
     }
 
     /// The choke point of every tool call: unknown tools are a protocol error, tools above the
-    /// policy's tier cap get `tier_not_allowed`, rmcp's own argument errors are rewritten to
+    /// policy's tier cap get `tier_not_allowed`, calls over a per-tool rate limit `rate_limited`
+    /// (with `retry_after_ms`), rmcp's own argument errors are rewritten to
     /// `invalid_argument`, and one audit line is written with the outcome code.
     ///
     /// Every server's `call_tool` ([`Handler`]) comes here and nowhere else, so a check that
@@ -155,11 +156,13 @@ impl ToolTable {
                 format!("unknown tool '{name}'; call tools/list for the tools this server offers"),
                 None,
             )),
-            Some(tier) => match policy.check_tier(&name, tier) {
+            // The tier, then the per-tool rate limits: both refuse before anything is asked or run.
+            Some(tier) => match policy.check_tier(&name, tier).map(|()| policy.rates.check(principal, &name, tier)) {
                 Err(e) => Ok(error_result(&e).into()),
+                Ok(Err(limited)) => Ok(rate_limited_result(&limited).into()),
                 // The approval gate (switches, rules, the person): a small insertion, the rest
                 // lives in `approvals.rs`.
-                Ok(()) => match approvals::check(self.server, &name, tier, policy, &request, &context, || {
+                Ok(Ok(())) => match approvals::check(self.server, &name, tier, policy, &request, &context, || {
                     approvals::dry_run_diff(server, router, &request, &context)
                 })
                 .await
@@ -203,6 +206,16 @@ impl ToolTable {
         }
         response
     }
+}
+
+/// The tool error of a call a per-tool rate limit refused: `rate_limited`, with
+/// `retry_after_ms` beside the code and message.
+pub fn rate_limited_result(limited: &bastion_policy::ratelimit::RateLimited) -> CallToolResult {
+    let mut r = error_result(&limited.to_error());
+    if let Some(Value::Object(fields)) = &mut r.structured_content {
+        fields.insert("retry_after_ms".to_owned(), Value::from(limited.retry_after_ms()));
+    }
+    r
 }
 
 /// `schema` in its compact form ([`compact::compact_schema`]).
@@ -331,6 +344,22 @@ pub fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_limited_call_is_a_tool_error_with_its_code_and_wait() {
+        use bastion_policy::ratelimit::{RateLimiter, ToolRate};
+        let limiter = RateLimiter::new(&[ToolRate::new(Some("run_*"), None, 4.0, 1).unwrap()]);
+        assert!(limiter.check(STDIO_PRINCIPAL, "run_command", Tier::Exec).is_ok());
+        let limited = limiter.check(STDIO_PRINCIPAL, "run_command", Tier::Exec).unwrap_err();
+        let r = rate_limited_result(&limited);
+        assert_eq!(r.is_error, Some(true));
+        assert_eq!(outcome_code(&r), "rate_limited");
+        let s = r.structured_content.as_ref().unwrap();
+        let wait = s["retry_after_ms"].as_u64().unwrap();
+        assert!((200..=250).contains(&wait), "{s}");
+        let text = r.content[0].as_text().unwrap().text.as_str();
+        assert!(text.starts_with("rate_limited: 'run_command' is rate limited"), "{text}");
+    }
 
     #[test]
     fn annotations_follow_the_tier() {

@@ -1,6 +1,7 @@
 //! Reading the audit journal for the dashboard: the last lines of `audit.jsonl` (Now, Health),
 //! a search through it and its rotated siblings `audit.jsonl.1`, `audit.jsonl.2`, … (newest
-//! first), and following it as it grows (the live feed).
+//! first; each `.N.gz` instead where the journal compresses them, read through bastion-policy's
+//! readers), and following it as it grows (the live feed).
 //!
 //! A line is a call (`tool`, `principal`, `args`, `outcome`, `duration_ms`, `result_bytes`) or
 //! an event (`event`, `detail`): approvals, switches, elevations, and refused HTTP requests
@@ -61,18 +62,11 @@ impl Kind {
     }
 }
 
-/// The journal and its rotated siblings, newest first: `audit.jsonl`, `audit.jsonl.1`, ….
+/// The journal and its rotated siblings, newest first: `audit.jsonl`, `audit.jsonl.1` (or
+/// `audit.jsonl.1.gz`), ….
 pub fn files(journal: &Path) -> Vec<PathBuf> {
     let mut out = vec![journal.to_path_buf()];
-    for n in 1..=MAX_ROTATED {
-        let mut name = journal.as_os_str().to_owned();
-        name.push(format!(".{n}"));
-        let p = PathBuf::from(name);
-        if !p.is_file() {
-            break;
-        }
-        out.push(p);
-    }
+    out.extend(bastion_policy::audit::rotated_files(journal).into_iter().take(MAX_ROTATED));
     out
 }
 
@@ -153,7 +147,7 @@ pub fn search(journal: &Path, q: &Query, page: usize, per_page: usize) -> Page {
     let mut seen = 0usize;
     let mut lines = Vec::new();
     for f in &files {
-        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        let Ok(text) = bastion_policy::audit::read_journal(f) else { continue };
         // A whole file older than `from` ends the search (files are in time order).
         for raw in text.lines().rev() {
             let Ok(line) = serde_json::from_str::<Value>(raw) else { continue };
@@ -229,10 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn search_pages_through_rotated_files_newest_first() {
+    fn search_pages_through_rotated_and_compressed_files_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("audit.jsonl");
-        std::fs::write(dir.path().join("audit.jsonl.2"), call("2026-12-01T00:00:00.000Z", "fs__a", "ok")).unwrap();
+        // The oldest compressed (`[journal] compress = true`).
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(call("2026-12-01T00:00:00.000Z", "fs__a", "ok").as_bytes()).unwrap();
+        std::fs::write(dir.path().join("audit.jsonl.2.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(
             dir.path().join("audit.jsonl.1"),
             call("2026-12-02T00:00:00.000Z", "fs__b", "ok") + "not json\n",
