@@ -332,6 +332,35 @@ def test_a_call_held_on_one_hub_is_approved_from_anywhere(pair: Pair) -> None:
         "approved", "denied", "approved"]
 
 
+def _get(port: int, path: str, cookie: str | None = None) -> tuple[int, dict[str, str], str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", path, headers={"Host": f"127.0.0.1:{port}"} | ({"Cookie": cookie} if cookie else {}))
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_the_dashboard_of_a_hub_on_postgres_shows_the_shared_tokens(pair: Pair) -> None:
+    """The dashboard judges with the hub's store: tokens made with ``--config`` (in PostgreSQL)
+    are the ones its Access page lists, and one revoked elsewhere is shown revoked."""
+    cli(pair.config, "token", "create", "--name", "from-anywhere", "--scopes", "fs:read")
+    link = subprocess.run([str(bastion()), "dashboard", "--state-dir", str(pair.a.state)], capture_output=True,
+                          text=True, timeout=TIMEOUT, check=True).stdout.strip()
+    path = link[link.index("/dashboard/login"):]
+    status, headers, _ = _get(pair.a.port, path)
+    assert status == 200 and "bastion_dashboard=" in headers.get("set-cookie", ""), (status, headers)
+    session = headers["set-cookie"].split(";")[0]
+    status, _, page = _get(pair.a.port, "/dashboard/access", session)
+    assert status == 200, page
+    assert "from-anywhere" in page and "ops" in page, page[-3000:]
+    cli(pair.config, "token", "revoke", "from-anywhere")
+    _, _, page = _get(pair.a.port, "/dashboard/access", session)
+    row = next(l for l in page.split("<tr") if "from-anywhere" in l)
+    assert "revoked" in row.lower(), row
+
+
 def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text(f'store = "host={tmp_path} user=postgres dbname=none connect_timeout=2"\n')

@@ -575,8 +575,14 @@ pub async fn serve(settings: HubSettings) -> anyhow::Result<()> {
         let secure = base.starts_with("https://");
         let _ = std::fs::write(state_dir.join(crate::dashboard::URL_FILE), format!("{base}\n"));
         println!("dashboard: {base}/dashboard (bastion dashboard prints a sign-in link)");
-        let dashboard =
-            crate::dashboard::Dashboard::for_hub(hub.clone(), &state_dir, audit_path.clone(), allowed.clone(), secure)?;
+        let dashboard = crate::dashboard::Dashboard::for_hub(
+            hub.clone(),
+            &state_dir,
+            store.as_deref(),
+            audit_path.clone(),
+            allowed.clone(),
+            secure,
+        )?;
         let app = http::app_with_profiles(
             hub,
             surfaces.clone(),

@@ -39,13 +39,12 @@ use crate::scope;
 use crate::secret;
 
 /// The migrations, in order; each runs once, in a transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i32, &str)] =
-    &[
-        (1, include_str!("postgres/0001_initial.sql")),
-        (2, include_str!("postgres/0002_shared_state.sql")),
-        (3, include_str!("postgres/0003_machine_clients.sql")),
-        (4, include_str!("postgres/0004_profiles.sql")),
-    ];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("postgres/0001_initial.sql")),
+    (2, include_str!("postgres/0002_shared_state.sql")),
+    (3, include_str!("postgres/0003_machine_clients.sql")),
+    (4, include_str!("postgres/0004_profiles.sql")),
+];
 
 /// The session advisory lock held while migrating (an arbitrary constant: "bastion" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0062_6173_7469_6f6e;

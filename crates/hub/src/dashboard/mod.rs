@@ -83,8 +83,12 @@ pub enum Backend {
 /// The dashboard's state.
 pub struct Dashboard {
     backend: Backend,
-    /// The auth store: sign-in links, the owner secret, tokens and grants.
+    /// The state directory's SQLite store: sign-in links, which `bastion dashboard` writes there
+    /// (a link opens the dashboard of a hub on this machine).
     store: Option<Mutex<SqliteStore>>,
+    /// The hub's auth store (the SQLite one, or PostgreSQL shared by replicas): the owner
+    /// secret, tokens and grants, so what the dashboard shows and changes is what the hub judges.
+    auth: Option<Mutex<Box<dyn bastion_auth::store::Store>>>,
     journal: PathBuf,
     /// `Secure` cookies (the hub's public URL is https).
     secure: bool,
@@ -97,19 +101,24 @@ pub struct Dashboard {
 pub const URL_FILE: &str = "dashboard-url";
 
 impl Dashboard {
-    /// The dashboard of `hub`, with the state directory's auth store and the hub's journal.
+    /// The dashboard of `hub`, with the hub's auth store (`store`: the configuration's value,
+    /// `None` for the state directory's SQLite file), sign-in links from the state directory,
+    /// and the hub's journal.
     pub fn for_hub(
         hub: Hub,
         state_dir: &std::path::Path,
+        store: Option<&str>,
         journal: PathBuf,
         allowed: Allowed,
         secure: bool,
     ) -> anyhow::Result<Arc<Dashboard>> {
         let engine = hub.approvals().map(|a| a.engine().clone());
+        let auth = bastion_auth::store::open(store, state_dir)?;
         let store = SqliteStore::open(state_dir)?;
         Ok(Arc::new(Dashboard {
             backend: Backend::Hub { hub, engine },
             store: Some(Mutex::new(store)),
+            auth: Some(Mutex::new(auth)),
             journal,
             secure,
             allowed,
@@ -127,9 +136,11 @@ impl Dashboard {
         allowed: Allowed,
     ) -> anyhow::Result<Arc<Dashboard>> {
         let store = SqliteStore::open(state_dir)?;
+        let auth: Box<dyn bastion_auth::store::Store> = Box::new(SqliteStore::open(state_dir)?);
         Ok(Arc::new(Dashboard {
             backend: Backend::Standalone { control },
             store: Some(Mutex::new(store)),
+            auth: Some(Mutex::new(auth)),
             journal,
             secure: false,
             allowed,
@@ -140,6 +151,10 @@ impl Dashboard {
 
     fn with_store<T>(&self, f: impl FnOnce(&mut SqliteStore) -> T) -> Option<T> {
         self.store.as_ref().map(|s| f(&mut s.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+
+    fn with_auth<T>(&self, f: impl FnOnce(&mut dyn bastion_auth::store::Store) -> T) -> Option<T> {
+        self.auth.as_ref().map(|s| f(&mut **s.lock().unwrap_or_else(|e| e.into_inner())))
     }
 
     /// A control request (the socket protocol of bastion-control), answered by the hub's engine
@@ -344,7 +359,7 @@ async fn login_post(State(dash): State<Arc<Dashboard>>, req: Request) -> Respons
         return plain(StatusCode::FORBIDDEN, "Forbidden: not sent by the dashboard's own page");
     }
     let given = field(&pairs, "owner_secret").unwrap_or("");
-    match dash.with_store(|s| s.check_owner_secret(given)) {
+    match dash.with_auth(|s| s.check_owner_secret(given)) {
         Some(Ok(Some(true))) => sign_in(&dash, pages::signed_in()),
         Some(Ok(None)) => html(
             StatusCode::UNAUTHORIZED,
@@ -522,7 +537,7 @@ async fn render(dash: &Dashboard, slug: &str, current: &Current, q: &[(String, S
             if dash.standalone_mode() {
                 data.no_store = Some("A server alone over stdio has no tokens: its client starts it.");
             } else if let Some(Ok((tokens, grants))) =
-                dash.with_store(|s| Ok::<_, bastion_auth::StoreError>((s.tokens(now)?, s.grants(now)?)))
+                dash.with_auth(|s| Ok::<_, bastion_auth::StoreError>((s.tokens(now)?, s.grants(now)?)))
             {
                 data.tokens = tokens;
                 data.grants = grants;
@@ -701,7 +716,7 @@ async fn create_token(State(dash): State<Arc<Dashboard>>, req: Request) -> Respo
         Ok(s) => s,
         Err(e) => return done(&dash, &current, "/dashboard/access", format!("Scopes: {e}")),
     };
-    let created = dash.with_store(|s| s.create_token(&name, &scopes, expires, bastion_auth::now()));
+    let created = dash.with_auth(|s| s.create_token(&name, &scopes, expires, bastion_auth::now()));
     match created {
         Some(Ok((rec, secret))) => {
             let listed: Vec<String> = rec.scopes.iter().map(ToString::to_string).collect();
@@ -728,9 +743,8 @@ async fn revoke(State(dash): State<Arc<Dashboard>>, req: Request) -> Response {
     };
     let name = field(&pairs, "name").unwrap_or("").to_owned();
     let now = bastion_auth::now();
-    let r = dash.with_store(|s| {
-        Ok::<_, bastion_auth::StoreError>((s.revoke_tokens(&name, now)?, s.revoke_grants(&name, now)?))
-    });
+    let r = dash
+        .with_auth(|s| Ok::<_, bastion_auth::StoreError>((s.revoke_tokens(&name, now)?, s.revoke_grants(&name, now)?)));
     let msg = match r {
         Some(Ok((0, 0))) => format!("Nothing live is named {name}"),
         Some(Ok((t, g))) => {
@@ -754,7 +768,7 @@ async fn revoke_all(State(dash): State<Arc<Dashboard>>, req: Request) -> Respons
     if field(&pairs, "confirm") != Some("yes") {
         return done(&dash, &current, "/dashboard/access", "Tick the box to revoke everything".into());
     }
-    let msg = match dash.with_store(|s| s.revoke_all(bastion_auth::now())) {
+    let msg = match dash.with_auth(|s| s.revoke_all(bastion_auth::now())) {
         Some(Ok(r)) => {
             dash.journal_event("revoke_all", json!({"tokens": r.tokens, "grants": r.grants, "channel": "dashboard"}));
             format!("Revoked every token ({}) and every OAuth grant ({})", r.tokens, r.grants)
@@ -782,7 +796,7 @@ async fn elevate(State(dash): State<Arc<Dashboard>>, req: Request) -> Response {
     };
     let now = bastion_auth::now();
     let until = now.saturating_add(duration.as_secs());
-    let msg = match dash.with_store(|s| s.elevate(&name, &added, until, now)) {
+    let msg = match dash.with_auth(|s| s.elevate(&name, &added, until, now)) {
         Some(Ok(e)) if e.is_empty() => format!("Nothing live is named {name}"),
         Some(Ok(elevated)) => {
             let listed: Vec<String> = added.iter().map(ToString::to_string).collect();

@@ -8,7 +8,7 @@ const HOST: &str = "127.0.0.1:8765";
 
 fn dash(dir: &std::path::Path) -> Arc<Dashboard> {
     let hub = Hub::new(vec![], AuditLog::disabled(), false);
-    Dashboard::for_hub(hub, dir, dir.join("audit.jsonl"), Allowed::loopback(), false).unwrap()
+    Dashboard::for_hub(hub, dir, None, dir.join("audit.jsonl"), Allowed::loopback(), false).unwrap()
 }
 
 async fn send(app: &Router, req: axum::http::request::Builder, body: &str) -> Response {
@@ -86,8 +86,9 @@ async fn a_link_signs_in_once_and_the_session_needs_its_csrf_token() {
 async fn the_live_feed_runs_only_while_someone_watches() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::new(vec![], AuditLog::disabled(), false);
-    let d = Dashboard::for_hub(hub.clone(), dir.path(), dir.path().join("audit.jsonl"), Allowed::loopback(), false)
-        .unwrap();
+    let d =
+        Dashboard::for_hub(hub.clone(), dir.path(), None, dir.path().join("audit.jsonl"), Allowed::loopback(), false)
+            .unwrap();
     assert_eq!(hub.call_watchers(), 0, "nobody watches: calls send nothing");
     let rx = live::subscribe(&d);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
