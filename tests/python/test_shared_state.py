@@ -361,6 +361,46 @@ def test_the_dashboard_of_a_hub_on_postgres_shows_the_shared_tokens(pair: Pair) 
     assert "revoked" in row.lower(), row
 
 
+def test_a_request_queued_on_one_hub_reaches_the_other_hubs_dashboard_live(pair: Pair) -> None:
+    """A page open on hub B's dashboard hears of a request held on hub A (its live feed says
+    `approval` within about a second) and lists it; the decision made elsewhere clears it."""
+    link = subprocess.run([str(bastion()), "dashboard", "--state-dir", str(pair.b.state)], capture_output=True,
+                          text=True, timeout=TIMEOUT, check=True).stdout.strip()
+    _, headers, _ = _get(pair.b.port, link[link.index("/dashboard/login"):])
+    session = headers["set-cookie"].split(";")[0]
+    feed: queue.Queue[str] = queue.Queue()
+    conn = http.client.HTTPConnection("127.0.0.1", pair.b.port, timeout=TIMEOUT)
+    conn.request("GET", "/dashboard/events", headers={"Host": f"127.0.0.1:{pair.b.port}", "Cookie": session})
+    events = conn.getresponse()
+    assert events.status == 200
+
+    def follow() -> None:
+        try:
+            for raw in events:
+                feed.put(raw.decode().strip())
+        except Exception:  # the connection closed under the reader at the end of the test
+            pass
+
+    threading.Thread(target=follow, daemon=True).start()
+    time.sleep(0.5)  # the feed's watcher has started and taken its first look
+    result: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    args = {"path": ".mcp.json", "content": "{}"}
+    threading.Thread(target=lambda: result.put(pair.a.call(pair.token, "fs__write_file", args)), daemon=True).start()
+    try:
+        deadline = time.monotonic() + PROPAGATION + 2
+        while True:
+            line = feed.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line == "data: approval":
+                break
+        _, _, page = _get(pair.b.port, "/dashboard/approvals", session)
+        assert "fs__write_file" in page and ".mcp.json" in page, page[-3000:]
+        [p] = json.loads(cli(pair.config, "approvals", "--json").stdout)
+        cli(pair.config, "deny", p["id"])
+        assert result.get(timeout=PROPAGATION + 5) == (200, "approval_denied")
+    finally:
+        conn.close()
+
+
 def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text(f'store = "host={tmp_path} user=postgres dbname=none connect_timeout=2"\n')

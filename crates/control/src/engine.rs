@@ -146,6 +146,8 @@ pub struct Engine {
     notify_send: std::sync::OnceLock<Option<std::path::PathBuf>>,
     /// Where the switches and the queue live when several processes share them.
     shared: std::sync::OnceLock<Arc<dyn SharedState>>,
+    /// Bumped by every queue change another process announced ([`Engine::shared_changes`]).
+    shared_changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -212,6 +214,7 @@ impl Engine {
             watchers: Mutex::default(),
             notify_send: std::sync::OnceLock::new(),
             shared: std::sync::OnceLock::new(),
+            shared_changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -222,6 +225,13 @@ impl Engine {
         self.paused.store(paused, Ordering::Release);
         self.observe.store(observe, Ordering::Release);
         self.shared.set(state).map_err(|_| Error::new(ErrorCode::InvalidConfig, "the engine's state is shared already"))
+    }
+
+    /// How many queue changes announced through the shared state this engine has applied: a
+    /// page showing the queue compares it to know that a request queued or decided on another
+    /// process changed what it shows (nothing of that reaches this process's journal).
+    pub fn shared_changes(&self) -> u64 {
+        self.shared_changes.load(Ordering::Acquire)
     }
 
     /// Whether the switches and the queue are shared with other processes.
@@ -253,6 +263,9 @@ impl Engine {
                 }
                 Err(e) => tracing::warn!("shared state: reading the switches: {e}"),
             }
+        }
+        if !matches!(change, SharedChange::Switches) {
+            self.shared_changes.fetch_add(1, Ordering::AcqRel);
         }
         let ids: Vec<String> = match change {
             SharedChange::Approval(id) => vec![id.clone()],

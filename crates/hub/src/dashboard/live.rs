@@ -73,6 +73,13 @@ async fn watch(dash: Arc<Dashboard>) {
         Backend::Standalone { .. } => Vec::new(),
     };
     let mut seen_generations: Vec<u64> = generations(&dash);
+    // The approvals queue as other hubs sharing the store changed it (their requests and
+    // decisions reach this hub through the store's feed, not its journal).
+    let shared_changes = |dash: &Dashboard| match &dash.backend {
+        Backend::Hub { engine: Some(e), .. } => e.shared_changes(),
+        _ => 0,
+    };
+    let mut seen_shared = shared_changes(&dash);
     let mut tick = tokio::time::interval(TICK);
     loop {
         tick.tick().await;
@@ -112,6 +119,13 @@ async fn watch(dash: Arc<Dashboard>) {
             }
             if changed {
                 kinds.push("inflight");
+            }
+        }
+        let shared = shared_changes(&dash);
+        if shared != seen_shared {
+            seen_shared = shared;
+            if !kinds.contains(&"approval") {
+                kinds.push("approval");
             }
         }
         let now = generations(&dash);
