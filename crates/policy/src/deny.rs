@@ -99,11 +99,15 @@ impl DenyRules {
     /// naming it) and compiled on the first match. Compiling is most of a server's start-up
     /// (regex construction for each glob set) and a server that is only asked `initialize` and
     /// `tools/list` never matches a path. Should the set then fail to compile (a regex size
-    /// limit; the parsed globs were valid), every path is denied and a warning logged: the
-    /// rules fail closed.
+    /// limit; the globs parsed), every path is denied and a warning logged: the rules fail
+    /// closed.
     pub fn new_lazy(read: &[String], write_only: &[String]) -> Result<Self> {
-        let read_set = GlobList::parsed(parse(read)?);
-        let write_set = GlobList::parsed(parse(write_only)?);
+        // Only the operator's globs are parsed now: the built-in ones are constants the unit
+        // tests compile, and parsing them (a regex text per glob) was most of what was left.
+        let operators = |list: &[String]| -> Vec<String> { list.iter().filter(|p| !is_builtin(p)).cloned().collect() };
+        validate(&operators(read))?;
+        validate(&operators(write_only))?;
+        let (read_set, write_set) = (GlobList::lazy(read), GlobList::lazy(write_only));
         Ok(Self::from_lists(read, write_only, read_set, write_set))
     }
 
@@ -228,30 +232,27 @@ struct GlobList(Arc<GlobListInner>);
 
 #[derive(Debug)]
 struct GlobListInner {
-    /// The base-name and whole-path globs, until compiled (empty for a list compiled at once).
-    parsed: (Vec<globset::Glob>, Vec<globset::Glob>),
+    /// The globs, until compiled (empty for a list compiled at once); each parses.
+    patterns: Vec<String>,
     /// `None` when the parsed globs did not compile: everything matches (fail closed).
     compiled: OnceLock<Option<Globs>>,
 }
 
 impl GlobList {
     fn compiled(globs: Globs) -> Self {
-        GlobList(Arc::new(GlobListInner { parsed: Default::default(), compiled: OnceLock::from(Some(globs)) }))
+        GlobList(Arc::new(GlobListInner { patterns: Vec::new(), compiled: OnceLock::from(Some(globs)) }))
     }
 
-    fn parsed(parsed: (Vec<globset::Glob>, Vec<globset::Glob>)) -> Self {
-        GlobList(Arc::new(GlobListInner { parsed, compiled: OnceLock::new() }))
+    fn lazy(patterns: &[String]) -> Self {
+        GlobList(Arc::new(GlobListInner { patterns: patterns.to_vec(), compiled: OnceLock::new() }))
     }
 
     fn is_match(&self, lowered: &[u8]) -> bool {
-        let compiled = self.0.compiled.get_or_init(|| {
-            let (names, paths) = self.0.parsed.clone();
-            match build(names, paths) {
-                Ok(globs) => Some(globs),
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "deny globs parsed but do not compile; every path is denied");
-                    None
-                }
+        let compiled = self.0.compiled.get_or_init(|| match compile(&self.0.patterns) {
+            Ok(globs) => Some(globs),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "deny globs parsed but do not compile; every path is denied");
+                None
             }
         });
         compiled.as_ref().is_none_or(|globs| globs.is_match(lowered))
@@ -284,12 +285,13 @@ pub fn validate(patterns: &[String]) -> Result<()> {
     parse(patterns).map(|_| ())
 }
 
-fn compile(patterns: &[String]) -> Result<Globs> {
-    let (names, paths) = parse(patterns)?;
-    build(names, paths)
+/// Whether `pattern` is one of the built-in globs ([`DEFAULT_DENY`], [`DEFAULT_DENY_WRITE`]).
+fn is_builtin(pattern: &str) -> bool {
+    DEFAULT_DENY.contains(&pattern) || DEFAULT_DENY_WRITE.contains(&pattern)
 }
 
-fn build(names: Vec<globset::Glob>, paths: Vec<globset::Glob>) -> Result<Globs> {
+fn compile(patterns: &[String]) -> Result<Globs> {
+    let (names, paths) = parse(patterns)?;
     let done = |globs: Vec<globset::Glob>| {
         let mut b = GlobSetBuilder::new();
         for g in globs {
