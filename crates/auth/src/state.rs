@@ -9,6 +9,8 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use bastion_policy::state::{StateFault, state_fault};
+
 /// The default state directory: `$XDG_STATE_HOME/bastion`, else `~/.local/state/bastion`
 /// (one definition, [`bastion_policy::state::default_state_dir`], which the servers also use to
 /// protect it).
@@ -21,13 +23,14 @@ fn refuse(path: &Path, why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, format!("{}: {why}", path.display()))
 }
 
+fn foreign_owner(path: &Path, uid: u32, me: u32) -> io::Error {
+    refuse(path, &format!("owned by uid {uid}, not by this user (uid {me}); refusing to use it"))
+}
+
 fn owned_by_us(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
-        return Err(refuse(
-            path,
-            &format!("owned by uid {}, not by this user (uid {me}); refusing to use it", meta.uid()),
-        ));
+        return Err(foreign_owner(path, meta.uid(), me));
     }
     Ok(())
 }
@@ -47,18 +50,23 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Checks an existing store file: a regular file this user owns that no one else may read or
-/// write.
+/// write. The judgement is `bastion_policy::state::state_fault`'s (the state directory's own
+/// check), with any access by group or others refused rather than only writing.
 pub fn check_private_file(path: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if !meta.is_file() {
         return Err(refuse(path, "not a regular file"));
     }
-    owned_by_us(path, &meta)?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(refuse(path, &format!("mode {mode:o} lets other users in; run chmod 600 on it")));
+    match state_fault(&meta, 0o077) {
+        None => Ok(()),
+        // A link is not a regular file: refused above.
+        Some(StateFault::Link) => Err(refuse(path, "not a regular file")),
+        Some(StateFault::Owner { uid, euid }) => Err(foreign_owner(path, uid, euid)),
+        Some(StateFault::Mode { mode }) => {
+            let mode = mode & 0o777;
+            Err(refuse(path, &format!("mode {mode:o} lets other users in; run chmod 600 on it")))
+        }
     }
-    Ok(())
 }
 
 /// Creates `path` (mode 0600) if it does not exist, in a directory made by [`ensure_dir`], then

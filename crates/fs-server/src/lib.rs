@@ -75,9 +75,17 @@ pub struct FsServer {
 impl FsServer {
     /// A server enforcing `policy`.
     pub fn new(policy: Arc<Policy>) -> Self {
+        // The routes move over as they are: `merge` would check each tool's name a second time
+        // (rmcp builds a set of the allowed characters for every check), and none is disabled.
         let mut router = Self::read_router();
-        router.merge(Self::search_router());
-        router.merge(Self::write_router());
+        router.map.extend(Self::search_router().map);
+        // A tool above the tier cap is neither listed nor called (`ToolTable` refuses it before
+        // the router is asked), and the cap is fixed for the policy's life: under a read-only
+        // cap the write tools' routes (and the schemas built for them, a third of start-up
+        // after the policy) would never be used.
+        if policy.max_tier >= Tier::Write {
+            router.map.extend(Self::write_router().map);
+        }
         FsServer { policy, tool_router: Arc::new(router), roots_gate: Arc::new(tokio::sync::RwLock::new(())) }
     }
 

@@ -70,6 +70,32 @@ fn tools_list_per_tier() {
     }
 }
 
+/// Output schemas are served only with `--output-schemas`, for every tool with a structured
+/// result (all but `read_file`, whose result may carry an image), describing its fields.
+#[test]
+fn output_schemas_only_when_asked() {
+    let p = project();
+    for (flags, served) in [(&["--allow-destructive"][..], false), (&["--allow-destructive", "--output-schemas"], true)]
+    {
+        let mut s = fs(&p.root).args(flags).start();
+        let tools = s.list_tools();
+        drop(s);
+        assert_eq!(tools.len(), READ_TOOLS.len() + WRITE_TOOLS.len() + DESTRUCTIVE_TOOLS.len());
+        for t in &tools {
+            let name = t["name"].as_str().unwrap();
+            let out = &t["outputSchema"];
+            if served && name != "read_file" {
+                assert!(
+                    out["type"] == "object" && out["properties"].as_object().is_some_and(|p| !p.is_empty()),
+                    "{name}: {out}"
+                );
+            } else {
+                assert!(out.is_null(), "{name} {flags:?}: {out}");
+            }
+        }
+    }
+}
+
 #[test]
 fn tool_above_cap_is_refused() {
     let p = project();

@@ -314,7 +314,9 @@ impl ApprovalRules {
         }
         let mut eoo: Vec<String> = EXECUTE_ON_OPEN.iter().map(|s| s.to_string()).collect();
         eoo.extend(config.extra_execute_on_open.iter().cloned());
-        crate::deny::validate(&eoo)
+        // Only the operator's globs are parsed now: the built-in ones are constants the unit
+        // tests compile, and parsing them was a tenth of a server's start-up.
+        crate::deny::validate(&config.extra_execute_on_open)
             .map_err(|e| Error::new(ErrorCode::InvalidConfig, format!("extra_execute_on_open: {}", e.message)))?;
         let uses_paths = config.defaults || rules.iter().any(|r| r.paths.is_some());
         Ok(ApprovalRules {
@@ -583,6 +585,8 @@ mod tests {
 
     #[test]
     fn defaults_ask_for_destructive_and_execute_on_open_writes() {
+        // The built-in globs are not parsed at start: they must compile here.
+        assert!(DenyRules::new(&strings(EXECUTE_ON_OPEN), &[]).is_ok());
         let rules = ApprovalRules::default();
         let table: &[(&str, Tier, &[&str], Action, &str)] = &[
             ("read_file", Tier::Read, &[".mcp.json"], Action::Allow, "default: allow"),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::RelPath;
@@ -76,8 +76,8 @@ pub enum Access {
 /// path beside the globs: whoever applies the deny rules applies them too.
 #[derive(Clone, Debug)]
 pub struct DenyRules {
-    read: Globs,
-    write: Globs,
+    read: GlobList,
+    write: GlobList,
     read_patterns: Vec<String>,
     write_patterns: Vec<String>,
     protected: Arc<Protected>,
@@ -90,17 +90,37 @@ impl DenyRules {
         // The write set holds the write-only globs alone and a write is checked against both
         // sets: compiling the read globs a second time into a combined set doubled the start-up
         // cost of every server (glob compilation is most of it) for no faster match.
-        let read_set = compile(read)?;
-        let write_set = compile(write_only)?;
+        let read_set = GlobList::compiled(compile(read)?);
+        let write_set = GlobList::compiled(compile(write_only)?);
+        Ok(Self::from_lists(read, write_only, read_set, write_set))
+    }
+
+    /// [`DenyRules::new`], but the globs are only parsed now (a bad glob is still an error here,
+    /// naming it) and compiled on the first match. Compiling is most of a server's start-up
+    /// (regex construction for each glob set) and a server that is only asked `initialize` and
+    /// `tools/list` never matches a path. Should the set then fail to compile (a regex size
+    /// limit; the globs parsed), every path is denied and a warning logged: the rules fail
+    /// closed.
+    pub fn new_lazy(read: &[String], write_only: &[String]) -> Result<Self> {
+        // Only the operator's globs are parsed now: the built-in ones are constants the unit
+        // tests compile, and parsing them (a regex text per glob) was most of what was left.
+        let operators = |list: &[String]| -> Vec<String> { list.iter().filter(|p| !is_builtin(p)).cloned().collect() };
+        validate(&operators(read))?;
+        validate(&operators(write_only))?;
+        let (read_set, write_set) = (GlobList::lazy(read), GlobList::lazy(write_only));
+        Ok(Self::from_lists(read, write_only, read_set, write_set))
+    }
+
+    fn from_lists(read: &[String], write_only: &[String], read_set: GlobList, write_set: GlobList) -> Self {
         let mut all_write: Vec<String> = read.to_vec();
         all_write.extend(write_only.iter().cloned());
-        Ok(DenyRules {
+        DenyRules {
             read: read_set,
             write: write_set,
             read_patterns: read.to_vec(),
             write_patterns: all_write,
             protected: Arc::default(),
-        })
+        }
     }
 
     /// The built-in defaults.
@@ -108,7 +128,7 @@ impl DenyRules {
         let read: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
         let write: Vec<String> = DEFAULT_DENY_WRITE.iter().map(|s| s.to_string()).collect();
         // The defaults are constants and compile; an error here is a bug caught by the unit tests.
-        let empty = || Globs { names: GlobSet::empty(), paths: GlobSet::empty() };
+        let empty = || GlobList::compiled(Globs { names: GlobSet::empty(), paths: GlobSet::empty() });
         Self::new(&read, &write).unwrap_or_else(|_| DenyRules {
             read: empty(),
             write: empty(),
@@ -205,6 +225,40 @@ impl DenyRules {
     }
 }
 
+/// A glob list of the rules: compiled, or parsed and compiled on its first match (shared by the
+/// clones of the rules, so it is compiled once).
+#[derive(Clone, Debug)]
+struct GlobList(Arc<GlobListInner>);
+
+#[derive(Debug)]
+struct GlobListInner {
+    /// The globs, until compiled (empty for a list compiled at once); each parses.
+    patterns: Vec<String>,
+    /// `None` when the parsed globs did not compile: everything matches (fail closed).
+    compiled: OnceLock<Option<Globs>>,
+}
+
+impl GlobList {
+    fn compiled(globs: Globs) -> Self {
+        GlobList(Arc::new(GlobListInner { patterns: Vec::new(), compiled: OnceLock::from(Some(globs)) }))
+    }
+
+    fn lazy(patterns: &[String]) -> Self {
+        GlobList(Arc::new(GlobListInner { patterns: patterns.to_vec(), compiled: OnceLock::new() }))
+    }
+
+    fn is_match(&self, lowered: &[u8]) -> bool {
+        let compiled = self.0.compiled.get_or_init(|| match compile(&self.0.patterns) {
+            Ok(globs) => Some(globs),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "deny globs parsed but do not compile; every path is denied");
+                None
+            }
+        });
+        compiled.as_ref().is_none_or(|globs| globs.is_match(lowered))
+    }
+}
+
 /// A compiled list, split for speed: globs without a `/` can only ever match the final name, so
 /// they are matched against the base name alone (a short input for the regex engine); the rest
 /// against the whole path.
@@ -229,6 +283,11 @@ impl Globs {
 /// for rules compiled on first use that must still fail at start on a bad glob.
 pub fn validate(patterns: &[String]) -> Result<()> {
     parse(patterns).map(|_| ())
+}
+
+/// Whether `pattern` is one of the built-in globs ([`DEFAULT_DENY`], [`DEFAULT_DENY_WRITE`]).
+fn is_builtin(pattern: &str) -> bool {
+    DEFAULT_DENY.contains(&pattern) || DEFAULT_DENY_WRITE.contains(&pattern)
 }
 
 fn compile(patterns: &[String]) -> Result<Globs> {
@@ -319,5 +378,25 @@ mod tests {
         let err = DenyRules::new(&["a[".to_string()], &[]).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidConfig);
         assert!(err.message.contains("a["));
+        let lazy = DenyRules::new_lazy(&[], &["b[".to_string()]).unwrap_err();
+        assert_eq!(lazy.code, ErrorCode::InvalidConfig);
+        assert!(lazy.message.contains("b["), "a bad glob is refused at start, not at first use");
+    }
+
+    #[test]
+    fn rules_compiled_on_first_use_match_as_compiled_ones() {
+        let read: Vec<String> = DEFAULT_DENY.iter().map(|s| s.to_string()).collect();
+        let write: Vec<String> = DEFAULT_DENY_WRITE.iter().map(|s| s.to_string()).collect();
+        let eager = DenyRules::new(&read, &write).unwrap();
+        let lazy = DenyRules::new_lazy(&read, &write).unwrap();
+        let shared = lazy.clone();
+        for p in [".env", "a/B.PEM", ".ssh", "src/main.rs", ".git/config", "x/.git", "keys.rs", "my_secret.txt"] {
+            for access in [Access::Read, Access::Write] {
+                let want = eager.is_denied(Path::new(p), access);
+                assert_eq!(lazy.is_denied(Path::new(p), access), want, "{p} {access:?}");
+                assert_eq!(shared.is_denied(Path::new(p), access), want, "{p} {access:?} (a clone)");
+            }
+        }
+        assert_eq!(lazy.patterns(Access::Write), eager.patterns(Access::Write));
     }
 }

@@ -105,7 +105,8 @@ impl Policy {
         let mut own: Vec<PathBuf> = config.protect.clone();
         own.extend(config.audit_log.iter().cloned());
         own.extend(protect::running_binary());
-        let deny = DenyRules::new(&config.deny.read_list(), &config.deny.write_list())?
+        // Compiled on the first path checked: most of start-up otherwise (see `new_lazy`).
+        let deny = DenyRules::new_lazy(&config.deny.read_list(), &config.deny.write_list())?
             .with_protected(Protected::resolve(&own));
         let approval = ApprovalRules::new(&config.approval)?;
         let roots = Arc::new(Roots::open(&config.roots, config.resolve)?);

@@ -41,6 +41,44 @@ pub fn check_state_dir_outside_roots(state_dir: &Path, roots: &[PathBuf], allowe
     Ok(())
 }
 
+/// What makes a state path untrustworthy: someone other than this process's user could replace
+/// it. Judged by [`state_fault`]; [`check_private`] (the state directory) and
+/// `bastion_auth::state::check_private_file` (a store file) each word it their own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateFault {
+    /// A symbolic link (judged as itself, not followed).
+    Link,
+    /// Owned by `uid`, not by the effective user `euid`.
+    Owner {
+        /// The owner.
+        uid: u32,
+        /// This process's effective user.
+        euid: u32,
+    },
+    /// Carries one of the refused permission bits; `mode` is the whole `st_mode`.
+    Mode {
+        /// `st_mode` as read.
+        mode: u32,
+    },
+}
+
+/// The first fault of a state path with metadata `meta` (from `symlink_metadata`): a link, then
+/// a foreign owner, then any of the permission bits `refused` (`0o022`: writable by group or
+/// others; `0o077`: any access by them). `None` when the path is this user's and private.
+pub fn state_fault(meta: &std::fs::Metadata, refused: u32) -> Option<StateFault> {
+    if meta.file_type().is_symlink() {
+        return Some(StateFault::Link);
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Some(StateFault::Owner { uid: meta.uid(), euid });
+    }
+    if meta.mode() & refused != 0 {
+        return Some(StateFault::Mode { mode: meta.mode() });
+    }
+    None
+}
+
 /// Refuses a state file or directory another user or process could replace: it must be owned
 /// by the effective user and carry no group or other write bit (files are created `0600`,
 /// directories `0700`). A missing path is fine: it will be created with those modes. Symlinks
@@ -53,34 +91,24 @@ pub fn check_private(path: &Path) -> Result<()> {
             return Err(Error::new(ErrorCode::InvalidConfig, format!("cannot inspect {}: {e}", path.display())));
         }
     };
-    let euid = rustix::process::geteuid().as_raw();
     let shown = path.display();
-    if meta.file_type().is_symlink() {
-        return Err(Error::new(
-            ErrorCode::InvalidConfig,
-            format!("{shown} is a symbolic link; Bastion's state files must be plain files it owns"),
-        ));
-    }
-    if meta.uid() != euid {
-        return Err(Error::new(
-            ErrorCode::InvalidConfig,
-            format!(
-                "{shown} is owned by uid {} but Bastion runs as uid {euid}; another user could replace what it trusts. Fix it with: chown {euid} {shown}",
-                meta.uid()
-            ),
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        let want = if meta.is_dir() { "700" } else { "600" };
-        return Err(Error::new(
-            ErrorCode::InvalidConfig,
+    let message = match state_fault(&meta, 0o022) {
+        None => return Ok(()),
+        Some(StateFault::Link) => {
+            format!("{shown} is a symbolic link; Bastion's state files must be plain files it owns")
+        }
+        Some(StateFault::Owner { uid, euid }) => format!(
+            "{shown} is owned by uid {uid} but Bastion runs as uid {euid}; another user could replace what it trusts. Fix it with: chown {euid} {shown}"
+        ),
+        Some(StateFault::Mode { mode }) => {
+            let want = if meta.is_dir() { "700" } else { "600" };
             format!(
                 "{shown} is writable by group or others (mode {:o}); another process could replace what Bastion trusts. Fix it with: chmod {want} {shown}",
-                meta.mode() & 0o7777
-            ),
-        ));
-    }
-    Ok(())
+                mode & 0o7777
+            )
+        }
+    };
+    Err(Error::new(ErrorCode::InvalidConfig, message))
 }
 
 /// [`check_private`] on the state directory and every entry directly in it. The directory
@@ -122,6 +150,20 @@ mod tests {
         check_state_dir_outside_roots(&dir.path().join(".bst"), &roots, true).unwrap();
         let other = tempfile::tempdir().unwrap();
         check_state_dir_outside_roots(other.path(), &roots, false).unwrap();
+    }
+
+    #[test]
+    fn state_fault_names_the_first_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        assert_eq!(state_fault(&meta, 0o022), None, "group-readable is fine where only writing is refused");
+        assert!(matches!(state_fault(&meta, 0o077), Some(StateFault::Mode { mode }) if mode & 0o777 == 0o640));
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(state_fault(&std::fs::symlink_metadata(&link).unwrap(), 0o077), Some(StateFault::Link));
     }
 
     #[test]

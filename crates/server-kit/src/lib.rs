@@ -36,7 +36,7 @@ use rmcp::{ErrorData as McpError, RoleServer};
 use serde_json::Value;
 
 pub use cli::{CommonArgs, TierArgs};
-pub use result::{Failure, Json, error_result};
+pub use result::{Failure, Json, ToolOutput, error_result, output_schema_of};
 pub use server::{BastionServer, Handler, one_thread, print_warnings, root_paths, run_stdio};
 pub use stdio::{Stdio, stdio};
 
@@ -117,7 +117,8 @@ impl ToolTable {
         tool.description = tool.description.map(|d| compact::one_line(&d).into());
         tool.input_schema = std::sync::Arc::new(compacted(&tool.input_schema));
         tool.output_schema = match tool.output_schema {
-            Some(s) if compact::output_schemas() => Some(std::sync::Arc::new(compacted(&s))),
+            // Empty: a schema not generated since none is served (`output_schema_of`).
+            Some(s) if compact::output_schemas() && !s.is_empty() => Some(std::sync::Arc::new(compacted(&s))),
             _ => None,
         };
         Some(tool)

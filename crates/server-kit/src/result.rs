@@ -1,8 +1,12 @@
 //! How tool results and tool errors look on the wire.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
 use bastion_policy::Error;
 use rmcp::handler::server::tool::IntoCallToolResult;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -27,6 +31,35 @@ impl<T: Serialize + JsonSchema + 'static> IntoCallToolResult for Json<T> {
         let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
         r.structured_content = Some(value);
         Ok(r.into())
+    }
+}
+
+/// The output schema of a tool returning `Result<Json<T>, Failure>`, for its attribute:
+/// `#[tool(name = "…", output_schema = bastion_server_kit::output_schema_of(Self::the_tool))]`.
+/// It is rmcp's (what `#[tool]` derives from the return type) when `tools/list` serves output
+/// schemas ([`set_output_schemas`](crate::compact::set_output_schemas), set from the flags before
+/// the server is built), else an empty object, which [`ToolTable`](crate::ToolTable) never
+/// serves: generating schemas that are not served was a third of a server's work from exec to
+/// its `tools/list` answer.
+pub fn output_schema_of<S, P, R: ToolOutput>(
+    _tool: impl for<'a> Fn(&'a S, P) -> Pin<Box<dyn Future<Output = R> + Send + 'a>>,
+) -> Arc<JsonObject> {
+    static UNSERVED: OnceLock<Arc<JsonObject>> = OnceLock::new();
+    match crate::compact::output_schemas() {
+        true => R::output_schema(),
+        false => UNSERVED.get_or_init(Arc::default).clone(),
+    }
+}
+
+/// A tool's return type that has an output schema ([`output_schema_of`]).
+pub trait ToolOutput {
+    /// rmcp's output schema of the structured result.
+    fn output_schema() -> Arc<JsonObject>;
+}
+
+impl<T: Serialize + JsonSchema + 'static> ToolOutput for Result<Json<T>, Failure> {
+    fn output_schema() -> Arc<JsonObject> {
+        rmcp::handler::server::common::schema_for_output::<T>()
     }
 }
 

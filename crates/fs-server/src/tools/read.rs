@@ -264,7 +264,7 @@ impl FsServer {
 
     /// Read several text files in one call (up to 100); each file reports its own error. The output
     /// budget is shared in order.
-    #[tool(name = "read_many_files")]
+    #[tool(name = "read_many_files", output_schema = bastion_server_kit::output_schema_of(Self::read_many_files))]
     async fn read_many_files(&self, Parameters(a): Parameters<ReadManyArgs>) -> Result<Json<ReadManyOut>, Failure> {
         if a.paths.len() > 100 {
             return Err(Error::new(
@@ -336,7 +336,7 @@ impl FsServer {
 
     /// List a directory's entries, directories first, with sizes; depth > 1 descends (not through
     /// symlinks or .git). Paged with cursor.
-    #[tool(name = "list_directory")]
+    #[tool(name = "list_directory", output_schema = bastion_server_kit::output_schema_of(Self::list_directory))]
     async fn list_directory(&self, Parameters(a): Parameters<ListDirArgs>) -> Result<Json<ListDirOut>, Failure> {
         let budget = self.budget(None);
         // One directory is a readdir and a stat per entry: cheaper inline than a hand-off to the
@@ -350,14 +350,14 @@ impl FsServer {
 
     /// Metadata of a path: type, size, permissions, times, links, line count. Check a path before
     /// reading or writing it.
-    #[tool(name = "file_info")]
+    #[tool(name = "file_info", output_schema = bastion_server_kit::output_schema_of(Self::file_info))]
     async fn file_info(&self, Parameters(a): Parameters<PathArgs>) -> Result<Json<FileInfoOut>, Failure> {
         Ok(Json(self.info_impl(&a)?))
     }
 
     /// The directories this server may touch, the highest tool tier allowed and the deny list.
     /// Relative paths resolve against the first root.
-    #[tool(name = "list_roots")]
+    #[tool(name = "list_roots", output_schema = bastion_server_kit::output_schema_of(Self::list_roots))]
     async fn list_roots(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<ListRootsOut>, Failure> {
         let p = self.policy();
         Ok(Json(ListRootsOut {

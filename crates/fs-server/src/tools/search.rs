@@ -153,7 +153,7 @@ pub struct SearchOut {
 impl FsServer {
     /// Find files or directories by name glob (.gitignore-aware, sorted, paged). Better than
     /// listing directories recursively.
-    #[tool(name = "find_files")]
+    #[tool(name = "find_files", output_schema = bastion_server_kit::output_schema_of(Self::find_files))]
     async fn find_files(&self, Parameters(a): Parameters<FindArgs>) -> Result<Json<FindOut>, Failure> {
         let this = self.clone();
         Ok(Json(blocking(move || this.find_impl(a)).await?))
@@ -161,7 +161,7 @@ impl FsServer {
 
     /// Search file contents for a regex or literal (ripgrep engine: .gitignore-aware, glob filters,
     /// context lines, paged). Binary files are skipped.
-    #[tool(name = "search_text")]
+    #[tool(name = "search_text", output_schema = bastion_server_kit::output_schema_of(Self::search_text))]
     async fn search_text(&self, Parameters(a): Parameters<SearchArgs>) -> Result<Json<SearchOut>, Failure> {
         let this = self.clone();
         let out = blocking(move || this.search_impl(a)).await?;

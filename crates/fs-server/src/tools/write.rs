@@ -218,27 +218,27 @@ impl FsServer {
     /// Create a new file, or overwrite one, with the complete content, atomically; keeps
     /// permissions and CRLF. expected_sha256 (from read_file) guards against lost updates; small
     /// changes go better with edit_file.
-    #[tool(name = "write_file")]
+    #[tool(name = "write_file", output_schema = bastion_server_kit::output_schema_of(Self::write_file))]
     async fn write_file(&self, Parameters(a): Parameters<WriteArgs>) -> Result<Json<WriteOut>, Failure> {
         Ok(Json(self.write_impl(a)?))
     }
 
     /// Replace exact text in an existing file: old_text must match expected_replacements times
     /// (default 1). dry_run returns the diff; a miss shows the closest region.
-    #[tool(name = "edit_file")]
+    #[tool(name = "edit_file", output_schema = bastion_server_kit::output_schema_of(Self::edit_file))]
     async fn edit_file(&self, Parameters(a): Parameters<EditArgs>) -> Result<Json<EditOut>, Failure> {
         Ok(Json(self.edit_impl(a)?))
     }
 
     /// Apply a unified diff to one or more files, all or nothing. /dev/null creates files; deleting
     /// needs the destructive tier. dry_run checks first.
-    #[tool(name = "apply_patch")]
+    #[tool(name = "apply_patch", output_schema = bastion_server_kit::output_schema_of(Self::apply_patch))]
     async fn apply_patch(&self, Parameters(a): Parameters<PatchArgs>) -> Result<Json<PatchOut>, Failure> {
         Ok(Json(self.patch_impl(a)?))
     }
 
     /// Make a new directory with any missing parents (like mkdir -p); fine if it exists.
-    #[tool(name = "create_directory")]
+    #[tool(name = "create_directory", output_schema = bastion_server_kit::output_schema_of(Self::create_directory))]
     async fn create_directory(&self, Parameters(a): Parameters<MkdirArgs>) -> Result<Json<MkdirOut>, Failure> {
         let policy = self.policy();
         let roots = policy.roots();
@@ -252,7 +252,7 @@ impl FsServer {
 
     /// Rename or move a file or directory within a root. An existing destination is replaced only
     /// with overwrite=true (never a directory).
-    #[tool(name = "move_path")]
+    #[tool(name = "move_path", output_schema = bastion_server_kit::output_schema_of(Self::move_path))]
     async fn move_path(&self, Parameters(a): Parameters<MoveArgs>) -> Result<Json<MoveOut>, Failure> {
         let policy = self.policy();
         let roots = policy.roots();
@@ -288,7 +288,7 @@ impl FsServer {
 
     /// Delete a file, symlink or directory (recursive=true when not empty); symlinks are removed,
     /// not followed. Deny-listed paths, and directories holding them, are refused.
-    #[tool(name = "delete_path")]
+    #[tool(name = "delete_path", output_schema = bastion_server_kit::output_schema_of(Self::delete_path))]
     async fn delete_path(&self, Parameters(a): Parameters<DeleteArgs>) -> Result<Json<DeleteOut>, Failure> {
         let policy = self.policy();
         let roots = policy.roots();
