@@ -81,6 +81,9 @@ pub struct ApprovalSettings {
 }
 
 /// How clients reach the hub.
+// Built once at start and read by reference: its size costs nothing, and boxing the HTTP
+// settings would only add indirection at every use.
+#[allow(clippy::large_enum_variant)]
 pub enum Transport {
     /// MCP on stdin/stdout; the parent process is trusted with every tool.
     Stdio,
