@@ -2,7 +2,9 @@
 //! [`Authenticator::authenticate`] answers with a [`Principal`] or the [`Challenge`] of a 401;
 //! the hub knows nothing else about tokens.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::challenge::{self, Challenge, Refusal};
 use crate::principal::Principal;
@@ -23,12 +25,47 @@ enum Mode {
     OAuth(OAuth),
 }
 
+/// How long a static token verified against a shared (PostgreSQL) store is taken on trust:
+/// well inside the second in which a revocation made anywhere must hold on every hub. Each hub
+/// then asks the database about a busy token twice a second, not on every request (a round trip
+/// per request, under the store's one lock, was a hub's whole throughput on PostgreSQL).
+pub const VERIFIED_FOR: Duration = Duration::from_millis(500);
+
+/// Most tokens kept verified at once; past it the cache starts again empty.
+const VERIFIED_MAX: usize = 4096;
+
+/// Static tokens recently verified against a shared store, by their secret.
+#[derive(Default)]
+struct Verified(Mutex<HashMap<String, (Principal, Instant)>>);
+
+impl Verified {
+    fn get(&self, token: &str) -> Option<Principal> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(token).filter(|(_, at)| at.elapsed() < VERIFIED_FOR).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, token: &str, principal: &Principal) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VERIFIED_MAX {
+            map.clear();
+        }
+        map.insert(token.to_owned(), (principal.clone(), Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// Authenticates requests. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
     mode: Mode,
     store: Option<SharedStore>,
     clock: Clock,
+    /// With a shared store only: a local store is asked every time (a local lookup is cheap,
+    /// and a command on this machine expects its change at the next request).
+    verified: Option<Arc<Verified>>,
 }
 
 fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Box<dyn Store>> {
@@ -44,12 +81,13 @@ pub fn bearer(authorization: &str) -> Option<&str> {
 impl Authenticator {
     /// No authentication: every request is `anonymous` with every scope.
     pub fn open() -> Authenticator {
-        Authenticator { mode: Mode::Open, store: None, clock: Arc::new(now) }
+        Authenticator { mode: Mode::Open, store: None, clock: Arc::new(now), verified: None }
     }
 
     /// Static bearer tokens from `store`.
     pub fn tokens(store: Box<dyn Store>) -> Authenticator {
-        Authenticator { mode: Mode::Tokens, store: Some(Arc::new(Mutex::new(store))), clock: Arc::new(now) }
+        let verified = store.is_shared().then(Arc::default);
+        Authenticator { mode: Mode::Tokens, store: Some(Arc::new(Mutex::new(store))), clock: Arc::new(now), verified }
     }
 
     /// The same, with a given clock (tests: elevations lapse, tokens expire).
@@ -82,8 +120,25 @@ impl Authenticator {
     }
 
     /// Runs `f` on the token store (listing, creating the first token); `None` in open mode.
+    /// What `f` changes holds from the next request: the verified tokens are forgotten.
     pub fn with_store<T>(&self, f: impl FnOnce(&mut dyn Store) -> T) -> Option<T> {
-        self.store.as_ref().map(|s| f(&mut **lock(s)))
+        let r = self.store.as_ref().map(|s| f(&mut **lock(s)));
+        if let Some(v) = &self.verified {
+            v.clear();
+        }
+        r
+    }
+
+    /// A static token's principal: from the verified tokens while fresh, else from the store.
+    fn static_token(&self, store: &SharedStore, token: &str) -> Result<Principal, Refusal> {
+        if let Some(p) = self.verified.as_ref().and_then(|v| v.get(token)) {
+            return Ok(p);
+        }
+        let result = lock(store).authenticate_token(token, (self.clock)());
+        if let (Ok(p), Some(v)) = (&result, &self.verified) {
+            v.put(token, p);
+        }
+        result
     }
 
     /// The principal behind an `Authorization` header value (`None`: no header, or not text),
@@ -111,7 +166,7 @@ impl Authenticator {
                 oauth.verify(token).await.map(Access::into_principal)
             }
             Mode::OAuth(_) if !token.starts_with(TOKEN_PREFIX) => Err(Refusal::Unknown),
-            _ => lock(store).authenticate_token(token, (self.clock)()),
+            _ => self.static_token(store, token),
         };
         result.map_err(|r| self.challenge_at(endpoint, Some(r)))
     }

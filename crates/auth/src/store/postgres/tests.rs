@@ -4,6 +4,7 @@
 //! location that never shows a password.
 
 use super::*;
+use crate::now;
 use crate::store::suite::{self, RES};
 
 /// Handles on one fresh database.
@@ -257,4 +258,38 @@ fn the_feed_reconnects_and_reports_everything_changed() {
     assert_eq!(wait(10), Change::All, "reconnected");
     store.set_switch(Switch::Observe(true), 1).unwrap();
     assert_eq!(wait(1), Change::Switches);
+}
+
+/// On a shared store a hub takes a verified static token on trust for at most
+/// [`crate::authenticator::VERIFIED_FOR`]: a revocation by another process holds within it, and
+/// one made through the hub's own store at the next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn verified_tokens_honour_revocations_within_the_bound() {
+    let Some(url) = testdb::fresh_database() else { return };
+    let auth = crate::Authenticator::tokens(Box::new(PostgresStore::connect(&url).unwrap()));
+    let mut other = PostgresStore::connect(&url).unwrap();
+    let (_, a) = other.create_token("a", &scope::parse_list("fs:read").unwrap(), None, now()).unwrap();
+    let (_, b) = other.create_token("b", &scope::parse_list("fs:read").unwrap(), None, now()).unwrap();
+    let header = |t: &str| format!("Bearer {t}");
+    assert_eq!(auth.authenticate(Some(&header(&a))).await.unwrap().name, "a");
+    assert_eq!(auth.authenticate(Some(&header(&b))).await.unwrap().name, "b");
+    // Revoked by another process (another replica, `bastion token revoke --config`).
+    other.revoke_tokens("a", now()).unwrap();
+    let revoked = std::time::Instant::now();
+    loop {
+        match auth.authenticate(Some(&header(&a))).await {
+            Err(c) => {
+                assert_eq!(c.refusal, Some(Refusal::Revoked));
+                break;
+            }
+            Ok(_) => {
+                assert!(revoked.elapsed() < crate::authenticator::VERIFIED_FOR + std::time::Duration::from_millis(200))
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Revoked through the hub's own store: refused at once.
+    assert_eq!(auth.authenticate(Some(&header(&b))).await.unwrap().name, "b");
+    auth.with_store(|s| s.revoke_tokens("b", now())).unwrap().unwrap();
+    assert_eq!(auth.authenticate(Some(&header(&b))).await.unwrap_err().refusal, Some(Refusal::Revoked));
 }
