@@ -866,8 +866,9 @@ impl Store for PostgresStore {
              FROM bearer_tokens t WHERE t.hash = $1",
             elevations_of("'token:' || t.id", "$2")
         );
-        // One lookup on the hash's unique index per request; nothing cached, so a revocation
-        // written by another replica or process is seen by the next request.
+        // One lookup on the hash's unique index; the store caches nothing (the hub's
+        // authenticator takes a verified token on trust for half a second, `VERIFIED_FOR`), so a
+        // revocation written by another replica or process is seen by the next lookup.
         let row = self.read(|c| c.query_opt(&query, &[&hash, &i(now)])).map_err(|e| {
             // An unreachable store refuses everything rather than keeping stale grants; the hub
             // says so (503), since the token itself was not judged.
