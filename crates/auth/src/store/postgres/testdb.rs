@@ -67,15 +67,27 @@ fn start() -> Option<Cluster> {
             c
         });
     }
+    let opts = format!("-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off", base.display());
+    let watcher = init_and_start(owner, &bin, &base, &data, &opts);
+    Some(Cluster { socket: base, owner, bin, _watcher: watcher })
+}
+
+/// `initdb` in `data`, the server started with `opts`, and a watcher: the cluster outlives no
+/// test binary, the watcher stops it and removes `base` when this process is gone, however it
+/// ended.
+fn init_and_start(
+    owner: Option<&'static str>,
+    bin: &std::path::Path,
+    base: &std::path::Path,
+    data: &std::path::Path,
+    opts: &str,
+) -> std::process::Child {
     let mut c = command(owner, &bin.join("initdb"));
-    c.args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"]).arg(&data);
+    c.args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"]).arg(data);
     run(c);
     let mut c = command(owner, &bin.join("pg_ctl"));
-    let opts = format!("-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off", base.display());
-    c.args(["-w", "-s", "-D"]).arg(&data).args(["-l"]).arg(base.join("log")).args(["-o", &opts, "start"]);
+    c.args(["-w", "-s", "-D"]).arg(data).args(["-l"]).arg(base.join("log")).args(["-o", opts, "start"]);
     run(c);
-    // The cluster outlives no test binary: a watcher stops it and removes the directory when
-    // this process is gone, however it ended.
     let stop = format!(
         "while [ -e /proc/{pid} ]; do sleep 1; done; {as_owner}{ctl} -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{base}'",
         pid = std::process::id(),
@@ -86,8 +98,7 @@ fn start() -> Option<Cluster> {
     );
     let mut w = Command::new("/bin/sh");
     w.args(["-c", &stop]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    let watcher = w.spawn().expect("watcher");
-    Some(Cluster { socket: base, owner, bin, _watcher: watcher })
+    w.spawn().expect("watcher")
 }
 
 /// The URL of a new, empty database on the tests' cluster; `None` (the test skips) when
@@ -158,29 +169,13 @@ pub(crate) fn tls_cluster() -> Option<(u16, PathBuf)> {
         let mut c = Command::new("chmod");
         c.arg("0600").arg(base.join("server.key"));
         run(c);
-        let mut c = command(owner, &bin.join("initdb"));
-        c.args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"]).arg(&data);
-        run(c);
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
         let opts = format!(
             "-c listen_addresses='127.0.0.1' -c port={port} -c unix_socket_directories='{b}' -c fsync=off -c ssl=on \
              -c ssl_cert_file='{b}/server.crt' -c ssl_key_file='{b}/server.key'",
             b = base.display()
         );
-        let mut c = command(owner, &bin.join("pg_ctl"));
-        c.args(["-w", "-s", "-D"]).arg(&data).args(["-l"]).arg(base.join("log")).args(["-o", &opts, "start"]);
-        run(c);
-        let stop = format!(
-            "while [ -e /proc/{pid} ]; do sleep 1; done; {as_owner}{ctl} -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{base}'",
-            pid = std::process::id(),
-            as_owner = owner.map(|u| format!("runuser -u {u} -- ")).unwrap_or_default(),
-            ctl = bin.join("pg_ctl").display(),
-            data = data.display(),
-            base = base.display()
-        );
-        let mut w = Command::new("/bin/sh");
-        w.args(["-c", &stop]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let watcher = w.spawn().expect("watcher");
+        let watcher = init_and_start(owner, &bin, &base, &data, &opts);
         let cert = base.join("ca.crt");
         let cluster = Cluster { socket: base, owner, bin, _watcher: watcher };
         let mut c = command(cluster.owner, &cluster.bin.join("createdb"));
