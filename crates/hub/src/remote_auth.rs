@@ -377,6 +377,22 @@ impl AuthedClient {
     async fn token(&self) -> Result<String, StreamableHttpError<reqwest::Error>> {
         self.source.token().await.map_err(|e| StreamableHttpError::UnexpectedServerResponse(e.into()))
     }
+
+    /// Sends with the current token; on a 401 (the host revoked or forgot it), once more with a
+    /// new one.
+    async fn with_token<T, Fut>(&self, uri: &str, send: impl Fn(String) -> Fut) -> HttpResult<T>
+    where
+        Fut: std::future::Future<Output = HttpResult<T>>,
+    {
+        let token = self.token().await?;
+        let first = send(token.clone()).await;
+        if !unauthorized(&first) {
+            return first;
+        }
+        tracing::info!(uri = %uri, "remote refused the machine token; asking for a new one");
+        self.source.invalidate(&token).await;
+        send(self.token().await?).await
+    }
 }
 
 type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
@@ -412,34 +428,17 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<StreamableHttpPostResponse> {
-        let token = self.token().await?;
-        let first = self
-            .inner
-            .post_message_with_max_sse_event_size(
+        self.with_token(&uri.clone(), |token| {
+            self.inner.post_message_with_max_sse_event_size(
                 uri.clone(),
                 message.clone(),
                 session_id.clone(),
-                Some(token.clone()),
+                Some(token),
                 custom_headers.clone(),
                 max_sse_event_size,
             )
-            .await;
-        if !unauthorized(&first) {
-            return first;
-        }
-        tracing::info!(uri = %uri, "remote refused the machine token; asking for a new one");
-        self.source.invalidate(&token).await;
-        let token = self.token().await?;
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                Some(token),
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
+        })
+        .await
     }
 
     async fn delete_session(
@@ -473,33 +472,17 @@ impl StreamableHttpClient for AuthedClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        let token = self.token().await?;
-        let first = self
-            .inner
-            .get_stream_with_max_sse_event_size(
+        self.with_token(&uri.clone(), |token| {
+            self.inner.get_stream_with_max_sse_event_size(
                 uri.clone(),
                 session_id.clone(),
                 last_event_id.clone(),
-                Some(token.clone()),
+                Some(token),
                 custom_headers.clone(),
                 max_sse_event_size,
             )
-            .await;
-        if !unauthorized(&first) {
-            return first;
-        }
-        self.source.invalidate(&token).await;
-        let token = self.token().await?;
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                Some(token),
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
+        })
+        .await
     }
 }
 
